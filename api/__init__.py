@@ -1,0 +1,1 @@
+"""HTTP: the FastAPI app factory, routers, auth dependencies and (later) Twilio webhooks."""

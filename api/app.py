@@ -1,0 +1,39 @@
+"""The FastAPI app factory: `uvicorn --factory api.app:create_app`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.middleware import BodySizeLimit
+from api.routes import auth, health, residents, sites, users
+from welfare.db import head_revision, make_engine, make_sessionmaker
+from welfare.settings import Settings, get_settings
+
+# Everything but photos is small JSON; photos have their own, lower, limit in the service.
+BODY_LIMIT_SLACK = 256 * 1024
+
+
+def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastAPI:
+    settings = settings or get_settings()
+    if not demo:
+        settings.ensure_safe_for_serving()
+    engine = make_engine(settings.database_url)
+
+    app = FastAPI(
+        title="welfare",
+        version="0.1.0",
+        summary="Resident welfare registry and found-resident response",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.head_revision = head_revision(settings.database_url)
+
+    install_error_handlers(app)
+    for module in (health, auth, users, sites, residents):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_photo_bytes + BODY_LIMIT_SLACK)
+    return app

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from api.deps import (
+    SESSION_COOKIE,
+    ActorDep,
+    SessionDep,
+    SettingsDep,
+    client_addr,
+    csrf_token_for,
+)
+from welfare.users import service as users
+from welfare.users.models import PasswordChange, ProfileUpdate, TokenResponse, UserPublic
+
+router = APIRouter(prefix="/api/v1", tags=["auth"])
+
+
+@router.post("/auth/token", response_model=TokenResponse)
+def sign_in(
+    request: Request,
+    response: Response,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> TokenResponse:
+    """OAuth2 password flow. Also sets the same session as an HttpOnly cookie for the pages."""
+    token, auth_session, _user = users.authenticate(
+        session=session,
+        settings=settings,
+        username=form.username,
+        password=form.password,
+        client_addr=client_addr(request),
+        user_agent=request.headers.get("user-agent"),
+    )
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        max_age=settings.session_ttl_hours * 3600,
+        path="/",
+    )
+    response.headers["X-CSRF-Token"] = csrf_token_for(settings, token)
+    response.headers["Cache-Control"] = "no-store"
+    return TokenResponse(access_token=token, expires_at=auth_session.expires_at)
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+def sign_out(response: Response, session: SessionDep, actor: ActorDep) -> Response:
+    users.sign_out(session=session, actor=actor)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.status_code = status.HTTP_204_NO_CONTENT
+    return response
+
+
+@router.post("/auth/logout-everywhere", status_code=status.HTTP_204_NO_CONTENT)
+def sign_out_everywhere(response: Response, session: SessionDep, actor: ActorDep) -> Response:
+    users.sign_out_everywhere(session=session, actor=actor)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.status_code = status.HTTP_204_NO_CONTENT
+    return response
+
+
+@router.get("/me", response_model=UserPublic)
+def read_me(session: SessionDep, actor: ActorDep) -> UserPublic:
+    return users.to_public(session, users.current_user(session=session, actor=actor))
+
+
+@router.patch("/me", response_model=UserPublic)
+def update_me(data: ProfileUpdate, session: SessionDep, actor: ActorDep) -> UserPublic:
+    return users.to_public(session, users.update_profile(session=session, actor=actor, data=data))
+
+
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT)
+def change_password(data: PasswordChange, session: SessionDep, actor: ActorDep) -> None:
+    """Changes the password and signs out every other session of this user."""
+    users.change_password(session=session, actor=actor, data=data)

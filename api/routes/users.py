@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel
+
+from api.deps import ActorDep, PageDep, SessionDep
+from api.schemas import ListResponse
+from welfare.users import service as users
+from welfare.users.models import UserCreate, UserPublic, UserUpdate
+
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+
+class RevokedSessions(BaseModel):
+    revoked: int
+
+
+@router.get("", response_model=ListResponse[UserPublic])
+def list_users(
+    session: SessionDep, actor: ActorDep, page: PageDep, site_id: uuid.UUID | None = None
+) -> ListResponse[UserPublic]:
+    rows, total = users.list_users(
+        session=session, actor=actor, limit=page.limit, offset=page.offset, site_id=site_id
+    )
+    return ListResponse(
+        items=[users.to_public(session, u) for u in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.post("", response_model=UserPublic, status_code=status.HTTP_201_CREATED)
+def create_user(data: UserCreate, session: SessionDep, actor: ActorDep) -> UserPublic:
+    return users.to_public(session, users.create_user(session=session, actor=actor, data=data))
+
+
+@router.get("/{user_id}", response_model=UserPublic)
+def read_user(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> UserPublic:
+    return users.to_public(session, users.get_user(session=session, actor=actor, user_id=user_id))
+
+
+@router.patch("/{user_id}", response_model=UserPublic)
+def update_user(
+    user_id: uuid.UUID, data: UserUpdate, session: SessionDep, actor: ActorDep
+) -> UserPublic:
+    """A new password, a role or site change, or deactivation signs the user out everywhere."""
+    user = users.update_user(session=session, actor=actor, user_id=user_id, data=data)
+    return users.to_public(session, user)
+
+
+@router.post("/{user_id}/revoke-sessions", response_model=RevokedSessions)
+def revoke_sessions(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> RevokedSessions:
+    count = users.admin_revoke_sessions(session=session, actor=actor, user_id=user_id)
+    return RevokedSessions(revoked=count)

@@ -1,0 +1,1 @@
+"""welfare: the domain. Imports neither FastAPI, Twilio, `api` nor `notifications`."""

@@ -1,0 +1,153 @@
+"""The access audit: append-only, every entry chained to the previous one by SHA-256."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, text
+from sqlmodel import Session, col, select
+
+from welfare.audit.models import AuditEntry
+from welfare.authz import Actor, Permission, visible_site_ids
+from welfare.db import utcnow
+
+GENESIS_HASH = "0" * 64
+# Serialises appenders on PostgreSQL; SQLite's BEGIN IMMEDIATE already does.
+_AUDIT_LOCK_KEY = 0x77E1FA4E
+
+
+def _entry_digest(prev_hash: str, entry: AuditEntry) -> str:
+    payload = {
+        "at": entry.at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+        "actor_id": str(entry.actor_id) if entry.actor_id else None,
+        "actor_role": entry.actor_role,
+        "action": entry.action,
+        "entity": entry.entity,
+        "entity_id": entry.entity_id,
+        "resident_id": str(entry.resident_id) if entry.resident_id else None,
+        "site_id": str(entry.site_id) if entry.site_id else None,
+        "purpose": entry.purpose,
+        "client_addr": entry.client_addr,
+        "detail": entry.detail,
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+def record(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    entity: str,
+    entity_id: uuid.UUID | str | None = None,
+    resident_id: uuid.UUID | None = None,
+    site_id: uuid.UUID | None = None,
+    purpose: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append one entry in the caller's transaction: it commits or rolls back with the change."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_AUDIT_LOCK_KEY))
+    last = session.exec(
+        select(AuditEntry.hash).order_by(col(AuditEntry.id).desc()).limit(1)
+    ).first()
+    prev_hash = last or GENESIS_HASH
+    entry = AuditEntry(
+        at=utcnow(),
+        actor_id=actor.user_id,
+        actor_role=actor.role.value if actor.user_id else "system",
+        action=action,
+        entity=entity,
+        entity_id=str(entity_id) if entity_id is not None else None,
+        resident_id=resident_id,
+        site_id=site_id,
+        purpose=purpose,
+        client_addr=actor.client_addr,
+        detail=detail or {},
+        prev_hash=prev_hash,
+        hash="",
+    )
+    entry.hash = _entry_digest(prev_hash, entry)
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    checked: int
+    first_broken_id: int | None
+    reason: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_broken_id is None
+
+
+def verify_chain(session: Session, batch: int = 5000) -> ChainReport:
+    """Walk the whole chain in id order and name the first entry that does not fit."""
+    prev_hash = GENESIS_HASH
+    checked = 0
+    after = 0
+    while True:
+        rows = session.exec(
+            select(AuditEntry)
+            .where(col(AuditEntry.id) > after)
+            .order_by(col(AuditEntry.id))
+            .limit(batch)
+        ).all()
+        if not rows:
+            return ChainReport(checked, None, None)
+        for entry in rows:
+            if entry.prev_hash != prev_hash:
+                return ChainReport(checked, entry.id, "prev_hash does not match the entry before")
+            if _entry_digest(prev_hash, entry) != entry.hash:
+                return ChainReport(checked, entry.id, "contents do not match the stored hash")
+            prev_hash = entry.hash
+            checked += 1
+            after = entry.id or after
+        session.expunge_all()
+
+
+def list_entries(
+    session: Session,
+    *,
+    actor: Actor,
+    resident_id: uuid.UUID | None = None,
+    user_id: uuid.UUID | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[AuditEntry], int]:
+    sites = visible_site_ids(actor, Permission.audit_read)
+    query = select(AuditEntry)
+    if sites is not None:
+        query = query.where(col(AuditEntry.site_id).in_(sites))
+    if resident_id:
+        query = query.where(AuditEntry.resident_id == resident_id)
+    if user_id:
+        query = query.where(AuditEntry.actor_id == user_id)
+    if since:
+        query = query.where(col(AuditEntry.at) >= since)
+    if until:
+        query = query.where(col(AuditEntry.at) < until)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(col(AuditEntry.id).desc()).offset(offset).limit(limit)).all()
+    record(
+        session,
+        actor=actor,
+        action="audit.read",
+        entity="audit",
+        detail={
+            "resident_id": str(resident_id) if resident_id else None,
+            "user_id": str(user_id) if user_id else None,
+        },
+    )
+    return list(rows), total

@@ -1,0 +1,177 @@
+"""The `welfare` command: demo, serve, worker-less admin tasks. An entry point: it wires `api`."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+import time
+import uuid
+
+import click
+from sqlmodel import Session, select
+
+from welfare.authz import Actor, Role
+from welfare.db import make_engine, make_sessionmaker, session_scope, upgrade_database
+from welfare.errors import DomainError
+from welfare.settings import Settings, UnsafeSettingsError, get_settings
+from welfare.sites.models import Site
+from welfare.users import service as users
+from welfare.users.models import UserCreate
+
+
+def _sessions(settings: Settings):
+    return make_sessionmaker(make_engine(settings.database_url))
+
+
+@click.group()
+def main() -> None:
+    """welfare: resident welfare registry and found-resident response."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    settings = get_settings()
+    upgrade_database(settings.database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+def _serve(settings: Settings, host: str, port: int, *, demo: bool) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    try:
+        app = create_app(settings, demo=demo)
+    except UnsafeSettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        log_level="info",
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def demo(host: str, port: int) -> None:
+    """Create or reuse a SQLite demo database, seed the demo site and serve it."""
+    from welfare.demo import DEMO_USERS, seed_demo
+
+    settings = get_settings()
+    upgrade_database(settings.database_url)
+    with session_scope(_sessions(settings)) as session:
+        site, created = seed_demo(session)
+    click.echo("")
+    click.echo(f"  welfare demo: {'created' if created else 'reusing'} {site.name}")
+    click.echo(f"  database:     {settings.database_url}")
+    click.echo(f"  notifications: {settings.channel_name} channel")
+    click.echo(f"  open:         http://{host}:{port}/docs")
+    click.echo("  demo users (username / password / role):")
+    for user in DEMO_USERS:
+        click.echo(f"    {user.username:<8} {user.password:<20} {user.role.value}")
+    click.echo("")
+    _serve(settings, host, port, demo=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Serve the API (migrations must be applied: `welfare db upgrade`)."""
+    _serve(get_settings(), host, port, demo=False)
+
+
+@main.group()
+def user() -> None:
+    """User accounts."""
+
+
+def _find_site(session: Session, ref: str) -> Site:
+    try:
+        found = session.get(Site, uuid.UUID(ref))
+    except ValueError:
+        found = session.exec(select(Site).where(Site.name == ref)).first()
+    if found is None:
+        raise click.ClickException(f"no site {ref!r} (give its name or id)")
+    return found
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--site", "site_refs", multiple=True, help="site name or id; repeatable")
+@click.option("--display-name", default=None)
+def user_add(name: str, role: str, site_refs: tuple[str, ...], display_name: str | None) -> None:
+    """Add a user. The password is read from stdin when it is not a terminal, else prompted."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise click.ClickException("the passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    settings = get_settings()
+    try:
+        with session_scope(_sessions(settings)) as session:
+            site_ids = [_find_site(session, ref).id for ref in site_refs]
+            data = UserCreate(
+                username=name,
+                display_name=display_name or name,
+                role=Role(role),
+                password=password,
+                site_ids=site_ids,
+            )
+            created = users.create_user(session=session, actor=Actor.system(), data=data)
+            click.echo(f"added {created.username} ({created.role.value}) id {created.id}")
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from exc
+    except ValueError as exc:  # pydantic validation
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.option("--residents", "count", required=True, type=click.IntRange(1, 5_000_000))
+def seed(count: int) -> None:
+    """Bulk-seed COUNT residents into a benchmark site (fast; for benchmarks)."""
+    from welfare.seed import seed_residents
+
+    settings = get_settings()
+    started = time.perf_counter()
+    with session_scope(_sessions(settings)) as session:
+        site = seed_residents(session, count)
+    click.echo(
+        f"seeded {count} residents into {site.name!r} in {time.perf_counter() - started:.1f} s"
+    )
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident access audit."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain; name the first broken entry and exit 1 if there is one."""
+    from welfare.audit.service import verify_chain
+
+    with session_scope(_sessions(get_settings())) as session:
+        report = verify_chain(session)
+    if report.ok:
+        click.echo(f"audit chain intact: {report.checked} entries")
+        return
+    click.echo(
+        f"audit chain BROKEN at entry {report.first_broken_id}: {report.reason} "
+        f"({report.checked} entries before it are intact)",
+        err=True,
+    )
+    sys.exit(1)

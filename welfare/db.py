@@ -1,0 +1,163 @@
+"""Engine, sessions, column types and migrations.
+
+SQLite runs in WAL mode with foreign keys and a busy timeout, and every transaction starts with
+BEGIN IMMEDIATE: a read-then-write transaction (the audit hash chain, the outbox) would otherwise
+fail with SQLITE_BUSY_SNAPSHOT when another writer commits in between, which the busy timeout
+does not cover. PostgreSQL is reached through psycopg 3.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Session
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC datetime on every database (SQLite keeps no offset by itself)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where an aware UTC one is required")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def normalise_url(url: str) -> str:
+    """Accept the usual `postgresql://` spelling and route it to psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            **kwargs,
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from pysqlite so BEGIN IMMEDIATE below is ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        # Deleted personal data must not linger in free pages.
+        cursor.execute("PRAGMA secure_delete=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, class_=Session, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    root = PROJECT_ROOT if (PROJECT_ROOT / "alembic").is_dir() else Path.cwd()
+    config = Config(str(root / "alembic.ini")) if (root / "alembic.ini").exists() else Config()
+    config.set_main_option("script_location", str(root / "alembic"))
+    config.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    return config
+
+
+def upgrade_database(url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+def head_revision(url: str) -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def on_commit(session: Session, callback: Any) -> None:
+    """Run `callback()` once the session's current transaction has committed (files, wake-ups)."""
+    session.info.setdefault("welfare_after_commit", []).append(callback)
+
+
+def on_rollback(session: Session, callback: Any) -> None:
+    """Run `callback()` if the current transaction rolls back (undo side effects on disk)."""
+    session.info.setdefault("welfare_after_rollback", []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    session.info.pop("welfare_after_rollback", None)
+    for callback in session.info.pop("welfare_after_commit", []):
+        callback()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _run_after_rollback(session: Session, previous_transaction: Any) -> None:
+    if previous_transaction.parent is not None:  # only the outermost transaction matters
+        return
+    session.info.pop("welfare_after_commit", None)
+    for callback in session.info.pop("welfare_after_rollback", []):
+        callback()

@@ -1,0 +1,23 @@
+"""Every table, imported in one place so Alembic and the tests see the whole schema."""
+
+from sqlmodel import SQLModel
+
+from welfare.audit.models import AuditEntry
+from welfare.residents.models import Contact, Resident
+from welfare.sites.models import Household, Site
+from welfare.users.models import AuthSession, LoginFailure, User, UserSite
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "AuditEntry",
+    "AuthSession",
+    "Contact",
+    "Household",
+    "LoginFailure",
+    "Resident",
+    "Site",
+    "User",
+    "UserSite",
+    "metadata",
+]

@@ -1,0 +1,100 @@
+"""Resident photos: checked, re-encoded (which drops EXIF and GPS) and stored under random names."""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from welfare.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+
+ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+MAX_PIXELS = 40_000_000  # refuse decompression bombs well before Pillow's own limit
+JPEG_QUALITY = 85
+
+
+@dataclass(frozen=True)
+class ProcessedPhoto:
+    photo: bytes
+    thumbnail: bytes
+    width: int
+    height: int
+
+
+def process_photo(data: bytes, *, max_bytes: int, max_side: int, thumb_side: int) -> ProcessedPhoto:
+    """Validate an upload by its content (not its name or declared type) and re-encode it."""
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"photo is larger than {max_bytes // 1024} KiB")
+    if not data:
+        raise InvalidInput("file", "the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                if probe.format not in ACCEPTED_FORMATS:
+                    raise UnsupportedMedia("photos must be JPEG, PNG or WebP")
+                if probe.width * probe.height > MAX_PIXELS:
+                    raise PayloadTooLarge("photo has too many pixels")
+                probe.verify()
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                image = image.convert("RGB")
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+        OSError,
+        SyntaxError,
+        ValueError,
+    ) as exc:
+        if isinstance(exc, UnidentifiedImageError):
+            raise UnsupportedMedia("photos must be JPEG, PNG or WebP") from exc
+        raise InvalidInput("file", "the image is damaged or cannot be read") from exc
+
+    image.thumbnail((max_side, max_side))
+    photo = _encode(image)
+    thumb = image.copy()
+    thumb.thumbnail((thumb_side, thumb_side))
+    return ProcessedPhoto(
+        photo=photo, thumbnail=_encode(thumb), width=image.width, height=image.height
+    )
+
+
+def _encode(image: Image.Image) -> bytes:
+    # A fresh encode writes no EXIF, GPS, ICC comments or other metadata blocks.
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    return out.getvalue()
+
+
+class PhotoStore:
+    """Files under `<media_dir>/photos` with random names that say nothing about the person."""
+
+    def __init__(self, media_dir: Path) -> None:
+        self.root = Path(media_dir) / "photos"
+
+    def save(self, data: bytes) -> str:
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = secrets.token_hex(16) + ".jpg"
+        tmp = self.root / (name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, self.root / name)
+        return name
+
+    def path(self, name: str) -> Path:
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise ValueError("bad photo file name")
+        return self.root / name
+
+    def read(self, name: str) -> bytes:
+        return self.path(name).read_bytes()
+
+    def delete(self, name: str | None) -> None:
+        if name:
+            self.path(name).unlink(missing_ok=True)

@@ -1,0 +1,519 @@
+"""Residents, their emergency contacts and photos."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import String, func, or_
+from sqlmodel import Session, col, select
+
+from welfare.audit.service import record as audit_record
+from welfare.authz import Actor, Permission, require_site, visible_site_ids
+from welfare.db import on_commit, on_rollback, utcnow
+from welfare.errors import Conflict, InvalidInput, NotFound
+from welfare.pagination import paginate
+from welfare.phones import line_type, normalise_phone
+from welfare.residents.models import (
+    ConsentState,
+    Contact,
+    ContactCreate,
+    ContactUpdate,
+    Resident,
+    ResidentCreate,
+    ResidentUpdate,
+)
+from welfare.residents.photos import PhotoStore, process_photo
+from welfare.settings import Settings
+from welfare.sites.models import Household, Site
+
+# Fields whose reading is audited: anything beyond the name card.
+SENSITIVE_FIELDS = (
+    "care_needs",
+    "medical_notes",
+    "approach",
+    "routines",
+    "places",
+    "wandering_history",
+    "distinguishing_marks",
+)
+
+
+def consent_state(resident: Resident) -> ConsentState:
+    if resident.erased_at is not None:
+        return ConsentState.withdrawn
+    # Consent records arrive with the consent module; until one is recorded there is none.
+    return ConsentState.none
+
+
+def _household_in_site(session: Session, actor: Actor, household_id: uuid.UUID) -> Household:
+    household = session.get(Household, household_id)
+    if household is None or not actor.in_site(household.site_id):
+        raise InvalidInput("household_id", "unknown household")
+    return household
+
+
+def find_duplicate(
+    session: Session, household_id: uuid.UUID, full_name: str, except_id: uuid.UUID | None = None
+) -> Resident | None:
+    query = select(Resident).where(
+        Resident.household_id == household_id,
+        func.lower(col(Resident.full_name)) == full_name.strip().lower(),
+    )
+    for resident in session.exec(query).all():
+        if resident.id != except_id:
+            return resident
+    return None
+
+
+def create_resident(
+    *, session: Session, actor: Actor, data: ResidentCreate, allow_duplicate: bool = False
+) -> Resident:
+    household = _household_in_site(session, actor, data.household_id)
+    require_site(actor, Permission.registry_write, household.site_id, "household")
+    if not allow_duplicate:
+        duplicate = find_duplicate(session, household.id, data.full_name)
+        if duplicate:
+            raise Conflict(
+                "a resident with this name is already registered at this household; "
+                "pass allow_duplicate=true if this is a different person",
+                existing_id=str(duplicate.id),
+            )
+    values = data.model_dump(mode="json")
+    values.update(household_id=household.id, site_id=household.site_id)
+    if data.birth_date:
+        values["birth_date"] = data.birth_date
+    resident = Resident.model_validate(values)
+    resident.birth_date = data.birth_date
+    session.add(resident)
+    session.flush()
+    audit_record(
+        session,
+        actor=actor,
+        action="resident.create",
+        entity="resident",
+        entity_id=resident.id,
+        resident_id=resident.id,
+        site_id=resident.site_id,
+        detail={"fields": sorted(data.model_fields_set)},
+    )
+    return resident
+
+
+def _load(
+    session: Session, actor: Actor, resident_id: uuid.UUID, permission: Permission
+) -> Resident:
+    resident = session.get(Resident, resident_id)
+    if resident is None:
+        raise NotFound("resident")
+    require_site(actor, permission, resident.site_id, "resident")
+    return resident
+
+
+def get_resident(
+    *, session: Session, actor: Actor, resident_id: uuid.UUID, purpose: str | None = None
+) -> Resident:
+    """The full record (health data included), for staff. Every read is audited."""
+    resident = _load(session, actor, resident_id, Permission.registry_read)
+    audit_record(
+        session,
+        actor=actor,
+        action="resident.read",
+        entity="resident",
+        entity_id=resident.id,
+        resident_id=resident.id,
+        site_id=resident.site_id,
+        purpose=purpose,
+        detail={"fields": list(SENSITIVE_FIELDS)},
+    )
+    return resident
+
+
+def list_residents(
+    *,
+    session: Session,
+    actor: Actor,
+    limit: int,
+    offset: int,
+    q: str | None = None,
+    site_id: uuid.UUID | None = None,
+    household_id: uuid.UUID | None = None,
+) -> tuple[list[Resident], int]:
+    sites = visible_site_ids(actor, Permission.registry_read)
+    query = select(Resident).where(col(Resident.erased_at).is_(None))
+    if sites is not None:
+        query = query.where(col(Resident.site_id).in_(sites))
+    if site_id:
+        query = query.where(Resident.site_id == site_id)
+    if household_id:
+        query = query.where(Resident.household_id == household_id)
+    if q and q.strip():
+        like = f"%{q.strip()}%"
+        query = query.outerjoin(Household, col(Household.id) == Resident.household_id).where(
+            or_(
+                col(Resident.full_name).ilike(like),
+                col(Resident.preferred_name).ilike(like),
+                func.cast(col(Resident.aliases), String).ilike(like),
+                col(Household.unit).ilike(like),
+            )
+        )
+    rows, total = paginate(
+        session,
+        query,
+        limit=limit,
+        offset=offset,
+        order_by=[col(Resident.full_name), col(Resident.id)],
+    )
+    audit_record(
+        session,
+        actor=actor,
+        action="resident.list",
+        entity="resident",
+        site_id=site_id,
+        detail={"returned": [str(r.id) for r in rows], "searched": bool(q)},
+    )
+    return rows, total
+
+
+def update_resident(
+    *, session: Session, actor: Actor, resident_id: uuid.UUID, data: ResidentUpdate
+) -> Resident:
+    resident = _load(session, actor, resident_id, Permission.registry_write)
+    if resident.erased_at is not None:
+        raise Conflict("this record was erased after consent was withdrawn")
+    changes = data.model_dump(exclude_unset=True, mode="json")
+    if "household_id" in changes:
+        if data.household_id is None:
+            raise InvalidInput("household_id", "a resident must belong to a household")
+        household = _household_in_site(session, actor, data.household_id)
+        require_site(actor, Permission.registry_write, household.site_id, "household")
+        resident.household_id, resident.site_id = household.id, household.site_id
+    if "full_name" in changes and not data.full_name:
+        raise InvalidInput("full_name", "must not be empty")
+    for name, value in changes.items():
+        if name == "household_id":
+            continue
+        if name == "birth_date":
+            value = data.birth_date
+        if value is None and name in ("aliases", "languages", "places", "wandering_history"):
+            value = []
+        if value is None and name in ("sex", "risk_level"):
+            raise InvalidInput(name, "must not be null")
+        setattr(resident, name, value)
+    if (
+        resident.birth_year
+        and resident.birth_date
+        and resident.birth_date.year != resident.birth_year
+    ):
+        raise InvalidInput("birth_date", "birth_year and birth_date disagree")
+    if (
+        resident.full_name
+        and resident.household_id
+        and ("full_name" in changes or "household_id" in changes)
+    ):
+        duplicate = find_duplicate(session, resident.household_id, resident.full_name, resident.id)
+        if duplicate:
+            raise Conflict(
+                "another resident with this name is registered at this household",
+                existing_id=str(duplicate.id),
+            )
+    resident.updated_at = utcnow()
+    session.add(resident)
+    audit_record(
+        session,
+        actor=actor,
+        action="resident.update",
+        entity="resident",
+        entity_id=resident.id,
+        resident_id=resident.id,
+        site_id=resident.site_id,
+        detail={"fields": sorted(changes)},
+    )
+    return resident
+
+
+def unit_label(session: Session, resident: Resident) -> str | None:
+    if resident.household_id is None:
+        return None
+    household = session.get(Household, resident.household_id)
+    return household.unit_label if household else None
+
+
+# --- photos -------------------------------------------------------------------------------------
+
+
+def set_photo(
+    *, session: Session, actor: Actor, settings: Settings, resident_id: uuid.UUID, data: bytes
+) -> Resident:
+    resident = _load(session, actor, resident_id, Permission.registry_write)
+    if resident.erased_at is not None:
+        raise Conflict("this record was erased after consent was withdrawn")
+    processed = process_photo(
+        data,
+        max_bytes=settings.max_photo_bytes,
+        max_side=settings.photo_max_side,
+        thumb_side=settings.thumbnail_side,
+    )
+    store = PhotoStore(settings.media_dir)
+    old = (resident.photo_file, resident.thumbnail_file)
+    resident.photo_file = store.save(processed.photo)
+    resident.thumbnail_file = store.save(processed.thumbnail)
+    new = (resident.photo_file, resident.thumbnail_file)
+    # Files follow the transaction: the new ones go if it fails, the old ones once it commits.
+    on_rollback(session, lambda: [store.delete(name) for name in new])
+    on_commit(session, lambda: [store.delete(name) for name in old])
+    resident.photo_updated_at = resident.updated_at = utcnow()
+    session.add(resident)
+    audit_record(
+        session,
+        actor=actor,
+        action="resident.photo_set",
+        entity="resident",
+        entity_id=resident.id,
+        resident_id=resident.id,
+        site_id=resident.site_id,
+        detail={"width": processed.width, "height": processed.height},
+    )
+    return resident
+
+
+def read_photo(
+    *,
+    session: Session,
+    actor: Actor,
+    settings: Settings,
+    resident_id: uuid.UUID,
+    thumbnail: bool = False,
+    purpose: str | None = None,
+) -> bytes:
+    resident = _load(session, actor, resident_id, Permission.registry_read)
+    name = resident.thumbnail_file if thumbnail else resident.photo_file
+    if not name:
+        raise NotFound("photo")
+    try:
+        data = PhotoStore(settings.media_dir).read(name)
+    except FileNotFoundError as exc:
+        raise NotFound("photo") from exc
+    audit_record(
+        session,
+        actor=actor,
+        action="resident.photo_read",
+        entity="resident",
+        entity_id=resident.id,
+        resident_id=resident.id,
+        site_id=resident.site_id,
+        purpose=purpose,
+        detail={"thumbnail": thumbnail},
+    )
+    return data
+
+
+def delete_photo(
+    *, session: Session, actor: Actor, settings: Settings, resident_id: uuid.UUID
+) -> None:
+    resident = _load(session, actor, resident_id, Permission.registry_write)
+    if not resident.photo_file:
+        raise NotFound("photo")
+    store = PhotoStore(settings.media_dir)
+    old = (resident.photo_file, resident.thumbnail_file)
+    on_commit(session, lambda: [store.delete(name) for name in old])
+    resident.photo_file = resident.thumbnail_file = resident.photo_updated_at = None
+    resident.updated_at = utcnow()
+    session.add(resident)
+    audit_record(
+        session,
+        actor=actor,
+        action="resident.photo_delete",
+        entity="resident",
+        entity_id=resident.id,
+        resident_id=resident.id,
+        site_id=resident.site_id,
+    )
+
+
+# --- contacts -----------------------------------------------------------------------------------
+
+
+def _contacts(session: Session, resident_id: uuid.UUID) -> list[Contact]:
+    return list(
+        session.exec(
+            select(Contact)
+            .where(Contact.resident_id == resident_id)
+            .order_by(col(Contact.priority), col(Contact.created_at))
+        ).all()
+    )
+
+
+def _renumber(session: Session, ordered: list[Contact]) -> None:
+    for position, contact in enumerate(ordered, start=1):
+        if contact.priority != position:
+            contact.priority = position
+            session.add(contact)
+
+
+def _phones(session: Session, resident: Resident, values: dict[str, Any]) -> dict[str, Any]:
+    site = session.get(Site, resident.site_id)
+    assert site is not None
+    out: dict[str, Any] = {}
+    if "phone" in values:
+        if not values["phone"]:
+            raise InvalidInput("phone", "a contact needs a phone number")
+        out["phone"] = normalise_phone(values["phone"], site.phone_region, "phone")
+        out["phone_line_type"] = line_type(out["phone"]).value
+    if "secondary_phone" in values:
+        raw = values["secondary_phone"]
+        out["secondary_phone"] = (
+            normalise_phone(raw, site.phone_region, "secondary_phone") if raw else None
+        )
+    return out
+
+
+def list_contacts(*, session: Session, actor: Actor, resident_id: uuid.UUID) -> list[Contact]:
+    resident = _load(session, actor, resident_id, Permission.registry_read)
+    contacts = _contacts(session, resident.id)
+    audit_record(
+        session,
+        actor=actor,
+        action="contact.list",
+        entity="resident",
+        entity_id=resident.id,
+        resident_id=resident.id,
+        site_id=resident.site_id,
+        detail={"contacts": [str(c.id) for c in contacts]},
+    )
+    return contacts
+
+
+def create_contact(
+    *, session: Session, actor: Actor, resident_id: uuid.UUID, data: ContactCreate
+) -> Contact:
+    resident = _load(session, actor, resident_id, Permission.registry_write)
+    if resident.erased_at is not None:
+        raise Conflict("this record was erased after consent was withdrawn")
+    values = data.model_dump(mode="json", exclude={"priority"})
+    values.update(_phones(session, resident, values))
+    for name in ("quiet_hours_start", "quiet_hours_end"):
+        values[name] = getattr(data, name)
+    existing = _contacts(session, resident.id)
+    contact = Contact.model_validate(
+        {**values, "resident_id": resident.id, "priority": len(existing) + 1}
+    )
+    contact.quiet_hours_start, contact.quiet_hours_end = (
+        data.quiet_hours_start,
+        data.quiet_hours_end,
+    )
+    session.add(contact)
+    position = min(data.priority or len(existing) + 1, len(existing) + 1)
+    _renumber(session, [*existing[: position - 1], contact, *existing[position - 1 :]])
+    session.flush()
+    audit_record(
+        session,
+        actor=actor,
+        action="contact.create",
+        entity="contact",
+        entity_id=contact.id,
+        resident_id=resident.id,
+        site_id=resident.site_id,
+    )
+    return contact
+
+
+def _load_contact(
+    session: Session,
+    actor: Actor,
+    resident_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    permission: Permission,
+) -> tuple[Resident, Contact]:
+    resident = _load(session, actor, resident_id, permission)
+    contact = session.get(Contact, contact_id)
+    if contact is None or contact.resident_id != resident.id:
+        raise NotFound("contact")
+    return resident, contact
+
+
+def get_contact(
+    *, session: Session, actor: Actor, resident_id: uuid.UUID, contact_id: uuid.UUID
+) -> Contact:
+    resident, contact = _load_contact(
+        session, actor, resident_id, contact_id, Permission.registry_read
+    )
+    audit_record(
+        session,
+        actor=actor,
+        action="contact.read",
+        entity="contact",
+        entity_id=contact.id,
+        resident_id=resident.id,
+        site_id=resident.site_id,
+    )
+    return contact
+
+
+def update_contact(
+    *,
+    session: Session,
+    actor: Actor,
+    resident_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    data: ContactUpdate,
+) -> Contact:
+    resident, contact = _load_contact(
+        session, actor, resident_id, contact_id, Permission.registry_write
+    )
+    changes = data.model_dump(exclude_unset=True, mode="json")
+    changes.update(_phones(session, resident, changes))
+    for name in ("quiet_hours_start", "quiet_hours_end"):
+        if name in changes:
+            changes[name] = getattr(data, name)
+    start = changes.get("quiet_hours_start", contact.quiet_hours_start)
+    end = changes.get("quiet_hours_end", contact.quiet_hours_end)
+    if (start is None) != (end is None) or (start is not None and start == end):
+        raise InvalidInput("quiet_hours_start", "quiet hours need a distinct start and end")
+    for name, value in changes.items():
+        if name == "priority":
+            continue
+        if value is None and name not in (
+            "secondary_phone",
+            "quiet_hours_start",
+            "quiet_hours_end",
+        ):
+            raise InvalidInput(name, "must not be null")
+        setattr(contact, name, value)
+    contact.updated_at = utcnow()
+    session.add(contact)
+    if changes.get("priority"):
+        others = [c for c in _contacts(session, resident.id) if c.id != contact.id]
+        position = min(changes["priority"], len(others) + 1)
+        _renumber(session, [*others[: position - 1], contact, *others[position - 1 :]])
+    audit_record(
+        session,
+        actor=actor,
+        action="contact.update",
+        entity="contact",
+        entity_id=contact.id,
+        resident_id=resident.id,
+        site_id=resident.site_id,
+        detail={"fields": sorted(changes)},
+    )
+    return contact
+
+
+def delete_contact(
+    *, session: Session, actor: Actor, resident_id: uuid.UUID, contact_id: uuid.UUID
+) -> None:
+    resident, contact = _load_contact(
+        session, actor, resident_id, contact_id, Permission.registry_write
+    )
+    session.delete(contact)
+    session.flush()
+    _renumber(session, _contacts(session, resident.id))
+    audit_record(
+        session,
+        actor=actor,
+        action="contact.delete",
+        entity="contact",
+        entity_id=contact.id,
+        resident_id=resident.id,
+        site_id=resident.site_id,
+    )

@@ -1,0 +1,91 @@
+"""Settings from `WELFARE_*` environment variables (and an optional `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Shipped so the demo works out of the box; `ensure_safe_for_serving` refuses it elsewhere.
+DEFAULT_SECRET_KEY = "insecure-demo-secret-change-me"
+TWILIO_DEFAULT_API_BASE_URL = "https://api.twilio.com"
+
+
+class UnsafeSettingsError(RuntimeError):
+    """Raised when settings are acceptable for the demo but not for real service."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WELFARE_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./welfare.db"
+    secret_key: str = DEFAULT_SECRET_KEY
+    public_base_url: str = "http://127.0.0.1:8000"
+    media_dir: Path = Path("./media")
+
+    session_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
+    login_window_minutes: int = Field(default=15, ge=1)
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+
+    max_photo_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    photo_max_side: int = Field(default=1600, ge=64)
+    thumbnail_side: int = Field(default=256, ge=32)
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from_number: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_base_url: str = TWILIO_DEFAULT_API_BASE_URL
+
+    # None: decided by the database (on for SQLite, off otherwise).
+    run_worker_in_process: bool | None = None
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def twilio_configured(self) -> bool:
+        return bool(
+            self.twilio_account_sid
+            and self.twilio_auth_token
+            and (self.twilio_from_number or self.twilio_messaging_service_sid)
+        )
+
+    @property
+    def channel_name(self) -> str:
+        return "twilio" if self.twilio_configured else "console"
+
+    @property
+    def worker_in_process(self) -> bool:
+        if self.run_worker_in_process is None:
+            return self.is_sqlite
+        return self.run_worker_in_process
+
+    @property
+    def cookie_secure(self) -> bool:
+        return self.public_base_url.startswith("https://")
+
+    def ensure_safe_for_serving(self) -> None:
+        """Refuse to serve real users with settings only meant for the demo."""
+        if self.secret_key == DEFAULT_SECRET_KEY:
+            raise UnsafeSettingsError(
+                "WELFARE_SECRET_KEY is the built-in demo value; set it to a long random string "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))'). "
+                "Only `welfare demo` may run with the default."
+            )
+        if len(self.secret_key) < 32:
+            raise UnsafeSettingsError("WELFARE_SECRET_KEY must be at least 32 characters long.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,235 @@
+"""Sites (compounds) and households (building + unit)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlmodel import Session, col, select
+
+from welfare.audit.service import record as audit_record
+from welfare.authz import Actor, Permission, require, require_site, visible_site_ids
+from welfare.errors import Conflict, InvalidInput, NotFound
+from welfare.pagination import paginate
+from welfare.phones import normalise_phone, valid_region
+from welfare.residents.models import Resident
+from welfare.sites.models import (
+    Household,
+    HouseholdCreate,
+    HouseholdUpdate,
+    Site,
+    SiteCreate,
+    SiteUpdate,
+)
+
+
+def create_site(*, session: Session, actor: Actor, data: SiteCreate) -> Site:
+    require(actor, Permission.sites_manage)
+    region = valid_region(data.phone_region)
+    site = Site(
+        name=data.name.strip(),
+        timezone=data.timezone,
+        phone_region=region,
+        office_phone=normalise_phone(data.office_phone, region, "office_phone")
+        if data.office_phone
+        else None,
+        address=data.address,
+    )
+    session.add(site)
+    session.flush()
+    audit_record(
+        session,
+        actor=actor,
+        action="site.create",
+        entity="site",
+        entity_id=site.id,
+        site_id=site.id,
+    )
+    return site
+
+
+def get_site(*, session: Session, actor: Actor, site_id: uuid.UUID) -> Site:
+    site = session.get(Site, site_id)
+    if site is None or not (actor.can(Permission.sites_manage) or actor.in_site(site.id)):
+        raise NotFound("site")
+    return site
+
+
+def list_sites(
+    *, session: Session, actor: Actor, limit: int, offset: int
+) -> tuple[list[Site], int]:
+    query = select(Site)
+    if not actor.can(Permission.sites_manage):
+        query = query.where(col(Site.id).in_(actor.site_ids))
+    return paginate(session, query, limit=limit, offset=offset, order_by=[col(Site.name)])
+
+
+def update_site(*, session: Session, actor: Actor, site_id: uuid.UUID, data: SiteUpdate) -> Site:
+    require(actor, Permission.sites_manage)
+    site = get_site(session=session, actor=actor, site_id=site_id)
+    changes = data.model_dump(exclude_unset=True)
+    if changes.get("phone_region"):
+        site.phone_region = valid_region(changes["phone_region"])
+    for name in ("name", "timezone", "address"):
+        if name in changes and (changes[name] is not None or name == "address"):
+            setattr(site, name, changes[name])
+    if "office_phone" in changes:
+        raw = changes["office_phone"]
+        site.office_phone = normalise_phone(raw, site.phone_region, "office_phone") if raw else None
+    session.add(site)
+    audit_record(
+        session,
+        actor=actor,
+        action="site.update",
+        entity="site",
+        entity_id=site.id,
+        site_id=site.id,
+        detail={"fields": sorted(changes)},
+    )
+    return site
+
+
+# --- households ---------------------------------------------------------------------------------
+
+
+def _landline(raw: str | None, site: Site) -> str | None:
+    return normalise_phone(raw, site.phone_region, "landline") if raw and raw.strip() else None
+
+
+def _ensure_unit_free(
+    session: Session, site_id: uuid.UUID, building: str, unit: str, except_id: uuid.UUID | None
+) -> None:
+    existing = session.exec(
+        select(Household).where(
+            Household.site_id == site_id, Household.building == building, Household.unit == unit
+        )
+    ).first()
+    if existing and existing.id != except_id:
+        raise Conflict(
+            f"household {building}-{unit} already exists at this site", existing_id=str(existing.id)
+        )
+
+
+def create_household(*, session: Session, actor: Actor, data: HouseholdCreate) -> Household:
+    site = session.get(Site, data.site_id)
+    if site is None:
+        raise InvalidInput("site_id", "unknown site")
+    require_site(actor, Permission.registry_write, site.id, "site")
+    building, unit = data.building.strip(), data.unit.strip()
+    if not building or not unit:
+        raise InvalidInput("unit", "building and unit must not be blank")
+    _ensure_unit_free(session, site.id, building, unit, None)
+    household = Household(
+        site_id=site.id,
+        building=building,
+        unit=unit,
+        landline=_landline(data.landline, site),
+        notes=data.notes,
+    )
+    session.add(household)
+    session.flush()
+    audit_record(
+        session,
+        actor=actor,
+        action="household.create",
+        entity="household",
+        entity_id=household.id,
+        site_id=site.id,
+    )
+    return household
+
+
+def get_household(
+    *,
+    session: Session,
+    actor: Actor,
+    household_id: uuid.UUID,
+    permission: Permission = Permission.registry_read,
+) -> Household:
+    household = session.get(Household, household_id)
+    if household is None:
+        raise NotFound("household")
+    require_site(actor, permission, household.site_id, "household")
+    return household
+
+
+def list_households(
+    *,
+    session: Session,
+    actor: Actor,
+    limit: int,
+    offset: int,
+    site_id: uuid.UUID | None = None,
+    q: str | None = None,
+) -> tuple[list[Household], int]:
+    sites = visible_site_ids(actor, Permission.registry_read)
+    query = select(Household)
+    if sites is not None:
+        query = query.where(col(Household.site_id).in_(sites))
+    if site_id:
+        query = query.where(Household.site_id == site_id)
+    if q:
+        like = f"%{q.strip()}%"
+        query = query.where(col(Household.unit).ilike(like) | col(Household.building).ilike(like))
+    return paginate(
+        session,
+        query,
+        limit=limit,
+        offset=offset,
+        order_by=[col(Household.building), col(Household.unit)],
+    )
+
+
+def update_household(
+    *, session: Session, actor: Actor, household_id: uuid.UUID, data: HouseholdUpdate
+) -> Household:
+    household = get_household(
+        session=session,
+        actor=actor,
+        household_id=household_id,
+        permission=Permission.registry_write,
+    )
+    site = session.get(Site, household.site_id)
+    assert site is not None
+    changes = data.model_dump(exclude_unset=True)
+    building = (changes.get("building") or household.building).strip()
+    unit = (changes.get("unit") or household.unit).strip()
+    _ensure_unit_free(session, site.id, building, unit, household.id)
+    household.building, household.unit = building, unit
+    if "landline" in changes:
+        household.landline = _landline(changes["landline"], site)
+    if "notes" in changes:
+        household.notes = changes["notes"]
+    session.add(household)
+    audit_record(
+        session,
+        actor=actor,
+        action="household.update",
+        entity="household",
+        entity_id=household.id,
+        site_id=site.id,
+        detail={"fields": sorted(changes)},
+    )
+    return household
+
+
+def delete_household(*, session: Session, actor: Actor, household_id: uuid.UUID) -> None:
+    household = get_household(
+        session=session,
+        actor=actor,
+        household_id=household_id,
+        permission=Permission.registry_write,
+    )
+    occupied = session.exec(
+        select(Resident.id).where(Resident.household_id == household.id).limit(1)
+    ).first()
+    if occupied:
+        raise Conflict("the household still has registered residents; move them first")
+    session.delete(household)
+    audit_record(
+        session,
+        actor=actor,
+        action="household.delete",
+        entity="household",
+        entity_id=household.id,
+        site_id=household.site_id,
+    )

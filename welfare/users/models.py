@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+
+from pydantic import field_validator
+from sqlalchemy import Enum
+from sqlmodel import Field, SQLModel
+
+from welfare.authz import Role
+from welfare.db import UTCDateTime, utcnow
+
+USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
+PASSWORD_MIN = 10
+PASSWORD_MAX = 256
+UI_LANGUAGES = ("en", "zh-CN", "ko-KR")
+
+
+def _check_username(value: str) -> str:
+    value = value.strip().lower()
+    if not USERNAME_PATTERN.match(value):
+        raise ValueError("2-63 characters: lower-case letters, digits, '.', '_' or '-'")
+    return value
+
+
+def _check_language(value: str) -> str:
+    if value not in UI_LANGUAGES:
+        raise ValueError(f"one of {', '.join(UI_LANGUAGES)}")
+    return value
+
+
+class UserBase(SQLModel):
+    username: str = Field(max_length=63)
+    display_name: str = Field(min_length=1, max_length=200)
+    role: Role
+    language: str = Field(default="en", max_length=16)
+    phone: str | None = Field(default=None, max_length=32)
+    is_active: bool = True
+
+
+class UserCreate(UserBase):
+    password: str = Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)
+    site_ids: list[uuid.UUID] = Field(default_factory=list, max_length=500)
+
+    @field_validator("username")
+    @classmethod
+    def _valid_username(cls, value: str) -> str:
+        return _check_username(value)
+
+    @field_validator("language")
+    @classmethod
+    def _valid_language(cls, value: str) -> str:
+        return _check_language(value)
+
+
+class UserUpdate(SQLModel):
+    display_name: str | None = Field(default=None, min_length=1, max_length=200)
+    role: Role | None = None
+    language: str | None = Field(default=None, max_length=16)
+    phone: str | None = Field(default=None, max_length=32)
+    is_active: bool | None = None
+    password: str | None = Field(default=None, min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)
+    site_ids: list[uuid.UUID] | None = Field(default=None, max_length=500)
+
+    @field_validator("language")
+    @classmethod
+    def _valid_language(cls, value: str | None) -> str | None:
+        return None if value is None else _check_language(value)
+
+
+class ProfileUpdate(SQLModel):
+    """What users may change about themselves."""
+
+    display_name: str | None = Field(default=None, min_length=1, max_length=200)
+    language: str | None = Field(default=None, max_length=16)
+    phone: str | None = Field(default=None, max_length=32)
+
+    @field_validator("language")
+    @classmethod
+    def _valid_language(cls, value: str | None) -> str | None:
+        return None if value is None else _check_language(value)
+
+
+class PasswordChange(SQLModel):
+    current_password: str = Field(max_length=PASSWORD_MAX)
+    new_password: str = Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)
+
+
+class User(UserBase, table=True):
+    __tablename__ = "user_account"
+
+    role: Role = Field(sa_type=Enum(Role, native_enum=False, length=20))
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    username: str = Field(max_length=63, unique=True)
+    password_hash: str = Field(max_length=512)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    password_changed_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class UserSite(SQLModel, table=True):
+    __tablename__ = "user_site"
+
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", primary_key=True, ondelete="CASCADE")
+    site_id: uuid.UUID = Field(
+        foreign_key="site.id", primary_key=True, index=True, ondelete="CASCADE"
+    )
+
+
+class UserPublic(UserBase):
+    id: uuid.UUID
+    site_ids: list[uuid.UUID]
+    created_at: dt.datetime
+
+
+class AuthSession(SQLModel, table=True):
+    """A sign-in. Only a hash of the token is stored; revoking sets `revoked_at`."""
+
+    __tablename__ = "auth_session"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True, ondelete="CASCADE")
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: dt.datetime = Field(sa_type=UTCDateTime)
+    last_seen_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    revoked_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    client_addr: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=300)
+
+
+class LoginFailure(SQLModel, table=True):
+    """Failed sign-ins, counted per account and per client address for throttling."""
+
+    __tablename__ = "login_failure"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=256, index=True)
+    client_addr: str = Field(max_length=64, index=True)
+    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
+class TokenResponse(SQLModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_at: dt.datetime

@@ -1,0 +1,353 @@
+"""Users, sign-in sessions and login throttling."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+import secrets
+import uuid
+from collections.abc import Sequence
+
+from pwdlib import PasswordHash
+from sqlalchemy import delete, func, update
+from sqlmodel import Session, col, select
+
+from welfare.audit.service import record as audit_record
+from welfare.authz import Actor, Permission, Role, require
+from welfare.db import utcnow
+from welfare.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, Throttled
+from welfare.phones import normalise_phone
+from welfare.settings import Settings
+from welfare.sites.models import Site
+from welfare.users.models import (
+    AuthSession,
+    LoginFailure,
+    PasswordChange,
+    ProfileUpdate,
+    User,
+    UserCreate,
+    UserPublic,
+    UserSite,
+    UserUpdate,
+)
+
+password_hasher = PasswordHash.recommended()
+# Verified against when the username is unknown, so both paths cost the same time.
+_DUMMY_HASH = password_hasher.hash(secrets.token_urlsafe(16))
+# Region used to read a user's own phone when written without a country code.
+_USER_PHONE_DEFAULT_REGION = "GB"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def site_ids_of(session: Session, user_id: uuid.UUID) -> list[uuid.UUID]:
+    return list(session.exec(select(UserSite.site_id).where(UserSite.user_id == user_id)).all())
+
+
+def to_public(session: Session, user: User) -> UserPublic:
+    return UserPublic.model_validate(user, update={"site_ids": site_ids_of(session, user.id)})
+
+
+def _user_phone(session: Session, raw: str | None, site_ids: Sequence[uuid.UUID]) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    region = _USER_PHONE_DEFAULT_REGION
+    if site_ids:
+        site = session.get(Site, site_ids[0])
+        if site:
+            region = site.phone_region
+    return normalise_phone(raw, region, "phone")
+
+
+def _set_sites(session: Session, user: User, site_ids: Sequence[uuid.UUID]) -> None:
+    unique = list(dict.fromkeys(site_ids))
+    found = set(session.exec(select(Site.id).where(col(Site.id).in_(unique))).all())
+    missing = [str(s) for s in unique if s not in found]
+    if missing:
+        raise InvalidInput("site_ids", f"unknown site id(s): {', '.join(missing)}")
+    session.exec(delete(UserSite).where(col(UserSite.user_id) == user.id))
+    for site_id in unique:
+        session.add(UserSite(user_id=user.id, site_id=site_id))
+
+
+def create_user(*, session: Session, actor: Actor, data: UserCreate) -> User:
+    require(actor, Permission.users_manage)
+    if session.exec(select(User).where(User.username == data.username)).first():
+        raise Conflict(f"username {data.username!r} is taken")
+    user = User(
+        username=data.username,
+        display_name=data.display_name,
+        role=data.role,
+        language=data.language,
+        phone=_user_phone(session, data.phone, data.site_ids),
+        is_active=data.is_active,
+        password_hash=password_hasher.hash(data.password),
+    )
+    session.add(user)
+    session.flush()
+    _set_sites(session, user, data.site_ids)
+    audit_record(
+        session,
+        actor=actor,
+        action="user.create",
+        entity="user",
+        entity_id=user.id,
+        detail={"role": user.role.value},
+    )
+    return user
+
+
+def get_user(*, session: Session, actor: Actor, user_id: uuid.UUID) -> User:
+    require(actor, Permission.users_manage)
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("user")
+    return user
+
+
+def list_users(
+    *, session: Session, actor: Actor, limit: int, offset: int, site_id: uuid.UUID | None = None
+) -> tuple[list[User], int]:
+    require(actor, Permission.users_manage)
+    query = select(User)
+    if site_id:
+        query = query.join(UserSite).where(UserSite.site_id == site_id)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(col(User.username)).offset(offset).limit(limit)).all()
+    return list(rows), total
+
+
+def update_user(*, session: Session, actor: Actor, user_id: uuid.UUID, data: UserUpdate) -> User:
+    user = get_user(session=session, actor=actor, user_id=user_id)
+    changes = data.model_dump(exclude_unset=True)
+    if user.id == actor.user_id and (
+        changes.get("is_active") is False or changes.get("role", Role.admin) != Role.admin
+    ):
+        raise Conflict("admins cannot demote or deactivate themselves; ask another admin")
+    revoke = False
+    for name in ("display_name", "role", "language", "is_active"):
+        if name in changes and changes[name] is not None:
+            setattr(user, name, changes[name])
+    if "site_ids" in changes and changes["site_ids"] is not None:
+        _set_sites(session, user, changes["site_ids"])
+    if "phone" in changes:
+        user.phone = _user_phone(session, changes["phone"], site_ids_of(session, user.id))
+    if changes.get("password"):
+        user.password_hash = password_hasher.hash(changes["password"])
+        user.password_changed_at = utcnow()
+        revoke = True
+    if changes.get("is_active") is False or "role" in changes or "site_ids" in changes:
+        revoke = True
+    session.add(user)
+    if revoke:
+        revoke_sessions(session=session, user_id=user.id)
+    audit_record(
+        session,
+        actor=actor,
+        action="user.update",
+        entity="user",
+        entity_id=user.id,
+        detail={"fields": sorted(changes)},
+    )
+    return user
+
+
+def admin_revoke_sessions(*, session: Session, actor: Actor, user_id: uuid.UUID) -> int:
+    get_user(session=session, actor=actor, user_id=user_id)
+    count = revoke_sessions(session=session, user_id=user_id)
+    audit_record(
+        session,
+        actor=actor,
+        action="user.revoke_sessions",
+        entity="user",
+        entity_id=user_id,
+        detail={"sessions": count},
+    )
+    return count
+
+
+def revoke_sessions(*, session: Session, user_id: uuid.UUID, keep: uuid.UUID | None = None) -> int:
+    query = (
+        update(AuthSession)
+        .where(col(AuthSession.user_id) == user_id, col(AuthSession.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )
+    if keep is not None:
+        query = query.where(col(AuthSession.id) != keep)
+    return session.exec(query).rowcount  # type: ignore[call-overload,attr-defined]
+
+
+# --- signing in -------------------------------------------------------------------------------
+
+
+def _check_throttle(session: Session, settings: Settings, username: str, client_addr: str) -> None:
+    now = utcnow()
+    since = now - dt.timedelta(minutes=settings.login_window_minutes)
+    for column, value, limit in (
+        (LoginFailure.username, username, settings.login_max_failures_per_account),
+        (LoginFailure.client_addr, client_addr, settings.login_max_failures_per_address),
+    ):
+        row = session.exec(
+            select(func.count(), func.min(LoginFailure.at)).where(
+                column == value, col(LoginFailure.at) >= since
+            )
+        ).one()
+        count, oldest = row
+        if count >= limit:
+            # Wait until the oldest counted failure leaves the window.
+            oldest_at = oldest if oldest.tzinfo else oldest.replace(tzinfo=dt.UTC)
+            wait = oldest_at + dt.timedelta(minutes=settings.login_window_minutes) - now
+            raise Throttled(
+                "too many failed sign-in attempts; try again later",
+                retry_after_seconds=max(1, math.ceil(wait.total_seconds())),
+            )
+
+
+def authenticate(
+    *,
+    session: Session,
+    settings: Settings,
+    username: str,
+    password: str,
+    client_addr: str,
+    user_agent: str | None = None,
+) -> tuple[str, AuthSession, User]:
+    """Check the password and open a session; the raw token is returned once and never stored."""
+    username = username.strip().lower()[:256]
+    _check_throttle(session, settings, username, client_addr)
+    user = session.exec(select(User).where(User.username == username)).first()
+    valid, updated_hash = password_hasher.verify_and_update(
+        password, user.password_hash if user else _DUMMY_HASH
+    )
+    if user is None or not valid or not user.is_active:
+        # Committed here, not by the caller: the failure must outlive the error it raises.
+        session.add(LoginFailure(username=username, client_addr=client_addr[:64]))
+        session.commit()
+        raise NotAuthenticated("wrong username or password")
+    if updated_hash:  # parameters moved on since this hash was made
+        user.password_hash = updated_hash
+        session.add(user)
+    session.exec(delete(LoginFailure).where(col(LoginFailure.username) == username))
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    auth_session = AuthSession(
+        user_id=user.id,
+        token_hash=hash_token(token),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + dt.timedelta(hours=settings.session_ttl_hours),
+        client_addr=client_addr[:64],
+        user_agent=(user_agent or "")[:300] or None,
+    )
+    session.add(auth_session)
+    actor = Actor(user_id=user.id, role=user.role, client_addr=client_addr)
+    audit_record(
+        session, actor=actor, action="auth.sign_in", entity="session", entity_id=auth_session.id
+    )
+    return token, auth_session, user
+
+
+def actor_for_token(session: Session, token: str, client_addr: str | None) -> Actor:
+    """The Actor behind a bearer token or cookie, or NotAuthenticated."""
+    now = utcnow()
+    found = session.exec(
+        select(AuthSession, User)
+        .join(User, col(User.id) == AuthSession.user_id)
+        .where(AuthSession.token_hash == hash_token(token))
+    ).first()
+    if found is None:
+        raise NotAuthenticated("not signed in")
+    auth_session, user = found
+    if auth_session.revoked_at is not None or auth_session.expires_at <= now:
+        raise NotAuthenticated("session expired or signed out; sign in again")
+    if not user.is_active:
+        raise NotAuthenticated("account disabled")
+    return Actor(
+        user_id=user.id,
+        role=user.role,
+        site_ids=frozenset(site_ids_of(session, user.id)),
+        client_addr=client_addr,
+        session_id=auth_session.id,
+    )
+
+
+def sign_out(*, session: Session, actor: Actor) -> None:
+    if actor.session_id is None:
+        return
+    session.exec(
+        update(AuthSession)
+        .where(col(AuthSession.id) == actor.session_id)
+        .values(revoked_at=utcnow())
+    )
+    audit_record(
+        session, actor=actor, action="auth.sign_out", entity="session", entity_id=actor.session_id
+    )
+
+
+def sign_out_everywhere(*, session: Session, actor: Actor) -> int:
+    if actor.user_id is None:
+        return 0
+    count = revoke_sessions(session=session, user_id=actor.user_id)
+    audit_record(
+        session,
+        actor=actor,
+        action="auth.sign_out_everywhere",
+        entity="user",
+        entity_id=actor.user_id,
+        detail={"sessions": count},
+    )
+    return count
+
+
+def current_user(*, session: Session, actor: Actor) -> User:
+    if actor.user_id is None:
+        raise NotAuthenticated("not signed in")
+    user = session.get(User, actor.user_id)
+    if user is None:
+        raise NotAuthenticated("not signed in")
+    return user
+
+
+def update_profile(*, session: Session, actor: Actor, data: ProfileUpdate) -> User:
+    user = current_user(session=session, actor=actor)
+    changes = data.model_dump(exclude_unset=True)
+    if changes.get("display_name"):
+        user.display_name = changes["display_name"]
+    if changes.get("language"):
+        user.language = changes["language"]
+    if "phone" in changes:
+        user.phone = _user_phone(session, changes["phone"], site_ids_of(session, user.id))
+    session.add(user)
+    audit_record(
+        session,
+        actor=actor,
+        action="user.update_profile",
+        entity="user",
+        entity_id=user.id,
+        detail={"fields": sorted(changes)},
+    )
+    return user
+
+
+def change_password(*, session: Session, actor: Actor, data: PasswordChange) -> None:
+    """Change one's own password; every other session of the user is signed out."""
+    user = current_user(session=session, actor=actor)
+    if not password_hasher.verify(data.current_password, user.password_hash):
+        raise InvalidInput("current_password", "the current password is wrong")
+    if data.new_password == data.current_password:
+        raise InvalidInput("new_password", "the new password must differ from the current one")
+    user.password_hash = password_hasher.hash(data.new_password)
+    user.password_changed_at = utcnow()
+    session.add(user)
+    revoke_sessions(session=session, user_id=user.id, keep=actor.session_id)
+    audit_record(
+        session, actor=actor, action="user.change_password", entity="user", entity_id=user.id
+    )
+
+
+def prune_login_failures(*, session: Session, settings: Settings) -> int:
+    cutoff = utcnow() - dt.timedelta(minutes=settings.login_window_minutes)
+    return session.exec(delete(LoginFailure).where(col(LoginFailure.at) < cutoff)).rowcount  # type: ignore[call-overload,attr-defined]
