@@ -1,0 +1,255 @@
+"""Fixtures: every database test runs on SQLite and, with WELFARE_TEST_POSTGRES_URL, PostgreSQL.
+
+The schema always comes from the Alembic migrations (never `create_all`): once per database per
+run into a template, then each test gets a copy (SQLite) or truncated tables (PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
+
+from api.app import create_app
+from welfare.authz import Actor, Role
+from welfare.db import make_engine, make_sessionmaker, normalise_url, upgrade_database
+from welfare.models import metadata
+from welfare.residents import service as residents
+from welfare.residents.models import Contact, ContactCreate, Resident, ResidentCreate
+from welfare.settings import Settings
+from welfare.sites import service as sites
+from welfare.sites.models import Household, HouseholdCreate, Site, SiteCreate
+from welfare.users import service as users
+from welfare.users.models import User, UserCreate
+
+POSTGRES_URL = os.environ.get("WELFARE_TEST_POSTGRES_URL")
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade_database(f"sqlite:///{path}")
+    # Fold the WAL into the main file so a plain copy carries the whole schema.
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_migrated() -> str:
+    assert POSTGRES_URL
+    url = normalise_url(POSTGRES_URL)
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    upgrade_database(url)
+    return url
+
+
+def _truncate_postgres(url: str) -> None:
+    engine = make_engine(url)
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param(
+            "postgresql",
+            marks=pytest.mark.skipif(
+                not POSTGRES_URL, reason="set WELFARE_TEST_POSTGRES_URL to run on PostgreSQL"
+            ),
+        ),
+    ]
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "welfare.db"
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_migrated")
+    _truncate_postgres(url)
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        media_dir=tmp_path / "media",
+        public_base_url="https://welfare.test",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = make_engine(settings.database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def db(session_factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for arranging data; commit what the app should see."""
+    session = session_factory()
+    yield session
+    session.rollback()
+    session.close()
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Any]:
+    application = create_app(settings)
+    yield application
+    application.state.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Any) -> Iterator[TestClient]:
+    with TestClient(app, base_url="https://welfare.test") as test_client:
+        yield test_client
+
+
+SYSTEM = Actor.system()
+
+
+@pytest.fixture
+def make_site(db: Session) -> Callable[..., Site]:
+    def make(**overrides: Any) -> Site:
+        data = {
+            "name": f"Site {uuid.uuid4().hex[:6]}",
+            "timezone": "Asia/Hong_Kong",
+            "phone_region": "HK",
+            "office_phone": "2345 6789",
+        } | overrides
+        site = sites.create_site(session=db, actor=SYSTEM, data=SiteCreate(**data))
+        db.commit()
+        return site
+
+    return make
+
+
+@pytest.fixture
+def site(make_site: Callable[..., Site]) -> Site:
+    return make_site(name="Harbour View Gardens")
+
+
+@pytest.fixture
+def make_user(db: Session) -> Callable[..., User]:
+    def make(role: Role | str, sites_: list[Site] | None = None, **overrides: Any) -> User:
+        role = Role(role)
+        data = {
+            "username": f"{role.value}-{uuid.uuid4().hex[:8]}",
+            "display_name": role.value,
+            "role": role,
+            "password": PASSWORD,
+            "site_ids": [s.id for s in (sites_ or [])],
+        } | overrides
+        user = users.create_user(session=db, actor=SYSTEM, data=UserCreate(**data))
+        db.commit()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def login(client: TestClient) -> Callable[..., dict[str, str]]:
+    def do(user: User, password: str = PASSWORD) -> dict[str, str]:
+        response = client.post(
+            "/api/v1/auth/token", data={"username": user.username, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        client.cookies.clear()  # tests speak bearer unless they test cookies
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    return do
+
+
+@pytest.fixture
+def headers_for(
+    make_user: Callable[..., User], login: Callable[..., dict[str, str]], site: Site
+) -> Callable[..., dict[str, str]]:
+    """Bearer headers for a new user of `role` at `site` (or the given sites)."""
+
+    def make(role: Role | str, sites_: list[Site] | None = None) -> dict[str, str]:
+        return login(make_user(role, sites_ if sites_ is not None else [site]))
+
+    return make
+
+
+@pytest.fixture
+def make_household(db: Session, site: Site) -> Callable[..., Household]:
+    def make(building: str = "1", unit: str | None = None, site_: Site | None = None) -> Household:
+        data = HouseholdCreate(
+            site_id=(site_ or site).id,
+            building=building,
+            unit=unit or str(uuid.uuid4().int % 9000 + 1000),
+        )
+        household = sites.create_household(session=db, actor=SYSTEM, data=data)
+        db.commit()
+        return household
+
+    return make
+
+
+@pytest.fixture
+def make_resident(db: Session, make_household: Callable[..., Household]) -> Callable[..., Resident]:
+    def make(household: Household | None = None, **overrides: Any) -> Resident:
+        household = household or make_household()
+        data = {
+            "household_id": household.id,
+            "full_name": "Wang Jianguo",
+            "preferred_name": "Mr. Wang",
+            "languages": ["zh-CN"],
+            "approach": "Talk about his grandson.",
+            "medical_notes": "Alzheimer's disease",
+        } | overrides
+        resident = residents.create_resident(session=db, actor=SYSTEM, data=ResidentCreate(**data))
+        db.commit()
+        return resident
+
+    return make
+
+
+@pytest.fixture
+def make_contact(db: Session) -> Callable[..., Contact]:
+    def make(resident: Resident, **overrides: Any) -> Contact:
+        data = {
+            "name": "Wang Lei",
+            "relationship": "son",
+            "phone": "9123 4567",
+            "language": "zh-CN",
+        } | overrides
+        contact = residents.create_contact(
+            session=db, actor=SYSTEM, resident_id=resident.id, data=ContactCreate(**data)
+        )
+        db.commit()
+        return contact
+
+    return make
