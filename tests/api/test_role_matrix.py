@@ -1,0 +1,331 @@
+"""Every route, every role: the expected status, from one table.
+
+A route missing from the table fails `test_every_route_is_in_the_matrix`, so a new endpoint cannot
+ship without a decision about who may call it. Columns: no token, guard, staff, manager, admin
+(all members of the site), and `other`: staff of a different site.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlmodel import Session
+
+from tests.conftest import PASSWORD, SYSTEM
+from welfare.authz import Role
+from welfare.db import utcnow
+from welfare.residents import service as residents
+from welfare.settings import Settings
+from welfare.sites.models import Site
+from welfare.users.models import AuthSession, User
+from welfare.users.service import hash_token
+
+COLUMNS = ("none", "guard", "staff", "manager", "admin", "other")
+
+
+def _jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+@dataclass
+class World:
+    """Fresh objects per request, so destructive calls never disturb each other."""
+
+    db: Session
+    settings: Settings
+    site: Site
+    make_household: Callable[..., Any]
+    make_resident: Callable[..., Any]
+    make_contact: Callable[..., Any]
+    make_user: Callable[..., User]
+
+    def household(self) -> Any:
+        return self.make_household(unit=f"u{uuid.uuid4().hex[:8]}")
+
+    def resident(self, photo: bool = False) -> Any:
+        resident = self.make_resident(household=self.household())
+        if photo:
+            residents.set_photo(
+                session=self.db,
+                actor=SYSTEM,
+                settings=self.settings,
+                resident_id=resident.id,
+                data=_jpeg(),
+            )
+            self.db.commit()
+        return resident
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    path: str
+    expected: tuple[int, int, int, int, int, int]  # in COLUMNS order
+    params: Callable[[World], dict[str, Any]] = lambda w: {}
+    json: Callable[[World], Any] | None = None
+    form: dict[str, str] | None = None
+    files: bool = False
+
+
+def _unique() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+CASES: list[Case] = [
+    Case("GET", "/healthz", (200, 200, 200, 200, 200, 200)),
+    Case("GET", "/readyz", (200, 200, 200, 200, 200, 200)),
+    Case("POST", "/api/v1/auth/token", (422, 422, 422, 422, 422, 422), form={}),
+    Case("POST", "/api/v1/auth/logout", (401, 204, 204, 204, 204, 204)),
+    Case("POST", "/api/v1/auth/logout-everywhere", (401, 204, 204, 204, 204, 204)),
+    Case("GET", "/api/v1/me", (401, 200, 200, 200, 200, 200)),
+    Case(
+        "PATCH",
+        "/api/v1/me",
+        (401, 200, 200, 200, 200, 200),
+        json=lambda w: {"display_name": "Renamed"},
+    ),
+    Case(
+        "POST",
+        "/api/v1/me/password",
+        (401, 204, 204, 204, 204, 204),
+        json=lambda w: {"current_password": PASSWORD, "new_password": "a brand new secret"},
+    ),
+    # users: admins only
+    Case("GET", "/api/v1/users", (401, 403, 403, 403, 200, 403)),
+    Case(
+        "POST",
+        "/api/v1/users",
+        (401, 403, 403, 403, 201, 403),
+        json=lambda w: {
+            "username": f"new-{_unique()}",
+            "display_name": "New",
+            "role": "guard",
+            "password": "long enough password",
+            "site_ids": [str(w.site.id)],
+        },
+    ),
+    Case(
+        "GET",
+        "/api/v1/users/{user_id}",
+        (401, 403, 403, 403, 200, 403),
+        params=lambda w: {"user_id": w.make_user("guard", [w.site]).id},
+    ),
+    Case(
+        "PATCH",
+        "/api/v1/users/{user_id}",
+        (401, 403, 403, 403, 200, 403),
+        params=lambda w: {"user_id": w.make_user("guard", [w.site]).id},
+        json=lambda w: {"display_name": "Changed"},
+    ),
+    Case(
+        "POST",
+        "/api/v1/users/{user_id}/revoke-sessions",
+        (401, 403, 403, 403, 200, 403),
+        params=lambda w: {"user_id": w.make_user("guard", [w.site]).id},
+    ),
+    # sites: everyone sees their own; admins manage
+    Case("GET", "/api/v1/sites", (401, 200, 200, 200, 200, 200)),
+    Case(
+        "POST",
+        "/api/v1/sites",
+        (401, 403, 403, 403, 201, 403),
+        json=lambda w: {
+            "name": f"New {_unique()}",
+            "timezone": "Europe/London",
+            "phone_region": "GB",
+        },
+    ),
+    Case(
+        "GET",
+        "/api/v1/sites/{site_id}",
+        (401, 200, 200, 200, 200, 404),
+        params=lambda w: {"site_id": w.site.id},
+    ),
+    Case(
+        "PATCH",
+        "/api/v1/sites/{site_id}",
+        (401, 403, 403, 403, 200, 403),
+        params=lambda w: {"site_id": w.site.id},
+        json=lambda w: {"address": "2 Harbour Road"},
+    ),
+    # households: the registry of one's own sites
+    Case("GET", "/api/v1/households", (401, 403, 200, 200, 200, 200)),
+    Case(
+        "POST",
+        "/api/v1/households",
+        (401, 403, 201, 201, 201, 404),
+        json=lambda w: {"site_id": str(w.site.id), "building": "9", "unit": _unique()},
+    ),
+    Case(
+        "GET",
+        "/api/v1/households/{household_id}",
+        (401, 403, 200, 200, 200, 404),
+        params=lambda w: {"household_id": w.household().id},
+    ),
+    Case(
+        "PATCH",
+        "/api/v1/households/{household_id}",
+        (401, 403, 200, 200, 200, 404),
+        params=lambda w: {"household_id": w.household().id},
+        json=lambda w: {"notes": "gate B"},
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/households/{household_id}",
+        (401, 403, 204, 204, 204, 404),
+        params=lambda w: {"household_id": w.household().id},
+    ),
+    # residents
+    Case("GET", "/api/v1/residents", (401, 403, 200, 200, 200, 200)),
+    Case(
+        "POST",
+        "/api/v1/residents",
+        (401, 403, 201, 201, 201, 422),
+        json=lambda w: {"household_id": str(w.household().id), "full_name": "Park Soon-ja"},
+    ),
+    Case(
+        "GET",
+        "/api/v1/residents/{resident_id}",
+        (401, 403, 200, 200, 200, 404),
+        params=lambda w: {"resident_id": w.resident().id},
+    ),
+    Case(
+        "PATCH",
+        "/api/v1/residents/{resident_id}",
+        (401, 403, 200, 200, 200, 404),
+        params=lambda w: {"resident_id": w.resident().id},
+        json=lambda w: {"risk_level": "high"},
+    ),
+    Case(
+        "GET",
+        "/api/v1/residents/{resident_id}/photo",
+        (401, 403, 200, 200, 200, 404),
+        params=lambda w: {"resident_id": w.resident(photo=True).id},
+    ),
+    Case(
+        "PUT",
+        "/api/v1/residents/{resident_id}/photo",
+        (401, 403, 200, 200, 200, 404),
+        params=lambda w: {"resident_id": w.resident().id},
+        files=True,
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/residents/{resident_id}/photo",
+        (401, 403, 204, 204, 204, 404),
+        params=lambda w: {"resident_id": w.resident(photo=True).id},
+    ),
+    Case(
+        "GET",
+        "/api/v1/residents/{resident_id}/contacts",
+        (401, 403, 200, 200, 200, 404),
+        params=lambda w: {"resident_id": w.resident().id},
+    ),
+    Case(
+        "POST",
+        "/api/v1/residents/{resident_id}/contacts",
+        (401, 403, 201, 201, 201, 404),
+        params=lambda w: {"resident_id": w.resident().id},
+        json=lambda w: {"name": "Wang Mei", "relationship": "daughter", "phone": "6123 4567"},
+    ),
+    Case(
+        "GET",
+        "/api/v1/residents/{resident_id}/contacts/{contact_id}",
+        (401, 403, 200, 200, 200, 404),
+        params=lambda w: _contact_params(w),
+    ),
+    Case(
+        "PATCH",
+        "/api/v1/residents/{resident_id}/contacts/{contact_id}",
+        (401, 403, 200, 200, 200, 404),
+        params=lambda w: _contact_params(w),
+        json=lambda w: {"priority": 1},
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/residents/{resident_id}/contacts/{contact_id}",
+        (401, 403, 204, 204, 204, 404),
+        params=lambda w: _contact_params(w),
+    ),
+]
+
+
+def _contact_params(world: World) -> dict[str, Any]:
+    resident = world.resident()
+    contact = world.make_contact(resident)
+    return {"resident_id": resident.id, "contact_id": contact.id}
+
+
+def _open_session(db: Session, user: User) -> str:
+    """A signed-in session without the cost of argon2 per request."""
+    token = secrets.token_urlsafe(32)
+    db.add(
+        AuthSession(
+            user_id=user.id,
+            token_hash=hash_token(token),
+            expires_at=utcnow() + dt.timedelta(hours=1),
+        )
+    )
+    db.commit()
+    return token
+
+
+def test_every_route_is_in_the_matrix(app: Any) -> None:
+    # Read from the OpenAPI document: every route of ours is in it (none is hidden).
+    routes = {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    }
+    table = {(case.method, case.path) for case in CASES}
+    assert routes - table == set(), "routes without an access rule in the matrix"
+    assert table - routes == set(), "matrix rows for routes that do not exist"
+
+
+def test_role_matrix(
+    client: TestClient,
+    db: Session,
+    settings: Settings,
+    site: Site,
+    make_site: Callable[..., Site],
+    make_user: Callable[..., User],
+    make_household: Callable[..., Any],
+    make_resident: Callable[..., Any],
+    make_contact: Callable[..., Any],
+) -> None:
+    other_site = make_site(name="Elsewhere Court")
+    users = {role.value: make_user(role, [site]) for role in Role}
+    users["other"] = make_user(Role.staff, [other_site])
+    world = World(db, settings, site, make_household, make_resident, make_contact, make_user)
+    failures = []
+    for case in CASES:
+        for column, expected in zip(COLUMNS, case.expected, strict=True):
+            headers = {}
+            if column != "none":
+                headers["Authorization"] = f"Bearer {_open_session(db, users[column])}"
+            path = case.path.format(**case.params(world))
+            kwargs: dict[str, Any] = {"headers": headers}
+            if case.json is not None:
+                kwargs["json"] = case.json(world)
+            if case.form is not None:
+                kwargs["data"] = case.form
+            if case.files:
+                kwargs["files"] = {"file": ("face.jpg", _jpeg(), "image/jpeg")}
+            client.cookies.clear()
+            response = client.request(case.method, path, **kwargs)
+            if response.status_code != expected:
+                failures.append(
+                    f"{case.method} {case.path} as {column}: "
+                    f"{response.status_code} != {expected} ({response.text[:120]})"
+                )
+    assert failures == [], "\n".join(failures)
