@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
@@ -9,6 +12,7 @@ from api.middleware import BodySizeLimit
 from api.routes import auth, health, residents, sites, users
 from welfare.db import head_revision, make_engine, make_sessionmaker
 from welfare.settings import Settings, get_settings
+from welfare.worker import start_in_thread
 
 # Everything but photos is small JSON; photos have their own, lower, limit in the service.
 BODY_LIMIT_SLACK = 256 * 1024
@@ -31,6 +35,16 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.head_revision = head_revision(settings.database_url)
+
+    if settings.worker_in_process:
+        # SQLite: one process does everything. Elsewhere `welfare worker` runs separately.
+        @asynccontextmanager
+        async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+            stop = start_in_thread(settings, app.state.sessionmaker)
+            yield
+            stop.set()
+
+        app.router.lifespan_context = lifespan
 
     install_error_handlers(app)
     for module in (health, auth, users, sites, residents):

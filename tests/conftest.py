@@ -98,6 +98,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key=TEST_SECRET,
         media_dir=tmp_path / "media",
         public_base_url="https://welfare.test",
+        run_worker_in_process=False,
         _env_file=None,  # type: ignore[call-arg]
     )
 

@@ -92,6 +92,25 @@ def serve(host: str, port: int) -> None:
     _serve(get_settings(), host, port, demo=False)
 
 
+@main.command()
+def worker() -> None:
+    """Run the background worker until SIGTERM or Ctrl-C."""
+    import logging
+    import signal
+    import threading
+
+    from welfare.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        run_worker(settings, _sessions(settings), stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
 @main.group()
 def user() -> None:
     """User accounts."""

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session, select
+
+from welfare.db import utcnow
+from welfare.settings import Settings
+from welfare.users.models import AuthSession, LoginFailure, User
+from welfare.worker import housekeeping, run_worker
+
+
+def test_housekeeping_drops_old_failures_and_long_expired_sessions(
+    db: Session, settings: Settings, make_user: Callable[..., User]
+) -> None:
+    user = make_user("guard")
+    now = utcnow()
+    db.add(LoginFailure(username="x", client_addr="1.2.3.4", at=now - dt.timedelta(hours=2)))
+    db.add(LoginFailure(username="y", client_addr="1.2.3.4", at=now))
+    db.add(
+        AuthSession(user_id=user.id, token_hash="a" * 64, expires_at=now - dt.timedelta(days=40))
+    )
+    db.add(AuthSession(user_id=user.id, token_hash="b" * 64, expires_at=now - dt.timedelta(days=1)))
+    db.commit()
+
+    result = housekeeping(db, settings)
+    db.commit()
+
+    assert (result.login_failures, result.sessions) == (1, 1)
+    assert [f.username for f in db.exec(select(LoginFailure)).all()] == ["y"]
+    assert [s.token_hash for s in db.exec(select(AuthSession)).all()] == ["b" * 64]
+
+
+def test_worker_loop_runs_a_round_and_stops_when_asked(
+    db: Session, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    db.add(LoginFailure(username="x", client_addr="h", at=utcnow() - dt.timedelta(days=1)))
+    db.commit()
+    stop = threading.Event()
+    thread = threading.Thread(target=run_worker, args=(settings, session_factory, stop))
+    thread.start()
+    deadline = utcnow() + dt.timedelta(seconds=10)
+    while utcnow() < deadline:
+        with session_factory() as check:
+            if not check.exec(select(LoginFailure)).all():
+                break
+    stop.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    with session_factory() as check:
+        assert check.exec(select(LoginFailure)).all() == []
