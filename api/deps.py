@@ -58,8 +58,10 @@ def _token_from(request: Request, settings: Settings) -> str:
     if cookie:
         # Cookies ride along on cross-site requests: state changes need the CSRF header too.
         if request.method not in SAFE_METHODS:
-            sent = request.headers.get(CSRF_HEADER, "")
-            if not hmac.compare_digest(sent, csrf_token_for(settings, cookie)):
+            # Compared as bytes: compare_digest raises on non-ASCII str (a header is latin-1).
+            sent = request.headers.get(CSRF_HEADER, "").encode("latin-1", "replace")
+            expected = csrf_token_for(settings, cookie).encode()
+            if not hmac.compare_digest(sent, expected):
                 raise PermissionDenied("missing or wrong CSRF token")
         return cookie
     raise NotAuthenticated("not signed in")

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from welfare.errors import DomainError, InvalidInput, NotAuthenticated, Throttled
 
@@ -46,9 +46,20 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("integrity error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "conflicts with existing data"}, status_code=409)
 
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # A value the database refuses (text with NUL, a number out of range): the input's fault.
+        log.warning("data error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {"detail": "a value was refused by the database (out of range or a NUL character)"},
+            status_code=422,
+        )
+
     @app.exception_handler(OperationalError)
     async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
-        log.error("database unavailable on %s %s", request.method, request.url.path)
+        # The driver's message only ("database is locked"), never the SQL or its parameters.
+        reason = str(exc.orig.args[0])[:200] if exc.orig is not None and exc.orig.args else "?"
+        log.error("database unavailable on %s %s: %s", request.method, request.url.path, reason)
         return JSONResponse(
             {"detail": "database unavailable, try again"},
             status_code=503,

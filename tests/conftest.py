@@ -105,7 +105,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def engine(settings: Settings) -> Iterator[Engine]:
-    engine = make_engine(settings.database_url)
+    # Deferred transactions: a test reading rows between requests must not hold SQLite's
+    # write lock (touching an expired object starts a transaction) and block the app.
+    engine = make_engine(settings.database_url, immediate_transactions=False)
     yield engine
     engine.dispose()
 

@@ -8,6 +8,7 @@ import time
 import uuid
 
 import click
+from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from welfare.authz import Actor, Role
@@ -154,8 +155,12 @@ def user_add(name: str, role: str, site_refs: tuple[str, ...], display_name: str
             click.echo(f"added {created.username} ({created.role.value}) id {created.id}")
     except DomainError as exc:
         raise click.ClickException(exc.detail) from exc
-    except ValueError as exc:  # pydantic validation
-        raise click.ClickException(str(exc)) from exc
+    except ValidationError as exc:
+        # Name the fields and the rules, never the input: it may be the password.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise click.ClickException(problems) from exc
 
 
 @main.command()

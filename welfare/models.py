@@ -3,6 +3,7 @@
 from sqlmodel import SQLModel
 
 from welfare.audit.models import AuditEntry
+from welfare.consent.models import Consent
 from welfare.residents.models import Contact, Resident
 from welfare.sites.models import Household, Site
 from welfare.users.models import AuthSession, LoginFailure, User, UserSite
@@ -12,6 +13,7 @@ metadata = SQLModel.metadata
 __all__ = [
     "AuditEntry",
     "AuthSession",
+    "Consent",
     "Contact",
     "Household",
     "LoginFailure",

@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from api.deps import ActorDep, PageDep, SessionDep, SettingsDep
 from api.schemas import ListResponse
+from welfare.consent import service as consents
 from welfare.errors import InvalidInput
 from welfare.residents import service as residents
 from welfare.residents.models import (
@@ -29,7 +30,7 @@ def _derived(session: Session, resident: Resident) -> dict[str, object]:
     has_photo = resident.photo_file is not None
     return {
         "unit": residents.unit_label(session, resident),
-        "consent_state": residents.consent_state(resident),
+        "consent_state": consents.state_of(session, resident),
         "has_photo": has_photo,
         "photo_url": f"/api/v1/residents/{resident.id}/photo" if has_photo else None,
     }
@@ -37,6 +38,11 @@ def _derived(session: Session, resident: Resident) -> dict[str, object]:
 
 def resident_public(session: Session, resident: Resident) -> ResidentPublic:
     return ResidentPublic.model_validate(resident, update=_derived(session, resident))
+
+
+def resident_summary(session: Session, resident: Resident) -> ResidentSummary:
+    """A list row, built field by field: health data never reaches it."""
+    return ResidentSummary.model_validate(resident, update=_derived(session, resident))
 
 
 @router.get("", response_model=ListResponse[ResidentSummary])
@@ -59,7 +65,7 @@ def list_residents(
         household_id=household_id,
     )
     return ListResponse(
-        items=[resident_public(session, r) for r in rows],
+        items=[resident_summary(session, r) for r in rows],
         total=total,
         limit=page.limit,
         offset=page.offset,

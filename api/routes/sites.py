@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from api.deps import ActorDep, PageDep, SessionDep
 from api.schemas import ListResponse
@@ -61,7 +62,9 @@ def list_households(
     actor: ActorDep,
     page: PageDep,
     site_id: uuid.UUID | None = None,
-    q: str | None = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="building, unit or '1-1609'")
+    ] = None,
 ) -> ListResponse[HouseholdPublic]:
     rows, total = sites.list_households(
         session=session, actor=actor, limit=page.limit, offset=page.offset, site_id=site_id, q=q

@@ -21,6 +21,8 @@ from sqlmodel import Session
 
 from tests.conftest import PASSWORD, SYSTEM
 from welfare.authz import Role
+from welfare.consent import service as consents
+from welfare.consent.models import ConsentCreate
 from welfare.db import utcnow
 from welfare.residents import service as residents
 from welfare.settings import Settings
@@ -258,6 +260,46 @@ CASES: list[Case] = [
         params=lambda w: _contact_params(w),
     ),
 ]
+
+
+CONSENT_BODY = {
+    "given_by_kind": "guardian",
+    "given_by_name": "Wang Lei",
+    "given_by_relationship": "son, lasting power of attorney",
+    "method": "written",
+    "scopes": ["registry", "lost_person_response", "photo"],
+}
+CASES += [
+    Case(
+        "GET",
+        "/api/v1/residents/{resident_id}/consents",
+        (401, 403, 200, 200, 200, 404),
+        params=lambda w: {"resident_id": w.resident().id},
+    ),
+    Case(
+        "POST",
+        "/api/v1/residents/{resident_id}/consents",
+        (401, 403, 201, 201, 201, 404),
+        params=lambda w: {"resident_id": w.resident().id},
+        json=lambda w: CONSENT_BODY,
+    ),
+    Case(
+        "POST",
+        "/api/v1/residents/{resident_id}/consents/{consent_id}/withdraw",
+        (401, 403, 200, 200, 200, 404),
+        params=lambda w: _consent_params(w),
+        json=lambda w: {"reason": "family asked"},
+    ),
+]
+
+
+def _consent_params(world: World) -> dict[str, Any]:
+    resident = world.resident()
+    consent = consents.record_consent(
+        session=world.db, actor=SYSTEM, resident_id=resident.id, data=ConsentCreate(**CONSENT_BODY)
+    )
+    world.db.commit()
+    return {"resident_id": resident.id, "consent_id": consent.id}
 
 
 def _contact_params(world: World) -> dict[str, Any]:

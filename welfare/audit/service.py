@@ -112,7 +112,9 @@ def verify_chain(session: Session, batch: int = 5000) -> ChainReport:
             prev_hash = entry.hash
             checked += 1
             after = entry.id or after
-        session.expunge_all()
+            # Keep memory flat over a long chain, but leave the caller's own objects tracked:
+            # `expunge_all()` here silently dropped their later changes.
+            session.expunge(entry)
 
 
 def list_entries(

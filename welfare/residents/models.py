@@ -11,6 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from welfare.db import UTCDateTime, utcnow
 from welfare.languages import normalise_language, normalise_languages
+from welfare.sites.models import reject_nul_characters
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LanguageTag = Annotated[str, StringConstraints(max_length=35), AfterValidator(normalise_language)]
@@ -70,6 +71,11 @@ class ResidentFields(SQLModel):
     routines: str | None = Field(default=None, max_length=LONG_TEXT)
     risk_level: RiskLevel = RiskLevel.medium
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return reject_nul_characters(data)
+
 
 class ResidentCreate(ResidentFields):
     household_id: uuid.UUID
@@ -121,6 +127,11 @@ class ResidentUpdate(SQLModel):
     @classmethod
     def _dedupe_languages(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else normalise_languages(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return reject_nul_characters(data)
 
 
 class Resident(ResidentFields, table=True):
@@ -222,6 +233,11 @@ class ContactBase(SQLModel):
     quiet_hours_end: dt.time | None = None
     consent_to_contact: bool = True
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return reject_nul_characters(data)
+
 
 class ContactCreate(ContactBase):
     priority: int | None = Field(default=None, ge=1, le=100)
@@ -265,6 +281,16 @@ class ContactUpdate(SQLModel):
     @classmethod
     def _valid_language(cls, value: str | None) -> str | None:
         return None if value is None else normalise_language(value)
+
+    @field_validator("channels")
+    @classmethod
+    def _dedupe_channels(cls, value: list[ContactChannel] | None) -> list[ContactChannel] | None:
+        return None if value is None else list(dict.fromkeys(value))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return reject_nul_characters(data)
 
 
 class Contact(ContactBase, table=True):

@@ -45,15 +45,11 @@ def process_photo(data: bytes, *, max_bytes: int, max_side: int, thumb_side: int
                 image.load()
                 image = ImageOps.exif_transpose(image)
                 image = image.convert("RGB")
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-        OSError,
-        SyntaxError,
-        ValueError,
-    ) as exc:
-        if isinstance(exc, UnidentifiedImageError):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own guard (beyond ~89 million pixels) fires while opening, before ours.
+        raise PayloadTooLarge("photo has too many pixels") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, UnidentifiedImageError) and not _has_accepted_signature(data):
             raise UnsupportedMedia("photos must be JPEG, PNG or WebP") from exc
         raise InvalidInput("file", "the image is damaged or cannot be read") from exc
 
@@ -66,10 +62,22 @@ def process_photo(data: bytes, *, max_bytes: int, max_side: int, thumb_side: int
     )
 
 
+def _has_accepted_signature(data: bytes) -> bool:
+    """Starts like a JPEG, PNG or WebP file: a damaged one of those is 422, not 415."""
+    return (
+        data.startswith(b"\xff\xd8\xff")
+        or data.startswith(b"\x89PNG\r\n\x1a\n")
+        or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+    )
+
+
 def _encode(image: Image.Image) -> bytes:
-    # A fresh encode writes no EXIF, GPS, ICC comments or other metadata blocks.
+    # A fresh encode from the pixels alone: no EXIF, GPS, ICC profile, XMP or comment. Pillow's
+    # JPEG writer copies `info["comment"]` from the image by itself, so `info` is emptied first.
+    clean = image.copy()
+    clean.info = {}
     out = io.BytesIO()
-    image.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    clean.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
     return out.getvalue()
 
 

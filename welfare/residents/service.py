@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import String, func, or_
+from sqlalchemy import String, column, exists, func, literal, or_
 from sqlmodel import Session, col, select
 
 from welfare.audit.service import record as audit_record
@@ -15,7 +16,6 @@ from welfare.errors import Conflict, InvalidInput, NotFound
 from welfare.pagination import paginate
 from welfare.phones import line_type, normalise_phone
 from welfare.residents.models import (
-    ConsentState,
     Contact,
     ContactCreate,
     ContactUpdate,
@@ -26,6 +26,7 @@ from welfare.residents.models import (
 from welfare.residents.photos import PhotoStore, process_photo
 from welfare.settings import Settings
 from welfare.sites.models import Household, Site
+from welfare.sites.service import household_label
 
 # Fields whose reading is audited: anything beyond the name card.
 SENSITIVE_FIELDS = (
@@ -39,13 +40,6 @@ SENSITIVE_FIELDS = (
 )
 
 
-def consent_state(resident: Resident) -> ConsentState:
-    if resident.erased_at is not None:
-        return ConsentState.withdrawn
-    # Consent records arrive with the consent module; until one is recorded there is none.
-    return ConsentState.none
-
-
 def _household_in_site(session: Session, actor: Actor, household_id: uuid.UUID) -> Household:
     household = session.get(Household, household_id)
     if household is None or not actor.in_site(household.site_id):
@@ -53,15 +47,18 @@ def _household_in_site(session: Session, actor: Actor, household_id: uuid.UUID) 
     return household
 
 
+def _name_key(name: str) -> str:
+    # Compared in Python: SQLite's lower() only folds ASCII ('ZOË' would not match 'Zoë').
+    return " ".join(name.split()).casefold()
+
+
 def find_duplicate(
     session: Session, household_id: uuid.UUID, full_name: str, except_id: uuid.UUID | None = None
 ) -> Resident | None:
-    query = select(Resident).where(
-        Resident.household_id == household_id,
-        func.lower(col(Resident.full_name)) == full_name.strip().lower(),
-    )
+    key = _name_key(full_name)
+    query = select(Resident).where(Resident.household_id == household_id)
     for resident in session.exec(query).all():
-        if resident.id != except_id:
+        if resident.id != except_id and resident.full_name and _name_key(resident.full_name) == key:
             return resident
     return None
 
@@ -129,6 +126,21 @@ def get_resident(
     return resident
 
 
+def _alias_contains(session: Session, term: str) -> Any:
+    """True where one alias contains `term`; each element is searched on its own, so the JSON
+    list's punctuation ('"', ',', '[') never matches."""
+    if session.get_bind().dialect.name == "postgresql":
+        function = func.json_array_elements_text(col(Resident.aliases))
+    else:
+        function = func.json_each(col(Resident.aliases))
+    elements = function.table_valued(column("value", String))
+    return exists(
+        select(literal(1))
+        .select_from(elements)
+        .where(elements.c.value.icontains(term, autoescape=True))
+    )
+
+
 def list_residents(
     *,
     session: Session,
@@ -147,14 +159,14 @@ def list_residents(
         query = query.where(Resident.site_id == site_id)
     if household_id:
         query = query.where(Resident.household_id == household_id)
-    if q and q.strip():
-        like = f"%{q.strip()}%"
+    term = (q or "").replace("\x00", "").strip()
+    if term:
         query = query.outerjoin(Household, col(Household.id) == Resident.household_id).where(
             or_(
-                col(Resident.full_name).ilike(like),
-                col(Resident.preferred_name).ilike(like),
-                func.cast(col(Resident.aliases), String).ilike(like),
-                col(Household.unit).ilike(like),
+                col(Resident.full_name).icontains(term, autoescape=True),
+                col(Resident.preferred_name).icontains(term, autoescape=True),
+                _alias_contains(session, term),
+                household_label().icontains(term, autoescape=True),
             )
         )
     rows, total = paginate(
@@ -170,7 +182,7 @@ def list_residents(
         action="resident.list",
         entity="resident",
         site_id=site_id,
-        detail={"returned": [str(r.id) for r in rows], "searched": bool(q)},
+        detail={"returned": [str(r.id) for r in rows], "searched": bool(term)},
     )
     return rows, total
 
@@ -187,7 +199,13 @@ def update_resident(
             raise InvalidInput("household_id", "a resident must belong to a household")
         household = _household_in_site(session, actor, data.household_id)
         require_site(actor, Permission.registry_write, household.site_id, "household")
-        resident.household_id, resident.site_id = household.id, household.site_id
+        if household.site_id != resident.site_id:
+            # Consent, contacts' phone region and escalation policy all belong to the site.
+            raise InvalidInput(
+                "household_id",
+                "a resident cannot move to another site's household; register them there",
+            )
+        resident.household_id = household.id
     if "full_name" in changes and not data.full_name:
         raise InvalidInput("full_name", "must not be empty")
     for name, value in changes.items():
@@ -206,6 +224,8 @@ def update_resident(
         and resident.birth_date.year != resident.birth_year
     ):
         raise InvalidInput("birth_date", "birth_year and birth_date disagree")
+    if resident.birth_date and resident.birth_date > dt.date.today():
+        raise InvalidInput("birth_date", "birth_date is in the future")
     if (
         resident.full_name
         and resident.household_id

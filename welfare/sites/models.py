@@ -3,8 +3,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import zoneinfo
+from typing import Any
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from welfare.db import UTCDateTime, utcnow
@@ -20,6 +21,23 @@ def _check_timezone(value: str) -> str:
     return value
 
 
+def reject_nul_characters(data: Any) -> Any:
+    """A `mode="before"` model check: no real text holds NUL, and PostgreSQL cannot store it."""
+
+    def has_nul(value: Any) -> bool:
+        if isinstance(value, str):
+            return "\x00" in value
+        if isinstance(value, dict):
+            return any(has_nul(v) for v in value.values())
+        if isinstance(value, list | tuple):
+            return any(has_nul(v) for v in value)
+        return False
+
+    if has_nul(data):
+        raise ValueError("text must not contain NUL (\\x00) characters")
+    return data
+
+
 class SiteBase(SQLModel):
     name: str = Field(min_length=1, max_length=NAME_MAX)
     timezone: str = Field(default="UTC", max_length=64)
@@ -31,6 +49,11 @@ class SiteBase(SQLModel):
     @classmethod
     def _valid_timezone(cls, value: str) -> str:
         return _check_timezone(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return reject_nul_characters(data)
 
 
 class SiteCreate(SiteBase):
@@ -48,6 +71,11 @@ class SiteUpdate(SQLModel):
     @classmethod
     def _valid_timezone(cls, value: str | None) -> str | None:
         return None if value is None else _check_timezone(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return reject_nul_characters(data)
 
 
 class Site(SiteBase, table=True):
@@ -68,6 +96,11 @@ class HouseholdBase(SQLModel):
     landline: str | None = Field(default=None, max_length=32)
     notes: str | None = Field(default=None, max_length=2000)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return reject_nul_characters(data)
+
 
 class HouseholdCreate(HouseholdBase):
     site_id: uuid.UUID
@@ -78,6 +111,11 @@ class HouseholdUpdate(SQLModel):
     unit: str | None = Field(default=None, min_length=1, max_length=50)
     landline: str | None = Field(default=None, max_length=32)
     notes: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return reject_nul_characters(data)
 
 
 class Household(HouseholdBase, table=True):

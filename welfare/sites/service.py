@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -22,11 +23,18 @@ from welfare.sites.models import (
 )
 
 
+def _site_name(raw: str) -> str:
+    name = raw.strip()
+    if not name:
+        raise InvalidInput("name", "the site name must not be blank")
+    return name
+
+
 def create_site(*, session: Session, actor: Actor, data: SiteCreate) -> Site:
     require(actor, Permission.sites_manage)
     region = valid_region(data.phone_region)
     site = Site(
-        name=data.name.strip(),
+        name=_site_name(data.name),
         timezone=data.timezone,
         phone_region=region,
         office_phone=normalise_phone(data.office_phone, region, "office_phone")
@@ -69,6 +77,8 @@ def update_site(*, session: Session, actor: Actor, site_id: uuid.UUID, data: Sit
     changes = data.model_dump(exclude_unset=True)
     if changes.get("phone_region"):
         site.phone_region = valid_region(changes["phone_region"])
+    if changes.get("name") is not None:
+        changes["name"] = _site_name(changes["name"])
     for name in ("name", "timezone", "address"):
         if name in changes and (changes[name] is not None or name == "address"):
             setattr(site, name, changes[name])
@@ -115,8 +125,10 @@ def create_household(*, session: Session, actor: Actor, data: HouseholdCreate) -
         raise InvalidInput("site_id", "unknown site")
     require_site(actor, Permission.registry_write, site.id, "site")
     building, unit = data.building.strip(), data.unit.strip()
-    if not building or not unit:
-        raise InvalidInput("unit", "building and unit must not be blank")
+    if not building:
+        raise InvalidInput("building", "building must not be blank")
+    if not unit:
+        raise InvalidInput("unit", "unit must not be blank")
     _ensure_unit_free(session, site.id, building, unit, None)
     household = Household(
         site_id=site.id,
@@ -152,6 +164,11 @@ def get_household(
     return household
 
 
+def household_label() -> Any:
+    """SQL for the unit label people type, such as '1-1609' (building-unit)."""
+    return col(Household.building) + "-" + col(Household.unit)
+
+
 def list_households(
     *,
     session: Session,
@@ -167,9 +184,9 @@ def list_households(
         query = query.where(col(Household.site_id).in_(sites))
     if site_id:
         query = query.where(Household.site_id == site_id)
-    if q:
-        like = f"%{q.strip()}%"
-        query = query.where(col(Household.unit).ilike(like) | col(Household.building).ilike(like))
+    if q and q.strip():
+        # The label '1-1609' covers building and unit; '%', '_' and '\\' match literally.
+        query = query.where(household_label().icontains(q.strip(), autoescape=True))
     return paginate(
         session,
         query,
@@ -193,6 +210,10 @@ def update_household(
     changes = data.model_dump(exclude_unset=True)
     building = (changes.get("building") or household.building).strip()
     unit = (changes.get("unit") or household.unit).strip()
+    if not building:
+        raise InvalidInput("building", "building must not be blank")
+    if not unit:
+        raise InvalidInput("unit", "unit must not be blank")
     _ensure_unit_free(session, site.id, building, unit, household.id)
     household.building, household.unit = building, unit
     if "landline" in changes:

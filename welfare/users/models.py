@@ -24,6 +24,13 @@ def _check_username(value: str) -> str:
     return value
 
 
+def _check_display_name(value: str) -> str:
+    # Control characters (NUL above all, which PostgreSQL cannot store) are never part of a name.
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
 def _check_language(value: str) -> str:
     if value not in UI_LANGUAGES:
         raise ValueError(f"one of {', '.join(UI_LANGUAGES)}")
@@ -48,6 +55,11 @@ class UserCreate(UserBase):
     def _valid_username(cls, value: str) -> str:
         return _check_username(value)
 
+    @field_validator("display_name")
+    @classmethod
+    def _valid_display_name(cls, value: str) -> str:
+        return _check_display_name(value)
+
     @field_validator("language")
     @classmethod
     def _valid_language(cls, value: str) -> str:
@@ -68,6 +80,11 @@ class UserUpdate(SQLModel):
     def _valid_language(cls, value: str | None) -> str | None:
         return None if value is None else _check_language(value)
 
+    @field_validator("display_name")
+    @classmethod
+    def _valid_display_name(cls, value: str | None) -> str | None:
+        return None if value is None else _check_display_name(value)
+
 
 class ProfileUpdate(SQLModel):
     """What users may change about themselves."""
@@ -80,6 +97,11 @@ class ProfileUpdate(SQLModel):
     @classmethod
     def _valid_language(cls, value: str | None) -> str | None:
         return None if value is None else _check_language(value)
+
+    @field_validator("display_name")
+    @classmethod
+    def _valid_display_name(cls, value: str | None) -> str | None:
+        return None if value is None else _check_display_name(value)
 
 
 class PasswordChange(SQLModel):

@@ -122,24 +122,35 @@ def list_users(
 
 def update_user(*, session: Session, actor: Actor, user_id: uuid.UUID, data: UserUpdate) -> User:
     user = get_user(session=session, actor=actor, user_id=user_id)
-    changes = data.model_dump(exclude_unset=True)
+    # An explicit null means "no change" for every field but the phone, where it clears it.
+    changes = {
+        name: value
+        for name, value in data.model_dump(exclude_unset=True).items()
+        if value is not None or name == "phone"
+    }
     if user.id == actor.user_id and (
         changes.get("is_active") is False or changes.get("role", Role.admin) != Role.admin
     ):
         raise Conflict("admins cannot demote or deactivate themselves; ask another admin")
-    revoke = False
+    # Only a real change of access signs the user out: a form that re-sends the same role and
+    # sites with a new display name must not.
+    revoke = (
+        changes.get("is_active") is False
+        or ("role" in changes and changes["role"] != user.role)
+        or (
+            "site_ids" in changes and set(changes["site_ids"]) != set(site_ids_of(session, user.id))
+        )
+    )
     for name in ("display_name", "role", "language", "is_active"):
-        if name in changes and changes[name] is not None:
+        if name in changes:
             setattr(user, name, changes[name])
-    if "site_ids" in changes and changes["site_ids"] is not None:
+    if "site_ids" in changes:
         _set_sites(session, user, changes["site_ids"])
     if "phone" in changes:
         user.phone = _user_phone(session, changes["phone"], site_ids_of(session, user.id))
     if changes.get("password"):
         user.password_hash = password_hasher.hash(changes["password"])
         user.password_changed_at = utcnow()
-        revoke = True
-    if changes.get("is_active") is False or "role" in changes or "site_ids" in changes:
         revoke = True
     session.add(user)
     if revoke:
@@ -216,7 +227,10 @@ def authenticate(
     user_agent: str | None = None,
 ) -> tuple[str, AuthSession, User]:
     """Check the password and open a session; the raw token is returned once and never stored."""
-    username = username.strip().lower()[:256]
+    # PostgreSQL text cannot hold NUL: such a name matches nobody, and is counted as typed.
+    username = username.strip().lower().replace("\x00", "\ufffd")[:256]
+    client_addr = client_addr.replace("\x00", "\ufffd")
+    user_agent = user_agent.replace("\x00", "\ufffd") if user_agent else None
     _check_throttle(session, settings, username, client_addr)
     user = session.exec(select(User).where(User.username == username)).first()
     valid, updated_hash = password_hasher.verify_and_update(

@@ -1,0 +1,267 @@
+"""The access audit: a SHA-256 hash chain that notices edits and deletions."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import threading
+import uuid
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session, col, select
+
+from welfare.audit.models import AuditEntry
+from welfare.audit.service import GENESIS_HASH, list_entries, record, verify_chain
+from welfare.authz import Actor, Role
+from welfare.residents.models import Resident
+from welfare.sites.models import Site
+
+SYSTEM = Actor.system()
+
+
+def append(factory: sessionmaker[Session], count: int, **kwargs) -> list[int]:
+    ids = []
+    with factory() as session:
+        for i in range(count):
+            entry = record(
+                session,
+                actor=SYSTEM,
+                action=kwargs.get("action", "test.append"),
+                entity="test",
+                entity_id=str(i),
+                detail=kwargs.get("detail", {"n": i}),
+            )
+            ids.append(entry.id)
+        session.commit()
+    return ids
+
+
+def entries(factory: sessionmaker[Session]) -> list[AuditEntry]:
+    with factory() as session:
+        return list(session.exec(select(AuditEntry).order_by(col(AuditEntry.id))).all())
+
+
+def verify(factory: sessionmaker[Session]):
+    with factory() as session:
+        return verify_chain(session)
+
+
+def execute(factory: sessionmaker[Session], sql: str, **params) -> None:
+    with factory() as session:
+        session.exec(text(sql).bindparams(**params))
+        session.commit()
+
+
+def test_entries_chain_each_to_the_one_before(session_factory) -> None:
+    append(session_factory, 4)
+    rows = entries(session_factory)
+    assert len(rows) == 4
+    assert rows[0].prev_hash == GENESIS_HASH
+    for before, after in itertools.pairwise(rows):
+        assert after.prev_hash == before.hash
+    assert len({r.hash for r in rows}) == 4
+    assert all(len(r.hash) == 64 and int(r.hash, 16) >= 0 for r in rows)
+
+
+def test_hash_covers_the_previous_hash_and_the_canonical_contents(session_factory) -> None:
+    append(session_factory, 1, detail={"b": 2, "a": "王"})
+    [entry] = entries(session_factory)
+    payload = {
+        "at": entry.at.isoformat(timespec="microseconds"),
+        "actor_id": None,
+        "actor_role": "system",
+        "action": "test.append",
+        "entity": "test",
+        "entity_id": "0",
+        "resident_id": None,
+        "site_id": None,
+        "purpose": None,
+        "client_addr": None,
+        "detail": {"a": "王", "b": 2},
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    assert entry.hash == hashlib.sha256((GENESIS_HASH + canonical).encode()).hexdigest()
+
+
+def test_verify_chain_passes_on_an_intact_chain(session_factory) -> None:
+    assert verify(session_factory).ok  # empty
+    append(session_factory, 7)
+    report = verify(session_factory)
+    assert report.ok
+    assert report.checked == 7
+    assert report.first_broken_id is None
+    assert report.reason is None
+
+
+def test_verify_chain_walks_in_batches(session_factory) -> None:
+    append(session_factory, 12)
+    with session_factory() as session:
+        report = verify_chain(session, batch=5)
+    assert (report.ok, report.checked) == (True, 12)
+
+
+def test_edited_action_is_caught_at_that_entry(session_factory) -> None:
+    ids = append(session_factory, 5)
+    execute(session_factory, "UPDATE audit_entry SET action = 'innocent' WHERE id = :id", id=ids[2])
+    report = verify(session_factory)
+    assert report.first_broken_id == ids[2]
+    assert report.checked == 2
+    assert report.reason == "contents do not match the stored hash"
+    assert not report.ok
+
+
+def test_edited_detail_is_caught_at_that_entry(session_factory) -> None:
+    ids = append(session_factory, 5)
+    sql = """UPDATE audit_entry SET detail = '{"n": 99}' WHERE id = :id"""
+    execute(session_factory, sql, id=ids[3])
+    report = verify(session_factory)
+    assert (report.first_broken_id, report.checked) == (ids[3], 3)
+
+
+def test_edited_time_or_actor_is_caught(session_factory) -> None:
+    ids = append(session_factory, 3)
+    execute(
+        session_factory,
+        "UPDATE audit_entry SET actor_id = :actor WHERE id = :id",
+        actor=uuid.uuid4(),
+        id=ids[0],
+    )
+    assert verify(session_factory).first_broken_id == ids[0]
+
+
+def test_recomputed_hash_of_an_edited_entry_breaks_the_next_link(session_factory) -> None:
+    ids = append(session_factory, 3)
+    execute(
+        session_factory,
+        "UPDATE audit_entry SET hash = :fake WHERE id = :id",
+        fake="f" * 64,
+        id=ids[1],
+    )
+    report = verify(session_factory)
+    assert report.first_broken_id == ids[1]
+
+
+def test_deleted_middle_entry_is_caught_at_the_next_one(session_factory) -> None:
+    ids = append(session_factory, 5)
+    execute(session_factory, "DELETE FROM audit_entry WHERE id = :id", id=ids[2])
+    report = verify(session_factory)
+    assert report.first_broken_id == ids[3]
+    assert report.reason == "prev_hash does not match the entry before"
+    assert report.checked == 2
+
+
+def test_deleted_first_entry_is_caught(session_factory) -> None:
+    ids = append(session_factory, 3)
+    execute(session_factory, "DELETE FROM audit_entry WHERE id = :id", id=ids[0])
+    assert verify(session_factory).first_broken_id == ids[1]
+
+
+def test_an_entry_rolls_back_with_its_transaction(session_factory) -> None:
+    append(session_factory, 2)
+    with session_factory() as session:
+        record(session, actor=SYSTEM, action="test.lost", entity="test")
+        session.rollback()
+    append(session_factory, 1)
+    assert [e.action for e in entries(session_factory)] == ["test.append"] * 3
+    assert verify(session_factory).ok
+
+
+def test_concurrent_appends_from_several_threads_keep_the_chain_valid(session_factory) -> None:
+    threads_n, per_thread = 6, 8
+    errors: list[BaseException] = []
+    start = threading.Barrier(threads_n)
+
+    def work(n: int) -> None:
+        try:
+            start.wait(timeout=30)
+            for i in range(per_thread):
+                with session_factory() as session:
+                    record(
+                        session,
+                        actor=SYSTEM,
+                        action="test.concurrent",
+                        entity="thread",
+                        entity_id=f"{n}-{i}",
+                    )
+                    session.commit()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    rows = entries(session_factory)
+    assert len(rows) == threads_n * per_thread
+    assert len({r.prev_hash for r in rows}) == len(rows)  # no fork
+    report = verify(session_factory)
+    assert (report.ok, report.checked) == (True, threads_n * per_thread)
+
+
+def test_verify_chain_leaves_the_callers_objects_tracked(session_factory, site: Site) -> None:
+    append(session_factory, 3)
+    with session_factory() as session:
+        loaded = session.get(Site, site.id)
+        assert loaded is not None
+        assert verify_chain(session, batch=2).ok
+        loaded.address = "1 Harbour Road"  # changed after the check: must still be saved
+        session.commit()
+    with session_factory() as session:
+        assert session.get(Site, site.id).address == "1 Harbour Road"
+
+
+def test_reading_a_resident_is_audited_without_the_residents_name(
+    client: TestClient,
+    headers_for,
+    make_resident: Callable[..., Resident],
+    session_factory,
+) -> None:
+    resident = make_resident(
+        full_name="Wang Jianguo",
+        preferred_name="Mr. Wang",
+        aliases=["王建国"],
+        medical_notes="Alzheimer's disease",
+    )
+    response = client.get(f"/api/v1/residents/{resident.id}", headers=headers_for("staff"))
+    assert response.status_code == 200
+    rows = [e for e in entries(session_factory) if e.resident_id == resident.id]
+    reads = [e for e in rows if e.action == "resident.read"]
+    assert len(reads) == 1
+    assert reads[0].actor_role == "staff"
+    assert reads[0].site_id == resident.site_id
+    dumped = json.dumps([e.model_dump(mode="json") for e in rows], ensure_ascii=False)
+    for secret in ("Wang", "Jianguo", "王建国", "Alzheimer"):
+        assert secret not in dumped
+    assert verify(session_factory).ok
+
+
+def test_listing_the_audit_is_itself_audited(session_factory, site: Site) -> None:
+    manager = Actor(user_id=uuid.uuid4(), role=Role.manager, site_ids=frozenset({site.id}))
+    with session_factory() as session:
+        record(session, actor=SYSTEM, action="resident.read", entity="resident", site_id=site.id)
+        record(session, actor=SYSTEM, action="resident.read", entity="resident")
+        record(session, actor=SYSTEM, action="resident.read", entity="r", site_id=uuid.uuid4())
+        session.commit()
+        rows, total = list_entries(session, actor=manager)
+        session.commit()
+    in_site = [e for e in entries(session_factory) if e.site_id == site.id]
+    assert total == len(in_site) == 2  # the site's creation and the read, not the others
+    assert [r.id for r in rows] == [e.id for e in reversed(in_site)]
+    assert entries(session_factory)[-1].action == "audit.read"
+    assert verify(session_factory).ok
+
+
+@pytest.mark.parametrize("role", [Role.guard, Role.staff])
+def test_guards_and_staff_may_not_read_the_audit(session_factory, role: Role) -> None:
+    from welfare.errors import PermissionDenied
+
+    actor = Actor(user_id=uuid.uuid4(), role=role)
+    with session_factory() as session, pytest.raises(PermissionDenied):
+        list_entries(session, actor=actor)
