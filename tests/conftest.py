@@ -37,6 +37,23 @@ TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 PASSWORD = "correct horse battery"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Argon2 with minimal cost in tests (as Django tests swap in a fast hasher): signing in is in
+    most tests, and production-strength hashing would make it most of the run time."""
+    from pwdlib import PasswordHash
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    from welfare.users import service as user_service
+
+    saved = (user_service.password_hasher, user_service._DUMMY_HASH)
+    fast = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+    user_service.password_hasher = fast
+    user_service._DUMMY_HASH = fast.hash("dummy password for unknown users")
+    yield
+    user_service.password_hasher, user_service._DUMMY_HASH = saved
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"

@@ -18,7 +18,9 @@ from sqlmodel import Session, col, select
 from welfare.audit.models import AuditEntry
 from welfare.audit.service import GENESIS_HASH, list_entries, record, verify_chain
 from welfare.authz import Actor, Role
+from welfare.db import make_engine, make_sessionmaker
 from welfare.residents.models import Resident
+from welfare.settings import Settings
 from welfare.sites.models import Site
 
 SYSTEM = Actor.system()
@@ -171,7 +173,13 @@ def test_an_entry_rolls_back_with_its_transaction(session_factory) -> None:
     assert verify(session_factory).ok
 
 
-def test_concurrent_appends_from_several_threads_keep_the_chain_valid(session_factory) -> None:
+def test_concurrent_appends_from_several_threads_keep_the_chain_valid(
+    session_factory, settings: Settings
+) -> None:
+    # The application's engine (BEGIN IMMEDIATE on SQLite), not the tests' read-only-minded one:
+    # with deferred transactions two appenders reading the same head would collide.
+    engine = make_engine(settings.database_url)
+    writers = make_sessionmaker(engine)
     threads_n, per_thread = 6, 8
     errors: list[BaseException] = []
     start = threading.Barrier(threads_n)
@@ -180,7 +188,7 @@ def test_concurrent_appends_from_several_threads_keep_the_chain_valid(session_fa
         try:
             start.wait(timeout=30)
             for i in range(per_thread):
-                with session_factory() as session:
+                with writers() as session:
                     record(
                         session,
                         actor=SYSTEM,
@@ -197,6 +205,7 @@ def test_concurrent_appends_from_several_threads_keep_the_chain_valid(session_fa
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
+    engine.dispose()
     assert errors == []
     rows = entries(session_factory)
     assert len(rows) == threads_n * per_thread
