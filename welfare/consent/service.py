@@ -12,13 +12,13 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from welfare.audit.service import record as audit_record
-from welfare.authz import Actor, Permission, require_site
+from welfare.authz import Actor, Permission
 from welfare.consent.models import DEFAULT_REVIEW_MONTHS, Consent, ConsentCreate, ConsentScope
 from welfare.db import SQLITE_BUSY_TIMEOUT_MS, on_commit, utcnow
 from welfare.errors import Conflict, InvalidInput, NotFound
 from welfare.residents.models import ConsentState, Contact, Resident
 from welfare.residents.photos import PhotoStore
+from welfare.residents.service import audit_resident, load_resident
 from welfare.settings import Settings
 
 log = logging.getLogger("welfare.consent")
@@ -61,18 +61,10 @@ def has_scope(session: Session, resident_id: uuid.UUID, scope: ConsentScope) -> 
     return scope in live_scopes(consents_of(session, resident_id))
 
 
-def _resident(session: Session, actor: Actor, resident_id: uuid.UUID, perm: Permission) -> Resident:
-    resident = session.get(Resident, resident_id)
-    if resident is None:
-        raise NotFound("resident")
-    require_site(actor, perm, resident.site_id, "resident")
-    return resident
-
-
 def record_consent(
     *, session: Session, actor: Actor, resident_id: uuid.UUID, data: ConsentCreate
 ) -> Consent:
-    resident = _resident(session, actor, resident_id, Permission.registry_write)
+    resident = load_resident(session, actor, resident_id, Permission.registry_write)
     if resident.erased_at is not None:
         raise Conflict("this record was erased after consent was withdrawn; register anew")
     now = utcnow()
@@ -99,30 +91,26 @@ def record_consent(
     )
     session.add(consent)
     session.flush()
-    audit_record(
+    audit_resident(
         session,
-        actor=actor,
-        action="consent.record",
+        actor,
+        "consent.record",
+        resident,
         entity="consent",
         entity_id=consent.id,
-        resident_id=resident.id,
-        site_id=resident.site_id,
         detail={"scopes": consent.scopes},
     )
     return consent
 
 
 def list_consents(*, session: Session, actor: Actor, resident_id: uuid.UUID) -> list[Consent]:
-    resident = _resident(session, actor, resident_id, Permission.registry_read)
+    resident = load_resident(session, actor, resident_id, Permission.registry_read)
     consents = consents_of(session, resident.id)
-    audit_record(
+    audit_resident(
         session,
-        actor=actor,
-        action="consent.list",
-        entity="resident",
-        entity_id=resident.id,
-        resident_id=resident.id,
-        site_id=resident.site_id,
+        actor,
+        "consent.list",
+        resident,
     )
     return consents
 
@@ -138,7 +126,7 @@ def withdraw_consent(
 ) -> Consent:
     """Withdraw one consent. Whatever the remaining consents no longer cover is erased: the
     photo without the photo scope, the whole record without the registry scope."""
-    resident = _resident(session, actor, resident_id, Permission.registry_write)
+    resident = load_resident(session, actor, resident_id, Permission.registry_write)
     consent = session.get(Consent, consent_id)
     if consent is None or consent.resident_id != resident.id:
         raise NotFound("consent")
@@ -159,14 +147,13 @@ def withdraw_consent(
     elif ConsentScope.photo not in remaining and resident.photo_file:
         _erase_photo(session, settings, resident)
         erased.append("photo")
-    audit_record(
+    audit_resident(
         session,
-        actor=actor,
-        action="consent.withdraw",
+        actor,
+        "consent.withdraw",
+        resident,
         entity="consent",
         entity_id=consent.id,
-        resident_id=resident.id,
-        site_id=resident.site_id,
         detail={"erased": erased},
     )
     return consent

@@ -84,22 +84,45 @@ def create_resident(
     resident.birth_date = data.birth_date
     session.add(resident)
     session.flush()
-    audit_record(
+    audit_resident(
         session,
-        actor=actor,
-        action="resident.create",
-        entity="resident",
-        entity_id=resident.id,
-        resident_id=resident.id,
-        site_id=resident.site_id,
+        actor,
+        "resident.create",
+        resident,
         detail={"fields": sorted(data.model_fields_set)},
     )
     return resident
 
 
-def _load(
+def audit_resident(
+    session: Session,
+    actor: Actor,
+    action: str,
+    resident: Resident,
+    *,
+    entity: str = "resident",
+    entity_id: uuid.UUID | None = None,
+    purpose: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """An audit entry about (something of) one resident: ids only, never the person's data."""
+    audit_record(
+        session,
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_id=entity_id or resident.id,
+        resident_id=resident.id,
+        site_id=resident.site_id,
+        purpose=purpose,
+        detail=detail,
+    )
+
+
+def load_resident(
     session: Session, actor: Actor, resident_id: uuid.UUID, permission: Permission
 ) -> Resident:
+    """The resident if the actor holds `permission` at its site; 404 otherwise."""
     resident = session.get(Resident, resident_id)
     if resident is None:
         raise NotFound("resident")
@@ -111,15 +134,12 @@ def get_resident(
     *, session: Session, actor: Actor, resident_id: uuid.UUID, purpose: str | None = None
 ) -> Resident:
     """The full record (health data included), for staff. Every read is audited."""
-    resident = _load(session, actor, resident_id, Permission.registry_read)
-    audit_record(
+    resident = load_resident(session, actor, resident_id, Permission.registry_read)
+    audit_resident(
         session,
-        actor=actor,
-        action="resident.read",
-        entity="resident",
-        entity_id=resident.id,
-        resident_id=resident.id,
-        site_id=resident.site_id,
+        actor,
+        "resident.read",
+        resident,
         purpose=purpose,
         detail={"fields": list(SENSITIVE_FIELDS)},
     )
@@ -190,7 +210,7 @@ def list_residents(
 def update_resident(
     *, session: Session, actor: Actor, resident_id: uuid.UUID, data: ResidentUpdate
 ) -> Resident:
-    resident = _load(session, actor, resident_id, Permission.registry_write)
+    resident = load_resident(session, actor, resident_id, Permission.registry_write)
     if resident.erased_at is not None:
         raise Conflict("this record was erased after consent was withdrawn")
     changes = data.model_dump(exclude_unset=True, mode="json")
@@ -239,14 +259,11 @@ def update_resident(
             )
     resident.updated_at = utcnow()
     session.add(resident)
-    audit_record(
+    audit_resident(
         session,
-        actor=actor,
-        action="resident.update",
-        entity="resident",
-        entity_id=resident.id,
-        resident_id=resident.id,
-        site_id=resident.site_id,
+        actor,
+        "resident.update",
+        resident,
         detail={"fields": sorted(changes)},
     )
     return resident
@@ -265,7 +282,7 @@ def unit_label(session: Session, resident: Resident) -> str | None:
 def set_photo(
     *, session: Session, actor: Actor, settings: Settings, resident_id: uuid.UUID, data: bytes
 ) -> Resident:
-    resident = _load(session, actor, resident_id, Permission.registry_write)
+    resident = load_resident(session, actor, resident_id, Permission.registry_write)
     if resident.erased_at is not None:
         raise Conflict("this record was erased after consent was withdrawn")
     processed = process_photo(
@@ -284,14 +301,11 @@ def set_photo(
     on_commit(session, lambda: [store.delete(name) for name in old])
     resident.photo_updated_at = resident.updated_at = utcnow()
     session.add(resident)
-    audit_record(
+    audit_resident(
         session,
-        actor=actor,
-        action="resident.photo_set",
-        entity="resident",
-        entity_id=resident.id,
-        resident_id=resident.id,
-        site_id=resident.site_id,
+        actor,
+        "resident.photo_set",
+        resident,
         detail={"width": processed.width, "height": processed.height},
     )
     return resident
@@ -306,7 +320,7 @@ def read_photo(
     thumbnail: bool = False,
     purpose: str | None = None,
 ) -> bytes:
-    resident = _load(session, actor, resident_id, Permission.registry_read)
+    resident = load_resident(session, actor, resident_id, Permission.registry_read)
     name = resident.thumbnail_file if thumbnail else resident.photo_file
     if not name:
         raise NotFound("photo")
@@ -314,14 +328,11 @@ def read_photo(
         data = PhotoStore(settings.media_dir).read(name)
     except FileNotFoundError as exc:
         raise NotFound("photo") from exc
-    audit_record(
+    audit_resident(
         session,
-        actor=actor,
-        action="resident.photo_read",
-        entity="resident",
-        entity_id=resident.id,
-        resident_id=resident.id,
-        site_id=resident.site_id,
+        actor,
+        "resident.photo_read",
+        resident,
         purpose=purpose,
         detail={"thumbnail": thumbnail},
     )
@@ -331,7 +342,7 @@ def read_photo(
 def delete_photo(
     *, session: Session, actor: Actor, settings: Settings, resident_id: uuid.UUID
 ) -> None:
-    resident = _load(session, actor, resident_id, Permission.registry_write)
+    resident = load_resident(session, actor, resident_id, Permission.registry_write)
     if not resident.photo_file:
         raise NotFound("photo")
     store = PhotoStore(settings.media_dir)
@@ -340,14 +351,11 @@ def delete_photo(
     resident.photo_file = resident.thumbnail_file = resident.photo_updated_at = None
     resident.updated_at = utcnow()
     session.add(resident)
-    audit_record(
+    audit_resident(
         session,
-        actor=actor,
-        action="resident.photo_delete",
-        entity="resident",
-        entity_id=resident.id,
-        resident_id=resident.id,
-        site_id=resident.site_id,
+        actor,
+        "resident.photo_delete",
+        resident,
     )
 
 
@@ -389,16 +397,13 @@ def _phones(session: Session, resident: Resident, values: dict[str, Any]) -> dic
 
 
 def list_contacts(*, session: Session, actor: Actor, resident_id: uuid.UUID) -> list[Contact]:
-    resident = _load(session, actor, resident_id, Permission.registry_read)
+    resident = load_resident(session, actor, resident_id, Permission.registry_read)
     contacts = _contacts(session, resident.id)
-    audit_record(
+    audit_resident(
         session,
-        actor=actor,
-        action="contact.list",
-        entity="resident",
-        entity_id=resident.id,
-        resident_id=resident.id,
-        site_id=resident.site_id,
+        actor,
+        "contact.list",
+        resident,
         detail={"contacts": [str(c.id) for c in contacts]},
     )
     return contacts
@@ -407,7 +412,7 @@ def list_contacts(*, session: Session, actor: Actor, resident_id: uuid.UUID) -> 
 def create_contact(
     *, session: Session, actor: Actor, resident_id: uuid.UUID, data: ContactCreate
 ) -> Contact:
-    resident = _load(session, actor, resident_id, Permission.registry_write)
+    resident = load_resident(session, actor, resident_id, Permission.registry_write)
     if resident.erased_at is not None:
         raise Conflict("this record was erased after consent was withdrawn")
     values = data.model_dump(mode="json", exclude={"priority"})
@@ -426,14 +431,13 @@ def create_contact(
     position = min(data.priority or len(existing) + 1, len(existing) + 1)
     _renumber(session, [*existing[: position - 1], contact, *existing[position - 1 :]])
     session.flush()
-    audit_record(
+    audit_resident(
         session,
-        actor=actor,
-        action="contact.create",
+        actor,
+        "contact.create",
+        resident,
         entity="contact",
         entity_id=contact.id,
-        resident_id=resident.id,
-        site_id=resident.site_id,
     )
     return contact
 
@@ -445,7 +449,7 @@ def _load_contact(
     contact_id: uuid.UUID,
     permission: Permission,
 ) -> tuple[Resident, Contact]:
-    resident = _load(session, actor, resident_id, permission)
+    resident = load_resident(session, actor, resident_id, permission)
     contact = session.get(Contact, contact_id)
     if contact is None or contact.resident_id != resident.id:
         raise NotFound("contact")
@@ -458,14 +462,13 @@ def get_contact(
     resident, contact = _load_contact(
         session, actor, resident_id, contact_id, Permission.registry_read
     )
-    audit_record(
+    audit_resident(
         session,
-        actor=actor,
-        action="contact.read",
+        actor,
+        "contact.read",
+        resident,
         entity="contact",
         entity_id=contact.id,
-        resident_id=resident.id,
-        site_id=resident.site_id,
     )
     return contact
 
@@ -506,14 +509,13 @@ def update_contact(
         others = [c for c in _contacts(session, resident.id) if c.id != contact.id]
         position = min(changes["priority"], len(others) + 1)
         _renumber(session, [*others[: position - 1], contact, *others[position - 1 :]])
-    audit_record(
+    audit_resident(
         session,
-        actor=actor,
-        action="contact.update",
+        actor,
+        "contact.update",
+        resident,
         entity="contact",
         entity_id=contact.id,
-        resident_id=resident.id,
-        site_id=resident.site_id,
         detail={"fields": sorted(changes)},
     )
     return contact
@@ -528,12 +530,11 @@ def delete_contact(
     session.delete(contact)
     session.flush()
     _renumber(session, _contacts(session, resident.id))
-    audit_record(
+    audit_resident(
         session,
-        actor=actor,
-        action="contact.delete",
+        actor,
+        "contact.delete",
+        resident,
         entity="contact",
         entity_id=contact.id,
-        resident_id=resident.id,
-        site_id=resident.site_id,
     )
