@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel.sql.sqltypes import AutoString
+
 from alembic import context
 from welfare.db import UTCDateTime, make_engine, normalise_url
 from welfare.models import metadata
@@ -17,7 +19,8 @@ def _url() -> str:
 
 
 def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
-    """Write UTCDateTime into new migrations as the column type it stores.
+    """Write UTCDateTime (and SQLModel's AutoString) into new migrations as the plain column
+    types they store.
 
     The decorator only converts values in Python; the database column is a plain
     `DateTime(timezone=True)`. Rendered as itself, a migration would import `welfare.db` and break
@@ -26,6 +29,8 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     """
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, AutoString):  # SQLModel's str: a plain VARCHAR
+        return f"sa.String(length={obj.length})" if obj.length else "sa.String()"
     return False
 
 

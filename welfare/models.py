@@ -6,6 +6,7 @@ from welfare.audit.models import AuditEntry
 from welfare.consent.models import Consent
 from welfare.residents.models import Contact, Resident
 from welfare.sites.models import Household, Site
+from welfare.tags.models import ResidentTag
 from welfare.users.models import AuthSession, LoginFailure, User, UserSite
 
 metadata = SQLModel.metadata
@@ -18,6 +19,7 @@ __all__ = [
     "Household",
     "LoginFailure",
     "Resident",
+    "ResidentTag",
     "Site",
     "User",
     "UserSite",

@@ -20,6 +20,7 @@ from welfare.residents.models import ConsentState, Contact, Resident
 from welfare.residents.photos import PhotoStore
 from welfare.residents.service import audit_resident, load_resident
 from welfare.settings import Settings
+from welfare.tags.models import ResidentTag
 
 log = logging.getLogger("welfare.consent")
 
@@ -200,7 +201,9 @@ def erase_resident(*, session: Session, settings: Settings, resident: Resident) 
     resident.household_id = None
     resident.erased_at = resident.updated_at = utcnow()
     session.add(resident)
-    session.exec(delete(Contact).where(col(Contact.resident_id) == resident.id))  # type: ignore[call-overload]
+    session.exec(delete(Contact).where(col(Contact.resident_id) == resident.id))
+    # Printed labels stop resolving: a scan of an erased resident's tag finds nothing.
+    session.exec(delete(ResidentTag).where(col(ResidentTag.resident_id) == resident.id))  # type: ignore[call-overload]
     for other in consents_of(session, resident.id):
         other.given_by_name = other.given_by_relationship = other.evidence = None
         if other.withdrawn_at is None:
