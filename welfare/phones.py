@@ -47,3 +47,8 @@ def line_type(e164: str) -> LineType:
     if kind == PhoneNumberType.FIXED_LINE_OR_MOBILE:
         return LineType.mobile
     return LineType.other
+
+
+def display_phone(e164: str) -> str:
+    """For people to read and dial: '+852 2345 6789'."""
+    return phonenumbers.format_number(phonenumbers.parse(e164), PhoneNumberFormat.INTERNATIONAL)

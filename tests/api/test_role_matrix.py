@@ -27,6 +27,7 @@ from welfare.db import utcnow
 from welfare.residents import service as residents
 from welfare.settings import Settings
 from welfare.sites.models import Site
+from welfare.tags import service as tags
 from welfare.users.models import AuthSession, User
 from welfare.users.service import hash_token
 
@@ -289,6 +290,47 @@ CASES += [
         (401, 403, 200, 200, 200, 404),
         params=lambda w: _consent_params(w),
         json=lambda w: {"reason": "family asked"},
+    ),
+]
+
+
+def _consented(world: World) -> Any:
+    resident = world.resident()
+    consents.record_consent(
+        session=world.db, actor=SYSTEM, resident_id=resident.id, data=ConsentCreate(**CONSENT_BODY)
+    )
+    world.db.commit()
+    return resident
+
+
+def _tagged(world: World) -> dict[str, Any]:
+    resident = _consented(world)
+    tags.issue_tag(session=world.db, actor=SYSTEM, resident_id=resident.id)
+    world.db.commit()
+    return {"resident_id": resident.id}
+
+
+CASES += [
+    Case(
+        "POST",
+        "/api/v1/residents/{resident_id}/tag",
+        (401, 403, 201, 201, 201, 404),
+        params=lambda w: {"resident_id": _consented(w).id},
+    ),
+    Case(
+        "GET", "/api/v1/residents/{resident_id}/tag", (401, 403, 200, 200, 200, 404), params=_tagged
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/residents/{resident_id}/tag",
+        (401, 403, 204, 204, 204, 404),
+        params=_tagged,
+    ),
+    Case(
+        "GET",
+        "/api/v1/residents/{resident_id}/tag.png",
+        (401, 403, 200, 200, 200, 404),
+        params=_tagged,
     ),
 ]
 

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import qrcode
+from fastapi.testclient import TestClient
+from PIL import Image
+from qrcode.constants import ERROR_CORRECT_Q
+from sqlmodel import Session, select
+
+from tests.conftest import SYSTEM
+from welfare.consent import service as consents
+from welfare.consent.models import ConsentCreate
+from welfare.residents.models import Resident
+from welfare.settings import Settings
+from welfare.tags.models import ResidentTag
+
+Headers = Callable[..., dict[str, str]]
+
+
+def _consent(db: Session, resident: Resident, scopes: list[str]) -> Any:
+    consent = consents.record_consent(
+        session=db,
+        actor=SYSTEM,
+        resident_id=resident.id,
+        data=ConsentCreate(
+            given_by_kind="resident", given_by_name="Wang Jianguo", method="written", scopes=scopes
+        ),
+    )
+    db.commit()
+    return consent
+
+
+@pytest.fixture
+def consented(db: Session, make_resident: Callable[..., Resident]) -> Resident:
+    resident = make_resident()
+    _consent(db, resident, ["registry", "lost_person_response"])
+    return resident
+
+
+def test_issued_tag_is_opaque_random_and_its_url_carries_no_personal_data(
+    client: TestClient, consented: Resident, headers_for: Headers, settings: Settings
+) -> None:
+    response = client.post(f"/api/v1/residents/{consented.id}/tag", headers=headers_for("staff"))
+    assert response.status_code == 201, response.text
+    body = response.json()
+    code = body["code"]
+    assert len(code) >= 22  # 128 bits in URL-safe base64
+    assert code.replace("-", "").replace("_", "").isalnum()
+    assert str(consented.id).replace("-", "") not in code and str(consented.id) not in body["url"]
+    assert body["url"] == f"{settings.public_base_url}/t/{code}"
+    for personal in ("Wang", "1609", "Jianguo"):
+        assert personal not in body["url"]
+
+
+def test_reissuing_revokes_the_earlier_code(
+    client: TestClient, db: Session, consented: Resident, headers_for: Headers
+) -> None:
+    staff = headers_for("staff")
+    first = client.post(f"/api/v1/residents/{consented.id}/tag", headers=staff).json()["code"]
+    second = client.post(f"/api/v1/residents/{consented.id}/tag", headers=staff).json()["code"]
+    assert first != second
+    rows = {t.code: t for t in db.exec(select(ResidentTag)).all()}
+    assert rows[first].revoked_at is not None and rows[second].revoked_at is None
+    assert (
+        client.get(f"/api/v1/residents/{consented.id}/tag", headers=staff).json()["code"] == second
+    )
+
+
+def test_revoked_tag_is_gone_and_revoking_again_is_404(
+    client: TestClient, consented: Resident, headers_for: Headers
+) -> None:
+    staff = headers_for("staff")
+    client.post(f"/api/v1/residents/{consented.id}/tag", headers=staff)
+    assert client.delete(f"/api/v1/residents/{consented.id}/tag", headers=staff).status_code == 204
+    assert client.get(f"/api/v1/residents/{consented.id}/tag", headers=staff).status_code == 404
+    assert client.delete(f"/api/v1/residents/{consented.id}/tag", headers=staff).status_code == 404
+    assert client.get(f"/api/v1/residents/{consented.id}/tag.png", headers=staff).status_code == 404
+
+
+def test_no_tag_without_the_lost_person_consent(
+    client: TestClient, db: Session, make_resident: Callable[..., Resident], headers_for: Headers
+) -> None:
+    resident = make_resident()
+    staff = headers_for("staff")
+    assert client.post(f"/api/v1/residents/{resident.id}/tag", headers=staff).status_code == 409
+    _consent(db, resident, ["registry", "welfare_visits"])
+    assert client.post(f"/api/v1/residents/{resident.id}/tag", headers=staff).status_code == 409
+
+
+def test_label_is_a_png_qr_code_of_the_tag_url(
+    client: TestClient, consented: Resident, headers_for: Headers
+) -> None:
+    staff = headers_for("staff")
+    url = client.post(f"/api/v1/residents/{consented.id}/tag", headers=staff).json()["url"]
+    response = client.get(f"/api/v1/residents/{consented.id}/tag.png", headers=staff)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    image = Image.open(io.BytesIO(response.content))
+    assert image.format == "PNG" and image.width >= 200
+    # The label must encode exactly the tag URL: compare its modules with a fresh QR of it.
+    expected = qrcode.QRCode(error_correction=ERROR_CORRECT_Q, box_size=8, border=4)
+    expected.add_data(url)
+    expected.make(fit=True)
+    matrix = expected.get_matrix()
+    box, offset = 8, (image.width - len(matrix) * 8) // 2
+    pixels = image.convert("L")
+    read = [
+        [
+            pixels.getpixel((offset + c * box + box // 2, r * box + box // 2)) < 128
+            for c in range(len(matrix))
+        ]
+        for r in range(len(matrix))
+    ]
+    assert read == matrix
+
+
+def test_erasure_deletes_the_tag(
+    client: TestClient,
+    db: Session,
+    settings: Settings,
+    make_resident: Callable[..., Resident],
+    headers_for: Headers,
+) -> None:
+    resident = make_resident()
+    consent = _consent(db, resident, ["registry", "lost_person_response"])
+    staff = headers_for("staff")
+    assert client.post(f"/api/v1/residents/{resident.id}/tag", headers=staff).status_code == 201
+    withdraw = f"/api/v1/residents/{resident.id}/consents/{consent.id}/withdraw"
+    assert client.post(withdraw, headers=staff, json={}).status_code == 200
+    assert db.exec(select(ResidentTag).where(ResidentTag.resident_id == resident.id)).all() == []
+
+
+def test_guard_cannot_issue_or_print_tags(
+    client: TestClient, consented: Resident, headers_for: Headers
+) -> None:
+    guard = headers_for("guard")
+    assert client.post(f"/api/v1/residents/{consented.id}/tag", headers=guard).status_code == 403
+    assert client.get(f"/api/v1/residents/{consented.id}/tag.png", headers=guard).status_code == 403

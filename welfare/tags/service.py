@@ -1,0 +1,120 @@
+"""Opaque resident tags and their QR labels."""
+
+from __future__ import annotations
+
+import io
+import secrets
+import uuid
+
+import qrcode
+from PIL import Image, ImageDraw, ImageFont
+from qrcode.constants import ERROR_CORRECT_Q
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from welfare.authz import Actor, Permission
+from welfare.consent.models import ConsentScope
+from welfare.consent.service import has_scope
+from welfare.db import utcnow
+from welfare.errors import Conflict, NotFound
+from welfare.phones import display_phone
+from welfare.residents.models import Resident
+from welfare.residents.service import audit_resident, load_resident
+from welfare.sites.models import Site
+from welfare.tags.models import ResidentTag
+
+TAG_BYTES = 16  # 128 random bits; the brief asks for at least 64
+
+
+def tag_url(public_base_url: str, code: str) -> str:
+    """The URL printed on the label: the code only, nothing about the person."""
+    return f"{public_base_url.rstrip('/')}/t/{code}"
+
+
+def live_tag(session: Session, resident_id: uuid.UUID) -> ResidentTag | None:
+    return session.exec(
+        select(ResidentTag).where(
+            ResidentTag.resident_id == resident_id, col(ResidentTag.revoked_at).is_(None)
+        )
+    ).first()
+
+
+def _revoke_live(session: Session, actor: Actor, resident_id: uuid.UUID) -> int:
+    return session.exec(  # type: ignore[call-overload]
+        update(ResidentTag)
+        .where(col(ResidentTag.resident_id) == resident_id, col(ResidentTag.revoked_at).is_(None))
+        .values(revoked_at=utcnow(), revoked_by=actor.user_id)
+    ).rowcount
+
+
+def issue_tag(*, session: Session, actor: Actor, resident_id: uuid.UUID) -> ResidentTag:
+    """Issue a new code, revoking any earlier one (a lost wristband stops resolving)."""
+    resident = load_resident(session, actor, resident_id, Permission.registry_write)
+    if resident.erased_at is not None:
+        raise Conflict("this record was erased after consent was withdrawn")
+    if not has_scope(session, resident.id, ConsentScope.lost_person_response):
+        raise Conflict("record a consent with the lost_person_response scope before issuing a tag")
+    revoked = _revoke_live(session, actor, resident.id)
+    tag = ResidentTag(
+        resident_id=resident.id, code=secrets.token_urlsafe(TAG_BYTES), issued_by=actor.user_id
+    )
+    session.add(tag)
+    session.flush()
+    audit_resident(
+        session,
+        actor,
+        "tag.issue",
+        resident,
+        entity="tag",
+        entity_id=tag.id,
+        detail={"revoked_earlier": revoked},
+    )
+    return tag
+
+
+def get_tag(*, session: Session, actor: Actor, resident_id: uuid.UUID) -> ResidentTag:
+    resident = load_resident(session, actor, resident_id, Permission.registry_read)
+    tag = live_tag(session, resident.id)
+    if tag is None:
+        raise NotFound("tag")
+    return tag
+
+
+def revoke_tag(*, session: Session, actor: Actor, resident_id: uuid.UUID) -> None:
+    resident = load_resident(session, actor, resident_id, Permission.registry_write)
+    if not _revoke_live(session, actor, resident.id):
+        raise NotFound("tag")
+    audit_resident(session, actor, "tag.revoke", resident, entity="tag")
+
+
+def label_png(*, session: Session, actor: Actor, resident_id: uuid.UUID, base_url: str) -> bytes:
+    """A printable label: the QR code of the tag URL and the office phone, no personal data."""
+    tag = get_tag(session=session, actor=actor, resident_id=resident_id)
+    resident = session.get(Resident, tag.resident_id)
+    site = session.get(Site, resident.site_id) if resident else None
+    office = display_phone(site.office_phone) if site and site.office_phone else None
+    png = render_label(tag_url(base_url, tag.code), office)
+    if resident:
+        audit_resident(session, actor, "tag.label", resident, entity="tag", entity_id=tag.id)
+    return png
+
+
+def render_label(url: str, office_phone: str | None) -> bytes:
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_Q, box_size=8, border=4)
+    code.add_data(url)
+    code.make(fit=True)
+    qr = code.make_image(fill_color="black", back_color="white").get_image().convert("RGB")
+    caption = (
+        f"If found, please stay with me and call {office_phone}"
+        if office_phone
+        else ("If found, please stay with me and scan this code")
+    )
+    font = ImageFont.load_default(size=18)
+    draw = ImageDraw.Draw(qr)
+    width = int(draw.textlength(caption, font=font)) + 32
+    label = Image.new("RGB", (max(qr.width, width), qr.height + 40), "white")
+    label.paste(qr, ((label.width - qr.width) // 2, 0))
+    ImageDraw.Draw(label).text((16, qr.height + 6), caption, fill="black", font=font)
+    out = io.BytesIO()
+    label.save(out, format="PNG")
+    return out.getvalue()
