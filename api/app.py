@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.middleware import BodySizeLimit
-from api.routes import auth, consents, health, residents, sites, tags, users
+from api.routes import audit, auth, consents, health, residents, sites, tags, users
 from welfare.db import head_revision, make_engine, make_sessionmaker
 from welfare.settings import Settings, get_settings
 from welfare.worker import start_in_thread
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         app.router.lifespan_context = lifespan
 
     install_error_handlers(app)
-    for module in (health, auth, users, sites, residents, consents, tags):
+    for module in (health, auth, users, sites, residents, consents, tags, audit):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_photo_bytes + BODY_LIMIT_SLACK)
     return app

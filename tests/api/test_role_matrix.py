@@ -335,6 +335,9 @@ CASES += [
 ]
 
 
+CASES += [Case("GET", "/api/v1/audit", (401, 403, 403, 200, 200, 403))]
+
+
 def _consent_params(world: World) -> dict[str, Any]:
     resident = world.resident()
     consent = consents.record_consent(

@@ -125,13 +125,21 @@ def list_entries(
     user_id: uuid.UUID | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
+    action: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[AuditEntry], int]:
+    """Newest first. Managers see their sites' entries; admins also those tied to no site
+    (sign-ins, user and site administration)."""
     sites = visible_site_ids(actor, Permission.audit_read)
     query = select(AuditEntry)
     if sites is not None:
-        query = query.where(col(AuditEntry.site_id).in_(sites))
+        in_sites = col(AuditEntry.site_id).in_(sites)
+        if actor.can(Permission.users_manage):
+            in_sites = in_sites | col(AuditEntry.site_id).is_(None)
+        query = query.where(in_sites)
+    if action:
+        query = query.where(col(AuditEntry.action).startswith(action, autoescape=True))
     if resident_id:
         query = query.where(AuditEntry.resident_id == resident_id)
     if user_id:
@@ -147,9 +155,7 @@ def list_entries(
         actor=actor,
         action="audit.read",
         entity="audit",
-        detail={
-            "resident_id": str(resident_id) if resident_id else None,
-            "user_id": str(user_id) if user_id else None,
-        },
+        resident_id=resident_id,
+        detail={"user_id": str(user_id) if user_id else None, "returned": len(rows)},
     )
     return list(rows), total

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlmodel import col, select
+
+from api.deps import ActorDep, PageDep, SessionDep
+from api.schemas import ListResponse
+from welfare.audit.models import AuditPublic
+from welfare.audit.service import list_entries
+from welfare.errors import InvalidInput
+from welfare.users.models import User
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+
+class AuditRow(AuditPublic):
+    actor_username: str | None
+
+
+def _aware(name: str, value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise InvalidInput(name, "give a timezone, e.g. 2026-11-01T00:00:00+08:00")
+    return value
+
+
+@router.get("", response_model=ListResponse[AuditRow])
+def read_audit(
+    session: SessionDep,
+    actor: ActorDep,
+    page: PageDep,
+    resident_id: uuid.UUID | None = None,
+    user_id: uuid.UUID | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    action: Annotated[
+        str | None, Query(max_length=64, description="prefix, e.g. resident.")
+    ] = None,
+) -> ListResponse[AuditRow]:
+    """Who did what, when and why: e.g. `?resident_id=...&since=2026-11-01T00:00:00Z` answers
+    "who looked at this resident's record this month". Managers and admins only."""
+    rows, total = list_entries(
+        session,
+        actor=actor,
+        resident_id=resident_id,
+        user_id=user_id,
+        since=_aware("since", since),
+        until=_aware("until", until),
+        action=action,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    ids = {r.actor_id for r in rows if r.actor_id}
+    names = (
+        dict(session.exec(select(User.id, User.username).where(col(User.id).in_(ids))).all())
+        if ids
+        else {}
+    )
+    items = [
+        AuditRow.model_validate(r, update={"actor_username": names.get(r.actor_id)}) for r in rows
+    ]
+    return ListResponse(items=items, total=total, limit=page.limit, offset=page.offset)
