@@ -1,0 +1,54 @@
+"""The channel protocol: what the dispatcher needs from a provider, and nothing Twilio-specific.
+
+Implementations: `TwilioChannel` (notifications/twilio_channel.py), `ConsoleChannel`
+(notifications/console_channel.py); tests add fakes. A channel only talks to the provider: it
+never touches the database. The dispatcher records what it answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The provider took the message or call; `provider_id` is its SID."""
+
+    provider_id: str
+    status: str  # the provider's word: queued, accepted, initiated...
+
+
+class ChannelError(Exception):
+    """The provider refused or could not be reached.
+
+    `permanent`: retrying cannot help (invalid number, opted out, landline for SMS); the
+    escalation moves on at once. Otherwise the dispatcher retries with backoff, honouring
+    `retry_after` (seconds) when the provider gave one.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        code: str | None = None,
+        permanent: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason  # readable words for the timeline; no personal data
+        self.code = code  # the provider's error code, e.g. "21211"
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class Channel(Protocol):
+    name: str
+
+    def send_sms(
+        self, *, to: str, body: str, status_callback: str | None, idempotency_key: str
+    ) -> Accepted: ...
+
+    def place_call(
+        self, *, to: str, twiml: str, status_callback: str | None, idempotency_key: str
+    ) -> Accepted: ...
