@@ -1,0 +1,197 @@
+"""The channel without credentials: logs (masked), remembers, and plays the provider's part.
+
+`welfare demo` and the tests use it. Every send is logged at INFO with the number masked
+("+852****4567") and no text (the text goes to DEBUG), kept in `sent` for the demo and the tests,
+and answered with a Twilio-shaped SID. With `on_status` it also simulates the status callbacks
+Twilio would send, on a timer so the demo's timeline moves:
+
+- SMS: "sent", then "delivered";
+- call: "ringing", then "no-answer" (nobody answers a console call, so it never confirms; the
+  escalation moves on exactly as it would with a family that does not pick up).
+
+The news always arrives from another thread, never from inside `send_sms`/`place_call`, even
+with zero delays: Twilio's callbacks can also arrive before the dispatcher has stored the SID,
+and the receiving side must cope with that.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import phonenumbers
+
+from notifications.channels import Accepted
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["sms", "call"]
+# provider_id, kind, status, extra
+StatusCallback = Callable[[str, Kind, str, dict[str, Any]], None]
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+# Run `action` after `delay` seconds; return something that can cancel it.
+Scheduler = Callable[[float, Callable[[], None]], Cancellable]
+
+
+def thread_timer(delay: float, action: Callable[[], None]) -> Cancellable:
+    timer = threading.Timer(delay, action)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def mask_phone(phone: str) -> str:
+    """'+85291234567' -> '+852****4567': the country code and the last four digits only."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    if len(digits) < 7:
+        return "****"
+    try:
+        country = phonenumbers.parse(phone, None).country_code if phone.startswith("+") else None
+    except phonenumbers.NumberParseException:
+        country = None
+    return f"+{country}****{digits[-4:]}" if country else f"****{digits[-4:]}"
+
+
+def fake_sid(prefix: str) -> str:
+    """A Twilio-shaped SID: two letters and 32 hex digits (34 characters)."""
+    return prefix + secrets.token_hex(16)
+
+
+@dataclass(frozen=True)
+class ConsoleItem:
+    kind: Kind
+    provider_id: str
+    to: str
+    content: str  # the SMS body or the call's TwiML
+    status_callback: str | None
+    idempotency_key: str
+    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+class ConsoleChannel:
+    name = "console"
+
+    def __init__(
+        self,
+        on_status: StatusCallback | None = None,
+        *,
+        sms_delays: tuple[float, float] = (0.5, 1.5),
+        call_delays: tuple[float, float] = (0.5, 1.5),
+        scheduler: Scheduler = thread_timer,
+    ) -> None:
+        """`sms_delays`/`call_delays`: seconds after the send at which the first and the second
+        simulated status arrive. `scheduler` runs them (tests pass a fake timer)."""
+        self._on_status = on_status
+        self._sms_delays = sms_delays
+        self._call_delays = call_delays
+        self._schedule = scheduler
+        self._lock = threading.Lock()
+        self._sent: list[ConsoleItem] = []
+        self._pending: dict[int, Cancellable | None] = {}
+        self._tokens = itertools.count()
+        self._closed = False
+
+    @property
+    def sent(self) -> list[ConsoleItem]:
+        """A copy of everything sent so far, oldest first."""
+        with self._lock:
+            return list(self._sent)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._sent.clear()
+
+    def close(self) -> None:
+        """Cancel the simulated statuses not yet delivered; later sends simulate nothing."""
+        with self._lock:
+            self._closed = True
+            pending = [handle for handle in self._pending.values() if handle is not None]
+            self._pending.clear()
+        for handle in pending:
+            handle.cancel()
+
+    def send_sms(
+        self, *, to: str, body: str, status_callback: str | None, idempotency_key: str
+    ) -> Accepted:
+        sid = fake_sid("SM")
+        self._record(ConsoleItem("sms", sid, to, body, status_callback, idempotency_key))
+        logger.info("console sms %s to %s (%d characters)", sid, mask_phone(to), len(body))
+        logger.debug("console sms %s text: %s", sid, body)
+        self._simulate(sid, "sms", [("sent", {}), ("delivered", {})], self._sms_delays)
+        return Accepted(provider_id=sid, status="queued")
+
+    def place_call(
+        self, *, to: str, twiml: str, status_callback: str | None, idempotency_key: str
+    ) -> Accepted:
+        sid = fake_sid("CA")
+        self._record(ConsoleItem("call", sid, to, twiml, status_callback, idempotency_key))
+        logger.info("console call %s to %s", sid, mask_phone(to))
+        logger.debug("console call %s twiml: %s", sid, twiml)
+        steps = [("ringing", {}), ("no-answer", {"duration": 0})]
+        self._simulate(sid, "call", steps, self._call_delays)
+        return Accepted(provider_id=sid, status="queued")
+
+    def _record(self, item: ConsoleItem) -> None:
+        with self._lock:
+            self._sent.append(item)
+
+    def _simulate(
+        self,
+        sid: str,
+        kind: Kind,
+        steps: list[tuple[str, dict[str, Any]]],
+        delays: tuple[float, float],
+    ) -> None:
+        """Deliver `steps` in order, each at its delay after the send (chained, so they never
+        overtake each other)."""
+        callback = self._on_status
+        if callback is None:
+            return
+        timeline = list(zip(delays, steps, strict=True))
+
+        def step(index: int, previous: float) -> None:
+            delay, (status, extra) = timeline[index]
+
+            def fire() -> None:
+                try:
+                    callback(sid, kind, status, {"simulated": True, **extra})
+                except Exception:
+                    logger.exception(
+                        "console %s %s: status handler failed on %r", kind, sid, status
+                    )
+                if index + 1 < len(timeline):
+                    step(index + 1, delay)
+
+            self._after(max(delay - previous, 0.0), fire)
+
+        step(0, 0.0)
+
+    def _after(self, delay: float, action: Callable[[], None]) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            token = next(self._tokens)
+            self._pending[token] = None
+
+        def run() -> None:
+            with self._lock:
+                if token not in self._pending:  # cancelled by close()
+                    return
+                del self._pending[token]
+            action()
+
+        handle = self._schedule(delay, run)
+        with self._lock:
+            if token in self._pending:
+                self._pending[token] = handle

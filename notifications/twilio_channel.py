@@ -1,0 +1,339 @@
+"""The Twilio channel: SMS and calls through the official SDK, errors as `ChannelError`.
+
+- SMS go through the messaging service when `WELFARE_TWILIO_MESSAGING_SERVICE_SID` is set (its
+  sender pool and opt-out handling), otherwise from `WELFARE_TWILIO_FROM_NUMBER`. Calls always
+  need the from-number; with only a messaging service every call fails permanently, saying so.
+- Calls carry their TwiML inline (`twiml=`), ring for `CALL_RING_SECONDS`, and report
+  initiated, ringing, answered and completed to the status callback. No answering-machine
+  detection: it delays the greeting by seconds, and a voicemail never presses 1 anyway.
+- Status callback URLs are built by the caller (absolute, under `WELFARE_PUBLIC_BASE_URL`) and
+  passed through unchanged.
+- Every SDK request goes to `WELFARE_TWILIO_API_BASE_URL` (`RoutingHttpClient` rewrites the
+  scheme and host of any `*.twilio.com` URL and keeps the path), so staging and tests can point
+  the real SDK at a Twilio-compatible server. Requests time out after `REQUEST_TIMEOUT_SECONDS`
+  and are never retried here: the dispatcher owns retries.
+- The idempotency key travels as the `X-Welfare-Idempotency-Key` header. Twilio ignores it (its
+  API has no idempotency keys); a Twilio-compatible fake can use it to spot a double send.
+- Errors: the reason is our own words for the code, never Twilio's message, which can quote
+  the phone number. See `PERMANENT_ERRORS` and `TRANSIENT_ERRORS`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import email.utils
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http import HttpClient
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from notifications.channels import Accepted, ChannelError
+from notifications.twiml import MAX_INLINE_TWIML
+from welfare.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT_SECONDS = 10.0
+CALL_RING_SECONDS = 25
+CALL_STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
+IDEMPOTENCY_HEADER = "X-Welfare-Idempotency-Key"
+
+# Twilio error codes where retrying the same request cannot help: the escalation moves on.
+PERMANENT_ERRORS: dict[int, str] = {
+    20003: "Twilio rejected the account credentials",
+    20404: "the Twilio account or resource was not found",
+    21211: "the number is not a valid phone number",
+    21214: "the number cannot be reached by phone",
+    21215: "calls to this country or region are not enabled on the Twilio account",
+    21216: "the number is blocked for calls",
+    21217: "the number does not appear to be a valid phone number",
+    21219: "a trial account can only call verified numbers",
+    21401: "the number is not a valid phone number",
+    21408: "SMS to this country or region is not enabled on the Twilio account",
+    21602: "the message has no text",
+    21606: "the sending number cannot send SMS to this destination",
+    21608: "a trial account can only send SMS to verified numbers",
+    21610: "the recipient replied STOP and has unsubscribed from SMS from this sender",
+    21612: "the number cannot receive SMS from this sender",
+    21614: "the number is not a mobile number and cannot receive SMS",
+    21617: "the message is longer than Twilio allows",
+    13223: "the number is not in a valid format for calls",
+    13224: "the number is not a valid phone number for calls",
+}
+# Codes that say "try again later".
+TRANSIENT_ERRORS: dict[int, str] = {
+    14107: "Twilio's SMS rate limit was reached",
+    20429: "Twilio is limiting the request rate (too many requests)",
+    20500: "Twilio had an internal error",
+    20503: "Twilio is temporarily unavailable",
+}
+
+
+# --- HTTP: base URL, timeout, idempotency header, response headers -----------------------------
+
+
+@dataclass
+class _Exchange:
+    """What one channel call saw at the HTTP layer (for Retry-After)."""
+
+    idempotency_key: str | None = None
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+_exchange: contextvars.ContextVar[_Exchange | None] = contextvars.ContextVar(
+    "welfare_twilio_exchange", default=None
+)
+
+
+def rewrite_base_url(url: str, base_url: str) -> str:
+    """Send a `https://*.twilio.com/...` URL to `base_url` (which may carry a path prefix)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if not (host == "twilio.com" or host.endswith(".twilio.com")):
+        return url
+    base = urlsplit(base_url.rstrip("/"))
+    return urlunsplit(
+        parts._replace(scheme=base.scheme, netloc=base.netloc, path=base.path + parts.path)
+    )
+
+
+class RoutingHttpClient(HttpClient):
+    """Wraps the HTTP client the SDK uses: base-URL rewrite, a default timeout, our header, and
+    the response status and headers kept for the channel (the SDK's exceptions drop them)."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        inner: HttpClient | None = None,
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
+    ) -> None:
+        super().__init__(logger, False, timeout)
+        self.base_url = base_url.rstrip("/")
+        self.inner = inner or TwilioHttpClient(timeout=timeout)
+
+    def request(
+        self,
+        method: str,
+        uri: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        exchange = _exchange.get()
+        headers = dict(headers or {})
+        if exchange is not None and exchange.idempotency_key:
+            headers[IDEMPOTENCY_HEADER] = exchange.idempotency_key
+        response = self.inner.request(
+            method,
+            rewrite_base_url(uri, self.base_url),
+            params=params,
+            data=data,
+            headers=headers,
+            auth=auth,
+            timeout=timeout if timeout is not None else self.timeout,
+            allow_redirects=allow_redirects,
+        )
+        if exchange is not None:
+            exchange.status = response.status_code
+            exchange.headers = {str(k).lower(): str(v) for k, v in (response.headers or {}).items()}
+        return response
+
+
+# --- Errors --------------------------------------------------------------------------------------
+
+
+def retry_after_seconds(value: str | None, *, now: dt.datetime | None = None) -> float | None:
+    """A Retry-After header (seconds, or an HTTP date) as seconds from now."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max((when - (now or dt.datetime.now(dt.UTC))).total_seconds(), 0.0)
+
+
+def error_from_twilio(
+    status: int, code: int | None, *, retry_after: float | None = None
+) -> ChannelError:
+    """Our ChannelError for Twilio's answer `status` with error `code` (both may be generic)."""
+    if code is not None and code in PERMANENT_ERRORS:
+        return ChannelError(
+            f"Twilio error {code}: {PERMANENT_ERRORS[code]}", code=str(code), permanent=True
+        )
+    if code is not None and code in TRANSIENT_ERRORS:
+        return ChannelError(
+            f"Twilio error {code}: {TRANSIENT_ERRORS[code]}",
+            code=str(code),
+            retry_after=retry_after,
+        )
+    label = f"error {code}" if code is not None else f"HTTP {status}"
+    code_text = str(code) if code is not None else None
+    http = f" (HTTP {status})" if code is not None else ""
+    if status == 429:
+        return ChannelError(
+            f"Twilio {label}: too many requests", code=code_text, retry_after=retry_after
+        )
+    if status >= 500 or status in (408, 409):
+        return ChannelError(
+            f"Twilio {label}: Twilio could not take the request just now{http}",
+            code=code_text,
+            retry_after=retry_after,
+        )
+    docs = f"; see https://www.twilio.com/docs/errors/{code}" if code is not None else ""
+    return ChannelError(
+        f"Twilio {label}: Twilio refused the request{http}{docs}",
+        code=code_text,
+        permanent=True,
+    )
+
+
+def _network_error(exc: requests.RequestException, timeout: float) -> ChannelError:
+    if isinstance(exc, requests.ConnectTimeout):
+        reason = f"could not connect to Twilio within {timeout:g} s"
+    elif isinstance(exc, requests.Timeout):
+        reason = f"Twilio did not answer within {timeout:g} s (the request may have reached Twilio)"
+    elif isinstance(exc, requests.ConnectionError):
+        reason = "could not connect to Twilio (connection error)"
+    else:
+        reason = f"the request to Twilio failed ({type(exc).__name__})"
+    return ChannelError(reason)
+
+
+def _logged(kind: str, error: ChannelError) -> ChannelError:
+    logger.warning(
+        "twilio %s failed: %s (code %s, %s)",
+        kind,
+        error.reason,
+        error.code,
+        "permanent" if error.permanent else "transient",
+    )
+    return error
+
+
+# --- The channel ---------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class TwilioChannel:
+    name = "twilio"
+
+    def __init__(
+        self,
+        settings: Settings,
+        http_client: HttpClient | None = None,
+        *,
+        request_timeout: float = REQUEST_TIMEOUT_SECONDS,
+    ) -> None:
+        """`http_client`: the SDK's HTTP layer (tests pass a fake); it is wrapped either way, so
+        the base URL, the timeout and the idempotency header always apply."""
+        if not (settings.twilio_account_sid and settings.twilio_auth_token):
+            raise ValueError(
+                "Twilio needs WELFARE_TWILIO_ACCOUNT_SID and WELFARE_TWILIO_AUTH_TOKEN"
+            )
+        if not (settings.twilio_from_number or settings.twilio_messaging_service_sid):
+            raise ValueError(
+                "Twilio needs WELFARE_TWILIO_FROM_NUMBER or WELFARE_TWILIO_MESSAGING_SERVICE_SID"
+            )
+        self._from_number = settings.twilio_from_number
+        self._messaging_service_sid = settings.twilio_messaging_service_sid
+        self._timeout = request_timeout
+        self.http_client = RoutingHttpClient(
+            base_url=settings.twilio_api_base_url,
+            inner=http_client or TwilioHttpClient(timeout=request_timeout),
+            timeout=request_timeout,
+        )
+        self.client = Client(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            http_client=self.http_client,
+        )
+
+    def send_sms(
+        self, *, to: str, body: str, status_callback: str | None, idempotency_key: str
+    ) -> Accepted:
+        params: dict[str, Any] = {"to": to, "body": body}
+        if self._messaging_service_sid:
+            params["messaging_service_sid"] = self._messaging_service_sid
+        else:
+            params["from_"] = self._from_number
+        if status_callback:
+            params["status_callback"] = status_callback
+        message = self._call("sms", idempotency_key, lambda: self.client.messages.create(**params))
+        return self._accepted("sms", message.sid, message.status, default="queued")
+
+    def place_call(
+        self, *, to: str, twiml: str, status_callback: str | None, idempotency_key: str
+    ) -> Accepted:
+        if not self._from_number:
+            raise ChannelError(
+                "no caller number is configured (WELFARE_TWILIO_FROM_NUMBER); "
+                "a messaging service cannot place calls",
+                permanent=True,
+            )
+        if len(twiml) > MAX_INLINE_TWIML:
+            raise ChannelError(
+                f"the call script is longer than Twilio's {MAX_INLINE_TWIML} characters",
+                permanent=True,
+            )
+        params: dict[str, Any] = {
+            "to": to,
+            "from_": self._from_number,
+            "twiml": twiml,
+            "timeout": CALL_RING_SECONDS,
+        }
+        if status_callback:
+            params["status_callback"] = status_callback
+            params["status_callback_event"] = CALL_STATUS_EVENTS
+            params["status_callback_method"] = "POST"
+        call = self._call("call", idempotency_key, lambda: self.client.calls.create(**params))
+        return self._accepted("call", call.sid, call.status, default="queued")
+
+    def _call(self, kind: str, idempotency_key: str, action: Callable[[], T]) -> T:
+        exchange = _Exchange(idempotency_key=idempotency_key)
+        token = _exchange.set(exchange)
+        try:
+            return action()
+        except (TwilioRestException, TwilioServiceException) as exc:
+            status = int(exc.status) if exc.status else (exchange.status or 0)
+            code = exc.code if isinstance(exc.code, int) and exc.code != status else None
+            retry_after = retry_after_seconds(exchange.headers.get("retry-after"))
+            raise _logged(kind, error_from_twilio(status, code, retry_after=retry_after)) from exc
+        except requests.RequestException as exc:
+            raise _logged(kind, _network_error(exc, self._timeout)) from exc
+        except (TwilioException, ValueError) as exc:
+            # A 2xx whose body is not Twilio's JSON, or an SDK complaint.
+            error = ChannelError(f"Twilio's answer could not be read ({type(exc).__name__})")
+            raise _logged(kind, error) from exc
+        finally:
+            _exchange.reset(token)
+
+    @staticmethod
+    def _accepted(kind: str, sid: object, status: object, *, default: str) -> Accepted:
+        if not sid:
+            raise ChannelError("Twilio's answer carried no SID")
+        word = str(getattr(status, "value", status) or default)
+        logger.info("twilio %s %s accepted (%s)", kind, sid, word)
+        return Accepted(provider_id=str(sid), status=word)
