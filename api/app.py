@@ -9,7 +9,19 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.middleware import BodySizeLimit
-from api.routes import audit, auth, consents, health, residents, sites, tags, users
+from api.routes import (
+    audit,
+    auth,
+    consents,
+    health,
+    incidents,
+    lookup,
+    residents,
+    sites,
+    tags,
+    users,
+)
+from notifications.runtime import dispatch_round
 from welfare.db import head_revision, make_engine, make_sessionmaker
 from welfare.settings import Settings, get_settings
 from welfare.worker import start_in_thread
@@ -40,14 +52,16 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         # SQLite: one process does everything. Elsewhere `welfare worker` runs separately.
         @asynccontextmanager
         async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-            stop = start_in_thread(settings, app.state.sessionmaker)
+            factory = app.state.sessionmaker
+            stop = start_in_thread(settings, factory, dispatch_round(settings, factory))
             yield
             stop.set()
 
         app.router.lifespan_context = lifespan
 
     install_error_handlers(app)
-    for module in (health, auth, users, sites, residents, consents, tags, audit):
+    for module in (health, auth, users, sites, residents, consents, tags, audit, incidents):
         app.include_router(module.router)
+    app.include_router(lookup.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_photo_bytes + BODY_LIMIT_SLACK)
     return app

@@ -22,6 +22,8 @@ from sqlmodel import Session
 
 from api.app import create_app
 from welfare.authz import Actor, Role
+from welfare.consent import service as consents
+from welfare.consent.models import Consent, ConsentCreate
 from welfare.db import make_engine, make_sessionmaker, normalise_url, upgrade_database
 from welfare.models import metadata
 from welfare.residents import service as residents
@@ -253,6 +255,35 @@ def make_resident(db: Session, make_household: Callable[..., Household]) -> Call
         resident = residents.create_resident(session=db, actor=SYSTEM, data=ResidentCreate(**data))
         db.commit()
         return resident
+
+    return make
+
+
+ALL_SCOPES = [
+    "registry",
+    "lost_person_response",
+    "welfare_visits",
+    "photo",
+    "share_with_responders",
+]
+
+
+@pytest.fixture
+def make_consent(db: Session) -> Callable[..., Consent]:
+    """Record a consent (all scopes unless told otherwise) given by the resident."""
+
+    def make(resident: Resident, scopes: list[str] | None = None, **overrides: Any) -> Consent:
+        data = {
+            "given_by_kind": "resident",
+            "given_by_name": "the resident",
+            "method": "written",
+            "scopes": scopes or ALL_SCOPES,
+        } | overrides
+        consent = consents.record_consent(
+            session=db, actor=SYSTEM, resident_id=resident.id, data=ConsentCreate(**data)
+        )
+        db.commit()
+        return consent
 
     return make
 

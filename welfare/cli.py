@@ -100,6 +100,7 @@ def worker() -> None:
     import signal
     import threading
 
+    from notifications.runtime import dispatch_round
     from welfare.worker import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -107,7 +108,8 @@ def worker() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        run_worker(settings, _sessions(settings), stop)
+        factory = _sessions(settings)
+        run_worker(settings, factory, stop, dispatch_round(settings, factory))
     except KeyboardInterrupt:
         stop.set()
 

@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from sqlmodel import Session, select
 
 from welfare.authz import Actor, Role
+from welfare.consent.models import ConsentCreate, ConsentScope
+from welfare.consent.service import record_consent
 from welfare.residents import service as residents
 from welfare.residents.models import ContactCreate, ResidentCreate, WanderingEntry
 from welfare.sites import service as sites
 from welfare.sites.models import HouseholdCreate, Site, SiteCreate
+from welfare.tags.service import issue_tag
 from welfare.users import service as users
 from welfare.users.models import User, UserCreate
 
@@ -73,7 +76,7 @@ def seed_demo(session: Session) -> tuple[Site, bool]:
             data=HouseholdCreate(site_id=site.id, building=building, unit=unit, landline=landline),
         )
 
-    def resident(data: dict, contacts: list[dict]) -> None:
+    def resident(data: dict, contacts: list[dict], consent: dict | None = None) -> None:
         created = residents.create_resident(
             session=session, actor=system, data=ResidentCreate(**data)
         )
@@ -84,6 +87,17 @@ def seed_demo(session: Session) -> tuple[Site, bool]:
                 resident_id=created.id,
                 data=ContactCreate(**contact),
             )
+        # Without a lost-person consent a guard could neither find nor report the resident.
+        given = {
+            "given_by_kind": "resident",
+            "given_by_name": data["full_name"],
+            "method": "written",
+            "scopes": list(ConsentScope),
+        } | (consent or {})
+        record_consent(
+            session=session, actor=system, resident_id=created.id, data=ConsentCreate(**given)
+        )
+        issue_tag(session=session, actor=system, resident_id=created.id)
 
     wang_home = household("1", "1609", landline="2888 1609")
     resident(
@@ -124,6 +138,11 @@ def seed_demo(session: Session) -> tuple[Site, bool]:
                 "language": "zh-CN",
             },
         ],
+        consent={
+            "given_by_kind": "attorney",
+            "given_by_name": "Wang Lei",
+            "given_by_relationship": "son, lasting power of attorney",
+        },
     )
 
     park_home = household("A", "14")

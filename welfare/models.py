@@ -4,6 +4,9 @@ from sqlmodel import SQLModel
 
 from welfare.audit.models import AuditEntry
 from welfare.consent.models import Consent
+from welfare.incidents.models import EscalationPolicy, Incident, IncidentEvent
+from welfare.lookup.models import LookupEntry, LookupName, LookupVariant, LookupWord
+from welfare.outbox.models import OutboxMessage
 from welfare.residents.models import Contact, Resident
 from welfare.sites.models import Household, Site
 from welfare.tags.models import ResidentTag
@@ -16,8 +19,16 @@ __all__ = [
     "AuthSession",
     "Consent",
     "Contact",
+    "EscalationPolicy",
     "Household",
+    "Incident",
+    "IncidentEvent",
     "LoginFailure",
+    "LookupEntry",
+    "LookupName",
+    "LookupVariant",
+    "LookupWord",
+    "OutboxMessage",
     "Resident",
     "ResidentTag",
     "Site",

@@ -6,6 +6,7 @@ resident: seeding 100,000 residents must take seconds, not hours.
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,9 @@ from sqlmodel import Session, select
 
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor
+from welfare.consent.models import Consent
 from welfare.db import utcnow
+from welfare.lookup import index as lookup_index
 from welfare.residents.models import Contact, Resident
 from welfare.sites.models import Household, Site
 
@@ -183,6 +186,8 @@ def seed_residents(session: Session, count: int, *, seed: int = 1609) -> Site:
                 }
             )
         _insert(session, households, people, contacts)
+        # Lookup: seeded residents consent to being found, and go into the search index.
+        _consent_and_index(session, [p["id"] for p in people], now)
         made += size
     audit_record(
         session,
@@ -203,3 +208,19 @@ def _insert(
     connection.execute(insert(Household), households)
     connection.execute(insert(Resident), people)
     connection.execute(insert(Contact), contacts)
+
+
+def _consent_and_index(session: Session, resident_ids: list[uuid.UUID], now: dt.datetime) -> None:
+    consent = {
+        "given_by_kind": "resident",
+        "given_by_name": "seeded",
+        "method": "written",
+        "scopes": ["registry", "lost_person_response", "photo"],
+        "given_at": now,
+        "review_due": now + dt.timedelta(days=365),
+        "created_at": now,
+    }
+    session.connection().execute(
+        insert(Consent), [{**consent, "id": uuid.uuid4(), "resident_id": r} for r in resident_ids]
+    )
+    lookup_index.index_residents(session, resident_ids)

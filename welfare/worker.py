@@ -1,7 +1,8 @@
 """The background worker: `welfare worker`, or a thread inside `demo`/`serve` on SQLite.
 
-Today it does housekeeping (expired sign-in sessions, old login failures); the outbox dispatcher
-and the scheduler join it with the response and visit modules.
+Each round starts the escalation steps that fell due and (given a `dispatch_round`, wired by the
+entry point since welfare does not import notifications) hands due outbox rows to the provider;
+every minute it also does housekeeping (expired sign-in sessions, old login failures).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import delete
@@ -19,10 +22,12 @@ from welfare.db import session_scope, utcnow
 from welfare.settings import Settings
 from welfare.users.models import AuthSession
 from welfare.users.service import prune_login_failures
+from welfare.wakeup import work_ready
 
 log = logging.getLogger("welfare.worker")
 
 HOUSEKEEPING_INTERVAL_SECONDS = 60
+POLL_SECONDS = 1.0
 # Ended sessions are kept a while so "who was signed in" questions can still be answered.
 ENDED_SESSION_RETENTION = dt.timedelta(days=30)
 
@@ -42,28 +47,70 @@ def housekeeping(session: Session, settings: Settings) -> HousekeepingResult:
     return HousekeepingResult(login_failures=failures, sessions=sessions)
 
 
-def run_worker(settings: Settings, factory: sessionmaker[Session], stop: threading.Event) -> None:
-    """Loop until `stop` is set; a failing round is logged and retried, never fatal."""
+def escalation_round(factory: sessionmaker[Session], now: dt.datetime | None = None) -> int:
+    """Start every escalation step that has fallen due; each incident in its own transaction."""
+    from welfare.incidents import service as incidents
+    from welfare.incidents.models import Incident
+
+    with session_scope(factory) as session:
+        ids = incidents.due_incident_ids(session)
+    started = 0
+    for incident_id in ids:
+        with session_scope(factory) as session:
+            incident = session.get(Incident, incident_id)
+            if incident is not None:
+                started += incidents.advance(session=session, incident=incident, now=now)
+    return started
+
+
+def run_worker(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    stop: threading.Event,
+    dispatch_round: Callable[[], int] | None = None,
+) -> None:
+    """Loop until `stop` is set: escalation steps and the outbox every second (at once when a
+    commit wakes it), housekeeping every minute. A failing round is logged, never fatal."""
     log.info("worker started")
+    next_housekeeping = 0.0
     while not stop.is_set():
+        work_ready.clear()
         try:
-            with session_scope(factory) as session:
-                result = housekeeping(session, settings)
-            if result.login_failures or result.sessions:
-                log.info(
-                    "housekeeping removed %d login failures and %d old sessions",
-                    result.login_failures,
-                    result.sessions,
-                )
+            escalation_round(factory)
+            if dispatch_round is not None:
+                while dispatch_round():
+                    pass
         except Exception:
-            log.exception("housekeeping round failed; retrying next round")
-        stop.wait(HOUSEKEEPING_INTERVAL_SECONDS)
+            log.exception("worker round failed; retrying next round")
+        if time.monotonic() >= next_housekeeping:
+            next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL_SECONDS
+            try:
+                with session_scope(factory) as session:
+                    result = housekeeping(session, settings)
+                if result.login_failures or result.sessions:
+                    log.info(
+                        "housekeeping removed %d login failures and %d old sessions",
+                        result.login_failures,
+                        result.sessions,
+                    )
+            except Exception:
+                log.exception("housekeeping round failed; retrying next round")
+        work_ready.wait(POLL_SECONDS)
+        if stop.is_set():
+            break
     log.info("worker stopped")
 
 
-def start_in_thread(settings: Settings, factory: sessionmaker[Session]) -> threading.Event:
+def start_in_thread(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    dispatch_round: Callable[[], int] | None = None,
+) -> threading.Event:
     stop = threading.Event()
     threading.Thread(
-        target=run_worker, args=(settings, factory, stop), name="welfare-worker", daemon=True
+        target=run_worker,
+        args=(settings, factory, stop, dispatch_round),
+        name="welfare-worker",
+        daemon=True,
     ).start()
     return stop

@@ -31,8 +31,10 @@ def staff(headers_for: Headers) -> dict[str, str]:
 
 
 @pytest.fixture
-def resident(make_resident: Callable[..., Resident]) -> Resident:
-    return make_resident()
+def resident(make_resident: Callable[..., Resident], make_consent: Callable[..., Any]) -> Resident:
+    resident = make_resident()
+    make_consent(resident)  # photos need the photo scope
+    return resident
 
 
 def _image(

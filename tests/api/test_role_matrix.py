@@ -24,6 +24,8 @@ from welfare.authz import Role
 from welfare.consent import service as consents
 from welfare.consent.models import ConsentCreate
 from welfare.db import utcnow
+from welfare.incidents import service as incidents
+from welfare.incidents.models import IncidentCreate
 from welfare.residents import service as residents
 from welfare.settings import Settings
 from welfare.sites.models import Site
@@ -51,12 +53,15 @@ class World:
     make_resident: Callable[..., Any]
     make_contact: Callable[..., Any]
     make_user: Callable[..., User]
+    make_consent: Callable[..., Any]
 
     def household(self) -> Any:
         return self.make_household(unit=f"u{uuid.uuid4().hex[:8]}")
 
-    def resident(self, photo: bool = False) -> Any:
+    def resident(self, photo: bool = False, consent: bool = True) -> Any:
         resident = self.make_resident(household=self.household())
+        if consent:
+            self.make_consent(resident)
         if photo:
             residents.set_photo(
                 session=self.db,
@@ -78,6 +83,7 @@ class Case:
     json: Callable[[World], Any] | None = None
     form: dict[str, str] | None = None
     files: bool = False
+    query: Callable[[World], dict[str, Any]] | None = None  # the query string
 
 
 def _unique() -> str:
@@ -294,17 +300,8 @@ CASES += [
 ]
 
 
-def _consented(world: World) -> Any:
-    resident = world.resident()
-    consents.record_consent(
-        session=world.db, actor=SYSTEM, resident_id=resident.id, data=ConsentCreate(**CONSENT_BODY)
-    )
-    world.db.commit()
-    return resident
-
-
 def _tagged(world: World) -> dict[str, Any]:
-    resident = _consented(world)
+    resident = world.resident()
     tags.issue_tag(session=world.db, actor=SYSTEM, resident_id=resident.id)
     world.db.commit()
     return {"resident_id": resident.id}
@@ -315,7 +312,7 @@ CASES += [
         "POST",
         "/api/v1/residents/{resident_id}/tag",
         (401, 403, 201, 201, 201, 404),
-        params=lambda w: {"resident_id": _consented(w).id},
+        params=lambda w: {"resident_id": w.resident().id},
     ),
     Case(
         "GET", "/api/v1/residents/{resident_id}/tag", (401, 403, 200, 200, 200, 404), params=_tagged
@@ -336,6 +333,76 @@ CASES += [
 
 
 CASES += [Case("GET", "/api/v1/audit", (401, 403, 403, 200, 200, 403))]
+
+
+def _incident(world: World) -> dict[str, Any]:
+    resident = world.resident()
+    world.make_contact(resident)
+    opened = incidents.open_incident(
+        session=world.db,
+        actor=SYSTEM,
+        data=IncidentCreate(resident_id=resident.id, client_request_id=uuid.uuid4().hex),
+    )
+    world.db.commit()
+    return {"incident_id": opened.incident.id}
+
+
+CASES += [
+    Case(
+        "POST",
+        "/api/v1/incidents",
+        (401, 201, 201, 201, 201, 422),
+        json=lambda w: {"resident_id": str(w.resident().id), "client_request_id": uuid.uuid4().hex},
+    ),
+    Case("GET", "/api/v1/incidents", (401, 200, 200, 200, 200, 200)),
+    Case(
+        "GET", "/api/v1/incidents/{incident_id}", (401, 200, 200, 200, 200, 404), params=_incident
+    ),
+    Case(
+        "POST",
+        "/api/v1/incidents/{incident_id}/acknowledge",
+        (401, 403, 200, 200, 200, 404),
+        params=_incident,
+        json=lambda w: {},
+    ),
+    Case(
+        "POST",
+        "/api/v1/incidents/{incident_id}/notes",
+        (401, 200, 200, 200, 200, 404),
+        params=_incident,
+        json=lambda w: {"text": "son on his way"},
+    ),
+    Case(
+        "POST",
+        "/api/v1/incidents/{incident_id}/resolve",
+        (401, 200, 200, 200, 200, 404),
+        params=_incident,
+        json=lambda w: {"outcome": "handed_over", "handed_to": "son"},
+    ),
+    Case(
+        "POST",
+        "/api/v1/incidents/{incident_id}/cancel",
+        (401, 403, 200, 200, 200, 404),
+        params=_incident,
+    ),
+]
+
+
+# The guard lookup: everyone of the site; staff of another site get 200 with no cards.
+CASES += [
+    Case(
+        "GET",
+        "/api/v1/lookup",
+        (401, 200, 200, 200, 200, 200),
+        query=lambda w: {"q": w.resident().full_name},
+    ),
+    Case(
+        "GET",
+        "/api/v1/lookup/{resident_id}/photo",
+        (401, 200, 200, 200, 200, 404),
+        params=lambda w: {"resident_id": w.resident(photo=True).id},
+    ),
+]
 
 
 def _consent_params(world: World) -> dict[str, Any]:
@@ -389,11 +456,14 @@ def test_role_matrix(
     make_household: Callable[..., Any],
     make_resident: Callable[..., Any],
     make_contact: Callable[..., Any],
+    make_consent: Callable[..., Any],
 ) -> None:
     other_site = make_site(name="Elsewhere Court")
     users = {role.value: make_user(role, [site]) for role in Role}
     users["other"] = make_user(Role.staff, [other_site])
-    world = World(db, settings, site, make_household, make_resident, make_contact, make_user)
+    world = World(
+        db, settings, site, make_household, make_resident, make_contact, make_user, make_consent
+    )
     failures = []
     for case in CASES:
         for column, expected in zip(COLUMNS, case.expected, strict=True):
@@ -408,6 +478,8 @@ def test_role_matrix(
                 kwargs["data"] = case.form
             if case.files:
                 kwargs["files"] = {"file": ("face.jpg", _jpeg(), "image/jpeg")}
+            if case.query is not None:
+                kwargs["params"] = case.query(world)
             client.cookies.clear()
             response = client.request(case.method, path, **kwargs)
             if response.status_code != expected:

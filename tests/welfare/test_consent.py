@@ -252,3 +252,24 @@ def test_erasure_leaves_no_readable_copy_in_the_sqlite_files(
         file = Path(f"{path}{suffix}")
         if file.exists():
             assert marker.encode() not in file.read_bytes(), f"name left in {file.name}"
+
+
+def test_no_photo_is_stored_without_the_photo_scope(
+    client: TestClient,
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Any],
+    headers_for: Callable[..., dict[str, str]],
+    settings: Settings,
+) -> None:
+    resident = make_resident()
+    make_consent(resident, scopes=["registry", "lost_person_response"])
+    response = client.put(
+        f"/api/v1/residents/{resident.id}/photo",
+        headers=headers_for("staff"),
+        files={"file": ("face.jpg", _jpeg(), "image/jpeg")},
+    )
+    assert response.status_code == 409
+    assert "photo scope" in response.json()["detail"]
+    assert not (settings.media_dir / "photos").exists() or not any(
+        (settings.media_dir / "photos").iterdir()
+    )

@@ -6,16 +6,18 @@ import datetime as dt
 import logging
 import sqlite3
 import uuid
-from collections.abc import Iterable
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import delete
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from welfare.authz import Actor, Permission
 from welfare.consent.models import DEFAULT_REVIEW_MONTHS, Consent, ConsentCreate, ConsentScope
+from welfare.consent.scopes import consents_of, derive_state, has_scope, live_scopes  # noqa: F401 (re-exported)
 from welfare.db import SQLITE_BUSY_TIMEOUT_MS, on_commit, utcnow
 from welfare.errors import Conflict, InvalidInput, NotFound
+from welfare.incidents.service import scrub_for_erasure
+from welfare.lookup import index as lookup_index
 from welfare.residents.models import ConsentState, Contact, Resident
 from welfare.residents.photos import PhotoStore
 from welfare.residents.service import audit_resident, load_resident
@@ -25,41 +27,10 @@ from welfare.tags.models import ResidentTag
 log = logging.getLogger("welfare.consent")
 
 
-def derive_state(consents: Iterable[Consent], now: dt.datetime) -> ConsentState:
-    """active: a live consent within its review date; unverified: live but overdue for review
-    (still usable in an emergency); withdrawn: every consent withdrawn; none: nothing recorded."""
-    consents = list(consents)
-    live = [c for c in consents if c.withdrawn_at is None]
-    if not live:
-        return ConsentState.withdrawn if consents else ConsentState.none
-    if any(c.review_due > now for c in live):
-        return ConsentState.active
-    return ConsentState.unverified
-
-
-def live_scopes(consents: Iterable[Consent]) -> set[ConsentScope]:
-    """Scopes covered by consents not withdrawn (overdue review still counts: unverified)."""
-    return {ConsentScope(s) for c in consents if c.withdrawn_at is None for s in c.scopes}
-
-
-def consents_of(session: Session, resident_id: uuid.UUID) -> list[Consent]:
-    return list(
-        session.exec(
-            select(Consent)
-            .where(Consent.resident_id == resident_id)
-            .order_by(col(Consent.given_at), col(Consent.id))
-        ).all()
-    )
-
-
 def state_of(session: Session, resident: Resident) -> ConsentState:
     if resident.erased_at is not None:
         return ConsentState.withdrawn
     return derive_state(consents_of(session, resident.id), utcnow())
-
-
-def has_scope(session: Session, resident_id: uuid.UUID, scope: ConsentScope) -> bool:
-    return scope in live_scopes(consents_of(session, resident_id))
 
 
 def record_consent(
@@ -92,6 +63,7 @@ def record_consent(
     )
     session.add(consent)
     session.flush()
+    lookup_index.refresh_resident(session, resident.id)  # lookup index: keep in step
     audit_resident(
         session,
         actor,
@@ -148,6 +120,7 @@ def withdraw_consent(
     elif ConsentScope.photo not in remaining and resident.photo_file:
         _erase_photo(session, settings, resident)
         erased.append("photo")
+    lookup_index.refresh_resident(session, resident.id)  # lookup index: keep in step
     audit_resident(
         session,
         actor,
@@ -201,9 +174,11 @@ def erase_resident(*, session: Session, settings: Settings, resident: Resident) 
     resident.household_id = None
     resident.erased_at = resident.updated_at = utcnow()
     session.add(resident)
+    lookup_index.remove_resident(session, resident.id, purge=True)  # lookup index: keep in step
     session.exec(delete(Contact).where(col(Contact.resident_id) == resident.id))
     # Printed labels stop resolving: a scan of an erased resident's tag finds nothing.
     session.exec(delete(ResidentTag).where(col(ResidentTag.resident_id) == resident.id))  # type: ignore[call-overload]
+    scrub_for_erasure(session, resident.id)
     for other in consents_of(session, resident.id):
         other.given_by_name = other.given_by_relationship = other.evidence = None
         if other.withdrawn_at is None:

@@ -11,8 +11,11 @@ from sqlmodel import Session, col, select
 
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, require_site, visible_site_ids
+from welfare.consent.models import ConsentScope
+from welfare.consent.scopes import has_scope
 from welfare.db import on_commit, on_rollback, utcnow
 from welfare.errors import Conflict, InvalidInput, NotFound
+from welfare.lookup import index as lookup_index
 from welfare.pagination import paginate
 from welfare.phones import line_type, normalise_phone
 from welfare.residents.models import (
@@ -84,6 +87,7 @@ def create_resident(
     resident.birth_date = data.birth_date
     session.add(resident)
     session.flush()
+    lookup_index.refresh_resident(session, resident.id)  # lookup index: keep in step
     audit_resident(
         session,
         actor,
@@ -259,6 +263,7 @@ def update_resident(
             )
     resident.updated_at = utcnow()
     session.add(resident)
+    lookup_index.refresh_resident(session, resident.id)  # lookup index: keep in step
     audit_resident(
         session,
         actor,
@@ -285,6 +290,8 @@ def set_photo(
     resident = load_resident(session, actor, resident_id, Permission.registry_write)
     if resident.erased_at is not None:
         raise Conflict("this record was erased after consent was withdrawn")
+    if not has_scope(session, resident.id, ConsentScope.photo):
+        raise Conflict("record a consent with the photo scope before storing a photo")
     processed = process_photo(
         data,
         max_bytes=settings.max_photo_bytes,
@@ -322,7 +329,8 @@ def read_photo(
 ) -> bytes:
     resident = load_resident(session, actor, resident_id, Permission.registry_read)
     name = resident.thumbnail_file if thumbnail else resident.photo_file
-    if not name:
+    # Withdrawing the photo scope deletes the files; this guards any window before that.
+    if not name or not has_scope(session, resident.id, ConsentScope.photo):
         raise NotFound("photo")
     try:
         data = PhotoStore(settings.media_dir).read(name)

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from welfare.authz import Actor, Permission
 from welfare.consent.models import ConsentScope
-from welfare.consent.service import has_scope
+from welfare.consent.scopes import has_scope
 from welfare.db import utcnow
 from welfare.errors import Conflict, NotFound
 from welfare.phones import display_phone

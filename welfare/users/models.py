@@ -118,6 +118,8 @@ class User(UserBase, table=True):
     password_hash: str = Field(max_length=512)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     password_changed_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Guards on duty get missing-resident alerts; the manager on duty gets escalations.
+    on_duty_since: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class UserSite(SQLModel, table=True):

@@ -1,0 +1,250 @@
+"""Guard lookup latency: `python bench/lookup.py [--residents N] [--postgres-url URL]`.
+
+Seeds N residents (default 100,000) with `welfare.seed` (which also indexes them), then times
+`welfare.lookup.service.lookup()` (the function the route calls, audit entry and commit included,
+as a guard of the site) for unit, name, typo-name and description queries, one HTTP figure through
+the app, and a baseline: a plain LIKE '%1609%' scan over resident and household rows in the same
+database. Prints p50 and p99 per kind. Never part of the test run.
+
+PostgreSQL runs in a scratch schema of the given database, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import secrets
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from welfare.authz import Actor, Role
+from welfare.db import (
+    make_engine,
+    make_sessionmaker,
+    normalise_url,
+    session_scope,
+    upgrade_database,
+)
+from welfare.lookup.service import lookup
+from welfare.seed import seed_residents
+
+TYPOS = ("swap", "drop", "double")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def misspell(name: str, rng: random.Random) -> str:
+    """One or two typos in the longer words of a Latin name: 'Wang Wei' -> 'Wnag Wei'."""
+    words = name.split()
+    for index in rng.sample(range(len(words)), k=min(len(words), rng.choice((1, 2)))):
+        word = words[index]
+        if len(word) < 4:
+            continue
+        i = rng.randrange(1, len(word) - 1)
+        kind = rng.choice(TYPOS)
+        if kind == "swap":
+            word = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+        elif kind == "drop":
+            word = word[:i] + word[i + 1 :]
+        else:
+            word = word[:i] + word[i] + word[i:]
+        words[index] = word
+    return " ".join(words)
+
+
+def queries(session: Session, rng: random.Random, count: int) -> dict[str, list[str]]:
+    sample = (
+        session.connection()
+        .execute(
+            text(
+                "SELECT r.full_name, r.aliases, h.building, h.unit FROM resident r "
+                "JOIN household h ON h.id = r.household_id ORDER BY r.id LIMIT 5000"
+            )
+        )
+        .all()
+    )
+    latin = [r[0] for r in sample if r[0] and r[0].isascii()]
+    other = [r[0] for r in sample if r[0] and not r[0].isascii()]
+    units = [(r[2], r[3]) for r in sample]
+
+    def unit_query() -> str:
+        building, unit = rng.choice(units)
+        return rng.choice(
+            [f"{building}-{unit}", unit, f"Building {building} {unit}", f"B{building}-{unit}"]
+        )
+
+    descriptions = [
+        "grey coat",
+        "walking stick",
+        "red scarf",
+        "hearing aid",
+        "beige raincoat glasses",
+        "wheelchair",
+        "purple cardigan",
+        "brown slippers limp",
+    ]
+    return {
+        "unit": [unit_query() for _ in range(count)],
+        "name": [rng.choice(latin + other) for _ in range(count)],
+        "typo-name": [misspell(rng.choice(latin), rng) for _ in range(count)],
+        "description": [rng.choice(descriptions) for _ in range(count)],
+    }
+
+
+def timed(run: Callable[[], object], times: int) -> list[float]:
+    out = []
+    for _ in range(times):
+        started = time.perf_counter()
+        run()
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def report(label: str, samples: list[float], baseline: float | None = None) -> None:
+    p50, p99 = percentile(samples, 0.50), percentile(samples, 0.99)
+    ratio = f"   p99 = {baseline / p99:5.1f}x faster than the LIKE scan" if baseline else ""
+    print(f"  {label:<24} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   (n={len(samples)}){ratio}")
+
+
+def bench(url: str, residents: int, count: int, http: bool) -> None:
+    print(f"\n== {make_url(url).get_backend_name()} with {residents:,} residents")
+    upgrade_database(url)
+    engine = make_engine(url)
+    factory = make_sessionmaker(engine)
+    started = time.perf_counter()
+    with session_scope(factory) as session:
+        site = seed_residents(session, residents)
+    print(f"  seeded and indexed in {time.perf_counter() - started:.1f} s")
+    with engine.begin() as connection:
+        connection.execute(text("ANALYZE"))
+    guard = Actor(user_id=uuid.uuid4(), role=Role.guard, site_ids=frozenset({site.id}))
+    rng = random.Random(1609)
+    with factory() as session:
+        sets = queries(session, rng, count)
+
+    def call(q: str) -> None:
+        with session_scope(factory) as session:
+            lookup(session=session, actor=guard, q=q)
+
+    for q in sets["name"][:20] + sets["unit"][:20]:  # warm the caches
+        call(q)
+    # The baseline: what the lookup would cost as a plain scan of the registry's rows.
+    like = text("SELECT h.id FROM household h WHERE h.building || '-' || h.unit LIKE :p")
+
+    def scan() -> None:
+        with engine.connect() as connection:
+            connection.execute(like, {"p": "%1609%"}).all()
+
+    scan()
+    baseline = timed(scan, max(20, count // 5))
+    base_p99 = percentile(baseline, 0.99)
+    print("  lookup() (audit entry and commit included):")
+    everything: list[float] = []
+    for kind, qs in sets.items():
+        samples = []
+        for q in qs:
+            samples += timed(lambda q=q: call(q), 1)
+        everything += samples
+        report(kind, samples, base_p99)
+    report("all kinds", everything, base_p99)
+    report("baseline LIKE '%1609%'", baseline)
+    if http:
+        http_bench(url, site.id, sets, count)
+    engine.dispose()
+
+
+def http_bench(url: str, site_id: uuid.UUID, sets: dict[str, list[str]], count: int) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from welfare.settings import Settings
+    from welfare.users import service as users
+    from welfare.users.models import UserCreate
+
+    settings = Settings(
+        database_url=url,
+        secret_key=secrets.token_hex(32),
+        run_worker_in_process=False,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    app = create_app(settings)
+    password = secrets.token_urlsafe(16)
+    with session_scope(app.state.sessionmaker) as session:
+        user = users.create_user(
+            session=session,
+            actor=Actor.system(),
+            data=UserCreate(
+                username=f"bench-{uuid.uuid4().hex[:8]}",
+                display_name="bench guard",
+                role=Role.guard,
+                password=password,
+                site_ids=[site_id],
+            ),
+        )
+        username = user.username
+    with TestClient(app) as client:
+        token = client.post(
+            "/api/v1/auth/token", data={"username": username, "password": password}
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        mixed = [q for qs in sets.values() for q in qs[: max(1, count // 4)]]
+        for q in mixed[:20]:
+            client.get("/api/v1/lookup", params={"q": q}, headers=headers)
+        samples = []
+        for q in mixed:
+            samples += timed(
+                lambda q=q: client.get("/api/v1/lookup", params={"q": q}, headers=headers), 1
+            )
+        report("HTTP GET /api/v1/lookup", samples)
+    app.state.engine.dispose()
+
+
+def postgres_scratch(base: str) -> tuple[str, Callable[[], None]]:
+    schema = f"bench_lookup_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(normalise_url(base))
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(normalise_url(base)).update_query_dict({"options": f"-csearch_path={schema}"})
+
+    def drop() -> None:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return url.render_as_string(hide_password=False), drop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--residents", type=int, default=100_000)
+    parser.add_argument("--database-url", help="default: a new SQLite file in a temp directory")
+    parser.add_argument("--postgres-url", help="also run on PostgreSQL (in a scratch schema)")
+    parser.add_argument("--queries", type=int, default=400, help="queries per kind")
+    parser.add_argument("--no-http", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        bench(url, args.residents, args.queries, not args.no_http)
+        if args.postgres_url:
+            pg_url, drop = postgres_scratch(args.postgres_url)
+            try:
+                bench(pg_url, args.residents, args.queries, not args.no_http)
+            finally:
+                drop()
+
+
+if __name__ == "__main__":
+    main()

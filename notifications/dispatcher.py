@@ -1,0 +1,198 @@
+"""Moves due outbox rows to the provider: claim, re-check under lock, render, send, record.
+
+Rendering happens here (welfare never produces provider text): the row names a template and
+holds ids; the texts come from notifications/messages.py in the row's language.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session, select
+
+from notifications import messages, twiml
+from notifications.channels import Accepted, Channel, ChannelError
+from welfare.db import session_scope, utcnow
+from welfare.incidents import timeline
+from welfare.incidents.models import Incident
+from welfare.outbox import service as outbox
+from welfare.outbox.models import MessageKind, OutboxMessage
+from welfare.phones import display_phone
+from welfare.settings import Settings
+from welfare.sites.models import Site
+
+log = logging.getLogger("welfare.dispatcher")
+
+
+class RenderError(Exception):
+    """The row asks for a text that does not exist: a bug, not a provider problem."""
+
+
+def webhook_url(settings: Settings, path: str, message_id: uuid.UUID) -> str:
+    return f"{settings.public_base_url}/webhooks/twilio/{path}?message_id={message_id}"
+
+
+def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
+    """The SMS body or the call's TwiML for this row."""
+    incident = session.get(Incident, message.incident_id) if message.incident_id else None
+    site = session.get(Site, incident.site_id) if incident else None
+    if incident is None or site is None:
+        raise RenderError("outbox row without an incident")
+    office = display_phone(site.office_phone) if site.office_phone else ""
+    place = incident.location or site.name
+    lang = message.language
+    call = message.kind is MessageKind.call
+    gather = webhook_url(settings, "gather", message.id)
+    if message.template == "found_alert":
+        if call:
+            text = messages.found_call_text(lang, site_name=site.name, location=place)
+            return twiml.call_twiml(lang, text=text, gather_url=gather)
+        return messages.found_sms(
+            lang,
+            site_name=site.name,
+            location=place,
+            office_phone=office,
+            reference=incident.reference,
+        )
+    if message.template == "welfare_concern_alert":
+        if call:
+            text = messages.welfare_concern_call_text(lang, site_name=site.name)
+            return twiml.call_twiml(lang, text=text, gather_url=gather, purpose="concern")
+        return messages.welfare_concern_sms(
+            lang, site_name=site.name, office_phone=office, reference=incident.reference
+        )
+    if message.template == "manager_escalation":
+        if call:
+            text = messages.manager_escalation_call_text(
+                lang, site_name=site.name, reference=incident.reference
+            )
+            return twiml.call_twiml(lang, text=text, gather_url=gather)
+        return messages.manager_escalation_sms(
+            lang, site_name=site.name, reference=incident.reference
+        )
+    if message.template == "coming_notice" and not call:
+        return messages.coming_notice_sms(lang, relationship=message.params.get("relationship"))
+    raise RenderError(f"no {message.kind.value} text for template {message.template!r}")
+
+
+class Dispatcher:
+    def __init__(
+        self, factory: sessionmaker[Session], channel: Channel, settings: Settings
+    ) -> None:
+        self.factory = factory
+        self.channel = channel
+        self.settings = settings
+
+    def run_once(self, limit: int = 20) -> int:
+        """Claim and deliver one batch; return how many rows were claimed."""
+        with session_scope(self.factory) as session:
+            ids = outbox.claim_due(session, limit=limit)
+        for message_id in ids:
+            self.deliver(message_id)
+        return len(ids)
+
+    def deliver(self, message_id: uuid.UUID) -> None:
+        with session_scope(self.factory) as session:
+            locked = outbox.lock_for_send(session, message_id)
+            if locked is None:
+                return
+            message, incident = locked
+            try:
+                content = render(session, message, self.settings)
+                accepted = self._send(message, content)
+            except ChannelError as error:
+                outbox.record_failure(
+                    session,
+                    message,
+                    incident,
+                    reason=error.reason,
+                    code=error.code,
+                    permanent=error.permanent,
+                    retry_after=error.retry_after,
+                )
+            except RenderError as error:
+                log.error("outbox row %s cannot be rendered: %s", message.id, error)
+                outbox.record_failure(
+                    session, message, incident, reason="no message text", code=None, permanent=True
+                )
+            else:
+                outbox.record_sent(
+                    session,
+                    message,
+                    incident,
+                    provider_id=accepted.provider_id,
+                    provider_status=accepted.status,
+                )
+
+    def _send(self, message: OutboxMessage, content: str) -> Accepted:
+        assert message.to_phone is not None
+        key = message.idempotency_key
+        if message.kind is MessageKind.sms:
+            return self.channel.send_sms(
+                to=message.to_phone,
+                body=content,
+                idempotency_key=key,
+                status_callback=webhook_url(self.settings, "message-status", message.id),
+            )
+        return self.channel.place_call(
+            to=message.to_phone,
+            twiml=content,
+            idempotency_key=key,
+            status_callback=webhook_url(self.settings, "call-status", message.id),
+        )
+
+
+# Provider words -> timeline event types. A voicemail or an answered call without a key is
+# not a confirmation: only the Gather action and SMS replies confirm.
+STATUS_EVENTS = {
+    "sent": "sent_to_carrier",
+    "delivered": "delivered",
+    "undelivered": "undelivered",
+    "failed": "failed",
+    "ringing": "ringing",
+    "in-progress": "answered",
+    "answered": "answered",
+    "completed": "call_ended",
+    "busy": "busy",
+    "no-answer": "no_answer",
+    "canceled": "call_cancelled",
+}
+
+
+def apply_provider_status(
+    factory: sessionmaker[Session], provider_id: str, status: str, extra: dict[str, Any]
+) -> bool:
+    """Record what the provider says about a message or call; False if the id is unknown.
+
+    Repeated news (same id and status) is recorded once.
+    """
+    event_type = STATUS_EVENTS.get(status)
+    if event_type is None:
+        return False
+    with session_scope(factory) as session:
+        message = session.exec(
+            select(OutboxMessage).where(OutboxMessage.provider_id == provider_id)
+        ).first()
+        if message is None:
+            return False
+        if message.provider_status == status:
+            return True
+        message.provider_status = status
+        message.updated_at = utcnow()
+        session.add(message)
+        incident = session.get(Incident, message.incident_id) if message.incident_id else None
+        if incident is not None:
+            timeline.record(
+                session,
+                incident,
+                event_type,
+                label="provider",
+                channel=message.kind.value,
+                message_id=message.id,
+                contact_id=message.contact_id,
+                error_code=extra.get("error_code"),
+            )
+        return True

@@ -1,0 +1,41 @@
+"""Wiring for the entry points: the channel the settings ask for, and the dispatcher round."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
+
+from notifications.channels import Channel
+from notifications.console_channel import ConsoleChannel
+from notifications.dispatcher import Dispatcher, apply_provider_status
+from welfare.settings import Settings
+
+log = logging.getLogger("welfare.notifications")
+
+
+def build_channel(settings: Settings, factory: sessionmaker[Session]) -> Channel:
+    """Twilio when credentials are set; otherwise the console channel, whose simulated provider
+    news lands on the timeline like Twilio's webhooks would."""
+    if settings.twilio_configured:
+        from notifications.twilio_channel import TwilioChannel
+
+        return TwilioChannel(settings)
+
+    def on_status(provider_id: str, kind: str, status: str, extra: dict[str, Any]) -> None:
+        try:
+            apply_provider_status(factory, provider_id, status, extra)
+        except Exception:
+            log.exception("could not record simulated %s status", kind)
+
+    return ConsoleChannel(on_status=on_status)
+
+
+def dispatch_round(
+    settings: Settings, factory: sessionmaker[Session], channel: Channel | None = None
+) -> Callable[[], int]:
+    dispatcher = Dispatcher(factory, channel or build_channel(settings, factory), settings)
+    return dispatcher.run_once

@@ -1,0 +1,280 @@
+"""The dispatcher against a fake channel: sends, failures, retries, races and crashes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session, col, select
+
+from notifications.channels import Accepted, ChannelError
+from notifications.dispatcher import Dispatcher, apply_provider_status
+from tests.conftest import SYSTEM
+from welfare.db import make_engine, make_sessionmaker, utcnow
+from welfare.incidents import service as incidents
+from welfare.incidents import timeline
+from welfare.incidents.models import Incident, IncidentCreate
+from welfare.outbox import service as outbox
+from welfare.outbox.models import OutboxMessage, OutboxStatus
+from welfare.residents.models import Contact, Resident
+from welfare.settings import Settings
+
+
+class FakeChannel:
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []  # (kind, to, content)
+        self.failures: list[ChannelError] = []
+        self.lock = threading.Lock()
+
+    def _go(self, kind: str, to: str, content: str) -> Accepted:
+        with self.lock:
+            if self.failures:
+                raise self.failures.pop(0)
+            self.sent.append((kind, to, content))
+            return Accepted(provider_id=f"{kind[:2].upper()}{uuid.uuid4().hex}", status="queued")
+
+    def send_sms(
+        self, *, to: str, body: str, status_callback: str | None, idempotency_key: str
+    ) -> Accepted:
+        assert status_callback and "message-status" in status_callback
+        return self._go("sms", to, body)
+
+    def place_call(
+        self, *, to: str, twiml: str, status_callback: str | None, idempotency_key: str
+    ) -> Accepted:
+        assert "<Gather" in twiml
+        return self._go("call", to, twiml)
+
+
+@pytest.fixture
+def channel() -> FakeChannel:
+    return FakeChannel()
+
+
+@pytest.fixture
+def writers(settings: Settings) -> Any:
+    """Sessions like the app's (BEGIN IMMEDIATE on SQLite)."""
+    engine = make_engine(settings.database_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def dispatcher(
+    writers: sessionmaker[Session], channel: FakeChannel, settings: Settings
+) -> Dispatcher:
+    return Dispatcher(writers, channel, settings)
+
+
+@pytest.fixture
+def incident_id(
+    db: Session,
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Any],
+    make_contact: Callable[..., Contact],
+) -> uuid.UUID:
+    resident = make_resident()
+    make_consent(resident)
+    make_contact(resident, relationship="son", phone="9123 4567", language="zh-CN")
+    make_contact(resident, relationship="daughter", phone="6123 4567", language="ko-KR")
+    opened = incidents.open_incident(
+        session=db,
+        actor=SYSTEM,
+        data=IncidentCreate(
+            resident_id=resident.id, client_request_id=uuid.uuid4().hex, location="Building 1, 3/F"
+        ),
+    )
+    db.commit()
+    return opened.incident.id
+
+
+def _rows(db: Session, incident_id: uuid.UUID) -> list[OutboxMessage]:
+    db.expire_all()
+    rows = db.exec(
+        select(OutboxMessage)
+        .where(OutboxMessage.incident_id == incident_id)
+        .order_by(col(OutboxMessage.created_at), col(OutboxMessage.kind))
+    ).all()
+    db.expunge_all()  # keep the loaded values; touching them must not start a new snapshot
+    db.rollback()
+    return list(rows)
+
+
+def _events(db: Session, incident_id: uuid.UUID) -> list[str]:
+    db.expire_all()
+    types = [e.type for e in timeline.events_of(db, incident_id)]
+    db.rollback()
+    return types
+
+
+def test_due_rows_go_to_the_provider_in_the_contacts_language(
+    db: Session, dispatcher: Dispatcher, channel: FakeChannel, incident_id: uuid.UUID
+) -> None:
+    assert dispatcher.run_once() == 2
+    kinds = sorted((kind, to) for kind, to, _ in channel.sent)
+    assert kinds == [("call", "+85291234567"), ("sms", "+85291234567")]
+    sms = next(content for kind, _, content in channel.sent if kind == "sms")
+    assert "编号" in sms  # zh-CN text for the son
+    assert all(r.status == OutboxStatus.sent and r.provider_id for r in _rows(db, incident_id))
+    assert _events(db, incident_id).count("sent") == 2
+    db.expire_all()
+    assert db.get(Incident, incident_id).first_sent_at is not None  # type: ignore[union-attr]
+    assert dispatcher.run_once() == 0  # nothing twice
+
+
+def test_a_permanent_failure_moves_the_escalation_on_at_once(
+    db: Session, dispatcher: Dispatcher, channel: FakeChannel, incident_id: uuid.UUID
+) -> None:
+    channel.failures = [
+        ChannelError("the number is not valid", code="21211", permanent=True),
+        ChannelError("the number is not valid", code="21211", permanent=True),
+    ]
+    dispatcher.run_once()
+    rows = _rows(db, incident_id)
+    assert [r.status for r in rows[:2]] == [OutboxStatus.failed] * 2
+    assert rows[0].error_code == "21211" and "not valid" in (rows[0].error_reason or "")
+    assert "step_failed" in _events(db, incident_id)
+    # The daughter was queued at once, not two minutes later, and goes out now.
+    dispatcher.run_once()
+    assert sorted(to for _, to, _ in channel.sent) == ["+85261234567", "+85261234567"]
+
+
+def test_a_transient_failure_retries_with_backoff(
+    db: Session,
+    dispatcher: Dispatcher,
+    channel: FakeChannel,
+    incident_id: uuid.UUID,
+    writers: sessionmaker[Session],
+) -> None:
+    channel.failures = [ChannelError("provider busy", code="20429", retry_after=7)]
+    dispatcher.run_once()
+    retrying = [r for r in _rows(db, incident_id) if r.status == OutboxStatus.pending]
+    assert len(retrying) == 1 and retrying[0].attempts == 1
+    assert retrying[0].next_attempt_at >= utcnow() + dt.timedelta(seconds=6)
+    assert "retry_scheduled" in _events(db, incident_id)
+    assert dispatcher.run_once() == 0  # not before its time
+    with writers() as session:
+        row = session.get(OutboxMessage, retrying[0].id)
+        row.next_attempt_at = utcnow() - dt.timedelta(seconds=1)  # type: ignore[union-attr]
+        session.add(row)
+        session.commit()
+    assert dispatcher.run_once() == 1
+    assert len(channel.sent) == 2
+
+
+def test_confirmation_racing_a_claimed_row_sends_nothing(
+    db: Session,
+    dispatcher: Dispatcher,
+    channel: FakeChannel,
+    incident_id: uuid.UUID,
+    writers: sessionmaker[Session],
+) -> None:
+    with writers() as session:
+        claimed = outbox.claim_due(session)
+        session.commit()
+    assert len(claimed) == 2
+    with writers() as session:
+        incident = session.get(Incident, incident_id)
+        assert incidents.confirm(session=session, incident=incident, via="sms")  # type: ignore[arg-type]
+        session.commit()
+    for message_id in claimed:
+        dispatcher.deliver(message_id)
+    assert channel.sent == []
+    assert {r.status for r in _rows(db, incident_id)} == {OutboxStatus.cancelled}
+    assert _events(db, incident_id).count("send_cancelled") == 2
+
+
+def test_a_row_left_sending_by_a_crash_is_sent_again_after_the_claim_goes_stale(
+    db: Session,
+    dispatcher: Dispatcher,
+    channel: FakeChannel,
+    incident_id: uuid.UUID,
+    writers: sessionmaker[Session],
+) -> None:
+    with writers() as session:
+        claimed = outbox.claim_due(session)  # the worker dies here, before sending
+        session.commit()
+    assert dispatcher.run_once() == 0  # a live claim is left alone
+    with writers() as session:
+        for message_id in claimed:
+            row = session.get(OutboxMessage, message_id)
+            row.claimed_at = utcnow() - outbox.STALE_CLAIM - dt.timedelta(seconds=1)  # type: ignore[union-attr]
+            session.add(row)
+        session.commit()
+    assert dispatcher.run_once() == 2
+    assert len(channel.sent) == 2
+
+
+def test_after_confirmation_only_the_coming_notice_goes_out(
+    db: Session,
+    dispatcher: Dispatcher,
+    channel: FakeChannel,
+    incident_id: uuid.UUID,
+    writers: sessionmaker[Session],
+) -> None:
+    dispatcher.run_once()  # the son's SMS and call
+    with writers() as session:
+        incident = session.get(Incident, incident_id)
+        start = dt.datetime.fromisoformat(incident.escalation["started_at"])  # type: ignore[union-attr]
+        incidents.advance(
+            session=session,
+            incident=incident,  # type: ignore[arg-type]
+            now=start + dt.timedelta(seconds=120),
+        )
+        daughter = session.exec(select(Contact).where(Contact.relationship == "daughter")).one()
+        incidents.confirm(
+            session=session,
+            incident=incident,
+            via="keypress",  # type: ignore[arg-type]
+            contact_id=daughter.id,
+        )
+        session.commit()
+    channel.sent.clear()
+    dispatcher.run_once()
+    assert [(kind, to) for kind, to, _ in channel.sent] == [("sms", "+85291234567")]
+    assert "女儿" in channel.sent[0][2] or "daughter" in channel.sent[0][2]
+
+
+def test_provider_news_is_recorded_once(
+    db: Session, dispatcher: Dispatcher, incident_id: uuid.UUID, writers: sessionmaker[Session]
+) -> None:
+    dispatcher.run_once()
+    sms = next(r for r in _rows(db, incident_id) if r.kind == "sms")
+    assert apply_provider_status(writers, sms.provider_id, "delivered", {})  # type: ignore[arg-type]
+    assert apply_provider_status(writers, sms.provider_id, "delivered", {})  # type: ignore[arg-type]
+    assert _events(db, incident_id).count("delivered") == 1
+    assert not apply_provider_status(writers, "SMunknown", "delivered", {})
+
+
+def test_the_real_twilio_sdk_path_records_a_permanent_error_in_words(
+    db: Session, writers: sessionmaker[Session], settings: Settings, incident_id: uuid.UUID
+) -> None:
+    from notifications.twilio_channel import TwilioChannel
+    from tests.notifications.fake_twilio import FakeTwilio
+
+    account, token = "AC" + "1" * 32, "secret-token"
+    twilio_settings = settings.model_copy(
+        update={
+            "twilio_account_sid": account,
+            "twilio_auth_token": token,
+            "twilio_from_number": "+15005550006",
+        }
+    )
+    fake = FakeTwilio(account, token)
+    fake.fail_next(400, code=21211, message="The To number is not a valid phone number.")
+    Dispatcher(writers, TwilioChannel(twilio_settings, fake), twilio_settings).run_once()
+    rows = _rows(db, incident_id)
+    failed = [r for r in rows if r.status == OutboxStatus.failed]
+    sent = [r for r in rows if r.status == OutboxStatus.sent]
+    assert len(failed) == 1 and len(sent) == 1
+    assert failed[0].error_code == "21211"
+    assert failed[0].error_reason and "+852" not in failed[0].error_reason
+    assert sent[0].provider_id and sent[0].provider_id[:2] in ("SM", "CA")
+    assert len(fake.sent("Messages")) + len(fake.sent("Calls")) == 2

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from enum import StrEnum
+from typing import Any
+
+from pydantic import model_validator
+from sqlalchemy import JSON, BigInteger, Column, Enum, Integer, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from welfare.db import UTCDateTime, utcnow
+from welfare.sites.models import reject_nul_characters
+
+
+class IncidentKind(StrEnum):
+    found = "found"
+    missing = "missing"
+    welfare_concern = "welfare_concern"
+
+
+class IncidentStatus(StrEnum):
+    open = "open"
+    notifying = "notifying"
+    confirmed = "confirmed"
+    resolved = "resolved"
+    cancelled = "cancelled"
+
+
+CLOSED = (IncidentStatus.resolved, IncidentStatus.cancelled)
+
+
+class Condition(StrEnum):
+    well = "well"
+    distressed = "distressed"
+    injured = "injured"
+
+
+class Outcome(StrEnum):
+    handed_over = "handed_over"
+    returned_home = "returned_home"
+    hospital = "hospital"
+    police = "police"
+    false_alarm = "false_alarm"
+
+
+class IncidentCreate(SQLModel):
+    kind: IncidentKind = IncidentKind.found
+    resident_id: uuid.UUID | None = None
+    tag: str | None = Field(default=None, max_length=64)
+    location: str | None = Field(default=None, max_length=300)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    condition: Condition = Condition.well
+    note: str | None = Field(default=None, max_length=2000)
+    description: str | None = Field(default=None, max_length=2000)  # an unknown person
+    site_id: uuid.UUID | None = None  # needed only when no resident is named
+    client_request_id: str = Field(min_length=8, max_length=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return reject_nul_characters(data)
+
+
+class Resolution(SQLModel):
+    outcome: Outcome
+    handed_to: str | None = Field(default=None, max_length=200)
+    note: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return reject_nul_characters(data)
+
+
+class NoteCreate(SQLModel):
+    text: str = Field(min_length=1, max_length=2000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return reject_nul_characters(data)
+
+
+class Incident(SQLModel, table=True):
+    __tablename__ = "incident"
+    __table_args__ = (UniqueConstraint("reported_by", "client_request_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    reference: str = Field(max_length=12, index=True)
+    site_id: uuid.UUID = Field(foreign_key="site.id", index=True, ondelete="RESTRICT")
+    resident_id: uuid.UUID | None = Field(
+        default=None, foreign_key="resident.id", index=True, ondelete="SET NULL"
+    )
+    kind: IncidentKind = Field(sa_type=Enum(IncidentKind, native_enum=False, length=20))
+    status: IncidentStatus = Field(
+        default=IncidentStatus.open,
+        sa_type=Enum(IncidentStatus, native_enum=False, length=20),
+        index=True,
+    )
+    condition: Condition = Field(
+        default=Condition.well, sa_type=Enum(Condition, native_enum=False, length=20)
+    )
+    reported_by: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
+    client_request_id: str | None = Field(default=None, max_length=64)
+    location: str | None = Field(default=None, max_length=300)
+    latitude: float | None = None
+    longitude: float | None = None
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    escalation: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    opened_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    first_sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    confirmed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    confirmed_contact_id: uuid.UUID | None = None
+    confirmed_via: str | None = Field(default=None, max_length=20)
+    handed_over_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    closed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    outcome: Outcome | None = Field(
+        default=None, sa_type=Enum(Outcome, native_enum=False, length=20)
+    )
+    handed_to: str | None = Field(default=None, max_length=200)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class IncidentEvent(SQLModel, table=True):
+    """The timeline: one append-only stream per incident. `detail` holds ids, channels,
+    statuses and provider codes, never names or phone numbers."""
+
+    __tablename__ = "incident_event"
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    )
+    incident_id: uuid.UUID = Field(foreign_key="incident.id", index=True, ondelete="CASCADE")
+    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    type: str = Field(max_length=40)
+    actor_id: uuid.UUID | None = None
+    actor: str = Field(max_length=40)  # "guard", "staff", "system", "contact 2"...
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class EscalationPolicy(SQLModel, table=True):
+    """Per site, or per resident to override the site's."""
+
+    __tablename__ = "escalation_policy"
+    __table_args__ = (UniqueConstraint("site_id", "resident_id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    site_id: uuid.UUID = Field(foreign_key="site.id", index=True, ondelete="CASCADE")
+    resident_id: uuid.UUID | None = Field(
+        default=None, foreign_key="resident.id", ondelete="CASCADE"
+    )
+    settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_by: uuid.UUID | None = None

@@ -1,0 +1,694 @@
+"""Incidents: open (idempotently), escalate, confirm, note, resolve, cancel.
+
+Services write their own timeline events and audit entries; outbound messages are queued as
+durable outbox rows in the same transaction as the event that caused them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+import zoneinfo
+from dataclasses import dataclass
+
+from sqlalchemy import text, update
+from sqlmodel import Session, col, select
+
+from welfare.authz import Actor, Permission, Role, require, require_site, visible_site_ids
+from welfare.consent.models import ConsentScope
+from welfare.consent.scopes import has_scope
+from welfare.db import utcnow
+from welfare.errors import Conflict, InvalidInput, NotFound
+from welfare.incidents import timeline
+from welfare.incidents.escalation import EngineState, Policy, Step, StepKind, due_steps, plan
+from welfare.incidents.models import (
+    CLOSED,
+    EscalationPolicy,
+    Incident,
+    IncidentCreate,
+    IncidentKind,
+    IncidentStatus,
+    Resolution,
+)
+from welfare.outbox.models import MessageKind, OutboxMessage, OutboxStatus
+from welfare.residents.models import Contact, Resident
+from welfare.residents.service import audit_resident
+from welfare.sites.models import Site
+from welfare.tags.models import ResidentTag
+from welfare.users.models import User, UserSite
+
+REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read over the phone
+
+
+def new_reference() -> str:
+    return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
+
+
+def policy_for(session: Session, site_id: uuid.UUID, resident_id: uuid.UUID | None) -> Policy:
+    """The resident's own policy if there is one, else the site's, else the brief's default."""
+    rows = session.exec(select(EscalationPolicy).where(EscalationPolicy.site_id == site_id)).all()
+    by_resident = {row.resident_id: row for row in rows}
+    chosen = by_resident.get(resident_id) if resident_id else None
+    chosen = chosen or by_resident.get(None)
+    return Policy.from_json(chosen.settings if chosen else None)
+
+
+def _contacts(session: Session, resident_id: uuid.UUID) -> list[Contact]:
+    return list(
+        session.exec(
+            select(Contact)
+            .where(Contact.resident_id == resident_id)
+            .order_by(col(Contact.priority), col(Contact.created_at))
+        ).all()
+    )
+
+
+def _lock(session: Session, incident: Incident) -> None:
+    """Serialise work on one incident across processes (SQLite's BEGIN IMMEDIATE already does)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.exec(
+            text("SELECT id FROM incident WHERE id = :id FOR UPDATE").bindparams(id=incident.id)
+        )
+        session.refresh(incident)
+
+
+def _resolve_resident(session: Session, actor: Actor, data: IncidentCreate) -> Resident | None:
+    if data.resident_id and data.tag:
+        raise InvalidInput("tag", "give a resident_id or a tag, not both")
+    resident: Resident | None = None
+    if data.tag:
+        tag = session.exec(
+            select(ResidentTag).where(
+                ResidentTag.code == data.tag.strip(), col(ResidentTag.revoked_at).is_(None)
+            )
+        ).first()
+        resident = session.get(Resident, tag.resident_id) if tag else None
+        if resident is None:
+            raise InvalidInput("tag", "unknown or revoked tag")
+    elif data.resident_id:
+        resident = session.get(Resident, data.resident_id)
+        if resident is None:
+            raise InvalidInput("resident_id", "unknown resident")
+    if resident is None:
+        return None
+    if resident.erased_at is not None or not actor.in_site(resident.site_id):
+        raise InvalidInput("resident_id" if data.resident_id else "tag", "unknown resident")
+    # A guard may act on a resident only under a live lost-person consent.
+    if not has_scope(session, resident.id, ConsentScope.lost_person_response):
+        raise InvalidInput(
+            "resident_id" if data.resident_id else "tag",
+            "this resident has no lost-person consent; report an unknown person instead",
+        )
+    return resident
+
+
+def _site_for_unknown(session: Session, actor: Actor, data: IncidentCreate) -> Site:
+    if data.site_id is None:
+        if len(actor.site_ids) == 1:
+            site_id = next(iter(actor.site_ids))
+        else:
+            raise InvalidInput("site_id", "say which site the person was found at")
+    else:
+        site_id = data.site_id
+    site = session.get(Site, site_id)
+    if site is None or not actor.in_site(site.id):
+        raise InvalidInput("site_id", "unknown site")
+    return site
+
+
+@dataclass(frozen=True)
+class Opened:
+    incident: Incident
+    created: bool
+
+
+def open_incident(
+    *, session: Session, actor: Actor, data: IncidentCreate, now: dt.datetime | None = None
+) -> Opened:
+    """Open an incident, or return the one this request (or an open one for the resident) made.
+
+    Idempotent on (reporter, client_request_id): a double tap or an offline retry never opens
+    two. An open incident for the same resident is reused and the repeat noted on its timeline.
+    """
+    require(actor, Permission.guard_ops)
+    now = now or utcnow()
+    if actor.user_id is not None:
+        earlier = session.exec(
+            select(Incident).where(
+                Incident.reported_by == actor.user_id,
+                Incident.client_request_id == data.client_request_id,
+            )
+        ).first()
+        if earlier is not None:
+            return Opened(earlier, False)
+
+    resident = _resolve_resident(session, actor, data)
+    if resident is None and data.kind is not IncidentKind.found:
+        raise InvalidInput("resident_id", f"a {data.kind.value} incident needs a resident")
+    if resident is None and not (data.description or data.note):
+        raise InvalidInput("description", "describe the person who was found")
+    site = (
+        session.get(Site, resident.site_id) if resident else _site_for_unknown(session, actor, data)
+    )
+    assert site is not None
+    require_site(actor, Permission.guard_ops, site.id, "site")
+
+    if resident is not None:
+        running = session.exec(
+            select(Incident).where(
+                Incident.resident_id == resident.id, col(Incident.status).not_in(CLOSED)
+            )
+        ).first()
+        if running is not None:
+            _lock(session, running)
+            timeline.record(
+                session,
+                running,
+                "report_repeated",
+                actor=actor,
+                kind=data.kind.value,
+                condition=data.condition.value,
+            )
+            if running.kind is IncidentKind.missing and data.kind is IncidentKind.found:
+                _switch_to_found(session, running, actor, data, now)
+            return Opened(running, False)
+
+    incident = Incident(
+        reference=new_reference(),
+        site_id=site.id,
+        resident_id=resident.id if resident else None,
+        kind=data.kind,
+        condition=data.condition,
+        reported_by=actor.user_id,
+        client_request_id=data.client_request_id,
+        location=data.location,
+        latitude=data.latitude,
+        longitude=data.longitude,
+        note=data.note,
+        description=data.description,
+        opened_at=now,
+        updated_at=now,
+    )
+    session.add(incident)
+    session.flush()
+    timeline.record(
+        session,
+        incident,
+        "reported",
+        actor=actor,
+        kind=incident.kind.value,
+        condition=incident.condition.value,
+        unknown_person=resident is None,
+        gps=data.latitude is not None,
+    )
+    if resident is not None:
+        audit_resident(
+            session,
+            actor,
+            "incident.open",
+            resident,
+            entity="incident",
+            entity_id=incident.id,
+            purpose=f"incident {incident.id}",
+        )
+        if incident.kind is not IncidentKind.missing:
+            start_escalation(session, incident, now)
+    return Opened(incident, True)
+
+
+def _switch_to_found(
+    session: Session, incident: Incident, actor: Actor, data: IncidentCreate, now: dt.datetime
+) -> None:
+    incident.kind = IncidentKind.found
+    incident.condition = data.condition
+    incident.location = data.location or incident.location
+    incident.latitude, incident.longitude = data.latitude, data.longitude
+    incident.updated_at = now
+    session.add(incident)
+    timeline.record(session, incident, "found", actor=actor, condition=data.condition.value)
+    if not incident.escalation:
+        start_escalation(session, incident, now)
+
+
+def start_escalation(session: Session, incident: Incident, now: dt.datetime) -> None:
+    """Snapshot the policy as concrete steps onto the incident and start what is due."""
+    assert incident.resident_id is not None
+    policy = policy_for(session, incident.site_id, incident.resident_id)
+    if incident.condition == "injured":
+        policy = Policy(**{**policy.to_json(), "urgent": True, "channels": tuple(policy.channels)})
+    contacts = [str(c.id) for c in _contacts(session, incident.resident_id)]
+    steps = plan(policy, contacts)
+    incident.escalation = {
+        "policy": policy.to_json(),
+        "started_at": now.isoformat(),
+        "steps": [s.to_json() for s in steps],
+    }
+    incident.status = IncidentStatus.notifying
+    session.add(incident)
+    timeline.record(
+        session,
+        incident,
+        "escalation_planned",
+        steps=len(steps),
+        contacts=len(contacts),
+        urgent=policy.urgent,
+    )
+    advance(session=session, incident=incident, now=now)
+
+
+def engine_state(session: Session, incident: Incident) -> EngineState:
+    state = EngineState(
+        stopped=incident.status not in (IncidentStatus.open, IncidentStatus.notifying)
+    )
+    for event in timeline.events_of(session, incident.id):
+        if event.type == "escalation_step":
+            state.started[int(event.detail["step"])] = event.at
+        elif event.type == "step_failed":
+            state.failed[int(event.detail["step"])] = event.at
+    return state
+
+
+def advance(*, session: Session, incident: Incident, now: dt.datetime | None = None) -> int:
+    """Start every step that is due; return how many. Safe to call again at any time."""
+    now = now or utcnow()
+    _lock(session, incident)
+    if not incident.escalation:
+        return 0
+    steps = [Step.from_json(s) for s in incident.escalation["steps"]]
+    started_at = dt.datetime.fromisoformat(incident.escalation["started_at"])
+    due = due_steps(steps, started_at, engine_state(session, incident), now)
+    for step in due:
+        _start_step(session, incident, step, now)
+    return len(due)
+
+
+def _in_quiet_hours(contact: Contact, site: Site, now: dt.datetime) -> bool:
+    start, end = contact.quiet_hours_start, contact.quiet_hours_end
+    if start is None or end is None:
+        return False
+    local = now.astimezone(zoneinfo.ZoneInfo(site.timezone)).time()
+    return start <= local < end if start < end else (local >= start or local < end)
+
+
+def _start_step(session: Session, incident: Incident, step: Step, now: dt.datetime) -> None:
+    timeline.record(
+        session,
+        incident,
+        "escalation_step",
+        step=step.index,
+        target=step.kind.value,
+        contact_id=step.contact_id,
+        round=step.round,
+    )
+    site = session.get(Site, incident.site_id)
+    assert site is not None
+    queued = 0
+    skipped: list[str] = []
+    if step.kind is StepKind.contact:
+        contact = session.get(Contact, uuid.UUID(step.contact_id)) if step.contact_id else None
+        if contact is None:
+            skipped.append("contact removed")
+        elif not contact.consent_to_contact:
+            skipped.append("no consent to be contacted")
+        elif not step.urgent and _in_quiet_hours(contact, site, now):
+            skipped.append("quiet hours")
+        else:
+            queued, reasons = _queue_for_contact(session, incident, step, contact, now)
+            skipped += reasons
+    else:
+        queued = _queue_for_duty_manager(session, incident, step, site, now)
+        if not queued:
+            skipped.append("no manager with a phone")
+    if not queued:
+        timeline.record(session, incident, "step_failed", step=step.index, reasons=skipped)
+
+
+def _queue(
+    session: Session,
+    incident: Incident,
+    step: Step,
+    kind: MessageKind,
+    *,
+    to: str,
+    language: str,
+    template: str,
+    contact_id: uuid.UUID | None = None,
+    user_id: uuid.UUID | None = None,
+    now: dt.datetime,
+) -> OutboxMessage:
+    who = contact_id or user_id
+    message = OutboxMessage(
+        idempotency_key=f"{incident.id}:{step.index}:{who}:{kind.value}",
+        incident_id=incident.id,
+        step_index=step.index,
+        contact_id=contact_id,
+        user_id=user_id,
+        kind=kind,
+        to_phone=to,
+        language=language,
+        template=template,
+        params={
+            "incident_id": str(incident.id),
+            "reference": incident.reference,
+            "site_id": str(incident.site_id),
+        },
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(message)
+    session.flush()
+    timeline.record(
+        session,
+        incident,
+        "queued",
+        channel=kind.value,
+        step=step.index,
+        contact_id=contact_id,
+        user_id=user_id,
+        message_id=message.id,
+    )
+    return message
+
+
+def _queue_for_contact(
+    session: Session, incident: Incident, step: Step, contact: Contact, now: dt.datetime
+) -> tuple[int, list[str]]:
+    queued, reasons = 0, []
+    template = f"{incident.kind.value}_alert"
+    if "sms" in step.channels and "sms" in contact.channels:
+        if contact.sms_opted_out:
+            reasons.append("SMS opted out")
+        elif contact.phone_line_type == "landline":
+            reasons.append("landline: call only")
+        else:
+            _queue(
+                session,
+                incident,
+                step,
+                MessageKind.sms,
+                to=contact.phone,
+                language=contact.language,
+                template=template,
+                contact_id=contact.id,
+                now=now,
+            )
+            queued += 1
+    if "voice" in step.channels and "voice" in contact.channels:
+        _queue(
+            session,
+            incident,
+            step,
+            MessageKind.call,
+            to=contact.phone,
+            language=contact.language,
+            template=template,
+            contact_id=contact.id,
+            now=now,
+        )
+        queued += 1
+    return queued, reasons
+
+
+def _queue_for_duty_manager(
+    session: Session, incident: Incident, step: Step, site: Site, now: dt.datetime
+) -> int:
+    managers = session.exec(
+        select(User)
+        .join(UserSite, col(UserSite.user_id) == User.id)
+        .where(
+            UserSite.site_id == site.id,
+            User.role == Role.manager,
+            col(User.is_active),
+            col(User.phone).is_not(None),
+        )
+    ).all()
+    on_duty = [m for m in managers if m.on_duty_since is not None] or list(managers)
+    for manager in on_duty:
+        assert manager.phone is not None
+        for kind in (MessageKind.sms, MessageKind.call):
+            _queue(
+                session,
+                incident,
+                step,
+                kind,
+                to=manager.phone,
+                language=manager.language,
+                template="manager_escalation",
+                user_id=manager.id,
+                now=now,
+            )
+    return 2 * len(on_duty)
+
+
+# --- confirmation and staff actions ------------------------------------------------------------
+
+
+def confirm(
+    *,
+    session: Session,
+    incident: Incident,
+    via: str,
+    actor: Actor | None = None,
+    contact_id: uuid.UUID | None = None,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Someone is coming: stop every pending step at once. False if already confirmed/closed."""
+    now = now or utcnow()
+    _lock(session, incident)
+    if incident.status not in (IncidentStatus.open, IncidentStatus.notifying):
+        return False
+    incident.status = IncidentStatus.confirmed
+    incident.confirmed_at = now
+    incident.confirmed_via = via
+    incident.confirmed_contact_id = contact_id
+    incident.updated_at = now
+    session.add(incident)
+    cancelled = session.exec(  # type: ignore[call-overload]
+        update(OutboxMessage)
+        .where(
+            col(OutboxMessage.incident_id) == incident.id,
+            col(OutboxMessage.status) == OutboxStatus.pending,
+        )
+        .values(status=OutboxStatus.cancelled, updated_at=now)
+    ).rowcount
+    timeline.record(
+        session,
+        incident,
+        "confirmed",
+        actor=actor,
+        label=None if actor else "contact",
+        via=via,
+        contact_id=contact_id,
+        cancelled_messages=cancelled,
+    )
+    _queue_coming_notices(session, incident, contact_id, now)
+    return True
+
+
+def _queue_coming_notices(
+    session: Session, incident: Incident, confirmer: uuid.UUID | None, now: dt.datetime
+) -> None:
+    """Contacts already reached get a short '<relationship> is coming' SMS."""
+    reached = session.exec(
+        select(OutboxMessage.contact_id).where(
+            OutboxMessage.incident_id == incident.id,
+            col(OutboxMessage.status) == OutboxStatus.sent,
+            col(OutboxMessage.contact_id).is_not(None),
+        )
+    ).all()
+    coming = session.get(Contact, confirmer) if confirmer else None
+    notice = Step(index=-1, offset_seconds=0, kind=StepKind.contact)
+    for contact_id in sorted(set(reached) - {confirmer}, key=str):
+        contact = session.get(Contact, contact_id)
+        if contact is None or contact.sms_opted_out or contact.phone_line_type == "landline":
+            continue
+        message = _queue(
+            session,
+            incident,
+            notice,
+            MessageKind.sms,
+            to=contact.phone,
+            language=contact.language,
+            template="coming_notice",
+            contact_id=contact.id,
+            now=now,
+        )
+        message.params = {
+            **message.params,
+            "relationship": coming.relationship if coming else "staff",
+        }
+        session.add(message)
+
+
+def _load(session: Session, actor: Actor, incident_id: uuid.UUID, perm: Permission) -> Incident:
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFound("incident")
+    require_site(actor, perm, incident.site_id, "incident")
+    return incident
+
+
+def get_incident(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> Incident:
+    return _load(session, actor, incident_id, Permission.guard_ops)
+
+
+def list_incidents(
+    *,
+    session: Session,
+    actor: Actor,
+    limit: int,
+    offset: int,
+    open_only: bool = False,
+    site_id: uuid.UUID | None = None,
+) -> tuple[list[Incident], int]:
+    from welfare.pagination import paginate
+
+    sites = visible_site_ids(actor, Permission.guard_ops)
+    query = select(Incident)
+    if sites is not None:
+        query = query.where(col(Incident.site_id).in_(sites))
+    if site_id:
+        query = query.where(Incident.site_id == site_id)
+    if open_only:
+        query = query.where(col(Incident.status).not_in(CLOSED))
+    return paginate(
+        session,
+        query,
+        limit=limit,
+        offset=offset,
+        order_by=[col(Incident.opened_at).desc(), col(Incident.id)],
+    )
+
+
+def acknowledge(
+    *, session: Session, actor: Actor, incident_id: uuid.UUID, contact_id: uuid.UUID | None = None
+) -> Incident:
+    """Staff reached the family by phone: the same as a keypress."""
+    incident = _load(session, actor, incident_id, Permission.registry_write)
+    if contact_id is not None:
+        contact = session.get(Contact, contact_id)
+        if contact is None or contact.resident_id != incident.resident_id:
+            raise InvalidInput("contact_id", "not a contact of this resident")
+    if not confirm(
+        session=session, incident=incident, via="staff", actor=actor, contact_id=contact_id
+    ):
+        raise Conflict(f"the incident is already {incident.status.value}")
+    return incident
+
+
+def add_note(*, session: Session, actor: Actor, incident_id: uuid.UUID, note: str) -> Incident:
+    incident = _load(session, actor, incident_id, Permission.guard_ops)
+    # The note's words stay on the incident (erased with it), the timeline keeps its id.
+    timeline.record(session, incident, "note", actor=actor, text=note)
+    return incident
+
+
+def resolve(
+    *, session: Session, actor: Actor, incident_id: uuid.UUID, data: Resolution
+) -> Incident:
+    incident = _load(session, actor, incident_id, Permission.guard_ops)
+    _lock(session, incident)
+    if incident.status in CLOSED:
+        raise Conflict(f"the incident is already {incident.status.value}")
+    now = utcnow()
+    _stop(session, incident, now)
+    incident.status = IncidentStatus.resolved
+    incident.outcome = data.outcome
+    incident.handed_to = data.handed_to
+    incident.closed_at = incident.updated_at = now
+    if data.outcome == "handed_over":
+        incident.handed_over_at = now
+        timeline.record(session, incident, "handed_over", actor=actor)
+    session.add(incident)
+    timeline.record(session, incident, "resolved", actor=actor, outcome=data.outcome.value)
+    if data.note:
+        timeline.record(session, incident, "note", actor=actor, text=data.note)
+    if incident.resident_id and incident.kind is IncidentKind.found:
+        _add_wandering_history(session, incident, now)
+    return incident
+
+
+def _add_wandering_history(session: Session, incident: Incident, now: dt.datetime) -> None:
+    resident = session.get(Resident, incident.resident_id)
+    if resident is None or resident.erased_at is not None:
+        return
+    site = session.get(Site, incident.site_id)
+    local_day = now.astimezone(zoneinfo.ZoneInfo(site.timezone if site else "UTC")).date()
+    entry = {
+        "occurred_on": local_day.isoformat(),
+        "location": incident.location or "unknown",
+        "note": f"found; {incident.outcome.value if incident.outcome else 'resolved'}",
+        "incident_id": str(incident.id),
+    }
+    resident.wandering_history = [*resident.wandering_history, entry]
+    resident.updated_at = now
+    session.add(resident)
+    stale = resident.photo_updated_at is None or resident.photo_updated_at < now - dt.timedelta(
+        days=182
+    )
+    if stale:
+        timeline.record(session, incident, "photo_refresh_due", resident_id=resident.id)
+
+
+def cancel(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> Incident:
+    incident = _load(session, actor, incident_id, Permission.registry_write)
+    _lock(session, incident)
+    if incident.status in CLOSED:
+        raise Conflict(f"the incident is already {incident.status.value}")
+    now = utcnow()
+    _stop(session, incident, now)
+    incident.status = IncidentStatus.cancelled
+    incident.closed_at = incident.updated_at = now
+    session.add(incident)
+    timeline.record(session, incident, "cancelled", actor=actor)
+    return incident
+
+
+def _stop(session: Session, incident: Incident, now: dt.datetime) -> None:
+    session.exec(  # type: ignore[call-overload]
+        update(OutboxMessage)
+        .where(
+            col(OutboxMessage.incident_id) == incident.id,
+            col(OutboxMessage.status) == OutboxStatus.pending,
+        )
+        .values(status=OutboxStatus.cancelled, updated_at=now)
+    )
+
+
+def due_incident_ids(session: Session) -> list[uuid.UUID]:
+    """Incidents whose escalation may have steps to start (for the worker's round)."""
+    return list(
+        session.exec(select(Incident.id).where(Incident.status == IncidentStatus.notifying)).all()
+    )
+
+
+def scrub_for_erasure(session: Session, resident_id: uuid.UUID) -> int:
+    """Consent withdrawn: incidents keep their ids, times and event types, nothing personal.
+
+    Free text (location, notes, descriptions, who it was handed to), the phone numbers on
+    outbox rows and note texts on the timeline go; a running response stops.
+    """
+    now = utcnow()
+    rows = session.exec(select(Incident).where(Incident.resident_id == resident_id)).all()
+    for incident in rows:
+        if incident.status not in CLOSED:
+            _stop(session, incident, now)
+            incident.status = IncidentStatus.cancelled
+            incident.closed_at = now
+            timeline.record(session, incident, "cancelled", reason="consent withdrawn")
+        incident.location = incident.note = incident.description = incident.handed_to = None
+        incident.latitude = incident.longitude = None
+        incident.updated_at = now
+        session.add(incident)
+        for event in timeline.events_of(session, incident.id):
+            if "text" in event.detail:
+                event.detail = {k: v for k, v in event.detail.items() if k != "text"}
+                session.add(event)
+        session.exec(  # type: ignore[call-overload]
+            update(OutboxMessage)
+            .where(col(OutboxMessage.incident_id) == incident.id)
+            .values(to_phone=None, updated_at=now)
+        )
+    return len(rows)

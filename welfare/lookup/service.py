@@ -1,0 +1,490 @@
+"""The guard lookup: who is this person? By tag, flat, name (with typos) or description.
+
+Candidates come from the search tables (`welfare.lookup.index`) through indexes only: the FTS5
+trigram table on SQLite, GIN trigram indexes on PostgreSQL, B-trees for flats and typo keys. At
+most a few hundred candidates are ranked in Python; the best `limit` become cards, checked once
+more against the registry and the consents before anything is shown.
+
+Ranking, best first: tag (1000) > flat with building (900) > flat in any building (850) > exact
+name, preferred name or alias (800) > every word found in a name (650-750) > name with typos
+(401-600) > description words (300-350).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, bindparam, literal, or_
+from sqlalchemy import column as sql_column
+from sqlalchemy import table as sql_table
+from sqlmodel import Session, col, select
+
+from welfare.audit.service import record as audit_record
+from welfare.authz import Actor, Permission, require_site, visible_site_ids
+from welfare.consent.models import Consent, ConsentScope
+from welfare.consent.service import derive_state, live_scopes
+from welfare.db import utcnow
+from welfare.errors import InvalidInput, NotFound
+from welfare.lookup.index import FTS_TABLE
+from welfare.lookup.models import (
+    LookupCard,
+    LookupEntry,
+    LookupName,
+    LookupVariant,
+    LookupWord,
+)
+from welfare.lookup.text import (
+    NAME_SEPARATOR,
+    deletes,
+    edit_distance,
+    fold,
+    looks_like_tag,
+    parse_unit,
+    split_names,
+    typo_budget,
+)
+from welfare.residents.models import ConsentState, Resident
+from welfare.residents.photos import PhotoStore
+from welfare.settings import Settings
+from welfare.sites.models import Household
+from welfare.tags.models import ResidentTag
+
+MAX_QUERY = 200
+MAX_LIMIT = 50
+CANDIDATES = 100  # per candidate query: the bound on the work one lookup can do
+STOPWORDS = {"a", "an", "and", "the", "with", "in", "of", "wearing", "has", "uses", "on"}
+
+SCORE_TAG = 1000
+SCORE_UNIT = 900
+SCORE_ANY_BUILDING = 850
+SCORE_EXACT_NAME = 800
+SCORE_NAME_WORDS = 650  # + up to 100 for whole words
+SCORE_FUZZY = 600  # - 50 per edit, floor 401
+SCORE_DESCRIPTION = 300  # + up to 50 for whole words
+
+
+@dataclass
+class _Hit:
+    entry: Any  # a row of lookup_entry's columns (Core rows: no ORM object per candidate)
+    score: int
+    matched: str
+
+
+_COLUMNS = (
+    LookupEntry.resident_id,
+    LookupEntry.site_id,
+    LookupEntry.building,
+    LookupEntry.unit,
+    LookupEntry.names,
+    LookupEntry.description,
+)
+
+
+def lookup(
+    *,
+    session: Session,
+    actor: Actor,
+    q: str | None = None,
+    tag: str | None = None,
+    limit: int = 10,
+) -> list[LookupCard]:
+    """Cards for the residents a guard may be looking at, best first. Audited every time, with
+    the result ids and the kind of query, never the query (it may be a name)."""
+    sites = visible_site_ids(actor, Permission.guard_ops)
+    if (q is None) == (tag is None):
+        raise InvalidInput("q", "give either q (flat, name or description) or tag, not both")
+    limit = max(1, min(limit, MAX_LIMIT))
+    if tag is not None:
+        code = tag.strip()
+        if not code or len(code) > 64:
+            raise InvalidInput("tag", "a tag code is 1 to 64 characters")
+        hits, kind = _by_tag(session, code, sites), "tag"
+    else:
+        assert q is not None
+        if not q.strip():
+            raise InvalidInput("q", "type a flat, a name or a few words of description")
+        if len(q) > MAX_QUERY:
+            raise InvalidInput("q", f"at most {MAX_QUERY} characters")
+        hits, kind = _by_query(session, q.strip(), sites, limit)
+    cards = _cards(session, actor, hits, limit)
+    if cards and tag is None:
+        kind = cards[0].matched
+    only = cards[0].resident_id if len(cards) == 1 else None
+    site_id = None
+    if only is not None:
+        site_id = cards[0].site_id
+    elif len(actor.site_ids) == 1:
+        site_id = next(iter(actor.site_ids))
+    audit_record(
+        session,
+        actor=actor,
+        action="lookup.tag" if tag is not None else "lookup.search",
+        entity="lookup",
+        resident_id=only,
+        site_id=site_id,
+        detail={"kind": kind, "results": [str(c.resident_id) for c in cards]},
+    )
+    return cards
+
+
+# --- candidates ---------------------------------------------------------------------------------
+
+
+# Statements are built once (building one costs about as much as running it); `sites` is left
+# out for the system actor, who sees every site.
+def _per_sites(query: Any) -> dict[bool, Any]:
+    in_sites = col(LookupEntry.site_id).in_(bindparam("sites", expanding=True))
+    return {False: query, True: query.where(in_sites)}
+
+
+_TAG_QUERY = _per_sites(
+    select(*_COLUMNS)
+    .join(ResidentTag, col(ResidentTag.resident_id) == col(LookupEntry.resident_id))
+    .where(ResidentTag.code == bindparam("code"), col(ResidentTag.revoked_at).is_(None))
+)
+_UNIT_QUERY = {
+    with_building: _per_sites(
+        select(*_COLUMNS).where(
+            LookupEntry.unit == bindparam("unit"),
+            *([LookupEntry.building == bindparam("building")] if with_building else []),
+        )
+    )
+    for with_building in (False, True)
+}
+_EXACT_NAME_QUERY = _per_sites(
+    select(*_COLUMNS)
+    .join(LookupName, col(LookupName.entry_id) == col(LookupEntry.id))
+    .where(LookupName.name == bindparam("name"))
+)
+_FTS = sql_table(FTS_TABLE, sql_column("rowid"), sql_column(FTS_TABLE))
+# The full-text table drives the join, so LIMIT stops it after enough matches.
+_FTS_QUERY = _per_sites(
+    select(*_COLUMNS)
+    .select_from(_FTS)
+    .join(LookupEntry, col(LookupEntry.id) == _FTS.c.rowid)
+    .where(_FTS.c[FTS_TABLE].op("MATCH")(bindparam("match")))
+)
+_VARIANT_QUERY = select(LookupVariant.variant, LookupVariant.word).where(
+    col(LookupVariant.variant).in_(bindparam("keys", expanding=True))
+)
+_PREFIX_QUERY = (
+    select(LookupWord.word)
+    .where(col(LookupWord.word) >= bindparam("low"), col(LookupWord.word) < bindparam("high"))
+    .limit(1)
+)
+
+
+def _rows(
+    session: Session,
+    query: dict[bool, Any],
+    sites: frozenset[uuid.UUID] | None,
+    limit: int | None = CANDIDATES,
+    **params: Any,
+) -> list[Any]:
+    """Plain rows through Core: the candidates are data to rank, not objects to track."""
+    statement = query[sites is not None]
+    if limit is not None:
+        statement = statement.limit(limit)
+    if sites is not None:
+        params["sites"] = list(sites)
+    return list(session.connection().execute(statement, params).all())
+
+
+def _by_tag(session: Session, code: str, sites: frozenset[uuid.UUID] | None) -> list[_Hit]:
+    rows = _rows(session, _TAG_QUERY, sites, code=code)
+    return [_Hit(entry, SCORE_TAG, "tag") for entry in rows]
+
+
+def _by_query(
+    session: Session, q: str, sites: frozenset[uuid.UUID] | None, limit: int
+) -> tuple[list[_Hit], str]:
+    if looks_like_tag(q):
+        hits = _by_tag(session, q, sites)
+        if hits:
+            return hits, "tag"
+    readings = parse_unit(q)
+    if readings:
+        return _by_unit(session, readings, sites), "unit"
+    folded = fold(q)
+    if not folded:
+        return [], "name"
+    hits = _by_name(session, folded, sites, limit)
+    if len({h.entry.resident_id for h in hits}) < limit:
+        # Descriptions rank below every name match: look only when names leave room.
+        hits += _by_description(session, folded, sites)
+    return hits, "name"
+
+
+def _by_unit(session: Session, readings: list, sites: frozenset[uuid.UUID] | None) -> list[_Hit]:
+    hits: list[_Hit] = []
+    for reading in readings:
+        with_building = reading.building is not None
+        score = SCORE_UNIT if with_building else SCORE_ANY_BUILDING
+        params = {"building": reading.building} if with_building else {}
+        rows = _rows(session, _UNIT_QUERY[with_building], sites, unit=reading.unit, **params)
+        hits += [_Hit(e, score, "unit") for e in rows]
+    return hits
+
+
+def _phrases(word: str) -> list[str]:
+    """Substrings to look for: a short word (1-2 characters, e.g. a Chinese given name) only at
+    a word's start or end, padded to the three characters a trigram index needs."""
+    if len(word) >= 3:
+        return [word]
+    bounds = (NAME_SEPARATOR, " ")
+    if len(word) == 2:
+        return [b + word for b in bounds] + [word + b for b in bounds]
+    return [a + word + b for a in bounds for b in bounds]
+
+
+def _text_match(
+    session: Session,
+    column: str,
+    groups: list[list[str]],
+    sites: frozenset[uuid.UUID] | None,
+) -> list[LookupEntry]:
+    """Entries whose `column` contains, for every group, one of its phrases."""
+    if session.get_bind().dialect.name == "sqlite":
+        expression = " AND ".join(
+            "(" + " OR ".join(f'"{p}"' for p in group) + ")" for group in groups
+        )
+        return _rows(session, _FTS_QUERY, sites, match=f"{column} : ({expression})")
+    field = col(getattr(LookupEntry, column))
+    # Phrases are folded text (letters, digits, spaces, '|'): no LIKE wildcards in them. The
+    # pattern is rendered into the SQL (escaped by SQLAlchemy): as a bind parameter, a prepared
+    # statement's generic plan cannot see it and picks a sequential scan over the trigram index.
+    like = and_(
+        *(
+            or_(*(field.like(literal(f"%{p}%", literal_execute=True)) for p in group))
+            for group in groups
+        )
+    )
+    return _rows(session, _per_sites(select(*_COLUMNS).where(like)), sites)
+
+
+def _typo_variants(session: Session, words: list[str]) -> dict[str, dict[str, int]]:
+    """For each query word, the indexed name words within its typo budget, with the distance."""
+    keys = {w: deletes(w, typo_budget(w)) for w in words if typo_budget(w)}
+    every = sorted(set().union(*keys.values())) if keys else []
+    if not every:
+        return {w: {} for w in words}
+    found = session.connection().execute(_VARIANT_QUERY, {"keys": every}).all()
+    by_key: dict[str, set[str]] = defaultdict(set)
+    for variant, word in found:
+        by_key[variant].add(word)
+    out: dict[str, dict[str, int]] = {}
+    for w in words:
+        near: dict[str, int] = {}
+        for key in keys.get(w, ()):
+            for candidate in by_key.get(key, ()):
+                if candidate != w and candidate not in near:
+                    distance = edit_distance(w, candidate, typo_budget(w))
+                    if distance <= typo_budget(w):
+                        near[candidate] = distance
+        out[w] = near
+    return out
+
+
+def _by_name(
+    session: Session, folded: str, sites: frozenset[uuid.UUID] | None, limit: int
+) -> list[_Hit]:
+    """Tier by tier, each only while the tiers above leave room in the first `limit`: exact
+    names, then every word somewhere in a name, then names within the typo budget."""
+    words = folded.split()
+    # A Latin word no name word starts with cannot be in a name as typed: skip the scans that
+    # could only come back empty (they are the slow ones, walking common trigrams to the end).
+    known = {w: _name_word_starts_with(session, w) for w in words if typo_budget(w)}
+    hits: list[_Hit] = []
+    if all(known.values()):
+        exact = _rows(session, _EXACT_NAME_QUERY, sites, name=folded)
+        hits = [_Hit(entry, SCORE_EXACT_NAME, "name") for entry in exact]
+        if len(hits) < limit:
+            rows = _text_match(session, "names", [_phrases(w) for w in words], sites)
+            hits += _scored(rows, folded, words, {})
+    if len({h.entry.resident_id for h in hits}) < limit and known:
+        near = _typo_variants(session, words)
+        groups = [sorted({*(_phrases(w) if known.get(w, True) else ()), *near[w]}) for w in words]
+        if any(near.values()) and all(groups):
+            hits += _scored(_text_match(session, "names", groups, sites), folded, words, near)
+    return hits
+
+
+def _name_word_starts_with(session: Session, prefix: str) -> bool:
+    """Does any indexed name word start with `prefix`? A B-tree range on the vocabulary."""
+    high = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    found = session.connection().execute(_PREFIX_QUERY, {"low": prefix, "high": high})
+    return found.first() is not None
+
+
+def _scored(
+    rows: list[Any], folded: str, words: list[str], near: dict[str, dict[str, int]]
+) -> list[_Hit]:
+    hits = []
+    for entry in rows:
+        score = _name_score(entry.names, folded, words, near)
+        if score is not None:
+            hits.append(_Hit(entry, score, "name"))
+    return hits
+
+
+def _name_score(
+    names: str, folded: str, words: list[str], near: dict[str, dict[str, int]]
+) -> int | None:
+    if folded in split_names(names):
+        return SCORE_EXACT_NAME
+    tokens = {t for n in split_names(names) for t in n.split()}
+    whole = 0
+    distance = 0
+    for w in words:
+        if w in tokens:
+            whole += 1
+        elif any(t.startswith(w) or t.endswith(w) for t in tokens) or (len(w) >= 3 and w in names):
+            pass
+        else:
+            found = [d for candidate, d in near.get(w, {}).items() if candidate in tokens]
+            if not found:
+                return None
+            distance += min(found)
+    if distance == 0:
+        return SCORE_NAME_WORDS + round(100 * whole / len(words))
+    return max(SCORE_FUZZY - 50 * distance, SCORE_DESCRIPTION + 101)
+
+
+def _by_description(
+    session: Session, folded: str, sites: frozenset[uuid.UUID] | None
+) -> list[_Hit]:
+    words = [w for w in folded.split() if w not in STOPWORDS] or folded.split()
+    hits = []
+    for entry in _text_match(session, "description", [_phrases(w) for w in words], sites):
+        tokens = set(entry.description.replace(NAME_SEPARATOR, " ").split())
+        whole = sum(1 for w in words if w in tokens)
+        hits.append(_Hit(entry, SCORE_DESCRIPTION + round(50 * whole / len(words)), "description"))
+    return hits
+
+
+# --- cards --------------------------------------------------------------------------------------
+
+
+def _rank(hits: list[_Hit]) -> list[_Hit]:
+    best: dict[uuid.UUID, _Hit] = {}
+    for hit in hits:
+        current = best.get(hit.entry.resident_id)
+        if current is None or hit.score > current.score:
+            best[hit.entry.resident_id] = hit
+
+    def order(hit: _Hit) -> tuple:
+        e = hit.entry
+        return (-hit.score, len(e.building), e.building, len(e.unit), e.unit, e.names)
+
+    return sorted(best.values(), key=order)
+
+
+# One query, only the card's columns (health data never even reaches this process), one row
+# per consent.
+_CARD_QUERY = (
+    select(
+        Resident.id,
+        Resident.site_id,
+        Resident.erased_at,
+        Resident.full_name,
+        Resident.preferred_name,
+        Resident.languages,
+        Resident.approach,
+        Resident.thumbnail_file,
+        Household.building,
+        Household.unit,
+        Consent.scopes,
+        Consent.review_due,
+        Consent.withdrawn_at,
+    )
+    .join(Household, col(Household.id) == Resident.household_id)
+    .join(Consent, col(Consent.resident_id) == Resident.id)
+    .where(col(Resident.id).in_(bindparam("ids", expanding=True)))
+)
+
+
+def _cards(session: Session, actor: Actor, hits: list[_Hit], limit: int) -> list[LookupCard]:
+    ranked = _rank(hits)[:limit]
+    if not ranked:
+        return []
+    ids = [h.entry.resident_id for h in ranked]
+    people: dict[uuid.UUID, Any] = {}
+    consents: dict[uuid.UUID, list[Any]] = defaultdict(list)
+    for row in session.connection().execute(_CARD_QUERY, {"ids": ids}).all():
+        people[row.id] = row
+        consents[row.id].append(row)
+    now = utcnow()
+    cards = []
+    for hit in ranked:
+        resident = people.get(hit.entry.resident_id)
+        # The index decides who is a candidate; the registry and the consents decide what shows.
+        if (
+            resident is None
+            or resident.erased_at is not None
+            or not actor.in_site(resident.site_id)
+        ):
+            continue
+        own = consents[resident.id]
+        scopes = live_scopes(own)
+        if ConsentScope.lost_person_response not in scopes:
+            continue
+        state = derive_state(own, now)
+        has_photo = bool(resident.thumbnail_file) and ConsentScope.photo in scopes
+        cards.append(
+            LookupCard(
+                resident_id=resident.id,
+                site_id=resident.site_id,
+                preferred_name=resident.preferred_name or resident.full_name,
+                unit=f"{resident.building}-{resident.unit}",
+                languages=list(resident.languages),
+                approach=resident.approach,
+                photo_url=f"/api/v1/lookup/{resident.id}/photo" if has_photo else None,
+                consent_state=state,
+                unverified=state == ConsentState.unverified,
+                score=hit.score,
+                matched=hit.matched,
+            )
+        )
+    return cards
+
+
+def lookup_photo(
+    *, session: Session, actor: Actor, settings: Settings, resident_id: uuid.UUID
+) -> bytes:
+    """The thumbnail on a guard's card: only of a resident the guard could look up, only with
+    the photo consent. Audited like the lookup itself."""
+    resident = session.get(Resident, resident_id)
+    if resident is None:
+        raise NotFound("photo")
+    require_site(actor, Permission.guard_ops, resident.site_id, "photo")
+    findable = session.exec(
+        select(LookupEntry.id).where(LookupEntry.resident_id == resident.id)
+    ).first()
+    scopes = live_scopes(
+        session.exec(select(Consent).where(Consent.resident_id == resident.id)).all()
+    )
+    if (
+        findable is None
+        or resident.erased_at is not None
+        or ConsentScope.lost_person_response not in scopes
+        or ConsentScope.photo not in scopes
+        or not resident.thumbnail_file
+    ):
+        raise NotFound("photo")
+    try:
+        data = PhotoStore(settings.media_dir).read(resident.thumbnail_file)
+    except FileNotFoundError as exc:
+        raise NotFound("photo") from exc
+    audit_record(
+        session,
+        actor=actor,
+        action="lookup.photo",
+        entity="resident",
+        entity_id=resident.id,
+        resident_id=resident.id,
+        site_id=resident.site_id,
+    )
+    return data

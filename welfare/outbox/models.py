@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Enum, Index
+from sqlmodel import Column, Field, SQLModel
+
+from welfare.db import UTCDateTime, utcnow
+
+
+class MessageKind(StrEnum):
+    sms = "sms"
+    call = "call"
+
+
+class OutboxStatus(StrEnum):
+    pending = "pending"  # waiting for its time (or a retry)
+    sending = "sending"  # claimed by a dispatcher, being handed to the provider
+    sent = "sent"  # the provider accepted it (later news arrives by webhook)
+    failed = "failed"  # refused for good, or out of retries
+    cancelled = "cancelled"  # no longer wanted: the incident was confirmed or closed
+
+
+class OutboxMessage(SQLModel, table=True):
+    """Every outbound SMS or call is this durable row before it goes anywhere.
+
+    Written in the same transaction as the event that caused it; the unique idempotency key
+    makes a repeated step (a retried worker round, two workers) queue nothing twice.
+    """
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    incident_id: uuid.UUID | None = Field(
+        default=None, foreign_key="incident.id", index=True, ondelete="CASCADE"
+    )
+    step_index: int | None = None
+    contact_id: uuid.UUID | None = Field(default=None, index=True)
+    user_id: uuid.UUID | None = None
+    kind: MessageKind = Field(sa_type=Enum(MessageKind, native_enum=False, length=10))
+    to_phone: str | None = Field(default=None, max_length=32)  # erased with the resident
+    language: str = Field(default="en", max_length=35)
+    # What to say, rendered by the dispatcher in `language` (welfare never renders provider
+    # text); params hold ids and place words, never names, phone numbers or health data.
+    template: str = Field(max_length=40)
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: OutboxStatus = Field(
+        default=OutboxStatus.pending, sa_type=Enum(OutboxStatus, native_enum=False, length=12)
+    )
+    attempts: int = 0
+    next_attempt_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    claimed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    claim_token: str | None = Field(default=None, max_length=40)
+    sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    provider_id: str | None = Field(default=None, max_length=64, index=True)
+    provider_status: str | None = Field(default=None, max_length=30)
+    error_code: str | None = Field(default=None, max_length=20)
+    error_reason: str | None = Field(default=None, max_length=300)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
