@@ -375,40 +375,31 @@ def _queue(
 def _queue_for_contact(
     session: Session, incident: Incident, step: Step, contact: Contact, now: dt.datetime
 ) -> tuple[int, list[str]]:
-    queued, reasons = 0, []
+    reasons: list[str] = []
     template = f"{incident.kind.value}_alert"
+    kinds: list[MessageKind] = []
     if "sms" in step.channels and "sms" in contact.channels:
         if contact.sms_opted_out:
             reasons.append("SMS opted out")
         elif contact.phone_line_type == "landline":
             reasons.append("landline: call only")
         else:
-            _queue(
-                session,
-                incident,
-                step,
-                MessageKind.sms,
-                to=contact.phone,
-                language=contact.language,
-                template=template,
-                contact_id=contact.id,
-                now=now,
-            )
-            queued += 1
+            kinds.append(MessageKind.sms)
     if "voice" in step.channels and "voice" in contact.channels:
+        kinds.append(MessageKind.call)
+    for kind in kinds:
         _queue(
             session,
             incident,
             step,
-            MessageKind.call,
+            kind,
             to=contact.phone,
             language=contact.language,
             template=template,
             contact_id=contact.id,
             now=now,
         )
-        queued += 1
-    return queued, reasons
+    return len(kinds), reasons
 
 
 def _queue_for_duty_manager(
@@ -465,14 +456,7 @@ def confirm(
     incident.confirmed_contact_id = contact_id
     incident.updated_at = now
     session.add(incident)
-    cancelled = session.exec(  # type: ignore[call-overload]
-        update(OutboxMessage)
-        .where(
-            col(OutboxMessage.incident_id) == incident.id,
-            col(OutboxMessage.status) == OutboxStatus.pending,
-        )
-        .values(status=OutboxStatus.cancelled, updated_at=now)
-    ).rowcount
+    cancelled = _stop(session, incident, now)
     timeline.record(
         session,
         incident,
@@ -646,15 +630,16 @@ def cancel(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> Inciden
     return incident
 
 
-def _stop(session: Session, incident: Incident, now: dt.datetime) -> None:
-    session.exec(  # type: ignore[call-overload]
+def _stop(session: Session, incident: Incident, now: dt.datetime) -> int:
+    """Cancel every message still waiting to go; return how many."""
+    return session.exec(  # type: ignore[call-overload]
         update(OutboxMessage)
         .where(
             col(OutboxMessage.incident_id) == incident.id,
             col(OutboxMessage.status) == OutboxStatus.pending,
         )
         .values(status=OutboxStatus.cancelled, updated_at=now)
-    )
+    ).rowcount
 
 
 def due_incident_ids(session: Session) -> list[uuid.UUID]:
