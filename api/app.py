@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.middleware import BodySizeLimit
 from api.routes import (
+    alerts,
     audit,
     auth,
     consents,
@@ -20,6 +21,7 @@ from api.routes import (
     sites,
     tags,
     users,
+    webhooks,
 )
 from notifications.runtime import dispatch_round
 from welfare.db import head_revision, make_engine, make_sessionmaker
@@ -60,8 +62,9 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         app.router.lifespan_context = lifespan
 
     install_error_handlers(app)
-    for module in (health, auth, users, sites, residents, consents, tags, audit, incidents):
+    for module in (health, auth, users, sites, residents, consents, tags, audit, incidents, alerts):
         app.include_router(module.router)
     app.include_router(lookup.router)
+    app.include_router(webhooks.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_photo_bytes + BODY_LIMIT_SLACK)
     return app

@@ -73,6 +73,9 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
         return messages.manager_escalation_sms(
             lang, site_name=site.name, reference=incident.reference
         )
+    if message.template == "missing_alert" and not call:
+        link = f"{settings.public_base_url}/api/v1/alerts/{incident.id}"
+        return messages.missing_alert_sms(lang, site_name=site.name, link=link)
     if message.template == "coming_notice" and not call:
         return messages.coming_notice_sms(lang, relationship=message.params.get("relationship"))
     raise RenderError(f"no {message.kind.value} text for template {message.template!r}")

@@ -14,7 +14,13 @@ from api.deps import (
     csrf_token_for,
 )
 from welfare.users import service as users
-from welfare.users.models import PasswordChange, ProfileUpdate, TokenResponse, UserPublic
+from welfare.users.models import (
+    DutyChange,
+    PasswordChange,
+    ProfileUpdate,
+    TokenResponse,
+    UserPublic,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -74,6 +80,14 @@ def read_me(session: SessionDep, actor: ActorDep) -> UserPublic:
 @router.patch("/me", response_model=UserPublic)
 def update_me(data: ProfileUpdate, session: SessionDep, actor: ActorDep) -> UserPublic:
     return users.to_public(session, users.update_profile(session=session, actor=actor, data=data))
+
+
+@router.post("/me/duty", response_model=UserPublic)
+def set_duty(data: DutyChange, session: SessionDep, actor: ActorDep) -> UserPublic:
+    """Go on or off duty: on-duty guards get missing-resident alerts by SMS and in the app."""
+    return users.to_public(
+        session, users.set_duty(session=session, actor=actor, on_duty=data.on_duty)
+    )
 
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT)

@@ -405,6 +405,34 @@ CASES += [
 ]
 
 
+def _missing(world: World) -> dict[str, Any]:
+    opened = incidents.open_incident(
+        session=world.db,
+        actor=SYSTEM,
+        data=IncidentCreate(
+            kind="missing", resident_id=world.resident().id, client_request_id=uuid.uuid4().hex
+        ),
+    )
+    world.db.commit()
+    return {"incident_id": opened.incident.id}
+
+
+CASES += [
+    Case(
+        "POST", "/api/v1/me/duty", (401, 200, 200, 200, 200, 200), json=lambda w: {"on_duty": True}
+    ),
+    Case("GET", "/api/v1/alerts", (401, 200, 200, 200, 200, 200)),
+    Case("GET", "/api/v1/alerts/{incident_id}", (401, 200, 200, 200, 200, 404), params=_missing),
+]
+
+
+# Twilio webhooks take no bearer token: only Twilio's signature. The test settings configure no
+# auth token, so every request here is refused (signed requests: tests/api/test_webhooks.py).
+CASES += [
+    Case("POST", f"/webhooks/twilio/{name}", (403, 403, 403, 403, 403, 403), form={})
+    for name in ("message-status", "call-status", "gather", "inbound-sms")
+]
+
 def _consent_params(world: World) -> dict[str, Any]:
     resident = world.resident()
     consent = consents.record_consent(

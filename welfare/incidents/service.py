@@ -212,9 +212,43 @@ def open_incident(
             entity_id=incident.id,
             purpose=f"incident {incident.id}",
         )
-        if incident.kind is not IncidentKind.missing:
+        if incident.kind is IncidentKind.missing:
+            alert_guards_on_duty(session, incident, now)
+        else:
             start_escalation(session, incident, now)
     return Opened(incident, True)
+
+
+def alert_guards_on_duty(session: Session, incident: Incident, now: dt.datetime) -> int:
+    """Every guard on duty at the site gets an SMS pointing at the alert (photo, description and
+    likely places are behind sign-in, never in the SMS)."""
+    guards = session.exec(
+        select(User)
+        .join(UserSite, col(UserSite.user_id) == User.id)
+        .where(
+            UserSite.site_id == incident.site_id,
+            User.role == Role.guard,
+            col(User.is_active),
+            col(User.on_duty_since).is_not(None),
+            col(User.phone).is_not(None),
+        )
+    ).all()
+    alert = Step(index=-2, offset_seconds=0, kind=StepKind.duty_manager)
+    for guard in guards:
+        assert guard.phone is not None
+        _queue(
+            session,
+            incident,
+            alert,
+            MessageKind.sms,
+            to=guard.phone,
+            language=guard.language,
+            template="missing_alert",
+            user_id=guard.id,
+            now=now,
+        )
+    timeline.record(session, incident, "guards_alerted", guards=len(guards))
+    return len(guards)
 
 
 def _switch_to_found(

@@ -135,6 +135,11 @@ class UserPublic(UserBase):
     id: uuid.UUID
     site_ids: list[uuid.UUID]
     created_at: dt.datetime
+    on_duty_since: dt.datetime | None = None
+
+
+class DutyChange(SQLModel):
+    on_duty: bool
 
 
 class AuthSession(SQLModel, table=True):

@@ -325,6 +325,25 @@ def current_user(*, session: Session, actor: Actor) -> User:
     return user
 
 
+def set_duty(*, session: Session, actor: Actor, on_duty: bool) -> User:
+    """Guards on duty get missing-resident alerts; managers on duty get escalations."""
+    require(actor, Permission.guard_ops)
+    user = current_user(session=session, actor=actor)
+    if on_duty and user.on_duty_since is None:
+        user.on_duty_since = utcnow()
+    elif not on_duty:
+        user.on_duty_since = None
+    session.add(user)
+    audit_record(
+        session,
+        actor=actor,
+        action="user.on_duty" if on_duty else "user.off_duty",
+        entity="user",
+        entity_id=user.id,
+    )
+    return user
+
+
 def update_profile(*, session: Session, actor: Actor, data: ProfileUpdate) -> User:
     user = current_user(session=session, actor=actor)
     changes = data.model_dump(exclude_unset=True)
