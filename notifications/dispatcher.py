@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
 
 from sqlalchemy.orm import sessionmaker
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from notifications import messages, twiml
 from notifications.channels import Accepted, Channel, ChannelError
-from welfare.db import session_scope, utcnow
-from welfare.incidents import timeline
+from welfare.db import session_scope
 from welfare.incidents.models import Incident
 from welfare.outbox import service as outbox
 from welfare.outbox.models import MessageKind, OutboxMessage
@@ -163,39 +161,3 @@ STATUS_EVENTS = {
     "no-answer": "no_answer",
     "canceled": "call_cancelled",
 }
-
-
-def apply_provider_status(
-    factory: sessionmaker[Session], provider_id: str, status: str, extra: dict[str, Any]
-) -> bool:
-    """Record what the provider says about a message or call; False if the id is unknown.
-
-    Repeated news (same id and status) is recorded once.
-    """
-    event_type = STATUS_EVENTS.get(status)
-    if event_type is None:
-        return False
-    with session_scope(factory) as session:
-        message = session.exec(
-            select(OutboxMessage).where(OutboxMessage.provider_id == provider_id)
-        ).first()
-        if message is None:
-            return False
-        if message.provider_status == status:
-            return True
-        message.provider_status = status
-        message.updated_at = utcnow()
-        session.add(message)
-        incident = session.get(Incident, message.incident_id) if message.incident_id else None
-        if incident is not None:
-            timeline.record(
-                session,
-                incident,
-                event_type,
-                label="provider",
-                channel=message.kind.value,
-                message_id=message.id,
-                contact_id=message.contact_id,
-                error_code=extra.get("error_code"),
-            )
-        return True

@@ -11,7 +11,8 @@ from sqlmodel import Session
 
 from notifications.channels import Channel
 from notifications.console_channel import ConsoleChannel
-from notifications.dispatcher import Dispatcher, apply_provider_status
+from notifications.dispatcher import Dispatcher
+from notifications.webhooks import apply_console_status
 from welfare.settings import Settings
 
 log = logging.getLogger("welfare.notifications")
@@ -27,7 +28,7 @@ def build_channel(settings: Settings, factory: sessionmaker[Session]) -> Channel
 
     def on_status(provider_id: str, kind: str, status: str, extra: dict[str, Any]) -> None:
         try:
-            apply_provider_status(factory, provider_id, status, extra)
+            apply_console_status(factory, provider_id, status, extra)
         except Exception:
             log.exception("could not record simulated %s status", kind)
 

@@ -11,6 +11,7 @@ from welfare.residents.models import Contact, Resident
 from welfare.sites.models import Household, Site
 from welfare.tags.models import ResidentTag
 from welfare.users.models import AuthSession, LoginFailure, User, UserSite
+from welfare.webhooks.models import WebhookReceipt
 
 metadata = SQLModel.metadata
 
@@ -34,5 +35,6 @@ __all__ = [
     "Site",
     "User",
     "UserSite",
+    "WebhookReceipt",
     "metadata",
 ]

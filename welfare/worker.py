@@ -23,6 +23,7 @@ from welfare.settings import Settings
 from welfare.users.models import AuthSession
 from welfare.users.service import prune_login_failures
 from welfare.wakeup import work_ready
+from welfare.webhooks.models import WebhookReceipt
 
 log = logging.getLogger("welfare.worker")
 
@@ -30,21 +31,27 @@ HOUSEKEEPING_INTERVAL_SECONDS = 60
 POLL_SECONDS = 1.0
 # Ended sessions are kept a while so "who was signed in" questions can still be answered.
 ENDED_SESSION_RETENTION = dt.timedelta(days=30)
+RECEIPT_RETENTION = dt.timedelta(days=30)
 
 
 @dataclass(frozen=True)
 class HousekeepingResult:
     login_failures: int
     sessions: int
+    webhook_receipts: int = 0
 
 
 def housekeeping(session: Session, settings: Settings) -> HousekeepingResult:
     failures = prune_login_failures(session=session, settings=settings)
-    cutoff = utcnow() - ENDED_SESSION_RETENTION
+    now = utcnow()
     sessions = session.exec(  # type: ignore[call-overload]
-        delete(AuthSession).where(col(AuthSession.expires_at) < cutoff)
+        delete(AuthSession).where(col(AuthSession.expires_at) < now - ENDED_SESSION_RETENTION)
     ).rowcount
-    return HousekeepingResult(login_failures=failures, sessions=sessions)
+    # Twilio retries a callback for hours, never for weeks: older receipts guard nothing.
+    receipts = session.exec(  # type: ignore[call-overload]
+        delete(WebhookReceipt).where(col(WebhookReceipt.received_at) < now - RECEIPT_RETENTION)
+    ).rowcount
+    return HousekeepingResult(login_failures=failures, sessions=sessions, webhook_receipts=receipts)
 
 
 def escalation_round(factory: sessionmaker[Session], now: dt.datetime | None = None) -> int:

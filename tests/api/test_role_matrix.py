@@ -433,6 +433,7 @@ CASES += [
     for name in ("message-status", "call-status", "gather", "inbound-sms")
 ]
 
+
 def _consent_params(world: World) -> dict[str, Any]:
     resident = world.resident()
     consent = consents.record_consent(

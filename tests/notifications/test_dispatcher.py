@@ -13,7 +13,8 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
 from notifications.channels import Accepted, ChannelError
-from notifications.dispatcher import Dispatcher, apply_provider_status
+from notifications.dispatcher import Dispatcher
+from notifications.webhooks import apply_console_status
 from tests.conftest import SYSTEM
 from welfare.db import make_engine, make_sessionmaker, utcnow
 from welfare.incidents import service as incidents
@@ -247,10 +248,10 @@ def test_provider_news_is_recorded_once(
 ) -> None:
     dispatcher.run_once()
     sms = next(r for r in _rows(db, incident_id) if r.kind == "sms")
-    assert apply_provider_status(writers, sms.provider_id, "delivered", {})  # type: ignore[arg-type]
-    assert apply_provider_status(writers, sms.provider_id, "delivered", {})  # type: ignore[arg-type]
+    assert apply_console_status(writers, sms.provider_id, "delivered", {})  # type: ignore[arg-type]
+    assert not apply_console_status(writers, sms.provider_id, "delivered", {})  # type: ignore[arg-type]  # a repeat changes nothing
     assert _events(db, incident_id).count("delivered") == 1
-    assert not apply_provider_status(writers, "SMunknown", "delivered", {})
+    assert not apply_console_status(writers, "SMunknown", "delivered", {})
 
 
 def test_the_real_twilio_sdk_path_records_a_permanent_error_in_words(

@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 from welfare.db import utcnow
 from welfare.settings import Settings
 from welfare.users.models import AuthSession, LoginFailure, User
+from welfare.webhooks.models import WebhookReceipt
 from welfare.worker import housekeeping, run_worker
 
 
@@ -24,12 +25,15 @@ def test_housekeeping_drops_old_failures_and_long_expired_sessions(
         AuthSession(user_id=user.id, token_hash="a" * 64, expires_at=now - dt.timedelta(days=40))
     )
     db.add(AuthSession(user_id=user.id, token_hash="b" * 64, expires_at=now - dt.timedelta(days=1)))
+    db.add(WebhookReceipt(key="status:SMold:delivered", received_at=now - dt.timedelta(days=31)))
+    db.add(WebhookReceipt(key="status:SMnew:delivered", received_at=now))
     db.commit()
 
     result = housekeeping(db, settings)
     db.commit()
 
-    assert (result.login_failures, result.sessions) == (1, 1)
+    assert (result.login_failures, result.sessions, result.webhook_receipts) == (1, 1, 1)
+    assert [r.key for r in db.exec(select(WebhookReceipt)).all()] == ["status:SMnew:delivered"]
     assert [f.username for f in db.exec(select(LoginFailure)).all()] == ["y"]
     assert [s.token_hash for s in db.exec(select(AuthSession)).all()] == ["b" * 64]
 

@@ -109,7 +109,9 @@ def record_sent(
     now = now or utcnow()
     message.status = OutboxStatus.sent
     message.provider_id = provider_id
-    message.provider_status = provider_status
+    # A status callback may have beaten the create response here: keep its newer word.
+    session.refresh(message, ["provider_status"])
+    message.provider_status = message.provider_status or provider_status
     message.attempts += 1
     message.sent_at = message.updated_at = now
     session.add(message)

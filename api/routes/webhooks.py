@@ -1,0 +1,81 @@
+"""Twilio callbacks under /webhooks/twilio/: form-encoded, signature-checked, no bearer token.
+
+Thin: check the signature, read the form, let notifications/webhooks.py act on it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from api.deps import SessionDep, SettingsDep
+from notifications import webhooks
+
+router = APIRouter(prefix=webhooks.PREFIX, tags=["twilio webhooks"])
+
+XML = "application/xml"
+
+
+async def signed_form(request: Request, settings: SettingsDep) -> dict[str, str]:
+    """The form of a request Twilio signed for the public URL of this route, or 403."""
+    form = await request.form()
+    url = webhooks.public_url(settings, request.scope["route"].path, request.url.query)
+    webhooks.check_signature(
+        settings,
+        url=url,
+        params=form,
+        signature=request.headers.get("x-twilio-signature"),
+        signature_settings=request.headers.get("x-twilio-webhooks-signature-settings"),
+    )
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+FormDep = Annotated[dict[str, str], Depends(signed_form)]
+
+
+def _xml(content: str = webhooks.EMPTY_TWIML) -> Response:
+    return Response(content=content, media_type=XML)
+
+
+@router.post("/message-status", response_class=Response)
+def message_status(form: FormDep, session: SessionDep, message_id: str | None = None) -> Response:
+    webhooks.provider_status(
+        session,
+        message_id=message_id,
+        sid=form.get("MessageSid") or form.get("SmsSid"),
+        status=form.get("MessageStatus") or form.get("SmsStatus"),
+        form=form,
+    )
+    return _xml()
+
+
+@router.post("/call-status", response_class=Response)
+def call_status(form: FormDep, session: SessionDep, message_id: str | None = None) -> Response:
+    webhooks.provider_status(
+        session,
+        message_id=message_id,
+        sid=form.get("CallSid"),
+        status=form.get("CallStatus"),
+        form=form,
+    )
+    return _xml()
+
+
+@router.post("/gather", response_class=Response)
+def gather(
+    form: FormDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    message_id: str | None = None,
+    attempt: str | None = None,
+) -> Response:
+    return _xml(
+        webhooks.gather(session, settings, message_id=message_id, attempt=attempt, form=form)
+    )
+
+
+@router.post("/inbound-sms", response_class=Response)
+def inbound_sms(form: FormDep, session: SessionDep) -> Response:
+    webhooks.inbound_sms(session, form=form)
+    return _xml()

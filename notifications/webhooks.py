@@ -1,0 +1,390 @@
+"""What Twilio's callbacks mean: signature check, status news, the keypress, inbound SMS.
+
+The routes (api/routes/webhooks.py) only read the form and hand it here, inside the request's
+transaction. Rules:
+
+- Every callback is signed by Twilio over the exact URL it called. That URL is rebuilt from
+  `WELFARE_PUBLIC_BASE_URL` + the route path + the raw query string (behind a proxy the
+  request's own URL differs). Without an auth token nothing legitimate can call us, so every
+  callback is refused then too.
+- Idempotent: each callback's effects are written together with a `WebhookReceipt` keyed by
+  provider ids (`status:<sid>:<status>`, `gather:<CallSid>:<attempt>:<digits>`,
+  `inbound:<MessageSid>`); a repeat finds the receipt and changes nothing.
+- The outbox row is found by the `message_id` we put in every callback URL, then by the SID,
+  so news that overtakes the dispatcher's "sent" (SID not stored yet) still lands; the SID is
+  stored when missing. A row that was resent after a crash keeps its newest SID: news about the
+  older call is recorded on the timeline but does not change the row's provider status.
+- Status news never moves a row's provider status backwards ("sent" after "delivered").
+- Only a keypress 1 (Gather) and a confirming SMS reply confirm. An answered call without a key,
+  a voicemail, no answer, busy, failed, cancelled are timeline events, nothing more: the
+  escalation continues on its timer.
+- Timeline details hold ids, channels, statuses, digits and codes: never a name, a phone number
+  or the text of a reply. Unknown SIDs and unknown numbers get a 200 and leave no trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session, col, select
+from twilio.request_validator import RequestValidator, get_signature_algorithm
+from twilio.twiml.voice_response import VoiceResponse
+
+from notifications import messages, twiml
+from notifications.dispatcher import STATUS_EVENTS, webhook_url
+from notifications.messages import CallPurpose
+from notifications.twilio_channel import PERMANENT_ERRORS
+from welfare.authz import Actor, Role
+from welfare.db import session_scope
+from welfare.errors import PermissionDenied
+from welfare.incidents import service as incidents
+from welfare.incidents import timeline
+from welfare.incidents.models import Incident, IncidentStatus
+from welfare.outbox.models import OutboxMessage
+from welfare.residents.models import Contact
+from welfare.settings import Settings
+from welfare.sites.models import Site
+from welfare.webhooks.models import WebhookReceipt
+
+log = logging.getLogger("welfare.webhooks")
+
+PREFIX = "/webhooks/twilio"
+EMPTY_TWIML = str(VoiceResponse().to_xml())
+
+# How far along a message or call is; news never moves a row backwards.
+STATUS_RANK = {
+    "accepted": 0,
+    "queued": 0,
+    "initiated": 1,
+    "sending": 1,
+    "sent": 2,
+    "ringing": 2,
+    "in-progress": 3,
+    "answered": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "completed": 4,
+    "busy": 4,
+    "no-answer": 4,
+    "canceled": 4,
+    "read": 5,
+}
+
+# Delivery error codes of status callbacks (the API's own codes are in PERMANENT_ERRORS).
+DELIVERY_ERRORS = {
+    30003: "the handset is unreachable (switched off or out of coverage)",
+    30004: "the message was blocked by the recipient or the carrier",
+    30005: "the number is unknown or no longer in service",
+    30006: "the number is a landline or cannot receive SMS",
+    30007: "the carrier filtered the message",
+    30008: "the message could not be delivered (unknown carrier error)",
+    21610: PERMANENT_ERRORS[21610],
+}
+VALID_DIGITS = frozenset("0123456789*#")
+
+
+# --- signature ----------------------------------------------------------------------------------
+
+
+def public_url(settings: Settings, route_path: str, raw_query: str) -> str:
+    """The URL Twilio called (and signed): public base + route path + the query as sent."""
+    url = f"{settings.public_base_url.rstrip('/')}{route_path}"
+    return f"{url}?{raw_query}" if raw_query else url
+
+
+def check_signature(
+    settings: Settings,
+    *,
+    url: str,
+    params: Any,
+    signature: str | None,
+    signature_settings: str | None = None,
+) -> None:
+    """Raise PermissionDenied unless `signature` is Twilio's for `url` and `params`.
+
+    `params` is the form (a dict or a multi-dict with `getlist`).
+    """
+    token = settings.twilio_auth_token
+    if not token:
+        raise PermissionDenied("Twilio webhooks are off: no Twilio auth token is configured")
+    if not signature:
+        raise PermissionDenied("missing X-Twilio-Signature")
+    validator = RequestValidator(token)
+    algorithm = get_signature_algorithm(signature_settings)
+    if not validator.validate(url, params, signature, algorithm=algorithm):
+        raise PermissionDenied("wrong X-Twilio-Signature")
+
+
+# --- shared helpers -----------------------------------------------------------------------------
+
+
+def _first_receipt(session: Session, key: str) -> bool:
+    """Record that the callback `key` is being acted on; False if it already was."""
+    if session.get(WebhookReceipt, key) is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(WebhookReceipt(key=key))
+            session.flush()
+    except IntegrityError:  # the same callback, concurrently
+        return False
+    return True
+
+
+def _message_id(raw: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _find_row(session: Session, message_id: str | None, sid: str | None) -> OutboxMessage | None:
+    """The outbox row by the message_id of our URL, else by the SID; stores a missing SID."""
+    row = None
+    parsed = _message_id(message_id)
+    if parsed is not None:
+        row = session.get(OutboxMessage, parsed)
+    if row is None and sid:
+        row = session.exec(select(OutboxMessage).where(OutboxMessage.provider_id == sid)).first()
+    if row is not None and sid and row.provider_id is None:
+        row.provider_id = sid
+        session.add(row)
+    return row
+
+
+def _incident_of(session: Session, row: OutboxMessage) -> Incident | None:
+    return session.get(Incident, row.incident_id) if row.incident_id else None
+
+
+def _error_code(raw: str | None) -> str | None:
+    value = (raw or "").strip()
+    return value if value.isdigit() and len(value) <= 10 else None
+
+
+def _error_reason(code: str | None) -> str | None:
+    if code is None:
+        return None
+    number = int(code)
+    return DELIVERY_ERRORS.get(number) or PERMANENT_ERRORS.get(number) or f"Twilio error {code}"
+
+
+# --- status callbacks ---------------------------------------------------------------------------
+
+
+def provider_status(
+    session: Session,
+    *,
+    message_id: str | None,
+    sid: str | None,
+    status: str | None,
+    form: Mapping[str, str],
+) -> bool:
+    """A message-status or call-status callback. False when it changed nothing."""
+    status = (status or "").strip().lower()
+    event_type = STATUS_EVENTS.get(status)
+    if not sid or event_type is None:
+        return False
+    row = _find_row(session, message_id, sid)
+    if row is None:
+        return False
+    if not _first_receipt(session, f"status:{sid}:{status}"):
+        return False
+    code = _error_code(form.get("ErrorCode"))
+    current = row.provider_id == sid
+    if current and STATUS_RANK.get(status, 0) >= STATUS_RANK.get(row.provider_status or "", -1):
+        row.provider_status = status
+        if code and row.error_code is None:
+            row.error_code = code
+            row.error_reason = _error_reason(code)
+        session.add(row)
+    incident = _incident_of(session, row)
+    if incident is None:
+        return True
+    detail: dict[str, Any] = {
+        "channel": row.kind.value,
+        "message_id": row.id,
+        "contact_id": row.contact_id,
+    }
+    if row.user_id is not None:
+        detail["user_id"] = row.user_id
+    if code:
+        detail["error_code"] = code
+        detail["reason"] = _error_reason(code)
+    answered_by = (form.get("AnsweredBy") or "").strip()
+    if answered_by and len(answered_by) <= 30:
+        detail["answered_by"] = answered_by
+    if not current:
+        detail["earlier_attempt"] = True
+    timeline.record(session, incident, event_type, label="provider", **detail)
+    return True
+
+
+def apply_console_status(
+    factory: sessionmaker[Session], provider_id: str, status: str, extra: Mapping[str, Any]
+) -> bool:
+    """The console channel's simulated news, through the same path as Twilio's callbacks."""
+    with session_scope(factory) as session:
+        return provider_status(
+            session,
+            message_id=None,
+            sid=provider_id,
+            status=status,
+            form={k: str(v) for k, v in extra.items()},
+        )
+
+
+# --- the keypress (Gather action) ---------------------------------------------------------------
+
+
+def _call_text(session: Session, row: OutboxMessage) -> tuple[str, CallPurpose, Site | None]:
+    """The message the call read out, re-rendered for a repeat, with its prompt purpose."""
+    incident = _incident_of(session, row)
+    site = session.get(Site, incident.site_id) if incident else None
+    if incident is None or site is None:
+        return "", "found", site
+    lang = row.language
+    if row.template == "found_alert":
+        place = incident.location or site.name
+        return messages.found_call_text(lang, site_name=site.name, location=place), "found", site
+    if row.template == "welfare_concern_alert":
+        return messages.welfare_concern_call_text(lang, site_name=site.name), "concern", site
+    if row.template == "manager_escalation":
+        text = messages.manager_escalation_call_text(
+            lang, site_name=site.name, reference=incident.reference
+        )
+        return text, "found", site
+    return "", "found", site
+
+
+def gather(
+    session: Session,
+    settings: Settings,
+    *,
+    message_id: str | None,
+    attempt: str | None,
+    form: Mapping[str, str],
+) -> str:
+    """Answer the Gather action with TwiML; a 1 confirms, a 2 dials the site office."""
+    attempt_no = 2 if (attempt or "").strip() == "2" else 1
+    sid = (form.get("CallSid") or "").strip() or None
+    digits = (form.get("Digits") or "").strip()
+    key = digits[:1] if digits[:1] in VALID_DIGITS else ("?" if digits else "")
+    row = _find_row(session, message_id, sid)
+    if row is None:
+        # Not one of our calls (or erased since): say goodbye, record nothing.
+        return twiml.gather_twiml(
+            None, digits=None, attempt=2, gather_url="", office_phone=None, text=""
+        )
+    text, purpose, site = _call_text(session, row)
+    answer = twiml.gather_twiml(
+        row.language,
+        digits=key,
+        attempt=attempt_no,
+        gather_url=webhook_url(settings, "gather", row.id),
+        office_phone=site.office_phone if site else None,
+        text=text,
+        purpose=purpose,
+    )
+    incident = _incident_of(session, row)
+    if not key or incident is None:
+        return answer
+    if not _first_receipt(session, f"gather:{sid or row.id}:{attempt_no}:{digits[:20]}"):
+        return answer
+    timeline.record(
+        session,
+        incident,
+        "key_pressed",
+        label="contact" if row.contact_id else "manager",
+        channel="call",
+        digit=key,
+        attempt=attempt_no,
+        message_id=row.id,
+        contact_id=row.contact_id,
+        **({"user_id": row.user_id} if row.user_id else {}),
+    )
+    if key == "1":
+        if row.contact_id is not None:
+            incidents.confirm(
+                session=session, incident=incident, via="keypress", contact_id=row.contact_id
+            )
+        elif row.user_id is not None:
+            # The duty manager pressing 1 takes the response over: a person is on it.
+            manager = Actor(user_id=row.user_id, role=Role.manager)
+            incidents.confirm(session=session, incident=incident, via="manager", actor=manager)
+    return answer
+
+
+# --- inbound SMS --------------------------------------------------------------------------------
+
+_LIVE = (IncidentStatus.open, IncidentStatus.notifying)
+
+
+def _latest_row_to(session: Session, phone: str) -> OutboxMessage | None:
+    """The newest contact message to `phone` of a live incident, else of a confirmed one."""
+    for statuses in (_LIVE, (IncidentStatus.confirmed,)):
+        row = session.exec(
+            select(OutboxMessage)
+            .join(Incident, col(Incident.id) == col(OutboxMessage.incident_id))
+            .where(
+                OutboxMessage.to_phone == phone,
+                col(OutboxMessage.contact_id).is_not(None),
+                col(Incident.status).in_(statuses),
+            )
+            .order_by(col(OutboxMessage.created_at).desc())
+        ).first()
+        if row is not None:
+            return row
+    return None
+
+
+def inbound_sms(session: Session, *, form: Mapping[str, str]) -> None:
+    """A contact's reply: confirm, or mirror Twilio's STOP/START onto the contact."""
+    sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
+    sender = (form.get("From") or "").strip()
+    if not sid or not sender:
+        return
+    contacts = list(session.exec(select(Contact).where(Contact.phone == sender)).all())
+    if not contacts:
+        return  # not a number we wrote to: nothing to do, nothing to keep
+    if not _first_receipt(session, f"inbound:{sid}"):
+        return
+    body = form.get("Body") or ""
+    reply = messages.classify_reply(body)
+    opt = reply if reply in ("stop", "start") else messages.twilio_opt_change(body)
+    changed: list[Contact] = []
+    if opt is not None:
+        for contact in contacts:
+            if contact.sms_opted_out != (opt == "stop"):
+                contact.sms_opted_out = opt == "stop"
+                session.add(contact)
+                changed.append(contact)
+    row = _latest_row_to(session, sender)
+    incident = _incident_of(session, row) if row else None
+    if row is None or incident is None:
+        return
+    timeline.record(
+        session,
+        incident,
+        "sms_reply",
+        label="contact",
+        channel="sms",
+        reply=reply or "other",
+        message_id=row.id,
+        contact_id=row.contact_id,
+    )
+    if opt == "stop":
+        timeline.record(
+            session, incident, "sms_opt_out", label="contact", contact_id=row.contact_id
+        )
+    elif opt == "start" and changed:
+        timeline.record(session, incident, "sms_opt_in", label="contact", contact_id=row.contact_id)
+    if reply == "confirm":
+        incidents.confirm(
+            session=session, incident=incident, via="sms_reply", contact_id=row.contact_id
+        )
