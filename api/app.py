@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.logs import install_access_log_filter
 from api.middleware import BodySizeLimit
 from api.routes import (
     alerts,
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
 
         app.router.lifespan_context = lifespan
 
+    install_access_log_filter()
     install_error_handlers(app)
     for module in (health, auth, users, sites, residents, consents, tags, audit, incidents, alerts):
         app.include_router(module.router)

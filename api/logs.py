@@ -1,0 +1,20 @@
+"""Keep personal data out of the access log: query strings (`?q=Wang`, a searched name) go."""
+
+from __future__ import annotations
+
+import logging
+
+
+class DropQueryStrings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn.access: args = (client, method, path with query, http version, status)
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+        return True
+
+
+def install_access_log_filter() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, DropQueryStrings) for f in access.filters):
+        access.addFilter(DropQueryStrings())
