@@ -69,6 +69,8 @@ def make_engine(url: str, *, immediate_transactions: bool = True, **kwargs: Any)
     never hold SQLite's write lock while reading."""
     url = normalise_url(url)
     kwargs.setdefault("json_serializer", _json_dumps)
+    # SQL errors would otherwise quote their parameters (names, phone numbers) into logs.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(
             url,

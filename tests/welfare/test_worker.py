@@ -56,3 +56,21 @@ def test_worker_loop_runs_a_round_and_stops_when_asked(
     assert not thread.is_alive()
     with session_factory() as check:
         assert check.exec(select(LoginFailure)).all() == []
+
+
+def test_database_errors_do_not_quote_their_parameters(settings: Settings) -> None:
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from welfare.db import make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        with pytest.raises(DBAPIError) as caught, engine.connect() as connection:
+            connection.execute(
+                text("SELECT * FROM no_such_table WHERE name = :n"), {"n": "Wang Jianguo"}
+            )
+    finally:
+        engine.dispose()
+    assert "Wang" not in str(caught.value)
