@@ -18,6 +18,7 @@ from api.routes import (
     health,
     incidents,
     lookup,
+    policies,
     residents,
     sites,
     tags,
@@ -64,7 +65,19 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
 
     install_access_log_filter()
     install_error_handlers(app)
-    for module in (health, auth, users, sites, residents, consents, tags, audit, incidents, alerts):
+    for module in (
+        health,
+        auth,
+        users,
+        sites,
+        residents,
+        consents,
+        tags,
+        audit,
+        incidents,
+        alerts,
+        policies,
+    ):
         app.include_router(module.router)
     app.include_router(lookup.router)
     app.include_router(webhooks.router)

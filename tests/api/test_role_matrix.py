@@ -24,8 +24,10 @@ from welfare.authz import Role
 from welfare.consent import service as consents
 from welfare.consent.models import ConsentCreate
 from welfare.db import utcnow
+from welfare.incidents import policies
 from welfare.incidents import service as incidents
 from welfare.incidents.models import IncidentCreate
+from welfare.incidents.policies import PolicyBody
 from welfare.residents import service as residents
 from welfare.settings import Settings
 from welfare.sites.models import Site
@@ -431,6 +433,50 @@ CASES += [
 CASES += [
     Case("POST", f"/webhooks/twilio/{name}", (403, 403, 403, 403, 403, 403), form={})
     for name in ("message-status", "call-status", "gather", "inbound-sms")
+]
+
+
+def _resident_with_policy(world: World) -> dict[str, Any]:
+    resident = world.resident()
+    policies.set_policy(session=world.db, actor=SYSTEM, body=PolicyBody(), resident_id=resident.id)
+    world.db.commit()
+    return {"resident_id": resident.id}
+
+
+POLICY = {"contact_interval_seconds": 60, "manager_after_seconds": 300}
+CASES += [
+    Case(
+        "GET",
+        "/api/v1/sites/{site_id}/escalation-policy",
+        (401, 403, 200, 200, 200, 404),
+        params=lambda w: {"site_id": w.site.id},
+    ),
+    Case(
+        "PUT",
+        "/api/v1/sites/{site_id}/escalation-policy",
+        (401, 403, 403, 200, 200, 403),
+        params=lambda w: {"site_id": w.site.id},
+        json=lambda w: POLICY,
+    ),
+    Case(
+        "GET",
+        "/api/v1/residents/{resident_id}/escalation-policy",
+        (401, 403, 200, 200, 200, 404),
+        params=lambda w: {"resident_id": w.resident().id},
+    ),
+    Case(
+        "PUT",
+        "/api/v1/residents/{resident_id}/escalation-policy",
+        (401, 403, 403, 200, 200, 403),
+        params=lambda w: {"resident_id": w.resident().id},
+        json=lambda w: POLICY,
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/residents/{resident_id}/escalation-policy",
+        (401, 403, 403, 204, 204, 403),
+        params=_resident_with_policy,
+    ),
 ]
 
 
