@@ -6,6 +6,7 @@ holds ids; the texts come from notifications/messages.py in the row's language.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 
@@ -87,10 +88,11 @@ class Dispatcher:
         self.channel = channel
         self.settings = settings
 
-    def run_once(self, limit: int = 20) -> int:
-        """Claim and deliver one batch; return how many rows were claimed."""
+    def run_once(self, limit: int = 20, now: dt.datetime | None = None) -> int:
+        """Claim and deliver one batch; return how many rows were claimed. `now` is for tests
+        that drive the escalation with their own clock."""
         with session_scope(self.factory) as session:
-            ids = outbox.claim_due(session, limit=limit)
+            ids = outbox.claim_due(session, limit=limit, now=now)
         for message_id in ids:
             self.deliver(message_id)
         return len(ids)
