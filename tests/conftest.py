@@ -137,6 +137,15 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @pytest.fixture
+def writers(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    """Sessions like the app's (BEGIN IMMEDIATE on SQLite), for code that writes as the worker or
+    a request would; `db` and `session_factory` are for arranging and inspecting."""
+    engine = make_engine(settings.database_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+@pytest.fixture
 def db(session_factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session for arranging data; commit what the app should see."""
     session = session_factory()

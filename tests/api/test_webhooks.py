@@ -19,7 +19,7 @@ from api.app import create_app
 from notifications.dispatcher import Dispatcher
 from tests.conftest import SYSTEM
 from tests.notifications.test_dispatcher import FakeChannel, _events, _rows
-from welfare.db import make_engine, make_sessionmaker, utcnow
+from welfare.db import utcnow
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident, IncidentCreate, IncidentStatus
@@ -69,13 +69,6 @@ def post(
 @pytest.fixture
 def channel() -> FakeChannel:
     return FakeChannel()
-
-
-@pytest.fixture
-def writers(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(settings.database_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from notifications.channels import Accepted, ChannelError
 from notifications.dispatcher import Dispatcher
 from notifications.webhooks import apply_console_status
 from tests.conftest import SYSTEM
-from welfare.db import make_engine, make_sessionmaker, utcnow
+from welfare.db import utcnow
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident, IncidentCreate
@@ -57,14 +57,6 @@ class FakeChannel:
 @pytest.fixture
 def channel() -> FakeChannel:
     return FakeChannel()
-
-
-@pytest.fixture
-def writers(settings: Settings) -> Any:
-    """Sessions like the app's (BEGIN IMMEDIATE on SQLite)."""
-    engine = make_engine(settings.database_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
 
 
 @pytest.fixture

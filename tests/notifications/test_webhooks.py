@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,7 +14,6 @@ from notifications import webhooks
 from notifications.dispatcher import Dispatcher
 from tests.conftest import SYSTEM
 from tests.notifications.test_dispatcher import FakeChannel, _events, _rows
-from welfare.db import make_engine, make_sessionmaker
 from welfare.errors import PermissionDenied
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
@@ -26,13 +25,6 @@ from welfare.users.models import User
 from welfare.webhooks.models import WebhookReceipt
 
 TOKEN = "twilio-auth-token-for-tests"
-
-
-@pytest.fixture
-def writers(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(settings.database_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
 
 
 @pytest.fixture

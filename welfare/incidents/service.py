@@ -32,6 +32,7 @@ from welfare.incidents.models import (
     Resolution,
 )
 from welfare.outbox.models import MessageKind, OutboxMessage, OutboxStatus
+from welfare.pagination import paginate
 from welfare.residents.models import Contact, Resident
 from welfare.residents.service import audit_resident
 from welfare.sites.models import Site
@@ -64,7 +65,7 @@ def _contacts(session: Session, resident_id: uuid.UUID) -> list[Contact]:
     )
 
 
-def _lock(session: Session, incident: Incident) -> None:
+def lock_incident(session: Session, incident: Incident) -> None:
     """Serialise work on one incident across processes (SQLite's BEGIN IMMEDIATE already does)."""
     if session.get_bind().dialect.name == "postgresql":
         session.exec(
@@ -161,7 +162,7 @@ def open_incident(
             )
         ).first()
         if running is not None:
-            _lock(session, running)
+            lock_incident(session, running)
             timeline.record(
                 session,
                 running,
@@ -219,20 +220,26 @@ def open_incident(
     return Opened(incident, True)
 
 
+def _reachable(session: Session, site_id: uuid.UUID, role: Role) -> list[User]:
+    """Active users of `role` at the site who have a phone to be texted or called on."""
+    return list(
+        session.exec(
+            select(User)
+            .join(UserSite, col(UserSite.user_id) == User.id)
+            .where(
+                UserSite.site_id == site_id,
+                User.role == role,
+                col(User.is_active),
+                col(User.phone).is_not(None),
+            )
+        ).all()
+    )
+
+
 def alert_guards_on_duty(session: Session, incident: Incident, now: dt.datetime) -> int:
     """Every guard on duty at the site gets an SMS pointing at the alert (photo, description and
     likely places are behind sign-in, never in the SMS)."""
-    guards = session.exec(
-        select(User)
-        .join(UserSite, col(UserSite.user_id) == User.id)
-        .where(
-            UserSite.site_id == incident.site_id,
-            User.role == Role.guard,
-            col(User.is_active),
-            col(User.on_duty_since).is_not(None),
-            col(User.phone).is_not(None),
-        )
-    ).all()
+    guards = [g for g in _reachable(session, incident.site_id, Role.guard) if g.on_duty_since]
     alert = Step(index=-2, offset_seconds=0, kind=StepKind.duty_manager)
     for guard in guards:
         assert guard.phone is not None
@@ -306,7 +313,7 @@ def engine_state(session: Session, incident: Incident) -> EngineState:
 def advance(*, session: Session, incident: Incident, now: dt.datetime | None = None) -> int:
     """Start every step that is due; return how many. Safe to call again at any time."""
     now = now or utcnow()
-    _lock(session, incident)
+    lock_incident(session, incident)
     if not incident.escalation:
         return 0
     steps = [Step.from_json(s) for s in incident.escalation["steps"]]
@@ -439,16 +446,7 @@ def _queue_for_contact(
 def _queue_for_duty_manager(
     session: Session, incident: Incident, step: Step, site: Site, now: dt.datetime
 ) -> int:
-    managers = session.exec(
-        select(User)
-        .join(UserSite, col(UserSite.user_id) == User.id)
-        .where(
-            UserSite.site_id == site.id,
-            User.role == Role.manager,
-            col(User.is_active),
-            col(User.phone).is_not(None),
-        )
-    ).all()
+    managers = _reachable(session, site.id, Role.manager)
     on_duty = [m for m in managers if m.on_duty_since is not None] or list(managers)
     for manager in on_duty:
         assert manager.phone is not None
@@ -481,7 +479,7 @@ def confirm(
 ) -> bool:
     """Someone is coming: stop every pending step at once. False if already confirmed/closed."""
     now = now or utcnow()
-    _lock(session, incident)
+    lock_incident(session, incident)
     if incident.status not in (IncidentStatus.open, IncidentStatus.notifying):
         return False
     incident.status = IncidentStatus.confirmed
@@ -561,8 +559,6 @@ def list_incidents(
     open_only: bool = False,
     site_id: uuid.UUID | None = None,
 ) -> tuple[list[Incident], int]:
-    from welfare.pagination import paginate
-
     sites = visible_site_ids(actor, Permission.guard_ops)
     query = select(Incident)
     if sites is not None:
@@ -607,7 +603,7 @@ def resolve(
     *, session: Session, actor: Actor, incident_id: uuid.UUID, data: Resolution
 ) -> Incident:
     incident = _load(session, actor, incident_id, Permission.guard_ops)
-    _lock(session, incident)
+    lock_incident(session, incident)
     if incident.status in CLOSED:
         raise Conflict(f"the incident is already {incident.status.value}")
     now = utcnow()
@@ -652,7 +648,7 @@ def _add_wandering_history(session: Session, incident: Incident, now: dt.datetim
 
 def cancel(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> Incident:
     incident = _load(session, actor, incident_id, Permission.registry_write)
-    _lock(session, incident)
+    lock_incident(session, incident)
     if incident.status in CLOSED:
         raise Conflict(f"the incident is already {incident.status.value}")
     now = utcnow()

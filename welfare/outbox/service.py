@@ -8,7 +8,7 @@ import datetime as dt
 import secrets
 import uuid
 
-from sqlalchemy import or_, text, update
+from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from welfare.db import utcnow
@@ -69,14 +69,10 @@ def lock_for_send(
         return None
     incident = session.get(Incident, message.incident_id) if message.incident_id else None
     if incident is not None:
-        if session.get_bind().dialect.name == "postgresql":
-            session.exec(
-                text("SELECT id FROM incident WHERE id = :id FOR UPDATE").bindparams(id=incident.id)
-            )
-            session.refresh(incident)
-            session.refresh(message)
-            if message.status != OutboxStatus.sending:
-                return None
+        incidents.lock_incident(session, incident)
+        session.refresh(message)
+        if message.status != OutboxStatus.sending:
+            return None
         stopped = incident.status not in (IncidentStatus.open, IncidentStatus.notifying)
         if stopped and message.template not in AFTER_CONFIRMATION:
             message.status = OutboxStatus.cancelled
