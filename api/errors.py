@@ -7,17 +7,71 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.pages.deps import LoginRequired, login_url, request_language
+from api.pages.i18n import N_, gettext
+from api.pages.rendering import render
 from welfare.errors import DomainError, InvalidInput, NotAuthenticated, Throttled
 
 log = logging.getLogger("welfare.api")
 
 
+# Titles and explanations for error pages, translated when shown.
+ERROR_PAGES = {
+    400: (N_("Something is wrong with that request"), N_("Go back and try again.")),
+    401: (N_("Please sign in"), N_("Your session has ended. Sign in again.")),
+    403: (N_("Not allowed"), N_("Your account may not do this.")),
+    404: (N_("Not found"), N_("This page does not exist, or it is not yours to see.")),
+    409: (N_("Already changed"), N_("Someone else changed this first. Reload and look again.")),
+    413: (N_("Too large"), N_("That file is too large.")),
+    415: (N_("Unsupported file"), N_("That kind of file is not accepted.")),
+    422: (N_("Please check what you entered"), N_("Some of the values are not valid.")),
+    429: (N_("Too many attempts"), N_("Wait a few minutes and try again.")),
+    503: (N_("Try again shortly"), N_("The service is busy or restarting.")),
+}
+NOT_PAGES = ("/api/", "/webhooks/", "/static/", "/docs", "/openapi.json", "/metrics")
+
+
+def wants_html(request: Request) -> bool:
+    """A person's browser asking for a page, as opposed to an API client."""
+    if request.url.path.startswith(NOT_PAGES):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def error_page(
+    request: Request, status_code: int, headers: dict[str, str] | None = None
+) -> Response:
+    language = getattr(request.state, "language", None) or request_language(request)
+    title, message = ERROR_PAGES.get(status_code, (N_("Something went wrong"), N_("Try again.")))
+    response = render(
+        request,
+        "error.html",
+        {"title": gettext(language, title), "message": gettext(language, message)},
+        status_code=status_code,
+        language=language,
+    )
+    response.headers.update(headers or {})
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(login_url(exc.next_path), status_code=303)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if wants_html(request):
+            return error_page(request, exc.status_code, headers)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
     @app.exception_handler(DomainError)
-    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+    async def _domain(request: Request, exc: DomainError) -> Response:
         headers: dict[str, str] = {}
         body: dict[str, object] = {"detail": exc.detail}
         if isinstance(exc, InvalidInput):
@@ -26,6 +80,8 @@ def install_error_handlers(app: FastAPI) -> None:
             ]
         if isinstance(exc, Throttled):
             headers["Retry-After"] = str(exc.retry_after_seconds)
+        if wants_html(request):
+            return error_page(request, exc.status_hint, headers)
         if isinstance(exc, NotAuthenticated):
             headers["WWW-Authenticate"] = "Bearer"
         extra = getattr(exc, "extra", None)
@@ -34,7 +90,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, status_code=exc.status_hint, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        if wants_html(request):
+            return error_page(request, 422)
         # Echoing the input back could copy personal data into logs and proxies: drop it.
         errors = [
             {k: v for k, v in e.items() if k not in ("input", "ctx", "url")} for e in exc.errors()

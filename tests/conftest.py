@@ -7,6 +7,7 @@ run into a template, then each test gets a copy (SQLite) or truncated tables (Po
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import uuid
@@ -313,3 +314,37 @@ def make_contact(db: Session) -> Callable[..., Contact]:
         return contact
 
     return make
+
+
+CSRF_FIELD_PATTERN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def form_csrf(html: str) -> str:
+    """The CSRF token a page put in its forms."""
+    found = CSRF_FIELD_PATTERN.search(html)
+    assert found, "page has no CSRF field"
+    return found.group(1)
+
+
+@pytest.fixture
+def page_login(client: TestClient) -> Callable[..., str]:
+    """Sign in through the sign-in page, as a browser does; returns the form CSRF token."""
+
+    def do(user: User, password: str = PASSWORD) -> str:
+        client.cookies.clear()
+        login_page = client.get("/login")
+        response = client.post(
+            "/login",
+            data={
+                "username": user.username,
+                "password": password,
+                "csrf_token": form_csrf(login_page.text),
+            },
+            follow_redirects=False,
+        )
+        assert response.status_code == 303, response.text
+        account = client.get("/account")
+        assert account.status_code == 200, account.text
+        return form_csrf(account.text)
+
+    return do

@@ -1,0 +1,202 @@
+"""Sign-in, sign-out and the user's own settings (UI language, password) as pages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, client_addr
+from api.pages.deps import (
+    CSRF_FIELD,
+    LANGUAGE_COOKIE,
+    LOGIN_CSRF_COOKIE,
+    PageUserDep,
+    check_form_csrf,
+    check_login_csrf,
+    get_page_user,
+    home_for,
+    new_login_csrf,
+    request_language,
+    safe_next,
+)
+from api.pages.i18n import gettext
+from api.pages.rendering import render
+from welfare.errors import InvalidInput, NotAuthenticated, Throttled
+from welfare.users import service as users
+from welfare.users.models import UI_LANGUAGES, PasswordChange, ProfileUpdate
+
+router = APIRouter(include_in_schema=False)
+
+FormText = Annotated[str, Form(max_length=300)]
+OptionalFormText = Annotated[str | None, Form(max_length=2000)]
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get("/")
+def home(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    if not request.cookies.get(SESSION_COOKIE):
+        return _see_other("/login")
+    return _see_other(home_for(get_page_user(request, session, settings).role))
+
+
+def _login_page(
+    request: Request, *, status_code: int = 200, error: str | None = None, username: str = ""
+) -> Response:
+    language = request_language(request)
+    token = new_login_csrf()
+    response = render(
+        request,
+        "login.html",
+        {
+            "login_csrf": token,
+            "next": safe_next(request.query_params.get("next")) or "",
+            "error": error,
+            "username": username,
+        },
+        status_code=status_code,
+        language=language,
+    )
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login")
+    if request.query_params.get("lang") in UI_LANGUAGES:
+        response.set_cookie(LANGUAGE_COOKIE, request.query_params["lang"], samesite="lax")
+    return response
+
+
+@router.get("/login")
+def login_form(request: Request) -> Response:
+    return _login_page(request)
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    username: FormText,
+    password: FormText,
+    csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
+    next: Annotated[str | None, Form(max_length=2000)] = None,
+) -> Response:
+    check_login_csrf(request, csrf_token)
+    language = request_language(request)
+    try:
+        token, _auth_session, user = users.authenticate(
+            session=session,
+            settings=settings,
+            username=username,
+            password=password,
+            client_addr=client_addr(request),
+            user_agent=request.headers.get("user-agent"),
+        )
+    except Throttled:
+        message = gettext(language, "Too many failed attempts. Wait a few minutes and try again.")
+        return _login_page(request, status_code=429, error=message, username=username)
+    except NotAuthenticated:
+        message = gettext(language, "Wrong username or password.")
+        return _login_page(request, status_code=401, error=message, username=username)
+    response = _see_other(safe_next(next) or home_for(user.role))
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        max_age=settings.session_ttl_hours * 3600,
+        path="/",
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(
+    session: SessionDep,
+    page_user: PageUserDep,
+    csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
+    everywhere: Annotated[bool, Form()] = False,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    if everywhere:
+        users.sign_out_everywhere(session=session, actor=page_user.actor)
+    else:
+        users.sign_out(session=session, actor=page_user.actor)
+    response = _see_other("/login")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def _account_page(
+    request: Request,
+    page_user: PageUserDep,
+    *,
+    message: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "account.html",
+        {"message": message, "error": error},
+        status_code=status_code,
+    )
+
+
+@router.get("/account")
+def account(request: Request, page_user: PageUserDep) -> Response:
+    return _account_page(request, page_user)
+
+
+@router.post("/account/language")
+def change_language(
+    request: Request,
+    session: SessionDep,
+    page_user: PageUserDep,
+    language: FormText,
+    csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    if language not in UI_LANGUAGES:
+        return _account_page(
+            request,
+            page_user,
+            error=gettext(page_user.language, "Choose one of the listed languages."),
+            status_code=422,
+        )
+    users.update_profile(
+        session=session, actor=page_user.actor, data=ProfileUpdate(language=language)
+    )
+    return _see_other("/account?saved=language")
+
+
+@router.post("/account/password")
+def change_password(
+    request: Request,
+    session: SessionDep,
+    page_user: PageUserDep,
+    current_password: FormText,
+    new_password: FormText,
+    csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    language = page_user.language
+    if len(new_password) < 10:
+        error = gettext(language, "The new password needs at least 10 characters.")
+        return _account_page(request, page_user, error=error, status_code=422)
+    try:
+        users.change_password(
+            session=session,
+            actor=page_user.actor,
+            data=PasswordChange(current_password=current_password, new_password=new_password),
+        )
+    except InvalidInput as exc:
+        if "new_password" in exc.loc:
+            error = gettext(language, "The new password must differ from the current one.")
+        else:
+            error = gettext(language, "The current password is not right.")
+        return _account_page(request, page_user, error=error, status_code=422)
+    return _see_other("/account?saved=password")

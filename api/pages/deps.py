@@ -1,0 +1,123 @@
+"""Who is looking at a page, which language they read, and CSRF checks for page forms."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+
+from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, client_addr, csrf_token_for
+from api.pages.i18n import negotiate
+from welfare.authz import Actor, Role
+from welfare.errors import NotAuthenticated, PermissionDenied
+from welfare.users import service as users
+from welfare.users.models import UI_LANGUAGES, User
+
+LANGUAGE_COOKIE = "welfare_lang"
+LOGIN_CSRF_COOKIE = "welfare_login_csrf"
+CSRF_FIELD = "csrf_token"
+
+
+class LoginRequired(Exception):
+    """Raised by page dependencies; answered with a redirect to the sign-in page."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+@dataclass(frozen=True)
+class PageUser:
+    actor: Actor
+    user_id: str
+    display_name: str
+    role: Role
+    language: str
+    csrf_token: str
+
+    @property
+    def is_guard(self) -> bool:
+        return self.role == Role.guard
+
+
+def request_language(request: Request) -> str:
+    """Signed-out visitors: ?lang=, then the language cookie, then Accept-Language."""
+    for candidate in (request.query_params.get("lang"), request.cookies.get(LANGUAGE_COOKIE)):
+        if candidate in UI_LANGUAGES:
+            return candidate
+    return negotiate(request.headers.get("accept-language"))
+
+
+def _current_path(request: Request) -> str:
+    path = request.url.path
+    if request.url.query:
+        path += "?" + request.url.query
+    return path
+
+
+def safe_next(value: str | None) -> str | None:
+    """Only a local path may follow sign-in: never another host ("//evil", "https://...")."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return None
+    if any(ord(ch) < 32 for ch in value):
+        return None
+    return value
+
+
+def login_url(next_path: str) -> str:
+    return "/login?next=" + quote(next_path, safe="/")
+
+
+def get_page_user(request: Request, session: SessionDep, settings: SettingsDep) -> PageUser:
+    """The signed-in user behind the session cookie (pages never take bearer tokens)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise LoginRequired(_current_path(request))
+    try:
+        actor = users.actor_for_token(session, token, client_addr(request))
+    except NotAuthenticated:
+        raise LoginRequired(_current_path(request)) from None
+    user = session.get(User, actor.user_id)
+    if user is None:
+        raise LoginRequired(_current_path(request))
+    page_user = PageUser(
+        actor=actor,
+        user_id=str(user.id),
+        display_name=user.display_name,
+        role=user.role,
+        language=user.language if user.language in UI_LANGUAGES else "en",
+        csrf_token=csrf_token_for(settings, token),
+    )
+    request.state.page_user = page_user
+    request.state.language = page_user.language
+    return page_user
+
+
+PageUserDep = Annotated[PageUser, Depends(get_page_user)]
+
+
+def check_form_csrf(page_user: PageUser, submitted: str | None) -> None:
+    """Every cookie-authenticated form carries the session's CSRF token."""
+    sent = (submitted or "").encode("latin-1", "replace")
+    if not hmac.compare_digest(sent, page_user.csrf_token.encode()):
+        raise PermissionDenied("missing or wrong CSRF token")
+
+
+def new_login_csrf() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def check_login_csrf(request: Request, submitted: str | None) -> None:
+    """Before sign-in there is no session: a double-submit cookie guards the sign-in form."""
+    cookie = (request.cookies.get(LOGIN_CSRF_COOKIE) or "").encode("latin-1", "replace")
+    sent = (submitted or "").encode("latin-1", "replace")
+    if not cookie or not hmac.compare_digest(sent, cookie):
+        raise PermissionDenied("missing or wrong CSRF token")
+
+
+def home_for(role: Role) -> str:
+    return "/guard" if role == Role.guard else "/console"

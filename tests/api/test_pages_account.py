@@ -1,0 +1,193 @@
+"""Sign-in, sign-out, language and password as pages: CSRF, safe redirects, headers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import PASSWORD, form_csrf
+from welfare.sites.models import Site
+from welfare.users.models import User
+
+HTML = {"accept": "text/html"}
+
+
+def test_sign_in_page_has_strict_security_headers(client: TestClient) -> None:
+    response = client.get("/login")
+    assert response.status_code == 200
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+    assert '<script src="/static/app.js?v=' in response.text
+
+
+def test_guard_signs_in_and_lands_on_the_guard_app(
+    client: TestClient, make_user: Callable[..., User], site: Site
+) -> None:
+    guard = make_user("guard", [site])
+    page = client.get("/login")
+    response = client.post(
+        "/login",
+        data={"username": guard.username, "password": PASSWORD, "csrf_token": form_csrf(page.text)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/guard"
+    cookie = response.headers["set-cookie"]
+    assert "welfare_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+
+
+def test_staff_lands_on_the_console_and_next_is_followed_only_when_local(
+    client: TestClient, make_user: Callable[..., User], site: Site
+) -> None:
+    staff = make_user("staff", [site])
+    for next_path, expected in [
+        ("/account", "/account"),
+        ("//evil.example/x", "/console"),
+        ("https://evil.example/", "/console"),
+        ("/\\evil.example", "/console"),
+    ]:
+        client.cookies.clear()
+        page = client.get("/login")
+        response = client.post(
+            "/login",
+            data={
+                "username": staff.username,
+                "password": PASSWORD,
+                "csrf_token": form_csrf(page.text),
+                "next": next_path,
+            },
+            follow_redirects=False,
+        )
+        assert response.headers["location"] == expected, next_path
+
+
+def test_sign_in_without_the_form_token_is_refused(
+    client: TestClient, make_user: Callable[..., User], site: Site
+) -> None:
+    guard = make_user("guard", [site])
+    client.get("/login")
+    response = client.post(
+        "/login",
+        data={"username": guard.username, "password": PASSWORD, "csrf_token": "forged"},
+        headers=HTML,
+        follow_redirects=False,
+    )
+    assert response.status_code == 403
+    assert "welfare_session" not in response.headers.get("set-cookie", "")
+
+
+def test_wrong_password_shows_the_form_again_with_a_message(
+    client: TestClient, make_user: Callable[..., User], site: Site
+) -> None:
+    guard = make_user("guard", [site])
+    page = client.get("/login")
+    response = client.post(
+        "/login",
+        data={"username": guard.username, "password": "not it", "csrf_token": form_csrf(page.text)},
+    )
+    assert response.status_code == 401
+    assert "Wrong username or password." in response.text
+    assert guard.username in response.text  # the name typed stays in the field
+
+
+def test_pages_send_signed_out_visitors_to_sign_in_and_back(client: TestClient) -> None:
+    response = client.get("/account?tab=1", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/account%3Ftab%3D1"
+
+
+def test_sign_out_needs_the_form_token_and_ends_the_session(
+    client: TestClient, make_user: Callable[..., User], site: Site, page_login: Callable[..., str]
+) -> None:
+    csrf = page_login(make_user("staff", [site]))
+    refused = client.post("/logout", data={"csrf_token": "x"}, headers=HTML)
+    assert refused.status_code == 403
+    assert client.get("/account").status_code == 200
+    cookie = client.cookies.get("welfare_session")
+    done = client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    assert done.headers["location"] == "/login"
+    # The old cookie is dead on the server too, not only forgotten by this browser.
+    client.cookies.set("welfare_session", cookie or "")
+    assert client.get("/account", follow_redirects=False).status_code == 303
+    assert client.get("/api/v1/me").status_code == 401
+
+
+def test_sign_out_everywhere_ends_every_session(
+    client: TestClient, make_user: Callable[..., User], site: Site, page_login: Callable[..., str]
+) -> None:
+    staff = make_user("staff", [site])
+    other = client.post(
+        "/api/v1/auth/token", data={"username": staff.username, "password": PASSWORD}
+    ).json()["access_token"]
+    csrf = page_login(staff)
+    client.post("/logout", data={"csrf_token": csrf, "everywhere": "true"})
+    client.cookies.clear()
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {other}"}).status_code == 401
+
+
+def test_language_choice_changes_the_pages(
+    client: TestClient, make_user: Callable[..., User], site: Site, page_login: Callable[..., str]
+) -> None:
+    csrf = page_login(make_user("guard", [site]))
+    bad = client.post("/account/language", data={"csrf_token": csrf, "language": "xx"})
+    assert bad.status_code == 422
+    client.post("/account/language", data={"csrf_token": csrf, "language": "zh-CN"})
+    page = client.get("/account")
+    assert '<html lang="zh-CN">' in page.text
+    assert "退出登录" in page.text  # "Sign out"
+    assert "Sign out" not in page.text
+
+
+def test_signed_out_visitors_get_their_browser_language(client: TestClient) -> None:
+    page = client.get("/login", headers={"accept-language": "zh-TW;q=0.9, en;q=0.5"})
+    assert '<html lang="zh-CN">' in page.text
+    assert "登录" in page.text
+    page = client.get("/login", headers={"accept-language": "fr-FR"})
+    assert '<html lang="en">' in page.text
+
+
+def test_password_change_from_the_account_page(
+    client: TestClient, make_user: Callable[..., User], site: Site, page_login: Callable[..., str]
+) -> None:
+    staff = make_user("staff", [site])
+    csrf = page_login(staff)
+    wrong = client.post(
+        "/account/password",
+        data={"csrf_token": csrf, "current_password": "nope", "new_password": "a-new-password-1"},
+    )
+    assert wrong.status_code == 422
+    assert "The current password is not right." in wrong.text
+    done = client.post(
+        "/account/password",
+        data={"csrf_token": csrf, "current_password": PASSWORD, "new_password": "a-new-password-1"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    client.cookies.clear()
+    page = client.get("/login")
+    response = client.post(
+        "/login",
+        data={
+            "username": staff.username,
+            "password": "a-new-password-1",
+            "csrf_token": form_csrf(page.text),
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+
+
+def test_browsers_get_error_pages_and_api_clients_get_json(client: TestClient) -> None:
+    page = client.get("/no-such-page", headers=HTML)
+    assert page.status_code == 404
+    assert "text/html" in page.headers["content-type"]
+    assert "Not found" in page.text
+    api = client.get("/api/v1/no-such-thing", headers=HTML)
+    assert api.status_code == 404
+    assert api.json() == {"detail": "Not Found"}
