@@ -35,6 +35,7 @@ CHROMIUM_ARGS = [
 PHONE = {"viewport": {"width": 360, "height": 740}, "is_mobile": True, "has_touch": True}
 DESKTOP = {"viewport": {"width": 1280, "height": 900}}
 
+
 @pytest.fixture
 def database_url(sqlite_template: Path, tmp_path: Path) -> str:
     path = tmp_path / "welfare.db"
