@@ -1,0 +1,238 @@
+"""Two API processes and two workers on one PostgreSQL database, one worker killed mid-way.
+
+Every due message must reach the provider; none twice, except rows whose send was in flight in
+the killed worker (claimed, maybe handed over, never recorded): those are resent after the stale
+claim window, because for an emergency a duplicate SMS beats silence (welfare/outbox/service.py).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import PASSWORD, POSTGRES_URL, TEST_SECRET, _truncate_postgres
+from tests.notifications.fake_twilio import FakeTwilioServer
+from welfare.db import make_engine
+from welfare.residents.models import Contact, Resident
+from welfare.sites.models import Household, Site
+from welfare.users.models import User
+
+INCIDENTS = 200
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "f" * 32
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest) -> str:
+    if not POSTGRES_URL:
+        pytest.skip("set WELFARE_TEST_POSTGRES_URL to run the multi-process test on PostgreSQL")
+    url: str = request.getfixturevalue("postgres_migrated")
+    _truncate_postgres(url)
+    return url
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Processes:
+    """`welfare serve` and `welfare worker` as real processes, stopped at the end of the test."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from welfare.cli import main; main()", *args],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.running[name] = process
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.running.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.running.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilioServer]:
+    # Twilio's own latency, roughly: long enough that a kill lands on sends in flight.
+    with FakeTwilioServer(ACCOUNT_SID, AUTH_TOKEN, delay=0.03) as server:
+        yield server
+
+
+@pytest.fixture
+def processes(database_url: str, twilio: FakeTwilioServer, tmp_path: Path) -> Iterator[Processes]:
+    env = {
+        **os.environ,
+        "WELFARE_DATABASE_URL": database_url,
+        "WELFARE_SECRET_KEY": TEST_SECRET,
+        "WELFARE_PUBLIC_BASE_URL": "https://welfare.test",
+        "WELFARE_MEDIA_DIR": str(tmp_path / "media"),
+        "WELFARE_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "WELFARE_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "WELFARE_TWILIO_FROM_NUMBER": "+15005550006",
+        "WELFARE_TWILIO_API_BASE_URL": twilio.base_url,
+        "WELFARE_RUN_WORKER_IN_PROCESS": "false",
+    }
+    running = Processes(env, tmp_path)
+    yield running
+    running.stop_all()
+
+
+def _wait_healthy(base_urls: list[str], processes: Processes) -> None:
+    deadline = time.monotonic() + 60
+    for base in base_urls:
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            dead = [n for n, p in processes.running.items() if p.poll() is not None]
+            assert not dead, f"process exited early: {dead}"
+            assert time.monotonic() < deadline, f"{base} did not come up"
+            time.sleep(0.2)
+
+
+def _message_ids(twilio: FakeTwilioServer) -> list[str]:
+    """The outbox row behind each create request the provider saw (from its callback URL)."""
+    ids = []
+    for request in twilio.requests:
+        callback = request.form.get("StatusCallback")
+        if request.method == "POST" and isinstance(callback, str) and "message_id=" in callback:
+            ids.append(callback.split("message_id=")[1].split("&")[0])
+    return ids
+
+
+def test_two_apis_two_workers_hand_every_message_over_through_a_worker_kill(
+    database_url: str,
+    processes: Processes,
+    twilio: FakeTwilioServer,
+    site: Site,
+    make_user: Callable[..., User],
+    make_household: Callable[..., Household],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Any],
+    make_contact: Callable[..., Contact],
+) -> None:
+    guard = make_user("guard", [site])
+    resident_ids = []
+    for n in range(INCIDENTS):
+        resident = make_resident(
+            make_household(unit=str(1000 + n)), full_name=f"Resident {n}", preferred_name=f"R{n}"
+        )
+        make_consent(resident)
+        make_contact(resident, phone=f"9123{n:04d}", name=f"Family {n}")
+        resident_ids.append(resident.id)
+
+    ports = [_free_port(), _free_port()]
+    apis = [f"http://127.0.0.1:{port}" for port in ports]
+    for index, port in enumerate(ports):
+        processes.start(f"api{index}", "serve", "--port", str(port))
+    workers = [processes.start(f"worker{index}", "worker") for index in range(2)]
+    _wait_healthy(apis, processes)
+
+    token = httpx.post(
+        f"{apis[0]}/api/v1/auth/token",
+        data={"username": guard.username, "password": PASSWORD},
+        timeout=30,
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def report(index: int) -> int:
+        response = httpx.post(
+            f"{apis[index % 2]}/api/v1/incidents",
+            json={
+                "kind": "found",
+                "resident_id": str(resident_ids[index]),
+                "location": "lobby",
+                "client_request_id": uuid.uuid4().hex,
+            },
+            headers=headers,
+            timeout=30,
+        )
+        return response.status_code
+
+    engine = make_engine(database_url)
+    in_flight_at_kill = 0
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        first_half = list(pool.map(report, range(INCIDENTS // 2)))
+        # Kill one worker while it is busy handing messages over.
+        deadline = time.monotonic() + 30
+        while len(twilio.requests) < 40 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        workers[0].send_signal(signal.SIGKILL)
+        workers[0].wait(timeout=10)
+        with engine.connect() as connection:
+            in_flight_at_kill = connection.execute(
+                text("SELECT count(*) FROM outbox_message WHERE status = 'sending'")
+            ).scalar_one()
+        second_half = list(pool.map(report, range(INCIDENTS // 2, INCIDENTS)))
+    assert set(first_half + second_half) == {201}
+
+    # The survivor takes over stranded claims after the stale-claim window (30 s).
+    deadline = time.monotonic() + 120
+    while True:
+        with engine.connect() as connection:
+            counts = dict(
+                connection.execute(
+                    text("SELECT status, count(*) FROM outbox_message GROUP BY status")
+                ).all()
+            )
+        if counts.get("pending", 0) + counts.get("sending", 0) == 0 and sum(counts.values()):
+            due_pending = 0
+            break
+        assert time.monotonic() < deadline, f"outbox never drained: {counts}"
+        time.sleep(0.5)
+
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT id, status FROM outbox_message WHERE next_attempt_at <= now()")
+        ).all()
+    engine.dispose()
+    sent_ids = {str(row.id) for row in rows if row.status == "sent"}
+    handed = collections.Counter(_message_ids(twilio))
+    duplicates = {message_id: n for message_id, n in handed.items() if n > 1}
+    print(
+        f"\n{INCIDENTS} incidents across 2 APIs, 2 workers (one SIGKILLed): "
+        f"{len(rows)} due messages, {len(handed)} handed to the provider, "
+        f"{sum(n - 1 for n in duplicates.values())} duplicate hand-overs, "
+        f"{in_flight_at_kill} rows in flight at the kill"
+    )
+    assert due_pending == 0
+    assert len(rows) == 2 * INCIDENTS  # SMS and call to each first contact, at once
+    assert sent_ids == {str(row.id) for row in rows}, counts
+    assert set(handed) == sent_ids  # every due message reached the provider
+    # Only rows the dead worker had claimed can have gone out twice, and only once more.
+    assert sum(n - 1 for n in duplicates.values()) <= in_flight_at_kill
+    assert all(n == 2 for n in duplicates.values())
