@@ -19,10 +19,12 @@ from api.routes import (
     incidents,
     lookup,
     policies,
+    reports,
     residents,
     sites,
     tags,
     users,
+    visits,
     webhooks,
 )
 from notifications.runtime import dispatch_round
@@ -77,6 +79,8 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         incidents,
         alerts,
         policies,
+        visits,
+        reports,
     ):
         app.include_router(module.router)
     app.include_router(lookup.router)
