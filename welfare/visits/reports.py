@@ -24,7 +24,7 @@ from welfare.incidents.models import Incident
 from welfare.sites.models import Site
 from welfare.users.models import User
 from welfare.visits.models import Visit, VisitKind, VisitOutcome, VisitStatus
-from welfare.visits.service import visits_query
+from welfare.visits.service import visit_filters
 
 MAX_EXPORT_ROWS = 100_000
 KIND_WORDS = {
@@ -64,12 +64,11 @@ def visit_completion(
     """Visits whose window ended in [start, end): how many were due, completed, missed, per
     assignee (None = the site's staff) and per resident."""
     start, end = _range(start, end, now, 30)
-    query = visits_query(actor, site_id=site_id, permission=Permission.reports_read).where(
-        col(Visit.window_end) >= start, col(Visit.window_end) < min(end, now)
-    )
     rows = session.exec(
-        query.with_only_columns(  # type: ignore[attr-defined]
-            col(Visit.assignee_user_id), col(Visit.resident_id), col(Visit.status)
+        select(Visit.assignee_user_id, Visit.resident_id, Visit.status).where(
+            *visit_filters(actor, site_id=site_id, permission=Permission.reports_read),
+            col(Visit.window_end) >= start,
+            col(Visit.window_end) < min(end, now),
         )
     ).all()
     by_assignee: dict[uuid.UUID | None, list[int]] = defaultdict(lambda: [0, 0, 0])
@@ -245,11 +244,14 @@ def visits_csv(
 ) -> Iterator[str]:
     """Visits with windows starting in [start, end) (default: the last 30 days); no notes."""
     start, end = _range(start, end, now, 30)
-    query = visits_query(
+    conditions = visit_filters(
         actor, site_id=site_id, start_from=start, start_to=end, permission=Permission.reports_read
     )
     visits = session.exec(
-        query.order_by(col(Visit.window_start), col(Visit.id)).limit(MAX_EXPORT_ROWS)
+        select(Visit)
+        .where(*conditions)
+        .order_by(col(Visit.window_start), col(Visit.id))
+        .limit(MAX_EXPORT_ROWS)
     ).all()
     zones = {s.id: zoneinfo.ZoneInfo(s.timezone) for s in session.exec(select(Site)).all()}
     names = dict(session.exec(select(User.id, User.display_name)).all())

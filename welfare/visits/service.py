@@ -368,7 +368,7 @@ def get_visit(*, session: Session, actor: Actor, visit_id: uuid.UUID) -> Visit:
     return _load_visit(session, actor, visit_id, Permission.registry_read)
 
 
-def visits_query(
+def visit_filters(
     actor: Actor,
     *,
     site_id: uuid.UUID | None = None,
@@ -378,24 +378,25 @@ def visits_query(
     start_from: dt.datetime | None = None,
     start_to: dt.datetime | None = None,
     permission: Permission = Permission.registry_read,
-) -> Any:
+) -> list[Any]:
+    """WHERE conditions on Visit: the actor's sites (checking `permission`) and the filters."""
     sites = visible_site_ids(actor, permission)
-    query = select(Visit)
+    conditions: list[Any] = []
     if sites is not None:
-        query = query.where(col(Visit.site_id).in_(sites))
+        conditions.append(col(Visit.site_id).in_(sites))
     if site_id:
-        query = query.where(Visit.site_id == site_id)
+        conditions.append(col(Visit.site_id) == site_id)
     if assignee_user_id:
-        query = query.where(Visit.assignee_user_id == assignee_user_id)
+        conditions.append(col(Visit.assignee_user_id) == assignee_user_id)
     if resident_id:
-        query = query.where(Visit.resident_id == resident_id)
+        conditions.append(col(Visit.resident_id) == resident_id)
     if statuses:
-        query = query.where(col(Visit.status).in_(statuses))
+        conditions.append(col(Visit.status).in_(statuses))
     if start_from:
-        query = query.where(col(Visit.window_start) >= start_from)
+        conditions.append(col(Visit.window_start) >= start_from)
     if start_to:
-        query = query.where(col(Visit.window_start) < start_to)
-    return query
+        conditions.append(col(Visit.window_start) < start_to)
+    return conditions
 
 
 def list_visits(
@@ -406,7 +407,7 @@ def list_visits(
         raise InvalidInput("start_to", "the range ends before it starts")
     return paginate(
         session,
-        visits_query(actor, **filters),
+        select(Visit).where(*visit_filters(actor, **filters)),
         limit=limit,
         offset=offset,
         order_by=[col(Visit.window_start), col(Visit.id)],
