@@ -468,3 +468,63 @@ def test_run_jobs_twice_at_the_same_instant_changes_nothing_the_second_time(
     db.rollback()
     assert sorted((v.id, v.status) for v in db.exec(select(Visit)).all()) == snapshot
     assert len(db.exec(select(OutboxMessage)).all()) == outbox
+
+
+def test_the_worker_runs_the_jobs_through_apscheduler(
+    db: Session,
+    settings: Settings,
+    writers: sessionmaker[Session],
+    ny_site: Site,
+    resident_at: Callable[..., Resident],
+) -> None:
+    import threading
+    import time
+
+    from welfare.worker import run_worker
+
+    schedule = _schedule(db, resident_at(ny_site), start_date=dt.date.today())
+    db.rollback()
+    stop = threading.Event()
+    thread = threading.Thread(target=run_worker, args=(settings, writers, stop), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    generated: list[Visit] = []
+    while time.monotonic() < deadline and not generated:
+        time.sleep(0.2)
+        generated = _visits(db, schedule)
+        db.rollback()
+    stop.set()
+    thread.join(timeout=15)
+    assert not thread.is_alive()
+    assert len(generated) >= 13  # two weeks ahead, daily
+
+
+def test_withdrawal_erases_the_residents_phone_from_checkin_calls(
+    db: Session,
+    writers: sessionmaker[Session],
+    settings: Settings,
+    ny_site: Site,
+    resident_at: Callable[..., Resident],
+) -> None:
+    resident = resident_at(ny_site, phone="+1 917 555 1234")
+    schedule = _schedule(db, resident, kind="automated_call", start_date=dt.date(2026, 11, 2))
+    start = dt.datetime(2026, 11, 2, 15, 0, tzinfo=dt.UTC)
+    _run(writers, scheduler.generate_ahead, start - dt.timedelta(days=1))
+    assert _run(writers, scheduler.run_checkin_calls, start) == 1
+    db.rollback()
+    (row,) = db.exec(select(OutboxMessage)).all()
+    assert row.to_phone == "+19175551234" and row.template == "checkin_call"
+    assert "+1917" not in str(row.params)
+    consent = consents.consents_of(db, resident.id)[0]
+    consents.withdraw_consent(
+        session=db,
+        actor=SYSTEM,
+        settings=settings,
+        resident_id=resident.id,
+        consent_id=consent.id,
+    )
+    db.commit()
+    db.rollback()
+    assert db.exec(select(OutboxMessage)).one().to_phone is None
+    assert db.get(Resident, resident.id).phone is None  # type: ignore[union-attr]
+    assert db.get(VisitSchedule, schedule.id).active is False  # type: ignore[union-attr]

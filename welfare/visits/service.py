@@ -554,6 +554,13 @@ def scrub_for_erasure(session: Session, resident_id: uuid.UUID) -> None:
     session.exec(  # type: ignore[call-overload]
         update(Visit).where(col(Visit.resident_id) == resident_id).values(notes=None)
     )
+    # The resident's own number on check-in call rows goes too (a pending one is cancelled).
+    for visit_id in session.exec(select(Visit.id).where(Visit.resident_id == resident_id)).all():
+        session.exec(  # type: ignore[call-overload]
+            update(OutboxMessage)
+            .where(col(OutboxMessage.idempotency_key).startswith(f"visit:{visit_id}:call:"))
+            .values(to_phone=None, updated_at=utcnow())
+        )
 
 
 # --- calendar tokens ----------------------------------------------------------------------------
