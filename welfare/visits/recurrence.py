@@ -33,6 +33,8 @@ def validate_rule(raw: str) -> str:
         raise InvalidInput("rrule", "give one RRULE without DTSTART, e.g. FREQ=WEEKLY;BYDAY=MO,TH")
     if "UNTIL=" in rule:
         raise InvalidInput("rrule", "use end_date instead of UNTIL")
+    if any(part in rule for part in ("BYHOUR", "BYMINUTE", "BYSECOND")):
+        raise InvalidInput("rrule", "the time of day comes from window_start, not the rule")
     try:
         parsed = _parse(rule, dt.datetime(2000, 1, 1))
     except (ValueError, TypeError) as exc:
