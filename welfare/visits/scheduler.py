@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, func, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import sessionmaker
@@ -124,15 +124,22 @@ def generate_ahead(session: Session, now: dt.datetime, horizon: dt.timedelta = H
             schedule.generated_until = until
             session.add(schedule)
         if rows:
-            # RETURNING counts what was new on both databases (an executemany's rowcount is
-            # not reliable); SQLAlchemy batches the rows into multi-row INSERTs.
-            statement = (
-                insert(Visit)
-                .on_conflict_do_nothing(index_elements=["schedule_id", "window_start"])
-                .returning(col(Visit.id))
+            # A plain executemany (the drivers' fast path); what was new is counted by the
+            # unique index before and after, since an executemany's rowcount is not reliable.
+            ids = [schedule.id for schedule in batch]
+            before = _count_visits(session, ids)
+            statement = insert(Visit).on_conflict_do_nothing(
+                index_elements=["schedule_id", "window_start"]
             )
-            created += len(session.connection().execute(statement, rows).all())
+            session.connection().execute(statement, rows)
+            created += _count_visits(session, ids) - before
         session.flush()
+
+
+def _count_visits(session: Session, schedule_ids: list[uuid.UUID]) -> int:
+    return session.exec(
+        select(func.count()).select_from(Visit).where(col(Visit.schedule_id).in_(schedule_ids))
+    ).one()
 
 
 def _stop_without_consent(session: Session, schedule: VisitSchedule, now: dt.datetime) -> None:
