@@ -214,7 +214,9 @@ def test_generation_over_a_daylight_saving_week_is_idempotent(
     assert {r.window_start.astimezone(NY).time() for r in rows} == {dt.time(10, 0)}
     assert [r.window_start.hour for r in rows] == [14, 14, 14, 14, 15, 15, 15]
 
-    # A day later the horizon moves by one day: exactly one new visit.
+    # Within a day nothing is extended; a day later the horizon moves on: one new visit.
+    soon = now + dt.timedelta(hours=23)
+    assert _run(writers, lambda s, n: scheduler.generate_ahead(s, n, horizon), soon) == 0
     later = now + dt.timedelta(days=1)
     assert _run(writers, lambda s, n: scheduler.generate_ahead(s, n, horizon), later) == 1
 

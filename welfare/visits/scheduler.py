@@ -41,6 +41,9 @@ from welfare.visits.recurrence import occurrences
 log = logging.getLogger("welfare.scheduler")
 
 HORIZON = dt.timedelta(days=14)
+# A schedule is extended once its visits reach less than HORIZON - STEP ahead: a tick every
+# 30 seconds then touches no schedule at all most of the time.
+GENERATE_STEP = dt.timedelta(days=1)
 REMIND_BEFORE = dt.timedelta(hours=1)
 MISSED_GRACE = dt.timedelta(hours=12)  # after the window's end, an overdue visit is missed
 CALL_OFFSETS = (dt.timedelta(0), dt.timedelta(minutes=5), dt.timedelta(minutes=10))
@@ -68,8 +71,10 @@ def _residents_consenting(session: Session, resident_ids: list[uuid.UUID]) -> se
 def generate_ahead(session: Session, now: dt.datetime, horizon: dt.timedelta = HORIZON) -> int:
     """Create the visits of every active schedule up to `now + horizon`; return how many were
     new. Carries on from each schedule's `generated_until` (from `now` the first time, so a new
-    schedule has no past visits); the unique (schedule, window start) makes a repeat a no-op."""
+    schedule has no past visits) once that falls a GENERATE_STEP short of the horizon; the unique
+    (schedule, window start) makes a repeat a no-op."""
     until = now + horizon
+    stale = until - min(GENERATE_STEP, horizon / 2)
     timezones = dict(session.exec(select(Site.id, Site.timezone)).all())
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -79,7 +84,7 @@ def generate_ahead(session: Session, now: dt.datetime, horizon: dt.timedelta = H
         query = select(VisitSchedule).where(
             col(VisitSchedule.active),
             (col(VisitSchedule.generated_until).is_(None))
-            | (col(VisitSchedule.generated_until) < until),
+            | (col(VisitSchedule.generated_until) <= stale),
         )
         if last_id is not None:
             query = query.where(col(VisitSchedule.id) > last_id)
