@@ -372,3 +372,20 @@ def test_ending_a_schedule_keeps_recorded_visits(
         client.get(f"/api/v1/visit-schedules/{schedule}", headers=manager).json()["active"] is False
     )
     assert db.exec(select(VisitSchedule)).one().active is False
+
+
+def test_a_residents_own_phone_is_validated_and_stored_in_e164(
+    client: TestClient,
+    headers_for: Callable[..., dict[str, str]],
+    consenting: Callable[..., Resident],
+) -> None:
+    staff = headers_for("staff")
+    resident = consenting()
+    bad = client.patch(f"/api/v1/residents/{resident.id}", headers=staff, json={"phone": "12"})
+    assert bad.status_code == 422 and "phone" in bad.text
+    good = client.patch(
+        f"/api/v1/residents/{resident.id}", headers=staff, json={"phone": "9876 5432"}
+    )
+    assert good.status_code == 200 and good.json()["phone"] == "+85298765432"
+    cleared = client.patch(f"/api/v1/residents/{resident.id}", headers=staff, json={"phone": None})
+    assert cleared.status_code == 200 and cleared.json()["phone"] is None
