@@ -22,10 +22,12 @@ from api.routes import (
     incidents,
     lookup,
     policies,
+    reports,
     residents,
     sites,
     tags,
     users,
+    visits,
     webhooks,
 )
 from notifications.runtime import dispatch_round
@@ -80,6 +82,8 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         incidents,
         alerts,
         policies,
+        visits,
+        reports,
     ):
         app.include_router(module.router)
     app.include_router(lookup.router)

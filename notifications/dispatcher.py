@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+import zoneinfo
 
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
@@ -34,8 +35,60 @@ def webhook_url(settings: Settings, path: str, message_id: uuid.UUID) -> str:
     return f"{settings.public_base_url}/webhooks/twilio/{path}?message_id={message_id}"
 
 
+def _local_when(value: str, site: Site, date_only: bool = False) -> str:
+    """An ISO time from the row's params in the site's timezone, for people to read."""
+    local = dt.datetime.fromisoformat(value).astimezone(zoneinfo.ZoneInfo(site.timezone))
+    return local.strftime("%Y-%m-%d") if date_only else local.strftime("%Y-%m-%d %H:%M")
+
+
+def render_unbound(session: Session, message: OutboxMessage, settings: Settings) -> str:
+    """Rows not about an incident: check-in calls to residents, staff notices (visits and
+    consent reviews). Their params hold ids and times only."""
+    params = message.params
+    try:
+        site = session.get(Site, uuid.UUID(params["site_id"]))
+    except (KeyError, ValueError) as exc:
+        raise RenderError("outbox row without a site") from exc
+    if site is None:
+        raise RenderError("outbox row without a site")
+    lang = message.language
+    call = message.kind is MessageKind.call
+    if message.template == "checkin_call" and call:
+        text = messages.checkin_call_text(lang, site_name=site.name)
+        gather = webhook_url(settings, "gather", message.id)
+        return twiml.call_twiml(lang, text=text, gather_url=gather, purpose="checkin")
+    base = settings.public_base_url.rstrip("/")
+    if message.template == "consent_review" and not call:
+        overdue = params.get("stage") == "overdue"
+        return messages.staff_notice_sms(
+            lang,
+            "consent_unverified" if overdue else "consent_review",
+            site_name=site.name,
+            kind="",
+            when=_local_when(params["review_due"], site, date_only=True),
+            link=f"{base}/api/v1/residents/{params['resident_id']}/consents",
+        )
+    if message.template in VISIT_NOTICES and not call:
+        return messages.staff_notice_sms(
+            lang,
+            message.template,  # type: ignore[arg-type]
+            site_name=site.name,
+            kind=params.get("kind", ""),
+            when=_local_when(params["window_start"], site),
+            link=f"{base}/api/v1/visits/{params['visit_id']}",
+        )
+    raise RenderError(f"no {message.kind.value} text for template {message.template!r}")
+
+
+VISIT_NOTICES = frozenset(
+    {"visit_reminder", "visit_overdue", "visit_missed", "visit_not_home", "visit_concern"}
+)
+
+
 def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
     """The SMS body or the call's TwiML for this row."""
+    if message.incident_id is None:
+        return render_unbound(session, message, settings)
     incident = session.get(Incident, message.incident_id) if message.incident_id else None
     site = session.get(Site, incident.site_id) if incident else None
     if incident is None or site is None:

@@ -327,6 +327,78 @@ def coming_notice_sms(lang: str | None, *, relationship: str | None) -> str:
     return f"Update: {who} has confirmed they are coming. Thank you."
 
 
+# --- Staff notices about visits and consents ----------------------------------------------------
+
+StaffNotice = Literal[
+    "visit_reminder",
+    "visit_overdue",
+    "visit_missed",
+    "visit_not_home",
+    "visit_concern",
+    "consent_review",
+    "consent_unverified",
+]
+
+_STAFF_NOTICES: dict[StaffNotice, dict[Language, str]] = {
+    "visit_reminder": {
+        "en": "{site}: reminder, {kind} due {when}. Details: {link}",
+        "zh-CN": "{site}：提醒，{when}有{kind}。详情：{link}",
+        "ko-KR": "{site}: 알림, {when} {kind} 예정. 상세: {link}",
+    },
+    "visit_overdue": {
+        "en": "{site}: a {kind} due {when} is overdue, nothing was recorded. Details: {link}",
+        "zh-CN": "{site}：{when}的{kind}已逾期，尚无记录。详情：{link}",
+        "ko-KR": "{site}: {when} {kind}이(가) 기록 없이 지났습니다. 상세: {link}",
+    },
+    "visit_missed": {
+        "en": "{site}: a {kind} due {when} was missed. Please follow up. Details: {link}",
+        "zh-CN": "{site}：{when}的{kind}已错过，请跟进。详情：{link}",
+        "ko-KR": "{site}: {when} {kind}을(를) 놓쳤습니다. 확인해 주세요. 상세: {link}",
+    },
+    "visit_not_home": {
+        "en": "{site}: a resident was not home at two visits in a row ({when}). Details: {link}",
+        "zh-CN": "{site}：住户连续两次探访不在家（{when}）。详情：{link}",
+        "ko-KR": "{site}: 입주민이 두 번 연속 방문 때 부재중이었습니다({when}). 상세: {link}",
+    },
+    "visit_concern": {
+        "en": "{site}: a {kind} ({when}) raised a concern that needs staff. Details: {link}",
+        "zh-CN": "{site}：{when}的{kind}发现需要工作人员跟进的情况。详情：{link}",
+        "ko-KR": "{site}: {when} {kind}에서 직원 확인이 필요한 사항이 있습니다. 상세: {link}",
+    },
+    "consent_review": {
+        "en": "{site}: a resident's consent is due for review on {when}. Details: {link}",
+        "zh-CN": "{site}：有住户的同意书需在{when}前复核。详情：{link}",
+        "ko-KR": "{site}: 입주민 동의서 검토 기한이 {when}입니다. 상세: {link}",
+    },
+    "consent_unverified": {
+        "en": "{site}: a resident's consent review was due {when}; it is now unverified. {link}",
+        "zh-CN": "{site}：有住户的同意书已于{when}到期未复核，现为未核实。{link}",
+        "ko-KR": "{site}: 입주민 동의서 검토 기한({when})이 지나 미확인 상태입니다. {link}",
+    },
+}
+
+_VISIT_KIND_WORDS: dict[str, dict[Language, str]] = {
+    "home_visit": {"en": "home visit", "zh-CN": "上门探访", "ko-KR": "방문"},
+    "phone_checkin": {"en": "phone check-in", "zh-CN": "电话问候", "ko-KR": "안부 전화"},
+    "automated_call": {"en": "check-in call", "zh-CN": "自动问候电话", "ko-KR": "자동 안부 전화"},
+}
+
+
+def staff_notice_sms(
+    lang: str | None, notice: StaffNotice, *, site_name: str, kind: str, when: str, link: str
+) -> str:
+    """To staff or a manager: no name, unit or note, only what happened, when, and a link to
+    sign in for the rest."""
+    language = pick_language(lang)
+    template = _STAFF_NOTICES[notice][language]
+    kind_words = _VISIT_KIND_WORDS.get(kind, _VISIT_KIND_WORDS["home_visit"])[language]
+
+    def render(site: str, when: str, link: str) -> str:
+        return template.format(site=site, kind=kind_words, when=when, link=link)
+
+    return _fit([render], {"when": when, "link": link}, {"site": site_name})
+
+
 # --- Voice -------------------------------------------------------------------------------------
 
 # <Say> language codes: Twilio's ids for British English, Mandarin (China) and Korean.

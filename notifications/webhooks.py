@@ -49,6 +49,7 @@ from welfare.outbox.models import OutboxMessage
 from welfare.residents.models import Contact
 from welfare.settings import Settings
 from welfare.sites.models import Site
+from welfare.visits import service as visits
 from welfare.webhooks.models import WebhookReceipt
 
 log = logging.getLogger("welfare.webhooks")
@@ -244,6 +245,12 @@ def apply_console_status(
 
 def _call_text(session: Session, row: OutboxMessage) -> tuple[str, CallPurpose, Site | None]:
     """The message the call read out, re-rendered for a repeat, with its prompt purpose."""
+    if row.template == "checkin_call":
+        site_id = _message_id(row.params.get("site_id"))
+        site = session.get(Site, site_id) if site_id else None
+        if site is None:
+            return "", "checkin", None
+        return messages.checkin_call_text(row.language, site_name=site.name), "checkin", site
     incident = _incident_of(session, row)
     site = session.get(Site, incident.site_id) if incident else None
     if incident is None or site is None:
@@ -291,6 +298,13 @@ def gather(
         text=text,
         purpose=purpose,
     )
+    if row.template == "checkin_call":
+        # The resident's own check-in call: a 1 completes the visit (no incident involved).
+        visit_id = _message_id(row.params.get("visit_id"))
+        receipt = f"gather:{sid or row.id}:{attempt_no}:{digits[:20]}"
+        if key == "1" and visit_id is not None and _first_receipt(session, receipt):
+            visits.confirm_checkin(session, visit_id=visit_id, via="keypress")
+        return answer
     incident = _incident_of(session, row)
     if not key or incident is None:
         return answer

@@ -28,13 +28,19 @@ class Permission(StrEnum):
     reports_read = "reports_read"
     audit_read = "audit_read"
     escalation_policy = "escalation_policy"
+    visits_schedule = "visits_schedule"  # create and change welfare-visit schedules
     users_manage = "users_manage"
     sites_manage = "sites_manage"
 
 
 _GUARD = {Permission.guard_ops}
 _STAFF = _GUARD | {Permission.registry_read, Permission.registry_write}
-_MANAGER = _STAFF | {Permission.reports_read, Permission.audit_read, Permission.escalation_policy}
+_MANAGER = _STAFF | {
+    Permission.reports_read,
+    Permission.audit_read,
+    Permission.escalation_policy,
+    Permission.visits_schedule,
+}
 _ADMIN = _MANAGER | {Permission.users_manage, Permission.sites_manage}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

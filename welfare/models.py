@@ -11,6 +11,7 @@ from welfare.residents.models import Contact, Resident
 from welfare.sites.models import Household, Site
 from welfare.tags.models import ResidentTag
 from welfare.users.models import AuthSession, LoginFailure, User, UserSite
+from welfare.visits.models import CalendarToken, JobMark, Visit, VisitSchedule
 from welfare.webhooks.models import WebhookReceipt
 
 metadata = SQLModel.metadata
@@ -18,12 +19,14 @@ metadata = SQLModel.metadata
 __all__ = [
     "AuditEntry",
     "AuthSession",
+    "CalendarToken",
     "Consent",
     "Contact",
     "EscalationPolicy",
     "Household",
     "Incident",
     "IncidentEvent",
+    "JobMark",
     "LoginFailure",
     "LookupEntry",
     "LookupName",
@@ -35,6 +38,8 @@ __all__ = [
     "Site",
     "User",
     "UserSite",
+    "Visit",
+    "VisitSchedule",
     "WebhookReceipt",
     "metadata",
 ]

@@ -75,10 +75,34 @@ def run_worker(
     factory: sessionmaker[Session],
     stop: threading.Event,
     dispatch_round: Callable[[], int] | None = None,
+    scheduler: bool = True,
 ) -> None:
     """Loop until `stop` is set: escalation steps and the outbox every second (at once when a
-    commit wakes it), housekeeping every minute. A failing round is logged, never fatal."""
+    commit wakes it), housekeeping every minute. A failing round is logged, never fatal.
+
+    With `scheduler`, an APScheduler thread also runs the visit and consent jobs while this
+    worker holds the scheduler leadership (welfare/visits/scheduler.py)."""
     log.info("worker started")
+    visit_scheduler = None
+    if scheduler:
+        from welfare.visits.scheduler import start_scheduler
+
+        visit_scheduler = start_scheduler(factory)
+    try:
+        _loop(settings, factory, stop, dispatch_round)
+    finally:
+        if visit_scheduler is not None:
+            visit_scheduler.shutdown(wait=True)
+            visit_scheduler.leader.release()
+    log.info("worker stopped")
+
+
+def _loop(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    stop: threading.Event,
+    dispatch_round: Callable[[], int] | None,
+) -> None:
     next_housekeeping = 0.0
     while not stop.is_set():
         work_ready.clear()
@@ -105,7 +129,6 @@ def run_worker(
         work_ready.wait(POLL_SECONDS)
         if stop.is_set():
             break
-    log.info("worker stopped")
 
 
 def start_in_thread(

@@ -34,6 +34,8 @@ from welfare.sites.models import Site
 from welfare.tags import service as tags
 from welfare.users.models import AuthSession, User
 from welfare.users.service import hash_token
+from welfare.visits import service as visits
+from welfare.visits.models import ScheduleCreate, Visit, VisitSchedule
 
 COLUMNS = ("none", "guard", "staff", "manager", "admin", "other")
 
@@ -477,6 +479,111 @@ CASES += [
         (401, 403, 403, 204, 204, 403),
         params=_resident_with_policy,
     ),
+]
+
+
+def _schedule_params(world: World) -> dict[str, Any]:
+    schedule = visits.create_schedule(
+        session=world.db,
+        actor=SYSTEM,
+        data=ScheduleCreate(**SCHEDULE_BODY, resident_id=world.resident().id),
+    )
+    world.db.commit()
+    return {"schedule_id": schedule.id}
+
+
+def _visit_params(world: World) -> dict[str, Any]:
+    """A visit whose window started an hour ago, ready to be recorded."""
+    schedule_id = _schedule_params(world)["schedule_id"]
+    schedule = world.db.get(VisitSchedule, schedule_id)
+    assert schedule is not None
+    start = utcnow() - dt.timedelta(hours=1)
+    visit = Visit(
+        schedule_id=schedule.id,
+        site_id=schedule.site_id,
+        resident_id=schedule.resident_id,
+        kind=schedule.kind,
+        window_start=start,
+        window_end=start + dt.timedelta(hours=1),
+    )
+    world.db.add(visit)
+    world.db.commit()
+    return {"visit_id": visit.id}
+
+
+def _calendar_user(world: World) -> dict[str, Any]:
+    return {"user_id": world.make_user("staff", [world.site]).id}
+
+
+def _calendar_token(world: World) -> dict[str, Any]:
+    user_id = _calendar_user(world)["user_id"]
+    token = visits.issue_calendar_token(session=world.db, actor=SYSTEM, user_id=user_id)
+    world.db.commit()
+    return {"user_id": user_id, "token": token}
+
+
+SCHEDULE_BODY: dict[str, Any] = {
+    "kind": "home_visit",
+    "rrule": "FREQ=WEEKLY;BYDAY=MO,TH",
+    "window_start": "10:00",
+    "window_end": "11:00",
+    "start_date": "2026-12-01",
+}
+CASES += [
+    Case(
+        "POST",
+        "/api/v1/visit-schedules",
+        (401, 403, 403, 201, 201, 403),
+        json=lambda w: {**SCHEDULE_BODY, "resident_id": str(w.resident().id)},
+    ),
+    Case("GET", "/api/v1/visit-schedules", (401, 403, 200, 200, 200, 200)),
+    Case(
+        "GET",
+        "/api/v1/visit-schedules/{schedule_id}",
+        (401, 403, 200, 200, 200, 404),
+        params=_schedule_params,
+    ),
+    Case(
+        "PATCH",
+        "/api/v1/visit-schedules/{schedule_id}",
+        (401, 403, 403, 200, 200, 403),
+        params=_schedule_params,
+        json=lambda w: {"window_end": "11:30"},
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/visit-schedules/{schedule_id}",
+        (401, 403, 403, 204, 204, 403),
+        params=_schedule_params,
+    ),
+    Case("GET", "/api/v1/visits", (401, 403, 200, 200, 200, 200)),
+    Case("GET", "/api/v1/visits/{visit_id}", (401, 403, 200, 200, 200, 404), params=_visit_params),
+    Case(
+        "POST",
+        "/api/v1/visits/{visit_id}/record",
+        (401, 403, 200, 200, 200, 404),
+        params=_visit_params,
+        json=lambda w: {"outcome": "well"},
+    ),
+    # Calendar feeds: users issue their own; managers for users of their sites.
+    Case(
+        "POST",
+        "/api/v1/users/{user_id}/calendar-token",
+        (401, 403, 403, 201, 201, 403),
+        params=_calendar_user,
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/users/{user_id}/calendar-token",
+        (401, 403, 403, 204, 204, 403),
+        params=_calendar_token,
+    ),
+    # Public behind the secret token (the token is the credential).
+    Case("GET", "/calendar/{token}.ics", (200, 200, 200, 200, 200, 200), params=_calendar_token),
+    Case("GET", "/api/v1/reports/visit-completion", (401, 403, 403, 200, 200, 403)),
+    Case("GET", "/api/v1/reports/response-times", (401, 403, 403, 200, 200, 403)),
+    Case("GET", "/api/v1/reports/visits.csv", (401, 403, 403, 200, 200, 403)),
+    Case("GET", "/api/v1/reports/incidents.csv", (401, 403, 403, 200, 200, 403)),
 ]
 
 

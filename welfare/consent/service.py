@@ -23,6 +23,7 @@ from welfare.residents.photos import PhotoStore
 from welfare.residents.service import audit_resident, load_resident
 from welfare.settings import Settings
 from welfare.tags.models import ResidentTag
+from welfare.visits.service import scrub_for_erasure as scrub_visits_for_erasure
 
 log = logging.getLogger("welfare.consent")
 
@@ -143,6 +144,7 @@ def _erase_photo(session: Session, settings: Settings, resident: Resident) -> No
 
 PERSONAL_FIELDS = (
     "full_name",
+    "phone",
     "preferred_name",
     "birth_year",
     "birth_date",
@@ -179,6 +181,7 @@ def erase_resident(*, session: Session, settings: Settings, resident: Resident) 
     # Printed labels stop resolving: a scan of an erased resident's tag finds nothing.
     session.exec(delete(ResidentTag).where(col(ResidentTag.resident_id) == resident.id))  # type: ignore[call-overload]
     scrub_for_erasure(session, resident.id)
+    scrub_visits_for_erasure(session, resident.id)
     for other in consents_of(session, resident.id):
         other.given_by_name = other.given_by_relationship = other.evidence = None
         if other.withdrawn_at is None:

@@ -125,12 +125,19 @@ class Opened:
 
 
 def open_incident(
-    *, session: Session, actor: Actor, data: IncidentCreate, now: dt.datetime | None = None
+    *,
+    session: Session,
+    actor: Actor,
+    data: IncidentCreate,
+    now: dt.datetime | None = None,
+    escalate: bool = True,
 ) -> Opened:
     """Open an incident, or return the one this request (or an open one for the resident) made.
 
     Idempotent on (reporter, client_request_id): a double tap or an offline retry never opens
     two. An open incident for the same resident is reused and the repeat noted on its timeline.
+    `escalate=False` opens it for staff to handle without calling the contacts (a concern a
+    visitor recorded); it stays open.
     """
     require(actor, Permission.guard_ops)
     now = now or utcnow()
@@ -215,7 +222,7 @@ def open_incident(
         )
         if incident.kind is IncidentKind.missing:
             alert_guards_on_duty(session, incident, now)
-        else:
+        elif escalate:
             start_escalation(session, incident, now)
     return Opened(incident, True)
 

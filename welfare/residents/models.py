@@ -70,6 +70,8 @@ class ResidentFields(SQLModel):
     approach: str | None = Field(default=None, max_length=LONG_TEXT)
     routines: str | None = Field(default=None, max_length=LONG_TEXT)
     risk_level: RiskLevel = RiskLevel.medium
+    # The resident's own phone (E.164 once validated): automated check-in calls ring it.
+    phone: str | None = Field(default=None, max_length=32)
 
     @model_validator(mode="before")
     @classmethod
@@ -122,6 +124,7 @@ class ResidentUpdate(SQLModel):
     routines: str | None = Field(default=None, max_length=LONG_TEXT)
     wandering_history: list[WanderingEntry] | None = Field(default=None, max_length=500)
     risk_level: RiskLevel | None = None
+    phone: str | None = Field(default=None, max_length=32)
 
     @field_validator("languages")
     @classmethod

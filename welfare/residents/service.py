@@ -66,6 +66,12 @@ def find_duplicate(
     return None
 
 
+def _resident_phone(session: Session, site_id: uuid.UUID, raw: str) -> str:
+    site = session.get(Site, site_id)
+    assert site is not None
+    return normalise_phone(raw, site.phone_region, "phone")
+
+
 def create_resident(
     *, session: Session, actor: Actor, data: ResidentCreate, allow_duplicate: bool = False
 ) -> Resident:
@@ -81,6 +87,8 @@ def create_resident(
             )
     values = data.model_dump(mode="json")
     values.update(household_id=household.id, site_id=household.site_id)
+    if data.phone:
+        values["phone"] = _resident_phone(session, household.site_id, data.phone)
     if data.birth_date:
         values["birth_date"] = data.birth_date
     resident = Resident.model_validate(values)
@@ -241,6 +249,8 @@ def update_resident(
             value = []
         if value is None and name in ("sex", "risk_level"):
             raise InvalidInput(name, "must not be null")
+        if name == "phone" and value:
+            value = _resident_phone(session, resident.site_id, value)
         setattr(resident, name, value)
     if (
         resident.birth_year

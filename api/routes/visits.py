@@ -1,0 +1,194 @@
+"""Welfare visits: schedules (managers), visits and outcomes (staff), calendar feeds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from pydantic import BaseModel
+
+from api.deps import ActorDep, PageDep, SessionDep, SettingsDep
+from api.schemas import ListResponse
+from welfare.db import utcnow
+from welfare.errors import NotFound
+from welfare.visits import reports
+from welfare.visits import service as visits
+from welfare.visits.models import (
+    ScheduleCreate,
+    SchedulePublic,
+    ScheduleUpdate,
+    VisitPublic,
+    VisitRecord,
+    VisitStatus,
+)
+
+router = APIRouter(tags=["visits"])
+
+
+class CalendarTokenIssued(BaseModel):
+    token: str
+    url: str
+
+
+# --- schedules ----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/api/v1/visit-schedules", response_model=SchedulePublic, status_code=status.HTTP_201_CREATED
+)
+def create_schedule(data: ScheduleCreate, session: SessionDep, actor: ActorDep) -> SchedulePublic:
+    """A recurring visit for a resident with welfare-visits consent. `rrule` is an RFC 5545
+    rule ("FREQ=WEEKLY;BYDAY=MO,TH"); the window is wall time in the site's timezone."""
+    schedule = visits.create_schedule(session=session, actor=actor, data=data)
+    return visits.public_schedule(session, schedule)
+
+
+@router.get("/api/v1/visit-schedules", response_model=ListResponse[SchedulePublic])
+def list_schedules(
+    session: SessionDep,
+    actor: ActorDep,
+    page: PageDep,
+    site_id: uuid.UUID | None = None,
+    resident_id: uuid.UUID | None = None,
+    assignee_user_id: uuid.UUID | None = None,
+    active: bool | None = None,
+) -> ListResponse[SchedulePublic]:
+    rows, total = visits.list_schedules(
+        session=session,
+        actor=actor,
+        limit=page.limit,
+        offset=page.offset,
+        site_id=site_id,
+        resident_id=resident_id,
+        assignee_user_id=assignee_user_id,
+        active=active,
+    )
+    return ListResponse(
+        items=[visits.public_schedule(session, r) for r in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/api/v1/visit-schedules/{schedule_id}", response_model=SchedulePublic)
+def read_schedule(schedule_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> SchedulePublic:
+    schedule = visits.get_schedule(session=session, actor=actor, schedule_id=schedule_id)
+    return visits.public_schedule(session, schedule)
+
+
+@router.patch("/api/v1/visit-schedules/{schedule_id}", response_model=SchedulePublic)
+def update_schedule(
+    schedule_id: uuid.UUID, data: ScheduleUpdate, session: SessionDep, actor: ActorDep
+) -> SchedulePublic:
+    """Changing the rule, window, dates, kind or assignee regenerates the visits not yet due."""
+    schedule = visits.update_schedule(
+        session=session, actor=actor, schedule_id=schedule_id, data=data
+    )
+    return visits.public_schedule(session, schedule)
+
+
+@router.delete("/api/v1/visit-schedules/{schedule_id}", status_code=status.HTTP_204_NO_CONTENT)
+def end_schedule(schedule_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> Response:
+    """Ends the schedule: future visits go, recorded ones stay."""
+    visits.end_schedule(session=session, actor=actor, schedule_id=schedule_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- visits -------------------------------------------------------------------------------------
+
+
+@router.get("/api/v1/visits", response_model=ListResponse[VisitPublic])
+def list_visits(
+    session: SessionDep,
+    actor: ActorDep,
+    page: PageDep,
+    site_id: uuid.UUID | None = None,
+    assignee_user_id: uuid.UUID | None = None,
+    resident_id: uuid.UUID | None = None,
+    status_: Annotated[list[VisitStatus] | None, Query(alias="status")] = None,
+    start_from: dt.datetime | None = None,
+    start_to: dt.datetime | None = None,
+) -> ListResponse[VisitPublic]:
+    """Filter by site, assignee, resident, status (repeatable) and window start range."""
+    rows, total = visits.list_visits(
+        session=session,
+        actor=actor,
+        limit=page.limit,
+        offset=page.offset,
+        site_id=site_id,
+        assignee_user_id=assignee_user_id,
+        resident_id=resident_id,
+        statuses=status_,
+        start_from=start_from,
+        start_to=start_to,
+    )
+    return ListResponse(
+        items=[VisitPublic.model_validate(r, from_attributes=True) for r in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/api/v1/visits/{visit_id}", response_model=VisitPublic)
+def read_visit(visit_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> VisitPublic:
+    visit = visits.get_visit(session=session, actor=actor, visit_id=visit_id)
+    return VisitPublic.model_validate(visit, from_attributes=True)
+
+
+@router.post("/api/v1/visits/{visit_id}/record", response_model=VisitPublic)
+def record_visit(
+    visit_id: uuid.UUID, data: VisitRecord, session: SessionDep, actor: ActorDep
+) -> VisitPublic:
+    """Outcome, notes, follow-up. A concern or a follow-up opens a welfare_concern incident for
+    staff; "not_home" twice in a row alerts the site's managers."""
+    visit = visits.record_visit(session=session, actor=actor, visit_id=visit_id, data=data)
+    return VisitPublic.model_validate(visit, from_attributes=True)
+
+
+# --- calendar feeds -----------------------------------------------------------------------------
+
+
+@router.post(
+    "/api/v1/users/{user_id}/calendar-token",
+    response_model=CalendarTokenIssued,
+    status_code=status.HTTP_201_CREATED,
+)
+def issue_calendar_token(
+    user_id: uuid.UUID, session: SessionDep, actor: ActorDep, settings: SettingsDep
+) -> CalendarTokenIssued:
+    """Issue (or re-issue, revoking the old) the secret feed URL; shown only this once."""
+    token = visits.issue_calendar_token(session=session, actor=actor, user_id=user_id)
+    url = f"{settings.public_base_url.rstrip('/')}/calendar/{token}.ics"
+    return CalendarTokenIssued(token=token, url=url)
+
+
+@router.delete("/api/v1/users/{user_id}/calendar-token", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_calendar_token(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> Response:
+    visits.revoke_calendar_token(session=session, actor=actor, user_id=user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/calendar/{token}.ics",
+    response_class=Response,
+    responses={200: {"content": {"text/calendar": {}}}, 404: {"description": "unknown token"}},
+)
+def calendar_feed(token: str, session: SessionDep, settings: SettingsDep) -> Response:
+    """Public with the secret token: the assignee's visits, a week back to 60 days ahead."""
+    if len(token) > 100:
+        raise NotFound("calendar")
+    now = utcnow()
+    found = visits.calendar_visits(session, token, now)
+    if found is None:
+        raise NotFound("calendar")
+    user, rows = found
+    body = reports.ical_feed(user, rows, settings.public_base_url, now)
+    return Response(
+        content=body,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Cache-Control": "private, max-age=300", "Referrer-Policy": "no-referrer"},
+    )

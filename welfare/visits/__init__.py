@@ -1,0 +1,1 @@
+"""Welfare visits: recurring schedules, their occurrences, the jobs that move them along."""
