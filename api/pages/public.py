@@ -27,7 +27,7 @@ from api.pages.guard import card_page
 from api.pages.i18n import gettext
 from api.pages.rendering import render
 from welfare.errors import NotFound, PermissionDenied, Throttled
-from welfare.incidents import public_reports
+from welfare.incidents import guard_view, public_reports
 from welfare.lookup import service as lookups
 from welfare.phones import display_phone
 
@@ -56,6 +56,9 @@ def _finder_page(
             "code": code,
             "office_phone": found.office_phone,
             "office_display": display_phone(found.office_phone) if found.office_phone else None,
+            "emergency": (
+                guard_view.emergency_number(found.phone_region) if found.phone_region else None
+            ),
             "public_csrf": token,
             "error": error,
             "alerted": alerted,
