@@ -11,6 +11,7 @@ import uuid
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
+from babel import Locale, UnknownLocaleError
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -92,8 +93,20 @@ def _words(language: str, table: dict[str, str]) -> dict[str, str]:
     return {key: gettext(language, text) for key, text in table.items()}
 
 
+def language_label(code: str, ui_language: str) -> str:
+    """A resident's language ("zh-CN") named in the guard's own language ("Chinese (China)")."""
+    try:
+        locale = Locale.parse(code.replace("-", "_"))
+        return locale.get_display_name(Locale.parse(ui_language.replace("-", "_"))) or code
+    except (ValueError, TypeError, UnknownLocaleError):
+        return code
+
+
 def _guard_context(page_user: PageUser) -> dict[str, Any]:
-    return {"queue_words": _words(page_user.language, QUEUE_WORDS)}
+    return {
+        "queue_words": _words(page_user.language, QUEUE_WORDS),
+        "langname": lambda code: language_label(code, page_user.language),
+    }
 
 
 def _on_duty(session: SessionDep, page_user: PageUser) -> bool:

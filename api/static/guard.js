@@ -125,6 +125,8 @@
           if (isTransient(error)) break;
           dequeue(item.id);
           banner(fill(words.refused, { reason: error.message }), false);
+          // Refused (not lost): the guard may correct the form and send it again.
+          if (item.id === waitingFor) form.querySelector('button[type="submit"]').disabled = false;
         }
       }
       showWaiting();

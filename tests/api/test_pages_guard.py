@@ -160,6 +160,8 @@ def test_search_by_flat_shows_the_card_and_links_to_it(
     assert response.status_code == 200
     assert "Mr. Wang" in response.text and "1-1609" in response.text
     assert f'href="/guard/residents/{wang.resident.id}"' in response.text
+    assert "Talk about his grandson." in response.text
+    assert "Speaks: Chinese" in response.text  # the language named, not its code
     assert "Alzheimer" not in response.text  # medical notes never reach a guard
     empty = client.get("/guard/search", params={"q": "  "})
     assert empty.status_code == 422
