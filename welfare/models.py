@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 from welfare.audit.models import AuditEntry
 from welfare.consent.models import Consent
 from welfare.incidents.models import EscalationPolicy, Incident, IncidentEvent
+from welfare.incidents.public_reports import PublicReport
 from welfare.lookup.models import LookupEntry, LookupName, LookupVariant, LookupWord
 from welfare.outbox.models import OutboxMessage
 from welfare.residents.models import Contact, Resident
@@ -33,6 +34,7 @@ __all__ = [
     "LookupVariant",
     "LookupWord",
     "OutboxMessage",
+    "PublicReport",
     "Resident",
     "ResidentTag",
     "Site",

@@ -1,0 +1,419 @@
+"""The guard's phone app under /guard: duty, search, scan, card, found, live incident, alerts.
+
+Mobile first and usable with one hand. The pages are plain forms that work without JavaScript;
+`static/guard.js` adds the camera scan, GPS, live updates and the offline queue for found
+reports (the JSON API is idempotent on `client_request_id`, so a queued report is sent once).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+from babel import Locale, UnknownLocaleError
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from api.deps import SessionDep
+from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf
+from api.pages.i18n import N_, gettext
+from api.pages.rendering import render
+from welfare.errors import InvalidInput
+from welfare.incidents import alerts, guard_view
+from welfare.incidents import service as incidents
+from welfare.incidents.models import (
+    CLOSED,
+    Condition,
+    IncidentCreate,
+    IncidentKind,
+    Outcome,
+    Resolution,
+)
+from welfare.lookup import service as lookups
+from welfare.lookup.models import LookupCard
+from welfare.phones import display_phone
+from welfare.users import service as users
+
+router = APIRouter(include_in_schema=False)
+
+CsrfField = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)]
+OptionalText = Annotated[str | None, Form(max_length=2000)]
+
+CONDITIONS = [
+    (Condition.well.value, N_("Well")),
+    (Condition.distressed.value, N_("Distressed or confused")),
+    (Condition.injured.value, N_("Injured")),
+]
+STATUS_LABELS = {
+    "open": N_("Reported"),
+    "notifying": N_("Contacting the family"),
+    "confirmed": N_("Confirmed: someone is coming"),
+    "resolved": N_("Closed"),
+    "cancelled": N_("Cancelled"),
+}
+# Words the live incident page's script shows; rendered translated into the page.
+LIVE_WORDS = {
+    "not_contacted": N_("Not contacted yet"),
+    "sms_queued": N_("SMS queued"),
+    "sms_sent": N_("SMS sent"),
+    "sms_delivered": N_("SMS delivered"),
+    "sms_failed": N_("SMS failed"),
+    "calling": N_("Calling"),
+    "on_call": N_("On the call"),
+    "no_answer": N_("No answer"),
+    "call_ended": N_("Call ended, no key pressed"),
+    "call_failed": N_("Call failed"),
+    "confirmed": N_("Confirmed: coming"),
+    "duty_manager": N_("Duty manager"),
+    "coming": N_("%(who)s is coming"),
+    "connection_lost": N_("No connection. Retrying…"),
+    "updated": N_("Updated %(time)s"),
+}
+QUEUE_WORDS = {
+    "waiting": N_(
+        "Waiting for signal: %(count)s found report(s) will be sent when you are back online."
+    ),
+    "sent": N_("Your found report was sent."),
+    "open": N_("Open the incident"),
+    "refused": N_("A queued report was refused: %(reason)s"),
+    "sending": N_("Sending…"),
+    "located": N_("Location added."),
+    "no_location": N_("Location not available. Type where you are."),
+    "no_camera": N_("This phone cannot scan here. Type the code from the tag."),
+    "camera_denied": N_("The camera is not allowed. Type the code from the tag."),
+}
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _words(language: str, table: dict[str, str]) -> dict[str, str]:
+    return {key: gettext(language, text) for key, text in table.items()}
+
+
+def language_label(code: str, ui_language: str) -> str:
+    """A resident's language ("zh-CN") named in the guard's own language ("Chinese (China)")."""
+    try:
+        locale = Locale.parse(code.replace("-", "_"))
+        return locale.get_display_name(Locale.parse(ui_language.replace("-", "_"))) or code
+    except (ValueError, TypeError, UnknownLocaleError):
+        return code
+
+
+def _guard_context(page_user: PageUser) -> dict[str, Any]:
+    return {
+        "queue_words": _words(page_user.language, QUEUE_WORDS),
+        "langname": lambda code: language_label(code, page_user.language),
+    }
+
+
+def _on_duty(session: SessionDep, page_user: PageUser) -> bool:
+    user = users.current_user(session=session, actor=page_user.actor)
+    return user.on_duty_since is not None
+
+
+@router.get("/guard")
+def guard_home(request: Request, session: SessionDep, page_user: PageUserDep) -> Response:
+    open_alerts = alerts.open_alerts(session=session, actor=page_user.actor)
+    return render(
+        request,
+        "guard/home.html",
+        {
+            **_guard_context(page_user),
+            "on_duty": _on_duty(session, page_user),
+            "alert_count": len(open_alerts),
+            "active": "home",
+        },
+    )
+
+
+@router.post("/guard/duty")
+def guard_duty(
+    session: SessionDep,
+    page_user: PageUserDep,
+    on_duty: Annotated[str, Form(max_length=5)],
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    if on_duty not in ("true", "false"):
+        raise InvalidInput("on_duty", "true or false")
+    users.set_duty(session=session, actor=page_user.actor, on_duty=on_duty == "true")
+    return _see_other("/guard")
+
+
+@router.get("/guard/search")
+def guard_search(
+    request: Request,
+    session: SessionDep,
+    page_user: PageUserDep,
+    q: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    cards: list[LookupCard] = []
+    error = None
+    if q.strip():
+        cards = lookups.lookup(session=session, actor=page_user.actor, q=q, limit=10)
+    else:
+        error = gettext(page_user.language, "Type a flat, a name or a few words of description.")
+    return render(
+        request,
+        "guard/search.html",
+        {**_guard_context(page_user), "q": q, "cards": cards, "error": error, "active": "home"},
+        status_code=422 if error else 200,
+    )
+
+
+def tag_code_from(text: str) -> str:
+    """A typed code, or the code inside a scanned tag URL (".../t/<code>")."""
+    text = text.strip()
+    path = urlsplit(text).path if "://" in text else text
+    if "/t/" in path:
+        path = path.rsplit("/t/", 1)[1]
+    return path.strip("/ ")
+
+
+@router.get("/guard/scan")
+def guard_scan(
+    request: Request,
+    page_user: PageUserDep,
+    code: Annotated[str | None, Query(max_length=300)] = None,
+) -> Response:
+    if code is not None:
+        tag = tag_code_from(code)
+        if tag and len(tag) <= 64 and "/" not in tag:
+            return _see_other("/t/" + quote(tag, safe=""))
+        error = gettext(page_user.language, "That is not a tag code. Check it and try again.")
+        return render(
+            request,
+            "guard/scan.html",
+            {**_guard_context(page_user), "error": error, "code": code, "active": "scan"},
+            status_code=422,
+        )
+    return render(request, "guard/scan.html", {**_guard_context(page_user), "active": "scan"})
+
+
+def card_page(
+    request: Request, session: SessionDep, page_user: PageUser, card: LookupCard
+) -> Response:
+    site = guard_view.site_of(session, card.site_id)
+    return render(
+        request,
+        "guard/card.html",
+        {
+            **_guard_context(page_user),
+            "card": card,
+            "emergency": guard_view.emergency_number(site.phone_region),
+            "active": "home",
+        },
+    )
+
+
+@router.get("/guard/residents/{resident_id}")
+def guard_card(
+    request: Request, resident_id: uuid.UUID, session: SessionDep, page_user: PageUserDep
+) -> Response:
+    card = guard_view.card_for(session=session, actor=page_user.actor, resident_id=resident_id)
+    return card_page(request, session, page_user, card)
+
+
+def _found_page(
+    request: Request,
+    session: SessionDep,
+    page_user: PageUser,
+    card: LookupCard,
+    *,
+    error: str | None = None,
+    values: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    site = guard_view.site_of(session, card.site_id)
+    return render(
+        request,
+        "guard/found.html",
+        {
+            **_guard_context(page_user),
+            "card": card,
+            "conditions": [(v, gettext(page_user.language, label)) for v, label in CONDITIONS],
+            "emergency": guard_view.emergency_number(site.phone_region),
+            "client_request_id": str(uuid.uuid4()),
+            "error": error,
+            "values": values or {},
+            "active": "home",
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/guard/residents/{resident_id}/found")
+def guard_found_form(
+    request: Request, resident_id: uuid.UUID, session: SessionDep, page_user: PageUserDep
+) -> Response:
+    card = guard_view.card_for(session=session, actor=page_user.actor, resident_id=resident_id)
+    return _found_page(request, session, page_user, card)
+
+
+def _coordinate(value: str | None, bound: float) -> float | None:
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise InvalidInput("latitude", "not a number") from None
+    if not -bound <= number <= bound:
+        raise InvalidInput("latitude", "out of range")
+    return number
+
+
+@router.post("/guard/residents/{resident_id}/found")
+def guard_report_found(
+    request: Request,
+    resident_id: uuid.UUID,
+    session: SessionDep,
+    page_user: PageUserDep,
+    client_request_id: Annotated[str, Form(min_length=8, max_length=64)],
+    condition: Annotated[str, Form(max_length=20)] = Condition.well.value,
+    location: Annotated[str | None, Form(max_length=300)] = None,
+    latitude: Annotated[str | None, Form(max_length=40)] = None,
+    longitude: Annotated[str | None, Form(max_length=40)] = None,
+    note: OptionalText = None,
+    csrf_token: CsrfField = None,
+) -> Response:
+    """The found report without JavaScript (the script sends the same to the JSON API)."""
+    check_form_csrf(page_user, csrf_token)
+    card = guard_view.card_for(session=session, actor=page_user.actor, resident_id=resident_id)
+    if condition not in {c.value for c in Condition}:
+        error = gettext(page_user.language, "Choose the person's condition.")
+        return _found_page(request, session, page_user, card, error=error, status_code=422)
+    data = IncidentCreate(
+        kind=IncidentKind.found,
+        resident_id=card.resident_id,
+        location=(location or "").strip() or None,
+        latitude=_coordinate(latitude, 90),
+        longitude=_coordinate(longitude, 180),
+        condition=Condition(condition),
+        note=(note or "").strip() or None,
+        client_request_id=client_request_id,
+    )
+    opened = incidents.open_incident(session=session, actor=page_user.actor, data=data)
+    return _see_other(f"/guard/incidents/{opened.incident.id}")
+
+
+def _incident_page(
+    request: Request,
+    session: SessionDep,
+    page_user: PageUser,
+    incident_id: uuid.UUID,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    incident, roles, site = guard_view.incident_for_guard(
+        session=session, actor=page_user.actor, incident_id=incident_id
+    )
+    language = page_user.language
+    live = {
+        "incident_id": str(incident.id),
+        "contacts": [
+            {"id": str(r.id), "relationship": r.relationship, "priority": r.priority} for r in roles
+        ],
+        "words": _words(language, LIVE_WORDS),
+        "statuses": _words(language, STATUS_LABELS),
+    }
+    return render(
+        request,
+        "guard/incident.html",
+        {
+            **_guard_context(page_user),
+            "incident": incident,
+            "roles": roles,
+            "status_label": gettext(language, STATUS_LABELS[incident.status.value]),
+            "closed": incident.status in CLOSED,
+            "office_phone": site.office_phone,
+            "office_display": display_phone(site.office_phone) if site.office_phone else None,
+            "emergency": guard_view.emergency_number(site.phone_region),
+            "timezone": site.timezone,
+            "live": live,
+            "error": error,
+            "active": "home",
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/guard/incidents/{incident_id}")
+def guard_incident(
+    request: Request, incident_id: uuid.UUID, session: SessionDep, page_user: PageUserDep
+) -> Response:
+    return _incident_page(request, session, page_user, incident_id)
+
+
+@router.post("/guard/incidents/{incident_id}/handover")
+def guard_handover(
+    request: Request,
+    incident_id: uuid.UUID,
+    session: SessionDep,
+    page_user: PageUserDep,
+    handed_to: Annotated[str, Form(max_length=200)] = "",
+    note: OptionalText = None,
+    csrf_token: CsrfField = None,
+) -> Response:
+    """Record the hand-over: the incident is resolved as handed over, to whom."""
+    check_form_csrf(page_user, csrf_token)
+    if not handed_to.strip():
+        error = gettext(page_user.language, "Say who took the person over.")
+        return _incident_page(
+            request, session, page_user, incident_id, error=error, status_code=422
+        )
+    incidents.resolve(
+        session=session,
+        actor=page_user.actor,
+        incident_id=incident_id,
+        data=Resolution(
+            outcome=Outcome.handed_over,
+            handed_to=handed_to.strip(),
+            note=(note or "").strip() or None,
+        ),
+    )
+    return _see_other(f"/guard/incidents/{incident_id}")
+
+
+def _timezone(session: SessionDep, page_user: PageUser) -> str | None:
+    """The guard's site timezone for showing times (UTC when they work at several sites)."""
+    site_ids = sorted(page_user.actor.site_ids, key=str)
+    if len(site_ids) != 1:
+        return None
+    return guard_view.site_of(session, site_ids[0]).timezone
+
+
+@router.get("/guard/alerts")
+def guard_alerts(request: Request, session: SessionDep, page_user: PageUserDep) -> Response:
+    cards = alerts.open_alerts(session=session, actor=page_user.actor)
+    return render(
+        request,
+        "guard/alerts.html",
+        {
+            **_guard_context(page_user),
+            "alerts": cards,
+            "timezone": _timezone(session, page_user),
+            "active": "alerts",
+        },
+    )
+
+
+@router.get("/guard/alerts/{incident_id}")
+def guard_alert(
+    request: Request, incident_id: uuid.UUID, session: SessionDep, page_user: PageUserDep
+) -> Response:
+    card = alerts.alert(session=session, actor=page_user.actor, incident_id=incident_id)
+    return render(
+        request,
+        "guard/alert.html",
+        {**_guard_context(page_user), "alert": card, "active": "alerts"},
+    )
+
+
+@router.get("/guard/offline")
+def guard_offline(request: Request, page_user: PageUserDep) -> Response:
+    """The offline shell the service worker keeps: no personal data, the queue of reports."""
+    return render(request, "guard/offline.html", {**_guard_context(page_user), "active": ""})

@@ -1,0 +1,125 @@
+"""The tag URL `/t/{code}`: the card for signed-in staff of the site, the public finder otherwise.
+
+The public finder shows no personal data: only "please stay with this person", the site office's
+phone as a call link, and an "alert the office" button. Unknown and revoked codes get the same
+page (with a general message instead of a phone), and the button answers the same way for them,
+so nobody learns whether a code exists.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Path, Request
+from fastapi.responses import RedirectResponse, Response
+
+from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, client_addr
+from api.pages.deps import (
+    CSRF_FIELD,
+    LoginRequired,
+    get_page_user,
+    new_login_csrf,
+    request_language,
+)
+from api.pages.guard import card_page
+from api.pages.i18n import gettext
+from api.pages.rendering import render
+from welfare.errors import NotFound, PermissionDenied, Throttled
+from welfare.incidents import guard_view, public_reports
+from welfare.lookup import service as lookups
+from welfare.phones import display_phone
+
+router = APIRouter(include_in_schema=False)
+
+PUBLIC_CSRF_COOKIE = "welfare_public_csrf"
+TagCode = Annotated[str, Path(max_length=100)]
+
+
+def _finder_page(
+    request: Request,
+    session: SessionDep,
+    code: str,
+    *,
+    status_code: int = 200,
+    error: str | None = None,
+    alerted: bool = False,
+) -> Response:
+    language = request_language(request)
+    found = public_reports.finder(session=session, code=code)
+    token = request.cookies.get(PUBLIC_CSRF_COOKIE) or new_login_csrf()
+    response = render(
+        request,
+        "public/finder.html",
+        {
+            "code": code,
+            "office_phone": found.office_phone,
+            "office_display": display_phone(found.office_phone) if found.office_phone else None,
+            "emergency": (
+                guard_view.emergency_number(found.phone_region) if found.phone_region else None
+            ),
+            "public_csrf": token,
+            "error": error,
+            "alerted": alerted,
+        },
+        status_code=status_code,
+        language=language,
+    )
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Robots-Tag"] = "noindex"
+    response.set_cookie(PUBLIC_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/t/")
+    return response
+
+
+@router.get("/t/{code}")
+def tag_url(
+    request: Request, code: TagCode, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """A scanned tag. Signed in: straight to the card (another site's tag is "not found")."""
+    if request.cookies.get(SESSION_COOKIE):
+        try:
+            page_user = get_page_user(request, session, settings)
+        except LoginRequired:
+            page_user = None
+        if page_user is not None:
+            cards = lookups.lookup(session=session, actor=page_user.actor, tag=code, limit=1)
+            if not cards:
+                raise NotFound("tag")
+            return card_page(request, session, page_user, cards[0])
+    return _finder_page(request, session, code, alerted=request.query_params.get("alerted") == "1")
+
+
+@router.post("/t/{code}/alert")
+def alert_office(
+    request: Request,
+    code: TagCode,
+    session: SessionDep,
+    settings: SettingsDep,
+    csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
+    location: Annotated[str | None, Form(max_length=300)] = None,
+) -> Response:
+    """A member of the public alerts the office: a found incident for staff, rate-limited."""
+    cookie = (request.cookies.get(PUBLIC_CSRF_COOKIE) or "").encode("latin-1", "replace")
+    sent = (csrf_token or "").encode("latin-1", "replace")
+    if not cookie or not hmac.compare_digest(sent, cookie):
+        raise PermissionDenied("missing or wrong CSRF token")
+    try:
+        public_reports.alert_office(
+            session=session,
+            secret=settings.secret_key,
+            code=code,
+            client_addr=client_addr(request),
+            location=location,
+        )
+    except Throttled as exc:
+        language = request_language(request)
+        message = gettext(
+            language,
+            "The office has already been alerted several times. Please call the office, "
+            "or wait a few minutes and try again.",
+        )
+        response = _finder_page(request, session, code, status_code=429, error=message)
+        response.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return response
+    return RedirectResponse(f"/t/{quote(code, safe='')}?alerted=1", status_code=303)

@@ -1,0 +1,282 @@
+"""The brief's case on a guard's phone: scan the tag, report found, watch the son confirm by
+keypress, hand over; a report made without signal is queued and sent once; the public page
+shows nothing personal."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image, ImageDraw
+from sqlmodel import Session, select
+from twilio.request_validator import RequestValidator
+
+from tests.conftest import SYSTEM
+from tests.e2e.conftest import screenshot
+from welfare.incidents import service as incidents
+from welfare.incidents.models import Incident, IncidentCreate, IncidentKind
+from welfare.outbox.models import MessageKind, OutboxMessage
+from welfare.residents import service as residents
+from welfare.residents.models import Contact, Resident
+from welfare.settings import Settings
+from welfare.sites.models import Site
+from welfare.tags import service as tags
+from welfare.users.models import User
+
+TOKEN = "twilio-auth-token-for-browser-tests"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The console channel still sends; an auth token lets signed webhooks in."""
+    return settings.model_copy(update={"twilio_auth_token": TOKEN})
+
+
+@dataclass
+class Wang:
+    resident: Resident
+    son: Contact
+    code: str
+
+
+def portrait() -> bytes:
+    image = Image.new("RGB", (480, 480), (214, 226, 236))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((150, 80, 330, 280), fill=(233, 196, 160))
+    draw.rectangle((110, 300, 370, 480), fill=(90, 100, 120))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def wang(
+    db: Session,
+    settings: Settings,
+    make_household: Callable[..., Any],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Any],
+    make_contact: Callable[..., Contact],
+) -> Wang:
+    resident = make_resident(make_household("1", "1609"), languages=["zh-CN", "yue"])
+    make_consent(resident)
+    son = make_contact(resident)
+    make_contact(resident, name="Wang Mei", relationship="daughter", phone="6123 4567")
+    residents.set_photo(
+        session=db, actor=SYSTEM, settings=settings, resident_id=resident.id, data=portrait()
+    )
+    code = tags.issue_tag(session=db, actor=SYSTEM, resident_id=resident.id).code
+    db.commit()
+    return Wang(resident, son, code)
+
+
+def incidents_in(db: Session) -> list[Incident]:
+    db.rollback()
+    return list(db.exec(select(Incident)).all())
+
+
+def wait_for(check: Callable[[], Any], seconds: float = 10) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+def press_one(base_url: str, call: OutboxMessage) -> httpx.Response:
+    """The son presses 1: Twilio's Gather action, signed for the public URL."""
+    path = f"/webhooks/twilio/gather?message_id={call.id}&attempt=1"
+    form = {"CallSid": call.provider_id or "", "Digits": "1", "AccountSid": "AC" + "0" * 32}
+    signature = RequestValidator(TOKEN).compute_signature(base_url + path, form)
+    return httpx.post(
+        base_url + path, data=form, headers={"X-Twilio-Signature": signature}, timeout=5
+    )
+
+
+def test_guard_scans_reports_found_and_sees_the_son_confirm(
+    phone: Any,
+    live_server: str,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    sign_in: Callable[..., None],
+    wang: Wang,
+) -> None:
+    guard = make_user("guard", [site], display_name="Guard Chan")
+    sign_in(phone, guard)
+    assert phone.get_by_text("You are off duty").is_visible()
+    phone.get_by_role("button", name="Go on duty").click()
+    phone.wait_for_load_state()
+    assert phone.get_by_text("You are on duty").is_visible()
+    screenshot(phone, "guard-home")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+
+    phone.goto(f"/t/{wang.code}")
+    assert phone.get_by_role("heading", name="Mr. Wang").is_visible()
+    assert phone.get_by_text("Talk about his grandson.").is_visible()
+    screenshot(phone, "guard-card")
+
+    phone.get_by_role("link", name="Found: call the family").click()
+    phone.get_by_label("Injured").check()
+    assert phone.get_by_text("Call an ambulance first").is_visible()
+    assert phone.get_by_role("link", name="Call 999").get_attribute("href") == "tel:999"
+    phone.get_by_label("Distressed or confused").check()
+    assert not phone.get_by_text("Call an ambulance first").is_visible()
+    phone.get_by_label("Where are you?").fill("Building 1, 3rd floor, meter box")
+    screenshot(phone, "guard-found")
+    phone.get_by_role("button", name="Send: call the family now").click()
+    phone.wait_for_url("**/guard/incidents/*")
+
+    [incident] = incidents_in(db)
+    assert incident.location == "Building 1, 3rd floor, meter box"
+    assert incident.condition.value == "distressed"
+    son_row = phone.locator(f'[data-contact-id="{wang.son.id}"]')
+    # The console channel "calls" the son at once; the page follows without a reload.
+    son_row.get_by_text("Calling").or_(son_row.get_by_text("No answer")).first.wait_for()
+
+    def son_call() -> OutboxMessage | None:
+        db.rollback()
+        return db.exec(
+            select(OutboxMessage).where(
+                OutboxMessage.contact_id == wang.son.id,
+                OutboxMessage.kind == MessageKind.call,
+                OutboxMessage.provider_id.is_not(None),  # type: ignore[union-attr]
+            )
+        ).first()
+
+    call = wait_for(son_call)
+    assert press_one(live_server, call).status_code == 200
+    status = phone.locator("#incident-status")
+    status.get_by_text("son is coming").wait_for(timeout=8000)
+    assert son_row.get_by_text("Confirmed: coming").is_visible()
+    screenshot(phone, "guard-incident")
+
+    phone.get_by_label("Handed to (who took the person)").fill("his son")
+    phone.get_by_role("button", name="Record the hand-over").click()
+    phone.get_by_text("Handed over to his son.").wait_for()
+    [closed] = incidents_in(db)
+    assert closed.status.value == "resolved" and closed.handed_to == "his son"
+
+
+def test_a_report_made_without_signal_is_queued_and_sent_once(
+    phone: Any,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    sign_in: Callable[..., None],
+    wang: Wang,
+) -> None:
+    sign_in(phone, make_user("guard", [site]))
+    phone.goto(f"/guard/residents/{wang.resident.id}/found")
+    # The service worker is installed and holds the offline shell.
+    phone.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    phone.get_by_label("Where are you?").fill("car park B2, no signal")
+    phone.context.set_offline(True)
+    phone.get_by_role("button", name="Send: call the family now").click()
+    banner = phone.locator("#queue-banner")
+    banner.get_by_text("Waiting for signal").wait_for()
+    assert incidents_in(db) == []
+    stored = phone.evaluate("JSON.parse(localStorage.getItem('welfare.foundQueue.v1'))")
+    assert len(stored) == 1 and stored[0]["body"]["location"] == "car park B2, no signal"
+    assert "Wang" not in str(stored)  # the queue holds ids, not names
+
+    phone.context.set_offline(False)
+    phone.wait_for_url("**/guard/incidents/*")
+    [incident] = incidents_in(db)
+    assert incident.client_request_id == stored[0]["id"]
+    assert phone.evaluate("localStorage.getItem('welfare.foundQueue.v1')") == "[]"
+    # A retry of the same report (the phone never heard the answer) opens nothing new.
+    phone.evaluate(
+        """(item) => localStorage.setItem('welfare.foundQueue.v1', JSON.stringify([item]))""",
+        stored[0],
+    )
+    phone.goto("/guard")
+    phone.locator("#queue-banner").get_by_text("Your found report was sent.").wait_for()
+    assert len(incidents_in(db)) == 1
+
+
+def test_without_signal_guard_pages_show_the_offline_shell(
+    phone: Any, make_user: Callable[..., User], site: Site, sign_in: Callable[..., None]
+) -> None:
+    sign_in(phone, make_user("guard", [site]))
+    phone.goto("/guard")
+    phone.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    # The shell is precached while installing; wait until it is in the cache.
+    wait_for(lambda: phone.evaluate("caches.match('/guard/offline').then(Boolean)"))
+    phone.context.set_offline(True)
+    phone.goto("/guard/alerts")
+    assert phone.get_by_role("heading", name="No signal").is_visible()
+    phone.context.set_offline(False)
+
+
+def test_alerts_list_on_the_phone(
+    phone: Any,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    sign_in: Callable[..., None],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Any],
+    settings: Settings,
+) -> None:
+    park = make_resident(
+        full_name="Park Soon-ja",
+        preferred_name="Mrs. Park",
+        languages=["ko-KR"],
+        clothing="red cardigan, grey trousers",
+        places=["bus stop on Harbour Road", "the Korean church on Hill Street"],
+    )
+    make_consent(park)
+    residents.set_photo(
+        session=db, actor=SYSTEM, settings=settings, resident_id=park.id, data=portrait()
+    )
+    incidents.open_incident(
+        session=db,
+        actor=SYSTEM,
+        data=IncidentCreate(
+            kind=IncidentKind.missing,
+            resident_id=park.id,
+            location="lobby of Building 2, 09:40",
+            client_request_id="missing-park-e2e",
+        ),
+    )
+    db.commit()
+    sign_in(phone, make_user("guard", [site]))
+    phone.get_by_role("link", name="Missing residents: 1").click()
+    assert phone.get_by_role("heading", name="Mrs. Park").is_visible()
+    wait_for(lambda: phone.evaluate("[...document.images].every((i) => i.naturalWidth > 0)"))
+    screenshot(phone, "guard-alerts")
+    phone.get_by_role("heading", name="Mrs. Park").click()
+    assert phone.get_by_text("the Korean church on Hill Street").is_visible()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+
+
+def test_the_public_page_shows_no_personal_data_and_alerts_the_office(
+    phone: Any, db: Session, wang: Wang
+) -> None:
+    phone.goto(f"/t/{wang.code}")
+    assert phone.get_by_role("heading", name="Please stay with this person").is_visible()
+    text = phone.locator("body").inner_text()
+    html = phone.content()
+    for personal in ("Wang", "1609", "grandson", "Alzheimer", "9123"):
+        assert personal not in text and personal not in html, personal
+    assert "/photo" not in html and str(wang.resident.id) not in html
+    assert (
+        phone.get_by_role("link", name="Call the office")
+        .get_attribute("href")
+        .startswith("tel:+852")
+    )
+    screenshot(phone, "public-finder")
+    phone.get_by_label("Where are you? (optional)").fill("Building 1 lobby")
+    phone.get_by_role("button", name="Alert the office").click()
+    phone.get_by_text("The office has been alerted").wait_for()
+    assert "Wang" not in phone.locator("body").inner_text()
+    [incident] = incidents_in(db)
+    assert incident.resident_id == wang.resident.id and incident.location == "Building 1 lobby"
