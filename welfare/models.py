@@ -5,7 +5,13 @@ from sqlmodel import SQLModel
 from welfare.audit.models import AuditEntry
 from welfare.consent.models import Consent
 from welfare.incidents.models import EscalationPolicy, Incident, IncidentEvent
-from welfare.lookup.models import LookupEntry, LookupName, LookupVariant, LookupWord
+from welfare.lookup.models import (
+    LookupEntry,
+    LookupName,
+    LookupToken,
+    LookupVariant,
+    LookupWord,
+)
 from welfare.outbox.models import OutboxMessage
 from welfare.residents.models import Contact, Resident
 from welfare.sites.models import Household, Site
@@ -27,6 +33,7 @@ __all__ = [
     "LoginFailure",
     "LookupEntry",
     "LookupName",
+    "LookupToken",
     "LookupVariant",
     "LookupWord",
     "OutboxMessage",

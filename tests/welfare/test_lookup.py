@@ -25,7 +25,7 @@ from welfare.consent.models import Consent, ConsentCreate
 from welfare.db import alembic_config, make_engine, upgrade_database, utcnow
 from welfare.errors import InvalidInput, PermissionDenied
 from welfare.lookup import text as lookup_text
-from welfare.lookup.models import LookupCard, LookupEntry, LookupVariant, LookupWord
+from welfare.lookup.models import LookupCard, LookupEntry, LookupToken, LookupVariant, LookupWord
 from welfare.lookup.service import lookup
 from welfare.residents import service as residents
 from welfare.residents.models import Resident, ResidentUpdate
@@ -369,6 +369,9 @@ def test_erasure_removes_the_entry_and_the_name_words(
     words = set(db.exec(select(LookupWord.word)).all())
     variants = set(db.exec(select(LookupVariant.word)).all())
     assert not {"quixotically", "unforgettable", "zanzibarian"} & (words | variants)
+    tokens = set(db.exec(select(LookupToken.token)).all())
+    assert not {"quixotically", "unforgettable", "zanzibarian"} & tokens
+    assert {"li", "fang"} <= tokens
 
 
 def test_erasure_leaves_no_folded_copy_in_the_sqlite_files(
@@ -504,6 +507,8 @@ def test_renaming_a_resident_moves_the_index(
     assert find(db, guard, q="Wang Jianguo") == []
     assert ids(find(db, guard, q="Chan Tai-man")) == [wang.id]
     assert "jianguo" not in set(db.exec(select(LookupWord.word)).all())
+    names = set(db.exec(select(LookupToken.token).where(LookupToken.field == "names")).all())
+    assert names == {"chan", "tai", "man", "mr"}
 
 
 def test_renumbering_a_household_moves_its_residents(
@@ -535,6 +540,12 @@ def test_a_word_shared_by_two_residents_stays_until_both_are_gone(
     db.commit()
     assert db.exec(select(LookupWord.refs).where(LookupWord.word == "wang")).one() == 1
     assert ids(find(db, guard, q="Wnag")) == [second.id]
+    tokens = dict(
+        db.exec(  # type: ignore[arg-type]
+            select(LookupToken.token, LookupToken.refs).where(LookupToken.field == "names")
+        ).all()
+    )
+    assert tokens == {"wang": 1, "meiling": 1, "mr": 1}  # "jianguo" went with its last holder
 
 
 def test_index_rebuild_gives_the_same_entries(
@@ -546,6 +557,9 @@ def test_index_rebuild_gives_the_same_entries(
     findable(full_name="Zoë Faure", clothing="grey coat")
     before = sorted(tuple(r) for r in db.exec(select(LookupEntry.resident_id, LookupEntry.names)))
     words = sorted(tuple(r) for r in db.exec(select(LookupWord.word, LookupWord.refs)))
+    vocabulary = select(LookupToken.field, LookupToken.token, LookupToken.refs)
+    tokens = sorted(tuple(r) for r in db.exec(vocabulary))
+    assert ("description", "coat") in [(f, t) for f, t, _ in tokens]
     assert index.rebuild(db) == 2
     db.commit()
     assert (
@@ -553,6 +567,7 @@ def test_index_rebuild_gives_the_same_entries(
         == before
     )
     assert sorted(tuple(r) for r in db.exec(select(LookupWord.word, LookupWord.refs))) == words
+    assert sorted(tuple(r) for r in db.exec(vocabulary)) == tokens
 
 
 # --- the migration ------------------------------------------------------------------------------
@@ -635,6 +650,16 @@ def test_migration_backfills_findable_residents_and_downgrades_cleanly(
         assert entries[0].names == "|zoe wang|ah zoe|"
         assert entries[0].description == "|grey coat|"
         assert set(session.exec(select(LookupWord.word)).all()) == {"wang"}
+    command.upgrade(config, "0010")  # the word vocabulary, backfilled from the entries
+    with Session(engine) as session:
+        tokens = session.exec(select(LookupToken.field, LookupToken.token, LookupToken.refs))
+        assert set(tokens.all()) == {
+            ("names", "zoe", 1),  # in two of the entry's names, but one entry: counted once
+            ("names", "wang", 1),
+            ("names", "ah", 1),
+            ("description", "grey", 1),
+            ("description", "coat", 1),
+        }
         cards = lookup(session=session, actor=SYSTEM, q="B1-1609")
         assert [c.resident_id for c in cards] == [kept]
         assert [c.resident_id for c in lookup(session=session, actor=SYSTEM, q="Wnag")] == [kept]

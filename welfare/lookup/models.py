@@ -66,6 +66,19 @@ class LookupVariant(SQLModel, table=True):
     )
 
 
+class LookupToken(SQLModel, table=True):
+    """Every distinct word of the indexed names and descriptions, and how many entries carry
+    it. On PostgreSQL a query word is first matched against these short strings (a trigram
+    index), then the entries carrying the words found come from a GIN index over each entry's
+    word array. A word goes when the last entry carrying it does, so erasure leaves none behind."""
+
+    __tablename__ = "lookup_token"
+
+    field: str = Field(primary_key=True, max_length=12)  # names | description
+    token: str = Field(sa_column=Column(Text, primary_key=True))
+    refs: int = Field(default=0)
+
+
 class LookupCard(SQLModel):
     """What a guard sees: enough to recognise, approach and take home. No health data, no
     contacts, no phone numbers (the model has no field for them)."""

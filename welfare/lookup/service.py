@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, literal, or_
+from sqlalchemy import bindparam, func, literal, literal_column, or_
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlmodel import Session, col, select
@@ -28,11 +28,12 @@ from welfare.consent.models import Consent, ConsentScope
 from welfare.consent.service import derive_state, live_scopes
 from welfare.db import utcnow
 from welfare.errors import InvalidInput, NotFound
-from welfare.lookup.index import FTS_TABLE
+from welfare.lookup.index import FTS_TABLE, words_array_sql
 from welfare.lookup.models import (
     LookupCard,
     LookupEntry,
     LookupName,
+    LookupToken,
     LookupVariant,
     LookupWord,
 )
@@ -252,17 +253,55 @@ def _text_match(
             "(" + " OR ".join(f'"{p}"' for p in group) + ")" for group in groups
         )
         return _rows(session, _FTS_QUERY, sites, match=f"{column} : ({expression})")
-    field = col(getattr(LookupEntry, column))
-    # Phrases are folded text (letters, digits, spaces, '|'): no LIKE wildcards in them. The
-    # pattern is rendered into the SQL (escaped by SQLAlchemy): as a bind parameter, a prepared
-    # statement's generic plan cannot see it and picks a sequential scan over the trigram index.
-    like = and_(
-        *(
-            or_(*(field.like(literal(f"%{p}%", literal_execute=True)) for p in group))
-            for group in groups
+    return _word_match(session, column, groups, sites)
+
+
+def _token_condition(phrase: str) -> Any:
+    """The vocabulary words a phrase finds. A phrase is a word, or a short word bounded on one
+    or both sides by a separator (`_phrases`); inside a field it can only lie within one word,
+    so "the field contains the phrase" is "one of the field's words contains the word, starts
+    with it, ends with it or is it". The pattern is rendered into the SQL (escaped by
+    SQLAlchemy): as a bind parameter, a prepared statement's generic plan cannot see it and
+    walks the vocabulary instead of its trigram index. Folded words hold no LIKE wildcards."""
+    bounds = (NAME_SEPARATOR, " ")
+    word = phrase.strip(NAME_SEPARATOR + " ")
+    starts, ends = phrase[0] in bounds, phrase[-1] in bounds
+    token = col(LookupToken.token)
+    if starts and ends:
+        return token == literal(word, literal_execute=True)
+    pattern = ("" if starts else "%") + word + ("" if ends else "%")
+    return token.like(literal(pattern, literal_execute=True))
+
+
+def _word_match(
+    session: Session,
+    column: str,
+    groups: list[list[str]],
+    sites: frozenset[uuid.UUID] | None,
+) -> list[Any]:
+    """PostgreSQL: for each group, the vocabulary words its phrases find (a trigram index over
+    short strings); then the entries whose words overlap every group's (a GIN index over each
+    entry's word array). The candidates are a MATERIALIZED CTE: planned for all its rows, it
+    takes the index, where a plan for the first `CANDIDATES` rows would walk the table."""
+    words = literal_column(words_array_sql(column))
+    found = []
+    for group in groups:
+        vocabulary = (
+            select(func.array_agg(LookupToken.token))
+            .where(LookupToken.field == column, or_(*(_token_condition(p) for p in group)))
+            .scalar_subquery()
         )
-    )
-    return _rows(session, _per_sites(select(*_COLUMNS).where(like)), sites)
+        found.append(words.op("&&")(vocabulary))
+    candidates = select(*_COLUMNS).where(*found)
+    params: dict[str, Any] = {}
+    if sites is not None:
+        candidates = candidates.where(
+            col(LookupEntry.site_id).in_(bindparam("sites", expanding=True))
+        )
+        params["sites"] = list(sites)
+    cte = candidates.cte("candidates").prefix_with("MATERIALIZED")
+    statement = select(cte).limit(CANDIDATES)
+    return list(session.connection().execute(statement, params).all())
 
 
 def _typo_variants(session: Session, words: list[str]) -> dict[str, dict[str, int]]:
