@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from alembic import command
 from tests.conftest import SYSTEM
 from tests.welfare.test_migrations import empty_database_url  # noqa: F401 (fixture)
 from welfare.audit.models import AuditEntry
+from welfare.audit.service import verify_chain
 from welfare.authz import Actor, Role
 from welfare.consent import service as consents
 from welfare.consent.models import Consent, ConsentCreate
@@ -477,8 +478,38 @@ def test_every_lookup_is_audited_with_the_kind_and_results_but_not_the_query(
         assert next(iter(query.values())) not in stored
         assert "Wang" not in stored and "1609" not in stored
     hit = db.exec(select(AuditEntry).where(AuditEntry.action == "lookup.tag")).one()
-    assert hit.detail["results"] == [str(wang.id)]
+    assert hit.detail == {"kind": "tag", "rank": 1, "shown": 1}
     assert hit.resident_id == wang.id and hit.site_id == site.id
+
+
+def test_a_lookup_showing_several_residents_leaves_one_entry_per_resident(
+    db: Session, site: Site, guard: Actor, findable: Callable[..., Resident]
+) -> None:
+    first = findable(full_name="Chan Tai-man")
+    second = findable(full_name="Chan Siu-ling")
+    findable(full_name="Li Fang")
+    before = db.exec(select(func.max(AuditEntry.id))).one() or 0
+    cards = find(db, guard, q="Chan")
+    assert set(ids(cards)) == {first.id, second.id}
+    entries = db.exec(
+        select(AuditEntry).where(col(AuditEntry.id) > before).order_by(col(AuditEntry.id))
+    ).all()
+    assert [e.resident_id for e in entries] == ids(cards)  # in the order shown
+    assert [e.detail for e in entries] == [
+        {"kind": "name", "rank": 1, "shown": 2},
+        {"kind": "name", "rank": 2, "shown": 2},
+    ]
+    assert {e.site_id for e in entries} == {site.id}
+    assert len({e.entity_id for e in entries}) == 1 and entries[0].entity_id
+    assert len({e.at for e in entries}) == 1
+    assert verify_chain(db).ok
+    # A lookup that shows nobody still leaves one entry, about nobody.
+    assert find(db, guard, q="Nobody Here") == []
+    last = db.exec(select(AuditEntry).order_by(col(AuditEntry.id).desc())).first()
+    assert last is not None and last.resident_id is None
+    assert last.detail == {"kind": "name", "shown": 0} and last.entity_id not in {
+        e.entity_id for e in entries
+    }
 
 
 def test_description_kind_is_audited_when_a_description_matched(

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,31 +53,69 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append one entry in the caller's transaction: it commits or rolls back with the change."""
+    [entry] = record_many(
+        session,
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_id=entity_id,
+        purpose=purpose,
+        subjects=[AuditSubject(resident_id, site_id, detail or {})],
+    )
+    return entry
+
+
+@dataclass(frozen=True)
+class AuditSubject:
+    """Whom one entry of a `record_many` batch is about."""
+
+    resident_id: uuid.UUID | None
+    site_id: uuid.UUID | None
+    detail: dict[str, Any]
+
+
+def record_many(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    entity: str,
+    subjects: Sequence[AuditSubject],
+    entity_id: uuid.UUID | str | None = None,
+    purpose: str | None = None,
+) -> list[AuditEntry]:
+    """One event about several residents (a lookup showing several cards): one entry per
+    resident, so each is found by `resident_id`, chained in order and written with one lock,
+    one read of the chain's head and one flush."""
     if session.get_bind().dialect.name == "postgresql":
         session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_AUDIT_LOCK_KEY))
     last = session.exec(
         select(AuditEntry.hash).order_by(col(AuditEntry.id).desc()).limit(1)
     ).first()
     prev_hash = last or GENESIS_HASH
-    entry = AuditEntry(
-        at=utcnow(),
-        actor_id=actor.user_id,
-        actor_role=actor.role.value if actor.user_id else "system",
-        action=action,
-        entity=entity,
-        entity_id=str(entity_id) if entity_id is not None else None,
-        resident_id=resident_id,
-        site_id=site_id,
-        purpose=purpose,
-        client_addr=actor.client_addr,
-        detail=detail or {},
-        prev_hash=prev_hash,
-        hash="",
-    )
-    entry.hash = _entry_digest(prev_hash, entry)
-    session.add(entry)
+    at = utcnow()
+    entries = []
+    for subject in subjects:
+        entry = AuditEntry(
+            at=at,
+            actor_id=actor.user_id,
+            actor_role=actor.role.value if actor.user_id else "system",
+            action=action,
+            entity=entity,
+            entity_id=str(entity_id) if entity_id is not None else None,
+            resident_id=subject.resident_id,
+            site_id=subject.site_id,
+            purpose=purpose,
+            client_addr=actor.client_addr,
+            detail=subject.detail,
+            prev_hash=prev_hash,
+            hash="",
+        )
+        entry.hash = prev_hash = _entry_digest(prev_hash, entry)
+        entries.append(entry)
+    session.add_all(entries)
     session.flush()
-    return entry
+    return entries
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlmodel import Session, col, select
 
+from welfare.audit.service import AuditSubject
 from welfare.audit.service import record as audit_record
+from welfare.audit.service import record_many as audit_record_many
 from welfare.authz import Actor, Permission, require_site, visible_site_ids
 from welfare.consent.models import Consent, ConsentScope
 from welfare.consent.service import derive_state, live_scopes
@@ -92,8 +94,9 @@ def lookup(
     tag: str | None = None,
     limit: int = 10,
 ) -> list[LookupCard]:
-    """Cards for the residents a guard may be looking at, best first. Audited every time, with
-    the result ids and the kind of query, never the query (it may be a name)."""
+    """Cards for the residents a guard may be looking at, best first. Audited every time: one
+    entry per resident shown (with the kind of query and the card's rank), never the query (it
+    may be a name)."""
     sites = visible_site_ids(actor, Permission.guard_ops)
     if (q is None) == (tag is None):
         raise InvalidInput("q", "give either q (flat, name or description) or tag, not both")
@@ -113,20 +116,27 @@ def lookup(
     cards = _cards(session, actor, hits, limit)
     if cards and tag is None:
         kind = cards[0].matched
-    only = cards[0].resident_id if len(cards) == 1 else None
-    site_id = None
-    if only is not None:
-        site_id = cards[0].site_id
-    elif len(actor.site_ids) == 1:
-        site_id = next(iter(actor.site_ids))
-    audit_record(
+    # One entry per card shown, all with the lookup's own id as entity_id, so that "who was
+    # shown this resident" is a filter on resident_id; a lookup that showed nobody still leaves
+    # one entry.
+    shown = len(cards)
+    subjects = [
+        AuditSubject(c.resident_id, c.site_id, {"kind": kind, "rank": rank, "shown": shown})
+        for rank, c in enumerate(cards, start=1)
+    ] or [
+        AuditSubject(
+            None,
+            next(iter(actor.site_ids)) if len(actor.site_ids) == 1 else None,
+            {"kind": kind, "shown": 0},
+        )
+    ]
+    audit_record_many(
         session,
         actor=actor,
         action="lookup.tag" if tag is not None else "lookup.search",
         entity="lookup",
-        resident_id=only,
-        site_id=site_id,
-        detail={"kind": kind, "results": [str(c.resident_id) for c in cards]},
+        entity_id=uuid.uuid4(),
+        subjects=subjects,
     )
     return cards
 
