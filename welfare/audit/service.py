@@ -6,8 +6,8 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, text
@@ -123,17 +123,22 @@ class ChainReport:
     checked: int
     first_broken_id: int | None
     reason: str | None
+    # For each watched id met in the intact part: (its position, 1-based; its hash).
+    watched: dict[int, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.first_broken_id is None
 
 
-def verify_chain(session: Session, batch: int = 5000) -> ChainReport:
-    """Walk the whole chain in id order and name the first entry that does not fit."""
+def verify_chain(session: Session, batch: int = 5000, watch: Collection[int] = ()) -> ChainReport:
+    """Walk the whole chain in id order and name the first entry that does not fit. The
+    position and hash of each `watch` id met on the way are reported (for the anchors)."""
     prev_hash = GENESIS_HASH
     checked = 0
     after = 0
+    watched: dict[int, tuple[int, str]] = {}
+    watch = frozenset(watch)
     while True:
         rows = session.exec(
             select(AuditEntry)
@@ -142,14 +147,20 @@ def verify_chain(session: Session, batch: int = 5000) -> ChainReport:
             .limit(batch)
         ).all()
         if not rows:
-            return ChainReport(checked, None, None)
+            return ChainReport(checked, None, None, watched)
         for entry in rows:
             if entry.prev_hash != prev_hash:
-                return ChainReport(checked, entry.id, "prev_hash does not match the entry before")
+                return ChainReport(
+                    checked, entry.id, "prev_hash does not match the entry before", watched
+                )
             if _entry_digest(prev_hash, entry) != entry.hash:
-                return ChainReport(checked, entry.id, "contents do not match the stored hash")
+                return ChainReport(
+                    checked, entry.id, "contents do not match the stored hash", watched
+                )
             prev_hash = entry.hash
             checked += 1
+            if entry.id in watch:
+                watched[entry.id] = (checked, entry.hash)
             after = entry.id or after
             # Keep memory flat over a long chain, but leave the caller's own objects tracked:
             # `expunge_all()` here silently dropped their later changes.
