@@ -1,7 +1,8 @@
 """The guard lookup: who is this person? By tag, flat, name (with typos) or description.
 
 Candidates come from the search tables (`welfare.lookup.index`) through indexes only: the FTS5
-trigram table on SQLite, GIN trigram indexes on PostgreSQL, B-trees for flats and typo keys. At
+trigram table on SQLite; on PostgreSQL the word vocabulary (trigram index over short words) and
+a GIN index over each entry's words; B-trees for flats, exact names and typo keys. At
 most a few hundred candidates are ranked in Python; the best `limit` become cards, checked once
 more against the registry and the consents before anything is shown.
 
