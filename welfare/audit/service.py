@@ -8,9 +8,10 @@ import json
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, text
+from sqlalchemy import func, insert, text
 from sqlmodel import Session, col, select
 
 from welfare.audit.models import AuditEntry
@@ -22,7 +23,8 @@ GENESIS_HASH = "0" * 64
 _AUDIT_LOCK_KEY = 0x77E1FA4E
 
 
-def _entry_digest(prev_hash: str, entry: AuditEntry) -> str:
+def _entry_digest(prev_hash: str, entry: Any) -> str:
+    """The hash of an entry (an AuditEntry, or its column values as attributes)."""
     payload = {
         "at": entry.at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
         "actor_id": str(entry.actor_id) if entry.actor_id else None,
@@ -40,6 +42,58 @@ def _entry_digest(prev_hash: str, entry: AuditEntry) -> str:
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class AuditSubject:
+    """Whom one entry of a `record_many` batch is about."""
+
+    resident_id: uuid.UUID | None
+    site_id: uuid.UUID | None
+    detail: dict[str, Any]
+
+
+def _lock_and_head(session: Session) -> str:
+    """Take the appenders' lock (held to the end of the transaction) and read the chain's head."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_AUDIT_LOCK_KEY))
+    last = session.exec(
+        select(AuditEntry.hash).order_by(col(AuditEntry.id).desc()).limit(1)
+    ).first()
+    return last or GENESIS_HASH
+
+
+def _chained(
+    prev_hash: str,
+    *,
+    actor: Actor,
+    action: str,
+    entity: str,
+    entity_id: uuid.UUID | str | None,
+    purpose: str | None,
+    subjects: Sequence[AuditSubject],
+) -> list[dict[str, Any]]:
+    """The column values of one entry per subject, each chained to the one before."""
+    at = utcnow()
+    rows = []
+    for subject in subjects:
+        values: dict[str, Any] = {
+            "at": at,
+            "actor_id": actor.user_id,
+            "actor_role": actor.role.value if actor.user_id else "system",
+            "action": action,
+            "entity": entity,
+            "entity_id": str(entity_id) if entity_id is not None else None,
+            "resident_id": subject.resident_id,
+            "site_id": subject.site_id,
+            "purpose": purpose,
+            "client_addr": actor.client_addr,
+            "detail": subject.detail,
+            "prev_hash": prev_hash,
+        }
+        values["hash"] = prev_hash = _entry_digest(prev_hash, SimpleNamespace(**values))
+        rows.append(values)
+    return rows
+
+
 def record(
     session: Session,
     *,
@@ -53,8 +107,8 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append one entry in the caller's transaction: it commits or rolls back with the change."""
-    [entry] = record_many(
-        session,
+    [values] = _chained(
+        _lock_and_head(session),
         actor=actor,
         action=action,
         entity=entity,
@@ -62,16 +116,10 @@ def record(
         purpose=purpose,
         subjects=[AuditSubject(resident_id, site_id, detail or {})],
     )
+    entry = AuditEntry(**values)
+    session.add(entry)
+    session.flush()
     return entry
-
-
-@dataclass(frozen=True)
-class AuditSubject:
-    """Whom one entry of a `record_many` batch is about."""
-
-    resident_id: uuid.UUID | None
-    site_id: uuid.UUID | None
-    detail: dict[str, Any]
 
 
 def record_many(
@@ -83,39 +131,23 @@ def record_many(
     subjects: Sequence[AuditSubject],
     entity_id: uuid.UUID | str | None = None,
     purpose: str | None = None,
-) -> list[AuditEntry]:
+) -> None:
     """One event about several residents (a lookup showing several cards): one entry per
     resident, so each is found by `resident_id`, chained in order and written with one lock,
-    one read of the chain's head and one flush."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_AUDIT_LOCK_KEY))
-    last = session.exec(
-        select(AuditEntry.hash).order_by(col(AuditEntry.id).desc()).limit(1)
-    ).first()
-    prev_hash = last or GENESIS_HASH
-    at = utcnow()
-    entries = []
-    for subject in subjects:
-        entry = AuditEntry(
-            at=at,
-            actor_id=actor.user_id,
-            actor_role=actor.role.value if actor.user_id else "system",
-            action=action,
-            entity=entity,
-            entity_id=str(entity_id) if entity_id is not None else None,
-            resident_id=subject.resident_id,
-            site_id=subject.site_id,
-            purpose=purpose,
-            client_addr=actor.client_addr,
-            detail=subject.detail,
-            prev_hash=prev_hash,
-            hash="",
-        )
-        entry.hash = prev_hash = _entry_digest(prev_hash, entry)
-        entries.append(entry)
-    session.add_all(entries)
-    session.flush()
-    return entries
+    one read of the chain's head and one INSERT (rows, not tracked objects: this is on the
+    lookup's hot path)."""
+    if not subjects:
+        return
+    rows = _chained(
+        _lock_and_head(session),
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_id=entity_id,
+        purpose=purpose,
+        subjects=subjects,
+    )
+    session.connection().execute(insert(AuditEntry), rows)
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,13 @@ name, preferred name or alias (800) > every word found in a name (650-750) > nam
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal, literal_column, or_
+from sqlalchemy import bindparam, exists, func, literal, literal_column, or_
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlmodel import Session, col, select
@@ -182,11 +183,23 @@ _FTS_QUERY = _per_sites(
 _VARIANT_QUERY = select(LookupVariant.variant, LookupVariant.word).where(
     col(LookupVariant.variant).in_(bindparam("keys", expanding=True))
 )
-_PREFIX_QUERY = (
-    select(LookupWord.word)
-    .where(col(LookupWord.word) >= bindparam("low"), col(LookupWord.word) < bindparam("high"))
-    .limit(1)
-)
+
+
+@functools.cache
+def _prefix_query(count: int) -> Any:
+    """For `count` words at once: does any indexed name word start with word i? One B-tree
+    range probe each, one round trip for all."""
+    word = col(LookupWord.word)
+    return select(
+        *(
+            exists(
+                select(LookupWord.word).where(
+                    word >= bindparam(f"low{i}"), word < bindparam(f"high{i}")
+                )
+            ).label(f"k{i}")
+            for i in range(count)
+        )
+    )
 
 
 def _rows(
@@ -346,7 +359,9 @@ def _by_name(
     words = folded.split()
     # A Latin word no name word starts with cannot be in a name as typed: skip the scans that
     # could only come back empty (they are the slow ones, walking common trigrams to the end).
-    known = {w: _name_word_starts_with(session, w) for w in words if typo_budget(w)}
+    known = _name_words_starting_with(
+        session, list(dict.fromkeys(w for w in words if typo_budget(w)))
+    )
     hits: list[_Hit] = []
     if all(known.values()):
         exact = _rows(session, _EXACT_NAME_QUERY, sites, name=folded)
@@ -362,11 +377,17 @@ def _by_name(
     return hits
 
 
-def _name_word_starts_with(session: Session, prefix: str) -> bool:
-    """Does any indexed name word start with `prefix`? A B-tree range on the vocabulary."""
-    high = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    found = session.connection().execute(_PREFIX_QUERY, {"low": prefix, "high": high})
-    return found.first() is not None
+def _name_words_starting_with(session: Session, prefixes: list[str]) -> dict[str, bool]:
+    """For each prefix: does any indexed name word start with it? B-tree ranges on the
+    vocabulary, all in one statement."""
+    if not prefixes:
+        return {}
+    params: dict[str, str] = {}
+    for i, prefix in enumerate(prefixes):
+        params[f"low{i}"] = prefix
+        params[f"high{i}"] = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    row = session.connection().execute(_prefix_query(len(prefixes)), params).one()
+    return {prefix: bool(found) for prefix, found in zip(prefixes, row, strict=True)}
 
 
 def _scored(
