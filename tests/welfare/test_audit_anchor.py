@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 
 import pytest
 from sqlalchemy import text
@@ -16,7 +18,7 @@ from welfare.audit.anchor import ANCHOR_TYPE, anchor_line, current_head, verify_
 from welfare.audit.models import AuditEntry
 from welfare.audit.service import GENESIS_HASH, _entry_digest
 from welfare.settings import Settings
-from welfare.worker import log_audit_head
+from welfare.worker import log_audit_head, run_worker
 
 KEY = "anchor-test-key-that-is-long-enough-0123456789"
 
@@ -137,3 +139,22 @@ def test_the_worker_logs_a_signed_head_that_verifies_from_the_raw_log(
         session.exec(text("DELETE FROM audit_entry"))  # type: ignore[call-overload]
         session.commit()
     assert not check(session_factory, log_file, key=settings.secret_key).ok
+
+
+def test_the_worker_loop_logs_the_head_when_it_starts(
+    session_factory, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    append(session_factory, 1)
+    stop = threading.Event()
+    with caplog.at_level(logging.INFO, logger="welfare.worker"):
+        thread = threading.Thread(target=run_worker, args=(settings, session_factory, stop))
+        thread.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+            ANCHOR_TYPE in r.getMessage() for r in caplog.records
+        ):
+            time.sleep(0.05)
+        stop.set()
+        thread.join(timeout=10)
+    [line] = [r.getMessage() for r in caplog.records if ANCHOR_TYPE in r.getMessage()]
+    assert check(session_factory, line, key=settings.secret_key).ok
