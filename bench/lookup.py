@@ -1,5 +1,8 @@
 """Guard lookup latency: `python bench/lookup.py [--residents N] [--postgres-url URL]`.
 
+`--database-url URL --reuse` times a database seeded before (`welfare seed --residents N`), so
+a large run can be timed again without seeding it again.
+
 Seeds N residents (default 100,000) with `welfare.seed` (which also indexes them), then times
 `welfare.lookup.service.lookup()` (the function the route calls, audit entry and commit included,
 as a guard of the site) for unit, name, typo-name and description queries, one HTTP figure through
@@ -23,7 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
+from sqlmodel import Session, func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -36,7 +39,9 @@ from welfare.db import (
     upgrade_database,
 )
 from welfare.lookup.service import lookup
-from welfare.seed import seed_residents
+from welfare.residents.models import Resident
+from welfare.seed import BENCH_SITE_NAME, seed_residents
+from welfare.sites.models import Site
 
 TYPOS = ("swap", "drop", "double")
 
@@ -119,15 +124,23 @@ def report(label: str, samples: list[float], baseline: float | None = None) -> N
     print(f"  {label:<24} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   (n={len(samples)}){ratio}")
 
 
-def bench(url: str, residents: int, count: int, http: bool) -> None:
-    print(f"\n== {make_url(url).get_backend_name()} with {residents:,} residents")
+def bench(url: str, residents: int, count: int, http: bool, reuse: bool = False) -> None:
     upgrade_database(url)
     engine = make_engine(url)
     factory = make_sessionmaker(engine)
-    started = time.perf_counter()
-    with session_scope(factory) as session:
-        site = seed_residents(session, residents)
-    print(f"  seeded and indexed in {time.perf_counter() - started:.1f} s")
+    if reuse:
+        with session_scope(factory) as session:
+            site = session.exec(select(Site).where(Site.name == BENCH_SITE_NAME)).one()
+            residents = session.exec(
+                select(func.count()).select_from(Resident).where(Resident.site_id == site.id)
+            ).one()
+        print(f"\n== {make_url(url).get_backend_name()} with {residents:,} residents (reused)")
+    else:
+        print(f"\n== {make_url(url).get_backend_name()} with {residents:,} residents")
+        started = time.perf_counter()
+        with session_scope(factory) as session:
+            site = seed_residents(session, residents)
+        print(f"  seeded and indexed in {time.perf_counter() - started:.1f} s")
     with engine.begin() as connection:
         connection.execute(text("ANALYZE"))
     guard = Actor(user_id=uuid.uuid4(), role=Role.guard, site_ids=frozenset({site.id}))
@@ -234,10 +247,18 @@ def main() -> None:
     parser.add_argument("--postgres-url", help="also run on PostgreSQL (in a scratch schema)")
     parser.add_argument("--queries", type=int, default=400, help="queries per kind")
     parser.add_argument("--no-http", action="store_true")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="time the benchmark site already in --database-url (e.g. from `welfare seed "
+        "--residents N`) instead of seeding N more; only with --database-url",
+    )
     args = parser.parse_args()
+    if args.reuse and not args.database_url:
+        parser.error("--reuse needs --database-url")
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        bench(url, args.residents, args.queries, not args.no_http)
+        bench(url, args.residents, args.queries, not args.no_http, args.reuse)
         if args.postgres_url:
             pg_url, drop = postgres_scratch(args.postgres_url)
             try:

@@ -6,6 +6,7 @@ import getpass
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import click
 from pydantic import ValidationError
@@ -186,11 +187,34 @@ def audit() -> None:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
+@click.option(
+    "--anchor",
+    "anchor_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="also check that the chain still holds every head anchored in this file "
+    "(from `welfare audit anchor` or the worker's log)",
+)
+def audit_verify(anchor_file: Path | None) -> None:
     """Check the hash chain; name the first broken entry and exit 1 if there is one."""
+    from welfare.audit.anchor import verify_anchors
     from welfare.audit.service import verify_chain
 
-    with session_scope(_sessions(get_settings())) as session:
+    settings = get_settings()
+    if anchor_file is not None:
+        text = anchor_file.read_text(encoding="utf-8", errors="replace")
+        with session_scope(_sessions(settings)) as session:
+            anchors = verify_anchors(session, text, settings.secret_key)
+        if anchors.ok:
+            click.echo(
+                f"audit chain intact: {anchors.chain_entries} entries, "
+                f"holding all {anchors.anchors} anchored heads"
+            )
+            return
+        for problem in anchors.problems:
+            where = f"{anchor_file}:{problem.line}: " if problem.line else ""
+            click.echo(f"audit anchor FAILED: {where}{problem.reason}", err=True)
+        sys.exit(1)
+    with session_scope(_sessions(settings)) as session:
         report = verify_chain(session)
     if report.ok:
         click.echo(f"audit chain intact: {report.checked} entries")
@@ -201,3 +225,29 @@ def audit_verify() -> None:
         err=True,
     )
     sys.exit(1)
+
+
+@audit.command("anchor")
+@click.option(
+    "--append",
+    "append_to",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="also append the line to this file (keep it where the database's writers cannot reach)",
+)
+def audit_anchor(append_to: Path | None) -> None:
+    """Print the chain's head (entry count, last id, last hash, time), signed with
+    WELFARE_SECRET_KEY, as one JSON line to keep outside the database. `welfare audit verify
+    --anchor FILE` later detects a cut or rewritten chain."""
+    from welfare.audit.anchor import anchor_line, current_head
+
+    settings = get_settings()
+    try:
+        settings.ensure_safe_for_serving()  # a head signed with a public key proves nothing
+    except UnsafeSettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with session_scope(_sessions(settings)) as session:
+        line = anchor_line(current_head(session), settings.secret_key)
+    if append_to is not None:
+        with append_to.open("a", encoding="utf-8") as out:
+            out.write(line + "\n")
+    click.echo(line)

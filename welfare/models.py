@@ -6,7 +6,13 @@ from welfare.audit.models import AuditEntry
 from welfare.consent.models import Consent
 from welfare.incidents.models import EscalationPolicy, Incident, IncidentEvent
 from welfare.incidents.public_reports import PublicReport
-from welfare.lookup.models import LookupEntry, LookupName, LookupVariant, LookupWord
+from welfare.lookup.models import (
+    LookupEntry,
+    LookupName,
+    LookupToken,
+    LookupVariant,
+    LookupWord,
+)
 from welfare.outbox.models import OutboxMessage
 from welfare.residents.models import Contact, Resident
 from welfare.sites.models import Household, Site
@@ -31,6 +37,7 @@ __all__ = [
     "LoginFailure",
     "LookupEntry",
     "LookupName",
+    "LookupToken",
     "LookupVariant",
     "LookupWord",
     "OutboxMessage",

@@ -2,7 +2,10 @@
 
 Each round starts the escalation steps that fell due and (given a `dispatch_round`, wired by the
 entry point since welfare does not import notifications) hands due outbox rows to the provider;
-every minute it also does housekeeping (expired sign-in sessions, old login failures).
+every minute it also does housekeeping (expired sign-in sessions, old login failures), and every
+five minutes it logs the audit chain's signed head (`welfare.audit.anchor`): shipped off the
+machine with the logs, those lines let `welfare audit verify --anchor LOG` detect a chain that
+was later cut or rewritten. They hold a count, an id, hashes and a time, no personal data.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col
 
+from welfare.audit.anchor import anchor_line, current_head
 from welfare.db import session_scope, utcnow
 from welfare.settings import Settings
 from welfare.users.models import AuthSession
@@ -28,6 +32,7 @@ from welfare.webhooks.models import WebhookReceipt
 log = logging.getLogger("welfare.worker")
 
 HOUSEKEEPING_INTERVAL_SECONDS = 60
+AUDIT_HEAD_INTERVAL_SECONDS = 300
 POLL_SECONDS = 1.0
 # Ended sessions are kept a while so "who was signed in" questions can still be answered.
 ENDED_SESSION_RETENTION = dt.timedelta(days=30)
@@ -54,6 +59,14 @@ def housekeeping(session: Session, settings: Settings) -> HousekeepingResult:
     return HousekeepingResult(login_failures=failures, sessions=sessions, webhook_receipts=receipts)
 
 
+def log_audit_head(factory: sessionmaker[Session], settings: Settings) -> str:
+    """Log the audit chain's signed head as one JSON line; returns the line."""
+    with session_scope(factory) as session:
+        line = anchor_line(current_head(session), settings.secret_key)
+    log.info("audit head %s", line)
+    return line
+
+
 def escalation_round(factory: sessionmaker[Session], now: dt.datetime | None = None) -> int:
     """Start every escalation step that has fallen due; each incident in its own transaction."""
     from welfare.incidents import service as incidents
@@ -78,7 +91,8 @@ def run_worker(
     scheduler: bool = True,
 ) -> None:
     """Loop until `stop` is set: escalation steps and the outbox every second (at once when a
-    commit wakes it), housekeeping every minute. A failing round is logged, never fatal.
+    commit wakes it), housekeeping every minute, the audit head every five minutes. A failing
+    round is logged, never fatal.
 
     With `scheduler`, an APScheduler thread also runs the visit and consent jobs while this
     worker holds the scheduler leadership (welfare/visits/scheduler.py)."""
@@ -104,6 +118,7 @@ def _loop(
     dispatch_round: Callable[[], int] | None,
 ) -> None:
     next_housekeeping = 0.0
+    next_audit_head = 0.0
     while not stop.is_set():
         work_ready.clear()
         try:
@@ -126,6 +141,12 @@ def _loop(
                     )
             except Exception:
                 log.exception("housekeeping round failed; retrying next round")
+        if time.monotonic() >= next_audit_head:
+            next_audit_head = time.monotonic() + AUDIT_HEAD_INTERVAL_SECONDS
+            try:
+                log_audit_head(factory, settings)
+            except Exception:
+                log.exception("logging the audit head failed; retrying next interval")
         work_ready.wait(POLL_SECONDS)
         if stop.is_set():
             break

@@ -223,6 +223,46 @@ def test_the_audit_entry_names_the_kind_and_the_results_not_the_words(
         .order_by(col(AuditEntry.id).desc())
     ).first()
     assert entry is not None
-    assert entry.detail == {"kind": "name", "results": [str(wang.id)]}
+    assert entry.detail == {"kind": "name", "rank": 1, "shown": 1}
+    assert entry.resident_id == wang.id
     assert entry.client_addr is not None
     assert "Wang" not in str(entry.model_dump())
+
+
+def test_every_resident_a_lookup_showed_is_found_by_the_audit_filter(
+    client: TestClient,
+    db: Session,
+    headers_for: Callable[..., dict[str, str]],
+    make_household: Callable[..., Household],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Any],
+) -> None:
+    shown = []
+    for unit, name in (
+        ("1609", "Wang Jianguo"),
+        ("1610", "Wang Meiling"),
+        ("1611", "Park Soon-ja"),
+    ):
+        resident = make_resident(
+            household=make_household(building="1", unit=unit), full_name=name, preferred_name=None
+        )
+        make_consent(resident)
+        shown.append(resident)
+    response = client.get(URL, params={"q": "wang"}, headers=headers_for("guard"))
+    assert {c["resident_id"] for c in response.json()["items"]} == {
+        str(shown[0].id),
+        str(shown[1].id),
+    }
+    manager = headers_for("manager")
+    lookups = []
+    for resident in shown:
+        body = client.get(
+            "/api/v1/audit",
+            headers=manager,
+            params={"resident_id": str(resident.id), "action": "lookup."},
+        ).json()
+        lookups.append(body["items"])
+    first, second, third = lookups
+    assert len(first) == 1 and len(second) == 1 and third == []  # Mrs. Park was not shown
+    assert first[0]["entity_id"] == second[0]["entity_id"]  # one lookup
+    assert {first[0]["detail"]["rank"], second[0]["detail"]["rank"]} == {1, 2}

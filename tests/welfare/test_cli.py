@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -251,6 +252,54 @@ def test_audit_verify_names_the_entry_after_a_deleted_one(migrated: Invoke, db_p
     result = migrated("audit", "verify")
     assert result.exit_code == 1
     assert f"BROKEN at entry {ids[2]}: prev_hash does not match" in result.stderr
+
+
+def test_audit_anchor_appends_a_signed_head_and_verify_checks_the_chain_still_holds_it(
+    migrated: Invoke, db_path: Path, tmp_path: Path
+) -> None:
+    anchors = tmp_path / "offsite" / "audit-anchors.log"
+    anchors.parent.mkdir()
+    for name in ("joyce", "peter"):
+        assert migrated("user", "add", name, "--role", "staff", input=NEW_PASSWORD).exit_code == 0
+    first = migrated("audit", "anchor", "--append", str(anchors))
+    assert first.exit_code == 0, first.output
+    assert migrated("user", "add", "ada", "--role", "staff", input=NEW_PASSWORD).exit_code == 0
+    second = migrated("audit", "anchor", "--append", str(anchors))
+    assert second.exit_code == 0, second.output
+    lines = anchors.read_text().splitlines()
+    assert lines == [first.output.strip(), second.output.strip()]
+    head = json.loads(lines[1])
+    newest = "SELECT id, hash FROM audit_entry ORDER BY id DESC LIMIT 1"
+    [(last_id, last_hash)] = query(db_path, newest)
+    assert (head["count"], head["last_id"], head["last_hash"]) == (3, last_id, last_hash)
+    assert "joyce" not in anchors.read_text()
+
+    intact = migrated("audit", "verify", "--anchor", str(anchors))
+    assert intact.exit_code == 0, intact.output
+    assert intact.output == "audit chain intact: 3 entries, holding all 2 anchored heads\n"
+
+    # Cut the newest entry: the chain alone still verifies, the anchor does not.
+    connection = sqlite3.connect(db_path)
+    connection.execute("DELETE FROM audit_entry WHERE id = ?", (last_id,))
+    connection.commit()
+    connection.close()
+    assert migrated("audit", "verify").exit_code == 0
+    cut = migrated("audit", "verify", "--anchor", str(anchors))
+    assert cut.exit_code == 1
+    assert cut.stdout == ""
+    assert cut.stderr == (
+        f"audit anchor FAILED: {anchors}:2: entry {last_id} (anchored {head['at']}) is gone: "
+        "the chain was cut to 2 entries\n"
+    )
+
+
+def test_audit_anchor_refuses_the_demo_secret(
+    migrated: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WELFARE_SECRET_KEY", DEFAULT_SECRET_KEY)
+    result = migrated("audit", "anchor")
+    assert result.exit_code == 1
+    assert "WELFARE_SECRET_KEY" in result.output
 
 
 # --- serve refuses unsafe settings without starting anything ------------------------------------

@@ -13,19 +13,20 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from alembic import command
 from tests.conftest import SYSTEM
 from tests.welfare.test_migrations import empty_database_url  # noqa: F401 (fixture)
 from welfare.audit.models import AuditEntry
+from welfare.audit.service import verify_chain
 from welfare.authz import Actor, Role
 from welfare.consent import service as consents
 from welfare.consent.models import Consent, ConsentCreate
 from welfare.db import alembic_config, make_engine, upgrade_database, utcnow
 from welfare.errors import InvalidInput, PermissionDenied
 from welfare.lookup import text as lookup_text
-from welfare.lookup.models import LookupCard, LookupEntry, LookupVariant, LookupWord
+from welfare.lookup.models import LookupCard, LookupEntry, LookupToken, LookupVariant, LookupWord
 from welfare.lookup.service import lookup
 from welfare.residents import service as residents
 from welfare.residents.models import Resident, ResidentUpdate
@@ -369,6 +370,9 @@ def test_erasure_removes_the_entry_and_the_name_words(
     words = set(db.exec(select(LookupWord.word)).all())
     variants = set(db.exec(select(LookupVariant.word)).all())
     assert not {"quixotically", "unforgettable", "zanzibarian"} & (words | variants)
+    tokens = set(db.exec(select(LookupToken.token)).all())
+    assert not {"quixotically", "unforgettable", "zanzibarian"} & tokens
+    assert {"li", "fang"} <= tokens
 
 
 def test_erasure_leaves_no_folded_copy_in_the_sqlite_files(
@@ -474,8 +478,38 @@ def test_every_lookup_is_audited_with_the_kind_and_results_but_not_the_query(
         assert next(iter(query.values())) not in stored
         assert "Wang" not in stored and "1609" not in stored
     hit = db.exec(select(AuditEntry).where(AuditEntry.action == "lookup.tag")).one()
-    assert hit.detail["results"] == [str(wang.id)]
+    assert hit.detail == {"kind": "tag", "rank": 1, "shown": 1}
     assert hit.resident_id == wang.id and hit.site_id == site.id
+
+
+def test_a_lookup_showing_several_residents_leaves_one_entry_per_resident(
+    db: Session, site: Site, guard: Actor, findable: Callable[..., Resident]
+) -> None:
+    first = findable(full_name="Chan Tai-man")
+    second = findable(full_name="Chan Siu-ling")
+    findable(full_name="Li Fang")
+    before = db.exec(select(func.max(AuditEntry.id))).one() or 0
+    cards = find(db, guard, q="Chan")
+    assert set(ids(cards)) == {first.id, second.id}
+    entries = db.exec(
+        select(AuditEntry).where(col(AuditEntry.id) > before).order_by(col(AuditEntry.id))
+    ).all()
+    assert [e.resident_id for e in entries] == ids(cards)  # in the order shown
+    assert [e.detail for e in entries] == [
+        {"kind": "name", "rank": 1, "shown": 2},
+        {"kind": "name", "rank": 2, "shown": 2},
+    ]
+    assert {e.site_id for e in entries} == {site.id}
+    assert len({e.entity_id for e in entries}) == 1 and entries[0].entity_id
+    assert len({e.at for e in entries}) == 1
+    assert verify_chain(db).ok
+    # A lookup that shows nobody still leaves one entry, about nobody.
+    assert find(db, guard, q="Nobody Here") == []
+    last = db.exec(select(AuditEntry).order_by(col(AuditEntry.id).desc())).first()
+    assert last is not None and last.resident_id is None
+    assert last.detail == {"kind": "name", "shown": 0} and last.entity_id not in {
+        e.entity_id for e in entries
+    }
 
 
 def test_description_kind_is_audited_when_a_description_matched(
@@ -504,6 +538,8 @@ def test_renaming_a_resident_moves_the_index(
     assert find(db, guard, q="Wang Jianguo") == []
     assert ids(find(db, guard, q="Chan Tai-man")) == [wang.id]
     assert "jianguo" not in set(db.exec(select(LookupWord.word)).all())
+    names = set(db.exec(select(LookupToken.token).where(LookupToken.field == "names")).all())
+    assert names == {"chan", "tai", "man", "mr"}
 
 
 def test_renumbering_a_household_moves_its_residents(
@@ -535,6 +571,12 @@ def test_a_word_shared_by_two_residents_stays_until_both_are_gone(
     db.commit()
     assert db.exec(select(LookupWord.refs).where(LookupWord.word == "wang")).one() == 1
     assert ids(find(db, guard, q="Wnag")) == [second.id]
+    tokens = dict(
+        db.exec(  # type: ignore[arg-type]
+            select(LookupToken.token, LookupToken.refs).where(LookupToken.field == "names")
+        ).all()
+    )
+    assert tokens == {"wang": 1, "meiling": 1, "mr": 1}  # "jianguo" went with its last holder
 
 
 def test_index_rebuild_gives_the_same_entries(
@@ -546,6 +588,9 @@ def test_index_rebuild_gives_the_same_entries(
     findable(full_name="Zoë Faure", clothing="grey coat")
     before = sorted(tuple(r) for r in db.exec(select(LookupEntry.resident_id, LookupEntry.names)))
     words = sorted(tuple(r) for r in db.exec(select(LookupWord.word, LookupWord.refs)))
+    vocabulary = select(LookupToken.field, LookupToken.token, LookupToken.refs)
+    tokens = sorted(tuple(r) for r in db.exec(vocabulary))
+    assert ("description", "coat") in [(f, t) for f, t, _ in tokens]
     assert index.rebuild(db) == 2
     db.commit()
     assert (
@@ -553,6 +598,7 @@ def test_index_rebuild_gives_the_same_entries(
         == before
     )
     assert sorted(tuple(r) for r in db.exec(select(LookupWord.word, LookupWord.refs))) == words
+    assert sorted(tuple(r) for r in db.exec(vocabulary)) == tokens
 
 
 # --- the migration ------------------------------------------------------------------------------
@@ -635,6 +681,16 @@ def test_migration_backfills_findable_residents_and_downgrades_cleanly(
         assert entries[0].names == "|zoe wang|ah zoe|"
         assert entries[0].description == "|grey coat|"
         assert set(session.exec(select(LookupWord.word)).all()) == {"wang"}
+    command.upgrade(config, "0009")  # the word vocabulary, backfilled from the entries
+    with Session(engine) as session:
+        tokens = session.exec(select(LookupToken.field, LookupToken.token, LookupToken.refs))
+        assert set(tokens.all()) == {
+            ("names", "zoe", 1),  # in two of the entry's names, but one entry: counted once
+            ("names", "wang", 1),
+            ("names", "ah", 1),
+            ("description", "grey", 1),
+            ("description", "coat", 1),
+        }
         cards = lookup(session=session, actor=SYSTEM, q="B1-1609")
         assert [c.resident_id for c in cards] == [kept]
         assert [c.resident_id for c in lookup(session=session, actor=SYSTEM, q="Wnag")] == [kept]

@@ -6,10 +6,12 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, text
+from sqlalchemy import func, insert, text
 from sqlmodel import Session, col, select
 
 from welfare.audit.models import AuditEntry
@@ -21,7 +23,8 @@ GENESIS_HASH = "0" * 64
 _AUDIT_LOCK_KEY = 0x77E1FA4E
 
 
-def _entry_digest(prev_hash: str, entry: AuditEntry) -> str:
+def _entry_digest(prev_hash: str, entry: Any) -> str:
+    """The hash of an entry (an AuditEntry, or its column values as attributes)."""
     payload = {
         "at": entry.at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
         "actor_id": str(entry.actor_id) if entry.actor_id else None,
@@ -39,6 +42,58 @@ def _entry_digest(prev_hash: str, entry: AuditEntry) -> str:
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class AuditSubject:
+    """Whom one entry of a `record_many` batch is about."""
+
+    resident_id: uuid.UUID | None
+    site_id: uuid.UUID | None
+    detail: dict[str, Any]
+
+
+def _lock_and_head(session: Session) -> str:
+    """Take the appenders' lock (held to the end of the transaction) and read the chain's head."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_AUDIT_LOCK_KEY))
+    last = session.exec(
+        select(AuditEntry.hash).order_by(col(AuditEntry.id).desc()).limit(1)
+    ).first()
+    return last or GENESIS_HASH
+
+
+def _chained(
+    prev_hash: str,
+    *,
+    actor: Actor,
+    action: str,
+    entity: str,
+    entity_id: uuid.UUID | str | None,
+    purpose: str | None,
+    subjects: Sequence[AuditSubject],
+) -> list[dict[str, Any]]:
+    """The column values of one entry per subject, each chained to the one before."""
+    at = utcnow()
+    rows = []
+    for subject in subjects:
+        values: dict[str, Any] = {
+            "at": at,
+            "actor_id": actor.user_id,
+            "actor_role": actor.role.value if actor.user_id else "system",
+            "action": action,
+            "entity": entity,
+            "entity_id": str(entity_id) if entity_id is not None else None,
+            "resident_id": subject.resident_id,
+            "site_id": subject.site_id,
+            "purpose": purpose,
+            "client_addr": actor.client_addr,
+            "detail": subject.detail,
+            "prev_hash": prev_hash,
+        }
+        values["hash"] = prev_hash = _entry_digest(prev_hash, SimpleNamespace(**values))
+        rows.append(values)
+    return rows
+
+
 def record(
     session: Session,
     *,
@@ -52,31 +107,47 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append one entry in the caller's transaction: it commits or rolls back with the change."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_AUDIT_LOCK_KEY))
-    last = session.exec(
-        select(AuditEntry.hash).order_by(col(AuditEntry.id).desc()).limit(1)
-    ).first()
-    prev_hash = last or GENESIS_HASH
-    entry = AuditEntry(
-        at=utcnow(),
-        actor_id=actor.user_id,
-        actor_role=actor.role.value if actor.user_id else "system",
+    [values] = _chained(
+        _lock_and_head(session),
+        actor=actor,
         action=action,
         entity=entity,
-        entity_id=str(entity_id) if entity_id is not None else None,
-        resident_id=resident_id,
-        site_id=site_id,
+        entity_id=entity_id,
         purpose=purpose,
-        client_addr=actor.client_addr,
-        detail=detail or {},
-        prev_hash=prev_hash,
-        hash="",
+        subjects=[AuditSubject(resident_id, site_id, detail or {})],
     )
-    entry.hash = _entry_digest(prev_hash, entry)
+    entry = AuditEntry(**values)
     session.add(entry)
     session.flush()
     return entry
+
+
+def record_many(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    entity: str,
+    subjects: Sequence[AuditSubject],
+    entity_id: uuid.UUID | str | None = None,
+    purpose: str | None = None,
+) -> None:
+    """One event about several residents (a lookup showing several cards): one entry per
+    resident, so each is found by `resident_id`, chained in order and written with one lock,
+    one read of the chain's head and one INSERT (rows, not tracked objects: this is on the
+    lookup's hot path)."""
+    if not subjects:
+        return
+    rows = _chained(
+        _lock_and_head(session),
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_id=entity_id,
+        purpose=purpose,
+        subjects=subjects,
+    )
+    session.connection().execute(insert(AuditEntry), rows)
 
 
 @dataclass(frozen=True)
@@ -84,17 +155,22 @@ class ChainReport:
     checked: int
     first_broken_id: int | None
     reason: str | None
+    # For each watched id met in the intact part: (its position, 1-based; its hash).
+    watched: dict[int, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.first_broken_id is None
 
 
-def verify_chain(session: Session, batch: int = 5000) -> ChainReport:
-    """Walk the whole chain in id order and name the first entry that does not fit."""
+def verify_chain(session: Session, batch: int = 5000, watch: Collection[int] = ()) -> ChainReport:
+    """Walk the whole chain in id order and name the first entry that does not fit. The
+    position and hash of each `watch` id met on the way are reported (for the anchors)."""
     prev_hash = GENESIS_HASH
     checked = 0
     after = 0
+    watched: dict[int, tuple[int, str]] = {}
+    watch = frozenset(watch)
     while True:
         rows = session.exec(
             select(AuditEntry)
@@ -103,14 +179,20 @@ def verify_chain(session: Session, batch: int = 5000) -> ChainReport:
             .limit(batch)
         ).all()
         if not rows:
-            return ChainReport(checked, None, None)
+            return ChainReport(checked, None, None, watched)
         for entry in rows:
             if entry.prev_hash != prev_hash:
-                return ChainReport(checked, entry.id, "prev_hash does not match the entry before")
+                return ChainReport(
+                    checked, entry.id, "prev_hash does not match the entry before", watched
+                )
             if _entry_digest(prev_hash, entry) != entry.hash:
-                return ChainReport(checked, entry.id, "contents do not match the stored hash")
+                return ChainReport(
+                    checked, entry.id, "contents do not match the stored hash", watched
+                )
             prev_hash = entry.hash
             checked += 1
+            if entry.id in watch:
+                watched[entry.id] = (checked, entry.hash)
             after = entry.id or after
             # Keep memory flat over a long chain, but leave the caller's own objects tracked:
             # `expunge_all()` here silently dropped their later changes.

@@ -19,11 +19,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from welfare.consent.models import Consent, ConsentScope
-from welfare.lookup.models import LookupEntry, LookupName, LookupVariant, LookupWord
+from welfare.lookup.models import (
+    LookupEntry,
+    LookupName,
+    LookupToken,
+    LookupVariant,
+    LookupWord,
+)
 from welfare.lookup.text import (
     building_key,
     deletes,
     description_field,
+    field_tokens,
     fuzzy_words,
     names_field,
     split_names,
@@ -33,11 +40,26 @@ from welfare.lookup.text import (
 from welfare.residents.models import Resident
 from welfare.sites.models import Household
 
-# Objects migration 0004 creates outside the SQLModel metadata: the SQLite FTS5 table (and the
-# shadow tables FTS5 makes for itself) and the PostgreSQL GIN trigram indexes.
+# Objects migrations 0004 and 0010 create outside the SQLModel metadata: the SQLite FTS5 table
+# (and the shadow tables FTS5 makes for itself) and the PostgreSQL GIN indexes: trigrams over the
+# vocabulary (lookup_token), and each entry's names and description as an array of words.
 FTS_TABLE = "lookup_fts"
-TRIGRAM_INDEXES = ("ix_lookup_entry_names_trgm", "ix_lookup_entry_description_trgm")
+TRIGRAM_INDEXES = (
+    "ix_lookup_entry_names_trgm",  # 0004; dropped by 0010
+    "ix_lookup_entry_description_trgm",  # 0004; dropped by 0010
+    "ix_lookup_token_trgm",
+    "ix_lookup_entry_names_words",
+    "ix_lookup_entry_description_words",
+)
+TOKEN_FIELDS = ("names", "description")
 BATCH = 2000
+
+
+def words_array_sql(column: str) -> str:
+    """The expression the PostgreSQL word indexes are built on; a query must repeat it exactly
+    (literally: a bind parameter in it would stop the planner from matching the index)."""
+    assert column in TOKEN_FIELDS
+    return f"string_to_array(translate(lookup_entry.{column}, '|', ' '), ' ')"
 
 
 def is_index_object(name: str | None, type_: str) -> bool:
@@ -133,6 +155,56 @@ def _drop_words(session: Session, counts: Counter[str]) -> None:
         connection.execute(delete(LookupWord).where(col(LookupWord.word).in_(dead)))
 
 
+# --- the vocabulary of every name and description word, for PostgreSQL's word index -----------
+
+
+def _tokens(names: str, description: str) -> Counter[tuple[str, str]]:
+    return Counter(
+        [("names", t) for t in field_tokens(names)]
+        + [("description", t) for t in field_tokens(description)]
+    )
+
+
+def _add_tokens(session: Session, counts: Counter[tuple[str, str]]) -> None:
+    if not counts:
+        return
+    tokens = _upsert(session)(LookupToken)
+    session.connection().execute(
+        tokens.on_conflict_do_update(
+            index_elements=["field", "token"],
+            set_={"refs": LookupToken.refs + tokens.excluded.refs},
+        ),
+        [{"field": f, "token": t, "refs": n} for (f, t), n in sorted(counts.items())],
+    )
+
+
+def _drop_tokens(session: Session, counts: Counter[tuple[str, str]]) -> None:
+    """Count the words down; a word no entry carries any more is deleted."""
+    if not counts:
+        return
+    connection = session.connection()
+    groups: dict[tuple[str, int], list[str]] = {}
+    for (field, token), n in counts.items():
+        groups.setdefault((field, n), []).append(token)
+    for (field, n), tokens in groups.items():
+        connection.execute(
+            update(LookupToken)
+            .where(LookupToken.field == field, col(LookupToken.token).in_(tokens))
+            .values(refs=LookupToken.refs - n)
+        )
+    touched: dict[str, list[str]] = {}
+    for field, token in counts:
+        touched.setdefault(field, []).append(token)
+    for field, tokens in touched.items():
+        connection.execute(
+            delete(LookupToken).where(
+                LookupToken.field == field,
+                col(LookupToken.token).in_(tokens),
+                col(LookupToken.refs) <= 0,
+            )
+        )
+
+
 def _add_names(session: Session, names_by_entry: dict[Any, str]) -> None:
     rows = [
         {"entry_id": entry_id, "name": name}
@@ -167,6 +239,8 @@ def refresh_resident(session: Session, resident_id: uuid.UUID) -> None:
     entry = session.exec(select(LookupEntry).where(LookupEntry.resident_id == resident_id)).first()
     old_words = fuzzy_words(entry.names) if entry else set()
     new_words = fuzzy_words(values["names"])
+    old_tokens = _tokens(entry.names, entry.description) if entry else Counter()
+    new_tokens = _tokens(values["names"], values["description"])
     if entry is None:
         entry = LookupEntry(**values)
     else:
@@ -179,6 +253,8 @@ def refresh_resident(session: Session, resident_id: uuid.UUID) -> None:
     _add_names(session, {entry.id: entry.names})
     _add_words(session, Counter(new_words - old_words))
     _drop_words(session, Counter(old_words - new_words))
+    _add_tokens(session, new_tokens - old_tokens)
+    _drop_tokens(session, old_tokens - new_tokens)
 
 
 def refresh_household(session: Session, household_id: uuid.UUID) -> None:
@@ -197,9 +273,11 @@ def remove_resident(session: Session, resident_id: uuid.UUID, *, purge: bool = F
     entry = session.exec(select(LookupEntry).where(LookupEntry.resident_id == resident_id)).first()
     if entry is not None:
         words = fuzzy_words(entry.names)
+        tokens = _tokens(entry.names, entry.description)
         session.delete(entry)
         session.flush()
         _drop_words(session, Counter(words))
+        _drop_tokens(session, tokens)
     if purge and session.get_bind().dialect.name == "sqlite":
         # FTS5 (before 3.42's secure-delete) only marks rows deleted; 'optimize' rewrites the
         # index into one segment without them, and secure_delete zeroes the freed pages.
@@ -224,15 +302,19 @@ def index_residents(session: Session, resident_ids: Iterable[uuid.UUID]) -> int:
 def _index_batch(session: Session, ids: list[uuid.UUID]) -> int:
     session.flush()
     existing = session.exec(
-        select(LookupEntry.resident_id, LookupEntry.names).where(
+        select(LookupEntry.resident_id, LookupEntry.names, LookupEntry.description).where(
             col(LookupEntry.resident_id).in_(ids)
         )
     ).all()
     if existing:
         session.connection().execute(
-            delete(LookupEntry).where(col(LookupEntry.resident_id).in_([r for r, _ in existing]))
+            delete(LookupEntry).where(col(LookupEntry.resident_id).in_([r for r, _, _ in existing]))
         )
-        _drop_words(session, Counter(w for _, names in existing for w in fuzzy_words(names)))
+        _drop_words(session, Counter(w for _, names, _ in existing for w in fuzzy_words(names)))
+        gone: Counter[tuple[str, str]] = Counter()
+        for _, names, description in existing:
+            gone.update(_tokens(names, description))
+        _drop_tokens(session, gone)
     findable = _findable(session, ids)
     if not findable:
         return 0
@@ -267,6 +349,10 @@ def _index_batch(session: Session, ids: list[uuid.UUID]) -> int:
     ).all()
     _add_names(session, dict(written))
     _add_words(session, Counter(w for e in entries for w in fuzzy_words(e["names"])))
+    tokens: Counter[tuple[str, str]] = Counter()
+    for e in entries:
+        tokens.update(_tokens(e["names"], e["description"]))
+    _add_tokens(session, tokens)
     return len(entries)
 
 
@@ -277,5 +363,6 @@ def rebuild(session: Session) -> int:
     connection.execute(delete(LookupEntry))
     connection.execute(delete(LookupVariant))
     connection.execute(delete(LookupWord))
+    connection.execute(delete(LookupToken))
     ids = session.exec(select(Resident.id).where(col(Resident.erased_at).is_(None))).all()
     return index_residents(session, ids)

@@ -3,8 +3,9 @@
 The search tables hold a folded copy of what a guard may search by (names, unit, description
 words) for residents who may be found by a lookup: not erased, with a live lost-person consent.
 Only `welfare.lookup.index` writes them. On SQLite an FTS5 trigram table (`lookup_fts`, kept in
-step by triggers) indexes `names` and `description`; on PostgreSQL GIN trigram indexes do. Both are
-created by migration 0004 outside this metadata (see `alembic/env.py`).
+step by triggers) indexes `names` and `description`; on PostgreSQL a GIN index over each field's
+words does, with a trigram index over the vocabulary (`lookup_token`). Migrations 0004 and 0010
+create these outside this metadata (see `alembic/env.py`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,19 @@ class LookupVariant(SQLModel, table=True):
     word: str = Field(
         primary_key=True, max_length=200, foreign_key="lookup_word.word", ondelete="CASCADE"
     )
+
+
+class LookupToken(SQLModel, table=True):
+    """Every distinct word of the indexed names and descriptions, and how many entries carry
+    it. On PostgreSQL a query word is first matched against these short strings (a trigram
+    index), then the entries carrying the words found come from a GIN index over each entry's
+    word array. A word goes when the last entry carrying it does, so erasure leaves none behind."""
+
+    __tablename__ = "lookup_token"
+
+    field: str = Field(primary_key=True, max_length=12)  # names | description
+    token: str = Field(sa_column=Column(Text, primary_key=True))
+    refs: int = Field(default=0)
 
 
 class LookupCard(SQLModel):

@@ -1,7 +1,8 @@
 """The guard lookup: who is this person? By tag, flat, name (with typos) or description.
 
 Candidates come from the search tables (`welfare.lookup.index`) through indexes only: the FTS5
-trigram table on SQLite, GIN trigram indexes on PostgreSQL, B-trees for flats and typo keys. At
+trigram table on SQLite; on PostgreSQL the word vocabulary (trigram index over short words) and
+a GIN index over each entry's words; B-trees for flats, exact names and typo keys. At
 most a few hundred candidates are ranked in Python; the best `limit` become cards, checked once
 more against the registry and the consents before anything is shown.
 
@@ -12,27 +13,31 @@ name, preferred name or alias (800) > every word found in a name (650-750) > nam
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, literal, or_
+from sqlalchemy import bindparam, exists, func, literal, literal_column, or_
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlmodel import Session, col, select
 
+from welfare.audit.service import AuditSubject
 from welfare.audit.service import record as audit_record
+from welfare.audit.service import record_many as audit_record_many
 from welfare.authz import Actor, Permission, require_site, visible_site_ids
 from welfare.consent.models import Consent, ConsentScope
 from welfare.consent.service import derive_state, live_scopes
 from welfare.db import utcnow
 from welfare.errors import InvalidInput, NotFound
-from welfare.lookup.index import FTS_TABLE
+from welfare.lookup.index import FTS_TABLE, words_array_sql
 from welfare.lookup.models import (
     LookupCard,
     LookupEntry,
     LookupName,
+    LookupToken,
     LookupVariant,
     LookupWord,
 )
@@ -91,8 +96,9 @@ def lookup(
     tag: str | None = None,
     limit: int = 10,
 ) -> list[LookupCard]:
-    """Cards for the residents a guard may be looking at, best first. Audited every time, with
-    the result ids and the kind of query, never the query (it may be a name)."""
+    """Cards for the residents a guard may be looking at, best first. Audited every time: one
+    entry per resident shown (with the kind of query and the card's rank), never the query (it
+    may be a name)."""
     sites = visible_site_ids(actor, Permission.guard_ops)
     if (q is None) == (tag is None):
         raise InvalidInput("q", "give either q (flat, name or description) or tag, not both")
@@ -112,20 +118,27 @@ def lookup(
     cards = _cards(session, actor, hits, limit)
     if cards and tag is None:
         kind = cards[0].matched
-    only = cards[0].resident_id if len(cards) == 1 else None
-    site_id = None
-    if only is not None:
-        site_id = cards[0].site_id
-    elif len(actor.site_ids) == 1:
-        site_id = next(iter(actor.site_ids))
-    audit_record(
+    # One entry per card shown, all with the lookup's own id as entity_id, so that "who was
+    # shown this resident" is a filter on resident_id; a lookup that showed nobody still leaves
+    # one entry.
+    shown = len(cards)
+    subjects = [
+        AuditSubject(c.resident_id, c.site_id, {"kind": kind, "rank": rank, "shown": shown})
+        for rank, c in enumerate(cards, start=1)
+    ] or [
+        AuditSubject(
+            None,
+            next(iter(actor.site_ids)) if len(actor.site_ids) == 1 else None,
+            {"kind": kind, "shown": 0},
+        )
+    ]
+    audit_record_many(
         session,
         actor=actor,
         action="lookup.tag" if tag is not None else "lookup.search",
         entity="lookup",
-        resident_id=only,
-        site_id=site_id,
-        detail={"kind": kind, "results": [str(c.resident_id) for c in cards]},
+        entity_id=uuid.uuid4(),
+        subjects=subjects,
     )
     return cards
 
@@ -170,11 +183,23 @@ _FTS_QUERY = _per_sites(
 _VARIANT_QUERY = select(LookupVariant.variant, LookupVariant.word).where(
     col(LookupVariant.variant).in_(bindparam("keys", expanding=True))
 )
-_PREFIX_QUERY = (
-    select(LookupWord.word)
-    .where(col(LookupWord.word) >= bindparam("low"), col(LookupWord.word) < bindparam("high"))
-    .limit(1)
-)
+
+
+@functools.cache
+def _prefix_query(count: int) -> Any:
+    """For `count` words at once: does any indexed name word start with word i? One B-tree
+    range probe each, one round trip for all."""
+    word = col(LookupWord.word)
+    return select(
+        *(
+            exists(
+                select(LookupWord.word).where(
+                    word >= bindparam(f"low{i}"), word < bindparam(f"high{i}")
+                )
+            ).label(f"k{i}")
+            for i in range(count)
+        )
+    )
 
 
 def _rows(
@@ -252,17 +277,55 @@ def _text_match(
             "(" + " OR ".join(f'"{p}"' for p in group) + ")" for group in groups
         )
         return _rows(session, _FTS_QUERY, sites, match=f"{column} : ({expression})")
-    field = col(getattr(LookupEntry, column))
-    # Phrases are folded text (letters, digits, spaces, '|'): no LIKE wildcards in them. The
-    # pattern is rendered into the SQL (escaped by SQLAlchemy): as a bind parameter, a prepared
-    # statement's generic plan cannot see it and picks a sequential scan over the trigram index.
-    like = and_(
-        *(
-            or_(*(field.like(literal(f"%{p}%", literal_execute=True)) for p in group))
-            for group in groups
+    return _word_match(session, column, groups, sites)
+
+
+def _token_condition(phrase: str) -> Any:
+    """The vocabulary words a phrase finds. A phrase is a word, or a short word bounded on one
+    or both sides by a separator (`_phrases`); inside a field it can only lie within one word,
+    so "the field contains the phrase" is "one of the field's words contains the word, starts
+    with it, ends with it or is it". The pattern is rendered into the SQL (escaped by
+    SQLAlchemy): as a bind parameter, a prepared statement's generic plan cannot see it and
+    walks the vocabulary instead of its trigram index. Folded words hold no LIKE wildcards."""
+    bounds = (NAME_SEPARATOR, " ")
+    word = phrase.strip(NAME_SEPARATOR + " ")
+    starts, ends = phrase[0] in bounds, phrase[-1] in bounds
+    token = col(LookupToken.token)
+    if starts and ends:
+        return token == literal(word, literal_execute=True)
+    pattern = ("" if starts else "%") + word + ("" if ends else "%")
+    return token.like(literal(pattern, literal_execute=True))
+
+
+def _word_match(
+    session: Session,
+    column: str,
+    groups: list[list[str]],
+    sites: frozenset[uuid.UUID] | None,
+) -> list[Any]:
+    """PostgreSQL: for each group, the vocabulary words its phrases find (a trigram index over
+    short strings); then the entries whose words overlap every group's (a GIN index over each
+    entry's word array). The candidates are a MATERIALIZED CTE: planned for all its rows, it
+    takes the index, where a plan for the first `CANDIDATES` rows would walk the table."""
+    words = literal_column(words_array_sql(column))
+    found = []
+    for group in groups:
+        vocabulary = (
+            select(func.array_agg(LookupToken.token))
+            .where(LookupToken.field == column, or_(*(_token_condition(p) for p in group)))
+            .scalar_subquery()
         )
-    )
-    return _rows(session, _per_sites(select(*_COLUMNS).where(like)), sites)
+        found.append(words.op("&&")(vocabulary))
+    candidates = select(*_COLUMNS).where(*found)
+    params: dict[str, Any] = {}
+    if sites is not None:
+        candidates = candidates.where(
+            col(LookupEntry.site_id).in_(bindparam("sites", expanding=True))
+        )
+        params["sites"] = list(sites)
+    cte = candidates.cte("candidates").prefix_with("MATERIALIZED")
+    statement = select(cte).limit(CANDIDATES)
+    return list(session.connection().execute(statement, params).all())
 
 
 def _typo_variants(session: Session, words: list[str]) -> dict[str, dict[str, int]]:
@@ -296,7 +359,9 @@ def _by_name(
     words = folded.split()
     # A Latin word no name word starts with cannot be in a name as typed: skip the scans that
     # could only come back empty (they are the slow ones, walking common trigrams to the end).
-    known = {w: _name_word_starts_with(session, w) for w in words if typo_budget(w)}
+    known = _name_words_starting_with(
+        session, list(dict.fromkeys(w for w in words if typo_budget(w)))
+    )
     hits: list[_Hit] = []
     if all(known.values()):
         exact = _rows(session, _EXACT_NAME_QUERY, sites, name=folded)
@@ -312,11 +377,17 @@ def _by_name(
     return hits
 
 
-def _name_word_starts_with(session: Session, prefix: str) -> bool:
-    """Does any indexed name word start with `prefix`? A B-tree range on the vocabulary."""
-    high = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    found = session.connection().execute(_PREFIX_QUERY, {"low": prefix, "high": high})
-    return found.first() is not None
+def _name_words_starting_with(session: Session, prefixes: list[str]) -> dict[str, bool]:
+    """For each prefix: does any indexed name word start with it? B-tree ranges on the
+    vocabulary, all in one statement."""
+    if not prefixes:
+        return {}
+    params: dict[str, str] = {}
+    for i, prefix in enumerate(prefixes):
+        params[f"low{i}"] = prefix
+        params[f"high{i}"] = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    row = session.connection().execute(_prefix_query(len(prefixes)), params).one()
+    return {prefix: bool(found) for prefix, found in zip(prefixes, row, strict=True)}
 
 
 def _scored(

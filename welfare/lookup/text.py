@@ -45,6 +45,12 @@ def split_names(field: str) -> list[str]:
     return [n for n in field.split(NAME_SEPARATOR) if n]
 
 
+def field_tokens(field: str) -> set[str]:
+    """The words of a names or description field: what PostgreSQL's word index holds for the
+    entry (`string_to_array(translate(field, '|', ' '), ' ')`, without the empty strings)."""
+    return set(field.replace(NAME_SEPARATOR, " ").split())
+
+
 def description_field(parts: list[str | None]) -> str:
     folded = [f for f in (fold(p) for p in parts) if f]
     return (NAME_SEPARATOR + NAME_SEPARATOR.join(folded) + NAME_SEPARATOR) if folded else ""
