@@ -99,8 +99,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('resident', schema=None) as batch_op:
-        batch_op.drop_column('phone')
+    # Not a batch (copy, drop, rename) on SQLite: dropping the resident table while other
+    # tables hold rows that point at it fails there. SQLite 3.35+ drops a plain column itself.
+    op.drop_column('resident', 'phone')
 
     with op.batch_alter_table('visit', schema=None) as batch_op:
         batch_op.drop_index('ix_visit_status_window')
