@@ -18,6 +18,7 @@ from welfare.errors import Throttled
 from welfare.incidents import public_reports
 from welfare.incidents.models import Incident, IncidentEvent
 from welfare.incidents.public_reports import PublicReport
+from welfare.outbox.models import OutboxMessage
 from welfare.residents import service as residents
 from welfare.residents.models import Resident
 from welfare.settings import Settings
@@ -121,6 +122,11 @@ def test_alert_the_office_opens_a_found_incident_for_staff(
         select(IncidentEvent.type).where(IncidentEvent.incident_id == incident.id)
     ).all()
     assert "reported" in types and "public_report" in types
+    # Staff decide whether to call the family: an anonymous button never rings them itself.
+    assert (
+        db.exec(select(OutboxMessage).where(OutboxMessage.incident_id == incident.id)).all() == []
+    )
+    assert incident.status.value == "open"
     # A second press while it is open joins the same incident.
     assert alert(client, code).status_code == 303
     assert len(incidents_of(db)) == 1

@@ -139,7 +139,9 @@ def alert_office(
         client_request_id=f"public-{report.id}",
     )
     try:
-        opened = incidents.open_incident(session=session, actor=system, data=data, now=now)
+        opened = incidents.open_incident(
+            session=session, actor=system, data=data, now=now, escalate=False
+        )
     except InvalidInput:
         # No live lost-person consent: the office still hears of it, as an unknown person.
         data = IncidentCreate(
@@ -151,7 +153,9 @@ def alert_office(
             description="a person wearing one of the site's tags",
             client_request_id=f"public-{report.id}",
         )
-        opened = incidents.open_incident(session=session, actor=system, data=data, now=now)
+        opened = incidents.open_incident(
+            session=session, actor=system, data=data, now=now, escalate=False
+        )
     timeline.record(session, opened.incident, "public_report", label="public")
     report.incident_id = opened.incident.id
     session.add(report)
