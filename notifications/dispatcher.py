@@ -13,7 +13,7 @@ import uuid
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
-from notifications import messages, twiml
+from notifications import messages, metrics, twiml
 from notifications.channels import Accepted, Channel, ChannelError
 from welfare.db import session_scope
 from welfare.incidents.models import Incident
@@ -107,6 +107,7 @@ class Dispatcher:
                 content = render(session, message, self.settings)
                 accepted = self._send(message, content)
             except ChannelError as error:
+                metrics.provider_error(message.kind.value, error.code, permanent=error.permanent)
                 outbox.record_failure(
                     session,
                     message,
@@ -122,6 +123,7 @@ class Dispatcher:
                     session, message, incident, reason="no message text", code=None, permanent=True
                 )
             else:
+                metrics.sent(message.kind.value)
                 outbox.record_sent(
                     session,
                     message,

@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from welfare.audit.models import AuditEntry
 from welfare.consent.models import Consent
+from welfare.heartbeat.models import WorkerHeartbeat
 from welfare.incidents.models import EscalationPolicy, Incident, IncidentEvent
 from welfare.lookup.models import LookupEntry, LookupName, LookupVariant, LookupWord
 from welfare.outbox.models import OutboxMessage
@@ -36,5 +37,6 @@ __all__ = [
     "User",
     "UserSite",
     "WebhookReceipt",
+    "WorkerHeartbeat",
     "metadata",
 ]

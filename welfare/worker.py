@@ -2,7 +2,8 @@
 
 Each round starts the escalation steps that fell due and (given a `dispatch_round`, wired by the
 entry point since welfare does not import notifications) hands due outbox rows to the provider;
-every minute it also does housekeeping (expired sign-in sessions, old login failures).
+every few seconds it refreshes its heartbeat row (readiness checks it); every minute it also
+does housekeeping (expired sign-in sessions, old login failures, heartbeats of gone workers).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col
 
 from welfare.db import session_scope, utcnow
+from welfare.heartbeat import service as heartbeats
 from welfare.settings import Settings
 from welfare.users.models import AuthSession
 from welfare.users.service import prune_login_failures
@@ -39,6 +41,7 @@ class HousekeepingResult:
     login_failures: int
     sessions: int
     webhook_receipts: int = 0
+    heartbeats: int = 0
 
 
 def housekeeping(session: Session, settings: Settings) -> HousekeepingResult:
@@ -51,7 +54,10 @@ def housekeeping(session: Session, settings: Settings) -> HousekeepingResult:
     receipts = session.exec(  # type: ignore[call-overload]
         delete(WebhookReceipt).where(col(WebhookReceipt.received_at) < now - RECEIPT_RETENTION)
     ).rowcount
-    return HousekeepingResult(login_failures=failures, sessions=sessions, webhook_receipts=receipts)
+    gone = heartbeats.prune(session, now)
+    return HousekeepingResult(
+        login_failures=failures, sessions=sessions, webhook_receipts=receipts, heartbeats=gone
+    )
 
 
 def escalation_round(factory: sessionmaker[Session], now: dt.datetime | None = None) -> int:
@@ -75,13 +81,24 @@ def run_worker(
     factory: sessionmaker[Session],
     stop: threading.Event,
     dispatch_round: Callable[[], int] | None = None,
+    identity: heartbeats.WorkerIdentity | None = None,
 ) -> None:
     """Loop until `stop` is set: escalation steps and the outbox every second (at once when a
-    commit wakes it), housekeeping every minute. A failing round is logged, never fatal."""
-    log.info("worker started")
+    commit wakes it), the heartbeat every few seconds, housekeeping every minute. A failing
+    round is logged, never fatal."""
+    identity = identity or heartbeats.WorkerIdentity()
+    log.info("worker %s started (pid %d)", identity.worker_id, identity.pid)
     next_housekeeping = 0.0
+    next_heartbeat = 0.0
     while not stop.is_set():
         work_ready.clear()
+        if time.monotonic() >= next_heartbeat:
+            try:
+                with session_scope(factory) as session:
+                    heartbeats.beat(session, identity)
+                next_heartbeat = time.monotonic() + heartbeats.HEARTBEAT_SECONDS
+            except Exception:
+                log.exception("heartbeat failed; retrying next round")
         try:
             escalation_round(factory)
             if dispatch_round is not None:
@@ -105,19 +122,35 @@ def run_worker(
         work_ready.wait(POLL_SECONDS)
         if stop.is_set():
             break
-    log.info("worker stopped")
+    log.info("worker %s stopped", identity.worker_id)
+
+
+@dataclass(frozen=True)
+class InProcessWorker:
+    """The worker thread inside the API process: `alive` for readiness, `stop` to end it."""
+
+    thread: threading.Thread
+    stop_event: threading.Event
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def stop(self) -> None:
+        self.stop_event.set()
 
 
 def start_in_thread(
     settings: Settings,
     factory: sessionmaker[Session],
     dispatch_round: Callable[[], int] | None = None,
-) -> threading.Event:
+) -> InProcessWorker:
     stop = threading.Event()
-    threading.Thread(
+    thread = threading.Thread(
         target=run_worker,
         args=(settings, factory, stop, dispatch_round),
         name="welfare-worker",
         daemon=True,
-    ).start()
-    return stop
+    )
+    thread.start()
+    return InProcessWorker(thread=thread, stop_event=stop)
