@@ -1,7 +1,7 @@
-"""Security: site isolation for guards, hostile strings on every text field, replayed webhooks.
+"""Security: site isolation for guards, hostile strings on every text field.
 
-Elsewhere: forged and wrongly signed webhooks (tests/api/test_webhooks.py), password guessing
-and tokens after logout (tests/api/test_auth.py), oversized and disguised photos
+Elsewhere: forged, wrongly signed and replayed webhooks (tests/api/test_webhooks.py), password
+guessing and tokens after logout (tests/api/test_auth.py), oversized and disguised photos
 (tests/api/test_photos.py), and no personal data in the logs of a whole incident
 (tests/api/test_incident_logs.py).
 """
@@ -437,3 +437,27 @@ def test_nul_in_a_consent_or_its_withdrawal_is_422(
         headers=staff,
     )
     assert response.status_code == 422
+
+
+def test_a_jpeg_carrying_a_script_is_re_encoded_without_it(
+    client: TestClient,
+    headers_for: Callable[..., dict[str, str]],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Any],
+) -> None:
+    """A polyglot: a real JPEG with HTML in a comment segment and after its end marker."""
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (90, 90, 200)).save(
+        out, format="JPEG", comment=b"<script>x</script>"
+    )
+    payload = out.getvalue() + b"<html><script>alert(document.cookie)</script></html>"
+    resident = make_resident()
+    make_consent(resident)
+    staff = headers_for("staff")
+    files = {"file": ("face.jpg", payload, "image/jpeg")}
+    response = client.put(f"/api/v1/residents/{resident.id}/photo", files=files, headers=staff)
+    assert response.status_code in (200, 201), response.text
+    stored = client.get(f"/api/v1/residents/{resident.id}/photo", headers=staff)
+    assert stored.status_code == 200
+    assert stored.headers["content-type"] == "image/jpeg"
+    assert stored.content.startswith(b"\xff\xd8") and b"<script>" not in stored.content
