@@ -144,11 +144,18 @@ class Dispatcher:
                     code=error.code,
                     permanent=error.permanent,
                     retry_after=error.retry_after,
+                    now=now,
                 )
             except RenderError as error:
                 log.error("outbox row %s cannot be rendered: %s", message.id, error)
                 outbox.record_failure(
-                    session, message, incident, reason="no message text", code=None, permanent=True
+                    session,
+                    message,
+                    incident,
+                    reason="no message text",
+                    code=None,
+                    permanent=True,
+                    now=now,
                 )
             else:
                 metrics.sent(message.kind.value)
@@ -158,6 +165,7 @@ class Dispatcher:
                     incident,
                     provider_id=accepted.provider_id,
                     provider_status=accepted.status,
+                    now=now,
                 )
         return True
 
