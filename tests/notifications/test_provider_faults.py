@@ -50,6 +50,9 @@ INCIDENTS = 15
 STEP_SECONDS = 120  # the default policy: the next contact after two minutes
 RATE = 10  # messages per second per sender and kind
 SEED = 20261128
+# The worker starts due steps every second; every 5 virtual seconds here keeps the run short
+# (each round visits every notifying incident) and still shows each step reached in time.
+ESCALATION_EVERY = 5
 
 
 class VirtualClock:
@@ -182,7 +185,8 @@ def test_every_contact_is_reached_within_its_step_despite_provider_faults(
     # Up to the end of the list (at 240 s the duty manager is alerted and the list repeats).
     for tick in range(2 * STEP_SECONDS):
         clock.at = clock.start + dt.timedelta(seconds=tick)
-        escalation_round(factory, now=clock.at)
+        if tick % ESCALATION_EVERY == 0:
+            escalation_round(factory, now=clock.at)
         while dispatcher.run_once(limit=50, now=clock.at):
             pass
         for record in [*fake.messages.values(), *fake.calls.values()]:
@@ -252,3 +256,80 @@ def test_every_contact_is_reached_within_its_step_despite_provider_faults(
         f" ({dict(fake.faults)}); {len(callbacks)} callbacks; contacts reached at"
         f" {sorted(Counter(reached.values()).items())[:8]}..."
     )
+
+
+def test_a_status_callback_racing_its_create_answer_neither_deadlocks_nor_is_lost(
+    db: Session,
+    writers: Any,
+    settings: Settings,
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Any],
+    make_contact: Callable[..., Contact],
+) -> None:
+    """Regression (PostgreSQL): the callback stored the SID on the outbox row, then waited for
+    the incident the dispatcher had locked, while the dispatcher waited for that row: deadlock.
+    Now the callback locks the incident first and simply waits for the send to be recorded."""
+    from notifications.webhooks import provider_status
+    from tests.notifications.test_dispatcher import FakeChannel
+
+    resident = make_resident()
+    make_consent(resident)
+    make_contact(resident)
+    opened = incidents.open_incident(
+        session=db,
+        actor=SYSTEM,
+        data=IncidentCreate(resident_id=resident.id, client_request_id=uuid.uuid4().hex),
+    )
+    db.commit()
+    outcomes: list[str] = []
+
+    class EarlyNews(FakeChannel):
+        def send_sms(self, *, status_callback: str | None, **kwargs: Any) -> Any:
+            self.url = status_callback
+            return super().send_sms(status_callback=status_callback, **kwargs)
+
+        def place_call(self, *, status_callback: str | None, **kwargs: Any) -> Any:
+            self.url = status_callback
+            return super().place_call(status_callback=status_callback, **kwargs)
+
+        def _go(self, kind: str, to: str, content: str) -> Any:
+            accepted = super()._go(kind, to, content)
+            message_id = str(self.url).split("message_id=", 1)[1]
+
+            def callback() -> None:
+                try:
+                    with writers() as session:
+                        status = "sent" if kind == "sms" else "ringing"
+                        form = {"MessageStatus": status, "CallStatus": status}
+                        provider_status(
+                            session,
+                            message_id=message_id,
+                            sid=accepted.provider_id,
+                            status=status,
+                            form=form,
+                        )
+                        session.commit()
+                    outcomes.append("ok")
+                except Exception as exc:  # a deadlock shows here or in the dispatcher
+                    outcomes.append(type(exc).__name__)
+
+            thread = threading.Thread(target=callback)
+            thread.start()
+            thread.join(timeout=1.5)  # PostgreSQL detects a deadlock after 1 s
+            self.threads.append(thread)
+            return accepted
+
+    channel = EarlyNews()
+    channel.threads = []  # type: ignore[attr-defined]
+    Dispatcher(writers, channel, settings).run_once()
+    for thread in channel.threads:  # type: ignore[attr-defined]
+        thread.join(timeout=15)
+    assert outcomes == ["ok", "ok"]
+    db.expire_all()
+    rows = db.exec(select(OutboxMessage).where(OutboxMessage.incident_id == opened.incident.id))
+    statuses = sorted((r.kind.value, r.provider_status) for r in rows)
+    assert statuses == [("call", "ringing"), ("sms", "sent")]
+    events = [e.type for e in timeline.events_of(db, opened.incident.id)]
+    assert events.count("sent") == 2
+    assert events.count("sent_to_carrier") == 1 and events.count("ringing") == 1
+    db.rollback()
