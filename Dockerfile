@@ -25,5 +25,8 @@ VOLUME ["/var/lib/welfare/media"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"
 
-# Migrations first (idempotent), then uvicorn honouring X-Forwarded-* from the proxy.
-CMD ["sh", "-c", "welfare db upgrade && exec uvicorn --factory api.app:create_app --host 0.0.0.0 --port 8000 --proxy-headers --forwarded-allow-ips=\"${WELFARE_FORWARDED_ALLOW_IPS:-*}\""]
+# Migrations first (idempotent), then the API: JSON logs with request ids, X-Forwarded-* honoured
+# from WELFARE_FORWARDED_ALLOW_IPS (the proxy in front; docker-compose.yml runs the migrations
+# once in its own service and starts the replicas with `welfare serve` directly).
+ENV WELFARE_FORWARDED_ALLOW_IPS="*"
+CMD ["sh", "-c", "welfare db upgrade && exec welfare serve --host 0.0.0.0 --port 8000"]

@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from api.errors import install_error_handlers
 from api.logs import install_access_log_filter
 from api.middleware import BodySizeLimit
+from api.observability import RequestContext, app_registry
 from api.pages import account as account_pages
 from api.pages import guard as guard_pages
 from api.pages import guard_pwa as guard_pwa_pages
@@ -59,15 +60,17 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.head_revision = head_revision(settings.database_url)
+    app.state.metrics_registry = app_registry(app.state.sessionmaker)
+    app.state.worker = None
 
     if settings.worker_in_process:
         # SQLite: one process does everything. Elsewhere `welfare worker` runs separately.
         @asynccontextmanager
         async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
             factory = app.state.sessionmaker
-            stop = start_in_thread(settings, factory, dispatch_round(settings, factory))
+            app.state.worker = start_in_thread(settings, factory, dispatch_round(settings, factory))
             yield
-            stop.set()
+            app.state.worker.stop()
 
         app.router.lifespan_context = lifespan
 
@@ -96,4 +99,6 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         app.include_router(page_module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_photo_bytes + BODY_LIMIT_SLACK)
+    # Added last, so outermost: the request id covers every log line, 413s included.
+    app.add_middleware(RequestContext)
     return app

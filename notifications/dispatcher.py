@@ -14,9 +14,10 @@ import zoneinfo
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
-from notifications import messages, twiml
+from notifications import messages, metrics, twiml
 from notifications.channels import Accepted, Channel, ChannelError
-from welfare.db import session_scope
+from notifications.ratelimit import SenderRateLimit
+from welfare.db import session_scope, utcnow
 from welfare.incidents.models import Incident
 from welfare.outbox import service as outbox
 from welfare.outbox.models import MessageKind, OutboxMessage
@@ -133,33 +134,61 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
     raise RenderError(f"no {message.kind.value} text for template {message.template!r}")
 
 
+def sender_key(settings: Settings, channel: Channel, kind: MessageKind) -> str:
+    """Who the provider counts this send against: the messaging service for SMS when one is
+    set, else the from-number (calls always come from it); the channel's name otherwise."""
+    if kind is MessageKind.sms and settings.twilio_messaging_service_sid:
+        sender = settings.twilio_messaging_service_sid
+    else:
+        sender = settings.twilio_from_number or channel.name
+    return f"{kind.value}:{sender}"
+
+
 class Dispatcher:
     def __init__(
-        self, factory: sessionmaker[Session], channel: Channel, settings: Settings
+        self,
+        factory: sessionmaker[Session],
+        channel: Channel,
+        settings: Settings,
+        *,
+        rate_limit: SenderRateLimit | None = None,
     ) -> None:
         self.factory = factory
         self.channel = channel
         self.settings = settings
+        self.rate_limit = rate_limit or SenderRateLimit(settings.outbox_max_per_second)
 
     def run_once(self, limit: int = 20, now: dt.datetime | None = None) -> int:
-        """Claim and deliver one batch; return how many rows were claimed. `now` is for tests
-        that drive the escalation with their own clock."""
+        """Claim and deliver one batch; return how many rows were sent or tried (rows held back
+        by the rate limit do not count, so a caller looping until 0 stops when only they are
+        left). `now` is for tests that drive the escalation with their own clock."""
         with session_scope(self.factory) as session:
             ids = outbox.claim_due(session, limit=limit, now=now)
+        handled = 0
         for message_id in ids:
-            self.deliver(message_id)
-        return len(ids)
+            handled += self.deliver(message_id, now=now)
+        return handled
 
-    def deliver(self, message_id: uuid.UUID) -> None:
+    def deliver(self, message_id: uuid.UUID, *, now: dt.datetime | None = None) -> bool:
+        """Send one claimed row. False when it was held back by the sender's rate limit."""
         with session_scope(self.factory) as session:
             locked = outbox.lock_for_send(session, message_id)
             if locked is None:
-                return
+                return True
             message, incident = locked
+            wait = self.rate_limit.acquire(sender_key(self.settings, self.channel, message.kind))
+            if wait > 0:
+                metrics.RATE_LIMITED.labels(channel=message.kind.value).inc()
+                start = now or utcnow()
+                outbox.defer(
+                    session, message_id, until=start + dt.timedelta(seconds=wait), now=start
+                )
+                return False
             try:
                 content = render(session, message, self.settings)
                 accepted = self._send(message, content)
             except ChannelError as error:
+                metrics.provider_error(message.kind.value, error.code, permanent=error.permanent)
                 outbox.record_failure(
                     session,
                     message,
@@ -168,20 +197,30 @@ class Dispatcher:
                     code=error.code,
                     permanent=error.permanent,
                     retry_after=error.retry_after,
+                    now=now,
                 )
             except RenderError as error:
                 log.error("outbox row %s cannot be rendered: %s", message.id, error)
                 outbox.record_failure(
-                    session, message, incident, reason="no message text", code=None, permanent=True
+                    session,
+                    message,
+                    incident,
+                    reason="no message text",
+                    code=None,
+                    permanent=True,
+                    now=now,
                 )
             else:
+                metrics.sent(message.kind.value)
                 outbox.record_sent(
                     session,
                     message,
                     incident,
                     provider_id=accepted.provider_id,
                     provider_status=accepted.status,
+                    now=now,
                 )
+        return True
 
     def _send(self, message: OutboxMessage, content: str) -> Accepted:
         assert message.to_phone is not None

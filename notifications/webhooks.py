@@ -146,13 +146,22 @@ def _message_id(raw: str | None) -> uuid.UUID | None:
 
 
 def _find_row(session: Session, message_id: str | None, sid: str | None) -> OutboxMessage | None:
-    """The outbox row by the message_id of our URL, else by the SID; stores a missing SID."""
+    """The outbox row by the message_id of our URL, else by the SID; stores a missing SID.
+
+    Locks the row's incident before writing anything, in the dispatcher's order (incident, then
+    row): a callback that arrives while its send is still in flight (before Twilio's create
+    answer reached the dispatcher) waits for that send to be recorded instead of deadlocking
+    with it on PostgreSQL."""
     row = None
     parsed = _message_id(message_id)
     if parsed is not None:
         row = session.get(OutboxMessage, parsed)
     if row is None and sid:
         row = session.exec(select(OutboxMessage).where(OutboxMessage.provider_id == sid)).first()
+    incident = _incident_of(session, row) if row is not None else None
+    if row is not None and incident is not None:
+        incidents.lock_incident(session, incident)
+        session.refresh(row)
     if row is not None and sid and row.provider_id is None:
         row.provider_id = sid
         session.add(row)

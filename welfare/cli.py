@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from welfare.authz import Actor, Role
 from welfare.db import make_engine, make_sessionmaker, session_scope, upgrade_database
 from welfare.errors import DomainError
+from welfare.logs import configure_json_logging, logging_config
 from welfare.settings import Settings, UnsafeSettingsError, get_settings
 from welfare.sites.models import Site
 from welfare.users import service as users
@@ -53,13 +54,16 @@ def _serve(settings: Settings, host: str, port: int, *, demo: bool) -> None:
         app = create_app(settings, demo=demo)
     except UnsafeSettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+    # JSON lines with the request id; the demo keeps uvicorn's readable console output.
+    log_config = None if demo else logging_config(settings.log_level.upper())
     uvicorn.run(
         app,
         host=host,
         port=port,
         proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        forwarded_allow_ips="127.0.0.1" if demo else settings.forwarded_allow_ips,
         log_level="info",
+        **({"log_config": log_config} if log_config else {}),
     )
 
 
@@ -104,8 +108,16 @@ def worker() -> None:
     from notifications.runtime import dispatch_round
     from welfare.worker import run_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
+    configure_json_logging(settings.log_level.upper())
+    if settings.worker_metrics_port:
+        # The dispatcher's counters (provider errors, sends) live in this process.
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port)
+        logging.getLogger("welfare.worker").info(
+            "worker metrics on port %d", settings.worker_metrics_port
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from welfare.audit.models import AuditEntry
 from welfare.consent.models import Consent
+from welfare.heartbeat.models import WorkerHeartbeat
 from welfare.incidents.models import EscalationPolicy, Incident, IncidentEvent
 from welfare.incidents.public_reports import PublicReport
 from welfare.lookup.models import (
@@ -50,5 +51,6 @@ __all__ = [
     "Visit",
     "VisitSchedule",
     "WebhookReceipt",
+    "WorkerHeartbeat",
     "metadata",
 ]

@@ -42,6 +42,21 @@ class Settings(BaseSettings):
 
     # None: decided by the database (on for SQLite, off otherwise).
     run_worker_in_process: bool | None = None
+    # /readyz fails when no worker heartbeat is newer than this (a separate `welfare worker`).
+    worker_heartbeat_max_age_seconds: float = Field(default=30.0, gt=0)
+    # `welfare worker` serves its own /metrics on this port when set (0 or unset: off).
+    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+
+    # When set, GET /metrics wants `Authorization: Bearer <token>`; unset, it is open (it holds
+    # no personal data, but does show load and queue figures: keep it off the public internet).
+    metrics_token: str | None = None
+    # Outbound messages per second per sender (from-number or messaging service), across all
+    # workers; 0 turns the limit off. See notifications/ratelimit.py.
+    outbox_max_per_second: float = Field(default=10.0, ge=0)
+    # Which proxies may set X-Forwarded-For/-Proto for `welfare serve` (uvicorn's
+    # forwarded_allow_ips: comma-separated addresses or "*").
+    forwarded_allow_ips: str = "127.0.0.1"
+    log_level: str = "INFO"
 
     @field_validator("public_base_url")
     @classmethod

@@ -2,8 +2,9 @@
 
 Each round starts the escalation steps that fell due and (given a `dispatch_round`, wired by the
 entry point since welfare does not import notifications) hands due outbox rows to the provider;
-every minute it also does housekeeping (expired sign-in sessions, old login failures), and every
-five minutes it logs the audit chain's signed head (`welfare.audit.anchor`): shipped off the
+every few seconds it refreshes its heartbeat row (readiness checks it); every minute it also
+does housekeeping (expired sign-in sessions, old login failures, heartbeats of gone workers), and
+every five minutes it logs the audit chain's signed head (`welfare.audit.anchor`): shipped off the
 machine with the logs, those lines let `welfare audit verify --anchor LOG` detect a chain that
 was later cut or rewritten. They hold a count, an id, hashes and a time, no personal data.
 """
@@ -23,6 +24,7 @@ from sqlmodel import Session, col
 
 from welfare.audit.anchor import anchor_line, current_head
 from welfare.db import session_scope, utcnow
+from welfare.heartbeat import service as heartbeats
 from welfare.settings import Settings
 from welfare.users.models import AuthSession
 from welfare.users.service import prune_login_failures
@@ -44,6 +46,7 @@ class HousekeepingResult:
     login_failures: int
     sessions: int
     webhook_receipts: int = 0
+    heartbeats: int = 0
 
 
 def housekeeping(session: Session, settings: Settings) -> HousekeepingResult:
@@ -56,7 +59,10 @@ def housekeeping(session: Session, settings: Settings) -> HousekeepingResult:
     receipts = session.exec(  # type: ignore[call-overload]
         delete(WebhookReceipt).where(col(WebhookReceipt.received_at) < now - RECEIPT_RETENTION)
     ).rowcount
-    return HousekeepingResult(login_failures=failures, sessions=sessions, webhook_receipts=receipts)
+    gone = heartbeats.prune(session, now)
+    return HousekeepingResult(
+        login_failures=failures, sessions=sessions, webhook_receipts=receipts, heartbeats=gone
+    )
 
 
 def log_audit_head(factory: sessionmaker[Session], settings: Settings) -> str:
@@ -89,26 +95,28 @@ def run_worker(
     stop: threading.Event,
     dispatch_round: Callable[[], int] | None = None,
     scheduler: bool = True,
+    identity: heartbeats.WorkerIdentity | None = None,
 ) -> None:
     """Loop until `stop` is set: escalation steps and the outbox every second (at once when a
-    commit wakes it), housekeeping every minute, the audit head every five minutes. A failing
-    round is logged, never fatal.
+    commit wakes it), the heartbeat every few seconds, housekeeping every minute, the audit head
+    every five minutes. A failing round is logged, never fatal.
 
     With `scheduler`, an APScheduler thread also runs the visit and consent jobs while this
     worker holds the scheduler leadership (welfare/visits/scheduler.py)."""
-    log.info("worker started")
+    identity = identity or heartbeats.WorkerIdentity()
+    log.info("worker %s started (pid %d)", identity.worker_id, identity.pid)
     visit_scheduler = None
     if scheduler:
         from welfare.visits.scheduler import start_scheduler
 
         visit_scheduler = start_scheduler(factory)
     try:
-        _loop(settings, factory, stop, dispatch_round)
+        _loop(settings, factory, stop, dispatch_round, identity)
     finally:
         if visit_scheduler is not None:
             visit_scheduler.shutdown(wait=True)
             visit_scheduler.leader.release()
-    log.info("worker stopped")
+    log.info("worker %s stopped", identity.worker_id)
 
 
 def _loop(
@@ -116,11 +124,20 @@ def _loop(
     factory: sessionmaker[Session],
     stop: threading.Event,
     dispatch_round: Callable[[], int] | None,
+    identity: heartbeats.WorkerIdentity,
 ) -> None:
     next_housekeeping = 0.0
     next_audit_head = 0.0
+    next_heartbeat = 0.0
     while not stop.is_set():
         work_ready.clear()
+        if time.monotonic() >= next_heartbeat:
+            try:
+                with session_scope(factory) as session:
+                    heartbeats.beat(session, identity)
+                next_heartbeat = time.monotonic() + heartbeats.HEARTBEAT_SECONDS
+            except Exception:
+                log.exception("heartbeat failed; retrying next round")
         try:
             escalation_round(factory)
             if dispatch_round is not None:
@@ -152,16 +169,32 @@ def _loop(
             break
 
 
+@dataclass(frozen=True)
+class InProcessWorker:
+    """The worker thread inside the API process: `alive` for readiness, `stop` to end it."""
+
+    thread: threading.Thread
+    stop_event: threading.Event
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
 def start_in_thread(
     settings: Settings,
     factory: sessionmaker[Session],
     dispatch_round: Callable[[], int] | None = None,
-) -> threading.Event:
+) -> InProcessWorker:
     stop = threading.Event()
-    threading.Thread(
+    thread = threading.Thread(
         target=run_worker,
         args=(settings, factory, stop, dispatch_round),
         name="welfare-worker",
         daemon=True,
-    ).start()
-    return stop
+    )
+    thread.start()
+    return InProcessWorker(thread=thread, stop_event=stop)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,10 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DataError
+from sqlmodel import Session
 
 from api.app import create_app
 from tests.conftest import TEST_SECRET
-from welfare.db import head_revision
+from welfare.db import head_revision, utcnow
+from welfare.heartbeat import service as heartbeats
 from welfare.settings import Settings
 
 
@@ -36,18 +39,65 @@ def test_healthz_is_200(client: TestClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-def test_health_probes_need_no_sign_in_and_carry_security_headers(client: TestClient) -> None:
+@pytest.fixture
+def worker_alive(db: Session) -> None:
+    """A separate worker that wrote its heartbeat just now."""
+    heartbeats.beat(db, heartbeats.WorkerIdentity())
+    db.commit()
+
+
+def test_health_probes_need_no_sign_in_and_carry_security_headers(
+    client: TestClient, worker_alive: None
+) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.headers["x-content-type-options"] == "nosniff"
 
 
-def test_readyz_is_200_with_the_migration_at_head(client: TestClient, database_url: str) -> None:
+def test_readyz_is_200_with_the_migration_at_head_and_a_live_worker(
+    client: TestClient, database_url: str, worker_alive: None
+) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
     head = head_revision(database_url)
     assert head is not None
-    assert response.json() == {"status": "ok", "database": "ok", "migration": head}
+    assert response.json() == {"status": "ok", "database": "ok", "migration": head, "worker": "ok"}
+
+
+def test_readyz_is_503_when_no_worker_ever_beat(client: TestClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["worker"] == "missing"
+    assert response.json()["status"] == "unavailable"
+
+
+def test_readyz_is_503_when_the_last_heartbeat_is_too_old(
+    client: TestClient, db: Session, settings: Settings
+) -> None:
+    old = utcnow() - dt.timedelta(seconds=settings.worker_heartbeat_max_age_seconds + 5)
+    heartbeats.beat(db, heartbeats.WorkerIdentity(), now=old)
+    db.commit()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["worker"] == "stale"
+    # A second worker that is alive makes the service ready again.
+    heartbeats.beat(db, heartbeats.WorkerIdentity())
+    db.commit()
+    assert client.get("/readyz").json()["worker"] == "ok"
+
+
+def test_readyz_checks_the_in_process_worker_thread(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"run_worker_in_process": True}))
+    try:
+        with TestClient(app) as client:
+            assert client.get("/readyz").json()["worker"] == "ok"
+            app.state.worker.stop()
+            app.state.worker.thread.join(timeout=10)
+            response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["worker"] == "stopped"
+    finally:
+        app.state.engine.dispose()
 
 
 def test_readyz_is_503_when_the_schema_is_not_at_head(

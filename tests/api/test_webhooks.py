@@ -452,3 +452,45 @@ def test_no_names_phone_numbers_or_reply_texts_in_the_timeline(
     text = repr([(e.type, e.actor, e.detail) for e in timeline.events_of(db, incident_id)])
     for secret in ("Wang", "Lei", "9123", "4567", "on my way", "好的", "Building"):
         assert secret not in text
+
+
+# --- replayed webhooks -------------------------------------------------------------------------
+
+
+def test_replayed_signed_webhooks_cannot_confirm_a_later_incident(
+    twilio: TestClient,
+    db: Session,
+    dispatcher: Dispatcher,
+    resident: Resident,
+    headers_for: Callable[..., dict[str, str]],
+) -> None:
+    """An attacker who captured a genuine, signed "yes" SMS and keypress of one incident replays
+    them, byte for byte, once a new incident for the same resident is running: nothing moves."""
+    staff = headers_for("staff")
+    resident_id = resident.id
+    first = open_found(db, resident)
+    dispatcher.run_once()
+    call = row_for(db, first, SON, "call")
+    captured_press = (gather_path(call), {"CallSid": call.provider_id or "", "Digits": "1"})
+    assert post(twilio, *captured_press).status_code == 200
+    captured_sms = reply(twilio, SON, "yes", sid="SMcaptured")
+    assert captured_sms.status_code == 200
+    assert status_of(db, first) is IncidentStatus.confirmed
+    resolved = twilio.post(
+        f"/api/v1/incidents/{first}/resolve",
+        json={"outcome": "returned_home"},
+        headers=staff,
+    )
+    assert resolved.status_code == 200, resolved.text
+
+    again = db.get(Resident, resident_id)
+    assert again is not None
+    second = open_found(db, again)
+    dispatcher.run_once()
+    assert status_of(db, second) is IncidentStatus.notifying
+    assert post(twilio, *captured_press).status_code == 200  # Twilio gets its usual answer
+    reply(twilio, SON, "yes", sid="SMcaptured")
+    assert status_of(db, second) is IncidentStatus.notifying
+    assert status_of(db, first) is IncidentStatus.resolved
+    assert _events(db, second).count("confirmed") == 0
+    assert _events(db, first).count("confirmed") == 1

@@ -3,12 +3,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from enum import StrEnum
+from typing import Any
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 from sqlalchemy import JSON, Column, Enum
 from sqlmodel import Field, SQLModel
 
 from welfare.db import UTCDateTime, utcnow
+from welfare.sites.models import reject_nul_characters
 
 DEFAULT_REVIEW_MONTHS = 12
 
@@ -43,6 +45,11 @@ class ConsentCreate(SQLModel):
     given_at: dt.datetime | None = None
     review_due: dt.datetime | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return reject_nul_characters(data)
+
     @field_validator("scopes")
     @classmethod
     def _dedupe(cls, value: list[ConsentScope]) -> list[ConsentScope]:
@@ -58,6 +65,11 @@ class ConsentCreate(SQLModel):
 
 class ConsentWithdraw(SQLModel):
     reason: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return reject_nul_characters(data)
 
 
 class Consent(SQLModel, table=True):

@@ -11,14 +11,16 @@ import secrets
 import uuid
 import zoneinfo
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import text, update
 from sqlmodel import Session, col, select
 
+from welfare import hooks
 from welfare.authz import Actor, Permission, Role, require, require_site, visible_site_ids
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
-from welfare.db import utcnow
+from welfare.db import on_commit, utcnow
 from welfare.errors import Conflict, InvalidInput, NotFound
 from welfare.incidents import timeline
 from welfare.incidents.escalation import EngineState, Policy, Step, StepKind, due_steps, plan
@@ -507,6 +509,8 @@ def confirm(
         cancelled_messages=cancelled,
     )
     _queue_coming_notices(session, incident, contact_id, now)
+    seconds = max((now - incident.opened_at).total_seconds(), 0.0)
+    on_commit(session, partial(hooks.incident_confirmed, incident.kind.value, seconds))
     return True
 
 

@@ -56,6 +56,27 @@ def claim_due(
     return ids
 
 
+def defer(
+    session: Session, message_id: uuid.UUID, *, until: dt.datetime, now: dt.datetime | None = None
+) -> bool:
+    """Put a claimed row back to wait until `until` (the sender is over its rate), without
+    counting an attempt. False when the row is no longer ours to put back."""
+    moved = session.exec(  # type: ignore[call-overload]
+        update(OutboxMessage)
+        .where(
+            col(OutboxMessage.id) == message_id,
+            col(OutboxMessage.status) == OutboxStatus.sending,
+        )
+        .values(
+            status=OutboxStatus.pending,
+            next_attempt_at=until,
+            claim_token=None,
+            updated_at=now or utcnow(),
+        )
+    ).rowcount
+    return bool(moved)
+
+
 def lock_for_send(
     session: Session, message_id: uuid.UUID
 ) -> tuple[OutboxMessage, Incident | None] | None:
