@@ -57,7 +57,7 @@ def _user_errors(page_user: PageUser, exc: Exception) -> list[str]:
     elif isinstance(exc, InvalidInput):
         fields = [str(exc.loc[-1])] if exc.loc else []
     messages = [_t(page_user, USER_FIELDS[f]) for f in dict.fromkeys(fields) if f in USER_FIELDS]
-    return messages or [_t(page_user, "Please check what you entered.")]
+    return messages or [gettext(page_user.language, "Please check what you entered.")]
 
 
 def _all_sites(session: Session, page_user: PageUser) -> list[Site]:
@@ -182,7 +182,7 @@ def user_create(
             session,
             page_user,
             form=typed,
-            errors=[_t(page_user, "That username is taken.")],
+            errors=[gettext(page_user.language, "That username is taken.")],
             status_code=409,
         )
     return see_other(f"/console/users/{user.id}?done=created")
@@ -277,7 +277,11 @@ def user_update(
         )
     except Conflict:
         session.rollback()
-        errors = [_t(page_user, "You cannot demote or deactivate yourself; ask another admin.")]
+        errors = [
+            gettext(
+                page_user.language, "You cannot demote or deactivate yourself; ask another admin."
+            )
+        ]
         return _user_page(
             request, session, page_user, user_id, errors=errors, form=typed, status_code=409
         )

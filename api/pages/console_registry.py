@@ -114,17 +114,20 @@ def _field_errors(page_user: PageUser, exc: Exception) -> dict[str, str]:
     if isinstance(exc, ValidationError):
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "form"
-            errors.setdefault(field, _t(page_user, "Check this field."))
+            errors.setdefault(field, gettext(page_user.language, "Check this field."))
     elif isinstance(exc, InvalidInput):
         field = str(exc.loc[-1]) if exc.loc else "form"
         if field in ("phone", "secondary_phone", "landline"):
-            errors[field] = _t(
-                page_user, "Not a valid phone number for this site's region. Check the digits."
+            errors[field] = gettext(
+                page_user.language,
+                "Not a valid phone number for this site's region. Check the digits.",
             )
         elif "quiet" in field:
-            errors[field] = _t(page_user, "Quiet hours need a start and a different end.")
+            errors[field] = gettext(
+                page_user.language, "Quiet hours need a start and a different end."
+            )
         else:
-            errors[field] = _t(page_user, "Check this field.")
+            errors[field] = gettext(page_user.language, "Check this field.")
     return errors
 
 
@@ -133,8 +136,10 @@ def _error_summary(page_user: PageUser, errors: dict[str, str]) -> str:
         _t(page_user, FIELD_LABELS[f]) if f in FIELD_LABELS else f for f in errors if f != "form"
     ]
     if not names:
-        return _t(page_user, "Please check what you entered.")
-    return _t(page_user, "Please check: %(fields)s") % {"fields": ", ".join(dict.fromkeys(names))}
+        return gettext(page_user.language, "Please check what you entered.")
+    return gettext(page_user.language, "Please check: %(fields)s") % {
+        "fields": ", ".join(dict.fromkeys(names))
+    }
 
 
 def _visible_sites(session: Session, page_user: PageUser) -> list[Site]:
@@ -288,8 +293,8 @@ def resident_create(
             session,
             page_user,
             form=typed,
-            error=_t(
-                page_user,
+            error=gettext(
+                page_user.language,
                 "Someone with this name is already registered at this household. Open their "
                 "record, or register anyway if it is a different person.",
             ),
@@ -428,14 +433,16 @@ async def resident_photo(
             data=data,
         )
     except PayloadTooLarge:
-        error, status = _t(page_user, "That photo is too large."), 413
+        error, status = gettext(page_user.language, "That photo is too large."), 413
     except UnsupportedMedia:
-        error, status = _t(page_user, "Use a JPEG, PNG or WebP photo."), 415
+        error, status = gettext(page_user.language, "Use a JPEG, PNG or WebP photo."), 415
     except InvalidInput:
-        error, status = _t(page_user, "Choose a photo to upload."), 422
+        error, status = gettext(page_user.language, "Choose a photo to upload."), 422
     except Conflict:
         error, status = (
-            _t(page_user, "Record a consent that covers the photo before storing one."),
+            gettext(
+                page_user.language, "Record a consent that covers the photo before storing one."
+            ),
             409,
         )
     if error:
@@ -582,7 +589,9 @@ def contact_create(
             settings,
             page_user,
             resident_id,
-            error=_t(page_user, "This record was erased after consent was withdrawn."),
+            error=gettext(
+                page_user.language, "This record was erased after consent was withdrawn."
+            ),
             status_code=409,
         )
     return see_other(f"/console/residents/{resident_id}?done=contact#contacts")
@@ -804,7 +813,9 @@ def consent_record(
             settings,
             page_user,
             resident_id,
-            error=_t(page_user, "This record was erased after consent was withdrawn."),
+            error=gettext(
+                page_user.language, "This record was erased after consent was withdrawn."
+            ),
             status_code=409,
         )
     return see_other(f"/console/residents/{resident_id}?done=consent#consents")
@@ -915,7 +926,9 @@ def consent_withdraw(
             page_user,
             resident_id,
             consent_id,
-            error=_t(page_user, "Tick the box to confirm that you have read what is erased."),
+            error=gettext(
+                page_user.language, "Tick the box to confirm that you have read what is erased."
+            ),
             reason=reason.replace("\x00", ""),
             status_code=422,
         )
@@ -936,7 +949,7 @@ def consent_withdraw(
             page_user,
             resident_id,
             consent_id,
-            error=_t(page_user, "This consent is already withdrawn."),
+            error=gettext(page_user.language, "This consent is already withdrawn."),
             status_code=409,
         )
     return see_other(f"/console/residents/{resident_id}?done=withdrawn#consents")
@@ -965,7 +978,7 @@ def tag_issue(
             settings,
             page_user,
             resident_id,
-            error=_t(page_user, "Record a lost-person consent before issuing a tag."),
+            error=gettext(page_user.language, "Record a lost-person consent before issuing a tag."),
             status_code=409,
         )
     return see_other(f"/console/residents/{resident_id}?done=tag#tag")
@@ -991,7 +1004,7 @@ def tag_revoke(
             settings,
             page_user,
             resident_id,
-            error=_t(page_user, "There is no tag to revoke."),
+            error=gettext(page_user.language, "There is no tag to revoke."),
             status_code=409,
         )
     return see_other(f"/console/residents/{resident_id}?done=tag_revoked#tag")
@@ -1102,8 +1115,12 @@ def household_create(
             session,
             page_user,
             form=typed,
-            errors={"unit": _t(page_user, "This building and unit already exist at the site.")},
-            error=_t(page_user, "This building and unit already exist at the site."),
+            errors={
+                "unit": gettext(
+                    page_user.language, "This building and unit already exist at the site."
+                )
+            },
+            error=gettext(page_user.language, "This building and unit already exist at the site."),
             status_code=409,
         )
     return see_other(f"/console/households?q={household.unit_label}&done=created")
