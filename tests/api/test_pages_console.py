@@ -250,6 +250,7 @@ def test_incident_page_shows_timeline_contacts_and_their_status_and_audits_the_r
     staff = make_user("staff", [site])
     page_login(staff)
     page = client.get(f"/console/incidents/{incident.id}")
+    assert f'name="contact_id" value="{son.id}"' in page.text
     assert page.status_code == 200
     assert incident.reference in page.text
     assert "Wang Lei" in page.text and "(son)" in page.text
