@@ -35,6 +35,7 @@ from welfare.incidents.models import (
     Resolution,
 )
 from welfare.outbox.models import MessageKind, OutboxMessage
+from welfare.phones import display_phone
 from welfare.residents import service as residents
 from welfare.residents.models import Contact, Resident
 from welfare.sites.models import Site
@@ -46,7 +47,7 @@ ShortField = Annotated[str, Form(max_length=300)]
 NoteField = Annotated[str, Form(max_length=2000)]
 
 BOARD_LIMIT = 200
-POLL_SECONDS = 5
+POLL_SECONDS = 3
 
 
 # --- who may use the console --------------------------------------------------------------------
@@ -176,6 +177,12 @@ DELIVERY_LABELS = {
     "no-answer": N_("no answer"),
     "canceled": N_("call cancelled"),
     "initiated": N_("calling"),
+}
+VIA_LABELS = {
+    "keypress": N_("by pressing 1 on the call"),
+    "sms_reply": N_("by SMS reply"),
+    "manager": N_("by the duty manager"),
+    "staff": N_("reached by staff on the phone"),
 }
 ACTOR_LABELS = {
     "system": N_("system"),
@@ -332,7 +339,7 @@ def _event_detail(language: str, event: IncidentEvent, names: dict[str, str]) ->
     if detail.get("outcome"):
         parts.append(label(language, OUTCOME_LABELS, detail["outcome"]))
     if detail.get("via"):
-        parts.append(gettext(language, "via") + " " + str(detail["via"]))
+        parts.append(label(language, VIA_LABELS, str(detail["via"])))
     if detail.get("reason"):
         parts.append(str(detail["reason"]))
     if detail.get("reasons"):
@@ -421,6 +428,7 @@ def incident_context(
         "can_write": can_write,
         "overdue": is_overdue(session, incident, utcnow()),
         "request_id": new_request_id(),
+        "show_phone": display_phone,
         "event_count": len(events),
         "live": {
             "url": f"/console/incidents/{incident.id}/live.json",

@@ -26,6 +26,8 @@
     const updated = document.getElementById("board-updated");
     const every = Math.max(2, Number(board.dataset.pollSeconds) || 5) * 1000;
 
+    const headings = (board.dataset.labels || "").split("|");
+
     function draw(items) {
       const rows = [];
       items.forEach(function (item) {
@@ -48,6 +50,9 @@
         tr.appendChild(cell("", status));
         tr.appendChild(cell(item.opened_at));
         tr.appendChild(cell(fill(board.dataset.minutesLabel, "minutes", item.minutes_open)));
+        Array.prototype.forEach.call(tr.children, function (td, index) {
+          if (headings[index]) td.dataset.label = headings[index];
+        });
         rows.push(tr);
       });
       if (!rows.length) {
