@@ -48,6 +48,7 @@ from welfare.residents.models import (
     ContactUpdate,
     Resident,
     ResidentCreate,
+    ResidentUpdate,
 )
 from welfare.sites import service as sites
 from welfare.sites.models import HouseholdCreate, Site
@@ -101,6 +102,12 @@ FIELD_LABELS = {
     "given_at": N_("Given on"),
     "review_due": N_("Review due"),
     "site_id": N_("Site"),
+    "preferred_name": N_("Called (preferred name)"),
+    "aliases": N_("Also known as"),
+    "languages": N_("Languages"),
+    "birth_year": N_("Year of birth"),
+    "height_cm": N_("Height (cm)"),
+    "places": N_("Places they go"),
 }
 
 
@@ -1169,3 +1176,171 @@ def labels_sheet(
         },
         section="/console/labels",
     )
+
+
+# --- edit a resident's details ------------------------------------------------------------------
+
+TEXT_FIELDS = (
+    "full_name",
+    "preferred_name",
+    "build",
+    "hair",
+    "eyes",
+    "distinguishing_marks",
+    "clothing",
+    "care_needs",
+    "medical_notes",
+    "approach",
+    "routines",
+)
+SEX_LABELS = {
+    "female": N_("Female"),
+    "male": N_("Male"),
+    "other": N_("Other"),
+    "unknown": N_("Not recorded"),
+}
+RISK_LABELS = {"low": N_("Low"), "medium": N_("Medium"), "high": N_("High")}
+
+
+def _details_values(resident: Resident) -> dict[str, str]:
+    values = {name: getattr(resident, name) or "" for name in TEXT_FIELDS}
+    values.update(
+        {
+            "aliases": ", ".join(resident.aliases),
+            "languages": ", ".join(resident.languages),
+            "places": "\n".join(resident.places),
+            "birth_year": str(resident.birth_year or ""),
+            "height_cm": str(resident.height_cm or ""),
+            "sex": resident.sex.value,
+            "risk_level": resident.risk_level.value,
+        }
+    )
+    return values
+
+
+def _edit_page(
+    request: Request,
+    page_user: PageUser,
+    resident: Resident,
+    *,
+    form: dict[str, str],
+    errors: dict[str, str] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    language = page_user.language
+    return console_render(
+        request,
+        page_user,
+        "console/resident_edit.html",
+        {
+            "resident": resident,
+            "form": form,
+            "errors": errors or {},
+            "error": error,
+            "sexes": [(k, gettext(language, v)) for k, v in SEX_LABELS.items()],
+            "risks": [(k, gettext(language, v)) for k, v in RISK_LABELS.items()],
+        },
+        status_code=status_code,
+        section="/console/residents",
+    )
+
+
+@router.get("/residents/{resident_id}/edit")
+def resident_edit(
+    request: Request, resident_id: uuid.UUID, session: SessionDep, page_user: ConsoleUserDep
+) -> Response:
+    if not page_user.actor.can(Permission.registry_write):
+        raise PermissionDenied("the role may not change the registry")
+    resident = residents.get_resident(
+        session=session, actor=page_user.actor, resident_id=resident_id
+    )
+    if resident.erased_at is not None:
+        raise NotFound("resident")
+    return _edit_page(request, page_user, resident, form=_details_values(resident))
+
+
+def _number(value: str) -> int | None:
+    value = value.strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ValueError(value)
+    return int(value)
+
+
+@router.post("/residents/{resident_id}/edit")
+async def resident_update(
+    request: Request,
+    resident_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+) -> Response:
+    form = await request.form()
+    check_form_csrf(page_user, str(form.get("csrf_token") or ""))
+    limits = {"care_needs": 4000, "medical_notes": 4000, "approach": 4000, "routines": 4000}
+    typed: dict[str, str] = {}
+    for name in (*TEXT_FIELDS, "aliases", "languages", "places", "birth_year", "height_cm"):
+        value = form.get(name, "")
+        typed[name] = value if isinstance(value, str) else ""
+    for name in ("sex", "risk_level"):
+        value = form.get(name, "")
+        typed[name] = value[:20] if isinstance(value, str) else ""
+    errors: dict[str, str] = {}
+    for name, value in typed.items():
+        if len(value) > limits.get(name, 2000) or "\x00" in value:
+            errors[name] = gettext(page_user.language, "Check this field.")
+    changes: dict[str, Any] = {}
+    conflict = False
+    if not errors:
+        try:
+            changes = {name: typed[name].strip() or None for name in TEXT_FIELDS}
+            changes.update(
+                {
+                    "aliases": _split(typed["aliases"]),
+                    "languages": _split(typed["languages"]),
+                    "places": _split(typed["places"], "\n"),
+                    "birth_year": _number(typed["birth_year"]),
+                    "height_cm": _number(typed["height_cm"]),
+                    "sex": typed["sex"] or "unknown",
+                    "risk_level": typed["risk_level"] or "medium",
+                }
+            )
+            residents.update_resident(
+                session=session,
+                actor=page_user.actor,
+                resident_id=resident_id,
+                data=ResidentUpdate(**changes),
+            )
+        except ValueError as exc:  # ValidationError is a ValueError too
+            session.rollback()
+            if isinstance(exc, ValidationError):
+                errors = _field_errors(page_user, exc)
+            else:
+                errors = {"birth_year": gettext(page_user.language, "Check this field.")}
+        except InvalidInput as exc:
+            session.rollback()
+            errors = _field_errors(page_user, exc)
+        except Conflict:
+            session.rollback()
+            conflict = True
+            errors = {
+                "full_name": gettext(
+                    page_user.language,
+                    "Someone with this name is already registered at this household.",
+                )
+            }
+    if errors:
+        resident = residents.load_resident(
+            session, page_user.actor, resident_id, Permission.registry_write
+        )
+        return _edit_page(
+            request,
+            page_user,
+            resident,
+            form=typed,
+            errors=errors,
+            error=_error_summary(page_user, errors),
+            status_code=409 if conflict else 422,
+        )
+    return see_other(f"/console/residents/{resident_id}?done=details")

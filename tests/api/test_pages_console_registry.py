@@ -529,3 +529,42 @@ def test_pages_show_in_simplified_chinese(
     confirm = client.get(f"/console/residents/{resident.id}/consents/{consent.id}/withdraw")
     assert "这将清除住户的个人资料" in confirm.text
     assert re.search(r"<html lang=\"zh-CN\">", page.text)
+
+
+def test_editing_details_keeps_what_was_typed_on_errors_and_saves(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    make_resident: Callable[..., Resident],
+) -> None:
+    resident = make_resident(aliases=["Lao Wang"])
+    resident_id = resident.id
+    csrf = page_login(make_user("staff", [site]))
+    url = f"/console/residents/{resident_id}/edit"
+    page = client.get(url)
+    assert page.status_code == 200 and 'value="Lao Wang"' in page.text
+    form = {
+        "csrf_token": csrf,
+        "full_name": "Wang Jianguo",
+        "preferred_name": "Grandpa Wang",
+        "languages": "zh-CN, en",
+        "birth_year": "nineteen forty",
+        "approach": "Talk about his grandson and the 1970s.",
+        "sex": "male",
+        "risk_level": "high",
+    }
+    bad = client.post(url, data=form)
+    assert bad.status_code == 422
+    assert 'value="nineteen forty"' in bad.text and "the 1970s.</textarea>" in bad.text
+    assert client.post(url, data={**form, "csrf_token": "forged"}, headers=HTML).status_code == 403
+    ok = client.post(url, data={**form, "birth_year": "1940"}, follow_redirects=False)
+    assert ok.status_code == 303
+    saved = _fresh(db, Resident, resident_id)
+    assert saved.preferred_name == "Grandpa Wang" and saved.birth_year == 1940
+    assert saved.languages == ["zh-CN", "en"] and saved.risk_level.value == "high"
+    assert saved.aliases == []  # the field was sent empty: cleared
+    guard_csrf = page_login(make_user("guard", [site]))
+    refused = client.post(url, data={**form, "csrf_token": guard_csrf}, headers=HTML)
+    assert refused.status_code == 403
