@@ -482,3 +482,42 @@ def test_notify_api_respects_opt_out_and_missing_consent_to_be_contacted(
     url = f"/api/v1/incidents/{incident2.id}/contacts/{daughter.id}/notify"
     response = client.post(url, json={"channel": "sms"}, headers=headers)
     assert response.status_code == 409 and "opted out" in response.json()["detail"]
+
+
+def _console_routes() -> list[tuple[str, str]]:
+    """Every console route with its path parameters filled with random ids."""
+    from api.pages import console, console_admin, console_registry
+
+    out: list[tuple[str, str]] = []
+    routes = [*console.router.routes, *console_registry.router.routes, *console_admin.router.routes]
+    for route in routes:
+        path = getattr(route, "path", "")
+        if not path.startswith("/console"):
+            continue
+        filled = path
+        for name in ("incident_id", "resident_id", "contact_id", "consent_id", "user_id"):
+            filled = filled.replace("{" + name + "}", str(uuid.uuid4()))
+        assert "{" not in filled, path
+        for method in sorted(route.methods):
+            out.append((method, filled))
+    return out
+
+
+def test_every_console_route_sends_signed_out_visitors_to_sign_in_and_keeps_guards_out(
+    client: TestClient,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+) -> None:
+    routes = _console_routes()
+    assert len(routes) > 30  # the walk found the console
+    for method, path in routes:
+        response = client.request(method, path, headers=HTML, follow_redirects=False)
+        assert response.status_code == 303, (method, path)
+        assert response.headers["location"].startswith("/login?next=/console"), (method, path)
+    csrf = page_login(make_user("guard", [site]))
+    for method, path in routes:
+        data = {"csrf_token": csrf} if method == "POST" else None
+        response = client.request(method, path, data=data, headers=HTML, follow_redirects=False)
+        expected = 303 if method == "GET" else 403
+        assert response.status_code == expected, (method, path)
