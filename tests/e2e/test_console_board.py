@@ -3,11 +3,13 @@ runs late, and its page follows the family's confirmation."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from sqlmodel import Session
 
 from tests.conftest import SYSTEM
@@ -19,6 +21,26 @@ from welfare.sites.models import Household, Site
 from welfare.users.models import User
 
 WAIT_MS = 8_000  # the board polls every 3 s
+
+
+def wait_until_settled(page: Any) -> None:
+    """The incident page reloads itself when the timeline grows (the console channel reports
+    statuses a second or two after sending). Wait until what it shows is what the server has,
+    so a form is not filled in just before a reload."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            page.wait_for_load_state()
+            live = page.locator("#incident-live")
+            shown = live.get_attribute("data-event-count")
+            url = live.get_attribute("data-url")
+            now = page.evaluate("async (u) => (await (await fetch(u)).json()).event_count", url)
+            if str(now) == shown:
+                return
+        except PlaywrightError:
+            pass  # a reload happened in between: look again
+        page.wait_for_timeout(300)
+    raise AssertionError("the incident page kept changing")
 
 
 @pytest.mark.parametrize("device", ["desktop", "phone"])
@@ -70,7 +92,7 @@ def test_staff_follow_a_found_report_on_the_board_and_the_incident_page(
         screenshot(page, "console-board-phone")
 
     page.get_by_role("link", name=reference).click()
-    page.wait_for_load_state()
+    wait_until_settled(page)
     assert page.get_by_role("heading", name=f"Incident {reference}").is_visible()
     assert "3/F meter room" in page.locator("main").inner_text()
     contacts = page.locator("table.contacts")
@@ -92,6 +114,7 @@ def test_staff_follow_a_found_report_on_the_board_and_the_incident_page(
         screenshot(page, "console-incident")
 
     # Staff record the hand-over and close it; the board is empty again.
+    wait_until_settled(page)
     page.get_by_label("Outcome").select_option("handed_over")
     page.get_by_label("Handed to (name and relationship)").fill("son, Wang Lei")
     page.get_by_role("button", name="Resolve incident").click()
@@ -125,10 +148,12 @@ def test_staff_send_an_sms_now_and_record_reached_by_phone(
     db.rollback()
     sign_in(desktop, make_user("staff", [site]))
     desktop.goto(f"/console/incidents/{incident_id}")
+    wait_until_settled(desktop)
     desktop.get_by_role("button", name="SMS now").click()
     desktop.wait_for_load_state()
     assert desktop.get_by_text("Message queued. Its status appears below.").is_visible()
     assert "sent by staff" in desktop.locator("table.timeline").inner_text()
+    wait_until_settled(desktop)
     desktop.once("dialog", lambda dialog: dialog.accept())
     desktop.get_by_role("button", name="Reached by phone").click()
     desktop.wait_for_load_state()
