@@ -553,7 +553,6 @@ def incident_acknowledge(
     try:
         contact = uuid.UUID(contact_id) if contact_id else None
     except ValueError:
-        contact = None
         error = gettext(page_user.language, "Choose one of the listed contacts.")
         return incident_page(request, session, page_user, incident_id, error=error, status_code=422)
     try:

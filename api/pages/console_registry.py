@@ -50,6 +50,7 @@ from welfare.residents.models import (
     ResidentCreate,
     ResidentUpdate,
 )
+from welfare.settings import Settings
 from welfare.sites import service as sites
 from welfare.sites.models import HouseholdCreate, Site
 from welfare.tags import service as tags
@@ -329,7 +330,7 @@ def _consent_rows(page_user: PageUser, rows: list[Consent]) -> list[dict[str, An
 
 
 def _resident_context(
-    session: Session, settings: Any, page_user: PageUser, resident_id: uuid.UUID
+    session: Session, settings: Settings, page_user: PageUser, resident_id: uuid.UUID
 ) -> dict[str, Any]:
     resident = residents.get_resident(
         session=session, actor=page_user.actor, resident_id=resident_id
@@ -377,7 +378,7 @@ def _resident_context(
 def resident_page(
     request: Request,
     session: Session,
-    settings: Any,
+    settings: Settings,
     page_user: PageUser,
     resident_id: uuid.UUID,
     *,
