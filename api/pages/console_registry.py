@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
@@ -1131,7 +1132,7 @@ def household_create(
             error=gettext(page_user.language, "This building and unit already exist at the site."),
             status_code=409,
         )
-    return see_other(f"/console/households?q={household.unit_label}&done=created")
+    return see_other(f"/console/households?q={quote(household.unit_label)}&done=created")
 
 
 # --- the label sheet ----------------------------------------------------------------------------
