@@ -38,7 +38,7 @@ from welfare.outbox.models import MessageKind, OutboxMessage
 from welfare.phones import display_phone
 from welfare.residents import service as residents
 from welfare.residents.models import Contact, Resident
-from welfare.sites.models import Site
+from welfare.sites.models import Household, Site
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -209,18 +209,30 @@ def all_labels(language: str, table: dict[str, str]) -> dict[str, str]:
 # --- the board ----------------------------------------------------------------------------------
 
 
+def _past_target(incident: Incident, now: dt.datetime) -> bool:
+    policy = Policy.from_json((incident.escalation or {}).get("policy"))
+    return now - incident.opened_at >= dt.timedelta(seconds=policy.manager_after_seconds)
+
+
+def _reached_manager(session: Session, incident_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Incidents whose escalation already started a duty-manager step (one query for all)."""
+    if not incident_ids:
+        return set()
+    steps = session.exec(
+        select(IncidentEvent.incident_id, IncidentEvent.detail).where(
+            col(IncidentEvent.incident_id).in_(incident_ids),
+            IncidentEvent.type == "escalation_step",
+        )
+    ).all()
+    return {incident_id for incident_id, detail in steps if detail.get("target") == "duty_manager"}
+
+
 def is_overdue(session: Session, incident: Incident, now: dt.datetime) -> bool:
     """Unconfirmed past its target: the policy's duty-manager time has passed, or the
     escalation already reached the duty manager (the contact list ran out)."""
     if incident.status not in (IncidentStatus.open, IncidentStatus.notifying):
         return False
-    policy = Policy.from_json((incident.escalation or {}).get("policy"))
-    if now - incident.opened_at >= dt.timedelta(seconds=policy.manager_after_seconds):
-        return True
-    return any(
-        event.type == "escalation_step" and event.detail.get("target") == "duty_manager"
-        for event in timeline.events_of(session, incident.id)
-    )
+    return _past_target(incident, now) or incident.id in _reached_manager(session, [incident.id])
 
 
 @dataclass(frozen=True)
@@ -241,22 +253,49 @@ class BoardRow:
 
 
 def board_rows(session: Session, page_user: PageUser) -> list[BoardRow]:
-    """Open incidents, overdue first, then newest. Only the name card's fields: no health data."""
+    """Open incidents, overdue first, then newest. Only the name card's fields: no health data.
+
+    A handful of queries whatever the number of incidents: the board is polled every few
+    seconds from every desk."""
     language = page_user.language
     rows, _total = incidents.list_incidents(
         session=session, actor=page_user.actor, limit=BOARD_LIMIT, offset=0, open_only=True
     )
     now = utcnow()
+    resident_ids = {i.resident_id for i in rows if i.resident_id}
+    people = (
+        {r.id: r for r in session.exec(select(Resident).where(col(Resident.id).in_(resident_ids)))}
+        if resident_ids
+        else {}
+    )
+    household_ids = {r.household_id for r in people.values() if r.household_id}
+    units = (
+        {
+            h.id: h.unit_label
+            for h in session.exec(select(Household).where(col(Household.id).in_(household_ids)))
+        }
+        if household_ids
+        else {}
+    )
+    zones = {
+        s.id: s.timezone
+        for s in session.exec(select(Site).where(col(Site.id).in_({i.site_id for i in rows})))
+    }
+    active = [i.id for i in rows if i.status in (IncidentStatus.open, IncidentStatus.notifying)]
+    escalated = _reached_manager(session, active)
     out: list[BoardRow] = []
     for incident in rows:
-        resident = session.get(Resident, incident.resident_id) if incident.resident_id else None
-        site = session.get(Site, incident.site_id)
+        resident = people.get(incident.resident_id) if incident.resident_id else None
         if resident is None:
             who = gettext(language, "Unknown person")
         elif resident.erased_at is not None:
             who = gettext(language, "Erased record")
         else:
             who = resident.preferred_name or resident.full_name or ""
+        unit = units.get(resident.household_id, "") if resident and resident.household_id else ""
+        overdue = incident.id in active and (
+            incident.id in escalated or _past_target(incident, now)
+        )
         out.append(
             BoardRow(
                 id=str(incident.id),
@@ -267,10 +306,10 @@ def board_rows(session: Session, page_user: PageUser) -> list[BoardRow]:
                 status_label=label(language, STATUS_LABELS, incident.status.value),
                 condition_label=label(language, CONDITION_LABELS, incident.condition.value),
                 who=who,
-                unit=(residents.unit_label(session, resident) or "") if resident else "",
-                opened_at=local_time(incident.opened_at, site.timezone if site else None),
+                unit=unit,
+                opened_at=local_time(incident.opened_at, zones.get(incident.site_id)),
                 minutes_open=int((now - incident.opened_at).total_seconds() // 60),
-                overdue=is_overdue(session, incident, now),
+                overdue=overdue,
                 url=f"/console/incidents/{incident.id}",
             )
         )
