@@ -13,6 +13,9 @@ from api.logs import install_access_log_filter
 from api.middleware import BodySizeLimit
 from api.observability import RequestContext, app_registry
 from api.pages import account as account_pages
+from api.pages import console as console_pages
+from api.pages import console_admin as console_admin_pages
+from api.pages import console_registry as console_registry_pages
 from api.pages import guard as guard_pages
 from api.pages import guard_pwa as guard_pwa_pages
 from api.pages import public as public_pages
@@ -23,6 +26,7 @@ from api.routes import (
     auth,
     consents,
     health,
+    incident_contacts,
     incidents,
     lookup,
     policies,
@@ -86,6 +90,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         tags,
         audit,
         incidents,
+        incident_contacts,
         alerts,
         policies,
         visits,
@@ -95,7 +100,15 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     app.include_router(lookup.router)
     app.include_router(webhooks.router)
     # Pages: each area is its own router module under api/pages.
-    for page_module in (account_pages, guard_pages, guard_pwa_pages, public_pages):
+    for page_module in (
+        account_pages,
+        guard_pages,
+        guard_pwa_pages,
+        public_pages,
+        console_pages,
+        console_registry_pages,
+        console_admin_pages,
+    ):
         app.include_router(page_module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_photo_bytes + BODY_LIMIT_SLACK)

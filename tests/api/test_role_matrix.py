@@ -400,6 +400,30 @@ CASES += [
 ]
 
 
+def _incident_contact(world: World) -> dict[str, Any]:
+    resident = world.resident()
+    contact = world.make_contact(resident)
+    opened = incidents.open_incident(
+        session=world.db,
+        actor=SYSTEM,
+        data=IncidentCreate(resident_id=resident.id, client_request_id=uuid.uuid4().hex),
+    )
+    world.db.commit()
+    return {"incident_id": opened.incident.id, "contact_id": contact.id}
+
+
+# Staff send an SMS or place a call to one contact now: staff and up, of the incident's site.
+CASES += [
+    Case(
+        "POST",
+        "/api/v1/incidents/{incident_id}/contacts/{contact_id}/notify",
+        (401, 403, 202, 202, 202, 404),
+        params=_incident_contact,
+        json=lambda w: {"channel": "sms"},
+    ),
+]
+
+
 # The guard lookup: everyone of the site; staff of another site get 200 with no cards.
 CASES += [
     Case(

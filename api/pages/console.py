@@ -1,0 +1,699 @@
+"""The staff console: the incident board and the incident page (issue 5, item 4).
+
+Routes stay thin: every read and write goes through the services in welfare/*, which check the
+role and the site and write the audit and the timeline. Guards are sent to their own app.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlmodel import Session, col, select
+
+from api.deps import SessionDep
+from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf
+from api.pages.i18n import N_, gettext
+from api.pages.rendering import local_time, render
+from welfare.authz import Permission, Role
+from welfare.db import utcnow
+from welfare.errors import Conflict, InvalidInput, PermissionDenied
+from welfare.incidents import manual, timeline
+from welfare.incidents import service as incidents
+from welfare.incidents.escalation import Policy
+from welfare.incidents.models import (
+    CLOSED,
+    Incident,
+    IncidentEvent,
+    IncidentStatus,
+    Outcome,
+    Resolution,
+)
+from welfare.outbox.models import MessageKind, OutboxMessage
+from welfare.phones import display_phone
+from welfare.residents import service as residents
+from welfare.residents.models import Contact, Resident
+from welfare.sites.models import Household, Site
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+CsrfField = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)]
+ShortField = Annotated[str, Form(max_length=300)]
+NoteField = Annotated[str, Form(max_length=2000)]
+
+BOARD_LIMIT = 200
+POLL_SECONDS = 3
+
+
+# --- who may use the console --------------------------------------------------------------------
+
+
+def get_console_user(request: Request, page_user: PageUserDep) -> PageUser:
+    """Staff, managers and admins. Guards are sent to the guard app (GET) or refused (POST)."""
+    if page_user.role == Role.guard:
+        if request.method == "GET":
+            raise HTTPException(status_code=303, headers={"Location": "/guard"})
+        raise PermissionDenied("guards use the guard app")
+    return page_user
+
+
+ConsoleUserDep = Annotated[PageUser, Depends(get_console_user)]
+
+
+def see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def nav_items(page_user: PageUser) -> list[tuple[str, str]]:
+    """The console's menu: what this role may open (labels are translated in the template)."""
+    items = [
+        ("/console", N_("Incidents")),
+        ("/console/residents", N_("Residents")),
+        ("/console/households", N_("Households")),
+        ("/console/labels", N_("QR labels")),
+    ]
+    if page_user.actor.can(Permission.audit_read):
+        items.append(("/console/audit", N_("Access audit")))
+    if page_user.actor.can(Permission.users_manage):
+        items.append(("/console/users", N_("Users")))
+    return items
+
+
+def console_render(
+    request: Request,
+    page_user: PageUser,
+    template: str,
+    context: dict[str, Any],
+    *,
+    status_code: int = 200,
+    section: str = "",
+) -> Response:
+    values = {"nav_items": nav_items(page_user), "section": section, **context}
+    return render(request, template, values, status_code=status_code)
+
+
+def new_request_id() -> str:
+    """A one-time id put in action forms: a double click never queues two messages."""
+    return secrets.token_hex(12)
+
+
+# --- words shown for codes ----------------------------------------------------------------------
+
+STATUS_LABELS = {
+    "open": N_("Open"),
+    "notifying": N_("Notifying"),
+    "confirmed": N_("Confirmed"),
+    "resolved": N_("Resolved"),
+    "cancelled": N_("Cancelled"),
+}
+KIND_LABELS = {
+    "found": N_("Found resident"),
+    "missing": N_("Missing resident"),
+    "welfare_concern": N_("Welfare concern"),
+}
+CONDITION_LABELS = {"well": N_("Well"), "distressed": N_("Distressed"), "injured": N_("Injured")}
+OUTCOME_LABELS = {
+    "handed_over": N_("Handed over"),
+    "returned_home": N_("Returned home"),
+    "hospital": N_("Hospital"),
+    "police": N_("Police"),
+    "false_alarm": N_("False alarm"),
+}
+EVENT_LABELS = {
+    "reported": N_("Reported"),
+    "report_repeated": N_("Reported again"),
+    "found": N_("Found"),
+    "guards_alerted": N_("Guards on duty alerted"),
+    "escalation_planned": N_("Escalation planned"),
+    "escalation_step": N_("Escalation step started"),
+    "step_failed": N_("Step reached no one"),
+    "queued": N_("Message queued"),
+    "sent": N_("Handed to the provider"),
+    "retry_scheduled": N_("Retry scheduled"),
+    "send_cancelled": N_("Sending cancelled"),
+    "failed": N_("Failed"),
+    "sent_to_carrier": N_("Sent to the carrier"),
+    "delivered": N_("Delivered"),
+    "undelivered": N_("Not delivered"),
+    "ringing": N_("Ringing"),
+    "answered": N_("Answered"),
+    "call_ended": N_("Call ended"),
+    "busy": N_("Busy"),
+    "no_answer": N_("No answer"),
+    "call_cancelled": N_("Call cancelled"),
+    "key_pressed": N_("Key pressed"),
+    "sms_reply": N_("SMS reply"),
+    "sms_opt_out": N_("Opted out of SMS"),
+    "sms_opt_in": N_("Opted in to SMS"),
+    "confirmed": N_("Confirmed: someone is coming"),
+    "note": N_("Note"),
+    "handed_over": N_("Handed over"),
+    "resolved": N_("Resolved"),
+    "cancelled": N_("Cancelled"),
+    "photo_refresh_due": N_("Photo is old: take a new one"),
+}
+CHANNEL_LABELS = {"sms": N_("SMS"), "call": N_("Call"), "voice": N_("Call")}
+# Outbox states and the provider's words, for a contact's status column.
+DELIVERY_LABELS = {
+    "pending": N_("waiting"),
+    "sending": N_("sending"),
+    "sent": N_("sent"),
+    "failed": N_("failed"),
+    "cancelled": N_("not sent (stopped)"),
+    "queued": N_("queued"),
+    "accepted": N_("accepted"),
+    "delivered": N_("delivered"),
+    "undelivered": N_("not delivered"),
+    "ringing": N_("ringing"),
+    "in-progress": N_("answered"),
+    "answered": N_("answered"),
+    "completed": N_("call ended"),
+    "busy": N_("busy"),
+    "no-answer": N_("no answer"),
+    "canceled": N_("call cancelled"),
+    "initiated": N_("calling"),
+}
+VIA_LABELS = {
+    "keypress": N_("by pressing 1 on the call"),
+    "sms_reply": N_("by SMS reply"),
+    "manager": N_("by the duty manager"),
+    "staff": N_("reached by staff on the phone"),
+}
+ACTOR_LABELS = {
+    "system": N_("system"),
+    "guard": N_("guard"),
+    "staff": N_("staff"),
+    "manager": N_("manager"),
+    "admin": N_("admin"),
+    "provider": N_("provider"),
+    "contact": N_("contact"),
+    "public": N_("public"),
+}
+
+
+def label(language: str, table: dict[str, str], code: str | None) -> str:
+    if code is None:
+        return ""
+    return gettext(language, table[code]) if code in table else code
+
+
+def all_labels(language: str, table: dict[str, str]) -> dict[str, str]:
+    return {code: gettext(language, text) for code, text in table.items()}
+
+
+# --- the board ----------------------------------------------------------------------------------
+
+
+def _past_target(incident: Incident, now: dt.datetime) -> bool:
+    policy = Policy.from_json((incident.escalation or {}).get("policy"))
+    return now - incident.opened_at >= dt.timedelta(seconds=policy.manager_after_seconds)
+
+
+def _reached_manager(session: Session, incident_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Incidents whose escalation already started a duty-manager step (one query for all)."""
+    if not incident_ids:
+        return set()
+    steps = session.exec(
+        select(IncidentEvent.incident_id, IncidentEvent.detail).where(
+            col(IncidentEvent.incident_id).in_(incident_ids),
+            IncidentEvent.type == "escalation_step",
+        )
+    ).all()
+    return {incident_id for incident_id, detail in steps if detail.get("target") == "duty_manager"}
+
+
+def is_overdue(session: Session, incident: Incident, now: dt.datetime) -> bool:
+    """Unconfirmed past its target: the policy's duty-manager time has passed, or the
+    escalation already reached the duty manager (the contact list ran out)."""
+    if incident.status not in (IncidentStatus.open, IncidentStatus.notifying):
+        return False
+    return _past_target(incident, now) or incident.id in _reached_manager(session, [incident.id])
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    id: str
+    reference: str
+    kind: str
+    kind_label: str
+    status: str
+    status_label: str
+    condition_label: str
+    who: str
+    unit: str
+    opened_at: str
+    minutes_open: int
+    overdue: bool
+    url: str
+
+
+def board_rows(session: Session, page_user: PageUser) -> list[BoardRow]:
+    """Open incidents, overdue first, then newest. Only the name card's fields: no health data.
+
+    A handful of queries whatever the number of incidents: the board is polled every few
+    seconds from every desk."""
+    language = page_user.language
+    rows, _total = incidents.list_incidents(
+        session=session, actor=page_user.actor, limit=BOARD_LIMIT, offset=0, open_only=True
+    )
+    now = utcnow()
+    resident_ids = {i.resident_id for i in rows if i.resident_id}
+    people = (
+        {r.id: r for r in session.exec(select(Resident).where(col(Resident.id).in_(resident_ids)))}
+        if resident_ids
+        else {}
+    )
+    household_ids = {r.household_id for r in people.values() if r.household_id}
+    units = (
+        {
+            h.id: h.unit_label
+            for h in session.exec(select(Household).where(col(Household.id).in_(household_ids)))
+        }
+        if household_ids
+        else {}
+    )
+    zones = {
+        s.id: s.timezone
+        for s in session.exec(select(Site).where(col(Site.id).in_({i.site_id for i in rows})))
+    }
+    active = [i.id for i in rows if i.status in (IncidentStatus.open, IncidentStatus.notifying)]
+    escalated = _reached_manager(session, active)
+    out: list[BoardRow] = []
+    for incident in rows:
+        resident = people.get(incident.resident_id) if incident.resident_id else None
+        if resident is None:
+            who = gettext(language, "Unknown person")
+        elif resident.erased_at is not None:
+            who = gettext(language, "Erased record")
+        else:
+            who = resident.preferred_name or resident.full_name or ""
+        unit = units.get(resident.household_id, "") if resident and resident.household_id else ""
+        overdue = incident.id in active and (
+            incident.id in escalated or _past_target(incident, now)
+        )
+        out.append(
+            BoardRow(
+                id=str(incident.id),
+                reference=incident.reference,
+                kind=incident.kind.value,
+                kind_label=label(language, KIND_LABELS, incident.kind.value),
+                status=incident.status.value,
+                status_label=label(language, STATUS_LABELS, incident.status.value),
+                condition_label=label(language, CONDITION_LABELS, incident.condition.value),
+                who=who,
+                unit=unit,
+                opened_at=local_time(incident.opened_at, zones.get(incident.site_id)),
+                minutes_open=int((now - incident.opened_at).total_seconds() // 60),
+                overdue=overdue,
+                url=f"/console/incidents/{incident.id}",
+            )
+        )
+    out.sort(key=lambda r: (not r.overdue, -r.minutes_open if r.overdue else r.minutes_open))
+    return out
+
+
+@router.get("")
+def board(request: Request, session: SessionDep, page_user: ConsoleUserDep) -> Response:
+    rows = board_rows(session, page_user)
+    return console_render(
+        request,
+        page_user,
+        "console/board.html",
+        {"rows": rows, "poll_seconds": POLL_SECONDS},
+        section="/console",
+    )
+
+
+@router.get("/board.json")
+def board_json(session: SessionDep, page_user: ConsoleUserDep) -> JSONResponse:
+    """What the board polls: the same rows, already translated."""
+    rows = board_rows(session, page_user)
+    return JSONResponse(
+        {"items": [row.__dict__ for row in rows], "total": len(rows)},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+# --- the incident page --------------------------------------------------------------------------
+
+
+@dataclass
+class ContactRow:
+    contact: Contact
+    sms: str
+    call: str
+    confirmed: bool
+
+
+def _latest_status(language: str, messages: list[OutboxMessage], kind: MessageKind) -> str:
+    rows = [m for m in messages if m.kind is kind]
+    if not rows:
+        return ""
+    last = rows[-1]
+    word = last.provider_status or last.status.value
+    text = label(language, DELIVERY_LABELS, word)
+    if last.error_reason:
+        text += f" ({last.error_reason})"
+    return text
+
+
+def _event_detail(language: str, event: IncidentEvent, names: dict[str, str]) -> str:
+    """A short line of what the event's detail says, in words (no personal data is stored)."""
+    detail = event.detail
+    parts: list[str] = []
+    if detail.get("channel"):
+        parts.append(label(language, CHANNEL_LABELS, detail["channel"]))
+    contact = detail.get("contact_id")
+    if contact:
+        parts.append(names.get(contact, gettext(language, "a removed contact")))
+    elif detail.get("user_id") or detail.get("target") == "duty_manager":
+        parts.append(gettext(language, "duty manager"))
+    if detail.get("manual"):
+        parts.append(gettext(language, "sent by staff"))
+    if detail.get("outcome"):
+        parts.append(label(language, OUTCOME_LABELS, detail["outcome"]))
+    if detail.get("via"):
+        parts.append(label(language, VIA_LABELS, str(detail["via"])))
+    if detail.get("reason"):
+        parts.append(str(detail["reason"]))
+    if detail.get("reasons"):
+        parts.append(", ".join(str(r) for r in detail["reasons"]))
+    if detail.get("digits"):
+        parts.append(str(detail["digits"]))
+    if event.type == "note" and detail.get("text"):
+        parts.append(str(detail["text"]))
+    return " · ".join(parts)
+
+
+def incident_context(
+    session: Session, page_user: PageUser, incident_id: uuid.UUID
+) -> dict[str, Any]:
+    """Everything the incident page shows. Reading the resident's card is audited by the
+    service with the incident as the purpose."""
+    language = page_user.language
+    incident = incidents.get_incident(
+        session=session, actor=page_user.actor, incident_id=incident_id
+    )
+    site = session.get(Site, incident.site_id)
+    resident: Resident | None = None
+    contacts: list[Contact] = []
+    can_write = page_user.actor.can(Permission.registry_write)
+    if incident.resident_id:
+        stored = session.get(Resident, incident.resident_id)
+        if stored is not None and stored.erased_at is None:
+            resident = residents.get_resident(
+                session=session,
+                actor=page_user.actor,
+                resident_id=stored.id,
+                purpose=f"incident {incident.id}",
+            )
+            contacts = residents.list_contacts(
+                session=session, actor=page_user.actor, resident_id=stored.id
+            )
+    messages = session.exec(
+        select(OutboxMessage)
+        .where(OutboxMessage.incident_id == incident.id)
+        .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
+    ).all()
+    by_contact: dict[uuid.UUID, list[OutboxMessage]] = {}
+    for m in messages:
+        if m.contact_id:
+            by_contact.setdefault(m.contact_id, []).append(m)
+    contact_rows = [
+        ContactRow(
+            contact=c,
+            sms=_latest_status(language, by_contact.get(c.id, []), MessageKind.sms),
+            call=_latest_status(language, by_contact.get(c.id, []), MessageKind.call),
+            confirmed=incident.confirmed_contact_id == c.id,
+        )
+        for c in contacts
+    ]
+    names = {str(c.id): f"{c.name} ({c.relationship})" for c in contacts}
+    events = timeline.events_of(session, incident.id)
+    timezone = site.timezone if site else None
+    timeline_rows = [
+        {
+            "at": local_time(e.at, timezone, "%H:%M:%S"),
+            "day": local_time(e.at, timezone, "%Y-%m-%d"),
+            "type": e.type,
+            "label": label(language, EVENT_LABELS, e.type),
+            "actor": label(language, ACTOR_LABELS, e.actor),
+            "detail": _event_detail(language, e, names),
+        }
+        for e in events
+    ]
+    active = incident.status in (IncidentStatus.open, IncidentStatus.notifying)
+    return {
+        "incident": incident,
+        "site": site,
+        "resident": resident,
+        "unit": residents.unit_label(session, resident) if resident else None,
+        "contact_rows": contact_rows,
+        "timeline": timeline_rows,
+        "status_label": label(language, STATUS_LABELS, incident.status.value),
+        "kind_label": label(language, KIND_LABELS, incident.kind.value),
+        "condition_label": label(language, CONDITION_LABELS, incident.condition.value),
+        "outcome_label": label(language, OUTCOME_LABELS, incident.outcome.value)
+        if incident.outcome
+        else "",
+        "outcomes": [(o.value, label(language, OUTCOME_LABELS, o.value)) for o in Outcome],
+        "active": active,
+        "closed": incident.status in CLOSED,
+        "can_write": can_write,
+        "overdue": is_overdue(session, incident, utcnow()),
+        "request_id": new_request_id(),
+        "show_phone": display_phone,
+        "event_count": len(events),
+        "live": {
+            "url": f"/console/incidents/{incident.id}/live.json",
+            "poll_seconds": POLL_SECONDS,
+            "event_count": len(events),
+            "status": incident.status.value,
+        },
+        "timezone": timezone,
+    }
+
+
+def incident_page(
+    request: Request,
+    session: Session,
+    page_user: PageUser,
+    incident_id: uuid.UUID,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+    form: dict[str, str] | None = None,
+) -> Response:
+    context = incident_context(session, page_user, incident_id)
+    context.update({"error": error, "form": form or {}})
+    return console_render(
+        request,
+        page_user,
+        "console/incident.html",
+        context,
+        status_code=status_code,
+        section="/console",
+    )
+
+
+@router.get("/incidents/{incident_id}")
+def incident_view(
+    request: Request, incident_id: uuid.UUID, session: SessionDep, page_user: ConsoleUserDep
+) -> Response:
+    return incident_page(request, session, page_user, incident_id)
+
+
+@router.get("/incidents/{incident_id}/live.json")
+def incident_live(
+    incident_id: uuid.UUID, session: SessionDep, page_user: ConsoleUserDep
+) -> JSONResponse:
+    """What the incident page polls: its status and how many timeline events there are. The
+    page reloads itself when either changed (and nothing is being typed)."""
+    incident = incidents.get_incident(
+        session=session, actor=page_user.actor, incident_id=incident_id
+    )
+    return JSONResponse(
+        {
+            "status": incident.status.value,
+            "event_count": len(timeline.events_of(session, incident.id)),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _action_error(language: str, exc: Exception) -> tuple[str, int]:
+    if isinstance(exc, Conflict):
+        if "already" in exc.detail:
+            return gettext(language, "This incident is already confirmed or closed."), 409
+        if "opted out" in exc.detail:
+            return gettext(language, "This contact opted out of SMS. Call instead."), 409
+        if "agreed" in exc.detail:
+            return gettext(language, "This contact has not agreed to be contacted."), 409
+        if "missing" in exc.detail:
+            return gettext(
+                language,
+                "A missing-resident alert goes to guards. Phone the family from the office.",
+            ), 409
+        return gettext(language, "That cannot be done now."), 409
+    if isinstance(exc, InvalidInput):
+        if "landline" in exc.message:
+            return gettext(language, "This number is a landline: call it instead."), 422
+        if "no SMS" in exc.message or "no calls" in exc.message:
+            return gettext(language, "This contact does not take that kind of message."), 422
+        return gettext(language, "Please check what you entered."), 422
+    raise exc
+
+
+@router.post("/incidents/{incident_id}/notify")
+def incident_notify(
+    request: Request,
+    incident_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    contact_id: Annotated[uuid.UUID, Form()],
+    channel: Annotated[MessageKind, Form()],
+    request_id: Annotated[str, Form(min_length=8, max_length=64, pattern=r"^[\w-]+$")],
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    try:
+        manual.notify_contact(
+            session=session,
+            actor=page_user.actor,
+            incident_id=incident_id,
+            contact_id=contact_id,
+            channel=channel,
+            request_id=request_id,
+        )
+    except (Conflict, InvalidInput) as exc:
+        session.rollback()
+        error, status = _action_error(page_user.language, exc)
+        return incident_page(
+            request, session, page_user, incident_id, error=error, status_code=status
+        )
+    return see_other(f"/console/incidents/{incident_id}?done=notify")
+
+
+@router.post("/incidents/{incident_id}/acknowledge")
+def incident_acknowledge(
+    request: Request,
+    incident_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    contact_id: Annotated[str, Form(max_length=40)] = "",
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    try:
+        contact = uuid.UUID(contact_id) if contact_id else None
+    except ValueError:
+        error = gettext(page_user.language, "Choose one of the listed contacts.")
+        return incident_page(request, session, page_user, incident_id, error=error, status_code=422)
+    try:
+        incidents.acknowledge(
+            session=session, actor=page_user.actor, incident_id=incident_id, contact_id=contact
+        )
+    except (Conflict, InvalidInput) as exc:
+        session.rollback()
+        error, status = _action_error(page_user.language, exc)
+        return incident_page(
+            request, session, page_user, incident_id, error=error, status_code=status
+        )
+    return see_other(f"/console/incidents/{incident_id}?done=acknowledge")
+
+
+@router.post("/incidents/{incident_id}/note")
+def incident_note(
+    request: Request,
+    incident_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    text: NoteField = "",
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    if not text.strip() or "\x00" in text:
+        error = gettext(page_user.language, "Write the note first.")
+        return incident_page(
+            request,
+            session,
+            page_user,
+            incident_id,
+            error=error,
+            status_code=422,
+            form={"note": text.replace("\x00", "")},
+        )
+    incidents.add_note(
+        session=session, actor=page_user.actor, incident_id=incident_id, note=text.strip()
+    )
+    return see_other(f"/console/incidents/{incident_id}?done=note")
+
+
+@router.post("/incidents/{incident_id}/resolve")
+def incident_resolve(
+    request: Request,
+    incident_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    outcome: Annotated[str, Form(max_length=40)] = "",
+    handed_to: Annotated[str, Form(max_length=200)] = "",
+    note: NoteField = "",
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    language = page_user.language
+    typed = {"outcome": outcome, "handed_to": handed_to, "resolve_note": note}
+    error: str | None = None
+    if outcome not in {o.value for o in Outcome}:
+        error = gettext(language, "Choose how the incident ended.")
+    elif outcome == "handed_over" and not handed_to.strip():
+        error = gettext(language, "Say to whom the resident was handed over.")
+    elif "\x00" in handed_to + note:
+        error = gettext(language, "Please check what you entered.")
+    if error:
+        return incident_page(
+            request, session, page_user, incident_id, error=error, status_code=422, form=typed
+        )
+    try:
+        incidents.resolve(
+            session=session,
+            actor=page_user.actor,
+            incident_id=incident_id,
+            data=Resolution(
+                outcome=Outcome(outcome),
+                handed_to=handed_to.strip() or None,
+                note=note.strip() or None,
+            ),
+        )
+    except Conflict as exc:
+        session.rollback()
+        error, status = _action_error(language, exc)
+        return incident_page(
+            request, session, page_user, incident_id, error=error, status_code=status, form=typed
+        )
+    return see_other(f"/console/incidents/{incident_id}?done=resolve")
+
+
+@router.post("/incidents/{incident_id}/cancel")
+def incident_cancel(
+    request: Request,
+    incident_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    try:
+        incidents.cancel(session=session, actor=page_user.actor, incident_id=incident_id)
+    except Conflict as exc:
+        session.rollback()
+        error, status = _action_error(page_user.language, exc)
+        return incident_page(
+            request, session, page_user, incident_id, error=error, status_code=status
+        )
+    return see_other(f"/console/incidents/{incident_id}?done=cancel")

@@ -1,0 +1,478 @@
+"""Console pages for admins (users) and managers (the access audit)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import zoneinfo
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+
+from api.deps import SessionDep
+from api.pages.console import ConsoleUserDep, CsrfField, console_render, see_other
+from api.pages.deps import PageUser, check_form_csrf
+from api.pages.i18n import N_, gettext
+from welfare.audit.service import list_entries, verify_chain
+from welfare.authz import Permission, Role, require
+from welfare.errors import Conflict, InvalidInput
+from welfare.residents import service as residents
+from welfare.residents.models import Resident
+from welfare.sites import service as sites
+from welfare.sites.models import Site
+from welfare.users import service as users
+from welfare.users.models import UI_LANGUAGES, User, UserCreate, UserUpdate
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+PAGE_SIZE = 50
+ROLE_LABELS = {
+    "guard": N_("Guard"),
+    "staff": N_("Office staff"),
+    "manager": N_("Manager"),
+    "admin": N_("Admin"),
+}
+USER_FIELDS = {
+    "username": N_("Username: 2-63 lower-case letters, digits, '.', '_' or '-'."),
+    "display_name": N_("Name shown to others: 1-200 characters."),
+    "password": N_("Password: at least 10 characters."),
+    "phone": N_("Phone: a valid number for the user's site."),
+    "role": N_("Choose a role."),
+    "site_ids": N_("Choose the sites."),
+    "language": N_("Choose a language."),
+}
+
+
+def _t(page_user: PageUser, message: str) -> str:
+    return gettext(page_user.language, message)
+
+
+def _user_errors(page_user: PageUser, exc: Exception) -> list[str]:
+    fields: list[str] = []
+    if isinstance(exc, ValidationError):
+        fields = [str(e["loc"][0]) for e in exc.errors() if e["loc"]]
+    elif isinstance(exc, InvalidInput):
+        fields = [str(exc.loc[-1])] if exc.loc else []
+    messages = [_t(page_user, USER_FIELDS[f]) for f in dict.fromkeys(fields) if f in USER_FIELDS]
+    return messages or [gettext(page_user.language, "Please check what you entered.")]
+
+
+def _all_sites(session: Session, page_user: PageUser) -> list[Site]:
+    rows, _ = sites.list_sites(session=session, actor=page_user.actor, limit=200, offset=0)
+    return rows
+
+
+def _parse_ids(values: list[str] | None) -> list[uuid.UUID]:
+    out: list[uuid.UUID] = []
+    for value in values or []:
+        try:
+            out.append(uuid.UUID(value))
+        except ValueError:
+            raise InvalidInput("site_ids", "not a site id") from None
+    return out
+
+
+# --- users --------------------------------------------------------------------------------------
+
+
+def _users_page(
+    request: Request,
+    session: Session,
+    page_user: PageUser,
+    *,
+    offset: int = 0,
+    form: dict[str, Any] | None = None,
+    errors: list[str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    rows, total = users.list_users(
+        session=session, actor=page_user.actor, limit=PAGE_SIZE, offset=offset
+    )
+    site_list = _all_sites(session, page_user)
+    names = {s.id: s.name for s in site_list}
+    return console_render(
+        request,
+        page_user,
+        "console/users.html",
+        {
+            "rows": [
+                {"user": u, "sites": [names.get(i, "?") for i in users.site_ids_of(session, u.id)]}
+                for u in rows
+            ],
+            "total": total,
+            "offset": offset,
+            "page_size": PAGE_SIZE,
+            "sites": site_list,
+            "roles": [(r.value, _t(page_user, ROLE_LABELS[r.value])) for r in Role],
+            "role_labels": ROLE_LABELS,
+            "languages": UI_LANGUAGES,
+            "form": form or {},
+            "errors": errors or [],
+        },
+        status_code=status_code,
+        section="/console/users",
+    )
+
+
+@router.get("/users")
+def users_list(
+    request: Request,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Response:
+    return _users_page(request, session, page_user, offset=offset)
+
+
+@router.post("/users")
+def user_create(
+    request: Request,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    username: Annotated[str, Form(max_length=63)] = "",
+    display_name: Annotated[str, Form(max_length=200)] = "",
+    role: Annotated[str, Form(max_length=20)] = "",
+    language: Annotated[str, Form(max_length=16)] = "en",
+    phone: Annotated[str, Form(max_length=40)] = "",
+    password: Annotated[str, Form(max_length=256)] = "",
+    site_ids: Annotated[list[str] | None, Form(max_length=500)] = None,
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    require(page_user.actor, Permission.users_manage)
+    typed = {
+        "username": username,
+        "display_name": display_name,
+        "role": role,
+        "language": language,
+        "phone": phone,
+        "site_ids": site_ids or [],
+    }  # the password is never sent back
+    try:
+        user = users.create_user(
+            session=session,
+            actor=page_user.actor,
+            data=UserCreate(
+                username=username.strip(),
+                display_name=display_name.strip(),
+                role=role,  # type: ignore[arg-type]
+                language=language,
+                phone=phone.strip() or None,
+                password=password,
+                site_ids=_parse_ids(site_ids),
+            ),
+        )
+    except (ValidationError, InvalidInput) as exc:
+        session.rollback()
+        return _users_page(
+            request,
+            session,
+            page_user,
+            form=typed,
+            errors=_user_errors(page_user, exc),
+            status_code=422,
+        )
+    except Conflict:
+        session.rollback()
+        return _users_page(
+            request,
+            session,
+            page_user,
+            form=typed,
+            errors=[gettext(page_user.language, "That username is taken.")],
+            status_code=409,
+        )
+    return see_other(f"/console/users/{user.id}?done=created")
+
+
+def _user_page(
+    request: Request,
+    session: Session,
+    page_user: PageUser,
+    user_id: uuid.UUID,
+    *,
+    errors: list[str] | None = None,
+    form: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    user = users.get_user(session=session, actor=page_user.actor, user_id=user_id)
+    current = {
+        "display_name": user.display_name,
+        "role": user.role.value,
+        "language": user.language,
+        "phone": user.phone or "",
+        "site_ids": [str(i) for i in users.site_ids_of(session, user.id)],
+        "is_active": user.is_active,
+    }
+    return console_render(
+        request,
+        page_user,
+        "console/user.html",
+        {
+            "user": user,
+            "form": form or current,
+            "errors": errors or [],
+            "sites": _all_sites(session, page_user),
+            "roles": [(r.value, _t(page_user, ROLE_LABELS[r.value])) for r in Role],
+            "languages": UI_LANGUAGES,
+            "is_self": str(user.id) == page_user.user_id,
+        },
+        status_code=status_code,
+        section="/console/users",
+    )
+
+
+@router.get("/users/{user_id}")
+def user_view(
+    request: Request, user_id: uuid.UUID, session: SessionDep, page_user: ConsoleUserDep
+) -> Response:
+    return _user_page(request, session, page_user, user_id)
+
+
+@router.post("/users/{user_id}")
+def user_update(
+    request: Request,
+    user_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    display_name: Annotated[str, Form(max_length=200)] = "",
+    role: Annotated[str, Form(max_length=20)] = "",
+    language: Annotated[str, Form(max_length=16)] = "en",
+    phone: Annotated[str, Form(max_length=40)] = "",
+    site_ids: Annotated[list[str] | None, Form(max_length=500)] = None,
+    is_active: Annotated[bool, Form()] = False,
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    typed = {
+        "display_name": display_name,
+        "role": role,
+        "language": language,
+        "phone": phone,
+        "site_ids": site_ids or [],
+        "is_active": is_active,
+    }
+    try:
+        users.update_user(
+            session=session,
+            actor=page_user.actor,
+            user_id=user_id,
+            data=UserUpdate(
+                display_name=display_name.strip(),
+                role=role,  # type: ignore[arg-type]
+                language=language,
+                phone=phone.strip() or None,
+                site_ids=_parse_ids(site_ids),
+                is_active=is_active,
+            ),
+        )
+    except (ValidationError, InvalidInput) as exc:
+        session.rollback()
+        errors = _user_errors(page_user, exc)
+        return _user_page(
+            request, session, page_user, user_id, errors=errors, form=typed, status_code=422
+        )
+    except Conflict:
+        session.rollback()
+        errors = [
+            gettext(
+                page_user.language, "You cannot demote or deactivate yourself; ask another admin."
+            )
+        ]
+        return _user_page(
+            request, session, page_user, user_id, errors=errors, form=typed, status_code=409
+        )
+    return see_other(f"/console/users/{user_id}?done=saved")
+
+
+@router.post("/users/{user_id}/password")
+def user_password(
+    request: Request,
+    user_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    password: Annotated[str, Form(max_length=256)] = "",
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    try:
+        users.update_user(
+            session=session,
+            actor=page_user.actor,
+            user_id=user_id,
+            data=UserUpdate(password=password),
+        )
+    except ValidationError:
+        session.rollback()
+        errors = [_t(page_user, USER_FIELDS["password"])]
+        return _user_page(request, session, page_user, user_id, errors=errors, status_code=422)
+    return see_other(f"/console/users/{user_id}?done=password")
+
+
+@router.post("/users/{user_id}/sessions")
+def user_sessions(
+    user_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    count = users.admin_revoke_sessions(session=session, actor=page_user.actor, user_id=user_id)
+    return see_other(f"/console/users/{user_id}?done=sessions&count={count}")
+
+
+# --- the access audit ---------------------------------------------------------------------------
+
+ACTION_LABELS = {
+    "resident.read": N_("Read the full record"),
+    "resident.list": N_("Listed or searched residents"),
+    "resident.create": N_("Registered"),
+    "resident.update": N_("Changed the record"),
+    "resident.photo_read": N_("Viewed the photo"),
+    "resident.photo_set": N_("Stored a photo"),
+    "resident.photo_delete": N_("Removed the photo"),
+    "contact.list": N_("Read the contacts"),
+    "contact.read": N_("Read a contact"),
+    "contact.create": N_("Added a contact"),
+    "contact.update": N_("Changed a contact"),
+    "contact.delete": N_("Removed a contact"),
+    "consent.list": N_("Read the consents"),
+    "consent.record": N_("Recorded a consent"),
+    "consent.withdraw": N_("Withdrew a consent"),
+    "tag.issue": N_("Issued a tag"),
+    "tag.revoke": N_("Revoked a tag"),
+    "tag.label": N_("Printed a label"),
+    "incident.open": N_("Opened an incident"),
+    "incident.notify": N_("Sent a message by hand"),
+    "lookup.search": N_("Guard searched"),
+    "lookup.tag": N_("Guard scanned the tag"),
+    "lookup.photo": N_("Guard viewed the photo"),
+    "audit.read": N_("Read the audit"),
+}
+
+
+def _zone(session: Session, page_user: PageUser) -> zoneinfo.ZoneInfo:
+    """Dates typed in the filter are days in the user's (first) site's timezone."""
+    for site_id in sorted(page_user.actor.site_ids, key=str):
+        site = session.get(Site, site_id)
+        if site is not None:
+            return zoneinfo.ZoneInfo(site.timezone)
+    return zoneinfo.ZoneInfo("UTC")
+
+
+def _day(value: str, zone: zoneinfo.ZoneInfo) -> dt.datetime | None:
+    if not value:
+        return None
+    day = dt.date.fromisoformat(value)
+    return dt.datetime.combine(day, dt.time(0), zone)
+
+
+@router.get("/audit")
+def audit_page(
+    request: Request,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    resident: Annotated[str, Query(max_length=200)] = "",
+    resident_id: Annotated[str, Query(max_length=40)] = "",
+    user: Annotated[str, Query(max_length=63)] = "",
+    since: Annotated[str, Query(max_length=10)] = "",
+    until: Annotated[str, Query(max_length=10)] = "",
+    action: Annotated[str, Query(max_length=64)] = "",
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    verify: bool = False,
+) -> Response:
+    require(page_user.actor, Permission.audit_read)
+    language = page_user.language
+    errors: list[str] = []
+    zone = _zone(session, page_user)
+    chosen: Resident | None = None
+    choices: list[Resident] = []
+    if resident_id:
+        try:
+            chosen = residents.load_resident(
+                session, page_user.actor, uuid.UUID(resident_id), Permission.registry_read
+            )
+        except ValueError:
+            errors.append(gettext(language, "Unknown resident."))
+    elif resident.strip():
+        found, _ = residents.list_residents(
+            session=session, actor=page_user.actor, limit=20, offset=0, q=resident
+        )
+        if len(found) == 1:
+            chosen = found[0]
+        elif found:
+            choices = list(found)
+        else:
+            errors.append(gettext(language, "No resident matches."))
+    user_row: User | None = None
+    if user.strip():
+        user_row = session.exec(select(User).where(User.username == user.strip().lower())).first()
+        if user_row is None:
+            errors.append(gettext(language, "No user has that username."))
+    try:
+        since_at = _day(since, zone)
+        until_day = _day(until, zone)
+    except ValueError:
+        since_at = until_day = None
+        errors.append(gettext(language, "Dates look like 2026-11-01."))
+    until_at = until_day + dt.timedelta(days=1) if until_day else None
+    rows: list[Any] = []
+    total = 0
+    if not errors and not choices:
+        rows, total = list_entries(
+            session,
+            actor=page_user.actor,
+            resident_id=chosen.id if chosen else None,
+            user_id=user_row.id if user_row else None,
+            since=since_at,
+            until=until_at,
+            action=action.strip() or None,
+            limit=PAGE_SIZE,
+            offset=offset,
+        )
+    actor_ids = {r.actor_id for r in rows if r.actor_id}
+    usernames = (
+        dict(session.exec(select(User.id, User.username).where(col(User.id).in_(actor_ids))).all())
+        if actor_ids
+        else {}
+    )
+    report = verify_chain(session) if verify else None
+    query = {
+        "resident": resident,
+        "resident_id": str(chosen.id) if chosen else "",
+        "user": user,
+        "since": since,
+        "until": until,
+        "action": action,
+    }
+    return console_render(
+        request,
+        page_user,
+        "console/audit.html",
+        {
+            "rows": [
+                {
+                    "entry": r,
+                    "who": usernames.get(r.actor_id, gettext(language, "system")),
+                    "action_label": gettext(language, ACTION_LABELS[r.action])
+                    if r.action in ACTION_LABELS
+                    else r.action,
+                }
+                for r in rows
+            ],
+            "total": total,
+            "offset": offset,
+            "page_size": PAGE_SIZE,
+            "query": query,
+            "chosen": chosen,
+            "choices": choices,
+            "errors": errors,
+            "report": report,
+            "timezone": str(zone),
+        },
+        status_code=422 if errors else 200,
+        section="/console/audit",
+    )

@@ -1,0 +1,1348 @@
+"""Registry pages of the staff console: residents, photos, contacts, consents, tags, households
+and the printable label sheet. Every read and write goes through welfare/* services."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import Response
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+
+from api.deps import SessionDep, SettingsDep
+from api.pages.console import (
+    ConsoleUserDep,
+    CsrfField,
+    console_render,
+    see_other,
+)
+from api.pages.deps import PageUser, check_form_csrf
+from api.pages.i18n import N_, gettext
+from welfare.authz import Permission
+from welfare.consent import service as consents
+from welfare.consent.models import (
+    Consent,
+    ConsentCreate,
+    ConsentMethod,
+    ConsentScope,
+    GivenByKind,
+)
+from welfare.consent.scopes import consents_of, live_scopes
+from welfare.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    UnsupportedMedia,
+)
+from welfare.incidents.models import CLOSED, Incident
+from welfare.phones import display_phone
+from welfare.residents import service as residents
+from welfare.residents.models import (
+    Contact,
+    ContactCreate,
+    ContactUpdate,
+    Resident,
+    ResidentCreate,
+    ResidentUpdate,
+)
+from welfare.settings import Settings
+from welfare.sites import service as sites
+from welfare.sites.models import HouseholdCreate, Site
+from welfare.tags import service as tags
+from welfare.tags.sheet import label_reference, label_sheet
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+PAGE_SIZE = 50
+Text200 = Annotated[str, Form(max_length=200)]
+Text2000 = Annotated[str, Form(max_length=2000)]
+
+CONSENT_STATE_LABELS = {
+    "active": N_("Consent active"),
+    "unverified": N_("Consent review overdue"),
+    "withdrawn": N_("Withdrawn"),
+    "none": N_("No consent"),
+}
+SCOPE_LABELS = {
+    "registry": N_("Keep the record in the registry"),
+    "lost_person_response": N_("Lost-person response (guards can identify them)"),
+    "welfare_visits": N_("Welfare visits"),
+    "photo": N_("Photo"),
+    "share_with_responders": N_("Share with police and ambulance"),
+}
+GIVEN_BY_LABELS = {
+    "resident": N_("The resident"),
+    "guardian": N_("A guardian"),
+    "attorney": N_("An attorney"),
+}
+METHOD_LABELS = {"written": N_("Written"), "verbal": N_("Verbal"), "electronic": N_("Electronic")}
+CONTACT_LANGUAGES = [("zh-CN", "中文 (简体)"), ("en", "English"), ("ko-KR", "한국어")]
+# Field names of the contact and household forms, for error messages.
+FIELD_LABELS = {
+    "name": N_("Name"),
+    "relationship": N_("Relationship"),
+    "phone": N_("Phone"),
+    "secondary_phone": N_("Second phone"),
+    "language": N_("Language"),
+    "channels": N_("Channels"),
+    "quiet_hours_start": N_("Quiet hours"),
+    "quiet_hours_end": N_("Quiet hours"),
+    "building": N_("Building"),
+    "unit": N_("Unit"),
+    "landline": N_("Landline"),
+    "full_name": N_("Full name"),
+    "household_id": N_("Household"),
+    "given_by_name": N_("Given by (name)"),
+    "given_by_relationship": N_("Relationship to the resident"),
+    "scopes": N_("What it covers"),
+    "given_at": N_("Given on"),
+    "review_due": N_("Review due"),
+    "site_id": N_("Site"),
+    "preferred_name": N_("Called (preferred name)"),
+    "aliases": N_("Also known as"),
+    "languages": N_("Languages"),
+    "birth_year": N_("Year of birth"),
+    "height_cm": N_("Height (cm)"),
+    "places": N_("Places they go"),
+}
+
+
+def _t(page_user: PageUser, message: str) -> str:
+    return gettext(page_user.language, message)
+
+
+def _field_errors(page_user: PageUser, exc: Exception) -> dict[str, str]:
+    """Errors keyed by form field, in the user's language. Never echoes the input."""
+    errors: dict[str, str] = {}
+    if isinstance(exc, ValidationError):
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "form"
+            errors.setdefault(field, gettext(page_user.language, "Check this field."))
+    elif isinstance(exc, InvalidInput):
+        field = str(exc.loc[-1]) if exc.loc else "form"
+        if field in ("phone", "secondary_phone", "landline"):
+            errors[field] = gettext(
+                page_user.language,
+                "Not a valid phone number for this site's region. Check the digits.",
+            )
+        elif "quiet" in field:
+            errors[field] = gettext(
+                page_user.language, "Quiet hours need a start and a different end."
+            )
+        else:
+            errors[field] = gettext(page_user.language, "Check this field.")
+    return errors
+
+
+def _error_summary(page_user: PageUser, errors: dict[str, str]) -> str:
+    names = [
+        _t(page_user, FIELD_LABELS[f]) if f in FIELD_LABELS else f for f in errors if f != "form"
+    ]
+    if not names:
+        return gettext(page_user.language, "Please check what you entered.")
+    return gettext(page_user.language, "Please check: %(fields)s") % {
+        "fields": ", ".join(dict.fromkeys(names))
+    }
+
+
+def _visible_sites(session: Session, page_user: PageUser) -> list[Site]:
+    rows, _ = sites.list_sites(session=session, actor=page_user.actor, limit=200, offset=0)
+    if page_user.actor.is_system or page_user.actor.can(Permission.sites_manage):
+        rows = [s for s in rows if page_user.actor.in_site(s.id)]
+    return rows
+
+
+# --- residents list -----------------------------------------------------------------------------
+
+
+@router.get("/residents")
+def residents_list(
+    request: Request,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    q: Annotated[str, Query(max_length=200)] = "",
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Response:
+    rows, total = residents.list_residents(
+        session=session, actor=page_user.actor, limit=PAGE_SIZE, offset=offset, q=q or None
+    )
+    items = [
+        {
+            "resident": r,
+            "unit": residents.unit_label(session, r),
+            "state": consents.state_of(session, r).value,
+        }
+        for r in rows
+    ]
+    return console_render(
+        request,
+        page_user,
+        "console/residents.html",
+        {
+            "items": items,
+            "total": total,
+            "q": q,
+            "offset": offset,
+            "page_size": PAGE_SIZE,
+            "state_labels": CONSENT_STATE_LABELS,
+        },
+        section="/console/residents",
+    )
+
+
+# --- register a resident ------------------------------------------------------------------------
+
+
+def _households_for_form(session: Session, page_user: PageUser) -> list[Any]:
+    rows, _ = sites.list_households(session=session, actor=page_user.actor, limit=200, offset=0)
+    return rows
+
+
+def _new_resident_page(
+    request: Request,
+    session: Session,
+    page_user: PageUser,
+    *,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    error: str | None = None,
+    duplicate_id: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    return console_render(
+        request,
+        page_user,
+        "console/resident_new.html",
+        {
+            "households": _households_for_form(session, page_user),
+            "form": form or {},
+            "errors": errors or {},
+            "error": error,
+            "duplicate_id": duplicate_id,
+        },
+        status_code=status_code,
+        section="/console/residents",
+    )
+
+
+@router.get("/residents/new")
+def resident_new(request: Request, session: SessionDep, page_user: ConsoleUserDep) -> Response:
+    if not page_user.actor.can(Permission.registry_write):
+        raise PermissionDenied("the role may not register residents")
+    return _new_resident_page(request, session, page_user)
+
+
+def _split(value: str, sep: str = ",") -> list[str]:
+    return [part.strip() for part in value.replace("\r", "").split(sep) if part.strip()]
+
+
+@router.post("/residents")
+def resident_create(
+    request: Request,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    household_id: Annotated[str, Form(max_length=40)] = "",
+    full_name: Text200 = "",
+    preferred_name: Text200 = "",
+    languages: Text200 = "",
+    approach: Text2000 = "",
+    care_needs: Text2000 = "",
+    medical_notes: Text2000 = "",
+    places: Text2000 = "",
+    allow_duplicate: Annotated[bool, Form()] = False,
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    typed = {
+        "household_id": household_id,
+        "full_name": full_name,
+        "preferred_name": preferred_name,
+        "languages": languages,
+        "approach": approach,
+        "care_needs": care_needs,
+        "medical_notes": medical_notes,
+        "places": places,
+    }
+    try:
+        data = ResidentCreate(
+            household_id=household_id or None,  # type: ignore[arg-type]
+            full_name=full_name.strip(),
+            preferred_name=preferred_name.strip() or None,
+            languages=_split(languages),
+            approach=approach.strip() or None,
+            care_needs=care_needs.strip() or None,
+            medical_notes=medical_notes.strip() or None,
+            places=_split(places, "\n"),
+        )
+        resident = residents.create_resident(
+            session=session, actor=page_user.actor, data=data, allow_duplicate=allow_duplicate
+        )
+    except (ValidationError, InvalidInput) as exc:
+        session.rollback()
+        errors = _field_errors(page_user, exc)
+        return _new_resident_page(
+            request,
+            session,
+            page_user,
+            form=typed,
+            errors=errors,
+            error=_error_summary(page_user, errors),
+            status_code=422,
+        )
+    except Conflict as exc:
+        session.rollback()
+        return _new_resident_page(
+            request,
+            session,
+            page_user,
+            form=typed,
+            error=gettext(
+                page_user.language,
+                "Someone with this name is already registered at this household. Open their "
+                "record, or register anyway if it is a different person.",
+            ),
+            duplicate_id=str(exc.extra.get("existing_id", "")),
+            status_code=409,
+        )
+    return see_other(f"/console/residents/{resident.id}?done=created")
+
+
+# --- one resident -------------------------------------------------------------------------------
+
+
+def _consent_rows(page_user: PageUser, rows: list[Consent]) -> list[dict[str, Any]]:
+    now = dt.datetime.now(dt.UTC)
+    return [
+        {
+            "consent": c,
+            "scopes": [_t(page_user, SCOPE_LABELS.get(s, s)) for s in c.scopes],
+            "given_by": _t(page_user, GIVEN_BY_LABELS[c.given_by_kind.value]),
+            "method": _t(page_user, METHOD_LABELS[c.method.value]),
+            "overdue": c.withdrawn_at is None and c.review_due <= now,
+        }
+        for c in rows
+    ]
+
+
+def _resident_context(
+    session: Session, settings: Settings, page_user: PageUser, resident_id: uuid.UUID
+) -> dict[str, Any]:
+    resident = residents.get_resident(
+        session=session, actor=page_user.actor, resident_id=resident_id
+    )
+    site = session.get(Site, resident.site_id)
+    erased = resident.erased_at is not None
+    consent_list = consents.list_consents(
+        session=session, actor=page_user.actor, resident_id=resident.id
+    )
+    contacts = (
+        []
+        if erased
+        else residents.list_contacts(
+            session=session, actor=page_user.actor, resident_id=resident.id
+        )
+    )
+    tag = tags.live_tag(session, resident.id)
+    scopes = live_scopes(consent_list)
+    return {
+        "resident": resident,
+        "site": site,
+        "erased": erased,
+        "unit": residents.unit_label(session, resident),
+        "state": consents.state_of(session, resident).value,
+        "state_labels": CONSENT_STATE_LABELS,
+        "consents": _consent_rows(page_user, consent_list),
+        "contacts": contacts,
+        "tag": tag,
+        "tag_url": tags.tag_url(settings.public_base_url, tag.code) if tag else None,
+        "tag_reference": label_reference(tag.code) if tag else None,
+        "can_write": page_user.actor.can(Permission.registry_write),
+        "can_photo": ConsentScope.photo in scopes,
+        "can_tag": ConsentScope.lost_person_response in scopes,
+        "scope_choices": [(s.value, _t(page_user, SCOPE_LABELS[s.value])) for s in ConsentScope],
+        "given_by_choices": [
+            (k.value, _t(page_user, GIVEN_BY_LABELS[k.value])) for k in GivenByKind
+        ],
+        "method_choices": [(m.value, _t(page_user, METHOD_LABELS[m.value])) for m in ConsentMethod],
+        "contact_languages": CONTACT_LANGUAGES,
+        "show_phone": display_phone,
+        "timezone": site.timezone if site else None,
+    }
+
+
+def resident_page(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    page_user: PageUser,
+    resident_id: uuid.UUID,
+    *,
+    error: str | None = None,
+    errors: dict[str, str] | None = None,
+    form: dict[str, Any] | None = None,
+    form_name: str = "",
+    status_code: int = 200,
+) -> Response:
+    context = _resident_context(session, settings, page_user, resident_id)
+    context.update(
+        {"error": error, "errors": errors or {}, "form": form or {}, "form_name": form_name}
+    )
+    return console_render(
+        request,
+        page_user,
+        "console/resident.html",
+        context,
+        status_code=status_code,
+        section="/console/residents",
+    )
+
+
+@router.get("/residents/{resident_id}")
+def resident_view(
+    request: Request,
+    resident_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    page_user: ConsoleUserDep,
+) -> Response:
+    return resident_page(request, session, settings, page_user, resident_id)
+
+
+# photo
+
+
+@router.post("/residents/{resident_id}/photo")
+async def resident_photo(
+    request: Request,
+    resident_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    page_user: ConsoleUserDep,
+    photo: Annotated[UploadFile | None, File()] = None,
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    data = await photo.read(settings.max_photo_bytes + 1) if photo is not None else b""
+    error: str | None = None
+    status = 200
+    try:
+        if not data:
+            raise InvalidInput("photo", "empty")
+        residents.set_photo(
+            session=session,
+            actor=page_user.actor,
+            settings=settings,
+            resident_id=resident_id,
+            data=data,
+        )
+    except PayloadTooLarge:
+        error, status = gettext(page_user.language, "That photo is too large."), 413
+    except UnsupportedMedia:
+        error, status = gettext(page_user.language, "Use a JPEG, PNG or WebP photo."), 415
+    except InvalidInput:
+        error, status = gettext(page_user.language, "Choose a photo to upload."), 422
+    except Conflict:
+        error, status = (
+            gettext(
+                page_user.language, "Record a consent that covers the photo before storing one."
+            ),
+            409,
+        )
+    if error:
+        session.rollback()
+        return resident_page(
+            request, session, settings, page_user, resident_id, error=error, status_code=status
+        )
+    return see_other(f"/console/residents/{resident_id}?done=photo")
+
+
+@router.post("/residents/{resident_id}/photo/delete")
+def resident_photo_delete(
+    resident_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    page_user: ConsoleUserDep,
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    residents.delete_photo(
+        session=session, actor=page_user.actor, settings=settings, resident_id=resident_id
+    )
+    return see_other(f"/console/residents/{resident_id}?done=photo_removed")
+
+
+# contacts
+
+
+def _contact_form_values(
+    name: str,
+    relationship: str,
+    phone: str,
+    secondary_phone: str,
+    language: str,
+    sms: bool,
+    voice: bool,
+    lives_in_household: bool,
+    can_collect: bool,
+    consent_to_contact: bool,
+    quiet_start: str,
+    quiet_end: str,
+    priority: str,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "relationship": relationship,
+        "phone": phone,
+        "secondary_phone": secondary_phone,
+        "language": language,
+        "sms": sms,
+        "voice": voice,
+        "lives_in_household": lives_in_household,
+        "can_collect": can_collect,
+        "consent_to_contact": consent_to_contact,
+        "quiet_start": quiet_start,
+        "quiet_end": quiet_end,
+        "priority": priority,
+    }
+
+
+def _contact_data(values: dict[str, Any]) -> dict[str, Any]:
+    channels = [c for c, on in (("sms", values["sms"]), ("voice", values["voice"])) if on]
+    return {
+        "name": values["name"].strip(),
+        "relationship": values["relationship"].strip(),
+        "phone": values["phone"].strip(),
+        "secondary_phone": values["secondary_phone"].strip() or None,
+        "language": values["language"],
+        "channels": channels,
+        "lives_in_household": values["lives_in_household"],
+        "can_collect": values["can_collect"],
+        "consent_to_contact": values["consent_to_contact"],
+        "quiet_hours_start": values["quiet_start"] or None,
+        "quiet_hours_end": values["quiet_end"] or None,
+        "priority": int(values["priority"]) if values["priority"].isdigit() else None,
+    }
+
+
+@router.post("/residents/{resident_id}/contacts")
+def contact_create(
+    request: Request,
+    resident_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    page_user: ConsoleUserDep,
+    name: Text200 = "",
+    relationship: Annotated[str, Form(max_length=100)] = "",
+    phone: Annotated[str, Form(max_length=40)] = "",
+    secondary_phone: Annotated[str, Form(max_length=40)] = "",
+    language: Annotated[str, Form(max_length=35)] = "en",
+    sms: Annotated[bool, Form()] = False,
+    voice: Annotated[bool, Form()] = False,
+    lives_in_household: Annotated[bool, Form()] = False,
+    can_collect: Annotated[bool, Form()] = False,
+    consent_to_contact: Annotated[bool, Form()] = False,
+    quiet_start: Annotated[str, Form(max_length=8)] = "",
+    quiet_end: Annotated[str, Form(max_length=8)] = "",
+    priority: Annotated[str, Form(max_length=3)] = "",
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    values = _contact_form_values(
+        name,
+        relationship,
+        phone,
+        secondary_phone,
+        language,
+        sms,
+        voice,
+        lives_in_household,
+        can_collect,
+        consent_to_contact,
+        quiet_start,
+        quiet_end,
+        priority,
+    )
+    try:
+        residents.create_contact(
+            session=session,
+            actor=page_user.actor,
+            resident_id=resident_id,
+            data=ContactCreate(**_contact_data(values)),
+        )
+    except (ValidationError, InvalidInput) as exc:
+        session.rollback()
+        errors = _field_errors(page_user, exc)
+        return resident_page(
+            request,
+            session,
+            settings,
+            page_user,
+            resident_id,
+            error=_error_summary(page_user, errors),
+            errors=errors,
+            form=values,
+            form_name="contact",
+            status_code=422,
+        )
+    except Conflict:
+        session.rollback()
+        return resident_page(
+            request,
+            session,
+            settings,
+            page_user,
+            resident_id,
+            error=gettext(
+                page_user.language, "This record was erased after consent was withdrawn."
+            ),
+            status_code=409,
+        )
+    return see_other(f"/console/residents/{resident_id}?done=contact#contacts")
+
+
+def _contact_edit_page(
+    request: Request,
+    session: Session,
+    page_user: PageUser,
+    resident_id: uuid.UUID,
+    contact: Contact,
+    *,
+    form: dict[str, Any],
+    errors: dict[str, str] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    return console_render(
+        request,
+        page_user,
+        "console/contact_edit.html",
+        {
+            "resident_id": resident_id,
+            "contact": contact,
+            "form": form,
+            "errors": errors or {},
+            "error": error,
+            "contact_languages": CONTACT_LANGUAGES,
+        },
+        status_code=status_code,
+        section="/console/residents",
+    )
+
+
+def _contact_values(contact: Contact) -> dict[str, Any]:
+    return _contact_form_values(
+        contact.name,
+        contact.relationship,
+        contact.phone,
+        contact.secondary_phone or "",
+        contact.language,
+        "sms" in contact.channels,
+        "voice" in contact.channels,
+        contact.lives_in_household,
+        contact.can_collect,
+        contact.consent_to_contact,
+        contact.quiet_hours_start.strftime("%H:%M") if contact.quiet_hours_start else "",
+        contact.quiet_hours_end.strftime("%H:%M") if contact.quiet_hours_end else "",
+        str(contact.priority),
+    )
+
+
+@router.get("/residents/{resident_id}/contacts/{contact_id}")
+def contact_edit(
+    request: Request,
+    resident_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+) -> Response:
+    contact = residents.get_contact(
+        session=session, actor=page_user.actor, resident_id=resident_id, contact_id=contact_id
+    )
+    return _contact_edit_page(
+        request, session, page_user, resident_id, contact, form=_contact_values(contact)
+    )
+
+
+@router.post("/residents/{resident_id}/contacts/{contact_id}")
+def contact_update(
+    request: Request,
+    resident_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    name: Text200 = "",
+    relationship: Annotated[str, Form(max_length=100)] = "",
+    phone: Annotated[str, Form(max_length=40)] = "",
+    secondary_phone: Annotated[str, Form(max_length=40)] = "",
+    language: Annotated[str, Form(max_length=35)] = "en",
+    sms: Annotated[bool, Form()] = False,
+    voice: Annotated[bool, Form()] = False,
+    lives_in_household: Annotated[bool, Form()] = False,
+    can_collect: Annotated[bool, Form()] = False,
+    consent_to_contact: Annotated[bool, Form()] = False,
+    quiet_start: Annotated[str, Form(max_length=8)] = "",
+    quiet_end: Annotated[str, Form(max_length=8)] = "",
+    priority: Annotated[str, Form(max_length=3)] = "",
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    values = _contact_form_values(
+        name,
+        relationship,
+        phone,
+        secondary_phone,
+        language,
+        sms,
+        voice,
+        lives_in_household,
+        can_collect,
+        consent_to_contact,
+        quiet_start,
+        quiet_end,
+        priority,
+    )
+    try:
+        residents.update_contact(
+            session=session,
+            actor=page_user.actor,
+            resident_id=resident_id,
+            contact_id=contact_id,
+            data=ContactUpdate(**_contact_data(values)),
+        )
+    except (ValidationError, InvalidInput) as exc:
+        session.rollback()
+        contact = residents.get_contact(
+            session=session, actor=page_user.actor, resident_id=resident_id, contact_id=contact_id
+        )
+        errors = _field_errors(page_user, exc)
+        return _contact_edit_page(
+            request,
+            session,
+            page_user,
+            resident_id,
+            contact,
+            form=values,
+            errors=errors,
+            error=_error_summary(page_user, errors),
+            status_code=422,
+        )
+    return see_other(f"/console/residents/{resident_id}?done=contact#contacts")
+
+
+@router.post("/residents/{resident_id}/contacts/{contact_id}/delete")
+def contact_delete(
+    resident_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    residents.delete_contact(
+        session=session, actor=page_user.actor, resident_id=resident_id, contact_id=contact_id
+    )
+    return see_other(f"/console/residents/{resident_id}?done=contact_removed#contacts")
+
+
+# consents
+
+
+@router.post("/residents/{resident_id}/consents")
+def consent_record(
+    request: Request,
+    resident_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    page_user: ConsoleUserDep,
+    given_by_kind: Annotated[str, Form(max_length=20)] = "",
+    given_by_name: Text200 = "",
+    given_by_relationship: Annotated[str, Form(max_length=100)] = "",
+    evidence: Annotated[str, Form(max_length=1000)] = "",
+    method: Annotated[str, Form(max_length=20)] = "",
+    scopes: Annotated[list[str] | None, Form(max_length=5)] = None,
+    given_on: Annotated[str, Form(max_length=10)] = "",
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    typed = {
+        "given_by_kind": given_by_kind,
+        "given_by_name": given_by_name,
+        "given_by_relationship": given_by_relationship,
+        "evidence": evidence,
+        "method": method,
+        "scopes": scopes or [],
+        "given_on": given_on,
+    }
+    try:
+        given_at = None
+        if given_on:
+            try:
+                day = dt.date.fromisoformat(given_on)
+            except ValueError:
+                raise InvalidInput("given_at", "not a date") from None
+            given_at = dt.datetime.combine(day, dt.time(12), dt.UTC)
+        data = ConsentCreate(
+            given_by_kind=given_by_kind,  # type: ignore[arg-type]
+            given_by_name=given_by_name.strip(),
+            given_by_relationship=given_by_relationship.strip() or None,
+            evidence=evidence.strip() or None,
+            method=method,  # type: ignore[arg-type]
+            scopes=scopes or [],  # type: ignore[arg-type]
+            given_at=given_at,
+        )
+        consents.record_consent(
+            session=session, actor=page_user.actor, resident_id=resident_id, data=data
+        )
+    except (ValidationError, InvalidInput) as exc:
+        session.rollback()
+        errors = _field_errors(page_user, exc)
+        return resident_page(
+            request,
+            session,
+            settings,
+            page_user,
+            resident_id,
+            error=_error_summary(page_user, errors),
+            errors=errors,
+            form=typed,
+            form_name="consent",
+            status_code=422,
+        )
+    except Conflict:
+        session.rollback()
+        return resident_page(
+            request,
+            session,
+            settings,
+            page_user,
+            resident_id,
+            error=gettext(
+                page_user.language, "This record was erased after consent was withdrawn."
+            ),
+            status_code=409,
+        )
+    return see_other(f"/console/residents/{resident_id}?done=consent#consents")
+
+
+def _erasure_plan(
+    session: Session, resident: Resident, consent: Consent
+) -> tuple[str, list[ConsentScope]]:
+    """What withdrawing this consent erases: "record", "photo" or "nothing", and the scopes
+    no consent covers any more. The same rule the service applies."""
+    others = [c for c in consents_of(session, resident.id) if c.id != consent.id]
+    remaining = live_scopes(others)
+    lost = sorted(set(live_scopes([consent])) - remaining)
+    if ConsentScope.registry not in remaining:
+        return "record", lost
+    if ConsentScope.photo not in remaining and resident.photo_file:
+        return "photo", lost
+    return "nothing", lost
+
+
+def _withdraw_page(
+    request: Request,
+    session: Session,
+    page_user: PageUser,
+    resident_id: uuid.UUID,
+    consent_id: uuid.UUID,
+    *,
+    error: str | None = None,
+    reason: str = "",
+    status_code: int = 200,
+) -> Response:
+    resident = residents.get_resident(
+        session=session,
+        actor=page_user.actor,
+        resident_id=resident_id,
+        purpose="consent withdrawal",
+    )
+    consent_list = consents.list_consents(
+        session=session, actor=page_user.actor, resident_id=resident.id
+    )
+    consent = next((c for c in consent_list if c.id == consent_id), None)
+    if consent is None:
+        raise NotFound("consent")
+    erases, lost = _erasure_plan(session, resident, consent)
+    incidents_open = 0
+    if erases == "record":
+        incidents_open = len(
+            session.exec(
+                select(Incident.id).where(
+                    Incident.resident_id == resident.id, col(Incident.status).not_in(CLOSED)
+                )
+            ).all()
+        )
+    return console_render(
+        request,
+        page_user,
+        "console/withdraw.html",
+        {
+            "resident": resident,
+            "consent": _consent_rows(page_user, [consent])[0],
+            "erases": erases,
+            "lost": [_t(page_user, SCOPE_LABELS[s.value]) for s in lost],
+            "contacts_count": len(
+                residents.list_contacts(
+                    session=session, actor=page_user.actor, resident_id=resident.id
+                )
+            )
+            if resident.erased_at is None
+            else 0,
+            "has_tag": tags.live_tag(session, resident.id) is not None,
+            "incidents_open": incidents_open,
+            "error": error,
+            "reason": reason,
+        },
+        status_code=status_code,
+        section="/console/residents",
+    )
+
+
+@router.get("/residents/{resident_id}/consents/{consent_id}/withdraw")
+def consent_withdraw_confirm(
+    request: Request,
+    resident_id: uuid.UUID,
+    consent_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+) -> Response:
+    return _withdraw_page(request, session, page_user, resident_id, consent_id)
+
+
+@router.post("/residents/{resident_id}/consents/{consent_id}/withdraw")
+def consent_withdraw(
+    request: Request,
+    resident_id: uuid.UUID,
+    consent_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    page_user: ConsoleUserDep,
+    reason: Annotated[str, Form(max_length=500)] = "",
+    confirm: Annotated[bool, Form()] = False,
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    if not confirm or "\x00" in reason:
+        return _withdraw_page(
+            request,
+            session,
+            page_user,
+            resident_id,
+            consent_id,
+            error=gettext(
+                page_user.language, "Tick the box to confirm that you have read what is erased."
+            ),
+            reason=reason.replace("\x00", ""),
+            status_code=422,
+        )
+    try:
+        consents.withdraw_consent(
+            session=session,
+            actor=page_user.actor,
+            settings=settings,
+            resident_id=resident_id,
+            consent_id=consent_id,
+            reason=reason.strip() or None,
+        )
+    except Conflict:
+        session.rollback()
+        return _withdraw_page(
+            request,
+            session,
+            page_user,
+            resident_id,
+            consent_id,
+            error=gettext(page_user.language, "This consent is already withdrawn."),
+            status_code=409,
+        )
+    return see_other(f"/console/residents/{resident_id}?done=withdrawn#consents")
+
+
+# tags
+
+
+@router.post("/residents/{resident_id}/tag")
+def tag_issue(
+    request: Request,
+    resident_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    page_user: ConsoleUserDep,
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    try:
+        tags.issue_tag(session=session, actor=page_user.actor, resident_id=resident_id)
+    except Conflict:
+        session.rollback()
+        return resident_page(
+            request,
+            session,
+            settings,
+            page_user,
+            resident_id,
+            error=gettext(page_user.language, "Record a lost-person consent before issuing a tag."),
+            status_code=409,
+        )
+    return see_other(f"/console/residents/{resident_id}?done=tag#tag")
+
+
+@router.post("/residents/{resident_id}/tag/revoke")
+def tag_revoke(
+    request: Request,
+    resident_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    page_user: ConsoleUserDep,
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    try:
+        tags.revoke_tag(session=session, actor=page_user.actor, resident_id=resident_id)
+    except NotFound:
+        session.rollback()
+        return resident_page(
+            request,
+            session,
+            settings,
+            page_user,
+            resident_id,
+            error=gettext(page_user.language, "There is no tag to revoke."),
+            status_code=409,
+        )
+    return see_other(f"/console/residents/{resident_id}?done=tag_revoked#tag")
+
+
+# --- households ---------------------------------------------------------------------------------
+
+
+def _households_page(
+    request: Request,
+    session: Session,
+    page_user: PageUser,
+    *,
+    q: str = "",
+    offset: int = 0,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    rows, total = sites.list_households(
+        session=session, actor=page_user.actor, limit=PAGE_SIZE, offset=offset, q=q or None
+    )
+    site_list = _visible_sites(session, page_user)
+    names = {s.id: s.name for s in site_list}
+    return console_render(
+        request,
+        page_user,
+        "console/households.html",
+        {
+            "households": rows,
+            "total": total,
+            "q": q,
+            "offset": offset,
+            "page_size": PAGE_SIZE,
+            "sites": site_list,
+            "site_names": names,
+            "form": form or {},
+            "errors": errors or {},
+            "error": error,
+            "show_phone": display_phone,
+            "can_write": page_user.actor.can(Permission.registry_write),
+        },
+        status_code=status_code,
+        section="/console/households",
+    )
+
+
+@router.get("/households")
+def households_list(
+    request: Request,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    q: Annotated[str, Query(max_length=100)] = "",
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Response:
+    return _households_page(request, session, page_user, q=q, offset=offset)
+
+
+@router.post("/households")
+def household_create(
+    request: Request,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    site_id: Annotated[str, Form(max_length=40)] = "",
+    building: Annotated[str, Form(max_length=50)] = "",
+    unit: Annotated[str, Form(max_length=50)] = "",
+    landline: Annotated[str, Form(max_length=40)] = "",
+    notes: Text2000 = "",
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    typed = {
+        "site_id": site_id,
+        "building": building,
+        "unit": unit,
+        "landline": landline,
+        "notes": notes,
+    }
+    try:
+        household = sites.create_household(
+            session=session,
+            actor=page_user.actor,
+            data=HouseholdCreate(
+                site_id=site_id or None,  # type: ignore[arg-type]
+                building=building,
+                unit=unit,
+                landline=landline.strip() or None,
+                notes=notes.strip() or None,
+            ),
+        )
+    except (ValidationError, InvalidInput) as exc:
+        session.rollback()
+        errors = _field_errors(page_user, exc)
+        return _households_page(
+            request,
+            session,
+            page_user,
+            form=typed,
+            errors=errors,
+            error=_error_summary(page_user, errors),
+            status_code=422,
+        )
+    except Conflict:
+        session.rollback()
+        return _households_page(
+            request,
+            session,
+            page_user,
+            form=typed,
+            errors={
+                "unit": gettext(
+                    page_user.language, "This building and unit already exist at the site."
+                )
+            },
+            error=gettext(page_user.language, "This building and unit already exist at the site."),
+            status_code=409,
+        )
+    return see_other(f"/console/households?q={quote(household.unit_label)}&done=created")
+
+
+# --- the label sheet ----------------------------------------------------------------------------
+
+
+@router.get("/labels")
+def labels_sheet(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    page_user: ConsoleUserDep,
+    site_id: Annotated[str, Query(max_length=40)] = "",
+) -> Response:
+    site_list = _visible_sites(session, page_user)
+    chosen: uuid.UUID | None = None
+    if site_id:
+        try:
+            chosen = uuid.UUID(site_id)
+        except ValueError:
+            raise NotFound("site") from None
+    elif len(site_list) == 1:
+        chosen = site_list[0].id
+    site: Site | None = None
+    labels: list[Any] = []
+    if chosen is not None:
+        site, labels = label_sheet(
+            session=session,
+            actor=page_user.actor,
+            site_id=chosen,
+            base_url=settings.public_base_url,
+        )
+    return console_render(
+        request,
+        page_user,
+        "console/labels.html",
+        {
+            "sites": site_list,
+            "site": site,
+            "labels": labels,
+            "office_phone": display_phone(site.office_phone)
+            if site and site.office_phone
+            else None,
+        },
+        section="/console/labels",
+    )
+
+
+# --- edit a resident's details ------------------------------------------------------------------
+
+TEXT_FIELDS = (
+    "full_name",
+    "preferred_name",
+    "build",
+    "hair",
+    "eyes",
+    "distinguishing_marks",
+    "clothing",
+    "care_needs",
+    "medical_notes",
+    "approach",
+    "routines",
+)
+SEX_LABELS = {
+    "female": N_("Female"),
+    "male": N_("Male"),
+    "other": N_("Other"),
+    "unknown": N_("Not recorded"),
+}
+RISK_LABELS = {"low": N_("Low"), "medium": N_("Medium"), "high": N_("High")}
+
+
+def _details_values(resident: Resident) -> dict[str, str]:
+    values = {name: getattr(resident, name) or "" for name in TEXT_FIELDS}
+    values.update(
+        {
+            "aliases": ", ".join(resident.aliases),
+            "languages": ", ".join(resident.languages),
+            "places": "\n".join(resident.places),
+            "birth_year": str(resident.birth_year or ""),
+            "height_cm": str(resident.height_cm or ""),
+            "sex": resident.sex.value,
+            "risk_level": resident.risk_level.value,
+        }
+    )
+    return values
+
+
+def _edit_page(
+    request: Request,
+    page_user: PageUser,
+    resident: Resident,
+    *,
+    form: dict[str, str],
+    errors: dict[str, str] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    language = page_user.language
+    return console_render(
+        request,
+        page_user,
+        "console/resident_edit.html",
+        {
+            "resident": resident,
+            "form": form,
+            "errors": errors or {},
+            "error": error,
+            "sexes": [(k, gettext(language, v)) for k, v in SEX_LABELS.items()],
+            "risks": [(k, gettext(language, v)) for k, v in RISK_LABELS.items()],
+        },
+        status_code=status_code,
+        section="/console/residents",
+    )
+
+
+@router.get("/residents/{resident_id}/edit")
+def resident_edit(
+    request: Request, resident_id: uuid.UUID, session: SessionDep, page_user: ConsoleUserDep
+) -> Response:
+    if not page_user.actor.can(Permission.registry_write):
+        raise PermissionDenied("the role may not change the registry")
+    resident = residents.get_resident(
+        session=session, actor=page_user.actor, resident_id=resident_id
+    )
+    if resident.erased_at is not None:
+        raise NotFound("resident")
+    return _edit_page(request, page_user, resident, form=_details_values(resident))
+
+
+def _number(value: str) -> int | None:
+    value = value.strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ValueError(value)
+    return int(value)
+
+
+@router.post("/residents/{resident_id}/edit")
+async def resident_update(
+    request: Request,
+    resident_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+) -> Response:
+    form = await request.form()
+    check_form_csrf(page_user, str(form.get("csrf_token") or ""))
+    limits = {"care_needs": 4000, "medical_notes": 4000, "approach": 4000, "routines": 4000}
+    typed: dict[str, str] = {}
+    for name in (*TEXT_FIELDS, "aliases", "languages", "places", "birth_year", "height_cm"):
+        value = form.get(name, "")
+        typed[name] = value if isinstance(value, str) else ""
+    for name in ("sex", "risk_level"):
+        value = form.get(name, "")
+        typed[name] = value[:20] if isinstance(value, str) else ""
+    errors: dict[str, str] = {}
+    for name, value in typed.items():
+        if len(value) > limits.get(name, 2000) or "\x00" in value:
+            errors[name] = gettext(page_user.language, "Check this field.")
+    changes: dict[str, Any] = {}
+    conflict = False
+    if not errors:
+        try:
+            changes = {name: typed[name].strip() or None for name in TEXT_FIELDS}
+            changes.update(
+                {
+                    "aliases": _split(typed["aliases"]),
+                    "languages": _split(typed["languages"]),
+                    "places": _split(typed["places"], "\n"),
+                    "birth_year": _number(typed["birth_year"]),
+                    "height_cm": _number(typed["height_cm"]),
+                    "sex": typed["sex"] or "unknown",
+                    "risk_level": typed["risk_level"] or "medium",
+                }
+            )
+            residents.update_resident(
+                session=session,
+                actor=page_user.actor,
+                resident_id=resident_id,
+                data=ResidentUpdate(**changes),
+            )
+        except ValueError as exc:  # ValidationError is a ValueError too
+            session.rollback()
+            if isinstance(exc, ValidationError):
+                errors = _field_errors(page_user, exc)
+            else:
+                errors = {"birth_year": gettext(page_user.language, "Check this field.")}
+        except InvalidInput as exc:
+            session.rollback()
+            errors = _field_errors(page_user, exc)
+        except Conflict:
+            session.rollback()
+            conflict = True
+            errors = {
+                "full_name": gettext(
+                    page_user.language,
+                    "Someone with this name is already registered at this household.",
+                )
+            }
+    if errors:
+        resident = residents.load_resident(
+            session, page_user.actor, resident_id, Permission.registry_write
+        )
+        return _edit_page(
+            request,
+            page_user,
+            resident,
+            form=typed,
+            errors=errors,
+            error=_error_summary(page_user, errors),
+            status_code=409 if conflict else 422,
+        )
+    return see_other(f"/console/residents/{resident_id}?done=details")

@@ -1,0 +1,129 @@
+"""Staff send an SMS or place a call to one contact now, outside the escalation's timing.
+
+The message is an outbox row like every other (durable before it is sent, rendered in the
+contact's language by the dispatcher), with a timeline event and an audit entry. It never goes
+out once someone has confirmed or the incident is closed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlmodel import Session, select
+
+from welfare.authz import Actor, Permission, require_site
+from welfare.db import utcnow
+from welfare.errors import Conflict, InvalidInput, NotFound
+from welfare.incidents import timeline
+from welfare.incidents.models import Incident, IncidentKind, IncidentStatus
+from welfare.incidents.service import lock_incident
+from welfare.outbox.models import MessageKind, OutboxMessage
+from welfare.residents.models import Contact, Resident
+from welfare.residents.service import audit_resident
+
+# Outbox rows of staff sends carry this step index: no escalation step, so a failure here never
+# moves the escalation on (only steps >= 0 do).
+MANUAL_STEP = -3
+MANUAL_TEMPLATES = {
+    IncidentKind.found: "found_alert",
+    IncidentKind.welfare_concern: "welfare_concern_alert",
+}
+
+
+def notify_contact(
+    *,
+    session: Session,
+    actor: Actor,
+    incident_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    channel: MessageKind,
+    request_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> OutboxMessage:
+    """Queue one SMS or call to a contact of the incident's resident, at once.
+
+    `request_id` makes a repeated submission (a double click, a retried request) queue nothing
+    twice: the same id returns the row already queued.
+    """
+    now = now or utcnow()
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFound("incident")
+    require_site(actor, Permission.registry_write, incident.site_id, "incident")
+    lock_incident(session, incident)
+    contact = session.get(Contact, contact_id)
+    if (
+        contact is None
+        or incident.resident_id is None
+        or contact.resident_id != incident.resident_id
+    ):
+        raise NotFound("contact")
+    key = f"{incident.id}:manual:{request_id or uuid.uuid4().hex}"
+    earlier = session.exec(
+        select(OutboxMessage).where(OutboxMessage.idempotency_key == key)
+    ).first()
+    if earlier is not None:
+        if earlier.contact_id != contact.id or earlier.kind is not channel:
+            raise Conflict("this request id was already used for another message")
+        return earlier
+    if incident.status not in (IncidentStatus.open, IncidentStatus.notifying):
+        raise Conflict(f"the incident is already {incident.status.value}: nothing more goes out")
+    template = MANUAL_TEMPLATES.get(incident.kind)
+    if template is None:
+        raise Conflict("a missing-resident alert goes to guards; call the family from the office")
+    if not contact.consent_to_contact:
+        raise Conflict("this contact has not agreed to be contacted")
+    if channel is MessageKind.sms:
+        if "sms" not in contact.channels:
+            raise InvalidInput("channel", "this contact takes no SMS")
+        if contact.sms_opted_out:
+            raise Conflict("this contact opted out of SMS")
+        if contact.phone_line_type == "landline":
+            raise InvalidInput("channel", "a landline gets a call, not an SMS")
+    elif "voice" not in contact.channels:
+        raise InvalidInput("channel", "this contact takes no calls")
+    message = OutboxMessage(
+        idempotency_key=key,
+        incident_id=incident.id,
+        step_index=MANUAL_STEP,
+        contact_id=contact.id,
+        kind=channel,
+        to_phone=contact.phone,
+        language=contact.language,
+        template=template,
+        params={
+            "incident_id": str(incident.id),
+            "reference": incident.reference,
+            "site_id": str(incident.site_id),
+        },
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(message)
+    session.flush()
+    timeline.record(
+        session,
+        incident,
+        "queued",
+        actor=actor,
+        channel=channel.value,
+        step=MANUAL_STEP,
+        contact_id=contact.id,
+        message_id=message.id,
+        manual=True,
+    )
+    resident = session.get(Resident, incident.resident_id)
+    assert resident is not None
+    audit_resident(
+        session,
+        actor,
+        "incident.notify",
+        resident,
+        entity="incident",
+        entity_id=incident.id,
+        purpose=f"incident {incident.id}",
+        detail={"contact_id": str(contact.id), "channel": channel.value},
+    )
+    return message
