@@ -240,13 +240,12 @@ def alert_guards_on_duty(session: Session, incident: Incident, now: dt.datetime)
     """Every guard on duty at the site gets an SMS pointing at the alert (photo, description and
     likely places are behind sign-in, never in the SMS)."""
     guards = [g for g in _reachable(session, incident.site_id, Role.guard) if g.on_duty_since]
-    alert = Step(index=-2, offset_seconds=0, kind=StepKind.duty_manager)
     for guard in guards:
         assert guard.phone is not None
         _queue(
             session,
             incident,
-            alert,
+            None,
             MessageKind.sms,
             to=guard.phone,
             language=guard.language,
@@ -368,7 +367,7 @@ def _start_step(session: Session, incident: Incident, step: Step, now: dt.dateti
 def _queue(
     session: Session,
     incident: Incident,
-    step: Step,
+    step_index: int | None,
     kind: MessageKind,
     *,
     to: str,
@@ -378,11 +377,15 @@ def _queue(
     user_id: uuid.UUID | None = None,
     now: dt.datetime,
 ) -> OutboxMessage:
+    """One outbox row and its "queued" event. `step_index` is the escalation step that caused it,
+    or None for messages outside the escalation (missing alerts to guards, "coming" notices);
+    those are keyed by their template instead, so each is still queued at most once."""
     who = contact_id or user_id
+    cause = template if step_index is None else step_index
     message = OutboxMessage(
-        idempotency_key=f"{incident.id}:{step.index}:{who}:{kind.value}",
+        idempotency_key=f"{incident.id}:{cause}:{who}:{kind.value}",
         incident_id=incident.id,
-        step_index=step.index,
+        step_index=step_index,
         contact_id=contact_id,
         user_id=user_id,
         kind=kind,
@@ -405,7 +408,7 @@ def _queue(
         incident,
         "queued",
         channel=kind.value,
-        step=step.index,
+        step=step_index,
         contact_id=contact_id,
         user_id=user_id,
         message_id=message.id,
@@ -432,7 +435,7 @@ def _queue_for_contact(
         _queue(
             session,
             incident,
-            step,
+            step.index,
             kind,
             to=contact.phone,
             language=contact.language,
@@ -454,7 +457,7 @@ def _queue_for_duty_manager(
             _queue(
                 session,
                 incident,
-                step,
+                step.index,
                 kind,
                 to=manager.phone,
                 language=manager.language,
@@ -515,7 +518,6 @@ def _queue_coming_notices(
         )
     ).all()
     coming = session.get(Contact, confirmer) if confirmer else None
-    notice = Step(index=-1, offset_seconds=0, kind=StepKind.contact)
     for contact_id in sorted(set(reached) - {confirmer}, key=str):
         contact = session.get(Contact, contact_id)
         if contact is None or contact.sms_opted_out or contact.phone_line_type == "landline":
@@ -523,7 +525,7 @@ def _queue_coming_notices(
         message = _queue(
             session,
             incident,
-            notice,
+            None,
             MessageKind.sms,
             to=contact.phone,
             language=contact.language,

@@ -183,7 +183,7 @@ def mark_step_failed_if_dead(
     session: Session, incident: Incident, step_index: int | None, now: dt.datetime
 ) -> None:
     """Every message of the step failed (or went unanswered for good): pull the next forward."""
-    if step_index is None or step_index < 0:
+    if step_index is None:
         return
     siblings = session.exec(
         select(OutboxMessage.status).where(
