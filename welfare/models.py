@@ -4,7 +4,7 @@ from sqlmodel import SQLModel
 
 from welfare.audit.models import AuditEntry
 from welfare.consent.models import Consent
-from welfare.incidents.models import EscalationPolicy, Incident, IncidentEvent
+from welfare.incidents.models import EscalationPolicy, Incident, IncidentEvent, IncidentResponder
 from welfare.lookup.models import LookupEntry, LookupName, LookupVariant, LookupWord
 from welfare.outbox.models import OutboxMessage
 from welfare.residents.models import Contact, Resident
@@ -24,6 +24,7 @@ __all__ = [
     "Household",
     "Incident",
     "IncidentEvent",
+    "IncidentResponder",
     "LoginFailure",
     "LookupEntry",
     "LookupName",

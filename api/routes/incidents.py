@@ -10,8 +10,8 @@ from sqlmodel import Session, col, select
 
 from api.deps import ActorDep, PageDep, SessionDep
 from api.schemas import ListResponse
+from welfare.incidents import responders, timeline
 from welfare.incidents import service as incidents
-from welfare.incidents import timeline
 from welfare.incidents.models import Incident, IncidentCreate, NoteCreate, Resolution
 from welfare.outbox.models import OutboxMessage
 
@@ -203,4 +203,59 @@ def resolve(
 def cancel(incident_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> IncidentDetail:
     return detail_of(
         session, incidents.cancel(session=session, actor=actor, incident_id=incident_id)
+    )
+
+
+@router.post(
+    "/{incident_id}/claim",
+    response_model=IncidentDetail,
+    responses={201: {"model": IncidentDetail, "description": "claimed now"}},
+)
+def claim(
+    incident_id: uuid.UUID, response: Response, session: SessionDep, actor: ActorDep
+) -> IncidentDetail:
+    """A guard of the site takes the incident on; from then until it closes they may read the
+    resident's card and household (`GET .../resident`). Claiming again answers 200."""
+    incident, created = responders.claim(session=session, actor=actor, incident_id=incident_id)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return detail_of(session, incident)
+
+
+class HouseholdView(BaseModel):
+    building: str | None
+    unit: str | None
+    unit_label: str | None
+    site_name: str | None
+    address: str | None
+
+
+class ContactName(BaseModel):
+    name: str
+    relationship: str
+    priority: int
+    lives_in_household: bool
+    can_collect: bool
+
+
+class ResidentForResponder(BaseModel):
+    incident_id: uuid.UUID
+    resident_id: uuid.UUID
+    preferred_name: str | None
+    full_name: str | None
+    languages: list[str]
+    approach: str | None
+    photo_url: str | None
+    places: list[str]
+    household: HouseholdView
+    contacts: list[ContactName]
+
+
+@router.get("/{incident_id}/resident", response_model=ResidentForResponder)
+def read_resident(
+    incident_id: uuid.UUID, session: SessionDep, actor: ActorDep
+) -> ResidentForResponder:
+    """Break-glass: the resident's approach card and household (no phone numbers, no health
+    data) for the guard who reported or claimed the incident, while it is open. Audited."""
+    return ResidentForResponder.model_validate(
+        responders.resident_view(session=session, actor=actor, incident_id=incident_id)
     )
