@@ -160,6 +160,8 @@ def on_rollback(session: Session, callback: Any) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint was released: nothing is committed yet
+        return
     session.info.pop("welfare_after_rollback", None)
     for callback in session.info.pop("welfare_after_commit", []):
         callback()

@@ -22,7 +22,7 @@ from welfare.db import session_scope, utcnow
 from welfare.settings import Settings
 from welfare.users.models import AuthSession
 from welfare.users.service import prune_login_failures
-from welfare.wakeup import work_ready
+from welfare.wakeup import PgListener, work_ready
 from welfare.webhooks.models import WebhookReceipt
 
 log = logging.getLogger("welfare.worker")
@@ -77,8 +77,29 @@ def run_worker(
     dispatch_round: Callable[[], int] | None = None,
 ) -> None:
     """Loop until `stop` is set: escalation steps and the outbox every second (at once when a
-    commit wakes it), housekeeping every minute. A failing round is logged, never fatal."""
+    commit wakes it: in this process directly, from others by PostgreSQL's NOTIFY), housekeeping
+    every minute. A failing round is logged, never fatal."""
     log.info("worker started")
+    engine = factory.kw.get("bind")
+    listener = (
+        PgListener(engine, on_incident=False).start()
+        if engine is not None and engine.dialect.name == "postgresql"
+        else None
+    )
+    try:
+        _loop(settings, factory, stop, dispatch_round)
+    finally:
+        if listener is not None:
+            listener.close()
+    log.info("worker stopped")
+
+
+def _loop(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    stop: threading.Event,
+    dispatch_round: Callable[[], int] | None,
+) -> None:
     next_housekeeping = 0.0
     while not stop.is_set():
         work_ready.clear()
@@ -103,9 +124,6 @@ def run_worker(
             except Exception:
                 log.exception("housekeeping round failed; retrying next round")
         work_ready.wait(POLL_SECONDS)
-        if stop.is_set():
-            break
-    log.info("worker stopped")
 
 
 def start_in_thread(

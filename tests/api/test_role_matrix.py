@@ -401,6 +401,13 @@ CASES += [
         (401, 403, 200, 200, 200, 404),
         params=_incident,
     ),
+    Case(
+        "GET",
+        "/api/v1/incidents/{incident_id}/events",
+        (401, 200, 200, 200, 200, 404),
+        params=_incident,
+        query=lambda w: {"max_seconds": 0.1},
+    ),
 ]
 
 

@@ -38,6 +38,7 @@ from welfare.residents.service import audit_resident
 from welfare.sites.models import Site
 from welfare.tags.models import ResidentTag
 from welfare.users.models import User, UserSite
+from welfare.wakeup import outbox_queued
 
 REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read over the phone
 
@@ -403,6 +404,7 @@ def _queue(
     )
     session.add(message)
     session.flush()
+    outbox_queued(session)
     timeline.record(
         session,
         incident,
