@@ -34,6 +34,11 @@ def webhook_url(settings: Settings, path: str, message_id: uuid.UUID) -> str:
     return f"{settings.public_base_url}/webhooks/twilio/{path}?message_id={message_id}"
 
 
+def guard_alert_url(settings: Settings, incident_id: uuid.UUID) -> str:
+    """The guard's page for a missing-resident alert (sign-in first; the SMS carries no data)."""
+    return f"{settings.public_base_url}/guard/alerts/{incident_id}"
+
+
 def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
     """The SMS body or the call's TwiML for this row."""
     incident = session.get(Incident, message.incident_id) if message.incident_id else None
@@ -73,7 +78,7 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
             lang, site_name=site.name, reference=incident.reference
         )
     if message.template == "missing_alert" and not call:
-        link = f"{settings.public_base_url}/api/v1/alerts/{incident.id}"
+        link = guard_alert_url(settings, incident.id)
         return messages.missing_alert_sms(lang, site_name=site.name, link=link)
     if message.template == "coming_notice" and not call:
         return messages.coming_notice_sms(lang, relationship=message.params.get("relationship"))
