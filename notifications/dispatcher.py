@@ -97,42 +97,54 @@ class Dispatcher:
         """Claim and deliver one batch; return how many rows were claimed. `now` is for tests
         that drive the escalation with their own clock."""
         with session_scope(self.factory) as session:
-            ids = outbox.claim_due(session, limit=limit, now=now)
-        for message_id in ids:
-            self.deliver(message_id)
-        return len(ids)
+            claims = outbox.claim_due(session, limit=limit, now=now)
+        for claim in claims:
+            self.deliver(claim)
+        return len(claims)
 
-    def deliver(self, message_id: uuid.UUID) -> None:
+    def deliver(self, claim: outbox.Claim) -> None:
+        """Gate (short transaction), provider call (no transaction), record (short transaction)."""
         with session_scope(self.factory) as session:
-            locked = outbox.lock_for_send(session, message_id)
-            if locked is None:
+            opened = outbox.open_send(session, claim)
+            if opened is None:
                 return
-            message, incident = locked
+            message, incident = opened
             try:
                 content = render(session, message, self.settings)
-                accepted = self._send(message, content)
-            except ChannelError as error:
-                outbox.record_failure(
-                    session,
-                    message,
-                    incident,
-                    reason=error.reason,
-                    code=error.code,
-                    permanent=error.permanent,
-                    retry_after=error.retry_after,
-                )
             except RenderError as error:
                 log.error("outbox row %s cannot be rendered: %s", message.id, error)
                 outbox.record_failure(
                     session, message, incident, reason="no message text", code=None, permanent=True
+                )
+                return
+        # Committed: the row is 'sending'. Nothing is locked while the provider answers.
+        outcome: Accepted | ChannelError
+        try:
+            outcome = self._send(message, content)
+        except ChannelError as error:
+            outcome = error
+        with session_scope(self.factory) as session:
+            finished = outbox.finish_send(session, message.id)
+            if finished is None:
+                return
+            message, incident = finished
+            if isinstance(outcome, ChannelError):
+                outbox.record_failure(
+                    session,
+                    message,
+                    incident,
+                    reason=outcome.reason,
+                    code=outcome.code,
+                    permanent=outcome.permanent,
+                    retry_after=outcome.retry_after,
                 )
             else:
                 outbox.record_sent(
                     session,
                     message,
                     incident,
-                    provider_id=accepted.provider_id,
-                    provider_status=accepted.status,
+                    provider_id=outcome.provider_id,
+                    provider_status=outcome.status,
                 )
 
     def _send(self, message: OutboxMessage, content: str) -> Accepted:

@@ -515,7 +515,8 @@ def _queue_coming_notices(
     reached = session.exec(
         select(OutboxMessage.contact_id).where(
             OutboxMessage.incident_id == incident.id,
-            col(OutboxMessage.status) == OutboxStatus.sent,
+            # 'sending': went through the gate before this confirmation; it is on its way.
+            col(OutboxMessage.status).in_((OutboxStatus.sent, OutboxStatus.sending)),
             col(OutboxMessage.contact_id).is_not(None),
         )
     ).all()
@@ -665,12 +666,13 @@ def cancel(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> Inciden
 
 
 def _stop(session: Session, incident: Incident, now: dt.datetime) -> int:
-    """Cancel every message still waiting to go; return how many."""
+    """Cancel every message not yet handed over (pending or claimed); return how many."""
     return session.exec(  # type: ignore[call-overload]
         update(OutboxMessage)
         .where(
             col(OutboxMessage.incident_id) == incident.id,
-            col(OutboxMessage.status) == OutboxStatus.pending,
+            # Claimed rows too: a dispatcher holding one finds it cancelled at its gate.
+            col(OutboxMessage.status).in_((OutboxStatus.pending, OutboxStatus.claimed)),
         )
         .values(status=OutboxStatus.cancelled, updated_at=now)
     ).rowcount
