@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
@@ -86,20 +87,36 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
 
 
 class Dispatcher:
+    """Hands due rows to the channel, up to `concurrency` at once (1: one by one, in order)."""
+
     def __init__(
-        self, factory: sessionmaker[Session], channel: Channel, settings: Settings
+        self,
+        factory: sessionmaker[Session],
+        channel: Channel,
+        settings: Settings,
+        *,
+        concurrency: int = 1,
     ) -> None:
         self.factory = factory
         self.channel = channel
         self.settings = settings
+        self.concurrency = concurrency
+        self._pool: ThreadPoolExecutor | None = None
 
-    def run_once(self, limit: int = 20, now: dt.datetime | None = None) -> int:
+    def run_once(self, limit: int | None = None, now: dt.datetime | None = None) -> int:
         """Claim and deliver one batch; return how many rows were claimed. `now` is for tests
         that drive the escalation with their own clock."""
+        limit = limit or max(20, self.concurrency)
         with session_scope(self.factory) as session:
             claims = outbox.claim_due(session, limit=limit, now=now)
-        for claim in claims:
-            self.deliver(claim)
+        if self.concurrency > 1 and len(claims) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="dispatch")
+            # Every row is attempted; the first error (a bug, not a provider failure) is raised.
+            list(self._pool.map(self.deliver, claims))
+        else:
+            for claim in claims:
+                self.deliver(claim)
         return len(claims)
 
     def deliver(self, claim: outbox.Claim) -> None:

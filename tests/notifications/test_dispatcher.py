@@ -376,3 +376,27 @@ def test_the_real_twilio_sdk_path_records_a_permanent_error_in_words(
     assert failed[0].error_reason and "+852" not in failed[0].error_reason
     assert sent[0].provider_id and sent[0].provider_id[:2] in ("SM", "CA")
     assert len(fake.sent("Messages")) + len(fake.sent("Calls")) == 2
+
+
+def test_with_concurrency_rows_are_handed_over_side_by_side(
+    db: Session,
+    channel: FakeChannel,
+    incident_id: uuid.UUID,
+    writers: sessionmaker[Session],
+    settings: Settings,
+) -> None:
+    """The son's SMS and call are with the provider at the same time (each waits for the other:
+    one by one, the barrier would break), and both are recorded."""
+    both_in_flight = threading.Barrier(2, timeout=10)
+    original = channel._go
+
+    def go(kind: str, to: str, content: str) -> Accepted:
+        both_in_flight.wait()
+        return original(kind, to, content)
+
+    channel._go = go  # type: ignore[method-assign]
+    dispatcher = Dispatcher(writers, channel, settings, concurrency=4)
+    assert dispatcher.run_once() == 2
+    assert sorted(kind for kind, _, _ in channel.sent) == ["call", "sms"]
+    assert {r.status for r in _rows(db, incident_id)} == {OutboxStatus.sent}
+    assert _events(db, incident_id).count("sent") == 2

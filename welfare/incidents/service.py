@@ -403,7 +403,6 @@ def _queue(
         updated_at=now,
     )
     session.add(message)
-    session.flush()
     outbox_queued(session)
     timeline.record(
         session,

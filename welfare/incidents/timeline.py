@@ -36,8 +36,7 @@ def record(
         actor=label or (actor_label(actor) if actor else "system"),
         detail={k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in detail.items()},
     )
-    session.add(event)
-    session.flush()
+    session.add(event)  # inserted with the transaction's next flush, several at once
     incident_changed(session, incident.id)
     return event
 
