@@ -218,6 +218,7 @@ def server(url: str, fake: TimedTwilio, port: int) -> Iterator[str]:
     }
     uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app"]
     flags = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    flags += ["--timeout-keep-alive", "300"]  # clients sit idle between rounds
     procs = [subprocess.Popen([*uvicorn, *flags], env=env, cwd=ROOT)]
     if not url.startswith("sqlite"):
         worker = [sys.executable, "-c", "from welfare.cli import main; main()", "worker"]
@@ -265,6 +266,7 @@ def baseline_server(url: str, port: int) -> Iterator[str]:
         (Path(tmp) / "baseline_app.py").write_text(BASELINE_APP)
         env = {**os.environ, "WELFARE_DATABASE_URL": url, "PYTHONPATH": f"{tmp}:{ROOT}"}
         cmd = [sys.executable, "-m", "uvicorn", "baseline_app:app", "--port", str(port)]
+        cmd += ["--timeout-keep-alive", "300"]
         proc = subprocess.Popen([*cmd, "--log-level", "warning"], env=env, cwd=tmp)
         try:
             base = f"http://127.0.0.1:{port}"
