@@ -51,12 +51,10 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
-    # Live views only read: on SQLite they must not take the write lock (BEGIN IMMEDIATE).
-    app.state.read_engine = (
-        make_engine(settings.database_url, immediate_transactions=False)
-        if engine.dialect.name == "sqlite"
-        else engine
-    )
+    # Live views (event streams) only read, from a pool of their own: on SQLite they must not
+    # take the write lock (BEGIN IMMEDIATE), and a hundred open streams must never leave the
+    # requests waiting for a connection.
+    app.state.read_engine = make_engine(settings.database_url, immediate_transactions=False)
     app.state.read_sessionmaker = make_sessionmaker(app.state.read_engine)
     app.state.head_revision = head_revision(settings.database_url)
 
