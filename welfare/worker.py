@@ -104,10 +104,11 @@ def _loop(
     while not stop.is_set():
         work_ready.clear()
         try:
+            # Rows a commit just queued (a found report's first SMS and call) go out first; the
+            # escalation round (a transaction per running incident) comes after, then its rows.
+            _drain(dispatch_round)
             escalation_round(factory)
-            if dispatch_round is not None:
-                while dispatch_round():
-                    pass
+            _drain(dispatch_round)
         except Exception:
             log.exception("worker round failed; retrying next round")
         if time.monotonic() >= next_housekeeping:
@@ -124,6 +125,12 @@ def _loop(
             except Exception:
                 log.exception("housekeeping round failed; retrying next round")
         work_ready.wait(POLL_SECONDS)
+
+
+def _drain(dispatch_round: Callable[[], int] | None) -> None:
+    if dispatch_round is not None:
+        while dispatch_round():
+            pass
 
 
 def start_in_thread(
