@@ -41,6 +41,7 @@ from api.routes import (
 from notifications.runtime import dispatch_round
 from welfare.db import head_revision, make_engine, make_sessionmaker
 from welfare.settings import Settings, get_settings
+from welfare.wakeup import PgListener
 from welfare.worker import start_in_thread
 
 # Everything but photos is small JSON; photos have their own, lower, limit in the service.
@@ -63,20 +64,34 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    # Live views (event streams) only read, from a pool of their own: on SQLite they must not
+    # take the write lock (BEGIN IMMEDIATE), and a hundred open streams must never leave the
+    # requests waiting for a connection.
+    app.state.read_engine = make_engine(settings.database_url, immediate_transactions=False)
+    app.state.read_sessionmaker = make_sessionmaker(app.state.read_engine)
     app.state.head_revision = head_revision(settings.database_url)
     app.state.metrics_registry = app_registry(app.state.sessionmaker)
     app.state.worker = None
 
-    if settings.worker_in_process:
-        # SQLite: one process does everything. Elsewhere `welfare worker` runs separately.
-        @asynccontextmanager
-        async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # PostgreSQL: other processes' commits reach this one's live views by NOTIFY.
+        listener = (
+            PgListener(engine, on_outbox=False).start()
+            if engine.dialect.name == "postgresql"
+            else None
+        )
+        if settings.worker_in_process:
+            # SQLite: one process does everything. Elsewhere `welfare worker` runs separately.
             factory = app.state.sessionmaker
             app.state.worker = start_in_thread(settings, factory, dispatch_round(settings, factory))
-            yield
+        yield
+        if app.state.worker is not None:
             app.state.worker.stop()
+        if listener is not None:
+            listener.close()
 
-        app.router.lifespan_context = lifespan
+    app.router.lifespan_context = lifespan
 
     install_access_log_filter()
     install_error_handlers(app)

@@ -10,6 +10,8 @@ import datetime as dt
 import logging
 import uuid
 import zoneinfo
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
@@ -34,6 +36,11 @@ class RenderError(Exception):
 
 def webhook_url(settings: Settings, path: str, message_id: uuid.UUID) -> str:
     return f"{settings.public_base_url}/webhooks/twilio/{path}?message_id={message_id}"
+
+
+def guard_alert_url(settings: Settings, incident_id: uuid.UUID) -> str:
+    """The guard's page for a missing-resident alert (sign-in first; the SMS carries no data)."""
+    return f"{settings.public_base_url}/guard/alerts/{incident_id}"
 
 
 def _local_when(value: str, site: Site, date_only: bool = False) -> str:
@@ -127,7 +134,7 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
             lang, site_name=site.name, reference=incident.reference
         )
     if message.template == "missing_alert" and not call:
-        link = f"{settings.public_base_url}/api/v1/alerts/{incident.id}"
+        link = guard_alert_url(settings, incident.id)
         return messages.missing_alert_sms(lang, site_name=site.name, link=link)
     if message.template == "coming_notice" and not call:
         return messages.coming_notice_sms(lang, relationship=message.params.get("relationship"))
@@ -145,60 +152,58 @@ def sender_key(settings: Settings, channel: Channel, kind: MessageKind) -> str:
 
 
 class Dispatcher:
+    """Hands due rows to the channel, up to `concurrency` at once (1: one by one, in order),
+    within the sender's rate limit."""
+
     def __init__(
         self,
         factory: sessionmaker[Session],
         channel: Channel,
         settings: Settings,
         *,
+        concurrency: int = 1,
         rate_limit: SenderRateLimit | None = None,
     ) -> None:
         self.factory = factory
         self.channel = channel
         self.settings = settings
+        self.concurrency = concurrency
         self.rate_limit = rate_limit or SenderRateLimit(settings.outbox_max_per_second)
+        self._pool: ThreadPoolExecutor | None = None
 
-    def run_once(self, limit: int = 20, now: dt.datetime | None = None) -> int:
+    def run_once(self, limit: int | None = None, now: dt.datetime | None = None) -> int:
         """Claim and deliver one batch; return how many rows were sent or tried (rows held back
         by the rate limit do not count, so a caller looping until 0 stops when only they are
         left). `now` is for tests that drive the escalation with their own clock."""
+        limit = limit or max(20, self.concurrency)
         with session_scope(self.factory) as session:
-            ids = outbox.claim_due(session, limit=limit, now=now)
-        handled = 0
-        for message_id in ids:
-            handled += self.deliver(message_id, now=now)
-        return handled
+            claims = outbox.claim_due(session, limit=limit, now=now)
+        deliver = partial(self.deliver, now=now)
+        if self.concurrency > 1 and len(claims) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="dispatch")
+            # Every row is attempted; the first error (a bug, not a provider failure) is raised.
+            return sum(self._pool.map(deliver, claims))
+        return sum(deliver(claim) for claim in claims)
 
-    def deliver(self, message_id: uuid.UUID, *, now: dt.datetime | None = None) -> bool:
-        """Send one claimed row. False when it was held back by the sender's rate limit."""
+    def deliver(self, claim: outbox.Claim, *, now: dt.datetime | None = None) -> bool:
+        """Gate (short transaction), provider call (no transaction), record (short transaction).
+        False when the row was held back by the sender's rate limit."""
         with session_scope(self.factory) as session:
-            locked = outbox.lock_for_send(session, message_id)
-            if locked is None:
+            opened = outbox.open_send(session, claim, now=now)
+            if opened is None:
                 return True
-            message, incident = locked
+            message, incident = opened
             wait = self.rate_limit.acquire(sender_key(self.settings, self.channel, message.kind))
             if wait > 0:
                 metrics.RATE_LIMITED.labels(channel=message.kind.value).inc()
                 start = now or utcnow()
                 outbox.defer(
-                    session, message_id, until=start + dt.timedelta(seconds=wait), now=start
+                    session, message.id, until=start + dt.timedelta(seconds=wait), now=start
                 )
                 return False
             try:
                 content = render(session, message, self.settings)
-                accepted = self._send(message, content)
-            except ChannelError as error:
-                metrics.provider_error(message.kind.value, error.code, permanent=error.permanent)
-                outbox.record_failure(
-                    session,
-                    message,
-                    incident,
-                    reason=error.reason,
-                    code=error.code,
-                    permanent=error.permanent,
-                    retry_after=error.retry_after,
-                    now=now,
-                )
             except RenderError as error:
                 log.error("outbox row %s cannot be rendered: %s", message.id, error)
                 outbox.record_failure(
@@ -210,14 +215,40 @@ class Dispatcher:
                     permanent=True,
                     now=now,
                 )
+                return True
+        # Committed: the row is 'sending'. Nothing is locked while the provider answers.
+        outcome: Accepted | ChannelError
+        try:
+            outcome = self._send(message, content)
+        except ChannelError as error:
+            outcome = error
+        with session_scope(self.factory) as session:
+            finished = outbox.finish_send(session, message.id)
+            if finished is None:
+                return True
+            message, incident = finished
+            if isinstance(outcome, ChannelError):
+                metrics.provider_error(
+                    message.kind.value, outcome.code, permanent=outcome.permanent
+                )
+                outbox.record_failure(
+                    session,
+                    message,
+                    incident,
+                    reason=outcome.reason,
+                    code=outcome.code,
+                    permanent=outcome.permanent,
+                    retry_after=outcome.retry_after,
+                    now=now,
+                )
             else:
                 metrics.sent(message.kind.value)
                 outbox.record_sent(
                     session,
                     message,
                     incident,
-                    provider_id=accepted.provider_id,
-                    provider_status=accepted.status,
+                    provider_id=outcome.provider_id,
+                    provider_status=outcome.status,
                     now=now,
                 )
         return True

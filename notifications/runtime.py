@@ -38,5 +38,10 @@ def build_channel(settings: Settings, factory: sessionmaker[Session]) -> Channel
 def dispatch_round(
     settings: Settings, factory: sessionmaker[Session], channel: Channel | None = None
 ) -> Callable[[], int]:
-    dispatcher = Dispatcher(factory, channel or build_channel(settings, factory), settings)
+    dispatcher = Dispatcher(
+        factory,
+        channel or build_channel(settings, factory),
+        settings,
+        concurrency=settings.dispatch_concurrency,
+    )
     return dispatcher.run_once

@@ -39,6 +39,7 @@ from notifications import messages, twiml
 from notifications.dispatcher import STATUS_EVENTS, webhook_url
 from notifications.messages import CallPurpose
 from notifications.twilio_channel import PERMANENT_ERRORS
+from welfare.audit import service as audit
 from welfare.authz import Actor, Role
 from welfare.db import session_scope
 from welfare.errors import PermissionDenied
@@ -46,7 +47,7 @@ from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident, IncidentStatus
 from welfare.outbox.models import OutboxMessage
-from welfare.residents.models import Contact
+from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
 from welfare.sites.models import Site
 from welfare.visits import service as visits
@@ -366,6 +367,25 @@ def _latest_row_to(session: Session, phone: str) -> OutboxMessage | None:
     return None
 
 
+def _audit_opt_change(
+    session: Session, contact: Contact, opt: str, incident: Incident | None
+) -> None:
+    """A contact's own STOP or START changes their record: the access audit keeps who (the
+    contact, by SMS), what and when, like any other change; ids only."""
+    resident = session.get(Resident, contact.resident_id)
+    audit.record(
+        session,
+        actor=Actor.system(),
+        action="contact.sms_opt_out" if opt == "stop" else "contact.sms_opt_in",
+        entity="contact",
+        entity_id=contact.id,
+        resident_id=contact.resident_id,
+        site_id=resident.site_id if resident else None,
+        purpose=f"incident {incident.id}" if incident else None,
+        detail={"via": "sms_reply", "sms_opted_out": opt == "stop"},
+    )
+
+
 def inbound_sms(session: Session, *, form: Mapping[str, str]) -> None:
     """A contact's reply: confirm, or mirror Twilio's STOP/START onto the contact."""
     sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
@@ -381,14 +401,15 @@ def inbound_sms(session: Session, *, form: Mapping[str, str]) -> None:
     reply = messages.classify_reply(body)
     opt = reply if reply in ("stop", "start") else messages.twilio_opt_change(body)
     changed: list[Contact] = []
+    row = _latest_row_to(session, sender)
+    incident = _incident_of(session, row) if row else None
     if opt is not None:
         for contact in contacts:
             if contact.sms_opted_out != (opt == "stop"):
                 contact.sms_opted_out = opt == "stop"
                 session.add(contact)
                 changed.append(contact)
-    row = _latest_row_to(session, sender)
-    incident = _incident_of(session, row) if row else None
+                _audit_opt_change(session, contact, opt, incident)
     if row is None or incident is None:
         return
     timeline.record(

@@ -160,6 +160,7 @@ def app(settings: Settings) -> Iterator[Any]:
     application = create_app(settings)
     yield application
     application.state.engine.dispose()
+    application.state.read_engine.dispose()
 
 
 @pytest.fixture

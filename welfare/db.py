@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from sqlmodel import Session
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+_GATE_HELD = "welfare_write_gate"
 
 
 def utcnow() -> dt.datetime:
@@ -96,9 +98,46 @@ def _configure_sqlite(engine: Engine, immediate_transactions: bool) -> None:
         cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
+    if not immediate_transactions:
+
+        @event.listens_for(engine, "begin")
+        def _on_begin_deferred(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN")
+
+        return
+
+    # Writers of this process queue on a lock before BEGIN IMMEDIATE. SQLite's busy handler
+    # makes a waiter sleep and retry (up to 100 ms a nap), so under load the lock sits idle
+    # between holders and an unlucky waiter can starve past the busy timeout; a lock hands over
+    # at once. A waiter gives up on the lock after the busy timeout and falls back to SQLite's
+    # own waiting, so this never deadlocks (two transactions of one thread on one engine).
+    gate = threading.Lock()
+
+    def _release(info: dict[str, Any]) -> None:
+        if info.pop(_GATE_HELD, False):
+            gate.release()
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate_transactions else "BEGIN")
+        if not connection.info.get(_GATE_HELD):
+            connection.info[_GATE_HELD] = gate.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _release(connection.info)
+            raise
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(connection: Any) -> None:
+        _release(connection.info)
+
+    @event.listens_for(engine, "rollback")
+    def _on_rollback(connection: Any) -> None:
+        _release(connection.info)
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        _release(record.info)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
@@ -160,6 +199,8 @@ def on_rollback(session: Session, callback: Any) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint was released: nothing is committed yet
+        return
     session.info.pop("welfare_after_rollback", None)
     for callback in session.info.pop("welfare_after_commit", []):
         callback()

@@ -5,7 +5,7 @@ from sqlmodel import SQLModel
 from welfare.audit.models import AuditEntry
 from welfare.consent.models import Consent
 from welfare.heartbeat.models import WorkerHeartbeat
-from welfare.incidents.models import EscalationPolicy, Incident, IncidentEvent
+from welfare.incidents.models import EscalationPolicy, Incident, IncidentEvent, IncidentResponder
 from welfare.incidents.public_reports import PublicReport
 from welfare.lookup.models import (
     LookupEntry,
@@ -34,6 +34,7 @@ __all__ = [
     "Household",
     "Incident",
     "IncidentEvent",
+    "IncidentResponder",
     "JobMark",
     "LoginFailure",
     "LookupEntry",

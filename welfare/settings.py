@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     photo_max_side: int = Field(default=1600, ge=64)
     thumbnail_side: int = Field(default=256, ge=32)
 
+    # Provider requests in flight at once: each takes the provider's answer time (~0.1-0.2 s
+    # for Twilio), so handing 40 first messages over one by one would take seconds.
+    dispatch_concurrency: int = Field(default=16, ge=1, le=100)
+
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
     twilio_from_number: str | None = None

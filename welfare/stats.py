@@ -18,7 +18,7 @@ OPEN_STATUSES = (IncidentStatus.open, IncidentStatus.notifying, IncidentStatus.c
 
 @dataclass(frozen=True)
 class Stats:
-    outbox: dict[str, int]  # rows waiting or being sent, by status (pending, sending)
+    outbox: dict[str, int]  # rows waiting or being sent, by status (pending, claimed, sending)
     outbox_due: int  # pending rows whose time has come
     oldest_due_age_seconds: float  # how long the longest-waiting due row has been due; 0 if none
     incidents: dict[str, int]  # not yet resolved or cancelled, by status
@@ -27,7 +27,7 @@ class Stats:
 
 def collect(session: Session, now: dt.datetime | None = None) -> Stats:
     now = now or utcnow()
-    waiting = (OutboxStatus.pending, OutboxStatus.sending)
+    waiting = (OutboxStatus.pending, OutboxStatus.claimed, OutboxStatus.sending)
     outbox = {status.value: 0 for status in waiting}
     for status, count in session.exec(
         select(OutboxMessage.status, func.count())

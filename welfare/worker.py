@@ -28,7 +28,7 @@ from welfare.heartbeat import service as heartbeats
 from welfare.settings import Settings
 from welfare.users.models import AuthSession
 from welfare.users.service import prune_login_failures
-from welfare.wakeup import work_ready
+from welfare.wakeup import PgListener, work_ready
 from welfare.webhooks.models import WebhookReceipt
 
 log = logging.getLogger("welfare.worker")
@@ -98,13 +98,20 @@ def run_worker(
     identity: heartbeats.WorkerIdentity | None = None,
 ) -> None:
     """Loop until `stop` is set: escalation steps and the outbox every second (at once when a
-    commit wakes it), the heartbeat every few seconds, housekeeping every minute, the audit head
-    every five minutes. A failing round is logged, never fatal.
+    commit wakes it: in this process directly, from others by PostgreSQL's NOTIFY), the
+    heartbeat every few seconds, housekeeping every minute, the audit head every five minutes. A
+    failing round is logged, never fatal.
 
     With `scheduler`, an APScheduler thread also runs the visit and consent jobs while this
     worker holds the scheduler leadership (welfare/visits/scheduler.py)."""
     identity = identity or heartbeats.WorkerIdentity()
     log.info("worker %s started (pid %d)", identity.worker_id, identity.pid)
+    engine = factory.kw.get("bind")
+    listener = (
+        PgListener(engine, on_incident=False).start()
+        if engine is not None and engine.dialect.name == "postgresql"
+        else None
+    )
     visit_scheduler = None
     if scheduler:
         from welfare.visits.scheduler import start_scheduler
@@ -116,6 +123,8 @@ def run_worker(
         if visit_scheduler is not None:
             visit_scheduler.shutdown(wait=True)
             visit_scheduler.leader.release()
+        if listener is not None:
+            listener.close()
     log.info("worker %s stopped", identity.worker_id)
 
 
@@ -139,10 +148,11 @@ def _loop(
             except Exception:
                 log.exception("heartbeat failed; retrying next round")
         try:
+            # Rows a commit just queued (a found report's first SMS and call) go out first; the
+            # escalation round (a transaction per running incident) comes after, then its rows.
+            _drain(dispatch_round)
             escalation_round(factory)
-            if dispatch_round is not None:
-                while dispatch_round():
-                    pass
+            _drain(dispatch_round)
         except Exception:
             log.exception("worker round failed; retrying next round")
         if time.monotonic() >= next_housekeeping:
@@ -167,6 +177,12 @@ def _loop(
         work_ready.wait(POLL_SECONDS)
         if stop.is_set():
             break
+
+
+def _drain(dispatch_round: Callable[[], int] | None) -> None:
+    if dispatch_round is not None:
+        while dispatch_round():
+            pass
 
 
 @dataclass(frozen=True)

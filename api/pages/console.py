@@ -161,6 +161,7 @@ CHANNEL_LABELS = {"sms": N_("SMS"), "call": N_("Call"), "voice": N_("Call")}
 # Outbox states and the provider's words, for a contact's status column.
 DELIVERY_LABELS = {
     "pending": N_("waiting"),
+    "claimed": N_("waiting"),
     "sending": N_("sending"),
     "sent": N_("sent"),
     "failed": N_("failed"),

@@ -1,18 +1,34 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import json
 import uuid
-from typing import Any
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
+import anyio.to_thread
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
 from api.deps import ActorDep, PageDep, SessionDep
 from api.schemas import ListResponse
+from welfare import wakeup
+from welfare.incidents import responders, timeline
 from welfare.incidents import service as incidents
-from welfare.incidents import timeline
-from welfare.incidents.models import Incident, IncidentCreate, NoteCreate, Resolution
+from welfare.incidents.models import (
+    CLOSED,
+    Incident,
+    IncidentCreate,
+    IncidentEvent,
+    NoteCreate,
+    Resolution,
+)
 from welfare.outbox.models import OutboxMessage
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
@@ -72,17 +88,13 @@ def _summary(incident: Incident) -> dict[str, Any]:
     return IncidentSummary.model_validate(incident, from_attributes=True).model_dump()
 
 
-def detail_of(session: Session, incident: Incident) -> IncidentDetail:
-    events = [
-        TimelineEvent(at=e.at, type=e.type, actor=e.actor, detail=e.detail)
-        for e in timeline.events_of(session, incident.id)
-    ]
+def notifications_of(session: Session, incident_id: uuid.UUID) -> list[NotificationStatus]:
     messages = session.exec(
         select(OutboxMessage)
-        .where(OutboxMessage.incident_id == incident.id)
+        .where(OutboxMessage.incident_id == incident_id)
         .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
     ).all()
-    notifications = [
+    return [
         NotificationStatus(
             message_id=m.id,
             contact_id=m.contact_id,
@@ -95,6 +107,13 @@ def detail_of(session: Session, incident: Incident) -> IncidentDetail:
             attempts=m.attempts,
         )
         for m in messages
+    ]
+
+
+def detail_of(session: Session, incident: Incident) -> IncidentDetail:
+    events = [
+        TimelineEvent(at=e.at, type=e.type, actor=e.actor, detail=e.detail)
+        for e in timeline.events_of(session, incident.id)
     ]
     return IncidentDetail.model_validate(
         {
@@ -112,7 +131,7 @@ def detail_of(session: Session, incident: Incident) -> IncidentDetail:
                 )
             },
             "timeline": events,
-            "notifications": notifications,
+            "notifications": notifications_of(session, incident.id),
         }
     )
 
@@ -203,4 +222,175 @@ def resolve(
 def cancel(incident_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> IncidentDetail:
     return detail_of(
         session, incidents.cancel(session=session, actor=actor, incident_id=incident_id)
+    )
+
+
+@router.post(
+    "/{incident_id}/claim",
+    response_model=IncidentDetail,
+    responses={201: {"model": IncidentDetail, "description": "claimed now"}},
+)
+def claim(
+    incident_id: uuid.UUID, response: Response, session: SessionDep, actor: ActorDep
+) -> IncidentDetail:
+    """A guard of the site takes the incident on; from then until it closes they may read the
+    resident's card and household (`GET .../resident`). Claiming again answers 200."""
+    incident, created = responders.claim(session=session, actor=actor, incident_id=incident_id)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return detail_of(session, incident)
+
+
+class HouseholdView(BaseModel):
+    building: str | None
+    unit: str | None
+    unit_label: str | None
+    site_name: str | None
+    address: str | None
+
+
+class ContactName(BaseModel):
+    name: str
+    relationship: str
+    priority: int
+    lives_in_household: bool
+    can_collect: bool
+
+
+class ResidentForResponder(BaseModel):
+    incident_id: uuid.UUID
+    resident_id: uuid.UUID
+    preferred_name: str | None
+    full_name: str | None
+    languages: list[str]
+    approach: str | None
+    photo_url: str | None
+    places: list[str]
+    household: HouseholdView
+    contacts: list[ContactName]
+
+
+@router.get("/{incident_id}/resident", response_model=ResidentForResponder)
+def read_resident(
+    incident_id: uuid.UUID, session: SessionDep, actor: ActorDep
+) -> ResidentForResponder:
+    """Break-glass: the resident's approach card and household (no phone numbers, no health
+    data) for the guard who reported or claimed the incident, while it is open. Audited."""
+    return ResidentForResponder.model_validate(
+        responders.resident_view(session=session, actor=actor, incident_id=incident_id)
+    )
+
+
+# --- live updates (server-sent events) ---------------------------------------------------------
+
+# A wake-up (this process's commit, or PostgreSQL's NOTIFY from another) makes the stream look
+# at once; without one it still looks this often, so a lost signal costs at most this delay.
+FALLBACK_POLL_SECONDS = 2.0
+HEARTBEAT_SECONDS = 15.0
+
+
+@dataclass
+class _Seen:
+    last_event_id: int = 0
+    status: dict[str, Any] | None = None
+    notifications: list[dict[str, Any]] | None = None
+
+
+def _sse(event: str, data: Any, event_id: int | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, default=str, ensure_ascii=False)}\n\n"
+
+
+def _changes(factory: sessionmaker[Session], incident_id: uuid.UUID, seen: _Seen) -> list[str]:
+    """What changed since `seen` (updated in place), as SSE frames; one short read."""
+    frames: list[str] = []
+    with factory() as session:
+        incident = session.get(Incident, incident_id)
+        if incident is None:
+            return [_sse("end", {"reason": "gone"})]
+        events = session.exec(
+            select(IncidentEvent)
+            .where(
+                IncidentEvent.incident_id == incident_id,
+                col(IncidentEvent.id) > seen.last_event_id,
+            )
+            .order_by(col(IncidentEvent.id))
+        ).all()
+        for event in events:
+            assert event.id is not None
+            seen.last_event_id = event.id
+            body = {"id": event.id, "at": event.at.isoformat(), "type": event.type}
+            body |= {"actor": event.actor, "detail": event.detail}
+            frames.append(_sse("timeline", body, event.id))
+        status_now = IncidentSummary.model_validate(_summary(incident)).model_dump(mode="json")
+        if status_now != seen.status:
+            seen.status = status_now
+            frames.append(_sse("status", status_now))
+        notes = [n.model_dump(mode="json") for n in notifications_of(session, incident_id)]
+        if notes != seen.notifications:
+            seen.notifications = notes
+            frames.append(_sse("notifications", notes))
+        if incident.status in CLOSED:
+            frames.append(_sse("end", {"reason": incident.status.value}))
+    return frames
+
+
+async def _stream(
+    request: Request,
+    factory: sessionmaker[Session],
+    incident_id: uuid.UUID,
+    seen: _Seen,
+    max_seconds: float,
+) -> AsyncIterator[str]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max_seconds
+    quiet_since = loop.time()
+    with wakeup.incidents.subscribe(incident_id) as changed:
+        while True:
+            changed.clear()  # before reading, so a commit during the read wakes the next round
+            frames = await anyio.to_thread.run_sync(_changes, factory, incident_id, seen)
+            for frame in frames:
+                yield frame
+            if frames:
+                quiet_since = loop.time()
+                if frames[-1].startswith("event: end"):
+                    return
+            now = loop.time()
+            if now >= deadline or await request.is_disconnected():
+                return
+            if now - quiet_since >= HEARTBEAT_SECONDS:
+                yield ": keep-alive\n\n"
+                quiet_since = now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    changed.wait(), timeout=min(FALLBACK_POLL_SECONDS, deadline - now)
+                )
+
+
+@router.get(
+    "/{incident_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "event stream"}},
+)
+def incident_events(
+    incident_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    actor: ActorDep,
+    max_seconds: Annotated[
+        float, Query(gt=0, le=3600, description="end the stream after this long; clients reconnect")
+    ] = 300,
+    after: Annotated[int | None, Query(ge=0, description="skip events up to this id")] = None,
+    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+) -> StreamingResponse:
+    """Server-sent events: `timeline` (each new event, with its id), `status` and
+    `notifications` (whenever they change), and `end` when the incident closes. The first
+    frames are the current state. A reconnecting EventSource sends `Last-Event-ID` and gets only
+    what it missed."""
+    incident = incidents.get_incident(session=session, actor=actor, incident_id=incident_id)
+    seen = _Seen(last_event_id=last_event_id or after or 0)
+    factory: sessionmaker[Session] = request.app.state.read_sessionmaker
+    return StreamingResponse(
+        _stream(request, factory, incident.id, seen, max_seconds),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -250,7 +250,7 @@
       if (p === "delivered" || p === "read") return [w.sms_delivered, "ok"];
       if (n.status === "failed" || p === "failed" || p === "undelivered") return [w.sms_failed, "bad"];
       if (n.status === "sent") return [w.sms_sent, ""];
-      if (n.status === "pending" || n.status === "sending") return [w.sms_queued, ""];
+      if (n.status === "pending" || n.status === "claimed" || n.status === "sending") return [w.sms_queued, ""];
       return null;
     };
     const callState = function (n) {

@@ -397,6 +397,27 @@ CASES += [
         (401, 403, 200, 200, 200, 404),
         params=_incident,
     ),
+    # Break-glass: anyone of the site may claim; the card is for responders (a guard who did
+    # not report or claim gets 403) and for staff, who hold the registry anyway.
+    Case(
+        "POST",
+        "/api/v1/incidents/{incident_id}/claim",
+        (401, 201, 201, 201, 201, 404),
+        params=_incident,
+    ),
+    Case(
+        "GET",
+        "/api/v1/incidents/{incident_id}/resident",
+        (401, 403, 200, 200, 200, 404),
+        params=_incident,
+    ),
+    Case(
+        "GET",
+        "/api/v1/incidents/{incident_id}/events",
+        (401, 200, 200, 200, 200, 404),
+        params=_incident,
+        query=lambda w: {"max_seconds": 0.1},
+    ),
 ]
 
 

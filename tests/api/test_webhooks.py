@@ -12,13 +12,14 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import sessionmaker
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from twilio.request_validator import RequestValidator
 
 from api.app import create_app
 from notifications.dispatcher import Dispatcher
 from tests.conftest import SYSTEM
 from tests.notifications.test_dispatcher import FakeChannel, _events, _rows
+from welfare.audit.models import AuditEntry
 from welfare.db import utcnow
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
@@ -409,6 +410,11 @@ def test_stop_opts_out_and_the_next_report_only_calls_that_contact(
     assert status_of(db, incident_id) is IncidentStatus.notifying
     assert "sms_opt_out" in _events(db, incident_id)
     db.rollback()
+    stop_audit = _opt_audits(db)
+    assert [(a.action, a.entity_id, a.purpose) for a in stop_audit] == [
+        ("contact.sms_opt_out", str(son.id), f"incident {incident_id}")
+    ]
+    assert stop_audit[0].resident_id == resident.id
     # The incident is closed; the next found report plans only a call to the son.
     incidents.cancel(session=db, actor=SYSTEM, incident_id=incident_id)
     db.commit()
@@ -421,6 +427,25 @@ def test_stop_opts_out_and_the_next_report_only_calls_that_contact(
     assert not db.exec(select(Contact).where(Contact.phone == SON)).one().sms_opted_out
     db.rollback()
     assert "sms_opt_in" in _events(db, again)
+    assert [(a.action, a.detail) for a in _opt_audits(db)] == [
+        ("contact.sms_opt_out", {"via": "sms_reply", "sms_opted_out": True}),
+        ("contact.sms_opt_in", {"via": "sms_reply", "sms_opted_out": False}),
+    ]
+    reply(twilio, SON, "START", sid="SMstartagain")  # no change: nothing more to audit
+    assert len(_opt_audits(db)) == 2
+
+
+def _opt_audits(db: Session) -> list[AuditEntry]:
+    db.expire_all()
+    rows = list(
+        db.exec(
+            select(AuditEntry)
+            .where(col(AuditEntry.action).startswith("contact.sms_opt"))
+            .order_by(col(AuditEntry.id))
+        ).all()
+    )
+    db.rollback()
+    return rows
 
 
 def test_an_unknown_number_gets_an_empty_answer_and_leaves_nothing(

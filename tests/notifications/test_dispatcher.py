@@ -177,14 +177,64 @@ def test_confirmation_racing_a_claimed_row_sends_nothing(
         incident = session.get(Incident, incident_id)
         assert incidents.confirm(session=session, incident=incident, via="sms")  # type: ignore[arg-type]
         session.commit()
-    for message_id in claimed:
-        dispatcher.deliver(message_id)
+    for claim in claimed:
+        dispatcher.deliver(claim)
     assert channel.sent == []
     assert {r.status for r in _rows(db, incident_id)} == {OutboxStatus.cancelled}
-    assert _events(db, incident_id).count("send_cancelled") == 2
+    db.expire_all()
+    confirmed = [e for e in timeline.events_of(db, incident_id) if e.type == "confirmed"]
+    db.rollback()
+    assert confirmed[0].detail["cancelled_messages"] == 2
 
 
-def test_a_row_left_sending_by_a_crash_is_sent_again_after_the_claim_goes_stale(
+def test_no_lock_is_held_during_the_provider_call_and_a_confirmation_then_stops_the_rest(
+    db: Session,
+    dispatcher: Dispatcher,
+    channel: FakeChannel,
+    incident_id: uuid.UUID,
+    writers: sessionmaker[Session],
+) -> None:
+    """While the first row is with the provider, the family confirms (another transaction on
+    the same incident: it would wait for a lock held across the call, on SQLite for any write).
+    The second row of the batch, claimed but not through the gate, must not go out."""
+    done = threading.Event()
+    confirmer_errors: list[BaseException] = []
+
+    def confirm_now() -> None:
+        try:
+            with writers() as session:
+                incident = session.get(Incident, incident_id)
+                assert incidents.confirm(session=session, incident=incident, via="keypress")  # type: ignore[arg-type]
+                session.commit()
+        except BaseException as exc:
+            confirmer_errors.append(exc)
+        finally:
+            done.set()
+
+    original = channel._go
+
+    def go(kind: str, to: str, content: str) -> Accepted:
+        if not channel.sent:  # the first hand-over: confirm while the provider "answers"
+            thread = threading.Thread(target=confirm_now)
+            thread.start()
+            assert done.wait(15), "the confirmation waited for the provider call"
+        return original(kind, to, content)
+
+    channel._go = go  # type: ignore[method-assign]
+    assert dispatcher.run_once() == 2
+    assert confirmer_errors == []
+    assert len(channel.sent) == 1
+    rows = _rows(db, incident_id)
+    assert sorted((r.template, r.status.value) for r in rows) == [
+        ("coming_notice", "pending"),  # the son was reached (in flight at confirmation)
+        ("found_alert", "cancelled"),
+        ("found_alert", "sent"),
+    ]
+    types = _events(db, incident_id)
+    assert types.index("confirmed") < types.index("sent")  # in flight before, recorded after
+
+
+def test_a_row_left_claimed_by_a_crash_is_sent_again_after_the_claim_goes_stale(
     db: Session,
     dispatcher: Dispatcher,
     channel: FakeChannel,
@@ -195,14 +245,69 @@ def test_a_row_left_sending_by_a_crash_is_sent_again_after_the_claim_goes_stale(
         claimed = outbox.claim_due(session)  # the worker dies here, before sending
         session.commit()
     assert dispatcher.run_once() == 0  # a live claim is left alone
+    _age_claims(writers, [c.message_id for c in claimed])
+    assert dispatcher.run_once() == 2
+    assert len(channel.sent) == 2
+    for claim in claimed:  # the dead worker's tokens no longer open the gate
+        dispatcher.deliver(claim)
+    assert len(channel.sent) == 2
+
+
+def _age_claims(writers: sessionmaker[Session], ids: list[uuid.UUID]) -> None:
     with writers() as session:
-        for message_id in claimed:
+        for message_id in ids:
             row = session.get(OutboxMessage, message_id)
             row.claimed_at = utcnow() - outbox.STALE_CLAIM - dt.timedelta(seconds=1)  # type: ignore[union-attr]
             session.add(row)
         session.commit()
+
+
+def _crash_in_hand_over(writers: sessionmaker[Session]) -> list[uuid.UUID]:
+    """Claim and pass the gate, then die before the provider answered."""
+    with writers() as session:
+        claimed = outbox.claim_due(session)
+        session.commit()
+    for claim in claimed:
+        with writers() as session:
+            assert outbox.open_send(session, claim) is not None
+            session.commit()
+    return [c.message_id for c in claimed]
+
+
+def test_a_row_left_sending_by_a_crash_is_sent_again_rather_than_stay_silent(
+    db: Session,
+    dispatcher: Dispatcher,
+    channel: FakeChannel,
+    incident_id: uuid.UUID,
+    writers: sessionmaker[Session],
+) -> None:
+    ids = _crash_in_hand_over(writers)
+    assert {r.status for r in _rows(db, incident_id)} == {OutboxStatus.sending}
+    assert dispatcher.run_once() == 0  # maybe still with the provider: wait
+    _age_claims(writers, ids)
     assert dispatcher.run_once() == 2
     assert len(channel.sent) == 2
+    assert {r.status for r in _rows(db, incident_id)} == {OutboxStatus.sent}
+
+
+def test_a_row_left_sending_is_not_resent_once_the_incident_is_confirmed(
+    db: Session,
+    dispatcher: Dispatcher,
+    channel: FakeChannel,
+    incident_id: uuid.UUID,
+    writers: sessionmaker[Session],
+) -> None:
+    ids = _crash_in_hand_over(writers)
+    with writers() as session:
+        incident = session.get(Incident, incident_id)
+        assert incidents.confirm(session=session, incident=incident, via="staff")  # type: ignore[arg-type]
+        session.commit()
+    _age_claims(writers, ids)
+    assert dispatcher.run_once() == 3  # the two stale rows and the son's "coming" notice
+    assert [kind for kind, _, _ in channel.sent] == ["sms"]  # only the notice
+    rows = _rows(db, incident_id)
+    assert {r.status for r in rows if r.id in ids} == {OutboxStatus.cancelled}
+    assert _events(db, incident_id).count("send_cancelled") == 2
 
 
 def test_after_confirmation_only_the_coming_notice_goes_out(
@@ -271,3 +376,27 @@ def test_the_real_twilio_sdk_path_records_a_permanent_error_in_words(
     assert failed[0].error_reason and "+852" not in failed[0].error_reason
     assert sent[0].provider_id and sent[0].provider_id[:2] in ("SM", "CA")
     assert len(fake.sent("Messages")) + len(fake.sent("Calls")) == 2
+
+
+def test_with_concurrency_rows_are_handed_over_side_by_side(
+    db: Session,
+    channel: FakeChannel,
+    incident_id: uuid.UUID,
+    writers: sessionmaker[Session],
+    settings: Settings,
+) -> None:
+    """The son's SMS and call are with the provider at the same time (each waits for the other:
+    one by one, the barrier would break), and both are recorded."""
+    both_in_flight = threading.Barrier(2, timeout=10)
+    original = channel._go
+
+    def go(kind: str, to: str, content: str) -> Accepted:
+        both_in_flight.wait()
+        return original(kind, to, content)
+
+    channel._go = go  # type: ignore[method-assign]
+    dispatcher = Dispatcher(writers, channel, settings, concurrency=4)
+    assert dispatcher.run_once() == 2
+    assert sorted(kind for kind, _, _ in channel.sent) == ["call", "sms"]
+    assert {r.status for r in _rows(db, incident_id)} == {OutboxStatus.sent}
+    assert _events(db, incident_id).count("sent") == 2

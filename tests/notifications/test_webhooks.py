@@ -14,6 +14,7 @@ from notifications import webhooks
 from notifications.dispatcher import Dispatcher
 from tests.conftest import SYSTEM
 from tests.notifications.test_dispatcher import FakeChannel, _events, _rows
+from welfare.audit.models import AuditEntry
 from welfare.errors import PermissionDenied
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
@@ -269,7 +270,14 @@ def test_an_opt_out_from_a_contact_without_an_open_incident_is_still_kept(
         )
         session.commit()
     db.expire_all()
-    assert db.exec(select(Contact)).one().sms_opted_out
+    contact = db.exec(select(Contact)).one()
+    assert contact.sms_opted_out
+    entry = db.exec(select(AuditEntry).where(AuditEntry.action == "contact.sms_opt_out")).one()
+    assert (entry.entity_id, entry.resident_id, entry.purpose) == (
+        str(contact.id),
+        contact.resident_id,
+        None,  # no open incident to name
+    )
     db.rollback()
     assert _events(db, incident_id) == before  # a closed incident's timeline is left alone
 

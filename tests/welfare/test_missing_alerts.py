@@ -88,7 +88,8 @@ def test_on_duty_guards_get_an_sms_and_off_duty_ones_do_not(
     rows = _rows(db, body["id"])
     assert [(r.to_phone, r.template) for r in rows] == [("+85293451609", "missing_alert")]
     text = render(db, rows[0], settings)
-    assert f"/api/v1/alerts/{body['id']}" in text and "Park" not in text
+    assert f"https://welfare.test/guard/alerts/{body['id']}" in text and "Park" not in text
+    assert "/api/" not in text
 
 
 def test_guard_sees_the_alert_card_without_health_data_and_each_view_is_audited(

@@ -156,3 +156,14 @@ class EscalationPolicy(SQLModel, table=True):
     settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_by: uuid.UUID | None = None
+
+
+class IncidentResponder(SQLModel, table=True):
+    """A guard who claimed an incident: like its reporter, they may see the resident's card and
+    household while it is open (break-glass access, each view audited)."""
+
+    __tablename__ = "incident_responder"
+
+    incident_id: uuid.UUID = Field(foreign_key="incident.id", primary_key=True, ondelete="CASCADE")
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", primary_key=True, ondelete="CASCADE")
+    claimed_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -40,6 +40,7 @@ from welfare.residents.service import audit_resident
 from welfare.sites.models import Site
 from welfare.tags.models import ResidentTag
 from welfare.users.models import User, UserSite
+from welfare.wakeup import outbox_queued
 
 REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read over the phone
 
@@ -249,13 +250,12 @@ def alert_guards_on_duty(session: Session, incident: Incident, now: dt.datetime)
     """Every guard on duty at the site gets an SMS pointing at the alert (photo, description and
     likely places are behind sign-in, never in the SMS)."""
     guards = [g for g in _reachable(session, incident.site_id, Role.guard) if g.on_duty_since]
-    alert = Step(index=-2, offset_seconds=0, kind=StepKind.duty_manager)
     for guard in guards:
         assert guard.phone is not None
         _queue(
             session,
             incident,
-            alert,
+            None,
             MessageKind.sms,
             to=guard.phone,
             language=guard.language,
@@ -377,7 +377,7 @@ def _start_step(session: Session, incident: Incident, step: Step, now: dt.dateti
 def _queue(
     session: Session,
     incident: Incident,
-    step: Step,
+    step_index: int | None,
     kind: MessageKind,
     *,
     to: str,
@@ -387,11 +387,15 @@ def _queue(
     user_id: uuid.UUID | None = None,
     now: dt.datetime,
 ) -> OutboxMessage:
+    """One outbox row and its "queued" event. `step_index` is the escalation step that caused it,
+    or None for messages outside the escalation (missing alerts to guards, "coming" notices);
+    those are keyed by their template instead, so each is still queued at most once."""
     who = contact_id or user_id
+    cause = template if step_index is None else step_index
     message = OutboxMessage(
-        idempotency_key=f"{incident.id}:{step.index}:{who}:{kind.value}",
+        idempotency_key=f"{incident.id}:{cause}:{who}:{kind.value}",
         incident_id=incident.id,
-        step_index=step.index,
+        step_index=step_index,
         contact_id=contact_id,
         user_id=user_id,
         kind=kind,
@@ -408,13 +412,13 @@ def _queue(
         updated_at=now,
     )
     session.add(message)
-    session.flush()
+    outbox_queued(session)
     timeline.record(
         session,
         incident,
         "queued",
         channel=kind.value,
-        step=step.index,
+        step=step_index,
         contact_id=contact_id,
         user_id=user_id,
         message_id=message.id,
@@ -441,7 +445,7 @@ def _queue_for_contact(
         _queue(
             session,
             incident,
-            step,
+            step.index,
             kind,
             to=contact.phone,
             language=contact.language,
@@ -463,7 +467,7 @@ def _queue_for_duty_manager(
             _queue(
                 session,
                 incident,
-                step,
+                step.index,
                 kind,
                 to=manager.phone,
                 language=manager.language,
@@ -521,12 +525,12 @@ def _queue_coming_notices(
     reached = session.exec(
         select(OutboxMessage.contact_id).where(
             OutboxMessage.incident_id == incident.id,
-            col(OutboxMessage.status) == OutboxStatus.sent,
+            # 'sending': went through the gate before this confirmation; it is on its way.
+            col(OutboxMessage.status).in_((OutboxStatus.sent, OutboxStatus.sending)),
             col(OutboxMessage.contact_id).is_not(None),
         )
     ).all()
     coming = session.get(Contact, confirmer) if confirmer else None
-    notice = Step(index=-1, offset_seconds=0, kind=StepKind.contact)
     for contact_id in sorted(set(reached) - {confirmer}, key=str):
         contact = session.get(Contact, contact_id)
         if contact is None or contact.sms_opted_out or contact.phone_line_type == "landline":
@@ -534,7 +538,7 @@ def _queue_coming_notices(
         message = _queue(
             session,
             incident,
-            notice,
+            None,
             MessageKind.sms,
             to=contact.phone,
             language=contact.language,
@@ -672,12 +676,13 @@ def cancel(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> Inciden
 
 
 def _stop(session: Session, incident: Incident, now: dt.datetime) -> int:
-    """Cancel every message still waiting to go; return how many."""
+    """Cancel every message not yet handed over (pending or claimed); return how many."""
     return session.exec(  # type: ignore[call-overload]
         update(OutboxMessage)
         .where(
             col(OutboxMessage.incident_id) == incident.id,
-            col(OutboxMessage.status) == OutboxStatus.pending,
+            # Claimed rows too: a dispatcher holding one finds it cancelled at its gate.
+            col(OutboxMessage.status).in_((OutboxStatus.pending, OutboxStatus.claimed)),
         )
         .values(status=OutboxStatus.cancelled, updated_at=now)
     ).rowcount

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from welfare.authz import Actor
 from welfare.db import utcnow
 from welfare.incidents.models import Incident, IncidentEvent
+from welfare.wakeup import incident_changed
 
 
 def actor_label(actor: Actor) -> str:
@@ -25,7 +26,8 @@ def record(
     label: str | None = None,
     **detail: Any,
 ) -> IncidentEvent:
-    """Append an event. `detail` must hold ids, channels, statuses and codes only."""
+    """Append an event. `detail` must hold ids, channels, statuses and codes only. Live views of
+    the incident are woken when the transaction commits."""
     event = IncidentEvent(
         incident_id=incident.id,
         at=utcnow(),
@@ -34,8 +36,8 @@ def record(
         actor=label or (actor_label(actor) if actor else "system"),
         detail={k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in detail.items()},
     )
-    session.add(event)
-    session.flush()
+    session.add(event)  # inserted with the transaction's next flush, several at once
+    incident_changed(session, incident.id)
     return event
 
 

@@ -18,7 +18,8 @@ class MessageKind(StrEnum):
 
 class OutboxStatus(StrEnum):
     pending = "pending"  # waiting for its time (or a retry)
-    sending = "sending"  # claimed by a dispatcher, being handed to the provider
+    claimed = "claimed"  # taken by a dispatcher, not yet through the gate (may still be stopped)
+    sending = "sending"  # through the gate: being handed to the provider, no longer stoppable
     sent = "sent"  # the provider accepted it (later news arrives by webhook)
     failed = "failed"  # refused for good, or out of retries
     cancelled = "cancelled"  # no longer wanted: the incident was confirmed or closed

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
@@ -17,8 +18,11 @@ from welfare.incidents import timeline
 from welfare.incidents.models import Incident, IncidentStatus
 from welfare.outbox.models import OutboxMessage, OutboxStatus
 
-# A row left 'sending' this long was claimed by a worker that died mid-send. Rule: send it again.
-# In an emergency a duplicate SMS or call is better than silence.
+# Crash rules. A row left 'claimed' this long was claimed by a worker that died before handing
+# it over: nothing went out, claim it again. A row left 'sending' this long belongs to a worker
+# that died during the hand-over, so the provider may or may not have it. Rule: send it again
+# (through the gate, so only while the incident still wants it). In an emergency a duplicate
+# SMS or call is better than silence; the idempotency key goes with it.
 STALE_CLAIM = dt.timedelta(seconds=30)
 MAX_ATTEMPTS = 5
 BACKOFF_SECONDS = (2, 5, 15, 30)  # after attempt 1, 2, 3, 4
@@ -26,10 +30,14 @@ BACKOFF_SECONDS = (2, 5, 15, 30)  # after attempt 1, 2, 3, 4
 AFTER_CONFIRMATION = {"coming_notice"}
 
 
-def claim_due(
-    session: Session, *, limit: int = 20, now: dt.datetime | None = None
-) -> list[uuid.UUID]:
-    """Mark up to `limit` due rows 'sending' under a fresh claim token and return their ids.
+@dataclass(frozen=True)
+class Claim:
+    message_id: uuid.UUID
+    token: str
+
+
+def claim_due(session: Session, *, limit: int = 20, now: dt.datetime | None = None) -> list[Claim]:
+    """Mark up to `limit` due rows 'claimed' under a fresh token, in one short transaction.
 
     PostgreSQL: FOR UPDATE SKIP LOCKED, so several workers share the load without waiting on
     each other. SQLite: one writer at a time (BEGIN IMMEDIATE), so a plain conditional update.
@@ -38,7 +46,7 @@ def claim_due(
     due = or_(
         (col(OutboxMessage.status) == OutboxStatus.pending)
         & (col(OutboxMessage.next_attempt_at) <= now),
-        (col(OutboxMessage.status) == OutboxStatus.sending)
+        col(OutboxMessage.status).in_((OutboxStatus.claimed, OutboxStatus.sending))
         & (col(OutboxMessage.claimed_at) < now - STALE_CLAIM),
     )
     query = select(OutboxMessage.id).where(due).order_by(col(OutboxMessage.next_attempt_at))
@@ -51,16 +59,17 @@ def claim_due(
     session.exec(  # type: ignore[call-overload]
         update(OutboxMessage)
         .where(col(OutboxMessage.id).in_(ids))
-        .values(status=OutboxStatus.sending, claimed_at=now, claim_token=token, updated_at=now)
+        .values(status=OutboxStatus.claimed, claimed_at=now, claim_token=token, updated_at=now)
     )
-    return ids
+    return [Claim(message_id, token) for message_id in ids]
 
 
 def defer(
     session: Session, message_id: uuid.UUID, *, until: dt.datetime, now: dt.datetime | None = None
 ) -> bool:
-    """Put a claimed row back to wait until `until` (the sender is over its rate), without
-    counting an attempt. False when the row is no longer ours to put back."""
+    """Put a row back to wait until `until` (the sender is over its rate), without counting an
+    attempt. Called inside the gate's transaction (`open_send`), before it commits: the row never
+    shows as 'sending'. False when the row is no longer ours to put back."""
     moved = session.exec(  # type: ignore[call-overload]
         update(OutboxMessage)
         .where(
@@ -77,27 +86,36 @@ def defer(
     return bool(moved)
 
 
-def lock_for_send(
-    session: Session, message_id: uuid.UUID
+def open_send(
+    session: Session, claim: Claim, now: dt.datetime | None = None
 ) -> tuple[OutboxMessage, Incident | None] | None:
-    """Open the send: lock the row's incident (held until the caller commits, so a confirmation
-    waits for a send in flight and none starts after it) and re-check that it is still wanted.
+    """The gate, in a short transaction of its own: under the incident's lock, re-check that the
+    row is still ours and still wanted, and move it 'claimed' -> 'sending'. The caller commits,
+    then hands the row to the provider outside any transaction.
+
+    This is the moment that orders a send against a confirmation. A confirmation that commits
+    first has cancelled the claimed row (`incidents.service._stop`), so the gate refuses it and
+    nothing goes out; one that commits after finds the row 'sending': in flight, decided before
+    the confirmation, and its contact counts as reached. No lock is held during the provider
+    call, so one slow provider request never blocks other writers (on SQLite: every writer).
 
     Returns None when the row is no longer ours or no longer wanted (then cancelled).
     """
-    message = session.get(OutboxMessage, message_id)
-    if message is None or message.status != OutboxStatus.sending:
+    now = now or utcnow()
+    message = session.get(OutboxMessage, claim.message_id)
+    if message is None:
         return None
     incident = session.get(Incident, message.incident_id) if message.incident_id else None
     if incident is not None:
         incidents.lock_incident(session, incident)
         session.refresh(message)
-        if message.status != OutboxStatus.sending:
-            return None
+    if message.status != OutboxStatus.claimed or message.claim_token != claim.token:
+        return None
+    if incident is not None:
         stopped = incident.status not in (IncidentStatus.open, IncidentStatus.notifying)
         if stopped and message.template not in AFTER_CONFIRMATION:
             message.status = OutboxStatus.cancelled
-            message.updated_at = utcnow()
+            message.updated_at = now
             session.add(message)
             timeline.record(
                 session,
@@ -109,8 +127,27 @@ def lock_for_send(
             return None
     if message.to_phone is None:  # erased since it was queued
         message.status = OutboxStatus.cancelled
+        message.updated_at = now
         session.add(message)
         return None
+    message.status = OutboxStatus.sending
+    message.claimed_at = message.updated_at = now
+    session.add(message)
+    return message, incident
+
+
+def finish_send(
+    session: Session, message_id: uuid.UUID
+) -> tuple[OutboxMessage, Incident | None] | None:
+    """Reload a row after its provider call, to record the outcome (`record_sent` /
+    `record_failure`) in a short transaction; the incident is locked as every writer does."""
+    message = session.get(OutboxMessage, message_id)
+    if message is None:
+        return None
+    incident = session.get(Incident, message.incident_id) if message.incident_id else None
+    if incident is not None:
+        incidents.lock_incident(session, incident)
+        session.refresh(message)
     return message, incident
 
 
@@ -204,7 +241,7 @@ def mark_step_failed_if_dead(
     session: Session, incident: Incident, step_index: int | None, now: dt.datetime
 ) -> None:
     """Every message of the step failed (or went unanswered for good): pull the next forward."""
-    if step_index is None or step_index < 0:
+    if step_index is None:
         return
     siblings = session.exec(
         select(OutboxMessage.status).where(

@@ -520,7 +520,8 @@ def confirm_checkin(
         update(OutboxMessage)
         .where(
             col(OutboxMessage.idempotency_key).startswith(f"visit:{visit.id}:call:"),
-            col(OutboxMessage.status) == OutboxStatus.pending,
+            # Claimed rows have not passed the send gate yet: they are stopped too.
+            col(OutboxMessage.status).in_((OutboxStatus.pending, OutboxStatus.claimed)),
         )
         .values(status=OutboxStatus.cancelled, updated_at=now)
     )
