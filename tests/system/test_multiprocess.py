@@ -1,5 +1,7 @@
 """Two API processes and two workers on one PostgreSQL database, one worker killed mid-way.
 
+The killed worker leads the visit scheduler; the survivor must take the leadership over.
+
 Every due message must reach the provider; none twice, except rows whose send was in flight in
 the killed worker (claimed, maybe handed over, never recorded): those are resent after the stale
 claim window, because for an emergency a duplicate SMS beats silence (welfare/outbox/service.py).
@@ -32,6 +34,7 @@ from welfare.sites.models import Household, Site
 from welfare.users.models import User
 
 INCIDENTS = 200
+LEADER_LINE = "this worker now leads the scheduler"
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "f" * 32
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,6 +127,15 @@ def _wait_healthy(base_urls: list[str], processes: Processes) -> None:
             time.sleep(0.2)
 
 
+def _wait_for_log(processes: Processes, name: str, line: str, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    path = processes.logs / f"{name}.log"
+    while line not in path.read_text(errors="replace"):
+        assert processes.running[name].poll() is None, f"{name} exited"
+        assert time.monotonic() < deadline, f"{name} never logged {line!r}"
+        time.sleep(0.2)
+
+
 def _message_ids(twilio: FakeTwilioServer) -> list[str]:
     """The outbox row behind each create request the provider saw (from its callback URL)."""
     ids = []
@@ -159,7 +171,10 @@ def test_two_apis_two_workers_hand_every_message_over_through_a_worker_kill(
     apis = [f"http://127.0.0.1:{port}" for port in ports]
     for index, port in enumerate(ports):
         processes.start(f"api{index}", "serve", "--port", str(port))
-    workers = [processes.start(f"worker{index}", "worker") for index in range(2)]
+    # worker0 first, so it is the scheduler's leader when it is killed.
+    workers = [processes.start("worker0", "worker")]
+    _wait_for_log(processes, "worker0", LEADER_LINE)
+    workers.append(processes.start("worker1", "worker"))
     _wait_healthy(apis, processes)
 
     token = httpx.post(
@@ -236,3 +251,6 @@ def test_two_apis_two_workers_hand_every_message_over_through_a_worker_kill(
     # Only rows the dead worker had claimed can have gone out twice, and only once more.
     assert sum(n - 1 for n in duplicates.values()) <= in_flight_at_kill
     assert all(n == 2 for n in duplicates.values())
+    # The survivor took the scheduler over (its advisory lock went with the dead connection).
+    _wait_for_log(processes, "worker1", LEADER_LINE)
+    print("scheduler leadership moved to the surviving worker")
