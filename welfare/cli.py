@@ -82,7 +82,7 @@ def demo(host: str, port: int) -> None:
     click.echo(f"  welfare demo: {'created' if created else 'reusing'} {site.name}")
     click.echo(f"  database:     {settings.database_url}")
     click.echo(f"  notifications: {settings.channel_name} channel")
-    click.echo(f"  open:         http://{host}:{port}/docs")
+    click.echo(f"  open:         http://{host}:{port}/  (sign in; the API is at /docs)")
     click.echo("  demo users (username / password / role):")
     for user in DEMO_USERS:
         click.echo(f"    {user.username:<8} {user.password:<20} {user.role.value}")
