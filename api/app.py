@@ -12,6 +12,7 @@ from api.errors import install_error_handlers
 from api.logs import install_access_log_filter
 from api.middleware import BodySizeLimit
 from api.pages import account as account_pages
+from api.pages import manager as manager_pages
 from api.pages.rendering import STATIC_DIR
 from api.routes import (
     alerts,
@@ -89,7 +90,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     app.include_router(lookup.router)
     app.include_router(webhooks.router)
     # Pages: each area is its own router module under api/pages.
-    for page_module in (account_pages,):
+    for page_module in (account_pages, manager_pages):
         app.include_router(page_module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_photo_bytes + BODY_LIMIT_SLACK)
