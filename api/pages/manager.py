@@ -26,6 +26,7 @@ from api.pages.rendering import render
 from welfare.authz import Permission, Role, require, visible_site_ids
 from welfare.db import utcnow
 from welfare.errors import Conflict, InvalidInput, NotFound
+from welfare.pagination import paginate
 from welfare.residents.models import Resident
 from welfare.sites.models import Site
 from welfare.users.models import User, UserSite
@@ -173,7 +174,8 @@ def _user_names(session: Session, ids: set[uuid.UUID | None]) -> dict[uuid.UUID,
     wanted = [i for i in ids if i is not None]
     if not wanted:
         return {}
-    return dict(session.exec(select(User.id, User.display_name).where(col(User.id).in_(wanted))))
+    rows = session.exec(select(User.id, User.display_name).where(col(User.id).in_(wanted))).all()
+    return {user_id: name for user_id, name in rows}
 
 
 def _words() -> dict[str, Any]:
@@ -193,6 +195,39 @@ def _parse_date(value: str | None, default: dt.date | None = None) -> dt.date | 
         return dt.date.fromisoformat(value)
     except ValueError:
         raise InvalidInput("date", "not a date") from None
+
+
+def _find_visits(
+    session: Session,
+    page_user: PageUser,
+    *,
+    limit: int,
+    offset: int,
+    unassigned: bool,
+    **filters: Any,
+) -> tuple[list[Visit], int]:
+    """The service's list; "site staff" (no assignee) is a filter the API does not offer, so
+    it is added to the service's own conditions (which carry the site check)."""
+    if not unassigned:
+        return visits.list_visits(
+            session=session, actor=page_user.actor, limit=limit, offset=offset, **filters
+        )
+    if (
+        filters["start_from"]
+        and filters["start_to"]
+        and filters["start_to"] <= filters["start_from"]
+    ):
+        raise InvalidInput("start_to", "the range ends before it starts")
+    query = select(Visit).where(
+        *visits.visit_filters(page_user.actor, **filters), col(Visit.assignee_user_id).is_(None)
+    )
+    return paginate(
+        session,
+        query,
+        limit=limit,
+        offset=offset,
+        order_by=[col(Visit.window_start), col(Visit.id)],
+    )
 
 
 @router.get("")
@@ -263,11 +298,12 @@ def visits_page(
         if last and view == "list":
             last = last + dt.timedelta(days=1)
         start_to = views.local_midnight_utc(last, tz) if last else None
-        rows, total = visits.list_visits(
-            session=session,
-            actor=page_user.actor,
+        rows, total = _find_visits(
+            session,
+            page_user,
             limit=PAGE_SIZE if view == "list" else CALENDAR_LIMIT,
             offset=(page - 1) * PAGE_SIZE if view == "list" else 0,
+            unassigned=assignee == "site",
             site_id=site.id,
             assignee_user_id=assignee_id,
             statuses=wanted_status,
@@ -282,8 +318,6 @@ def visits_page(
         )
         context["error"] = message
         return render(request, "manager/visits.html", context, status_code=422)
-    if assignee == "site":
-        rows = [r for r in rows if r.assignee_user_id is None]
     context["residents"] = _resident_names(session, {r.resident_id for r in rows})
     context["users"] = _user_names(session, {r.assignee_user_id for r in rows})
     context["rows"] = rows
