@@ -156,19 +156,19 @@ class BarChart:
     """Horizontal bars, one per row: fits a narrow screen and long names."""
 
     bars: list[Bar]
-    width: int = 560
-    label_width: int = 170
+    width: int = 320
+    label_width: int = 100
     row_height: int = 30
     height: int = 0
     plot_width: int = 0
     ticks: list[tuple[float, str]] = field(default_factory=list)
 
 
-def bar_chart(rows: list[tuple[str, float | None, str]], width: int = 560) -> BarChart:
+def bar_chart(rows: list[tuple[str, float | None, str]], width: int = 320) -> BarChart:
     chart = BarChart(bars=[], width=width)
-    chart.plot_width = width - chart.label_width - 60
+    chart.plot_width = width - chart.label_width - 50
     for index, (label, value, text) in enumerate(rows):
-        bar = Bar(label=label[:24], value=value, text=text)
+        bar = Bar(label=label[:13], value=value, text=text)
         bar.y = 10 + index * chart.row_height
         bar.width = round(max(value or 0.0, 0.0) * chart.plot_width, 1)
         chart.bars.append(bar)
@@ -208,10 +208,10 @@ def nice_max(value: float) -> float:
 
 
 def line_chart(
-    months: list[str], series: list[tuple[str, str, list[float | None]]], width: int = 560
+    months: list[str], series: list[tuple[str, str, list[float | None]]], width: int = 320
 ) -> LineChart:
     """Lines over months; values in minutes (None: no incident reached that step)."""
-    height, left, right, top, bottom = 240, 52, 16, 14, 40
+    height, left, right, top, bottom = 200, 50, 24, 12, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for _n, _c, vs in series for v in vs if v is not None]
     top_value = nice_max(max(values, default=0.0))
@@ -239,8 +239,15 @@ def line_chart(
         left=left,
         bottom=height - bottom,
         series=out,
-        x_labels=[(x_at(i), m) for i, m in enumerate(months)],
-        y_ticks=[(y_at(top_value * f), format_minutes(top_value * f)) for f in (0, 0.5, 1)],
+        # At most about four month labels fit a phone-wide chart: label every step-th one.
+        x_labels=[
+            (x_at(i), m)
+            for i, m in enumerate(months)
+            if i % max(1, -(-len(months) // 4)) == 0 or i == len(months) - 1
+        ],
+        y_ticks=[
+            (y_at(top_value * f), format_minutes(top_value * f) if f else "0") for f in (0, 0.5, 1)
+        ],
         empty=not values,
     )
 
