@@ -160,3 +160,31 @@ def test_a_manager_records_a_visit_from_the_week_and_sees_the_report(
     )
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     screenshot(page, f"manager-reports{suffix}")
+
+
+def test_the_rule_builder_shows_only_the_chosen_preset_on_a_phone(
+    phone: Any,
+    site: Site,
+    make_user: Callable[..., User],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Any],
+    sign_in: Callable[..., None],
+) -> None:
+    make_consent(make_resident())
+    sign_in(phone, make_user("manager", [site]))
+    phone.goto("/manage/schedules/new")
+    every = phone.locator('input[name="every_days"]')
+    weekday = phone.locator('input[name="weekdays"][value="MO"]')
+    assert weekday.is_visible() and not every.is_visible()
+    phone.get_by_label("Every N days").check()
+    assert every.is_visible() and not weekday.is_visible()
+    phone.get_by_label("Every how many days").fill("0")
+    phone.get_by_label("Resident").select_option(label="Mr. Wang")
+    # The browser's own min= check would stop the form; the server's answer is what is tested.
+    phone.evaluate("document.querySelector('input[name=every_days]').removeAttribute('min')")
+    phone.get_by_role("button", name="Save schedule").click()
+    phone.wait_for_load_state()
+    assert phone.get_by_role("alert").inner_text() == "Give a number of days from 1 to 365."
+    assert every.is_visible() and every.input_value() == "0"  # kept, and its preset still shown
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+    screenshot(phone, "manager-schedule-form-phone")
