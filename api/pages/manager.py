@@ -79,7 +79,7 @@ PRESET_WORDS = {
 # The services' InvalidInput names a field; the page says it in the user's language.
 FIELD_ERRORS = {
     "rrule": N_("This recurrence rule is not valid. Example: FREQ=WEEKLY;BYDAY=MO,TH"),
-    "window_start": N_("Give the window's start as a time, e.g. 10:00."),
+    "window_start": N_("Give the window's start and end as times, e.g. 10:00."),
     "window_end": N_("The window must end after it starts, on the same day."),
     "start_date": N_("Give a start date."),
     "end_date": N_("The end date is before the start date."),

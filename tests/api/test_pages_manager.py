@@ -605,7 +605,7 @@ def test_a_manager_creates_edits_and_ends_a_schedule_with_the_builder(
         ({"preset": "every_n_days", "every_days": "0"}, "from 1 to 365", 'value="0"'),
         ({"preset": "monthly", "month_day": "31"}, "from 1 to 28", 'value="31"'),
         ({"window_end": "09:00"}, "must end after it starts", 'value="09:00"'),
-        ({"window_start": "ten"}, "as a time", 'value="ten"'),
+        ({"window_start": "ten"}, "as times", 'value="ten"'),
         (
             {"end_date": "2026-11-01"},
             "The end date is before the start date.",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import Session
@@ -57,11 +58,14 @@ def _seed(
     ]
     db.commit()
     now = utcnow().replace(minute=0, second=0, microsecond=0)
+    zone = ZoneInfo(site.timezone)
     # The past weeks: some done, some missed, so the report has figures to draw.
     for days_ago in range(1, 29, 3):
         for schedule, assignee in ((schedules[0], staff), (schedules[1], other)):
             status = VisitStatus.missed if days_ago % 4 == 0 else VisitStatus.completed
-            start = now - dt.timedelta(days=days_ago, hours=3 + 2 * (days_ago % 2))
+            day = now.astimezone(zone).date() - dt.timedelta(days=days_ago)
+            hour = 10 if schedule is schedules[0] else 15
+            start = dt.datetime.combine(day, dt.time(hour), zone).astimezone(dt.UTC)
             db.add(
                 Visit(
                     schedule_id=schedule.id,
