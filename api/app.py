@@ -18,6 +18,7 @@ from api.pages import console_admin as console_admin_pages
 from api.pages import console_registry as console_registry_pages
 from api.pages import guard as guard_pages
 from api.pages import guard_pwa as guard_pwa_pages
+from api.pages import manager as manager_pages
 from api.pages import public as public_pages
 from api.pages.rendering import STATIC_DIR
 from api.routes import (
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         console_pages,
         console_registry_pages,
         console_admin_pages,
+        manager_pages,
     ):
         app.include_router(page_module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

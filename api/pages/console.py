@@ -76,6 +76,7 @@ def nav_items(page_user: PageUser) -> list[tuple[str, str]]:
         ("/console/residents", N_("Residents")),
         ("/console/households", N_("Households")),
         ("/console/labels", N_("QR labels")),
+        ("/manage/visits", N_("Visits")),
     ]
     if page_user.actor.can(Permission.audit_read):
         items.append(("/console/audit", N_("Access audit")))
