@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
+from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from tests.conftest import SYSTEM
@@ -48,6 +49,7 @@ def test_staff_follow_a_found_report_on_the_board_and_the_incident_page(
     device: str,
     request: pytest.FixtureRequest,
     db: Session,
+    writers: sessionmaker[Session],
     make_user: Callable[..., User],
     site: Site,
     make_household: Callable[..., Household],
@@ -100,13 +102,13 @@ def test_staff_follow_a_found_report_on_the_board_and_the_incident_page(
     if device == "phone":
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
 
-    # The son presses 1 on the call: the page follows by itself.
-    stored = db.get(Incident, incident_id)
-    assert stored is not None
-    incidents.confirm(session=db, incident=stored, via="keypress", contact_id=son_id)
-    db.commit()
-    db.expunge_all()
-    db.rollback()
+    # The son presses 1 on the call: the page follows by itself. Written like a webhook
+    # request (BEGIN IMMEDIATE), since the live server's worker may be writing just then.
+    with writers() as session:
+        stored = session.get(Incident, incident_id)
+        assert stored is not None
+        incidents.confirm(session=session, incident=stored, via="keypress", contact_id=son_id)
+        session.commit()
     page.locator("#incident-status", has_text="Confirmed").wait_for(timeout=WAIT_MS)
     assert page.get_by_text("Confirmed: someone is coming").is_visible()
     assert "Coming" in page.locator("tr.confirmed").inner_text()
@@ -137,6 +139,10 @@ def test_staff_send_an_sms_now_and_record_reached_by_phone(
     resident = make_resident()
     make_consent(resident)
     make_contact(resident)
+    # Every row this test writes goes in before the incident opens: from then on the live
+    # server's worker is writing, and a deferred SQLite transaction that reads, then writes
+    # after another commit fails at once ("database is locked"), busy timeout or not.
+    staff = make_user("staff", [site])
     opened = incidents.open_incident(
         session=db,
         actor=SYSTEM,
@@ -146,7 +152,7 @@ def test_staff_send_an_sms_now_and_record_reached_by_phone(
     incident_id = opened.incident.id
     db.expunge_all()
     db.rollback()
-    sign_in(desktop, make_user("staff", [site]))
+    sign_in(desktop, staff)
     desktop.goto(f"/console/incidents/{incident_id}")
     wait_until_settled(desktop)
     desktop.get_by_role("button", name="SMS now").click()
