@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import shutil
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,16 @@ def live_server(settings: Settings, live_socket: socket.socket) -> Iterator[str]
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("live server did not start")
         time.sleep(0.05)
+    # Let the in-process worker's start-up burst (heartbeat, first scheduler tick, audit head)
+    # pass before the test writes its rows: a deferred SQLite transaction of the test that reads
+    # and then writes right after such a commit fails at once ("database is locked").
+    path = settings.database_url.removeprefix("sqlite:///")
+    while time.monotonic() < deadline:
+        with closing(sqlite3.connect(path)) as connection:
+            if connection.execute("SELECT count(*) FROM worker_heartbeat").fetchone()[0]:
+                break
+        time.sleep(0.05)
+    time.sleep(1.0)
     yield settings.public_base_url
     server.should_exit = True
     thread.join(timeout=15)
