@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import func, text
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
@@ -27,10 +27,10 @@ SYSTEM = Actor.system()
 
 
 def append(factory: sessionmaker[Session], count: int, **kwargs) -> list[int]:
-    ids = []
     with factory() as session:
+        before = session.exec(select(func.max(AuditEntry.id))).one() or 0
         for i in range(count):
-            entry = record(
+            record(
                 session,
                 actor=SYSTEM,
                 action=kwargs.get("action", "test.append"),
@@ -38,9 +38,12 @@ def append(factory: sessionmaker[Session], count: int, **kwargs) -> list[int]:
                 entity_id=str(i),
                 detail=kwargs.get("detail", {"n": i}),
             )
-            ids.append(entry.id)
         session.commit()
-    return ids
+        ids = session.exec(
+            select(AuditEntry.id).where(col(AuditEntry.id) > before).order_by(col(AuditEntry.id))
+        ).all()
+    assert len(ids) == count
+    return [i for i in ids if i is not None]
 
 
 def entries(factory: sessionmaker[Session]) -> list[AuditEntry]:
@@ -170,6 +173,43 @@ def test_an_entry_rolls_back_with_its_transaction(session_factory) -> None:
         session.rollback()
     append(session_factory, 1)
     assert [e.action for e in entries(session_factory)] == ["test.append"] * 3
+    assert verify(session_factory).ok
+
+
+def test_an_open_transaction_holds_no_audit_lock_until_it_commits(
+    session_factory, settings: Settings
+) -> None:
+    """Entries are chained at commit: a long audited transaction (a found report) does not
+    make every other audited transaction wait for it. The chain follows the commit order."""
+    append(session_factory, 1)
+    if settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite serialises whole write transactions anyway")
+    engine = make_engine(settings.database_url)
+    writers = make_sessionmaker(engine)
+    try:
+        with writers() as slow:
+            record(slow, actor=SYSTEM, action="test.slow", entity="test")
+            slow.exec(text("SELECT 1"))  # the transaction is open, its entry recorded
+            done = threading.Event()
+
+            def quick() -> None:
+                with writers() as other:
+                    record(other, actor=SYSTEM, action="test.quick", entity="test")
+                    other.commit()
+                done.set()
+
+            thread = threading.Thread(target=quick)
+            thread.start()
+            assert done.wait(10), "the second appender waited for the first one's commit"
+            thread.join()
+            slow.commit()
+    finally:
+        engine.dispose()
+    assert [e.action for e in entries(session_factory)] == [
+        "test.append",
+        "test.quick",
+        "test.slow",
+    ]
     assert verify(session_factory).ok
 
 

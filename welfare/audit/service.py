@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, insert, text
+from sqlalchemy import event, func, insert, text
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 from welfare.audit.models import AuditEntry
@@ -19,6 +20,7 @@ from welfare.authz import Actor, Permission, visible_site_ids
 from welfare.db import utcnow
 
 GENESIS_HASH = "0" * 64
+_PENDING = "welfare_audit_pending"
 # Serialises appenders on PostgreSQL; SQLite's BEGIN IMMEDIATE already does.
 _AUDIT_LOCK_KEY = 0x77E1FA4E
 
@@ -61,8 +63,7 @@ def _lock_and_head(session: Session) -> str:
     return last or GENESIS_HASH
 
 
-def _chained(
-    prev_hash: str,
+def _unchained(
     *,
     actor: Actor,
     action: str,
@@ -71,11 +72,10 @@ def _chained(
     purpose: str | None,
     subjects: Sequence[AuditSubject],
 ) -> list[dict[str, Any]]:
-    """The column values of one entry per subject, each chained to the one before."""
+    """The column values of one entry per subject, without their place in the chain."""
     at = utcnow()
-    rows = []
-    for subject in subjects:
-        values: dict[str, Any] = {
+    return [
+        {
             "at": at,
             "actor_id": actor.user_id,
             "actor_role": actor.role.value if actor.user_id else "system",
@@ -87,10 +87,15 @@ def _chained(
             "purpose": purpose,
             "client_addr": actor.client_addr,
             "detail": subject.detail,
-            "prev_hash": prev_hash,
         }
+        for subject in subjects
+    ]
+
+
+def _chain(prev_hash: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for values in rows:
+        values["prev_hash"] = prev_hash
         values["hash"] = prev_hash = _entry_digest(prev_hash, SimpleNamespace(**values))
-        rows.append(values)
     return rows
 
 
@@ -105,21 +110,19 @@ def record(
     site_id: uuid.UUID | None = None,
     purpose: str | None = None,
     detail: dict[str, Any] | None = None,
-) -> AuditEntry:
-    """Append one entry in the caller's transaction: it commits or rolls back with the change."""
-    [values] = _chained(
-        _lock_and_head(session),
-        actor=actor,
-        action=action,
-        entity=entity,
-        entity_id=entity_id,
-        purpose=purpose,
-        subjects=[AuditSubject(resident_id, site_id, detail or {})],
+) -> None:
+    """Append one entry to the caller's transaction: it is written when (and only if) the
+    transaction commits (see `write_pending`)."""
+    session.info.setdefault(_PENDING, []).extend(
+        _unchained(
+            actor=actor,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            purpose=purpose,
+            subjects=[AuditSubject(resident_id, site_id, detail or {})],
+        )
     )
-    entry = AuditEntry(**values)
-    session.add(entry)
-    session.flush()
-    return entry
 
 
 def record_many(
@@ -133,21 +136,45 @@ def record_many(
     purpose: str | None = None,
 ) -> None:
     """One event about several residents (a lookup showing several cards): one entry per
-    resident, so each is found by `resident_id`, chained in order and written with one lock,
-    one read of the chain's head and one INSERT (rows, not tracked objects: this is on the
-    lookup's hot path)."""
-    if not subjects:
-        return
-    rows = _chained(
-        _lock_and_head(session),
-        actor=actor,
-        action=action,
-        entity=entity,
-        entity_id=entity_id,
-        purpose=purpose,
-        subjects=subjects,
+    resident, so each is found by `resident_id`, chained in order."""
+    session.info.setdefault(_PENDING, []).extend(
+        _unchained(
+            actor=actor,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            purpose=purpose,
+            subjects=subjects,
+        )
     )
+
+
+def write_pending(session: Session) -> None:
+    """Chain and insert the entries recorded in this transaction, in one INSERT.
+
+    Runs just before the commit (a session hook below): the chain's order is the order of
+    commits, so appenders must be serialised from reading the head to committing. Taking that
+    lock here rather than at the first `record` keeps it for the INSERT and the commit only,
+    not for the whole request (on PostgreSQL every audited transaction waits on it)."""
+    rows = session.info.pop(_PENDING, None)
+    if not rows:
+        return
+    session.flush()  # the rows the entries point at (a new resident) go first
+    _chain(_lock_and_head(session), rows)
     session.connection().execute(insert(AuditEntry), rows)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_before_commit(session: Session) -> None:
+    if not session.in_nested_transaction():
+        write_pending(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_on_end(session: Session, transaction: SessionTransaction) -> None:
+    # Committed: already written. Rolled back: they never happened.
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
 
 
 @dataclass(frozen=True)
