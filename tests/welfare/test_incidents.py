@@ -133,6 +133,24 @@ def test_escalation_moves_down_the_list_every_two_minutes_then_the_manager(
     assert len(_outbox(db, incident_id)) == 8
 
 
+def test_the_worker_round_picks_an_incident_only_when_a_step_is_due(
+    client: TestClient, db: Session, wang: Resident, headers_for: Headers
+) -> None:
+    incident_id = _report(client, headers_for("guard"), resident_id=str(wang.id)).json()["id"]
+    db.expire_all()
+    incident = db.get(Incident, uuid.UUID(incident_id))
+    assert incident is not None
+    start = dt.datetime.fromisoformat(incident.escalation["started_at"])
+    # The daughter's step is the next one, two minutes after the start.
+    assert incident.next_step_at == start + dt.timedelta(seconds=120)
+    assert incidents.due_incident_ids(db, start + dt.timedelta(seconds=119)) == []
+    assert incidents.due_incident_ids(db, start + dt.timedelta(seconds=120)) == [incident.id]
+    _advance(db, incident_id, 120)
+    db.refresh(incident)
+    assert incident.next_step_at == start + dt.timedelta(seconds=240)
+    assert incidents.due_incident_ids(db, start + dt.timedelta(seconds=121)) == []
+
+
 def test_quiet_hours_skip_a_contact_and_pull_the_next_forward(
     client: TestClient,
     db: Session,

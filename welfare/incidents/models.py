@@ -110,6 +110,9 @@ class Incident(SQLModel, table=True):
     note: str | None = Field(default=None, sa_column=Column(Text))
     description: str | None = Field(default=None, sa_column=Column(Text))
     escalation: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # When the next escalation step falls due (None: none left, or not worked out yet). The
+    # worker's round reads it to open a transaction only for incidents with something due.
+    next_step_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     opened_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     first_sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     confirmed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)

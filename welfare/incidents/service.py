@@ -13,7 +13,7 @@ import zoneinfo
 from dataclasses import dataclass
 from functools import partial
 
-from sqlalchemy import text, update
+from sqlalchemy import or_, text, update
 from sqlmodel import Session, col, select
 
 from welfare import hooks
@@ -23,7 +23,15 @@ from welfare.consent.scopes import has_scope
 from welfare.db import on_commit, utcnow
 from welfare.errors import Conflict, InvalidInput, NotFound
 from welfare.incidents import timeline
-from welfare.incidents.escalation import EngineState, Policy, Step, StepKind, due_steps, plan
+from welfare.incidents.escalation import (
+    EngineState,
+    Policy,
+    Step,
+    StepKind,
+    due_steps,
+    next_due_at,
+    plan,
+)
 from welfare.incidents.models import (
     CLOSED,
     EscalationPolicy,
@@ -327,9 +335,14 @@ def advance(*, session: Session, incident: Incident, now: dt.datetime | None = N
         return 0
     steps = [Step.from_json(s) for s in incident.escalation["steps"]]
     started_at = dt.datetime.fromisoformat(incident.escalation["started_at"])
-    due = due_steps(steps, started_at, engine_state(session, incident), now)
+    state = engine_state(session, incident)
+    due = due_steps(steps, started_at, state, now)
     for step in due:
         _start_step(session, incident, step, now)
+    if due:  # read again: a step that reached no one pulls the next one forward
+        state = engine_state(session, incident)
+    incident.next_step_at = next_due_at(steps, started_at, state)
+    session.add(incident)
     return len(due)
 
 
@@ -688,10 +701,17 @@ def _stop(session: Session, incident: Incident, now: dt.datetime) -> int:
     ).rowcount
 
 
-def due_incident_ids(session: Session) -> list[uuid.UUID]:
-    """Incidents whose escalation may have steps to start (for the worker's round)."""
+def due_incident_ids(session: Session, now: dt.datetime | None = None) -> list[uuid.UUID]:
+    """Incidents with an escalation step due (for the worker's round); a null `next_step_at`
+    (not worked out yet) counts as due, and `advance` works it out."""
+    now = now or utcnow()
     return list(
-        session.exec(select(Incident.id).where(Incident.status == IncidentStatus.notifying)).all()
+        session.exec(
+            select(Incident.id).where(
+                Incident.status == IncidentStatus.notifying,
+                or_(col(Incident.next_step_at).is_(None), col(Incident.next_step_at) <= now),
+            )
+        ).all()
     )
 
 
