@@ -39,7 +39,7 @@ from api.routes import (
     visits,
     webhooks,
 )
-from notifications.runtime import dispatch_round
+from notifications.runtime import dispatcher
 from welfare.db import head_revision, make_engine, make_sessionmaker
 from welfare.settings import Settings, get_settings
 from welfare.wakeup import PgListener
@@ -85,7 +85,8 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         if settings.worker_in_process:
             # SQLite: one process does everything. Elsewhere `welfare worker` runs separately.
             factory = app.state.sessionmaker
-            app.state.worker = start_in_thread(settings, factory, dispatch_round(settings, factory))
+            sender = dispatcher(settings, factory)
+            app.state.worker = start_in_thread(settings, factory, sender.pump, sender.close)
         yield
         if app.state.worker is not None:
             app.state.worker.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import uuid
 import zoneinfo
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from welfare.outbox.models import MessageKind, OutboxMessage
 from welfare.phones import display_phone
 from welfare.settings import Settings
 from welfare.sites.models import Site
+from welfare.wakeup import work_ready
 
 log = logging.getLogger("welfare.dispatcher")
 
@@ -170,6 +172,8 @@ class Dispatcher:
         self.concurrency = concurrency
         self.rate_limit = rate_limit or SenderRateLimit(settings.outbox_max_per_second)
         self._pool: ThreadPoolExecutor | None = None
+        self._slots_lock = threading.Lock()
+        self._in_flight = 0
 
     def run_once(self, limit: int | None = None, now: dt.datetime | None = None) -> int:
         """Claim and deliver one batch; return how many rows were sent or tried (rows held back
@@ -186,37 +190,97 @@ class Dispatcher:
             return sum(self._pool.map(deliver, claims))
         return sum(deliver(claim) for claim in claims)
 
+    def pump(self) -> int:
+        """The worker loop's round: claim as many due rows as there are free send slots, pass
+        them all through the gate in one transaction, hand them to the pool and return at once
+        (how many rows were claimed). Unlike `run_once`, a slow provider answer never holds back
+        the rows that fall due meanwhile (the next found report's first SMS); each finished send
+        wakes the worker to fill its slot again."""
+        with self._slots_lock:
+            free = self.concurrency - self._in_flight
+        if free <= 0:
+            return 0
+        with session_scope(self.factory) as session:
+            claims = outbox.claim_due(session, limit=free)
+        if not claims:
+            return 0
+        # Incidents are locked in id order, so two workers' batches never wait on each other
+        # in a circle.
+        claims.sort(key=lambda claim: str(claim.incident_id or ""))
+        with session_scope(self.factory) as session:
+            gated = [self._gate(session, claim, None) for claim in claims]
+        ready = [item for item in gated if isinstance(item, tuple)]
+        if ready and self._pool is None:
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="dispatch")
+        with self._slots_lock:
+            self._in_flight += len(ready)
+        for message, content in ready:
+            assert self._pool is not None
+            self._pool.submit(self._hand_over_in_slot, message, content)
+        return len(claims)
+
+    def _hand_over_in_slot(self, message: OutboxMessage, content: str) -> None:
+        try:
+            self._hand_over(message, content, None)
+        except Exception:
+            # A bug, not a provider failure: the row stays 'sending' and the stale-claim rule
+            # hands it over again.
+            log.exception("handing outbox row %s over failed", message.id)
+        finally:
+            with self._slots_lock:
+                self._in_flight -= 1
+            work_ready.set()
+
+    def close(self) -> None:
+        """Wait for the sends in flight (the worker is stopping)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
     def deliver(self, claim: outbox.Claim, *, now: dt.datetime | None = None) -> bool:
         """Gate (short transaction), provider call (no transaction), record (short transaction).
         False when the row was held back by the sender's rate limit."""
         with session_scope(self.factory) as session:
-            opened = outbox.open_send(session, claim, now=now)
-            if opened is None:
-                return True
-            message, incident = opened
-            wait = self.rate_limit.acquire(sender_key(self.settings, self.channel, message.kind))
-            if wait > 0:
-                metrics.RATE_LIMITED.labels(channel=message.kind.value).inc()
-                start = now or utcnow()
-                outbox.defer(
-                    session, message.id, until=start + dt.timedelta(seconds=wait), now=start
-                )
-                return False
-            try:
-                content = render(session, message, self.settings)
-            except RenderError as error:
-                log.error("outbox row %s cannot be rendered: %s", message.id, error)
-                outbox.record_failure(
-                    session,
-                    message,
-                    incident,
-                    reason="no message text",
-                    code=None,
-                    permanent=True,
-                    now=now,
-                )
-                return True
-        # Committed: the row is 'sending'. Nothing is locked while the provider answers.
+            gated = self._gate(session, claim, now)
+        if isinstance(gated, tuple):
+            self._hand_over(*gated, now)
+            return True
+        return gated
+
+    def _gate(
+        self, session: Session, claim: outbox.Claim, now: dt.datetime | None
+    ) -> tuple[OutboxMessage, str] | bool:
+        """In the caller's transaction: the row and its text when it is to be sent now; True
+        when it is settled without a send (no longer ours or wanted, no text); False when the
+        sender's rate limit put it back to wait."""
+        opened = outbox.open_send(session, claim, now=now)
+        if opened is None:
+            return True
+        message, incident = opened
+        wait = self.rate_limit.acquire(sender_key(self.settings, self.channel, message.kind))
+        if wait > 0:
+            metrics.RATE_LIMITED.labels(channel=message.kind.value).inc()
+            start = now or utcnow()
+            outbox.defer(session, message.id, until=start + dt.timedelta(seconds=wait), now=start)
+            return False
+        try:
+            return message, render(session, message, self.settings)
+        except RenderError as error:
+            log.error("outbox row %s cannot be rendered: %s", message.id, error)
+            outbox.record_failure(
+                session,
+                message,
+                incident,
+                reason="no message text",
+                code=None,
+                permanent=True,
+                now=now,
+            )
+            return True
+
+    def _hand_over(self, message: OutboxMessage, content: str, now: dt.datetime | None) -> None:
+        """The gate's transaction has committed: the row is 'sending'. Nothing is locked while
+        the provider answers; the outcome is recorded in a short transaction of its own."""
         outcome: Accepted | ChannelError
         try:
             outcome = self._send(message, content)
@@ -225,7 +289,7 @@ class Dispatcher:
         with session_scope(self.factory) as session:
             finished = outbox.finish_send(session, message.id)
             if finished is None:
-                return True
+                return
             message, incident = finished
             if isinstance(outcome, ChannelError):
                 metrics.provider_error(
@@ -251,7 +315,6 @@ class Dispatcher:
                     provider_status=outcome.status,
                     now=now,
                 )
-        return True
 
     def _send(self, message: OutboxMessage, content: str) -> Accepted:
         assert message.to_phone is not None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import sessionmaker
@@ -35,13 +34,13 @@ def build_channel(settings: Settings, factory: sessionmaker[Session]) -> Channel
     return ConsoleChannel(on_status=on_status)
 
 
-def dispatch_round(
+def dispatcher(
     settings: Settings, factory: sessionmaker[Session], channel: Channel | None = None
-) -> Callable[[], int]:
-    dispatcher = Dispatcher(
+) -> Dispatcher:
+    """The worker's dispatcher: pass its `pump` as the round and `close` as the shutdown."""
+    return Dispatcher(
         factory,
         channel or build_channel(settings, factory),
         settings,
         concurrency=settings.dispatch_concurrency,
     )
-    return dispatcher.run_once

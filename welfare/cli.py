@@ -105,7 +105,7 @@ def worker() -> None:
     import signal
     import threading
 
-    from notifications.runtime import dispatch_round
+    from notifications.runtime import dispatcher
     from welfare.worker import run_worker
 
     settings = get_settings()
@@ -122,7 +122,8 @@ def worker() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         factory = _sessions(settings)
-        run_worker(settings, factory, stop, dispatch_round(settings, factory))
+        sender = dispatcher(settings, factory)
+        run_worker(settings, factory, stop, sender.pump, on_stop=sender.close)
     except KeyboardInterrupt:
         stop.set()
 

@@ -79,7 +79,7 @@ def escalation_round(factory: sessionmaker[Session], now: dt.datetime | None = N
     from welfare.incidents.models import Incident
 
     with session_scope(factory) as session:
-        ids = incidents.due_incident_ids(session)
+        ids = incidents.due_incident_ids(session, now)
     started = 0
     for incident_id in ids:
         with session_scope(factory) as session:
@@ -96,11 +96,14 @@ def run_worker(
     dispatch_round: Callable[[], int] | None = None,
     scheduler: bool = True,
     identity: heartbeats.WorkerIdentity | None = None,
+    on_stop: Callable[[], None] | None = None,
 ) -> None:
     """Loop until `stop` is set: escalation steps and the outbox every second (at once when a
     commit wakes it: in this process directly, from others by PostgreSQL's NOTIFY), the
     heartbeat every few seconds, housekeeping every minute, the audit head every five minutes. A
     failing round is logged, never fatal.
+
+    `on_stop` runs once the loop has ended (the dispatcher waits for its sends in flight).
 
     With `scheduler`, an APScheduler thread also runs the visit and consent jobs while this
     worker holds the scheduler leadership (welfare/visits/scheduler.py)."""
@@ -120,6 +123,8 @@ def run_worker(
     try:
         _loop(settings, factory, stop, dispatch_round, identity)
     finally:
+        if on_stop is not None:
+            on_stop()
         if visit_scheduler is not None:
             visit_scheduler.shutdown(wait=True)
             visit_scheduler.leader.release()
@@ -204,11 +209,13 @@ def start_in_thread(
     settings: Settings,
     factory: sessionmaker[Session],
     dispatch_round: Callable[[], int] | None = None,
+    on_stop: Callable[[], None] | None = None,
 ) -> InProcessWorker:
     stop = threading.Event()
     thread = threading.Thread(
         target=run_worker,
         args=(settings, factory, stop, dispatch_round),
+        kwargs={"on_stop": on_stop},
         name="welfare-worker",
         daemon=True,
     )

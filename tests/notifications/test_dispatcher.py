@@ -400,3 +400,59 @@ def test_with_concurrency_rows_are_handed_over_side_by_side(
     assert sorted(kind for kind, _, _ in channel.sent) == ["call", "sms"]
     assert {r.status for r in _rows(db, incident_id)} == {OutboxStatus.sent}
     assert _events(db, incident_id).count("sent") == 2
+
+
+def test_the_pump_hands_over_rows_while_earlier_sends_are_still_in_flight(
+    db: Session,
+    channel: FakeChannel,
+    incident_id: uuid.UUID,
+    writers: sessionmaker[Session],
+    settings: Settings,
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Any],
+    make_contact: Callable[..., Contact],
+) -> None:
+    """The worker's round returns at once: the first incident's provider calls hang, and the
+    next incident's rows still go out in the free slot; with every slot busy nothing more is
+    claimed (so nothing sits claimed behind a slow provider)."""
+    other = make_resident()
+    make_consent(other)
+    make_contact(other, relationship="son", phone="9876 5432")
+    incidents.open_incident(
+        session=db,
+        actor=SYSTEM,
+        data=IncidentCreate(resident_id=other.id, client_request_id=uuid.uuid4().hex),
+    )
+    db.commit()
+    release, release_other = threading.Event(), threading.Event()
+    original = channel._go
+
+    def go(kind: str, to: str, content: str) -> Accepted:
+        # The first incident's son: a provider that hangs; the other's: held until told.
+        assert (release if to == "+85291234567" else release_other).wait(10)
+        return original(kind, to, content)
+
+    channel._go = go  # type: ignore[method-assign]
+    dispatcher = Dispatcher(writers, channel, settings, concurrency=3)
+    try:
+        assert dispatcher.pump() == 3  # the son's SMS and call and one of the other's
+        assert dispatcher.pump() == 0  # every slot busy: the last row waits unclaimed
+        release_other.set()
+        for _ in range(200):
+            if channel.sent:
+                break
+            release.wait(0.05)
+        assert [to for _, to, _ in channel.sent] == ["+85298765432"]
+        # Once that send is recorded, its slot takes the last row.
+        handed = 0
+        for _ in range(200):
+            handed = dispatcher.pump()
+            if handed:
+                break
+            release.wait(0.05)
+        assert handed == 1
+    finally:
+        release.set()
+        dispatcher.close()
+    assert sorted(to for _, to, _ in channel.sent) == ["+85291234567"] * 2 + ["+85298765432"] * 2
+    assert {r.status for r in _rows(db, incident_id)} == {OutboxStatus.sent}

@@ -34,6 +34,7 @@ AFTER_CONFIRMATION = {"coming_notice"}
 class Claim:
     message_id: uuid.UUID
     token: str
+    incident_id: uuid.UUID | None = None
 
 
 def claim_due(session: Session, *, limit: int = 20, now: dt.datetime | None = None) -> list[Claim]:
@@ -49,19 +50,24 @@ def claim_due(session: Session, *, limit: int = 20, now: dt.datetime | None = No
         col(OutboxMessage.status).in_((OutboxStatus.claimed, OutboxStatus.sending))
         & (col(OutboxMessage.claimed_at) < now - STALE_CLAIM),
     )
-    query = select(OutboxMessage.id).where(due).order_by(col(OutboxMessage.next_attempt_at))
+    query = (
+        select(OutboxMessage.id, OutboxMessage.incident_id)
+        .where(due)
+        .order_by(col(OutboxMessage.next_attempt_at))
+    )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    ids = list(session.exec(query.limit(limit)).all())
-    if not ids:
+    rows = list(session.exec(query.limit(limit)).all())
+    if not rows:
         return []
+    ids = [message_id for message_id, _ in rows]
     token = secrets.token_hex(8)
     session.exec(  # type: ignore[call-overload]
         update(OutboxMessage)
         .where(col(OutboxMessage.id).in_(ids))
         .values(status=OutboxStatus.claimed, claimed_at=now, claim_token=token, updated_at=now)
     )
-    return [Claim(message_id, token) for message_id in ids]
+    return [Claim(message_id, token, incident_id) for message_id, incident_id in rows]
 
 
 def defer(
