@@ -292,6 +292,8 @@ def _switch_to_found(
 def start_escalation(session: Session, incident: Incident, now: dt.datetime) -> None:
     """Snapshot the policy as concrete steps onto the incident and start what is due."""
     assert incident.resident_id is not None
+    # A first plan has no step events to read back (the timeline read costs a flush).
+    fresh = EngineState(stopped=False) if not incident.escalation else None
     policy = policy_for(session, incident.site_id, incident.resident_id)
     if incident.condition == "injured":
         policy = Policy(**{**policy.to_json(), "urgent": True, "channels": tuple(policy.channels)})
@@ -312,7 +314,7 @@ def start_escalation(session: Session, incident: Incident, now: dt.datetime) -> 
         contacts=len(contacts),
         urgent=policy.urgent,
     )
-    advance(session=session, incident=incident, now=now)
+    advance(session=session, incident=incident, now=now, state=fresh)
 
 
 def engine_state(session: Session, incident: Incident) -> EngineState:
@@ -327,20 +329,27 @@ def engine_state(session: Session, incident: Incident) -> EngineState:
     return state
 
 
-def advance(*, session: Session, incident: Incident, now: dt.datetime | None = None) -> int:
-    """Start every step that is due; return how many. Safe to call again at any time."""
+def advance(
+    *,
+    session: Session,
+    incident: Incident,
+    now: dt.datetime | None = None,
+    state: EngineState | None = None,
+) -> int:
+    """Start every step that is due; return how many. Safe to call again at any time. `state`
+    is for a caller that knows it (a plan just made); otherwise it is read from the timeline."""
     now = now or utcnow()
     lock_incident(session, incident)
     if not incident.escalation:
         return 0
     steps = [Step.from_json(s) for s in incident.escalation["steps"]]
     started_at = dt.datetime.fromisoformat(incident.escalation["started_at"])
-    state = engine_state(session, incident)
+    state = state or engine_state(session, incident)
     due = due_steps(steps, started_at, state, now)
     for step in due:
-        _start_step(session, incident, step, now)
-    if due:  # read again: a step that reached no one pulls the next one forward
-        state = engine_state(session, incident)
+        state.started[step.index], failed_at = _start_step(session, incident, step, now)
+        if failed_at is not None:  # it reached no one: the next one is pulled forward
+            state.failed[step.index] = failed_at
     incident.next_step_at = next_due_at(steps, started_at, state)
     session.add(incident)
     return len(due)
@@ -354,8 +363,12 @@ def _in_quiet_hours(contact: Contact, site: Site, now: dt.datetime) -> bool:
     return start <= local < end if start < end else (local >= start or local < end)
 
 
-def _start_step(session: Session, incident: Incident, step: Step, now: dt.datetime) -> None:
-    timeline.record(
+def _start_step(
+    session: Session, incident: Incident, step: Step, now: dt.datetime
+) -> tuple[dt.datetime, dt.datetime | None]:
+    """Queue the step's messages; returns when it started and, if it reached no one, when it
+    failed (the times on the timeline)."""
+    started = timeline.record(
         session,
         incident,
         "escalation_step",
@@ -384,7 +397,9 @@ def _start_step(session: Session, incident: Incident, step: Step, now: dt.dateti
         if not queued:
             skipped.append("no manager with a phone")
     if not queued:
-        timeline.record(session, incident, "step_failed", step=step.index, reasons=skipped)
+        failed = timeline.record(session, incident, "step_failed", step=step.index, reasons=skipped)
+        return started.at, failed.at
+    return started.at, None
 
 
 def _queue(
