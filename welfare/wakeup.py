@@ -100,14 +100,16 @@ def _notify_other_processes(session: Session) -> None:
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
         return
-    # Delivered by PostgreSQL at commit, and only if the transaction commits.
-    for incident_id in sorted(changed, key=str):
-        session.execute(
-            text("SELECT pg_notify(:channel, :payload)"),
-            {"channel": INCIDENT_CHANNEL, "payload": str(incident_id)},
-        )
+    # Delivered by PostgreSQL at commit, and only if the transaction commits. One statement
+    # for all of them: this runs on every commit that touched an incident.
+    notices = [(INCIDENT_CHANNEL, str(incident_id)) for incident_id in sorted(changed, key=str)]
     if queued:
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+        notices.append((OUTBOX_CHANNEL, ""))
+    calls = ", ".join(f"pg_notify(:channel{n}, :payload{n})" for n in range(len(notices)))
+    params: dict[str, str] = {}
+    for n, (channel, payload) in enumerate(notices):
+        params[f"channel{n}"], params[f"payload{n}"] = channel, payload
+    session.execute(text(f"SELECT {calls}"), params)
 
 
 @event.listens_for(Session, "after_commit")

@@ -15,6 +15,9 @@ from sqlalchemy import event, func, insert, text
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
+# Imported for its order: its before-commit hook (NOTIFY) is then registered before ours, so
+# the appenders' lock is taken as late as possible.
+import welfare.wakeup  # noqa: F401
 from welfare.audit.models import AuditEntry
 from welfare.authz import Actor, Permission, visible_site_ids
 from welfare.db import utcnow

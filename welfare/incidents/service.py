@@ -297,7 +297,10 @@ def start_escalation(session: Session, incident: Incident, now: dt.datetime) -> 
     policy = policy_for(session, incident.site_id, incident.resident_id)
     if incident.condition == "injured":
         policy = Policy(**{**policy.to_json(), "urgent": True, "channels": tuple(policy.channels)})
-    contacts = [str(c.id) for c in _contacts(session, incident.resident_id)]
+    # Kept referenced until the steps are started: the session's identity map holds loaded
+    # rows only weakly, and `_start_step` gets each contact by id.
+    contact_rows = _contacts(session, incident.resident_id)
+    contacts = [str(c.id) for c in contact_rows]
     steps = plan(policy, contacts)
     incident.escalation = {
         "policy": policy.to_json(),
@@ -336,15 +339,20 @@ def advance(
     now: dt.datetime | None = None,
     state: EngineState | None = None,
 ) -> int:
-    """Start every step that is due; return how many. Safe to call again at any time. `state`
-    is for a caller that knows it (a plan just made); otherwise it is read from the timeline."""
+    """Start every step that is due; return how many. Safe to call again at any time.
+
+    `state` is for the caller that just made the plan in this transaction and so holds the
+    incident (new, or locked before); otherwise the incident is locked and the state read from
+    the timeline."""
     now = now or utcnow()
-    lock_incident(session, incident)
+    if state is None:
+        lock_incident(session, incident)
     if not incident.escalation:
         return 0
     steps = [Step.from_json(s) for s in incident.escalation["steps"]]
     started_at = dt.datetime.fromisoformat(incident.escalation["started_at"])
-    state = state or engine_state(session, incident)
+    if state is None:
+        state = engine_state(session, incident)
     due = due_steps(steps, started_at, state, now)
     for step in due:
         state.started[step.index], failed_at = _start_step(session, incident, step, now)
