@@ -180,7 +180,7 @@ def erase_resident(*, session: Session, settings: Settings, resident: Resident) 
     session.exec(delete(Contact).where(col(Contact.resident_id) == resident.id))
     # Printed labels stop resolving: a scan of an erased resident's tag finds nothing.
     session.exec(delete(ResidentTag).where(col(ResidentTag.resident_id) == resident.id))  # type: ignore[call-overload]
-    scrub_for_erasure(session, resident.id)
+    scrub_for_erasure(session, resident.id, settings=settings)
     scrub_visits_for_erasure(session, resident.id)
     for other in consents_of(session, resident.id):
         other.given_by_name = other.given_by_relationship = other.evidence = None
