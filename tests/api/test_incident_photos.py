@@ -460,3 +460,43 @@ def test_a_failed_transaction_leaves_no_files_behind(
     assert len(_stored(settings)) == 2
     db.rollback()
     assert _stored(settings) == set()
+
+
+def test_withdrawing_only_the_photo_consent_deletes_the_incident_photos_and_says_so_first(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Any],
+    login: Callable[..., dict[str, str]],
+    page_login: Callable[..., str],
+    site: Site,
+    guard: dict[str, str],
+    settings: Settings,
+) -> None:
+    park = make_resident()
+    make_consent(park, scopes=["registry", "lost_person_response"])
+    photo_consent = make_consent(park, scopes=["photo"])
+    incident_id = _report(client, guard, park)
+    assert _put_raw(client, incident_id, guard, _jpeg()).status_code == 200
+    staff_user = make_user(Role.staff, [site])
+
+    page_login(staff_user)
+    page = client.get(f"/console/residents/{park.id}/consents/{photo_consent.id}/withdraw")
+    assert page.status_code == 200
+    assert "Photos guards took on 1 incident(s) (the files are deleted)." in page.text
+
+    response = client.post(
+        f"/api/v1/residents/{park.id}/consents/{photo_consent.id}/withdraw",
+        headers=login(staff_user),
+        json={"reason": "no photos, please"},
+    )
+
+    assert response.status_code == 200, response.text
+    assert _stored(settings) == set()
+    db.rollback()
+    resident = db.get(Resident, park.id)
+    assert resident is not None and resident.erased_at is None  # the record stays
+    assert db.get(Incident, uuid.UUID(incident_id)).photo_file is None  # type: ignore[union-attr]
+    withdrawal = _audits(db, "consent.withdraw")[-1]
+    assert "incident photos" in str(withdrawal.detail)

@@ -10,7 +10,8 @@ personal data, so:
   audited with the incident as its purpose;
 - how long it is kept: until `incident_photo_retention_days` (default 30) after the incident
   closes, when the worker's housekeeping deletes the files (`expire_photos`), or at once when
-  the resident withdraws consent (`erase_photo`, from `scrub_for_erasure`). The rule is the same
+  the resident withdraws consent: the registry scope (`scrub_for_erasure`) or the photo scope
+  (`erase_for_resident`). The rule is the same
   for a registered resident and an unknown person: an unknown person never consented at all,
   so the photo lives only as long as the response needs it.
 """
@@ -167,6 +168,18 @@ def erase_photo(session: Session, settings: Settings, incident: Incident, reason
     session.add(incident)
     timeline.record(session, incident, "photo_deleted", reason=reason)
     return True
+
+
+def erase_for_resident(
+    session: Session, settings: Settings, resident_id: uuid.UUID, reason: str
+) -> int:
+    """The resident withdrew the photo scope: the photos guards took of them go too."""
+    rows = session.exec(
+        select(Incident).where(
+            Incident.resident_id == resident_id, col(Incident.photo_file).is_not(None)
+        )
+    ).all()
+    return sum(erase_photo(session, settings, incident, reason) for incident in rows)
 
 
 def expire_photos(
