@@ -21,11 +21,11 @@ def upgrade() -> None:
     with op.batch_alter_table('incident') as batch:
         batch.add_column(sa.Column('photo_file', sa.String(length=100), nullable=True))
         batch.add_column(sa.Column('thumbnail_file', sa.String(length=100), nullable=True))
-        batch.add_column(sa.Column('photo_taken_at', sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column('photo_added_at', sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('incident') as batch:
-        batch.drop_column('photo_taken_at')
+        batch.drop_column('photo_added_at')
         batch.drop_column('thumbnail_file')
         batch.drop_column('photo_file')

@@ -124,7 +124,7 @@ class Incident(SQLModel, table=True):
     # One photo the guard took (random file names under the media dir; see incidents/photos.py).
     photo_file: str | None = Field(default=None, max_length=100)
     thumbnail_file: str | None = Field(default=None, max_length=100)
-    photo_taken_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    photo_added_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

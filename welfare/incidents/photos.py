@@ -110,7 +110,7 @@ def set_photo(
     # Files follow the transaction: the new ones go if it fails, the old ones once it commits.
     on_rollback(session, lambda: [store.delete(name) for name in new])
     on_commit(session, lambda: [store.delete(name) for name in old])
-    incident.photo_taken_at = incident.updated_at = utcnow()
+    incident.photo_added_at = incident.updated_at = utcnow()
     session.add(incident)
     timeline.record(
         session,
@@ -163,7 +163,7 @@ def erase_photo(session: Session, settings: Settings, incident: Incident, reason
     store = PhotoStore(settings.media_dir)
     names = (incident.photo_file, incident.thumbnail_file)
     on_commit(session, lambda: [store.delete(name) for name in names])
-    incident.photo_file = incident.thumbnail_file = incident.photo_taken_at = None
+    incident.photo_file = incident.thumbnail_file = incident.photo_added_at = None
     incident.updated_at = utcnow()
     session.add(incident)
     timeline.record(session, incident, "photo_deleted", reason=reason)
