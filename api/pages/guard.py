@@ -319,7 +319,7 @@ def guard_report_found(
         client_request_id=client_request_id,
     )
     opened = incidents.open_incident(session=session, actor=page_user.actor, data=data)
-    return _after_report(session, page_user, settings, opened.incident.id, photo)
+    return _after_report(session, page_user, settings, opened, data, photo)
 
 
 def _photo_outcome(exc: DomainError) -> str:
@@ -343,21 +343,25 @@ def _after_report(
     session: SessionDep,
     page_user: PageUser,
     settings: Settings,
-    incident_id: uuid.UUID,
+    opened: incidents.Opened,
+    report: IncidentCreate,
     photo: UploadFile | None,
 ) -> Response:
     """To the live incident page. A photo that is refused does not undo the report: the page
     says what happened to it (`?photo=`)."""
-    url = f"/guard/incidents/{incident_id}"
+    incident = opened.incident
+    url = f"/guard/incidents/{incident.id}"
     data = _read_photo(photo, settings)
-    if not data:
+    # The same form sent twice (a double tap) stores its photo once.
+    replay = not opened.created and incident.client_request_id == report.client_request_id
+    if not data or (replay and incident.photo_file):
         return _see_other(url)
     try:
         incident_photos.set_photo(
             session=session,
             actor=page_user.actor,
             settings=settings,
-            incident_id=incident_id,
+            incident_id=incident.id,
             data=data,
         )
     except DomainError as exc:  # raised before anything is written: the report still commits
@@ -449,7 +453,7 @@ def guard_report_unknown(
         client_request_id=client_request_id,
     )
     opened = incidents.open_incident(session=session, actor=page_user.actor, data=data)
-    return _after_report(session, page_user, settings, opened.incident.id, photo)
+    return _after_report(session, page_user, settings, opened, data, photo)
 
 
 def _incident_page(

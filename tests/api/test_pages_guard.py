@@ -596,6 +596,15 @@ def test_found_form_without_script_sends_the_photo_with_the_report(
     db.rollback()
     incident = db.exec(select(Incident)).one()
     assert incident.photo_file and incident.thumbnail_file
+    again = client.post(  # a double tap: the same report, the same photo
+        f"/guard/residents/{wang.resident.id}/found",
+        data={"csrf_token": csrf, "client_request_id": incident.client_request_id},
+        files={"photo": ("IMG_0001.jpg", jpeg(), "image/jpeg")},
+        follow_redirects=False,
+    )
+    assert again.headers["location"] == f"/guard/incidents/{incident.id}"
+    db.rollback()
+    assert db.get(Incident, incident.id).photo_file == incident.photo_file  # type: ignore[union-attr]
     page = client.get(response.headers["location"])
     assert "Photo added." in page.text
     assert f'src="/api/v1/incidents/{incident.id}/photo?thumbnail=true"' in page.text
