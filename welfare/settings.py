@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     max_photo_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     photo_max_side: int = Field(default=1600, ge=64)
     thumbnail_side: int = Field(default=256, ge=32)
+    # A photo a guard took on an incident is deleted this many days after the incident closes
+    # (0: at the next housekeeping round after closing), and at once on consent withdrawal.
+    incident_photo_retention_days: int = Field(default=30, ge=0, le=3650)
 
     # Provider requests in flight at once: each takes the provider's answer time (~0.1-0.2 s
     # for Twilio), so handing 40 first messages over one by one would take seconds.

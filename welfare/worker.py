@@ -3,10 +3,11 @@
 Each round starts the escalation steps that fell due and (given a `dispatch_round`, wired by the
 entry point since welfare does not import notifications) hands due outbox rows to the provider;
 every few seconds it refreshes its heartbeat row (readiness checks it); every minute it also
-does housekeeping (expired sign-in sessions, old login failures, heartbeats of gone workers), and
-every five minutes it logs the audit chain's signed head (`welfare.audit.anchor`): shipped off the
-machine with the logs, those lines let `welfare audit verify --anchor LOG` detect a chain that
-was later cut or rewritten. They hold a count, an id, hashes and a time, no personal data.
+does housekeeping (expired sign-in sessions, old login failures, heartbeats of gone workers,
+photos of incidents closed longer than the retention period), and every five minutes it logs
+the audit chain's signed head (`welfare.audit.anchor`): shipped off the machine with the logs,
+those lines let `welfare audit verify --anchor LOG` detect a chain that was later cut or
+rewritten. They hold a count, an id, hashes and a time, no personal data.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlmodel import Session, col
 from welfare.audit.anchor import anchor_line, current_head
 from welfare.db import session_scope, utcnow
 from welfare.heartbeat import service as heartbeats
+from welfare.incidents import photos as incident_photos
 from welfare.settings import Settings
 from welfare.users.models import AuthSession
 from welfare.users.service import prune_login_failures
@@ -47,6 +49,7 @@ class HousekeepingResult:
     sessions: int
     webhook_receipts: int = 0
     heartbeats: int = 0
+    incident_photos: int = 0
 
 
 def housekeeping(session: Session, settings: Settings) -> HousekeepingResult:
@@ -60,8 +63,14 @@ def housekeeping(session: Session, settings: Settings) -> HousekeepingResult:
         delete(WebhookReceipt).where(col(WebhookReceipt.received_at) < now - RECEIPT_RETENTION)
     ).rowcount
     gone = heartbeats.prune(session, now)
+    # Photos guards took are kept only a while after the incident closes (incidents/photos.py).
+    photos = incident_photos.expire_photos(session, settings, now)
     return HousekeepingResult(
-        login_failures=failures, sessions=sessions, webhook_receipts=receipts, heartbeats=gone
+        login_failures=failures,
+        sessions=sessions,
+        webhook_receipts=receipts,
+        heartbeats=gone,
+        incident_photos=photos,
     )
 
 
@@ -170,6 +179,10 @@ def _loop(
                         "housekeeping removed %d login failures and %d old sessions",
                         result.login_failures,
                         result.sessions,
+                    )
+                if result.incident_photos:
+                    log.info(
+                        "housekeeping deleted %d expired incident photos", result.incident_photos
                     )
             except Exception:
                 log.exception("housekeeping round failed; retrying next round")

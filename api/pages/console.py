@@ -24,6 +24,7 @@ from welfare.authz import Permission, Role
 from welfare.db import utcnow
 from welfare.errors import Conflict, InvalidInput, PermissionDenied
 from welfare.incidents import manual, timeline
+from welfare.incidents import photos as incident_photos
 from welfare.incidents import service as incidents
 from welfare.incidents.escalation import Policy
 from welfare.incidents.models import (
@@ -157,6 +158,8 @@ EVENT_LABELS = {
     "resolved": N_("Resolved"),
     "cancelled": N_("Cancelled"),
     "photo_refresh_due": N_("Photo is old: take a new one"),
+    "photo_added": N_("Photo added"),
+    "photo_deleted": N_("Photo deleted"),
 }
 CHANNEL_LABELS = {"sms": N_("SMS"), "call": N_("Call"), "voice": N_("Call")}
 # Outbox states and the provider's words, for a contact's status column.
@@ -478,6 +481,9 @@ def incident_context(
             "status": incident.status.value,
         },
         "timezone": timezone,
+        "photo_url": incident_photos.photo_url(incident)
+        if incident_photos.may_see_photo(session, page_user.actor, incident)
+        else None,
     }
 
 

@@ -842,7 +842,20 @@ def _erasure_plan(
         return "record", lost
     if ConsentScope.photo not in remaining and resident.photo_file:
         return "photo", lost
+    if ConsentScope.photo in lost and _incident_photo_count(session, resident):
+        return "photo", lost
     return "nothing", lost
+
+
+def _incident_photo_count(session: Session, resident: Resident) -> int:
+    """Photos guards took of the resident on incidents (erased with the photo scope)."""
+    return len(
+        session.exec(
+            select(Incident.id).where(
+                Incident.resident_id == resident.id, col(Incident.photo_file).is_not(None)
+            )
+        ).all()
+    )
 
 
 def _withdraw_page(
@@ -896,6 +909,7 @@ def _withdraw_page(
             else 0,
             "has_tag": tags.live_tag(session, resident.id) is not None,
             "incidents_open": incidents_open,
+            "incident_photos": _incident_photo_count(session, resident),
             "error": error,
             "reason": reason,
         },

@@ -12,15 +12,17 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 from babel import Locale, UnknownLocaleError
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
-from api.deps import SessionDep
+from api.deps import SessionDep, SettingsDep
 from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import render
-from welfare.errors import InvalidInput
+from welfare.authz import Permission
+from welfare.errors import DomainError, InvalidInput, PayloadTooLarge, UnsupportedMedia
 from welfare.incidents import alerts, guard_view
+from welfare.incidents import photos as incident_photos
 from welfare.incidents import service as incidents
 from welfare.incidents.models import (
     CLOSED,
@@ -33,12 +35,15 @@ from welfare.incidents.models import (
 from welfare.lookup import service as lookups
 from welfare.lookup.models import LookupCard
 from welfare.phones import display_phone
+from welfare.settings import Settings
+from welfare.sites.models import Site
 from welfare.users import service as users
 
 router = APIRouter(include_in_schema=False)
 
 CsrfField = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)]
 OptionalText = Annotated[str | None, Form(max_length=2000)]
+OptionalPhoto = Annotated[UploadFile | None, File()]
 
 CONDITIONS = [
     (Condition.well.value, N_("Well")),
@@ -82,6 +87,21 @@ QUEUE_WORDS = {
     "no_location": N_("Location not available. Type where you are."),
     "no_camera": N_("This phone cannot scan here. Type the code from the tag."),
     "camera_denied": N_("The camera is not allowed. Type the code from the tag."),
+    "photo_waiting": N_("The photo is kept on this phone and will be sent with the report."),
+    "photo_not_kept": N_(
+        "The photo cannot be kept on this phone while there is no signal: the report will be "
+        "sent without it. Add the photo on the incident page later."
+    ),
+}
+# What happened to a photo sent with a report (`?photo=` on the live incident page).
+PHOTO_NOTICES = {
+    "added": N_("Photo added."),
+    "waiting": N_("The photo will be sent as soon as there is signal."),
+    "unsupported": N_("The photo was not added: it must be a JPEG, PNG or WebP picture."),
+    "too_large": N_("The photo was not added: it is too large."),
+    "unreadable": N_("The photo was not added: it could not be read."),
+    "refused": N_("The photo was not added."),
+    "not_kept": N_("The photo could not be sent or kept on this phone. Add it again below."),
 }
 
 
@@ -271,15 +291,18 @@ def guard_report_found(
     resident_id: uuid.UUID,
     session: SessionDep,
     page_user: PageUserDep,
+    settings: SettingsDep,
     client_request_id: Annotated[str, Form(min_length=8, max_length=64)],
     condition: Annotated[str, Form(max_length=20)] = Condition.well.value,
     location: Annotated[str | None, Form(max_length=300)] = None,
     latitude: Annotated[str | None, Form(max_length=40)] = None,
     longitude: Annotated[str | None, Form(max_length=40)] = None,
     note: OptionalText = None,
+    photo: OptionalPhoto = None,
     csrf_token: CsrfField = None,
 ) -> Response:
-    """The found report without JavaScript (the script sends the same to the JSON API)."""
+    """The found report without JavaScript (the script sends the same to the JSON API, then the
+    photo to `PUT /api/v1/incidents/{id}/photo`)."""
     check_form_csrf(page_user, csrf_token)
     card = guard_view.card_for(session=session, actor=page_user.actor, resident_id=resident_id)
     if condition not in {c.value for c in Condition}:
@@ -296,7 +319,141 @@ def guard_report_found(
         client_request_id=client_request_id,
     )
     opened = incidents.open_incident(session=session, actor=page_user.actor, data=data)
-    return _see_other(f"/guard/incidents/{opened.incident.id}")
+    return _after_report(session, page_user, settings, opened, data, photo)
+
+
+def _photo_outcome(exc: DomainError) -> str:
+    if isinstance(exc, UnsupportedMedia):
+        return "unsupported"
+    if isinstance(exc, PayloadTooLarge):
+        return "too_large"
+    if isinstance(exc, InvalidInput):
+        return "unreadable"
+    return "refused"
+
+
+def _read_photo(photo: UploadFile | None, settings: Settings) -> bytes:
+    """The chosen file, at most one byte over the limit (an empty file input sends nothing)."""
+    if photo is None:
+        return b""
+    return photo.file.read(settings.max_photo_bytes + 1)
+
+
+def _after_report(
+    session: SessionDep,
+    page_user: PageUser,
+    settings: Settings,
+    opened: incidents.Opened,
+    report: IncidentCreate,
+    photo: UploadFile | None,
+) -> Response:
+    """To the live incident page. A photo that is refused does not undo the report: the page
+    says what happened to it (`?photo=`)."""
+    incident = opened.incident
+    url = f"/guard/incidents/{incident.id}"
+    data = _read_photo(photo, settings)
+    # The same form sent twice (a double tap) stores its photo once.
+    replay = not opened.created and incident.client_request_id == report.client_request_id
+    if not data or (replay and incident.photo_file):
+        return _see_other(url)
+    try:
+        incident_photos.set_photo(
+            session=session,
+            actor=page_user.actor,
+            settings=settings,
+            incident_id=incident.id,
+            data=data,
+        )
+    except DomainError as exc:  # raised before anything is written: the report still commits
+        return _see_other(f"{url}?photo={_photo_outcome(exc)}")
+    return _see_other(f"{url}?photo=added")
+
+
+# --- an unknown person: not in the registry, or not found by the search ------------------------
+
+
+def _guard_sites(session: SessionDep, page_user: PageUser) -> list[Site]:
+    found = [session.get(Site, site_id) for site_id in page_user.actor.site_ids]
+    return sorted((s for s in found if s is not None), key=lambda s: s.name)
+
+
+def _unknown_page(
+    request: Request,
+    session: SessionDep,
+    page_user: PageUser,
+    *,
+    error: str | None = None,
+    values: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    sites = _guard_sites(session, page_user)
+    site = sites[0] if len(sites) == 1 else None
+    return render(
+        request,
+        "guard/unknown.html",
+        {
+            **_guard_context(page_user),
+            "sites": sites,
+            "conditions": [(v, gettext(page_user.language, label)) for v, label in CONDITIONS],
+            "emergency": guard_view.emergency_number(site.phone_region if site else None),
+            "client_request_id": str(uuid.uuid4()),
+            "error": error,
+            "values": values or {},
+            "active": "home",
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/guard/unknown")
+def guard_unknown_form(request: Request, session: SessionDep, page_user: PageUserDep) -> Response:
+    return _unknown_page(request, session, page_user)
+
+
+@router.post("/guard/unknown")
+def guard_report_unknown(
+    request: Request,
+    session: SessionDep,
+    page_user: PageUserDep,
+    settings: SettingsDep,
+    client_request_id: Annotated[str, Form(min_length=8, max_length=64)],
+    description: OptionalText = None,
+    site_id: Annotated[uuid.UUID | None, Form()] = None,
+    condition: Annotated[str, Form(max_length=20)] = Condition.well.value,
+    location: Annotated[str | None, Form(max_length=300)] = None,
+    latitude: Annotated[str | None, Form(max_length=40)] = None,
+    longitude: Annotated[str | None, Form(max_length=40)] = None,
+    note: OptionalText = None,
+    photo: OptionalPhoto = None,
+    csrf_token: CsrfField = None,
+) -> Response:
+    """Someone who is not in the registry (or whom the search did not find): a description and,
+    if the guard takes one, a photo; the office handles it."""
+    check_form_csrf(page_user, csrf_token)
+    values = {"description": description, "location": location, "note": note}
+    values |= {"condition": condition, "site_id": str(site_id) if site_id else ""}
+    error = None
+    if not (description or "").strip():
+        error = gettext(page_user.language, "Describe the person: age, clothes, what they say.")
+    elif condition not in {c.value for c in Condition}:
+        error = gettext(page_user.language, "Choose the person's condition.")
+    if error:
+        return _unknown_page(
+            request, session, page_user, error=error, values=values, status_code=422
+        )
+    data = IncidentCreate(
+        kind=IncidentKind.found,
+        description=(description or "").strip(),
+        site_id=site_id,
+        location=(location or "").strip() or None,
+        latitude=_coordinate(latitude, 90),
+        longitude=_coordinate(longitude, 180),
+        condition=Condition(condition),
+        note=(note or "").strip() or None,
+        client_request_id=client_request_id,
+    )
+    opened = incidents.open_incident(session=session, actor=page_user.actor, data=data)
+    return _after_report(session, page_user, settings, opened, data, photo)
 
 
 def _incident_page(
@@ -312,6 +469,9 @@ def _incident_page(
         session=session, actor=page_user.actor, incident_id=incident_id
     )
     language = page_user.language
+    actor = page_user.actor
+    on_it = incident_photos.is_guard_on_it(session, actor, incident)
+    notice = PHOTO_NOTICES.get(request.query_params.get("photo") or "")
     live = {
         "incident_id": str(incident.id),
         "contacts": [
@@ -335,10 +495,50 @@ def _incident_page(
             "timezone": site.timezone,
             "live": live,
             "error": error,
+            "show_photo": bool(incident.photo_file)
+            and incident_photos.may_see_photo(session, actor, incident),
+            "can_add_photo": incident.status not in CLOSED
+            and (actor.can(Permission.registry_write) or on_it),
+            "photo_notice": gettext(language, notice) if notice else None,
+            "photo_notice_ok": request.query_params.get("photo") in ("added", "waiting"),
             "active": "home",
         },
         status_code=status_code,
     )
+
+
+@router.post("/guard/incidents/{incident_id}/photo")
+def guard_incident_photo(
+    request: Request,
+    incident_id: uuid.UUID,
+    session: SessionDep,
+    page_user: PageUserDep,
+    settings: SettingsDep,
+    photo: OptionalPhoto = None,
+    csrf_token: CsrfField = None,
+) -> Response:
+    """Add (or replace) the photo from the live incident page, without JavaScript."""
+    check_form_csrf(page_user, csrf_token)
+    data = _read_photo(photo, settings)
+    if not data:
+        error = gettext(page_user.language, "Choose or take a photo first.")
+        return _incident_page(
+            request, session, page_user, incident_id, error=error, status_code=422
+        )
+    try:
+        incident_photos.set_photo(
+            session=session,
+            actor=page_user.actor,
+            settings=settings,
+            incident_id=incident_id,
+            data=data,
+        )
+    except (UnsupportedMedia, PayloadTooLarge, InvalidInput) as exc:
+        error = gettext(page_user.language, PHOTO_NOTICES[_photo_outcome(exc)])
+        return _incident_page(
+            request, session, page_user, incident_id, error=error, status_code=exc.status_hint
+        )
+    return _see_other(f"/guard/incidents/{incident_id}?photo=added")
 
 
 @router.get("/guard/incidents/{incident_id}")

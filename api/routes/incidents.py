@@ -10,15 +10,18 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
+from starlette.datastructures import UploadFile
 
-from api.deps import ActorDep, PageDep, SessionDep
+from api.deps import ActorDep, PageDep, SessionDep, SettingsDep
 from api.schemas import ListResponse
 from welfare import wakeup
+from welfare.errors import InvalidInput
+from welfare.incidents import photos as incident_photos
 from welfare.incidents import responders, timeline
 from welfare.incidents import service as incidents
 from welfare.incidents.models import (
@@ -76,6 +79,7 @@ class IncidentDetail(IncidentSummary):
     handed_to: str | None
     confirmed_via: str | None
     confirmed_contact_id: uuid.UUID | None
+    photo_url: str | None
     timeline: list[TimelineEvent]
     notifications: list[NotificationStatus]
 
@@ -130,6 +134,7 @@ def detail_of(session: Session, incident: Incident) -> IncidentDetail:
                     "confirmed_contact_id",
                 )
             },
+            "photo_url": incident_photos.photo_url(incident),
             "timeline": events,
             "notifications": notifications_of(session, incident.id),
         }
@@ -238,6 +243,101 @@ def claim(
     incident, created = responders.claim(session=session, actor=actor, incident_id=incident_id)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return detail_of(session, incident)
+
+
+# --- the photo a guard took ---------------------------------------------------------------------
+
+
+async def read_upload(request: Request, settings: SettingsDep) -> bytes:
+    """The image from a multipart form (field `file`, like the resident photo upload) or the raw
+    request body. At most one byte over the limit is read, so an oversized one is a clear 413."""
+    limit = settings.max_photo_bytes + 1
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=5)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("file", "send the image in a form field named 'file'")
+        data = await upload.read(limit)
+    else:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+        data = b"".join(chunks)[:limit]
+    if not data:
+        raise InvalidInput("file", "the file is empty")
+    return data
+
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "JPEG, PNG or WebP: the raw image as the body, or a multipart form with "
+        "the image in the field `file`. The content decides the type, not a name or header.",
+        "content": {
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+        },
+    }
+}
+IMAGE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/jpeg": {}}, "description": "JPEG"}
+}
+
+
+@router.put(
+    "/{incident_id}/photo",
+    response_model=IncidentDetail,
+    openapi_extra=UPLOAD_BODY,
+    responses={
+        409: {"description": "the incident is closed"},
+        413: {"description": "too large"},
+        415: {"description": "not an image"},
+    },
+)
+def upload_photo(
+    incident_id: uuid.UUID,
+    session: SessionDep,
+    actor: ActorDep,  # before the body: who is asking is settled before the upload is read
+    settings: SettingsDep,
+    data: Annotated[bytes, Depends(read_upload)],
+) -> IncidentDetail:
+    """The guard who reported the incident (or staff of the site) adds or replaces its photo
+    while it is open. Re-encoded as JPEG without EXIF/GPS, with a thumbnail."""
+    incident = incident_photos.set_photo(
+        session=session, actor=actor, settings=settings, incident_id=incident_id, data=data
+    )
+    return detail_of(session, incident)
+
+
+@router.get("/{incident_id}/photo", response_class=Response, responses=IMAGE_RESPONSE)
+def read_photo(
+    incident_id: uuid.UUID,
+    session: SessionDep,
+    actor: ActorDep,
+    settings: SettingsDep,
+    size: Annotated[str, Query(pattern="^(full|thumbnail)$")] = "full",
+    thumbnail: bool = False,
+) -> Response:
+    """For staff of the site, and for the guard who reported or claimed it while it is open.
+    Each read is audited. `?thumbnail=true` (or `?size=thumbnail`) for the small one."""
+    data = incident_photos.read_photo(
+        session=session,
+        actor=actor,
+        settings=settings,
+        incident_id=incident_id,
+        thumbnail=thumbnail or size == "thumbnail",
+    )
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
 
 
 class HouseholdView(BaseModel):

@@ -1,6 +1,7 @@
 // The guard app: offline queue of found reports, GPS, tag scanning, live incident status.
-// Strings come translated from the page (JSON blocks); nothing personal is kept on the phone:
-// a queued report holds ids, the condition, the typed location and note only.
+// Strings come translated from the page (JSON blocks). A queued report holds ids, the condition
+// and what the guard typed; a photo the guard took waits in IndexedDB (a Blob does not fit in
+// localStorage) until its report has an incident to go to, and is deleted once sent or refused.
 "use strict";
 (function () {
   const QUEUE_KEY = "welfare.foundQueue.v1";
@@ -41,6 +42,107 @@
   }
   function dequeue(id) {
     saveQueue(loadQueue().filter(function (item) { return item.id !== id; }));
+  }
+
+  // --- photos waiting for their report (keyed by the report's client_request_id) --------------
+  const PHOTO_DB = "welfare.photos.v1";
+  const PHOTO_STORE = "photos";
+  const memoryPhotos = {}; // where IndexedDB is missing (some private windows): this page only
+  function photoStore(mode, action) {
+    return new Promise(function (resolve, reject) {
+      if (!window.indexedDB) { reject(new Error("no IndexedDB")); return; }
+      const opening = indexedDB.open(PHOTO_DB, 1);
+      opening.onupgradeneeded = function () { opening.result.createObjectStore(PHOTO_STORE, { keyPath: "id" }); };
+      opening.onerror = function () { reject(opening.error); };
+      opening.onsuccess = function () {
+        const db = opening.result;
+        const tx = db.transaction(PHOTO_STORE, mode);
+        const request = action(tx.objectStore(PHOTO_STORE));
+        tx.oncomplete = function () { db.close(); resolve(request ? request.result : undefined); };
+        tx.onerror = tx.onabort = function () { db.close(); reject(tx.error); };
+      };
+    });
+  }
+  async function keepPhoto(record) {
+    try {
+      await photoStore("readwrite", function (store) { return store.put(record); });
+      delete memoryPhotos[record.id];
+      return true;
+    } catch (e) {
+      memoryPhotos[record.id] = record;
+      return false;
+    }
+  }
+  async function photoFor(id) {
+    if (memoryPhotos[id]) return memoryPhotos[id];
+    try { return (await photoStore("readonly", function (store) { return store.get(id); })) || null; } catch (e) { return null; }
+  }
+  async function allPhotos() {
+    let stored = [];
+    try { stored = (await photoStore("readonly", function (store) { return store.getAll(); })) || []; } catch (e) { /* none */ }
+    return stored.concat(Object.keys(memoryPhotos).map(function (k) { return memoryPhotos[k]; }));
+  }
+  async function dropPhoto(id) {
+    delete memoryPhotos[id];
+    try { await photoStore("readwrite", function (store) { return store.delete(id); }); } catch (e) { /* gone */ }
+  }
+
+  // A phone photo is often several MB: send at most 1600 px as JPEG (the server re-encodes it
+  // anyway and drops EXIF/GPS). If the browser cannot, the file goes as it is.
+  async function shrink(file) {
+    try {
+      if (!window.createImageBitmap) return file;
+      const bitmap = await createImageBitmap(file);
+      const scale = Math.min(1, 1600 / Math.max(bitmap.width, bitmap.height));
+      const canvas = document.createElement("canvas");
+      canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+      canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+      canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      if (bitmap.close) bitmap.close();
+      const blob = await new Promise(function (resolve) { canvas.toBlob(resolve, "image/jpeg", 0.85); });
+      return blob && blob.size && blob.size < file.size ? blob : file;
+    } catch (e) {
+      return file;
+    }
+  }
+
+  // "added", "waiting" (no signal: kept for the next round) or why it was refused.
+  async function sendPhoto(record) {
+    const controller = new AbortController();
+    const timer = setTimeout(function () { controller.abort(); }, SEND_TIMEOUT_MS * 2);
+    let response;
+    try {
+      response = await fetch("/api/v1/incidents/" + record.incidentId + "/photo", {
+        method: "PUT",
+        credentials: "same-origin",
+        signal: controller.signal,
+        headers: { "Content-Type": record.blob.type || "application/octet-stream", Accept: "application/json", "X-CSRF-Token": window.welfare.csrf },
+        body: record.blob,
+      });
+    } catch (e) {
+      return "waiting";
+    } finally {
+      clearTimeout(timer);
+    }
+    if (response.ok) { await dropPhoto(record.id); return "added"; }
+    if (isTransient({ status: response.status })) return "waiting";
+    await dropPhoto(record.id);
+    if (response.status === 415) return "unsupported";
+    if (response.status === 413) return "too_large";
+    if (response.status === 422) return "unreadable";
+    return "refused";
+  }
+
+  // Photos whose report went through earlier but which could not be sent then.
+  async function flushPhotos() {
+    const queued = loadQueue().map(function (item) { return item.id; });
+    for (const record of await allPhotos()) {
+      if (record.incidentId) {
+        if (await sendPhoto(record) === "waiting") break;
+      } else if (queued.indexOf(record.id) < 0 && Date.now() - record.keptAt > 86400000) {
+        await dropPhoto(record.id); // its report was refused a day ago: nothing to attach it to
+      }
+    }
   }
 
   function banner(message, ok, link) {
@@ -115,7 +217,16 @@
         try {
           const incident = await send(item.body);
           dequeue(item.id);
-          const url = "/guard/incidents/" + incident.id;
+          let url = "/guard/incidents/" + incident.id;
+          const photo = await photoFor(item.id);
+          if (photo) {
+            photo.incidentId = incident.id;
+            const kept = await keepPhoto(photo);
+            let outcome = await sendPhoto(photo);
+            // Held by this page only: leaving it would lose the photo, so say so.
+            if (outcome === "waiting" && !kept) { await dropPhoto(photo.id); outcome = "not_kept"; }
+            url += "?photo=" + encodeURIComponent(outcome);
+          }
           if (item.id === waitingFor) {
             window.location.assign(url);
             return;
@@ -129,13 +240,14 @@
           if (item.id === waitingFor) form.querySelector('button[type="submit"]').disabled = false;
         }
       }
+      if (navigator.onLine !== false) await flushPhotos();
       showWaiting();
     } finally {
       flushing = false;
     }
   }
   window.addEventListener("online", flush);
-  setInterval(function () { if (loadQueue().length) flush(); }, 15000);
+  setInterval(function () { if (navigator.onLine !== false) flush(); }, 15000);
 
   // --- the found form --------------------------------------------------------------------------
   const foundForm = document.querySelector("[data-found-form]");
@@ -143,33 +255,59 @@
     const idField = foundForm.elements.client_request_id;
     if (!idField.value && window.crypto && crypto.randomUUID) idField.value = crypto.randomUUID();
 
-    foundForm.addEventListener("submit", function (event) {
+    const photoInput = foundForm.querySelector("[data-photo-input]");
+    foundForm.addEventListener("submit", async function (event) {
       event.preventDefault();
       const f = foundForm.elements;
       const checked = foundForm.querySelector('input[name="condition"]:checked');
       const number = function (v) { return v === "" ? null : Number(v); };
+      const text = function (name) { return f[name] ? f[name].value.trim() || null : null; };
       const body = {
         kind: "found",
-        resident_id: foundForm.dataset.residentId,
         condition: checked ? checked.value : "well",
-        location: f.location.value.trim() || null,
+        location: text("location"),
         latitude: number(f.latitude.value),
         longitude: number(f.longitude.value),
-        note: f.note.value.trim() || null,
+        note: text("note"),
         client_request_id: idField.value,
       };
+      if (foundForm.dataset.residentId) body.resident_id = foundForm.dataset.residentId;
+      if (f.description) body.description = text("description");
+      if (f.site_id && f.site_id.value) body.site_id = f.site_id.value;
+      const submit = foundForm.querySelector('button[type="submit"]');
+      submit.disabled = true;
+      banner(words.sending, false);
+      // The photo is kept first, so whichever round sends the report finds it.
+      const file = photoInput && photoInput.files && photoInput.files[0];
+      let photoKept = true;
+      if (file) {
+        const blob = await shrink(file);
+        photoKept = await keepPhoto({ id: idField.value, blob: blob, incidentId: null, keptAt: Date.now() });
+      }
       // Kept on the phone first: a report is never lost to a dropped connection.
       enqueue(body);
-      foundForm.querySelector('button[type="submit"]').disabled = true;
-      banner(words.sending, false);
       if (navigator.onLine === false) {
         showWaiting();
+        if (file) banner(photoKept ? words.photo_waiting : words.photo_not_kept, false);
         return;
       }
       flush().then(function () {
-        if (loadQueue().some(function (item) { return item.id === idField.value; })) showWaiting();
+        if (loadQueue().some(function (item) { return item.id === idField.value; })) {
+          showWaiting();
+          if (file && !photoKept) banner(words.photo_not_kept, false);
+        }
       });
     });
+
+    const preview = foundForm.querySelector("[data-photo-preview]");
+    if (photoInput && preview) {
+      photoInput.addEventListener("change", function () {
+        if (preview.src) URL.revokeObjectURL(preview.src);
+        const chosen = photoInput.files && photoInput.files[0];
+        preview.hidden = !chosen;
+        if (chosen) preview.src = URL.createObjectURL(chosen);
+      });
+    }
 
     const gpsButton = foundForm.querySelector("[data-gps]");
     const gpsState = foundForm.querySelector("[data-gps-state]");
@@ -323,8 +461,6 @@
     poll();
   }
 
-  if (loadQueue().length) {
-    showWaiting();
-    if (navigator.onLine !== false) flush();
-  }
+  if (loadQueue().length) showWaiting();
+  if (navigator.onLine !== false) flush();
 })();

@@ -546,3 +546,248 @@ def test_offline_shell_has_no_personal_data(
     assert shell.status_code == 200
     assert 'id="queue-list"' in shell.text
     assert "Mr. Wang" not in shell.text and "1609" not in shell.text
+
+
+# --- photos on found reports and unknown-person reports -----------------------------------------
+
+
+def _photo_input(html: str) -> str:
+    found = re.search(r"<input[^>]*name=\"photo\"[^>]*>", html)
+    assert found, "no photo input"
+    return found.group(0)
+
+
+def test_found_form_offers_an_optional_camera_photo_on_a_phone_sized_page(
+    client: TestClient,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    wang: Case,
+) -> None:
+    page_login(make_user("guard", [site]))
+    text = client.get(f"/guard/residents/{wang.resident.id}/found").text
+    field = _photo_input(text)
+    assert 'type="file"' in field and 'accept="image/*"' in field
+    assert 'capture="environment"' in field and "required" not in field
+    assert 'enctype="multipart/form-data"' in text
+    assert 'name="viewport" content="width=device-width' in text  # laid out for a 360 px phone
+    assert "<script>" not in text  # the strict CSP allows no inline script
+    assert "img-src 'self' data: blob:" in client.get("/guard").headers["content-security-policy"]
+
+
+def test_found_form_without_script_sends_the_photo_with_the_report(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    wang: Case,
+    settings: Settings,
+) -> None:
+    csrf = page_login(make_user("guard", [site]))
+    response = client.post(
+        f"/guard/residents/{wang.resident.id}/found",
+        data={"csrf_token": csrf, "client_request_id": str(uuid.uuid4()), "condition": "well"},
+        files={"photo": ("IMG_0001.jpg", jpeg(), "image/jpeg")},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    assert response.headers["location"].endswith("?photo=added")
+    db.rollback()
+    incident = db.exec(select(Incident)).one()
+    assert incident.photo_file and incident.thumbnail_file
+    again = client.post(  # a double tap: the same report, the same photo
+        f"/guard/residents/{wang.resident.id}/found",
+        data={"csrf_token": csrf, "client_request_id": incident.client_request_id},
+        files={"photo": ("IMG_0001.jpg", jpeg(), "image/jpeg")},
+        follow_redirects=False,
+    )
+    assert again.headers["location"] == f"/guard/incidents/{incident.id}"
+    db.rollback()
+    assert db.get(Incident, incident.id).photo_file == incident.photo_file  # type: ignore[union-attr]
+    page = client.get(response.headers["location"])
+    assert "Photo added." in page.text
+    assert f'src="/api/v1/incidents/{incident.id}/photo?thumbnail=true"' in page.text
+    # The page's own cookie session may fetch it (that is how the <img> loads).
+    image = client.get(f"/api/v1/incidents/{incident.id}/photo?thumbnail=true")
+    assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+
+
+def test_a_refused_photo_does_not_undo_the_report(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    wang: Case,
+) -> None:
+    csrf = page_login(make_user("guard", [site]))
+    response = client.post(
+        f"/guard/residents/{wang.resident.id}/found",
+        data={"csrf_token": csrf, "client_request_id": str(uuid.uuid4())},
+        files={"photo": ("photo.jpg", b"<html>not a photo</html>", "image/jpeg")},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"].endswith("?photo=unsupported")
+    assert incident_count(db) == 1
+    page = client.get(response.headers["location"])
+    assert "it must be a JPEG, PNG or WebP picture" in page.text
+
+
+def test_an_empty_photo_field_is_no_photo(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    wang: Case,
+) -> None:
+    csrf = page_login(make_user("guard", [site]))
+    response = client.post(
+        f"/guard/residents/{wang.resident.id}/found",
+        data={"csrf_token": csrf, "client_request_id": str(uuid.uuid4())},
+        files={"photo": ("", b"", "application/octet-stream")},  # what a browser sends
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert "photo=" not in response.headers["location"]
+    db.rollback()
+    assert db.exec(select(Incident)).one().photo_file is None
+
+
+def test_guard_reports_an_unknown_person_with_description_and_photo(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+) -> None:
+    csrf = page_login(make_user("guard", [site]))
+    assert 'href="/guard/unknown"' in client.get("/guard").text
+    form_page = client.get("/guard/unknown")
+    assert form_page.status_code == 200
+    assert 'name="description"' in form_page.text and 'name="site_id"' not in form_page.text
+    _photo_input(form_page.text)
+    base = {"csrf_token": csrf, "client_request_id": str(uuid.uuid4()), "condition": "distressed"}
+    missing = client.post("/guard/unknown", data={**base, "description": "  "}, headers=HTML)
+    assert missing.status_code == 422
+    assert "Describe the person" in missing.text
+    forged = client.post(
+        "/guard/unknown", data={**base, "csrf_token": "x", "description": "man"}, headers=HTML
+    )
+    assert forged.status_code == 403
+    assert incident_count(db) == 0
+
+    response = client.post(
+        "/guard/unknown",
+        data={**base, "description": "man, about 80, grey coat", "location": "Block 1, 3/F"},
+        files={"photo": ("p.jpg", jpeg(), "image/jpeg")},
+        follow_redirects=False,
+    )
+
+    assert response.status_code == 303, response.text
+    db.rollback()
+    incident = db.exec(select(Incident)).one()
+    assert incident.resident_id is None and incident.site_id == site.id
+    assert incident.description == "man, about 80, grey coat"
+    assert incident.condition.value == "distressed" and incident.photo_file
+    page = client.get(response.headers["location"])
+    assert "man, about 80, grey coat" in page.text
+    assert f"/api/v1/incidents/{incident.id}/photo?thumbnail=true" in page.text
+
+
+def test_a_guard_of_two_sites_chooses_the_site_of_an_unknown_person(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    make_site: Callable[..., Site],
+    site: Site,
+    page_login: Callable[..., str],
+) -> None:
+    other = make_site(name="Harbour View")
+    csrf = page_login(make_user("guard", [site, other]))
+    assert 'name="site_id"' in client.get("/guard/unknown").text
+    base = {"csrf_token": csrf, "client_request_id": str(uuid.uuid4()), "description": "woman"}
+    assert client.post("/guard/unknown", data=base, headers=HTML).status_code == 422
+    response = client.post(
+        "/guard/unknown", data={**base, "site_id": str(other.id)}, follow_redirects=False
+    )
+    assert response.status_code == 303
+    db.rollback()
+    assert db.exec(select(Incident)).one().site_id == other.id
+
+
+def test_photo_can_be_added_on_the_live_incident_page_by_the_reporter_only(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    wang: Case,
+    settings: Settings,
+) -> None:
+    csrf = page_login(make_user("guard", [site]))
+    report = client.post(
+        f"/guard/residents/{wang.resident.id}/found",
+        data={"csrf_token": csrf, "client_request_id": str(uuid.uuid4())},
+        follow_redirects=False,
+    )
+    url = report.headers["location"]
+    page = client.get(url).text
+    assert f'action="{url}/photo"' in page and "Add a photo" in page
+    _photo_input(page)
+
+    empty = client.post(f"{url}/photo", data={"csrf_token": csrf}, headers=HTML)
+    assert empty.status_code == 422 and "Choose or take a photo first." in empty.text
+    bad = client.post(
+        f"{url}/photo",
+        data={"csrf_token": csrf},
+        files={"photo": ("x.jpg", b"GIF89a" + b"\0" * 40, "image/jpeg")},
+        headers=HTML,
+    )
+    assert bad.status_code == 415
+    forged = client.post(
+        f"{url}/photo",
+        data={"csrf_token": "forged"},
+        files={"photo": ("x.jpg", jpeg(), "image/jpeg")},
+        headers=HTML,
+    )
+    assert forged.status_code == 403
+    added = client.post(
+        f"{url}/photo",
+        data={"csrf_token": csrf},
+        files={"photo": ("x.jpg", jpeg(), "image/jpeg")},
+        follow_redirects=False,
+    )
+    assert added.status_code == 303 and added.headers["location"] == f"{url}?photo=added"
+    assert "Replace the photo" in client.get(url).text
+
+    # Another guard of the site sees the incident but neither the photo nor the upload form.
+    page_login(make_user("guard", [site]))
+    other = client.get(url).text
+    assert "/photo?thumbnail=true" not in other and f'action="{url}/photo"' not in other
+
+
+def test_console_incident_page_shows_the_photo_the_guard_took(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    wang: Case,
+) -> None:
+    csrf = page_login(make_user("guard", [site]))
+    report = client.post(
+        f"/guard/residents/{wang.resident.id}/found",
+        data={"csrf_token": csrf, "client_request_id": str(uuid.uuid4())},
+        files={"photo": ("p.jpg", jpeg(), "image/jpeg")},
+        follow_redirects=False,
+    )
+    incident_id = report.headers["location"].split("/")[-1].split("?")[0]
+    page_login(make_user("staff", [site]))
+    page = client.get(f"/console/incidents/{incident_id}")
+    assert page.status_code == 200
+    assert f'src="/api/v1/incidents/{incident_id}/photo?thumbnail=true"' in page.text
+    assert "Photo added" in page.text  # the timeline event
+    assert client.get(f"/api/v1/incidents/{incident_id}/photo").status_code == 200

@@ -25,6 +25,7 @@ from welfare.consent import service as consents
 from welfare.consent.models import ConsentCreate
 from welfare.db import utcnow
 from welfare.heartbeat import service as heartbeats
+from welfare.incidents import photos as incident_photos
 from welfare.incidents import policies
 from welfare.incidents import service as incidents
 from welfare.incidents.models import IncidentCreate
@@ -418,7 +419,35 @@ CASES += [
         params=_incident,
         query=lambda w: {"max_seconds": 0.1},
     ),
+    # The photo a guard took: the reporting guard (here the incident was opened by the system,
+    # so the site's guard is not it: 403) and staff may add it while open; staff may read it.
+    Case(
+        "PUT",
+        "/api/v1/incidents/{incident_id}/photo",
+        (401, 403, 200, 200, 200, 404),
+        params=_incident,
+        files=True,
+    ),
+    Case(
+        "GET",
+        "/api/v1/incidents/{incident_id}/photo",
+        (401, 403, 200, 200, 200, 404),
+        params=lambda w: _incident_with_photo(w),
+    ),
 ]
+
+
+def _incident_with_photo(world: World) -> dict[str, Any]:
+    params = _incident(world)
+    incident_photos.set_photo(
+        session=world.db,
+        actor=SYSTEM,
+        settings=world.settings,
+        incident_id=params["incident_id"],
+        data=_jpeg(),
+    )
+    world.db.commit()
+    return params
 
 
 def _incident_contact(world: World) -> dict[str, Any]:

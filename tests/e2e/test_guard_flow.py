@@ -1,6 +1,6 @@
 """The brief's case on a guard's phone: scan the tag, report found, watch the son confirm by
-keypress, hand over; a report made without signal is queued and sent once; the public page
-shows nothing personal."""
+keypress, hand over; a report made without signal is queued with its photo and sent once (the
+console then shows the photo); the public page shows nothing personal."""
 
 from __future__ import annotations
 
@@ -165,8 +165,18 @@ def test_guard_scans_reports_found_and_sees_the_son_confirm(
     assert closed.status.value == "resolved" and closed.handed_to == "his son"
 
 
-def test_a_report_made_without_signal_is_queued_and_sent_once(
+COUNT_QUEUED_PHOTOS = """() => new Promise((resolve) => {
+  const opening = indexedDB.open("welfare.photos.v1", 1);
+  opening.onsuccess = () => {
+    const request = opening.result.transaction("photos").objectStore("photos").count();
+    request.onsuccess = () => { opening.result.close(); resolve(request.result); };
+  };
+})"""
+
+
+def test_a_report_made_without_signal_is_queued_with_its_photo_and_sent_once(
     phone: Any,
+    desktop: Any,
     db: Session,
     make_user: Callable[..., User],
     site: Site,
@@ -178,20 +188,39 @@ def test_a_report_made_without_signal_is_queued_and_sent_once(
     # The service worker is installed and holds the offline shell.
     phone.evaluate("navigator.serviceWorker.ready.then(() => true)")
     phone.get_by_label("Where are you?").fill("car park B2, no signal")
+    # The guard takes a photo (the camera's file, as the file input hands it over).
+    phone.get_by_label("Photo (optional)").set_input_files(
+        {"name": "IMG_0001.jpg", "mimeType": "image/jpeg", "buffer": portrait()}
+    )
+    phone.locator("[data-photo-preview]").wait_for()  # a blob: preview, allowed by the CSP
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 360
     phone.context.set_offline(True)
     phone.get_by_role("button", name="Send: call the family now").click()
     banner = phone.locator("#queue-banner")
-    banner.get_by_text("Waiting for signal").wait_for()
+    banner.get_by_text("The photo is kept on this phone").wait_for()
     assert incidents_in(db) == []
     stored = phone.evaluate("JSON.parse(localStorage.getItem('welfare.foundQueue.v1'))")
     assert len(stored) == 1 and stored[0]["body"]["location"] == "car park B2, no signal"
     assert "Wang" not in str(stored)  # the queue holds ids, not names
+    assert phone.evaluate(COUNT_QUEUED_PHOTOS) == 1  # the photo waits in IndexedDB
 
     phone.context.set_offline(False)
-    phone.wait_for_url("**/guard/incidents/*")
+    phone.wait_for_url("**/guard/incidents/*?photo=added")
     [incident] = incidents_in(db)
     assert incident.client_request_id == stored[0]["id"]
+    assert incident.photo_file and incident.thumbnail_file
     assert phone.evaluate("localStorage.getItem('welfare.foundQueue.v1')") == "[]"
+    assert phone.evaluate(COUNT_QUEUED_PHOTOS) == 0  # sent, so gone from the phone
+    assert phone.get_by_text("Photo added.").is_visible()
+    photo = phone.locator("img.incident-photo")
+    wait_for(lambda: photo.evaluate("(img) => img.complete && img.naturalWidth > 0"))
+
+    # The office sees the photo on the console's incident page.
+    sign_in(desktop, make_user("staff", [site]))
+    desktop.goto(f"/console/incidents/{incident.id}")
+    shown = desktop.locator("[data-incident-photo]")
+    wait_for(lambda: shown.evaluate("(img) => img.complete && img.naturalWidth > 0"))
+    assert desktop.get_by_text("Photo added").first.is_visible()
     # A retry of the same report (the phone never heard the answer) opens nothing new.
     phone.evaluate(
         """(item) => localStorage.setItem('welfare.foundQueue.v1', JSON.stringify([item]))""",

@@ -16,6 +16,7 @@ from welfare.consent.models import DEFAULT_REVIEW_MONTHS, Consent, ConsentCreate
 from welfare.consent.scopes import consents_of, derive_state, has_scope, live_scopes  # noqa: F401 (re-exported)
 from welfare.db import SQLITE_BUSY_TIMEOUT_MS, on_commit, utcnow
 from welfare.errors import Conflict, InvalidInput, NotFound
+from welfare.incidents import photos as incident_photos
 from welfare.incidents.service import scrub_for_erasure
 from welfare.lookup import index as lookup_index
 from welfare.residents.models import ConsentState, Contact, Resident
@@ -121,6 +122,15 @@ def withdraw_consent(
     elif ConsentScope.photo not in remaining and resident.photo_file:
         _erase_photo(session, settings, resident)
         erased.append("photo")
+    # Photos guards took of the resident on incidents go with the photo consent too (with the
+    # registry scope they already went, in `scrub_for_erasure`).
+    photo_withdrawn = ConsentScope.photo in consent.scopes and ConsentScope.photo not in remaining
+    if (
+        photo_withdrawn
+        and ConsentScope.registry in remaining
+        and incident_photos.erase_for_resident(session, settings, resident.id, "consent withdrawn")
+    ):
+        erased.append("incident photos")
     lookup_index.refresh_resident(session, resident.id)  # lookup index: keep in step
     audit_resident(
         session,
@@ -180,7 +190,7 @@ def erase_resident(*, session: Session, settings: Settings, resident: Resident) 
     session.exec(delete(Contact).where(col(Contact.resident_id) == resident.id))
     # Printed labels stop resolving: a scan of an erased resident's tag finds nothing.
     session.exec(delete(ResidentTag).where(col(ResidentTag.resident_id) == resident.id))  # type: ignore[call-overload]
-    scrub_for_erasure(session, resident.id)
+    scrub_for_erasure(session, resident.id, settings=settings)
     scrub_visits_for_erasure(session, resident.id)
     for other in consents_of(session, resident.id):
         other.given_by_name = other.given_by_relationship = other.evidence = None

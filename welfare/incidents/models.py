@@ -124,6 +124,10 @@ class Incident(SQLModel, table=True):
         default=None, sa_type=Enum(Outcome, native_enum=False, length=20)
     )
     handed_to: str | None = Field(default=None, max_length=200)
+    # One photo the guard took (random file names under the media dir; see incidents/photos.py).
+    photo_file: str | None = Field(default=None, max_length=100)
+    thumbnail_file: str | None = Field(default=None, max_length=100)
+    photo_added_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

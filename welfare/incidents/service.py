@@ -22,6 +22,7 @@ from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
 from welfare.db import on_commit, utcnow
 from welfare.errors import Conflict, InvalidInput, NotFound
+from welfare.incidents import photos as incident_photos
 from welfare.incidents import timeline
 from welfare.incidents.escalation import (
     EngineState,
@@ -45,6 +46,7 @@ from welfare.outbox.models import MessageKind, OutboxMessage, OutboxStatus
 from welfare.pagination import paginate
 from welfare.residents.models import Contact, Resident
 from welfare.residents.service import audit_resident
+from welfare.settings import Settings
 from welfare.sites.models import Site
 from welfare.tags.models import ResidentTag
 from welfare.users.models import User, UserSite
@@ -738,11 +740,12 @@ def due_incident_ids(session: Session, now: dt.datetime | None = None) -> list[u
     )
 
 
-def scrub_for_erasure(session: Session, resident_id: uuid.UUID) -> int:
+def scrub_for_erasure(session: Session, resident_id: uuid.UUID, *, settings: Settings) -> int:
     """Consent withdrawn: incidents keep their ids, times and event types, nothing personal.
 
-    Free text (location, notes, descriptions, who it was handed to), the phone numbers on
-    outbox rows and note texts on the timeline go; a running response stops.
+    Free text (location, notes, descriptions, who it was handed to), the photo a guard took
+    (its files are deleted on commit), the phone numbers on outbox rows and note texts on the
+    timeline go; a running response stops.
     """
     now = utcnow()
     rows = session.exec(select(Incident).where(Incident.resident_id == resident_id)).all()
@@ -756,6 +759,7 @@ def scrub_for_erasure(session: Session, resident_id: uuid.UUID) -> int:
         incident.latitude = incident.longitude = None
         incident.updated_at = now
         session.add(incident)
+        incident_photos.erase_photo(session, settings, incident, "consent withdrawn")
         for event in timeline.events_of(session, incident.id):
             if "text" in event.detail:
                 event.detail = {k: v for k, v in event.detail.items() if k != "text"}
