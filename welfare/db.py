@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,6 +85,40 @@ def make_engine(url: str, *, immediate_transactions: bool = True, **kwargs: Any)
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
 
 
+class FairLock:
+    """A lock handed to its waiters in arrival order. `threading.Lock` lets whoever asks at the
+    right moment barge in, so a stream of request threads can keep the worker (whose claim is
+    the next SMS of an accepted report) waiting for long stretches."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._waiters: deque[threading.Lock] = deque()
+        self._held = False
+
+    def acquire(self, timeout: float) -> bool:
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return True
+            waiter = threading.Lock()
+            waiter.acquire()
+            self._waiters.append(waiter)
+        if waiter.acquire(timeout=timeout):
+            return True  # handed over by `release`
+        with self._mutex:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+                return False
+        return True  # handed over just as the wait timed out
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().release()  # still held: now by that waiter
+            else:
+                self._held = False
+
+
 def _configure_sqlite(engine: Engine, immediate_transactions: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -111,7 +146,7 @@ def _configure_sqlite(engine: Engine, immediate_transactions: bool) -> None:
     # between holders and an unlucky waiter can starve past the busy timeout; a lock hands over
     # at once. A waiter gives up on the lock after the busy timeout and falls back to SQLite's
     # own waiting, so this never deadlocks (two transactions of one thread on one engine).
-    gate = threading.Lock()
+    gate = FairLock()
 
     def _release(info: dict[str, Any]) -> None:
         if info.pop(_GATE_HELD, False):
