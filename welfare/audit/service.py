@@ -116,15 +116,14 @@ def record(
 ) -> None:
     """Append one entry to the caller's transaction: it is written when (and only if) the
     transaction commits (see `write_pending`)."""
-    session.info.setdefault(_PENDING, []).extend(
-        _unchained(
-            actor=actor,
-            action=action,
-            entity=entity,
-            entity_id=entity_id,
-            purpose=purpose,
-            subjects=[AuditSubject(resident_id, site_id, detail or {})],
-        )
+    record_many(
+        session,
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_id=entity_id,
+        purpose=purpose,
+        subjects=[AuditSubject(resident_id, site_id, detail or {})],
     )
 
 

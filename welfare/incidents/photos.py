@@ -24,26 +24,18 @@ import uuid
 from sqlmodel import Session, col, select
 
 from welfare.audit.service import record as audit_record
-from welfare.authz import Actor, Permission, require_site
+from welfare.authz import Actor, Permission
 from welfare.db import on_commit, on_rollback, utcnow
 from welfare.errors import Conflict, NotFound, PermissionDenied
 from welfare.incidents import timeline
 from welfare.incidents.models import CLOSED, Incident, IncidentEvent
-from welfare.incidents.responders import is_responder
+from welfare.incidents.responders import is_responder, load_for_guard
 from welfare.residents.photos import PhotoStore, process_photo
 from welfare.settings import Settings
 
 
 def photo_url(incident: Incident) -> str | None:
     return f"/api/v1/incidents/{incident.id}/photo" if incident.photo_file else None
-
-
-def _load(session: Session, actor: Actor, incident_id: uuid.UUID) -> Incident:
-    incident = session.get(Incident, incident_id)
-    if incident is None:
-        raise NotFound("incident")
-    require_site(actor, Permission.guard_ops, incident.site_id, "incident")
-    return incident
 
 
 def is_guard_on_it(session: Session, actor: Actor, incident: Incident) -> bool:
@@ -91,7 +83,7 @@ def set_photo(
     *, session: Session, actor: Actor, settings: Settings, incident_id: uuid.UUID, data: bytes
 ) -> Incident:
     """Store (or replace) the incident's photo. Nothing is written before the image passes."""
-    incident = _load(session, actor, incident_id)
+    incident = load_for_guard(session, actor, incident_id)
     if not (actor.can(Permission.registry_write) or is_guard_on_it(session, actor, incident)):
         raise PermissionDenied("only the guard who reported this incident or staff may add a photo")
     if incident.status in CLOSED:
@@ -140,7 +132,7 @@ def read_photo(
     incident_id: uuid.UUID,
     thumbnail: bool = False,
 ) -> bytes:
-    incident = _load(session, actor, incident_id)
+    incident = load_for_guard(session, actor, incident_id)
     if not may_see_photo(session, actor, incident):
         raise PermissionDenied(
             "only staff, and the guard who reported or claimed the open incident, may see this"

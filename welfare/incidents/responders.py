@@ -26,7 +26,8 @@ from welfare.residents.service import audit_resident
 from welfare.sites.models import Household, Site
 
 
-def _load(session: Session, actor: Actor, incident_id: uuid.UUID) -> Incident:
+def load_for_guard(session: Session, actor: Actor, incident_id: uuid.UUID) -> Incident:
+    """The incident, if it is at one of the actor's sites (else 404 / 403)."""
     incident = session.get(Incident, incident_id)
     if incident is None:
         raise NotFound("incident")
@@ -46,7 +47,7 @@ def is_responder(session: Session, actor: Actor, incident: Incident) -> bool:
 def claim(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> tuple[Incident, bool]:
     """A guard of the site takes the incident on (a missing alert they are answering, a report
     a colleague made). Returns (incident, claimed now); claiming twice changes nothing."""
-    incident = _load(session, actor, incident_id)
+    incident = load_for_guard(session, actor, incident_id)
     if actor.user_id is None:
         raise PermissionDenied("only a signed-in user can claim an incident")
     if incident.status in CLOSED:
@@ -66,7 +67,7 @@ def claim(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> tuple[In
 
 def resident_view(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> dict[str, Any]:
     """The resident's approach card and household for a responder of an open incident."""
-    incident = _load(session, actor, incident_id)
+    incident = load_for_guard(session, actor, incident_id)
     if incident.status in CLOSED:
         raise PermissionDenied(f"the incident is {incident.status.value}: access has ended")
     if not (actor.can(Permission.registry_read) or is_responder(session, actor, incident)):
