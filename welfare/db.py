@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, create_engine, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
@@ -75,6 +75,12 @@ def make_engine(url: str, *, immediate_transactions: bool = True, **kwargs: Any)
     # SQL errors would otherwise quote their parameters (names, phone numbers) into logs.
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
+        # A connection per thread that may want one (the request thread pool, the dispatcher's
+        # senders, the worker): SQLite connections are cheap, and a thread waiting in the pool
+        # queue behind others waiting for the write gate is a long, unfair wait.
+        if make_url(url).database not in (None, "", ":memory:"):  # a file: QueuePool
+            kwargs.setdefault("pool_size", 20)
+            kwargs.setdefault("max_overflow", 60)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
