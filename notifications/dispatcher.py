@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
 import threading
 import uuid
 import zoneinfo
@@ -174,6 +175,9 @@ class Dispatcher:
         self._pool: ThreadPoolExecutor | None = None
         self._slots_lock = threading.Lock()
         self._in_flight = 0
+        self._outcomes: queue.SimpleQueue[
+            tuple[uuid.UUID | None, uuid.UUID, Accepted | ChannelError]
+        ] = queue.SimpleQueue()
 
     def run_once(self, limit: int | None = None, now: dt.datetime | None = None) -> int:
         """Claim and deliver one batch; return how many rows were sent or tried (rows held back
@@ -195,15 +199,18 @@ class Dispatcher:
         them all through the gate in one transaction, hand them to the pool and return at once
         (how many rows were claimed). Unlike `run_once`, a slow provider answer never holds back
         the rows that fall due meanwhile (the next found report's first SMS); each finished send
-        wakes the worker to fill its slot again."""
+        wakes the worker, which records the outcomes that came back meanwhile, all in one
+        transaction, and fills the free slots again. Returns how many rows it recorded and
+        claimed (0: nothing to do until the next wake-up)."""
+        recorded = self.record_outcomes()
         with self._slots_lock:
             free = self.concurrency - self._in_flight
         if free <= 0:
-            return 0
+            return recorded
         with session_scope(self.factory) as session:
             claims = outbox.claim_due(session, limit=free)
         if not claims:
-            return 0
+            return recorded
         # Incidents are locked in id order, so two workers' batches never wait on each other
         # in a circle.
         claims.sort(key=lambda claim: str(claim.incident_id or ""))
@@ -217,25 +224,44 @@ class Dispatcher:
         for message, content in ready:
             assert self._pool is not None
             self._pool.submit(self._hand_over_in_slot, message, content)
-        return len(claims)
+        return recorded + len(claims)
 
     def _hand_over_in_slot(self, message: OutboxMessage, content: str) -> None:
+        """A pool thread: the provider call only. The outcome waits for the worker to record
+        it (a crash before then leaves the row 'sending': the stale-claim rule resends it)."""
         try:
-            self._hand_over(message, content, None)
+            outcome = self._call_provider(message, content)
+            self._outcomes.put((message.incident_id, message.id, outcome))
         except Exception:
-            # A bug, not a provider failure: the row stays 'sending' and the stale-claim rule
-            # hands it over again.
             log.exception("handing outbox row %s over failed", message.id)
         finally:
             with self._slots_lock:
                 self._in_flight -= 1
             work_ready.set()
 
+    def record_outcomes(self) -> int:
+        """Record every provider answer that came back since the last call, in one transaction
+        (one per send would make each SMS queue for SQLite's write lock once more)."""
+        outcomes = []
+        while True:
+            try:
+                outcomes.append(self._outcomes.get_nowait())
+            except queue.Empty:
+                break
+        if not outcomes:
+            return 0
+        outcomes.sort(key=lambda item: str(item[0] or ""))  # incidents locked in id order
+        with session_scope(self.factory) as session:
+            for _, message_id, outcome in outcomes:
+                self._record(session, message_id, outcome, None)
+        return len(outcomes)
+
     def close(self) -> None:
-        """Wait for the sends in flight (the worker is stopping)."""
+        """Wait for the sends in flight and record their outcomes (the worker is stopping)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        self.record_outcomes()
 
     def deliver(self, claim: outbox.Claim, *, now: dt.datetime | None = None) -> bool:
         """Gate (short transaction), provider call (no transaction), record (short transaction).
@@ -281,40 +307,49 @@ class Dispatcher:
     def _hand_over(self, message: OutboxMessage, content: str, now: dt.datetime | None) -> None:
         """The gate's transaction has committed: the row is 'sending'. Nothing is locked while
         the provider answers; the outcome is recorded in a short transaction of its own."""
-        outcome: Accepted | ChannelError
-        try:
-            outcome = self._send(message, content)
-        except ChannelError as error:
-            outcome = error
+        outcome = self._call_provider(message, content)
         with session_scope(self.factory) as session:
-            finished = outbox.finish_send(session, message.id)
-            if finished is None:
-                return
-            message, incident = finished
-            if isinstance(outcome, ChannelError):
-                metrics.provider_error(
-                    message.kind.value, outcome.code, permanent=outcome.permanent
-                )
-                outbox.record_failure(
-                    session,
-                    message,
-                    incident,
-                    reason=outcome.reason,
-                    code=outcome.code,
-                    permanent=outcome.permanent,
-                    retry_after=outcome.retry_after,
-                    now=now,
-                )
-            else:
-                metrics.sent(message.kind.value)
-                outbox.record_sent(
-                    session,
-                    message,
-                    incident,
-                    provider_id=outcome.provider_id,
-                    provider_status=outcome.status,
-                    now=now,
-                )
+            self._record(session, message.id, outcome, now)
+
+    def _call_provider(self, message: OutboxMessage, content: str) -> Accepted | ChannelError:
+        try:
+            return self._send(message, content)
+        except ChannelError as error:
+            return error
+
+    def _record(
+        self,
+        session: Session,
+        message_id: uuid.UUID,
+        outcome: Accepted | ChannelError,
+        now: dt.datetime | None,
+    ) -> None:
+        finished = outbox.finish_send(session, message_id)
+        if finished is None:
+            return
+        message, incident = finished
+        if isinstance(outcome, ChannelError):
+            metrics.provider_error(message.kind.value, outcome.code, permanent=outcome.permanent)
+            outbox.record_failure(
+                session,
+                message,
+                incident,
+                reason=outcome.reason,
+                code=outcome.code,
+                permanent=outcome.permanent,
+                retry_after=outcome.retry_after,
+                now=now,
+            )
+        else:
+            metrics.sent(message.kind.value)
+            outbox.record_sent(
+                session,
+                message,
+                incident,
+                provider_id=outcome.provider_id,
+                provider_status=outcome.status,
+                now=now,
+            )
 
     def _send(self, message: OutboxMessage, content: str) -> Accepted:
         assert message.to_phone is not None

@@ -443,14 +443,15 @@ def test_the_pump_hands_over_rows_while_earlier_sends_are_still_in_flight(
                 break
             release.wait(0.05)
         assert [to for _, to, _ in channel.sent] == ["+85298765432"]
-        # Once that send is recorded, its slot takes the last row.
-        handed = 0
+        # Its slot is free again: the next round records its outcome and claims the last row.
+        done = 0
         for _ in range(200):
-            handed = dispatcher.pump()
-            if handed:
+            done += dispatcher.pump()
+            if done >= 2:
                 break
             release.wait(0.05)
-        assert handed == 1
+        assert done == 2
+        assert len(channel.sent) in (1, 2)  # the first incident's son is still hanging
     finally:
         release.set()
         dispatcher.close()
