@@ -38,8 +38,9 @@ class Settings(BaseSettings):
     incident_photo_retention_days: int = Field(default=30, ge=0, le=3650)
 
     # Provider requests in flight at once: each takes the provider's answer time (~0.1-0.2 s
-    # for Twilio), so handing 40 first messages over one by one would take seconds.
-    dispatch_concurrency: int = Field(default=16, ge=1, le=100)
+    # for Twilio), so a burst of reports (two rows each) should go out in one wave. Twilio
+    # answers 429/20429 to an account with too many requests open: lower it then.
+    dispatch_concurrency: int = Field(default=32, ge=1, le=100)
 
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None

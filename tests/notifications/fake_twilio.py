@@ -424,6 +424,9 @@ class FakeTwilioServer(FakeTwilioState):
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: with Nagle on, the body waits for the
+            # client's delayed ACK, 40 ms on Linux, on every request (Twilio adds no such wait).
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
                 self._handle()
