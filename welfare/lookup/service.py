@@ -19,9 +19,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, literal, literal_column, or_
+from sqlalchemy import Text, bindparam, exists, literal, literal_column, or_, union_all
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
 
 from welfare.audit.service import AuditSubject
@@ -60,6 +61,7 @@ from welfare.tags.models import ResidentTag
 MAX_QUERY = 200
 MAX_LIMIT = 50
 CANDIDATES = 100  # per candidate query: the bound on the work one lookup can do
+SELECTIVE = 4  # a word group this many times commoner than the rarest is not an index condition
 STOPWORDS = {"a", "an", "and", "the", "with", "in", "of", "wearing", "has", "uses", "on"}
 
 SCORE_TAG = 1000
@@ -297,34 +299,55 @@ def _token_condition(phrase: str) -> Any:
     return token.like(literal(pattern, literal_execute=True))
 
 
+def _vocabulary(session: Session, column: str, groups: list[list[str]]) -> list[dict[str, int]]:
+    """For each group, the vocabulary words its phrases find, with how many entries carry each:
+    one statement for every group (a trigram index over short strings)."""
+    parts = [
+        select(literal(i).label("g"), LookupToken.token, LookupToken.refs).where(
+            LookupToken.field == column, or_(*(_token_condition(p) for p in group))
+        )
+        for i, group in enumerate(groups)
+    ]
+    statement = parts[0] if len(parts) == 1 else union_all(*parts)
+    found: list[dict[str, int]] = [{} for _ in groups]
+    for g, token, refs in session.connection().execute(statement).all():
+        found[g][token] = refs
+    return found
+
+
 def _word_match(
     session: Session,
     column: str,
     groups: list[list[str]],
     sites: frozenset[uuid.UUID] | None,
 ) -> list[Any]:
-    """PostgreSQL: for each group, the vocabulary words its phrases find (a trigram index over
-    short strings); then the entries whose words overlap every group's (a GIN index over each
-    entry's word array). The candidates are a MATERIALIZED CTE: planned for all its rows, it
-    takes the index, where a plan for the first `CANDIDATES` rows would walk the table."""
+    """PostgreSQL: for each group, the vocabulary words its phrases find (`_vocabulary`); then
+    the entries whose words overlap every group's, from a GIN index over each entry's word
+    array, first `CANDIDATES` only.
+
+    The words go into the statement as literal arrays, so the planner sees them with the
+    column's element statistics: where matches are dense it scans until it has enough, where
+    they are rare it takes the index. Only the selective groups (within `SELECTIVE` times the
+    rarest one's count) are index conditions; the common ones (a short word such as "ng" finds
+    every "-ng" name) are checked on the rows the index returns (`IS TRUE` keeps them out of
+    the index, whose work grows with every posting list it has to merge)."""
+    vocabulary = _vocabulary(session, column, groups)
+    if not all(vocabulary):
+        return []  # a group no indexed word matches: nothing can match every group
     words = literal_column(words_array_sql(column))
-    found = []
-    for group in groups:
-        vocabulary = (
-            select(func.array_agg(LookupToken.token))
-            .where(LookupToken.field == column, or_(*(_token_condition(p) for p in group)))
-            .scalar_subquery()
-        )
-        found.append(words.op("&&")(vocabulary))
-    candidates = select(*_COLUMNS).where(*found)
+    counts = [sum(found.values()) for found in vocabulary]
+    rarest = min(counts)
+    conditions = []
+    for found, count in sorted(zip(vocabulary, counts, strict=True), key=lambda fc: fc[1]):
+        overlap = words.op("&&")(literal(sorted(found), ARRAY(Text), literal_execute=True))
+        conditions.append(overlap if count <= SELECTIVE * rarest else overlap.is_(True))
+    statement = select(*_COLUMNS).where(*conditions).limit(CANDIDATES)
     params: dict[str, Any] = {}
     if sites is not None:
-        candidates = candidates.where(
+        statement = statement.where(
             col(LookupEntry.site_id).in_(bindparam("sites", expanding=True))
         )
         params["sites"] = list(sites)
-    cte = candidates.cte("candidates").prefix_with("MATERIALIZED")
-    statement = select(cte).limit(CANDIDATES)
     return list(session.connection().execute(statement, params).all())
 
 
