@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, and_, bindparam, exists, func, literal, literal_column, or_
+from sqlalchemy import Text, and_, bindparam, exists, func, literal, literal_column, or_, true
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -192,12 +192,13 @@ _VARIANTS = (
 
 
 @functools.cache
-def _probe_query(count: int) -> Any:
+def _probe_query(count: int, in_sites: bool) -> Any:
     """For `count` words at once: does any indexed name word start with word i (one B-tree
-    range probe each), and which of their typo keys are indexed, with their words. One round
-    trip for all."""
+    range probe each), which of their typo keys are indexed, with their words, and which entries
+    carry the query as a whole name. One round trip for all: the probe's single row joined to
+    the exact matches (no match: one row with NULL entry columns)."""
     word = col(LookupWord.word)
-    return select(
+    probe = select(
         *(
             exists(
                 select(LookupWord.word).where(
@@ -207,7 +208,9 @@ def _probe_query(count: int) -> Any:
             for i in range(count)
         ),
         _VARIANTS.label("variants"),
-    )
+    ).subquery("probe")
+    exact = _EXACT_NAME_QUERY[in_sites].limit(CANDIDATES).subquery("exact")
+    return select(probe, exact).select_from(probe.outerjoin(exact, true()))
 
 
 def _rows(
@@ -245,7 +248,7 @@ def _by_query(
     if not folded:
         return [], "name"
     words = folded.split()
-    probe = _probe(session, words)
+    probe = _probe(session, folded, words, sites)
     # Every phrase the name and description tiers may look for, fetched together (PostgreSQL).
     vocabulary = _Vocabulary(session)
     vocabulary.want("names", [p for w in words if probe.known.get(w, True) for p in _phrases(w)])
@@ -416,22 +419,33 @@ def _word_match(
 class _Probe:
     known: dict[str, bool]  # per typo-budget word: does any indexed name word start with it?
     near: dict[str, dict[str, int]]  # per word: indexed name words within its budget, distance
+    exact: list[Any]  # the entries carrying the query as one of their names
 
 
-def _probe(session: Session, words: list[str]) -> _Probe:
-    """What the name vocabulary says about the query words, in one statement: which of them
-    start an indexed name word (a Latin word none starts cannot be in a name as typed, so the
-    scans that could only come back empty are skipped), and, for typo tolerance, the indexed
-    name words within each one's typo budget."""
+def _probe(
+    session: Session, folded: str, words: list[str], sites: frozenset[uuid.UUID] | None
+) -> _Probe:
+    """What the name vocabulary says about the query, in one statement: which Latin words
+    start an indexed name word (one none starts cannot be in a name as typed, so the scans that
+    could only come back empty are skipped), the indexed name words within each one's typo
+    budget, and the exact-name matches (a whole name is made of name words, so asking for them
+    before knowing the words is never wrong, only sometimes unneeded)."""
     fuzzy = list(dict.fromkeys(w for w in words if typo_budget(w)))
     if not fuzzy:
-        return _Probe({}, {w: {} for w in words})
+        return _Probe(
+            {}, {w: {} for w in words}, _rows(session, _EXACT_NAME_QUERY, sites, name=folded)
+        )
     keys = {w: deletes(w, typo_budget(w)) for w in fuzzy}
-    params: dict[str, Any] = {"keys": sorted(set().union(*keys.values()))}
+    params: dict[str, Any] = {"keys": sorted(set().union(*keys.values())), "name": folded}
     for i, prefix in enumerate(fuzzy):
         params[f"low{i}"] = prefix
         params[f"high{i}"] = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    *starts, pairs = session.connection().execute(_probe_query(len(fuzzy)), params).one()
+    if sites is not None:
+        params["sites"] = list(sites)
+    statement = _probe_query(len(fuzzy), sites is not None)
+    rows = session.connection().execute(statement, params).all()
+    starts, pairs = rows[0][: len(fuzzy)], rows[0][len(fuzzy)]
+    exact = [row for row in rows if row.resident_id is not None]
     by_key: dict[str, set[str]] = defaultdict(set)
     for pair in (pairs or "").split(","):
         if pair:
@@ -447,7 +461,7 @@ def _probe(session: Session, words: list[str]) -> _Probe:
                     if distance <= typo_budget(w):
                         found[candidate] = distance
         near[w] = found
-    return _Probe(dict(zip(fuzzy, map(bool, starts), strict=True)), near)
+    return _Probe(dict(zip(fuzzy, map(bool, starts), strict=True)), near, exact)
 
 
 def _by_name(
@@ -464,8 +478,7 @@ def _by_name(
     known, near = probe.known, probe.near
     hits: list[_Hit] = []
     if all(known.values()):
-        exact = _rows(session, _EXACT_NAME_QUERY, sites, name=folded)
-        hits = [_Hit(entry, SCORE_EXACT_NAME, "name") for entry in exact]
+        hits = [_Hit(entry, SCORE_EXACT_NAME, "name") for entry in probe.exact]
         if len(hits) < limit:
             groups = [_phrases(w) for w in words]
             rows = _text_match(session, "names", groups, sites, vocabulary)
