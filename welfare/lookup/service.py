@@ -6,6 +6,11 @@ a GIN index over each entry's words; B-trees for flats, exact names and typo key
 most a few hundred candidates are ranked in Python; the best `limit` become cards, checked once
 more against the registry and the consents before anything is shown.
 
+Round trips are the cost that matters (each is a wait on a busy machine), so a name or
+description lookup asks in as few statements as it can: one probe (which words start a name
+word, their typo keys, the exact-name matches), on PostgreSQL one vocabulary read for every
+phrase any tier may need, one candidate query per tier that has room, then the cards.
+
 Ranking, best first: tag (1000) > flat with building (900) > flat in any building (850) > exact
 name, preferred name or alias (800) > every word found in a name (650-750) > name with typos
 (401-600) > description words (300-350).
