@@ -25,7 +25,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, and_, bindparam, exists, func, literal, literal_column, or_, true
+from sqlalchemy import (
+    String,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    true,
+)
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -188,16 +200,26 @@ _FTS_QUERY = _per_sites(
     .join(LookupEntry, col(LookupEntry.id) == _FTS.c.rowid)
     .where(_FTS.c[FTS_TABLE].op("MATCH")(bindparam("match")))
 )
-# "variant word" pairs: typo keys and their words are ASCII letters only (`typo_budget`).
-_VARIANTS = (
-    select(func.aggregate_strings(col(LookupVariant.variant) + " " + LookupVariant.word, ","))
-    .where(col(LookupVariant.variant).in_(bindparam("keys", expanding=True)))
-    .scalar_subquery()
-)
+
+
+def _variants(as_array: bool) -> Any:
+    """The indexed typo keys among `keys`, as "variant word" pairs (both are ASCII letters only,
+    see `typo_budget`). On PostgreSQL the keys are one array parameter (`= ANY`), not an IN list
+    of as many parameters as keys, so the statement's text depends only on the number of words
+    and the driver's prepared statements save its planning (0.4-0.7 ms for three words, where
+    running it takes 0.2)."""
+    variant = col(LookupVariant.variant)
+    keys = (
+        variant == any_(bindparam("keys", type_=ARRAY(String)))
+        if as_array
+        else variant.in_(bindparam("keys", expanding=True))
+    )
+    pairs = func.aggregate_strings(variant + " " + LookupVariant.word, ",")
+    return select(pairs).where(keys).scalar_subquery()
 
 
 @functools.cache
-def _probe_query(count: int, in_sites: bool) -> Any:
+def _probe_query(count: int, in_sites: bool, postgres: bool) -> Any:
     """For `count` words at once: does any indexed name word start with word i (one B-tree
     range probe each), which of their typo keys are indexed, with their words, and which entries
     carry the query as a whole name. One round trip for all: the probe's single row joined to
@@ -212,7 +234,7 @@ def _probe_query(count: int, in_sites: bool) -> Any:
             ).label(f"k{i}")
             for i in range(count)
         ),
-        _VARIANTS.label("variants"),
+        _variants(postgres).label("variants"),
     ).subquery("probe")
     exact = _EXACT_NAME_QUERY[in_sites].limit(CANDIDATES).subquery("exact")
     return select(probe, exact).select_from(probe.outerjoin(exact, true()))
@@ -447,7 +469,8 @@ def _probe(
         params[f"high{i}"] = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     if sites is not None:
         params["sites"] = list(sites)
-    statement = _probe_query(len(fuzzy), sites is not None)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    statement = _probe_query(len(fuzzy), sites is not None, postgres)
     rows = session.connection().execute(statement, params).all()
     starts, pairs = rows[0][: len(fuzzy)], rows[0][len(fuzzy)]
     exact = [row for row in rows if row.resident_id is not None]
