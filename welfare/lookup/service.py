@@ -51,7 +51,7 @@ from welfare.consent.models import Consent, ConsentScope
 from welfare.consent.service import derive_state, live_scopes
 from welfare.db import utcnow
 from welfare.errors import InvalidInput, NotFound
-from welfare.lookup.index import FTS_TABLE, words_array_sql
+from welfare.lookup.index import FTS_TABLE, TOKEN_FIELDS, words_array_sql
 from welfare.lookup.models import (
     LookupCard,
     LookupEntry,
@@ -327,6 +327,11 @@ def _text_match(
     return _word_match(session, column, groups, sites, vocabulary)
 
 
+# Core columns, not ORM attributes: these expressions are built anew for every lookup.
+_TOKENS: Any = LookupToken.__table__  # type: ignore[attr-defined]
+_WORDS = {column: literal_column(words_array_sql(column)) for column in TOKEN_FIELDS}
+
+
 def _pattern(phrase: str) -> str:
     """The vocabulary words a phrase finds, as a LIKE pattern. A phrase is a word, or a short
     word bounded on one or both sides by a separator (`_phrases`); inside a field it can only
@@ -343,7 +348,7 @@ def _token_condition(pattern: str) -> Any:
     """The pattern is rendered into the SQL (escaped by SQLAlchemy): as a bind parameter, a
     prepared statement's generic plan cannot see it and walks the vocabulary instead of its
     trigram index."""
-    token = col(LookupToken.token)
+    token = _TOKENS.c.token
     if "%" not in pattern:
         return token == literal(pattern, literal_execute=True)
     return token.like(literal(pattern, literal_execute=True))
@@ -391,13 +396,13 @@ class _Vocabulary:
         condition = or_(
             *(
                 and_(
-                    LookupToken.field == column,
+                    _TOKENS.c.field == column,
                     or_(*(_token_condition(p) for p in patterns)),
                 )
                 for column, patterns in by_column.items()
             )
         )
-        statement = select(LookupToken.field, LookupToken.token, LookupToken.refs).where(condition)
+        statement = select(_TOKENS.c.field, _TOKENS.c.token, _TOKENS.c.refs).where(condition)
         for column, token, refs in self.session.connection().execute(statement).all():
             for pattern in by_column.get(column, ()):
                 if _finds(pattern, token):
@@ -425,7 +430,7 @@ def _word_match(
     found = [vocabulary.words(column, group) for group in groups]
     if not all(found):
         return []  # a group no indexed word matches: nothing can match every group
-    words = literal_column(words_array_sql(column))
+    words = _WORDS[column]
     counts = [sum(f.values()) for f in found]
     rarest = min(counts)
     conditions = []
