@@ -219,6 +219,41 @@ def test_chinese_and_korean_names_match_whole_or_in_part(
     assert ids(find(db, guard, q=typed)) == [resident.id]
 
 
+def test_a_short_word_common_to_many_names_still_narrows_a_typo_search(
+    db: Session, guard: Actor, findable: Callable[..., Resident]
+) -> None:
+    """ "ng" finds every name word ending in -ng, far more entries than "siu" does: on PostgreSQL
+    it is checked on the rows the rarer words find rather than used as an index condition, and
+    the result is the same."""
+    ng = findable(full_name="Ng Siu-ming", preferred_name=None)
+    fang = findable(full_name="Fang Siu-ming", preferred_name=None)
+    for surname in ("Wang", "Wong", "Zhang", "Cheung", "Leung", "Hong", "Yeung"):
+        findable(full_name=f"{surname} Mei", preferred_name=None)
+    cards = find(db, guard, q="Ng Siu-minng")
+    assert set(ids(cards)) == {ng.id, fang.id}
+    assert {c.matched for c in cards} == {"name"}
+    assert ids(find(db, guard, q="Ng Mei siu")) == []
+
+
+def test_postgres_lookup_indexes_insert_straight_into_the_tree(db: Session) -> None:
+    """A GIN pending list is read whole by every search: the lookup's GIN indexes keep none."""
+    if db.get_bind().dialect.name != "postgresql":
+        pytest.skip("GIN indexes are PostgreSQL's")
+    options = dict(
+        db.connection()
+        .execute(
+            sa.text(
+                "SELECT relname, reloptions FROM pg_class WHERE relname IN "
+                "('ix_lookup_token_trgm', 'ix_lookup_entry_names_words', "
+                "'ix_lookup_entry_description_words') AND pg_table_is_visible(oid)"
+            )
+        )
+        .all()
+    )
+    assert len(options) == 3
+    assert all("fastupdate=off" in (o or []) for o in options.values())
+
+
 def test_an_alias_finds_the_resident(
     db: Session, guard: Actor, findable: Callable[..., Resident]
 ) -> None:

@@ -40,13 +40,14 @@ from welfare.lookup.text import (
 from welfare.residents.models import Resident
 from welfare.sites.models import Household
 
-# Objects migrations 0004 and 0010 create outside the SQLModel metadata: the SQLite FTS5 table
+# Objects migrations 0004 and 0009 create outside the SQLModel metadata: the SQLite FTS5 table
 # (and the shadow tables FTS5 makes for itself) and the PostgreSQL GIN indexes: trigrams over the
-# vocabulary (lookup_token), and each entry's names and description as an array of words.
+# vocabulary (lookup_token), and each entry's names and description as an array of words. 0013
+# turns their `fastupdate` off: a pending list is read whole by every search.
 FTS_TABLE = "lookup_fts"
 TRIGRAM_INDEXES = (
-    "ix_lookup_entry_names_trgm",  # 0004; dropped by 0010
-    "ix_lookup_entry_description_trgm",  # 0004; dropped by 0010
+    "ix_lookup_entry_names_trgm",  # 0004; dropped by 0009
+    "ix_lookup_entry_description_trgm",  # 0004; dropped by 0009
     "ix_lookup_token_trgm",
     "ix_lookup_entry_names_words",
     "ix_lookup_entry_description_words",

@@ -4,7 +4,7 @@ The search tables hold a folded copy of what a guard may search by (names, unit,
 words) for residents who may be found by a lookup: not erased, with a live lost-person consent.
 Only `welfare.lookup.index` writes them. On SQLite an FTS5 trigram table (`lookup_fts`, kept in
 step by triggers) indexes `names` and `description`; on PostgreSQL a GIN index over each field's
-words does, with a trigram index over the vocabulary (`lookup_token`). Migrations 0004 and 0010
+words does, with a trigram index over the vocabulary (`lookup_token`). Migrations 0004 and 0009
 create these outside this metadata (see `alembic/env.py`).
 """
 

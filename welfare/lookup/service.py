@@ -6,6 +6,11 @@ a GIN index over each entry's words; B-trees for flats, exact names and typo key
 most a few hundred candidates are ranked in Python; the best `limit` become cards, checked once
 more against the registry and the consents before anything is shown.
 
+Round trips are the cost that matters (each is a wait on a busy machine), so a name or
+description lookup asks in as few statements as it can: one probe (which words start a name
+word, their typo keys, the exact-name matches), on PostgreSQL one vocabulary read for every
+phrase any tier may need, one candidate query per tier that has room, then the cards.
+
 Ranking, best first: tag (1000) > flat with building (900) > flat in any building (850) > exact
 name, preferred name or alias (800) > every word found in a name (650-750) > name with typos
 (401-600) > description words (300-350).
@@ -16,12 +21,26 @@ from __future__ import annotations
 import functools
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, literal, literal_column, or_
+from sqlalchemy import (
+    String,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    true,
+)
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
 
 from welfare.audit.service import AuditSubject
@@ -32,7 +51,7 @@ from welfare.consent.models import Consent, ConsentScope
 from welfare.consent.service import derive_state, live_scopes
 from welfare.db import utcnow
 from welfare.errors import InvalidInput, NotFound
-from welfare.lookup.index import FTS_TABLE, words_array_sql
+from welfare.lookup.index import FTS_TABLE, TOKEN_FIELDS, words_array_sql
 from welfare.lookup.models import (
     LookupCard,
     LookupEntry,
@@ -60,6 +79,7 @@ from welfare.tags.models import ResidentTag
 MAX_QUERY = 200
 MAX_LIMIT = 50
 CANDIDATES = 100  # per candidate query: the bound on the work one lookup can do
+SELECTIVE = 4  # a word group this many times commoner than the rarest is not an index condition
 STOPWORDS = {"a", "an", "and", "the", "with", "in", "of", "wearing", "has", "uses", "on"}
 
 SCORE_TAG = 1000
@@ -180,17 +200,32 @@ _FTS_QUERY = _per_sites(
     .join(LookupEntry, col(LookupEntry.id) == _FTS.c.rowid)
     .where(_FTS.c[FTS_TABLE].op("MATCH")(bindparam("match")))
 )
-_VARIANT_QUERY = select(LookupVariant.variant, LookupVariant.word).where(
-    col(LookupVariant.variant).in_(bindparam("keys", expanding=True))
-)
+
+
+def _variants(as_array: bool) -> Any:
+    """The indexed typo keys among `keys`, as "variant word" pairs (both are ASCII letters only,
+    see `typo_budget`). On PostgreSQL the keys are one array parameter (`= ANY`), not an IN list
+    of as many parameters as keys, so the statement's text depends only on the number of words
+    and the driver's prepared statements save its planning (0.4-0.7 ms for three words, where
+    running it takes 0.2)."""
+    variant = col(LookupVariant.variant)
+    keys = (
+        variant == any_(bindparam("keys", type_=ARRAY(String)))
+        if as_array
+        else variant.in_(bindparam("keys", expanding=True))
+    )
+    pairs = func.aggregate_strings(variant + " " + LookupVariant.word, ",")
+    return select(pairs).where(keys).scalar_subquery()
 
 
 @functools.cache
-def _prefix_query(count: int) -> Any:
-    """For `count` words at once: does any indexed name word start with word i? One B-tree
-    range probe each, one round trip for all."""
+def _probe_query(count: int, in_sites: bool, postgres: bool) -> Any:
+    """For `count` words at once: does any indexed name word start with word i (one B-tree
+    range probe each), which of their typo keys are indexed, with their words, and which entries
+    carry the query as a whole name. One round trip for all: the probe's single row joined to
+    the exact matches (no match: one row with NULL entry columns)."""
     word = col(LookupWord.word)
-    return select(
+    probe = select(
         *(
             exists(
                 select(LookupWord.word).where(
@@ -198,8 +233,11 @@ def _prefix_query(count: int) -> Any:
                 )
             ).label(f"k{i}")
             for i in range(count)
-        )
-    )
+        ),
+        _variants(postgres).label("variants"),
+    ).subquery("probe")
+    exact = _EXACT_NAME_QUERY[in_sites].limit(CANDIDATES).subquery("exact")
+    return select(probe, exact).select_from(probe.outerjoin(exact, true()))
 
 
 def _rows(
@@ -236,10 +274,18 @@ def _by_query(
     folded = fold(q)
     if not folded:
         return [], "name"
-    hits = _by_name(session, folded, sites, limit)
+    words = folded.split()
+    probe = _probe(session, folded, words, sites)
+    # Every phrase the name and description tiers may look for, fetched together (PostgreSQL).
+    vocabulary = _Vocabulary(session)
+    vocabulary.want("names", [p for w in words if probe.known.get(w, True) for p in _phrases(w)])
+    vocabulary.want("names", [n for near in probe.near.values() for n in near])
+    described = _description_words(folded)
+    vocabulary.want("description", [p for w in described for p in _phrases(w)])
+    hits = _by_name(session, folded, words, probe, sites, limit, vocabulary)
     if len({h.entry.resident_id for h in hits}) < limit:
         # Descriptions rank below every name match: look only when names leave room.
-        hits += _by_description(session, folded, sites)
+        hits += _by_description(session, described, sites, vocabulary)
     return hits, "name"
 
 
@@ -270,6 +316,7 @@ def _text_match(
     column: str,
     groups: list[list[str]],
     sites: frozenset[uuid.UUID] | None,
+    vocabulary: _Vocabulary,
 ) -> list[LookupEntry]:
     """Entries whose `column` contains, for every group, one of its phrases."""
     if session.get_bind().dialect.name == "sqlite":
@@ -277,24 +324,89 @@ def _text_match(
             "(" + " OR ".join(f'"{p}"' for p in group) + ")" for group in groups
         )
         return _rows(session, _FTS_QUERY, sites, match=f"{column} : ({expression})")
-    return _word_match(session, column, groups, sites)
+    return _word_match(session, column, groups, sites, vocabulary)
 
 
-def _token_condition(phrase: str) -> Any:
-    """The vocabulary words a phrase finds. A phrase is a word, or a short word bounded on one
-    or both sides by a separator (`_phrases`); inside a field it can only lie within one word,
-    so "the field contains the phrase" is "one of the field's words contains the word, starts
-    with it, ends with it or is it". The pattern is rendered into the SQL (escaped by
-    SQLAlchemy): as a bind parameter, a prepared statement's generic plan cannot see it and
-    walks the vocabulary instead of its trigram index. Folded words hold no LIKE wildcards."""
+# Core columns, not ORM attributes: these expressions are built anew for every lookup.
+_TOKENS: Any = LookupToken.__table__  # type: ignore[attr-defined]
+_WORDS = {column: literal_column(words_array_sql(column)) for column in TOKEN_FIELDS}
+
+
+def _pattern(phrase: str) -> str:
+    """The vocabulary words a phrase finds, as a LIKE pattern. A phrase is a word, or a short
+    word bounded on one or both sides by a separator (`_phrases`); inside a field it can only
+    lie within one word, so "the field contains the phrase" is "one of the field's words
+    contains the word, starts with it, ends with it or is it". Folded words hold no LIKE
+    wildcards."""
     bounds = (NAME_SEPARATOR, " ")
     word = phrase.strip(NAME_SEPARATOR + " ")
     starts, ends = phrase[0] in bounds, phrase[-1] in bounds
-    token = col(LookupToken.token)
-    if starts and ends:
-        return token == literal(word, literal_execute=True)
-    pattern = ("" if starts else "%") + word + ("" if ends else "%")
+    return ("" if starts else "%") + word + ("" if ends else "%")
+
+
+def _token_condition(pattern: str) -> Any:
+    """The pattern is rendered into the SQL (escaped by SQLAlchemy): as a bind parameter, a
+    prepared statement's generic plan cannot see it and walks the vocabulary instead of its
+    trigram index."""
+    token = _TOKENS.c.token
+    if "%" not in pattern:
+        return token == literal(pattern, literal_execute=True)
     return token.like(literal(pattern, literal_execute=True))
+
+
+def _finds(pattern: str, token: str) -> bool:
+    """`token LIKE pattern`, for the patterns `_pattern` makes."""
+    word = pattern.strip("%")
+    if pattern.startswith("%") and pattern.endswith("%"):
+        return word in token
+    if pattern.startswith("%"):
+        return token.endswith(word)
+    if pattern.endswith("%"):
+        return token.startswith(word)
+    return token == word
+
+
+class _Vocabulary:
+    """PostgreSQL: the vocabulary words each phrase finds, with how many entries carry each.
+    A lookup names up front every phrase its tiers may need (`want`); the first text match
+    fetches them all in one statement, later tiers find theirs already there."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.wanted: set[tuple[str, str]] = set()
+        self.found: dict[tuple[str, str], dict[str, int]] = {}
+
+    def want(self, column: str, phrases: Iterable[str]) -> None:
+        self.wanted.update((column, _pattern(p)) for p in phrases)
+
+    def words(self, column: str, phrases: Iterable[str]) -> dict[str, int]:
+        keys = {(column, _pattern(p)) for p in phrases}
+        if not keys <= self.found.keys():
+            self._fetch((keys | self.wanted) - self.found.keys())
+        out: dict[str, int] = {}
+        for key in keys:
+            out.update(self.found[key])
+        return out
+
+    def _fetch(self, keys: set[tuple[str, str]]) -> None:
+        by_column: dict[str, list[str]] = defaultdict(list)
+        for column, pattern in sorted(keys):
+            by_column[column].append(pattern)
+            self.found[(column, pattern)] = {}
+        condition = or_(
+            *(
+                and_(
+                    _TOKENS.c.field == column,
+                    or_(*(_token_condition(p) for p in patterns)),
+                )
+                for column, patterns in by_column.items()
+            )
+        )
+        statement = select(_TOKENS.c.field, _TOKENS.c.token, _TOKENS.c.refs).where(condition)
+        for column, token, refs in self.session.connection().execute(statement).all():
+            for pattern in by_column.get(column, ()):
+                if _finds(pattern, token):
+                    self.found[(column, pattern)][token] = refs
 
 
 def _word_match(
@@ -302,92 +414,114 @@ def _word_match(
     column: str,
     groups: list[list[str]],
     sites: frozenset[uuid.UUID] | None,
+    vocabulary: _Vocabulary,
 ) -> list[Any]:
-    """PostgreSQL: for each group, the vocabulary words its phrases find (a trigram index over
-    short strings); then the entries whose words overlap every group's (a GIN index over each
-    entry's word array). The candidates are a MATERIALIZED CTE: planned for all its rows, it
-    takes the index, where a plan for the first `CANDIDATES` rows would walk the table."""
-    words = literal_column(words_array_sql(column))
-    found = []
-    for group in groups:
-        vocabulary = (
-            select(func.array_agg(LookupToken.token))
-            .where(LookupToken.field == column, or_(*(_token_condition(p) for p in group)))
-            .scalar_subquery()
-        )
-        found.append(words.op("&&")(vocabulary))
-    candidates = select(*_COLUMNS).where(*found)
+    """PostgreSQL: for each group, the vocabulary words its phrases find (`_Vocabulary`); then
+    the entries whose words overlap every group's, from a GIN index over each entry's word
+    array, first `CANDIDATES` only.
+
+    The words go into the statement as literal arrays, so the planner sees them with the
+    column's element statistics: where matches are dense it stops after the first
+    `CANDIDATES`, where they are rare it takes the index. Only the selective groups (within
+    `SELECTIVE` times the rarest one's count) are index conditions; the common ones (a short
+    word such as "ng" finds every "-ng" name) are checked on the rows the index returns
+    (`IS TRUE` keeps them out of the index, whose work grows with every posting list it has to
+    merge)."""
+    found = [vocabulary.words(column, group) for group in groups]
+    if not all(found):
+        return []  # a group no indexed word matches: nothing can match every group
+    words = _WORDS[column]
+    counts = [sum(f.values()) for f in found]
+    rarest = min(counts)
+    conditions = []
+    for tokens, count in sorted(zip(found, counts, strict=True), key=lambda fc: fc[1]):
+        overlap = words.op("&&")(literal(sorted(tokens), ARRAY(Text), literal_execute=True))
+        conditions.append(overlap if count <= SELECTIVE * rarest else overlap.is_(True))
+    statement = select(*_COLUMNS).where(*conditions).limit(CANDIDATES)
     params: dict[str, Any] = {}
     if sites is not None:
-        candidates = candidates.where(
+        statement = statement.where(
             col(LookupEntry.site_id).in_(bindparam("sites", expanding=True))
         )
         params["sites"] = list(sites)
-    cte = candidates.cte("candidates").prefix_with("MATERIALIZED")
-    statement = select(cte).limit(CANDIDATES)
     return list(session.connection().execute(statement, params).all())
 
 
-def _typo_variants(session: Session, words: list[str]) -> dict[str, dict[str, int]]:
-    """For each query word, the indexed name words within its typo budget, with the distance."""
-    keys = {w: deletes(w, typo_budget(w)) for w in words if typo_budget(w)}
-    every = sorted(set().union(*keys.values())) if keys else []
-    if not every:
-        return {w: {} for w in words}
-    found = session.connection().execute(_VARIANT_QUERY, {"keys": every}).all()
+@dataclass
+class _Probe:
+    known: dict[str, bool]  # per typo-budget word: does any indexed name word start with it?
+    near: dict[str, dict[str, int]]  # per word: indexed name words within its budget, distance
+    exact: list[Any]  # the entries carrying the query as one of their names
+
+
+def _probe(
+    session: Session, folded: str, words: list[str], sites: frozenset[uuid.UUID] | None
+) -> _Probe:
+    """What the name vocabulary says about the query, in one statement: which Latin words
+    start an indexed name word (one none starts cannot be in a name as typed, so the scans that
+    could only come back empty are skipped), the indexed name words within each one's typo
+    budget, and the exact-name matches (a whole name is made of name words, so asking for them
+    before knowing the words is never wrong, only sometimes unneeded)."""
+    fuzzy = list(dict.fromkeys(w for w in words if typo_budget(w)))
+    if not fuzzy:
+        return _Probe(
+            {}, {w: {} for w in words}, _rows(session, _EXACT_NAME_QUERY, sites, name=folded)
+        )
+    keys = {w: deletes(w, typo_budget(w)) for w in fuzzy}
+    params: dict[str, Any] = {"keys": sorted(set().union(*keys.values())), "name": folded}
+    for i, prefix in enumerate(fuzzy):
+        params[f"low{i}"] = prefix
+        params[f"high{i}"] = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    if sites is not None:
+        params["sites"] = list(sites)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    statement = _probe_query(len(fuzzy), sites is not None, postgres)
+    rows = session.connection().execute(statement, params).all()
+    starts, pairs = rows[0][: len(fuzzy)], rows[0][len(fuzzy)]
+    exact = [row for row in rows if row.resident_id is not None]
     by_key: dict[str, set[str]] = defaultdict(set)
-    for variant, word in found:
-        by_key[variant].add(word)
-    out: dict[str, dict[str, int]] = {}
+    for pair in (pairs or "").split(","):
+        if pair:
+            variant, word = pair.split(" ")
+            by_key[variant].add(word)
+    near: dict[str, dict[str, int]] = {}
     for w in words:
-        near: dict[str, int] = {}
+        found: dict[str, int] = {}
         for key in keys.get(w, ()):
             for candidate in by_key.get(key, ()):
-                if candidate != w and candidate not in near:
+                if candidate != w and candidate not in found:
                     distance = edit_distance(w, candidate, typo_budget(w))
                     if distance <= typo_budget(w):
-                        near[candidate] = distance
-        out[w] = near
-    return out
+                        found[candidate] = distance
+        near[w] = found
+    return _Probe(dict(zip(fuzzy, map(bool, starts), strict=True)), near, exact)
 
 
 def _by_name(
-    session: Session, folded: str, sites: frozenset[uuid.UUID] | None, limit: int
+    session: Session,
+    folded: str,
+    words: list[str],
+    probe: _Probe,
+    sites: frozenset[uuid.UUID] | None,
+    limit: int,
+    vocabulary: _Vocabulary,
 ) -> list[_Hit]:
     """Tier by tier, each only while the tiers above leave room in the first `limit`: exact
     names, then every word somewhere in a name, then names within the typo budget."""
-    words = folded.split()
-    # A Latin word no name word starts with cannot be in a name as typed: skip the scans that
-    # could only come back empty (they are the slow ones, walking common trigrams to the end).
-    known = _name_words_starting_with(
-        session, list(dict.fromkeys(w for w in words if typo_budget(w)))
-    )
+    known, near = probe.known, probe.near
     hits: list[_Hit] = []
     if all(known.values()):
-        exact = _rows(session, _EXACT_NAME_QUERY, sites, name=folded)
-        hits = [_Hit(entry, SCORE_EXACT_NAME, "name") for entry in exact]
+        hits = [_Hit(entry, SCORE_EXACT_NAME, "name") for entry in probe.exact]
         if len(hits) < limit:
-            rows = _text_match(session, "names", [_phrases(w) for w in words], sites)
+            groups = [_phrases(w) for w in words]
+            rows = _text_match(session, "names", groups, sites, vocabulary)
             hits += _scored(rows, folded, words, {})
     if len({h.entry.resident_id for h in hits}) < limit and known:
-        near = _typo_variants(session, words)
         groups = [sorted({*(_phrases(w) if known.get(w, True) else ()), *near[w]}) for w in words]
         if any(near.values()) and all(groups):
-            hits += _scored(_text_match(session, "names", groups, sites), folded, words, near)
+            rows = _text_match(session, "names", groups, sites, vocabulary)
+            hits += _scored(rows, folded, words, near)
     return hits
-
-
-def _name_words_starting_with(session: Session, prefixes: list[str]) -> dict[str, bool]:
-    """For each prefix: does any indexed name word start with it? B-tree ranges on the
-    vocabulary, all in one statement."""
-    if not prefixes:
-        return {}
-    params: dict[str, str] = {}
-    for i, prefix in enumerate(prefixes):
-        params[f"low{i}"] = prefix
-        params[f"high{i}"] = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    row = session.connection().execute(_prefix_query(len(prefixes)), params).one()
-    return {prefix: bool(found) for prefix, found in zip(prefixes, row, strict=True)}
 
 
 def _scored(
@@ -424,12 +558,19 @@ def _name_score(
     return max(SCORE_FUZZY - 50 * distance, SCORE_DESCRIPTION + 101)
 
 
+def _description_words(folded: str) -> list[str]:
+    return [w for w in folded.split() if w not in STOPWORDS] or folded.split()
+
+
 def _by_description(
-    session: Session, folded: str, sites: frozenset[uuid.UUID] | None
+    session: Session,
+    words: list[str],
+    sites: frozenset[uuid.UUID] | None,
+    vocabulary: _Vocabulary,
 ) -> list[_Hit]:
-    words = [w for w in folded.split() if w not in STOPWORDS] or folded.split()
     hits = []
-    for entry in _text_match(session, "description", [_phrases(w) for w in words], sites):
+    groups = [_phrases(w) for w in words]
+    for entry in _text_match(session, "description", groups, sites, vocabulary):
         tokens = set(entry.description.replace(NAME_SEPARATOR, " ").split())
         whole = sum(1 for w in words if w in tokens)
         hits.append(_Hit(entry, SCORE_DESCRIPTION + round(50 * whole / len(words)), "description"))
