@@ -42,7 +42,7 @@ from welfare.sites.models import Household
 
 # Objects migrations 0004 and 0009 create outside the SQLModel metadata: the SQLite FTS5 table
 # (and the shadow tables FTS5 makes for itself) and the PostgreSQL GIN indexes: trigrams over the
-# vocabulary (lookup_token), and each entry's names and description as an array of words. 0013
+# vocabulary (lookup_token), and each entry's names and description as an array of words. 0014
 # turns their `fastupdate` off: a pending list is read whole by every search.
 FTS_TABLE = "lookup_fts"
 TRIGRAM_INDEXES = (

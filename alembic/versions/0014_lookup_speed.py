@@ -1,7 +1,7 @@
 """guard lookup speed: PostgreSQL's lookup GIN indexes without a pending list
 
-Revision ID: 0013
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-11-28 21:30:00.000000
 
 A GIN index with `fastupdate` (PostgreSQL's default) queues new entries in an unsorted pending
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from alembic import op
 
 
-revision: str = "0013"
-down_revision: str | None = "0011"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
