@@ -40,7 +40,7 @@ from api.routes import (
     webhooks,
 )
 from notifications.runtime import dispatcher
-from welfare.db import head_revision, make_engine, make_sessionmaker
+from welfare.db import WalCheckpointer, head_revision, make_engine, make_sessionmaker
 from welfare.settings import Settings, get_settings
 from welfare.wakeup import PgListener
 from welfare.worker import start_in_thread
@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
             if engine.dialect.name == "postgresql"
             else None
         )
+        checkpointer = WalCheckpointer(engine).start() if engine.dialect.name == "sqlite" else None
         if settings.worker_in_process:
             # SQLite: one process does everything. Elsewhere `welfare worker` runs separately.
             factory = app.state.sessionmaker
@@ -92,6 +93,8 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
             app.state.worker.stop()
         if listener is not None:
             listener.close()
+        if checkpointer is not None:
+            checkpointer.close()
 
     app.router.lifespan_context = lifespan
 

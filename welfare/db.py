@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from sqlmodel import Session
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_AUTOCHECKPOINT_PAGES = 16_384  # 64 MB of WAL at the default 4 KB page
 _GATE_HELD = "welfare_write_gate"
 
 
@@ -135,6 +137,9 @@ def _configure_sqlite(engine: Engine, immediate_transactions: bool) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # The app checkpoints from a thread of its own (`WalCheckpointer`); this is the safety
+        # net for processes without one (the CLI) or a checkpointer that falls behind.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
         # Deleted personal data must not linger in free pages.
         cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
@@ -179,6 +184,49 @@ def _configure_sqlite(engine: Engine, immediate_transactions: bool) -> None:
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
         _release(record.info)
+
+
+class WalCheckpointer:
+    """SQLite: copies the write-ahead log into the database file from a thread of its own,
+    every `interval` seconds (PASSIVE: it never waits for, or blocks, readers and writers).
+
+    Left to SQLite, the commit that takes the WAL past its autocheckpoint size does the copy
+    and the fsync itself, and the request behind that commit waits for them: that alone made a
+    guard lookup's p99 two to three times its p50 (bench/lookup.py)."""
+
+    def __init__(self, engine: Engine, interval: float = 0.5) -> None:
+        self.engine = engine
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> WalCheckpointer:
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """One PASSIVE checkpoint: (busy, WAL frames, frames copied)."""
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            busy, frames, copied = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            cursor.close()
+            return int(busy), int(frames), int(copied)
+        finally:
+            connection.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.checkpoint()
+            except Exception:  # a locked or closing database: try again next time
+                logging.getLogger("welfare.db").debug("WAL checkpoint skipped", exc_info=True)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
