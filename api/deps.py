@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
-from collections.abc import Iterator
-from typing import Annotated
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
+from fastapi.routing import APIRoute
 from sqlmodel import Session
 
 from welfare.authz import Actor
@@ -67,8 +71,64 @@ def _token_from(request: Request, settings: Settings) -> str:
     raise NotAuthenticated("not signed in")
 
 
+@contextmanager
+def auth_session(request: Request, session: Session) -> Iterator[Session]:
+    """Where to read who is signing the request. SQLite: a read transaction of its own, so the
+    request's write transaction (holding the process's write gate, see `TransactionRoute`)
+    begins in the endpoint rather than in this dependency's trip to the thread pool.
+    PostgreSQL: the request's session (no gate; no second connection)."""
+    if session.get_bind().dialect.name != "sqlite":
+        yield session
+        return
+    with request.app.state.read_sessionmaker() as reader:
+        yield reader
+
+
 def get_actor(request: Request, session: SessionDep, settings: SettingsDep) -> Actor:
-    return users.actor_for_token(session, _token_from(request, settings), client_addr(request))
+    token = _token_from(request, settings)
+    with auth_session(request, session) as reader:
+        return users.actor_for_token(reader, token, client_addr(request))
+
+
+def _commit_sessions(kwargs: dict[str, Any]) -> None:
+    for value in kwargs.values():
+        if isinstance(value, Session):
+            value.commit()
+
+
+def _commit_after(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(endpoint):
+        # An async endpoint that uses the session does so on the event loop: commit there too.
+        @functools.wraps(endpoint)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            result = await endpoint(*args, **kwargs)
+            _commit_sessions(kwargs)
+            return result
+
+        return run_async
+
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        result = endpoint(*args, **kwargs)
+        _commit_sessions(kwargs)
+        return result
+
+    return run
+
+
+class TransactionRoute(APIRoute):
+    """A route whose sync endpoint commits the request's session before it returns, in its
+    own thread.
+
+    On SQLite a request's first query takes the process's write gate (BEGIN IMMEDIATE) and its
+    commit releases it. FastAPI runs a sync endpoint, the response's validation and the exit
+    of `get_session` as three separate trips to the request thread pool: holding the gate
+    from one trip to the next, a transaction could wait for a pool thread while every pool
+    thread waits for the gate (100 reports at once all failed after the busy timeout). With
+    the commit inside the endpoint's trip, `get_session`'s own commit finds nothing to do."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, _commit_after(endpoint), **kwargs)
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, client_addr
+from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, TransactionRoute, client_addr
 from api.pages.deps import (
     CSRF_FIELD,
     LANGUAGE_COOKIE,
@@ -27,7 +27,7 @@ from welfare.errors import InvalidInput, NotAuthenticated, Throttled
 from welfare.users import service as users
 from welfare.users.models import UI_LANGUAGES, PasswordChange, ProfileUpdate
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=TransactionRoute, include_in_schema=False)
 
 FormText = Annotated[str, Form(max_length=300)]
 OptionalFormText = Annotated[str | None, Form(max_length=2000)]

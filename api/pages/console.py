@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlmodel import Session, col, select
 
-from api.deps import SessionDep
+from api.deps import SessionDep, TransactionRoute
 from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import local_time, render
@@ -41,7 +41,7 @@ from welfare.residents import service as residents
 from welfare.residents.models import Contact, Resident
 from welfare.sites.models import Household, Site
 
-router = APIRouter(prefix="/console", include_in_schema=False)
+router = APIRouter(route_class=TransactionRoute, prefix="/console", include_in_schema=False)
 
 CsrfField = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)]
 ShortField = Annotated[str, Form(max_length=300)]

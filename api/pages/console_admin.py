@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from api.deps import SessionDep
+from api.deps import SessionDep, TransactionRoute
 from api.pages.console import ConsoleUserDep, CsrfField, console_render, see_other
 from api.pages.deps import PageUser, check_form_csrf
 from api.pages.i18n import N_, gettext
@@ -26,7 +26,7 @@ from welfare.sites.models import Site
 from welfare.users import service as users
 from welfare.users.models import UI_LANGUAGES, User, UserCreate, UserUpdate
 
-router = APIRouter(prefix="/console", include_in_schema=False)
+router = APIRouter(route_class=TransactionRoute, prefix="/console", include_in_schema=False)
 
 PAGE_SIZE = 50
 ROLE_LABELS = {

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep, TransactionRoute
 from api.pages.console import (
     ConsoleUserDep,
     CsrfField,
@@ -57,7 +57,7 @@ from welfare.sites.models import HouseholdCreate, Site
 from welfare.tags import service as tags
 from welfare.tags.sheet import label_reference, label_sheet
 
-router = APIRouter(prefix="/console", include_in_schema=False)
+router = APIRouter(route_class=TransactionRoute, prefix="/console", include_in_schema=False)
 
 PAGE_SIZE = 50
 Text200 = Annotated[str, Form(max_length=200)]

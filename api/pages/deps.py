@@ -10,7 +10,14 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 
-from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, client_addr, csrf_token_for
+from api.deps import (
+    SESSION_COOKIE,
+    SessionDep,
+    SettingsDep,
+    auth_session,
+    client_addr,
+    csrf_token_for,
+)
 from api.pages.i18n import negotiate
 from welfare.authz import Actor, Role
 from welfare.errors import NotAuthenticated, PermissionDenied
@@ -77,11 +84,12 @@ def get_page_user(request: Request, session: SessionDep, settings: SettingsDep) 
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise LoginRequired(_current_path(request))
-    try:
-        actor = users.actor_for_token(session, token, client_addr(request))
-    except NotAuthenticated:
-        raise LoginRequired(_current_path(request)) from None
-    user = session.get(User, actor.user_id)
+    with auth_session(request, session) as reader:
+        try:
+            actor = users.actor_for_token(reader, token, client_addr(request))
+        except NotAuthenticated:
+            raise LoginRequired(_current_path(request)) from None
+        user = reader.get(User, actor.user_id)
     if user is None:
         raise LoginRequired(_current_path(request))
     page_user = PageUser(

@@ -15,7 +15,7 @@ from babel import Locale, UnknownLocaleError
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep, TransactionRoute
 from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import render
@@ -39,7 +39,7 @@ from welfare.settings import Settings
 from welfare.sites.models import Site
 from welfare.users import service as users
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=TransactionRoute, include_in_schema=False)
 
 CsrfField = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)]
 OptionalText = Annotated[str | None, Form(max_length=2000)]

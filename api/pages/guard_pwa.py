@@ -12,11 +12,12 @@ import json
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from api.deps import TransactionRoute
 from api.pages.deps import request_language
 from api.pages.i18n import gettext
 from api.pages.rendering import STATIC_DIR, static_url, static_version
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=TransactionRoute, include_in_schema=False)
 
 OFFLINE_SHELL = "/guard/offline"
 PRECACHED_STATIC = ("app.css", "app.js", "guard.css", "guard.js", "icons/icon-192.png")

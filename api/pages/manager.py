@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep, TransactionRoute
 from api.pages import manager_views as views
 from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf
 from api.pages.i18n import N_, gettext
@@ -44,7 +44,7 @@ from welfare.visits.models import (
     VisitStatus,
 )
 
-router = APIRouter(prefix="/manage", include_in_schema=False)
+router = APIRouter(route_class=TransactionRoute, prefix="/manage", include_in_schema=False)
 
 CsrfField = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)]
 ShortText = Annotated[str, Form(max_length=100)]

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, client_addr
+from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, TransactionRoute, client_addr
 from api.pages.deps import (
     CSRF_FIELD,
     LoginRequired,
@@ -31,7 +31,7 @@ from welfare.incidents import guard_view, public_reports
 from welfare.lookup import service as lookups
 from welfare.phones import display_phone
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=TransactionRoute, include_in_schema=False)
 
 PUBLIC_CSRF_COOKIE = "welfare_public_csrf"
 TagCode = Annotated[str, Path(max_length=100)]

@@ -6,11 +6,13 @@ import uuid
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.deps import ActorDep, SessionDep
+from api.deps import ActorDep, SessionDep, TransactionRoute
 from api.schemas import ListResponse
 from welfare.incidents import alerts
 
-router = APIRouter(prefix="/api/v1/alerts", tags=["missing-resident alerts"])
+router = APIRouter(
+    route_class=TransactionRoute, prefix="/api/v1/alerts", tags=["missing-resident alerts"]
+)
 
 
 class AlertCard(BaseModel):

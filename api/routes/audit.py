@@ -7,14 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlmodel import col, select
 
-from api.deps import ActorDep, PageDep, SessionDep
+from api.deps import ActorDep, PageDep, SessionDep, TransactionRoute
 from api.schemas import ListResponse
 from welfare.audit.models import AuditPublic
 from welfare.audit.service import list_entries
 from welfare.errors import InvalidInput
 from welfare.users.models import User
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/audit", tags=["audit"])
 
 
 class AuditRow(AuditPublic):

@@ -10,6 +10,7 @@ from api.deps import (
     ActorDep,
     SessionDep,
     SettingsDep,
+    TransactionRoute,
     client_addr,
     csrf_token_for,
 )
@@ -22,7 +23,7 @@ from welfare.users.models import (
     UserPublic,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["auth"])
+router = APIRouter(route_class=TransactionRoute, prefix="/api/v1", tags=["auth"])
 
 
 @router.post("/auth/token", response_model=TokenResponse)

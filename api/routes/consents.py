@@ -4,13 +4,17 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from api.deps import ActorDep, SessionDep, SettingsDep
+from api.deps import ActorDep, SessionDep, SettingsDep, TransactionRoute
 from api.schemas import ListResponse
 from welfare.consent import service as consents
 from welfare.consent.models import Consent, ConsentCreate, ConsentPublic, ConsentWithdraw
 from welfare.db import utcnow
 
-router = APIRouter(prefix="/api/v1/residents/{resident_id}/consents", tags=["consent"])
+router = APIRouter(
+    route_class=TransactionRoute,
+    prefix="/api/v1/residents/{resident_id}/consents",
+    tags=["consent"],
+)
 
 
 def _public(consent: Consent) -> ConsentPublic:

@@ -10,12 +10,13 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
+from api.deps import TransactionRoute
 from api.observability import exposition
 from welfare.db import current_revision, utcnow
 from welfare.heartbeat import service as heartbeats
 from welfare.worker import InProcessWorker
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=TransactionRoute, tags=["health"])
 
 
 @router.get("/healthz")

@@ -8,11 +8,11 @@ import uuid
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
-from api.deps import ActorDep, SessionDep
+from api.deps import ActorDep, SessionDep, TransactionRoute
 from welfare.incidents import manual
 from welfare.outbox.models import MessageKind
 
-router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/incidents", tags=["incidents"])
 
 
 class NotifyBody(BaseModel):

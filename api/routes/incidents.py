@@ -17,7 +17,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 from starlette.datastructures import UploadFile
 
-from api.deps import ActorDep, PageDep, SessionDep, SettingsDep
+from api.deps import ActorDep, PageDep, SessionDep, SettingsDep, TransactionRoute
 from api.schemas import ListResponse
 from welfare import wakeup
 from welfare.errors import InvalidInput
@@ -34,7 +34,7 @@ from welfare.incidents.models import (
 )
 from welfare.outbox.models import OutboxMessage
 
-router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/incidents", tags=["incidents"])
 
 
 class TimelineEvent(BaseModel):

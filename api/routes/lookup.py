@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import ActorDep, SessionDep, SettingsDep
+from api.deps import ActorDep, SessionDep, SettingsDep, TransactionRoute
 from welfare.lookup import service as lookups
 from welfare.lookup.models import LookupResponse
 
-router = APIRouter(prefix="/api/v1/lookup", tags=["lookup"])
+router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/lookup", tags=["lookup"])
 
 
 @router.get("", response_model=LookupResponse)

@@ -4,11 +4,11 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import ActorDep, SessionDep
+from api.deps import ActorDep, SessionDep, TransactionRoute
 from welfare.incidents import policies
 from welfare.incidents.policies import PolicyBody, PolicyPublic
 
-router = APIRouter(prefix="/api/v1", tags=["escalation policies"])
+router = APIRouter(route_class=TransactionRoute, prefix="/api/v1", tags=["escalation policies"])
 
 
 @router.get("/sites/{site_id}/escalation-policy", response_model=PolicyPublic)

@@ -9,11 +9,11 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from api.deps import ActorDep, SessionDep
+from api.deps import ActorDep, SessionDep, TransactionRoute
 from welfare.db import utcnow
 from welfare.visits import reports
 
-router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/reports", tags=["reports"])
 
 
 @router.get("/visit-completion")

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Query, Response, UploadFile, status
 from sqlmodel import Session
 
-from api.deps import ActorDep, PageDep, SessionDep, SettingsDep
+from api.deps import ActorDep, PageDep, SessionDep, SettingsDep, TransactionRoute
 from api.schemas import ListResponse
 from welfare.consent import service as consents
 from welfare.errors import InvalidInput
@@ -23,7 +23,7 @@ from welfare.residents.models import (
     ResidentUpdate,
 )
 
-router = APIRouter(prefix="/api/v1/residents", tags=["residents"])
+router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/residents", tags=["residents"])
 
 
 def _derived(session: Session, resident: Resident) -> dict[str, object]:

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from api.deps import ActorDep, PageDep, SessionDep
+from api.deps import ActorDep, PageDep, SessionDep, TransactionRoute
 from api.schemas import ListResponse
 from welfare.sites import service as sites
 from welfare.sites.models import (
@@ -18,7 +18,7 @@ from welfare.sites.models import (
     SiteUpdate,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["sites and households"])
+router = APIRouter(route_class=TransactionRoute, prefix="/api/v1", tags=["sites and households"])
 
 
 @router.get("/sites", response_model=ListResponse[SitePublic])

@@ -4,12 +4,14 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import ActorDep, SessionDep, SettingsDep
+from api.deps import ActorDep, SessionDep, SettingsDep, TransactionRoute
 from welfare.settings import Settings
 from welfare.tags import service as tags
 from welfare.tags.models import ResidentTag, TagPublic
 
-router = APIRouter(prefix="/api/v1/residents/{resident_id}", tags=["tags"])
+router = APIRouter(
+    route_class=TransactionRoute, prefix="/api/v1/residents/{resident_id}", tags=["tags"]
+)
 
 
 def _public(tag: ResidentTag, settings: Settings) -> TagPublic:

@@ -5,12 +5,12 @@ import uuid
 from fastapi import APIRouter, status
 from pydantic import BaseModel
 
-from api.deps import ActorDep, PageDep, SessionDep
+from api.deps import ActorDep, PageDep, SessionDep, TransactionRoute
 from api.schemas import ListResponse
 from welfare.users import service as users
 from welfare.users.models import UserCreate, UserPublic, UserUpdate
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/users", tags=["users"])
 
 
 class RevokedSessions(BaseModel):

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 
-from api.deps import ActorDep, PageDep, SessionDep, SettingsDep
+from api.deps import ActorDep, PageDep, SessionDep, SettingsDep, TransactionRoute
 from api.schemas import ListResponse
 from welfare.db import utcnow
 from welfare.errors import NotFound
@@ -24,7 +24,7 @@ from welfare.visits.models import (
     VisitStatus,
 )
 
-router = APIRouter(tags=["visits"])
+router = APIRouter(route_class=TransactionRoute, tags=["visits"])
 
 
 class CalendarTokenIssued(BaseModel):

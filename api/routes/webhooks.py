@@ -9,10 +9,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep, TransactionRoute
 from notifications import webhooks
 
-router = APIRouter(prefix=webhooks.PREFIX, tags=["twilio webhooks"])
+router = APIRouter(route_class=TransactionRoute, prefix=webhooks.PREFIX, tags=["twilio webhooks"])
 
 XML = "application/xml"
 
