@@ -72,28 +72,29 @@ def _token_from(request: Request, settings: Settings) -> str:
 
 
 @contextmanager
-def auth_session(request: Request, session: Session) -> Iterator[Session]:
-    """Where to read who is signing the request. SQLite: a read transaction of its own, so the
-    request's write transaction (holding the process's write gate, see `TransactionRoute`)
-    begins in the endpoint rather than in this dependency's trip to the thread pool.
-    PostgreSQL: the request's session (no gate; no second connection)."""
-    if session.get_bind().dialect.name != "sqlite":
-        yield session
-        return
+def auth_session(request: Request) -> Iterator[Session]:
+    """Where to read who is signing the request: a short read transaction of its own, ended
+    before this dependency's trip to the thread pool ends. Read on the request's session, the
+    transaction (and its pooled connection; on SQLite the process's write gate too, see
+    `TransactionRoute`) would stay open until the endpoint's trip: with every pool thread
+    waiting for a connection, those trips could never start."""
     with request.app.state.read_sessionmaker() as reader:
         yield reader
 
 
-def get_actor(request: Request, session: SessionDep, settings: SettingsDep) -> Actor:
+def get_actor(request: Request, settings: SettingsDep) -> Actor:
     token = _token_from(request, settings)
-    with auth_session(request, session) as reader:
+    with auth_session(request) as reader:
         return users.actor_for_token(reader, token, client_addr(request))
 
 
-def _commit_sessions(kwargs: dict[str, Any]) -> None:
+def _end_sessions(kwargs: dict[str, Any], *, commit: bool) -> None:
     for value in kwargs.values():
         if isinstance(value, Session):
-            value.commit()
+            if commit:
+                value.commit()
+            else:
+                value.rollback()
 
 
 def _commit_after(endpoint: Callable[..., Any]) -> Callable[..., Any]:
@@ -101,16 +102,24 @@ def _commit_after(endpoint: Callable[..., Any]) -> Callable[..., Any]:
         # An async endpoint that uses the session does so on the event loop: commit there too.
         @functools.wraps(endpoint)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
-            result = await endpoint(*args, **kwargs)
-            _commit_sessions(kwargs)
+            try:
+                result = await endpoint(*args, **kwargs)
+            except BaseException:
+                _end_sessions(kwargs, commit=False)
+                raise
+            _end_sessions(kwargs, commit=True)
             return result
 
         return run_async
 
     @functools.wraps(endpoint)
     def run(*args: Any, **kwargs: Any) -> Any:
-        result = endpoint(*args, **kwargs)
-        _commit_sessions(kwargs)
+        try:
+            result = endpoint(*args, **kwargs)
+        except BaseException:
+            _end_sessions(kwargs, commit=False)
+            raise
+        _end_sessions(kwargs, commit=True)
         return result
 
     return run
@@ -122,10 +131,11 @@ class TransactionRoute(APIRoute):
 
     On SQLite a request's first query takes the process's write gate (BEGIN IMMEDIATE) and its
     commit releases it. FastAPI runs a sync endpoint, the response's validation and the exit
-    of `get_session` as three separate trips to the request thread pool: holding the gate
-    from one trip to the next, a transaction could wait for a pool thread while every pool
-    thread waits for the gate (100 reports at once all failed after the busy timeout). With
-    the commit inside the endpoint's trip, `get_session`'s own commit finds nothing to do."""
+    of `get_session` as three separate trips to the request thread pool: holding the gate (or,
+    on PostgreSQL, a pooled connection) from one trip to the next, a transaction could wait for
+    a pool thread while every pool thread waits for the gate (100 reports at once all failed
+    after the busy timeout). Ended (committed, or rolled back on an error) inside the
+    endpoint's trip, `get_session`'s own commit or rollback finds nothing to do."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, _commit_after(endpoint), **kwargs)

@@ -41,7 +41,7 @@ def _see_other(url: str) -> RedirectResponse:
 def home(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     if not request.cookies.get(SESSION_COOKIE):
         return _see_other("/login")
-    return _see_other(home_for(get_page_user(request, session, settings).role))
+    return _see_other(home_for(get_page_user(request, settings).role))
 
 
 def _login_page(

@@ -12,7 +12,6 @@ from fastapi import Depends, Request
 
 from api.deps import (
     SESSION_COOKIE,
-    SessionDep,
     SettingsDep,
     auth_session,
     client_addr,
@@ -79,12 +78,12 @@ def login_url(next_path: str) -> str:
     return "/login?next=" + quote(next_path, safe="/")
 
 
-def get_page_user(request: Request, session: SessionDep, settings: SettingsDep) -> PageUser:
+def get_page_user(request: Request, settings: SettingsDep) -> PageUser:
     """The signed-in user behind the session cookie (pages never take bearer tokens)."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise LoginRequired(_current_path(request))
-    with auth_session(request, session) as reader:
+    with auth_session(request) as reader:
         try:
             actor = users.actor_for_token(reader, token, client_addr(request))
         except NotAuthenticated:

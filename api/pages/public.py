@@ -79,7 +79,7 @@ def tag_url(
     """A scanned tag. Signed in: straight to the card (another site's tag is "not found")."""
     if request.cookies.get(SESSION_COOKIE):
         try:
-            page_user = get_page_user(request, session, settings)
+            page_user = get_page_user(request, settings)
         except LoginRequired:
             page_user = None
         if page_user is not None:
