@@ -143,8 +143,11 @@ def bench(url: str, residents: int, count: int, http: bool, reuse: bool = False)
             site = seed_residents(session, residents)
         print(f"  seeded and indexed in {time.perf_counter() - started:.1f} s")
     if engine.dialect.name == "sqlite":  # start from a steady state, not a log full of seeding
-        with engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        raw = engine.raw_connection()  # outside a transaction, as a checkpoint must be
+        try:
+            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
     with engine.begin() as connection:
         connection.execute(text("ANALYZE"))
     guard = Actor(user_id=uuid.uuid4(), role=Role.guard, site_ids=frozenset({site.id}))
