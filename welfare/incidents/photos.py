@@ -25,12 +25,12 @@ from sqlmodel import Session, col, select
 
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission
-from welfare.db import on_commit, on_rollback, utcnow
+from welfare.db import on_commit, utcnow
 from welfare.errors import Conflict, NotFound, PermissionDenied
 from welfare.incidents import timeline
 from welfare.incidents.models import CLOSED, Incident, IncidentEvent
 from welfare.incidents.responders import is_responder, load_for_guard
-from welfare.residents.photos import PhotoStore, process_photo
+from welfare.residents.photos import PhotoStore, store_photo
 from welfare.settings import Settings
 
 
@@ -88,20 +88,8 @@ def set_photo(
         raise PermissionDenied("only the guard who reported this incident or staff may add a photo")
     if incident.status in CLOSED:
         raise Conflict(f"the incident is already {incident.status.value}")
-    processed = process_photo(
-        data,
-        max_bytes=settings.max_photo_bytes,
-        max_side=settings.photo_max_side,
-        thumb_side=settings.thumbnail_side,
-    )
-    store = PhotoStore(settings.media_dir)
-    old = (incident.photo_file, incident.thumbnail_file)
-    incident.photo_file = store.save(processed.photo)
-    incident.thumbnail_file = store.save(processed.thumbnail)
-    new = (incident.photo_file, incident.thumbnail_file)
-    # Files follow the transaction: the new ones go if it fails, the old ones once it commits.
-    on_rollback(session, lambda: [store.delete(name) for name in new])
-    on_commit(session, lambda: [store.delete(name) for name in old])
+    replaced = incident.photo_file is not None
+    processed = store_photo(session, settings, incident, data)
     incident.photo_added_at = incident.updated_at = utcnow()
     session.add(incident)
     timeline.record(
@@ -109,7 +97,7 @@ def set_photo(
         incident,
         "photo_added",
         actor=actor,
-        replaced=old[0] is not None,
+        replaced=replaced,
         width=processed.width,
         height=processed.height,
     )

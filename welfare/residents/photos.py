@@ -8,10 +8,14 @@ import secrets
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+from sqlmodel import Session
 
+from welfare.db import on_commit, on_rollback
 from welfare.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from welfare.settings import Settings
 
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 MAX_PIXELS = 40_000_000  # refuse decompression bombs well before Pillow's own limit
@@ -106,3 +110,30 @@ class PhotoStore:
     def delete(self, name: str | None) -> None:
         if name:
             self.path(name).unlink(missing_ok=True)
+
+
+class HasPhotoFiles(Protocol):
+    photo_file: str | None
+    thumbnail_file: str | None
+
+
+def store_photo(
+    session: Session, settings: Settings, holder: HasPhotoFiles, data: bytes
+) -> ProcessedPhoto:
+    """Check and re-encode `data`, store it and its thumbnail and point `holder` (a resident, an
+    incident) at them. The files follow the transaction: the new ones are deleted if it rolls
+    back, the ones they replace once it commits. Nothing is stored before the image passes."""
+    processed = process_photo(
+        data,
+        max_bytes=settings.max_photo_bytes,
+        max_side=settings.photo_max_side,
+        thumb_side=settings.thumbnail_side,
+    )
+    store = PhotoStore(settings.media_dir)
+    old = (holder.photo_file, holder.thumbnail_file)
+    holder.photo_file = store.save(processed.photo)
+    holder.thumbnail_file = store.save(processed.thumbnail)
+    new = (holder.photo_file, holder.thumbnail_file)
+    on_rollback(session, lambda: [store.delete(name) for name in new])
+    on_commit(session, lambda: [store.delete(name) for name in old])
+    return processed

@@ -13,7 +13,7 @@ from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, require_site, visible_site_ids
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
-from welfare.db import on_commit, on_rollback, utcnow
+from welfare.db import on_commit, utcnow
 from welfare.errors import Conflict, InvalidInput, NotFound
 from welfare.lookup import index as lookup_index
 from welfare.pagination import paginate
@@ -26,7 +26,7 @@ from welfare.residents.models import (
     ResidentCreate,
     ResidentUpdate,
 )
-from welfare.residents.photos import PhotoStore, process_photo
+from welfare.residents.photos import PhotoStore, store_photo
 from welfare.settings import Settings
 from welfare.sites.models import Household, Site
 from welfare.sites.service import household_label
@@ -302,20 +302,7 @@ def set_photo(
         raise Conflict("this record was erased after consent was withdrawn")
     if not has_scope(session, resident.id, ConsentScope.photo):
         raise Conflict("record a consent with the photo scope before storing a photo")
-    processed = process_photo(
-        data,
-        max_bytes=settings.max_photo_bytes,
-        max_side=settings.photo_max_side,
-        thumb_side=settings.thumbnail_side,
-    )
-    store = PhotoStore(settings.media_dir)
-    old = (resident.photo_file, resident.thumbnail_file)
-    resident.photo_file = store.save(processed.photo)
-    resident.thumbnail_file = store.save(processed.thumbnail)
-    new = (resident.photo_file, resident.thumbnail_file)
-    # Files follow the transaction: the new ones go if it fails, the old ones once it commits.
-    on_rollback(session, lambda: [store.delete(name) for name in new])
-    on_commit(session, lambda: [store.delete(name) for name in old])
+    processed = store_photo(session, settings, resident, data)
     resident.photo_updated_at = resident.updated_at = utcnow()
     session.add(resident)
     audit_resident(
