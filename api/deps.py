@@ -126,8 +126,8 @@ def _commit_after(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class TransactionRoute(APIRoute):
-    """A route whose sync endpoint commits the request's session before it returns, in its
-    own thread.
+    """A route whose endpoint ends the request's transaction before it returns, in its own
+    trip to the thread pool (or, for an async endpoint, on the event loop where it ran).
 
     On SQLite a request's first query takes the process's write gate (BEGIN IMMEDIATE) and its
     commit releases it. FastAPI runs a sync endpoint, the response's validation and the exit
