@@ -196,12 +196,12 @@ class Dispatcher:
 
     def pump(self) -> int:
         """The worker loop's round: claim as many due rows as there are free send slots, pass
-        them all through the gate in one transaction, hand them to the pool and return at once
-        (how many rows were claimed). Unlike `run_once`, a slow provider answer never holds back
-        the rows that fall due meanwhile (the next found report's first SMS); each finished send
-        wakes the worker, which records the outcomes that came back meanwhile, all in one
-        transaction, and fills the free slots again. Returns how many rows it recorded and
-        claimed (0: nothing to do until the next wake-up)."""
+        them all through the gate in one transaction, hand them to the pool and return at once.
+        Unlike `run_once`, a slow provider answer never holds back the rows that fall due
+        meanwhile (the next found report's first SMS); each finished send wakes the worker,
+        which records the outcomes that came back meanwhile, all in one transaction, and fills
+        the free slots again. Returns how many rows it recorded and claimed (0: nothing to do
+        until the next wake-up)."""
         recorded = self.record_outcomes()
         with self._slots_lock:
             free = self.concurrency - self._in_flight
