@@ -21,6 +21,7 @@ import uvicorn
 
 from api.app import create_app
 from tests.conftest import PASSWORD, TEST_SECRET
+from welfare.heartbeat import service as heartbeats
 from welfare.settings import Settings
 from welfare.users.models import User
 
@@ -68,8 +69,14 @@ def settings(database_url: str, tmp_path: Path, live_socket: socket.socket) -> S
 
 
 @pytest.fixture
-def live_server(settings: Settings, live_socket: socket.socket) -> Iterator[str]:
+def live_server(
+    settings: Settings, live_socket: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     """The whole app, in-process worker included, on a real socket; yields its base URL."""
+    # The worker beats once at start (waited for below) and then not again during a test: a
+    # beat committed between a test's read and its write through the deferred `db` session
+    # fails that write at once ("database is locked").
+    monkeypatch.setattr(heartbeats, "HEARTBEAT_SECONDS", 3600.0)
     app = create_app(settings)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     server = uvicorn.Server(config)
