@@ -70,7 +70,7 @@ def test_reporting_guard_sees_card_and_household_without_phones_or_health_data(
         ("Wang Mei", "daughter"),
     ]
     text = response.text
-    for secret in ("9123", "9876", "+852", "Alzheimer"):
+    for secret in ("91234567", "9123 4567", "98765432", "9876 5432", "+852", "Alzheimer"):
         assert secret not in text
     entries = _audits(db, "incident.resident_read")
     assert len(entries) == 1

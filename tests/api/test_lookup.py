@@ -89,7 +89,16 @@ def test_a_guard_gets_minimal_cards_and_nothing_else(
     assert card["approach"] == "Talk about his grandson."
     assert card["photo_url"] is None
     assert (card["consent_state"], card["unverified"]) == ("active", False)
-    for secret in ("Alzheimer", "donepezil", "stairs", "Wang Lei", "9123", "+852", "medical"):
+    for secret in (
+        "Alzheimer",
+        "donepezil",
+        "stairs",
+        "Wang Lei",
+        "91234567",
+        "9123 4567",
+        "+852",
+        "medical",
+    ):
         assert secret not in response.text
 
 

@@ -27,7 +27,16 @@ from welfare.tags import service as tags
 from welfare.users.models import User
 
 HTML = {"accept": "text/html"}
-PERSONAL = ("Wang Jianguo", "Mr. Wang", "1609", "grandson", "Alzheimer", "Wang Lei", "9123")
+PERSONAL = (
+    "Wang Jianguo",
+    "Mr. Wang",
+    "1609",
+    "grandson",
+    "Alzheimer",
+    "Wang Lei",
+    "91234567",
+    "9123 4567",
+)
 
 
 @pytest.fixture

@@ -475,7 +475,7 @@ def test_no_names_phone_numbers_or_reply_texts_in_the_timeline(
     reply(twilio, SON, "好的")
     db.expire_all()
     text = repr([(e.type, e.actor, e.detail) for e in timeline.events_of(db, incident_id)])
-    for secret in ("Wang", "Lei", "9123", "4567", "on my way", "好的", "Building"):
+    for secret in ("Wang", "Lei", "91234567", "9123 4567", "on my way", "好的", "Building"):
         assert secret not in text
 
 
