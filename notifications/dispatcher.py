@@ -31,6 +31,7 @@ from welfare.sites.models import Site
 from welfare.wakeup import work_ready
 
 log = logging.getLogger("welfare.dispatcher")
+_HELD_BACK = "welfare_dispatch_held_back"  # session.info: the gate put a row back to wait
 
 
 class RenderError(Exception):
@@ -175,9 +176,9 @@ class Dispatcher:
         self._pool: ThreadPoolExecutor | None = None
         self._slots_lock = threading.Lock()
         self._in_flight = 0
-        self._outcomes: queue.SimpleQueue[
-            tuple[uuid.UUID | None, uuid.UUID, Accepted | ChannelError]
-        ] = queue.SimpleQueue()
+        self._outcomes: queue.SimpleQueue[tuple[OutboxMessage, Accepted | ChannelError]] = (
+            queue.SimpleQueue()
+        )
 
     def run_once(self, limit: int | None = None, now: dt.datetime | None = None) -> int:
         """Claim and deliver one batch; return how many rows were sent or tried (rows held back
@@ -211,12 +212,8 @@ class Dispatcher:
             claims = outbox.claim_due(session, limit=free)
         if not claims:
             return recorded
-        # Incidents are locked in id order, so two workers' batches never wait on each other
-        # in a circle.
-        claims.sort(key=lambda claim: str(claim.incident_id or ""))
         with session_scope(self.factory) as session:
-            gated = [self._gate(session, claim, None) for claim in claims]
-        ready = [item for item in gated if isinstance(item, tuple)]
+            ready = self._gate(session, claims, None)
         if ready and self._pool is None:
             self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="dispatch")
         with self._slots_lock:
@@ -230,8 +227,7 @@ class Dispatcher:
         """A pool thread: the provider call only. The outcome waits for the worker to record
         it (a crash before then leaves the row 'sending': the stale-claim rule resends it)."""
         try:
-            outcome = self._call_provider(message, content)
-            self._outcomes.put((message.incident_id, message.id, outcome))
+            self._outcomes.put((message, self._call_provider(message, content)))
         except Exception:
             log.exception("handing outbox row %s over failed", message.id)
         finally:
@@ -248,12 +244,9 @@ class Dispatcher:
                 outcomes.append(self._outcomes.get_nowait())
             except queue.Empty:
                 break
-        if not outcomes:
-            return 0
-        outcomes.sort(key=lambda item: str(item[0] or ""))  # incidents locked in id order
-        with session_scope(self.factory) as session:
-            for _, message_id, outcome in outcomes:
-                self._record(session, message_id, outcome, None)
+        if outcomes:
+            with session_scope(self.factory) as session:
+                self._record(session, outcomes, None)
         return len(outcomes)
 
     def close(self) -> None:
@@ -267,49 +260,49 @@ class Dispatcher:
         """Gate (short transaction), provider call (no transaction), record (short transaction).
         False when the row was held back by the sender's rate limit."""
         with session_scope(self.factory) as session:
-            gated = self._gate(session, claim, now)
-        if isinstance(gated, tuple):
-            self._hand_over(*gated, now)
-            return True
-        return gated
+            ready = self._gate(session, [claim], now)
+            held_back = not ready and session.info.pop(_HELD_BACK, False)
+        if held_back:
+            return False
+        for message, content in ready:
+            outcome = self._call_provider(message, content)
+            with session_scope(self.factory) as session:
+                self._record(session, [(message, outcome)], now)
+        return True
 
     def _gate(
-        self, session: Session, claim: outbox.Claim, now: dt.datetime | None
-    ) -> tuple[OutboxMessage, str] | bool:
-        """In the caller's transaction: the row and its text when it is to be sent now; True
-        when it is settled without a send (no longer ours or wanted, no text); False when the
-        sender's rate limit put it back to wait."""
-        opened = outbox.open_send(session, claim, now=now)
-        if opened is None:
-            return True
-        message, incident = opened
-        wait = self.rate_limit.acquire(sender_key(self.settings, self.channel, message.kind))
-        if wait > 0:
-            metrics.RATE_LIMITED.labels(channel=message.kind.value).inc()
-            start = now or utcnow()
-            outbox.defer(session, message.id, until=start + dt.timedelta(seconds=wait), now=start)
-            return False
-        try:
-            return message, render(session, message, self.settings)
-        except RenderError as error:
-            log.error("outbox row %s cannot be rendered: %s", message.id, error)
-            outbox.record_failure(
-                session,
-                message,
-                incident,
-                reason="no message text",
-                code=None,
-                permanent=True,
-                now=now,
-            )
-            return True
-
-    def _hand_over(self, message: OutboxMessage, content: str, now: dt.datetime | None) -> None:
-        """The gate's transaction has committed: the row is 'sending'. Nothing is locked while
-        the provider answers; the outcome is recorded in a short transaction of its own."""
-        outcome = self._call_provider(message, content)
-        with session_scope(self.factory) as session:
-            self._record(session, message.id, outcome, now)
+        self, session: Session, claims: list[outbox.Claim], now: dt.datetime | None
+    ) -> list[tuple[OutboxMessage, str]]:
+        """In the caller's transaction: the rows to send now, each with its text. Rows no
+        longer ours or wanted, or without a text, are settled without a send; rows over the
+        sender's rate limit are put back to wait (noted in `session.info` for `deliver`)."""
+        ready = []
+        for claim, opened in zip(claims, outbox.open_sends(session, claims, now=now), strict=True):
+            if opened is None:
+                continue
+            message, incident = opened
+            wait = self.rate_limit.acquire(sender_key(self.settings, self.channel, message.kind))
+            if wait > 0:
+                metrics.RATE_LIMITED.labels(channel=message.kind.value).inc()
+                start = now or utcnow()
+                until = start + dt.timedelta(seconds=wait)
+                outbox.defer(session, message.id, until=until, now=start)
+                session.info[_HELD_BACK] = True
+                continue
+            try:
+                ready.append((message, render(session, message, self.settings)))
+            except RenderError as error:
+                log.error("outbox row %s cannot be rendered: %s", claim.message_id, error)
+                outbox.record_failure(
+                    session,
+                    message,
+                    incident,
+                    reason="no message text",
+                    code=None,
+                    permanent=True,
+                    now=now,
+                )
+        return ready
 
     def _call_provider(self, message: OutboxMessage, content: str) -> Accepted | ChannelError:
         try:
@@ -320,15 +313,25 @@ class Dispatcher:
     def _record(
         self,
         session: Session,
-        message_id: uuid.UUID,
-        outcome: Accepted | ChannelError,
+        outcomes: list[tuple[OutboxMessage, Accepted | ChannelError]],
         now: dt.datetime | None,
     ) -> None:
-        finished = outbox.finish_send(session, message_id)
-        if finished is None:
-            return
-        message, incident = finished
-        if isinstance(outcome, ChannelError):
+        """Acceptances all at once; failures one by one (rare, and each may move its
+        escalation on)."""
+        accepted = []
+        for sent, outcome in outcomes:
+            if isinstance(outcome, ChannelError):
+                continue
+            metrics.sent(sent.kind.value)
+            accepted.append(outbox.Accepted(sent.id, outcome.provider_id, outcome.status))
+        outbox.record_sent(session, accepted, now=now)
+        for sent, outcome in outcomes:
+            if not isinstance(outcome, ChannelError):
+                continue
+            finished = outbox.finish_send(session, sent.id)
+            if finished is None:
+                continue
+            message, incident = finished
             metrics.provider_error(message.kind.value, outcome.code, permanent=outcome.permanent)
             outbox.record_failure(
                 session,
@@ -338,16 +341,6 @@ class Dispatcher:
                 code=outcome.code,
                 permanent=outcome.permanent,
                 retry_after=outcome.retry_after,
-                now=now,
-            )
-        else:
-            metrics.sent(message.kind.value)
-            outbox.record_sent(
-                session,
-                message,
-                incident,
-                provider_id=outcome.provider_id,
-                provider_status=outcome.status,
                 now=now,
             )
 

@@ -90,6 +90,18 @@ def test_found_report_queues_sms_and_call_to_the_first_contact_at_once(
     assert {n["channel"] for n in body["notifications"]} == {"sms", "call"}
 
 
+def test_the_reports_answer_is_what_the_incident_holds_once_committed(
+    client: TestClient, wang: Resident, headers_for: Headers
+) -> None:
+    """The answer to a report that opened the incident is built from the rows it made before
+    they were inserted: it must be exactly what reading the incident back shows."""
+    guard = headers_for("guard")
+    reported = _report(client, guard, resident_id=str(wang.id), location="lobby").json()
+    read_back = client.get(f"/api/v1/incidents/{reported['id']}", headers=guard).json()
+    assert len(reported["timeline"]) == 5 and len(reported["notifications"]) == 2
+    assert reported == read_back
+
+
 def test_the_same_request_twice_opens_one_incident(
     client: TestClient, db: Session, wang: Resident, headers_for: Headers
 ) -> None:

@@ -10,6 +10,7 @@ import datetime as dt
 import secrets
 import uuid
 import zoneinfo
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 
@@ -85,6 +86,25 @@ def lock_incident(session: Session, incident: Incident) -> None:
             text("SELECT id FROM incident WHERE id = :id FOR UPDATE").bindparams(id=incident.id)
         )
         session.refresh(incident)
+
+
+def lock_incidents(
+    session: Session, incident_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, Incident]:
+    """Load several incidents at once, fresh, locked on PostgreSQL as `lock_incident` locks one;
+    in id order, so two batches never wait on each other in a circle."""
+    ids = sorted(set(incident_ids), key=str)
+    if not ids:
+        return {}
+    query = (
+        select(Incident)
+        .where(col(Incident.id).in_(ids))
+        .order_by(col(Incident.id))
+        .execution_options(populate_existing=True)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {incident.id: incident for incident in session.exec(query).all()}
 
 
 def _resolve_resident(session: Session, actor: Actor, data: IncidentCreate) -> Resident | None:
@@ -211,32 +231,34 @@ def open_incident(
         opened_at=now,
         updated_at=now,
     )
-    session.add(incident)
-    session.flush()
-    timeline.record(
-        session,
-        incident,
-        "reported",
-        actor=actor,
-        kind=incident.kind.value,
-        condition=incident.condition.value,
-        unknown_person=resident is None,
-        gps=data.latitude is not None,
-    )
-    if resident is not None:
-        audit_resident(
+    # The new incident, its plan, events and outbox rows are inserted together when the
+    # transaction flushes, not by the reads in between (the policy, the contacts).
+    with session.no_autoflush:
+        session.add(incident)
+        timeline.record(
             session,
-            actor,
-            "incident.open",
-            resident,
-            entity="incident",
-            entity_id=incident.id,
-            purpose=f"incident {incident.id}",
+            incident,
+            "reported",
+            actor=actor,
+            kind=incident.kind.value,
+            condition=incident.condition.value,
+            unknown_person=resident is None,
+            gps=data.latitude is not None,
         )
-        if incident.kind is IncidentKind.missing:
-            alert_guards_on_duty(session, incident, now)
-        elif escalate:
-            start_escalation(session, incident, now)
+        if resident is not None:
+            audit_resident(
+                session,
+                actor,
+                "incident.open",
+                resident,
+                entity="incident",
+                entity_id=incident.id,
+                purpose=f"incident {incident.id}",
+            )
+            if incident.kind is IncidentKind.missing:
+                alert_guards_on_duty(session, incident, now)
+            elif escalate:
+                start_escalation(session, incident, now)
     return Opened(incident, True)
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy import insert, inspect
 from sqlmodel import Session, col, select
 
 from welfare.authz import Actor
@@ -12,9 +13,15 @@ from welfare.db import utcnow
 from welfare.incidents.models import Incident, IncidentEvent
 from welfare.wakeup import incident_changed
 
+T = TypeVar("T")
+
 
 def actor_label(actor: Actor) -> str:
     return "system" if actor.is_system else actor.role.value
+
+
+def _plain(detail: dict[str, Any]) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in detail.items()}
 
 
 def record(
@@ -34,11 +41,45 @@ def record(
         type=type_,
         actor_id=actor.user_id if actor else None,
         actor=label or (actor_label(actor) if actor else "system"),
-        detail={k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in detail.items()},
+        detail=_plain(detail),
     )
     session.add(event)  # inserted with the transaction's next flush, several at once
     incident_changed(session, incident.id)
     return event
+
+
+def record_many(session: Session, events: list[tuple[uuid.UUID, str, dict[str, Any]]]) -> None:
+    """Append system events to several incidents in one statement (the dispatcher's round):
+    (incident id, type, detail), with `record`'s rules for `detail`."""
+    if not events:
+        return
+    now = utcnow()
+    session.execute(
+        insert(IncidentEvent),
+        [
+            {
+                "incident_id": incident_id,
+                "at": now,
+                "type": type_,
+                "actor_id": None,
+                "actor": "system",
+                "detail": _plain(detail),
+            }
+            for incident_id, type_, detail in events
+        ],
+    )
+    for incident_id in {incident_id for incident_id, _, _ in events}:
+        incident_changed(session, incident_id)
+
+
+def unflushed(session: Session, incident: Incident, kind: type[T]) -> list[T] | None:
+    """The rows of `kind` (events, outbox rows) made for an incident that this transaction
+    opened and has not flushed yet, in the order they were made: all it has, read without a
+    query. None once the incident is in the database (then read them from there)."""
+    if incident not in session.new:
+        return None
+    made = sorted(session.new, key=lambda row: inspect(row).insert_order)
+    return [row for row in made if isinstance(row, kind) and row.incident_id == incident.id]  # type: ignore[attr-defined]
 
 
 def events_of(session: Session, incident_id: uuid.UUID) -> list[IncidentEvent]:

@@ -7,9 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import or_, update
+from sqlalchemy import bindparam, func, or_, update
 from sqlmodel import Session, col, select
 
 from welfare.db import utcnow
@@ -74,7 +75,7 @@ def defer(
     session: Session, message_id: uuid.UUID, *, until: dt.datetime, now: dt.datetime | None = None
 ) -> bool:
     """Put a row back to wait until `until` (the sender is over its rate), without counting an
-    attempt. Called inside the gate's transaction (`open_send`), before it commits: the row never
+    attempt. Called inside the gate's transaction (`open_sends`), before it commits: the row never
     shows as 'sending'. False when the row is no longer ours to put back."""
     moved = session.exec(  # type: ignore[call-overload]
         update(OutboxMessage)
@@ -92,31 +93,47 @@ def defer(
     return bool(moved)
 
 
-def open_send(
-    session: Session, claim: Claim, now: dt.datetime | None = None
-) -> tuple[OutboxMessage, Incident | None] | None:
-    """The gate, in a short transaction of its own: under the incident's lock, re-check that the
-    row is still ours and still wanted, and move it 'claimed' -> 'sending'. The caller commits,
-    then hands the row to the provider outside any transaction.
+def open_sends(
+    session: Session, claims: Sequence[Claim], now: dt.datetime | None = None
+) -> list[tuple[OutboxMessage, Incident | None] | None]:
+    """The gate, in a short transaction of its own, for a batch of claims: under the incidents'
+    locks, re-check that each row is still ours and still wanted, and move it 'claimed' ->
+    'sending'. The caller commits, then hands the rows to the provider outside any transaction.
+    One answer per claim, in order: the row and its incident, or None when the row is no
+    longer ours or no longer wanted (then cancelled).
 
     This is the moment that orders a send against a confirmation. A confirmation that commits
     first has cancelled the claimed row (`incidents.service._stop`), so the gate refuses it and
     nothing goes out; one that commits after finds the row 'sending': in flight, decided before
     the confirmation, and its contact counts as reached. No lock is held during the provider
     call, so one slow provider request never blocks other writers (on SQLite: every writer).
-
-    Returns None when the row is no longer ours or no longer wanted (then cancelled).
     """
     now = now or utcnow()
-    message = session.get(OutboxMessage, claim.message_id)
-    if message is None:
+    # Incidents first (locked on PostgreSQL), then the rows, read after the locks are held.
+    locked = incidents.lock_incidents(
+        session, (claim.incident_id for claim in claims if claim.incident_id)
+    )
+    rows = session.exec(
+        select(OutboxMessage)
+        .where(col(OutboxMessage.id).in_([claim.message_id for claim in claims]))
+        .execution_options(populate_existing=True)
+    ).all()
+    by_id = {message.id: message for message in rows}
+    return [_open(session, by_id.get(claim.message_id), claim, locked, now) for claim in claims]
+
+
+def _open(
+    session: Session,
+    message: OutboxMessage | None,
+    claim: Claim,
+    locked: dict[uuid.UUID, Incident],
+    now: dt.datetime,
+) -> tuple[OutboxMessage, Incident | None] | None:
+    if message is None or message.status != OutboxStatus.claimed:
         return None
-    incident = session.get(Incident, message.incident_id) if message.incident_id else None
-    if incident is not None:
-        incidents.lock_incident(session, incident)
-        session.refresh(message)
-    if message.status != OutboxStatus.claimed or message.claim_token != claim.token:
+    if message.claim_token != claim.token:
         return None
+    incident = locked.get(message.incident_id) if message.incident_id else None
     if incident is not None:
         stopped = incident.status not in (IncidentStatus.open, IncidentStatus.notifying)
         if stopped and message.template not in AFTER_CONFIRMATION:
@@ -145,8 +162,8 @@ def open_send(
 def finish_send(
     session: Session, message_id: uuid.UUID
 ) -> tuple[OutboxMessage, Incident | None] | None:
-    """Reload a row after its provider call, to record the outcome (`record_sent` /
-    `record_failure`) in a short transaction; the incident is locked as every writer does."""
+    """Reload a row after a failed provider call, to record it (`record_failure`) in a short
+    transaction; the incident is locked as every writer does."""
     message = session.get(OutboxMessage, message_id)
     if message is None:
         return None
@@ -157,38 +174,83 @@ def finish_send(
     return message, incident
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """The provider took a row: its id for the row, and its first word on it."""
+
+    message_id: uuid.UUID
+    provider_id: str
+    provider_status: str
+
+
 def record_sent(
-    session: Session,
-    message: OutboxMessage,
-    incident: Incident | None,
-    *,
-    provider_id: str,
-    provider_status: str,
-    now: dt.datetime | None = None,
+    session: Session, accepted: Sequence[Accepted], *, now: dt.datetime | None = None
 ) -> None:
+    """Record the provider's acceptance of rows handed over, in a few set-based statements
+    whatever their number (the dispatcher's round records tens at once; row by row through
+    the ORM this was its costliest work and held SQLite's write lock longest). Rows erased
+    since they were sent are skipped."""
+    if not accepted:
+        return
     now = now or utcnow()
-    message.status = OutboxStatus.sent
-    message.provider_id = provider_id
-    # A status callback may have beaten the create response here: keep its newer word.
-    session.refresh(message, ["provider_status"])
-    message.provider_status = message.provider_status or provider_status
-    message.attempts += 1
-    message.sent_at = message.updated_at = now
-    session.add(message)
-    if incident is not None:
-        if incident.first_sent_at is None:
-            incident.first_sent_at = now
-            session.add(incident)
-        timeline.record(
-            session,
-            incident,
-            "sent",
-            channel=message.kind.value,
-            message_id=message.id,
-            contact_id=message.contact_id,
-            user_id=message.user_id,
-            provider_status=provider_status,
+    rows = session.exec(
+        select(
+            OutboxMessage.id,
+            OutboxMessage.incident_id,
+            OutboxMessage.kind,
+            OutboxMessage.contact_id,
+            OutboxMessage.user_id,
+        ).where(col(OutboxMessage.id).in_([item.message_id for item in accepted]))
+    ).all()
+    incident_ids = sorted({row.incident_id for row in rows if row.incident_id}, key=str)
+    incidents.lock_incidents(session, incident_ids)
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("message_id"))
+        .values(
+            status=OutboxStatus.sent,
+            provider_id=bindparam("provider_id"),
+            # A status callback may have beaten the create response here: keep its newer word.
+            provider_status=func.coalesce(table.c.provider_status, bindparam("first_status")),
+            attempts=table.c.attempts + 1,
+            sent_at=now,
+            updated_at=now,
+        ),
+        [
+            {
+                "message_id": item.message_id,
+                "provider_id": item.provider_id,
+                "first_status": item.provider_status,
+            }
+            for item in accepted
+        ],
+    )
+    if incident_ids:
+        session.exec(  # type: ignore[call-overload]
+            update(Incident)
+            .where(col(Incident.id).in_(incident_ids), col(Incident.first_sent_at).is_(None))
+            .values(first_sent_at=now)
         )
+    first_word = {item.message_id: item.provider_status for item in accepted}
+    timeline.record_many(
+        session,
+        [
+            (
+                row.incident_id,
+                "sent",
+                {
+                    "channel": row.kind.value,
+                    "message_id": row.id,
+                    "contact_id": row.contact_id,
+                    "user_id": row.user_id,
+                    "provider_status": first_word[row.id],
+                },
+            )
+            for row in rows
+            if row.incident_id is not None
+        ],
+    )
 
 
 def record_failure(
