@@ -92,12 +92,16 @@ def _summary(incident: Incident) -> dict[str, Any]:
     return IncidentSummary.model_validate(incident, from_attributes=True).model_dump()
 
 
-def notifications_of(session: Session, incident_id: uuid.UUID) -> list[NotificationStatus]:
-    messages = session.exec(
-        select(OutboxMessage)
-        .where(OutboxMessage.incident_id == incident_id)
-        .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
-    ).all()
+def notifications_of(session: Session, incident: Incident) -> list[NotificationStatus]:
+    messages = timeline.unflushed(session, incident, OutboxMessage)
+    if messages is None:
+        messages = session.exec(
+            select(OutboxMessage)
+            .where(OutboxMessage.incident_id == incident.id)
+            .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
+        ).all()
+    else:  # the database's order (both store a UUID's bytes in order)
+        messages.sort(key=lambda m: (m.created_at, m.id.hex))
     return [
         NotificationStatus(
             message_id=m.id,
@@ -115,9 +119,11 @@ def notifications_of(session: Session, incident_id: uuid.UUID) -> list[Notificat
 
 
 def detail_of(session: Session, incident: Incident) -> IncidentDetail:
+    # A report that just opened the incident answers from what it made (inserted at commit).
+    made = timeline.unflushed(session, incident, IncidentEvent)
     events = [
         TimelineEvent(at=e.at, type=e.type, actor=e.actor, detail=e.detail)
-        for e in timeline.events_of(session, incident.id)
+        for e in (made if made is not None else timeline.events_of(session, incident.id))
     ]
     return IncidentDetail.model_validate(
         {
@@ -136,7 +142,7 @@ def detail_of(session: Session, incident: Incident) -> IncidentDetail:
             },
             "photo_url": incident_photos.photo_url(incident),
             "timeline": events,
-            "notifications": notifications_of(session, incident.id),
+            "notifications": notifications_of(session, incident),
         }
     )
 
@@ -425,7 +431,7 @@ def _changes(factory: sessionmaker[Session], incident_id: uuid.UUID, seen: _Seen
         if status_now != seen.status:
             seen.status = status_now
             frames.append(_sse("status", status_now))
-        notes = [n.model_dump(mode="json") for n in notifications_of(session, incident_id)]
+        notes = [n.model_dump(mode="json") for n in notifications_of(session, incident)]
         if notes != seen.notifications:
             seen.notifications = notes
             frames.append(_sse("notifications", notes))
