@@ -409,6 +409,7 @@ class FakeTwilioServer(FakeTwilioState):
     ) -> None:
         super().__init__(account_sid, auth_token, magic_numbers=magic_numbers)
         self.delay = delay
+        self.connections: set[tuple[str, int]] = set()  # client addresses that connected
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -438,6 +439,7 @@ class FakeTwilioServer(FakeTwilioState):
                 pass  # quiet: the records are in `state.requests`
 
             def _handle(self) -> None:
+                state.connections.add(self.client_address[:2])
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode() if length else ""
                 headers = {k.lower(): v for k, v in self.headers.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -445,6 +446,20 @@ def test_server_delay_is_applied() -> None:
         started = dt.datetime.now(dt.UTC)
         sms(channel)
         assert dt.datetime.now(dt.UTC) - started >= dt.timedelta(seconds=0.05)
+
+
+def test_concurrent_sends_reuse_their_connections() -> None:
+    """As many connections kept open as the dispatcher sends at once: a second burst opens
+    none (the SDK's own pool kept 6 and threw the others away, a new TLS handshake each)."""
+    with FakeTwilioServer(ACCOUNT, TOKEN, delay=0.05) as server:
+        channel = TwilioChannel(
+            settings(twilio_api_base_url=server.base_url, dispatch_concurrency=12)
+        )
+        with ThreadPoolExecutor(12) as pool:
+            for _burst in range(2):
+                list(pool.map(lambda n: sms(channel, f"+8529123{n:04d}"), range(12)))
+        assert len(server.messages) == 24
+        assert len(server.connections) <= 12
 
 
 def test_status_callback_form_looks_like_twilio(channel: TwilioChannel, fake: FakeTwilio) -> None:
