@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import queue
 import threading
+import time
 import uuid
 import zoneinfo
 from concurrent.futures import ThreadPoolExecutor
@@ -28,9 +29,10 @@ from welfare.outbox.models import MessageKind, OutboxMessage
 from welfare.phones import display_phone
 from welfare.settings import Settings
 from welfare.sites.models import Site
-from welfare.wakeup import work_ready
+from welfare.wakeup import outbox_ready, work_ready
 
 log = logging.getLogger("welfare.dispatcher")
+LOOK_SECONDS = 1.0  # the longest a due row waits without a wake-up (retries, deferrals)
 _HELD_BACK = "welfare_dispatch_held_back"  # session.info: the gate put a row back to wait
 
 
@@ -176,6 +178,8 @@ class Dispatcher:
         self._pool: ThreadPoolExecutor | None = None
         self._slots_lock = threading.Lock()
         self._in_flight = 0
+        self._more_due = False  # the last look filled every free slot
+        self._look_at = 0.0  # monotonic time of the next look without a wake-up
         self._outcomes: queue.SimpleQueue[tuple[OutboxMessage, Accepted | ChannelError]] = (
             queue.SimpleQueue()
         )
@@ -206,10 +210,13 @@ class Dispatcher:
         recorded = self.record_outcomes()
         with self._slots_lock:
             free = self.concurrency - self._in_flight
-        if free <= 0:
+        if free <= 0 or not self._worth_a_look():
             return recorded
+        outbox_ready.clear()  # before the look: a commit after it sets it again
         with session_scope(self.factory) as session:
             claims = outbox.claim_due(session, limit=free)
+        self._more_due = len(claims) == free
+        self._look_at = time.monotonic() + LOOK_SECONDS
         if not claims:
             return recorded
         with session_scope(self.factory) as session:
@@ -222,6 +229,13 @@ class Dispatcher:
             assert self._pool is not None
             self._pool.submit(self._hand_over_in_slot, message, content)
         return recorded + len(claims)
+
+    def _worth_a_look(self) -> bool:
+        """Whether a round should look for due rows (each look is a write transaction, on
+        SQLite in the one writer's queue): when rows were queued, when the last look filled
+        every free slot, or when the time for the next look has come (retries, rows put back
+        by the rate limit). Not for each send that comes back."""
+        return outbox_ready.is_set() or self._more_due or time.monotonic() >= self._look_at
 
     def _hand_over_in_slot(self, message: OutboxMessage, content: str) -> None:
         """A pool thread: the provider call only. The outcome waits for the worker to record
@@ -288,6 +302,7 @@ class Dispatcher:
                 until = start + dt.timedelta(seconds=wait)
                 outbox.defer(session, message.id, until=until, now=start)
                 session.info[_HELD_BACK] = True
+                self._look_again_in(wait)
                 continue
             try:
                 ready.append((message, render(session, message, self.settings)))
@@ -303,6 +318,15 @@ class Dispatcher:
                     now=now,
                 )
         return ready
+
+    def _look_again_in(self, seconds: float) -> None:
+        """A row was put back until then: look for it then, and wake the worker for it."""
+        look_at = time.monotonic() + seconds
+        if look_at < self._look_at:
+            self._look_at = look_at
+            timer = threading.Timer(seconds, work_ready.set)
+            timer.daemon = True
+            timer.start()
 
     def _call_provider(self, message: OutboxMessage, content: str) -> Accepted | ChannelError:
         try:

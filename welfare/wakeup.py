@@ -3,12 +3,13 @@
 Writers call `outbox_queued(session)` / `incident_changed(session, incident_id)` inside their
 transaction. Nothing happens unless it commits; then:
 
-- in this process, `work_ready` is set (the worker thread hands the first message to the provider
-  at once instead of at its next poll) and `incidents` wakes every live view of that incident;
+- in this process, `outbox_ready` and `work_ready` are set (the worker thread hands the first
+  message to the provider at once instead of at its next poll) and `incidents` wakes every
+  live view of that incident;
 - on PostgreSQL the same news crosses processes: just before the commit the transaction issues
   `pg_notify('welfare_outbox', '')` and `pg_notify('welfare_incident', '<id>')`, which
   PostgreSQL delivers only if (and when) it commits. `PgListener` (run by the worker and by each
-  API process) turns them back into `work_ready` and `incidents.publish(...)`.
+  API process) turns them back into `outbox_ready`, `work_ready` and `incidents.publish(...)`.
 
 A wake-up is only ever a hint to look at the database: listeners re-read the rows, so a missed or
 duplicated signal costs a poll interval or a cheap query, never a wrong answer.
@@ -32,7 +33,10 @@ log = logging.getLogger("welfare.wakeup")
 OUTBOX_CHANNEL = "welfare_outbox"
 INCIDENT_CHANNEL = "welfare_incident"
 
-work_ready = threading.Event()
+work_ready = threading.Event()  # wake the worker loop: something may be to do
+# Rows were queued (a commit here, a NOTIFY from elsewhere): the dispatcher looks for due rows.
+# Other wake-ups (a send came back) need no look at the outbox unless its last look was full.
+outbox_ready = threading.Event()
 
 _CHANGED = "welfare_changed_incidents"
 _QUEUED = "welfare_outbox_queued"
@@ -118,6 +122,7 @@ def _wake_this_process(session: Session) -> None:
         return
     changed: set[uuid.UUID] = session.info.pop(_CHANGED, set())
     if session.info.pop(_QUEUED, False):
+        outbox_ready.set()
         work_ready.set()
     for incident_id in changed:
         incidents.publish(incident_id)
@@ -184,9 +189,11 @@ class PgListener:
     @staticmethod
     def _deliver(note: Any) -> None:
         if note is None:
+            outbox_ready.set()
             work_ready.set()
             incidents.publish(None)
         elif note.channel == OUTBOX_CHANNEL:
+            outbox_ready.set()
             work_ready.set()
         elif note.channel == INCIDENT_CHANNEL:
             with suppress(ValueError):

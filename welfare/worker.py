@@ -150,6 +150,7 @@ def _loop(
     identity: heartbeats.WorkerIdentity,
 ) -> None:
     next_housekeeping = 0.0
+    next_escalation = 0.0
     next_audit_head = 0.0
     next_heartbeat = 0.0
     while not stop.is_set():
@@ -164,9 +165,13 @@ def _loop(
         try:
             # Rows a commit just queued (a found report's first SMS and call) go out first; the
             # escalation round (a transaction per running incident) comes after, then its rows.
+            # Steps fall due with time, so that round runs once a poll interval, not at every
+            # wake-up (each finished send wakes the loop to record it).
             _drain(dispatch_round)
-            escalation_round(factory)
-            _drain(dispatch_round)
+            if time.monotonic() >= next_escalation:
+                next_escalation = time.monotonic() + POLL_SECONDS
+                escalation_round(factory)
+                _drain(dispatch_round)
         except Exception:
             log.exception("worker round failed; retrying next round")
         if time.monotonic() >= next_housekeeping:

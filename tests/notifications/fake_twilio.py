@@ -470,7 +470,12 @@ class FakeTwilioServer(FakeTwilioState):
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            # The dispatcher connects up to 32 at once; socketserver's default backlog of 5
+            # refused some of them under load (Twilio's never does).
+            request_queue_size = 128
+
+        server = Server(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(

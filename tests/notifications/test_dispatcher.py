@@ -16,6 +16,7 @@ from notifications.channels import Accepted, ChannelError
 from notifications.dispatcher import Dispatcher
 from notifications.webhooks import apply_console_status
 from tests.conftest import SYSTEM
+from welfare import wakeup
 from welfare.db import utcnow
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
@@ -455,4 +456,101 @@ def test_the_pump_hands_over_rows_while_earlier_sends_are_still_in_flight(
         release.set()
         dispatcher.close()
     assert sorted(to for _, to, _ in channel.sent) == ["+85291234567"] * 2 + ["+85298765432"] * 2
+    assert {r.status for r in _rows(db, incident_id)} == {OutboxStatus.sent}
+
+
+def _count_looks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times the dispatcher looked for due rows (a write transaction each)."""
+    looks = [0]
+    claim_due = outbox.claim_due
+
+    def counted(*args: Any, **kwargs: Any) -> list[outbox.Claim]:
+        looks[0] += 1
+        return claim_due(*args, **kwargs)
+
+    monkeypatch.setattr(outbox, "claim_due", counted)
+    return looks
+
+
+def _wait_for_outcomes(dispatcher: Dispatcher, count: int) -> None:
+    for _ in range(200):
+        if dispatcher._outcomes.qsize() >= count:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError("the sends did not come back")
+
+
+def test_a_send_coming_back_is_recorded_without_a_look_at_the_outbox(
+    db: Session,
+    channel: FakeChannel,
+    incident_id: uuid.UUID,
+    writers: sessionmaker[Session],
+    settings: Settings,
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Any],
+    make_contact: Callable[..., Contact],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each finished send wakes the worker to record it; looking for due rows then too was a
+    write transaction per send, on SQLite in the found reports' queue for the one writer."""
+    looks = _count_looks(monkeypatch)
+    dispatcher = Dispatcher(writers, channel, settings, concurrency=4)
+    wakeup.outbox_ready.set()  # as the report's commit did
+    try:
+        assert dispatcher.pump() == 2 and looks == [1]  # two rows for four slots: all there was
+        _wait_for_outcomes(dispatcher, 2)
+        assert dispatcher.pump() == 2  # both recorded...
+        assert dispatcher.pump() == 0
+        assert looks == [1]  # ...without looking again
+        other = make_resident()
+        make_consent(other)
+        make_contact(other, relationship="son", phone="9876 5432")
+        incidents.open_incident(
+            session=db,
+            actor=SYSTEM,
+            data=IncidentCreate(resident_id=other.id, client_request_id=uuid.uuid4().hex),
+        )
+        db.commit()  # queued rows: the commit says so
+        assert wakeup.outbox_ready.is_set()
+        assert dispatcher.pump() == 2 and looks == [2]
+    finally:
+        dispatcher.close()
+    assert len(channel.sent) == 4
+
+
+class _SecondWaits:
+    """A sender's rate limit that puts the second send back for a while, once."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.asked = 0
+
+    def acquire(self, key: str) -> float:
+        self.asked += 1
+        return self.seconds if self.asked == 2 else 0.0
+
+
+def test_a_row_put_back_by_the_rate_limit_is_looked_for_when_its_time_comes(
+    db: Session,
+    channel: FakeChannel,
+    incident_id: uuid.UUID,
+    writers: sessionmaker[Session],
+    settings: Settings,
+) -> None:
+    limit = _SecondWaits(0.2)
+    dispatcher = Dispatcher(writers, channel, settings, concurrency=4, rate_limit=limit)  # type: ignore[arg-type]
+    wakeup.outbox_ready.set()
+    try:
+        assert dispatcher.pump() == 2  # one handed over, one put back for 0.2 s
+        _wait_for_outcomes(dispatcher, 1)
+        assert dispatcher.pump() == 1
+        wakeup.work_ready.clear()
+        assert wakeup.work_ready.wait(2), "nothing woke the worker for the row put back"
+        for _ in range(100):  # the row is due by the database's clock a moment later
+            if dispatcher.pump() and len(channel.sent) == 2:
+                break
+            threading.Event().wait(0.02)
+    finally:
+        dispatcher.close()
+    assert len(channel.sent) == 2
     assert {r.status for r in _rows(db, incident_id)} == {OutboxStatus.sent}
