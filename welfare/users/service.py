@@ -267,14 +267,16 @@ def authenticate(
 def actor_for_token(session: Session, token: str, client_addr: str | None) -> Actor:
     """The Actor behind a bearer token or cookie, or NotAuthenticated."""
     now = utcnow()
-    found = session.exec(
-        select(AuthSession, User)
+    # One statement on every request: the session, its user and the user's sites (a row each).
+    rows = session.exec(
+        select(AuthSession, User, UserSite.site_id)
         .join(User, col(User.id) == AuthSession.user_id)
+        .outerjoin(UserSite, col(UserSite.user_id) == User.id)
         .where(AuthSession.token_hash == hash_token(token))
-    ).first()
-    if found is None:
+    ).all()
+    if not rows:
         raise NotAuthenticated("not signed in")
-    auth_session, user = found
+    auth_session, user, _ = rows[0]
     if auth_session.revoked_at is not None or auth_session.expires_at <= now:
         raise NotAuthenticated("session expired or signed out; sign in again")
     if not user.is_active:
@@ -282,7 +284,7 @@ def actor_for_token(session: Session, token: str, client_addr: str | None) -> Ac
     return Actor(
         user_id=user.id,
         role=user.role,
-        site_ids=frozenset(site_ids_of(session, user.id)),
+        site_ids=frozenset(site_id for _, _, site_id in rows if site_id is not None),
         client_addr=client_addr,
         session_id=auth_session.id,
     )
