@@ -68,25 +68,45 @@ def dispatcher(
 
 
 @pytest.fixture
-def incident_id(
+def report_found(
     db: Session,
     make_resident: Callable[..., Resident],
     make_consent: Callable[..., Any],
     make_contact: Callable[..., Contact],
-) -> uuid.UUID:
-    resident = make_resident()
-    make_consent(resident)
-    make_contact(resident, relationship="son", phone="9123 4567", language="zh-CN")
-    make_contact(resident, relationship="daughter", phone="6123 4567", language="ko-KR")
-    opened = incidents.open_incident(
-        session=db,
-        actor=SYSTEM,
-        data=IncidentCreate(
-            resident_id=resident.id, client_request_id=uuid.uuid4().hex, location="Building 1, 3/F"
-        ),
+) -> Callable[..., uuid.UUID]:
+    """Report a new resident found whose contacts are (relationship, phone, language)s."""
+
+    def report(*contacts: tuple[str, str, str], location: str | None = None) -> uuid.UUID:
+        resident = make_resident()
+        make_consent(resident)
+        for relationship, phone, language in contacts:
+            make_contact(resident, relationship=relationship, phone=phone, language=language)
+        opened = incidents.open_incident(
+            session=db,
+            actor=SYSTEM,
+            data=IncidentCreate(
+                resident_id=resident.id, client_request_id=uuid.uuid4().hex, location=location
+            ),
+        )
+        db.commit()
+        return opened.incident.id
+
+    return report
+
+
+@pytest.fixture
+def incident_id(report_found: Callable[..., uuid.UUID]) -> uuid.UUID:
+    return report_found(
+        ("son", "9123 4567", "zh-CN"),
+        ("daughter", "6123 4567", "ko-KR"),
+        location="Building 1, 3/F",
     )
-    db.commit()
-    return opened.incident.id
+
+
+@pytest.fixture
+def report_another(report_found: Callable[..., uuid.UUID]) -> Callable[[], uuid.UUID]:
+    """Report a second resident found, with a son on +85298765432: two more rows due."""
+    return lambda: report_found(("son", "9876 5432", "zh-CN"))
 
 
 def _rows(db: Session, incident_id: uuid.UUID) -> list[OutboxMessage]:
@@ -408,22 +428,12 @@ def test_the_pump_hands_over_rows_while_earlier_sends_are_still_in_flight(
     incident_id: uuid.UUID,
     writers: sessionmaker[Session],
     settings: Settings,
-    make_resident: Callable[..., Resident],
-    make_consent: Callable[..., Any],
-    make_contact: Callable[..., Contact],
+    report_another: Callable[[], uuid.UUID],
 ) -> None:
     """The worker's round returns at once: the first incident's provider calls hang, and the
     next incident's rows still go out in the free slot; with every slot busy nothing more is
     claimed (so nothing sits claimed behind a slow provider)."""
-    other = make_resident()
-    make_consent(other)
-    make_contact(other, relationship="son", phone="9876 5432")
-    incidents.open_incident(
-        session=db,
-        actor=SYSTEM,
-        data=IncidentCreate(resident_id=other.id, client_request_id=uuid.uuid4().hex),
-    )
-    db.commit()
+    report_another()
     release, release_other = threading.Event(), threading.Event()
     original = channel._go
 
@@ -486,9 +496,7 @@ def test_a_send_coming_back_is_recorded_without_a_look_at_the_outbox(
     incident_id: uuid.UUID,
     writers: sessionmaker[Session],
     settings: Settings,
-    make_resident: Callable[..., Resident],
-    make_consent: Callable[..., Any],
-    make_contact: Callable[..., Contact],
+    report_another: Callable[[], uuid.UUID],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Each finished send wakes the worker to record it; looking for due rows then too was a
@@ -502,15 +510,7 @@ def test_a_send_coming_back_is_recorded_without_a_look_at_the_outbox(
         assert dispatcher.pump() == 2  # both recorded...
         assert dispatcher.pump() == 0
         assert looks == [1]  # ...without looking again
-        other = make_resident()
-        make_consent(other)
-        make_contact(other, relationship="son", phone="9876 5432")
-        incidents.open_incident(
-            session=db,
-            actor=SYSTEM,
-            data=IncidentCreate(resident_id=other.id, client_request_id=uuid.uuid4().hex),
-        )
-        db.commit()  # queued rows: the commit says so
+        report_another()  # its commit says so
         assert wakeup.outbox_ready.is_set()
         assert dispatcher.pump() == 2 and looks == [2]
     finally:
