@@ -11,21 +11,24 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import event, func, insert, text
+from sqlalchemy import event, func, insert, literal, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 # Imported for its order: its before-commit hook (NOTIFY) is then registered before ours, so
 # the appenders' lock is taken as late as possible.
 import welfare.wakeup  # noqa: F401
-from welfare.audit.models import AuditEntry
+from welfare.audit.models import AuditEntry, AuditHead
 from welfare.authz import Actor, Permission, visible_site_ids
 from welfare.db import utcnow
 
 GENESIS_HASH = "0" * 64
 _PENDING = "welfare_audit_pending"
-# Serialises appenders on PostgreSQL; SQLite's BEGIN IMMEDIATE already does.
-_AUDIT_LOCK_KEY = 0x77E1FA4E
+_HEAD_ID = 1
+# Rows per INSERT: well under PostgreSQL's 65,535 and SQLite's 32,766 bound parameters.
+_INSERT_ROWS = 1000
 
 
 def _entry_digest(prev_hash: str, entry: Any) -> str:
@@ -56,14 +59,50 @@ class AuditSubject:
     detail: dict[str, Any]
 
 
+# Serialises appenders on PostgreSQL (SQLite's BEGIN IMMEDIATE already does, and leaves the
+# FOR UPDATE out): the row stays locked to the end of the transaction, and a waiter reads the head
+# its predecessor committed. Taking the lock and reading the head is one round trip.
+_HEAD_FOR_UPDATE = select(AuditHead.hash).where(AuditHead.id == _HEAD_ID).with_for_update()
+
+
+def _start_head(dialect: str) -> Any:
+    """The head row when it is missing (a table emptied by hand): the newest entry's hash, or
+    the genesis hash. An upsert, so concurrent first appenders still queue on one row."""
+    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
+    newest = select(AuditEntry.hash).order_by(col(AuditEntry.id).desc()).limit(1)
+    start = select(literal(_HEAD_ID), func.coalesce(newest.scalar_subquery(), GENESIS_HASH))
+    return (
+        upsert(AuditHead)
+        # WHERE: SQLite would read the ON of ON CONFLICT as a join's.
+        .from_select(["id", "hash"], start.where(true()))
+        .on_conflict_do_update(index_elements=["id"], set_={"hash": AuditHead.hash})
+        .returning(AuditHead.hash)
+    )
+
+
 def _lock_and_head(session: Session) -> str:
     """Take the appenders' lock (held to the end of the transaction) and read the chain's head."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_AUDIT_LOCK_KEY))
-    last = session.exec(
-        select(AuditEntry.hash).order_by(col(AuditEntry.id).desc()).limit(1)
-    ).first()
-    return last or GENESIS_HASH
+    connection = session.connection()
+    head = connection.execute(_HEAD_FOR_UPDATE).scalar()
+    if head is None:
+        head = connection.execute(_start_head(connection.dialect.name)).scalar_one()
+    return head
+
+
+def _append(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert the chained rows and move the head to the last one. On PostgreSQL the last INSERT
+    and the head's UPDATE are one statement (a data-modifying WITH)."""
+    connection = session.connection()
+    chunks = [rows[i : i + _INSERT_ROWS] for i in range(0, len(rows), _INSERT_ROWS)]
+    for chunk in chunks[:-1]:
+        connection.execute(insert(AuditEntry).values(chunk))
+    last = insert(AuditEntry).values(chunks[-1])
+    move = update(AuditHead).where(col(AuditHead.id) == _HEAD_ID).values(hash=rows[-1]["hash"])
+    if connection.dialect.name == "postgresql":
+        connection.execute(move.add_cte(last.cte("appended")))
+    else:
+        connection.execute(last)
+        connection.execute(move)
 
 
 def _unchained(
@@ -152,7 +191,8 @@ def record_many(
 
 
 def write_pending(session: Session) -> None:
-    """Chain and insert the entries recorded in this transaction, in one INSERT.
+    """Chain and insert the entries recorded in this transaction: on PostgreSQL two statements
+    (lock and read the head; insert and move the head), then the commit.
 
     Runs just before the commit (a session hook below): the chain's order is the order of
     commits, so appenders must be serialised from reading the head to committing. Taking that
@@ -162,8 +202,7 @@ def write_pending(session: Session) -> None:
     if not rows:
         return
     session.flush()  # the rows the entries point at (a new resident) go first
-    _chain(_lock_and_head(session), rows)
-    session.connection().execute(insert(AuditEntry), rows)
+    _append(session, _chain(_lock_and_head(session), rows))
 
 
 @event.listens_for(Session, "before_commit")
