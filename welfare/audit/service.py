@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import event, func, insert, literal, true, update
+from sqlalchemy import event, func, insert, literal, text, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import SessionTransaction
@@ -27,8 +27,6 @@ from welfare.db import utcnow
 GENESIS_HASH = "0" * 64
 _PENDING = "welfare_audit_pending"
 _HEAD_ID = 1
-# Rows per INSERT: well under PostgreSQL's 65,535 and SQLite's 32,766 bound parameters.
-_INSERT_ROWS = 1000
 
 
 def _entry_digest(prev_hash: str, entry: Any) -> str:
@@ -89,20 +87,49 @@ def _lock_and_head(session: Session) -> str:
     return head
 
 
+# PostgreSQL: every entry of a commit in one INSERT whose text does not depend on how many there
+# are (one array per column), so it is prepared once per connection; the head's UPDATE rides in
+# the same statement. WITH ORDINALITY and ORDER BY keep the ids in chain order.
+_PG_COLUMNS = (
+    ("at", "timestamptz"),
+    ("actor_id", "uuid"),
+    ("actor_role", "text"),
+    ("action", "text"),
+    ("entity", "text"),
+    ("entity_id", "text"),
+    ("resident_id", "uuid"),
+    ("site_id", "uuid"),
+    ("purpose", "text"),
+    ("client_addr", "text"),
+    ("detail", "json"),
+    ("prev_hash", "text"),
+    ("hash", "text"),
+)
+_PG_APPEND = text(
+    "WITH appended AS (INSERT INTO audit_entry ({names}) SELECT {names} FROM unnest({arrays}) "
+    "WITH ORDINALITY AS entry({names}, position) ORDER BY position) "
+    "UPDATE audit_head SET hash = :head WHERE id = {head_id}".format(
+        names=", ".join(name for name, _ in _PG_COLUMNS),
+        arrays=", ".join(f"CAST(:{name} AS {type_}[])" for name, type_ in _PG_COLUMNS),
+        head_id=_HEAD_ID,
+    )
+)
+
+
 def _append(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert the chained rows and move the head to the last one. On PostgreSQL the last INSERT
-    and the head's UPDATE are one statement (a data-modifying WITH)."""
+    """Insert the chained rows and move the head to the last one."""
     connection = session.connection()
-    chunks = [rows[i : i + _INSERT_ROWS] for i in range(0, len(rows), _INSERT_ROWS)]
-    for chunk in chunks[:-1]:
-        connection.execute(insert(AuditEntry).values(chunk))
-    last = insert(AuditEntry).values(chunks[-1])
-    move = update(AuditHead).where(col(AuditHead.id) == _HEAD_ID).values(hash=rows[-1]["hash"])
     if connection.dialect.name == "postgresql":
-        connection.execute(move.add_cte(last.cte("appended")))
-    else:
-        connection.execute(last)
-        connection.execute(move)
+        params: dict[str, Any] = {name: [r[name] for r in rows] for name, _ in _PG_COLUMNS}
+        # As the engine writes JSON columns (welfare.db): readable UTF-8.
+        params["detail"] = [json.dumps(d, ensure_ascii=False) for d in params["detail"]]
+        params["head"] = rows[-1]["hash"]
+        connection.execute(_PG_APPEND, params)
+        return
+    connection.execute(insert(AuditEntry), rows)
+    connection.execute(
+        update(AuditHead).where(col(AuditHead.id) == _HEAD_ID).values(hash=rows[-1]["hash"])
+    )
 
 
 def _unchained(
