@@ -9,7 +9,9 @@ as a guard of the site) for unit, name, typo-name and description queries, one H
 the app, and a baseline: a plain LIKE '%1609%' scan over resident and household rows in the same
 database. Prints p50 and p99 per kind. Never part of the test run.
 
-PostgreSQL runs in a scratch schema of the given database, dropped afterwards.
+PostgreSQL runs in a scratch schema of the given database, dropped afterwards. Its seeding is
+a bulk load (`bulk_load`): the same rows through COPY, the lookup's GIN indexes built once at the
+end from their own definitions, so 1,000,000 residents seed in minutes rather than hours.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Engine, bindparam, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, func, select
 
@@ -39,6 +43,7 @@ from welfare.db import (
     session_scope,
     upgrade_database,
 )
+from welfare.lookup.index import TRIGRAM_INDEXES
 from welfare.lookup.service import lookup
 from welfare.residents.models import Resident
 from welfare.seed import BENCH_SITE_NAME, seed_residents
@@ -125,6 +130,59 @@ def report(label: str, samples: list[float], baseline: float | None = None) -> N
     print(f"  {label:<24} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   (n={len(samples)}){ratio}")
 
 
+def _copy_executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    """A plain multi-row INSERT (no ON CONFLICT, no RETURNING) as COPY, with the parameters
+    SQLAlchemy prepared for it (defaults filled in, every value through its column type's bind
+    processing): the same rows, some ten times faster than executemany's one INSERT per row."""
+    compiled = context.compiled
+    insert = compiled.statement if compiled is not None else None
+    if (
+        not context.isinsert
+        or not parameters
+        or not isinstance(parameters[0], dict)
+        or insert is None
+        or getattr(insert, "_post_values_clause", None) is not None
+        or getattr(insert, "_returning", ())
+    ):
+        return False
+    table = insert.table
+    names = list(parameters[0])
+    if not set(names) <= set(table.c.keys()):
+        return False
+    columns = ", ".join(f'"{table.c[n].name}"' for n in names)
+    with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
+        for row in parameters:
+            copy.write_row([row[n] for n in names])
+    return True
+
+
+@contextmanager
+def bulk_load(engine: Engine) -> Iterator[None]:
+    """Seed PostgreSQL as a bulk load: plain INSERTs go as COPY, and the lookup's GIN indexes
+    are dropped first and built again afterwards from the definitions they had (fastupdate
+    off included), so they end as production has them, only freshly packed. Upserts (the
+    vocabulary's reference counts) run as they do in production."""
+    with engine.begin() as connection:
+        indexes = connection.execute(
+            text(
+                "SELECT indexname, indexdef FROM pg_indexes "
+                "WHERE schemaname = current_schema() AND indexname IN :names"
+            ).bindparams(bindparam("names", expanding=True)),
+            {"names": list(TRIGRAM_INDEXES)},
+        ).all()
+        for name, _ in indexes:
+            connection.execute(text(f'DROP INDEX "{name}"'))
+    event.listen(engine, "do_executemany", _copy_executemany)
+    try:
+        yield
+    finally:
+        event.remove(engine, "do_executemany", _copy_executemany)
+        with engine.begin() as connection:
+            connection.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
+            for _, definition in indexes:
+                connection.execute(text(definition))
+
+
 def bench(url: str, residents: int, count: int, http: bool, reuse: bool = False) -> None:
     upgrade_database(url)
     engine = make_engine(url)
@@ -139,9 +197,11 @@ def bench(url: str, residents: int, count: int, http: bool, reuse: bool = False)
     else:
         print(f"\n== {make_url(url).get_backend_name()} with {residents:,} residents")
         started = time.perf_counter()
-        with session_scope(factory) as session:
+        postgres = engine.dialect.name == "postgresql"
+        with bulk_load(engine) if postgres else nullcontext(), session_scope(factory) as session:
             site = seed_residents(session, residents)
-        print(f"  seeded and indexed in {time.perf_counter() - started:.1f} s")
+        how = " (COPY, GIN indexes built after)" if postgres else ""
+        print(f"  seeded and indexed in {time.perf_counter() - started:.1f} s{how}")
     if engine.dialect.name == "sqlite":  # start from a steady state, not a log full of seeding
         raw = engine.raw_connection()  # outside a transaction, as a checkpoint must be
         try:

@@ -166,6 +166,32 @@ def test_deleted_first_entry_is_caught(session_factory) -> None:
     assert verify(session_factory).first_broken_id == ids[1]
 
 
+def test_cutting_the_newest_entries_breaks_the_next_link_appended(session_factory) -> None:
+    """Appenders chain to the head row, not to whatever entry is newest now: a cut tail is
+    caught as soon as anything is appended after it."""
+    ids = append(session_factory, 4)
+    execute(session_factory, "DELETE FROM audit_entry WHERE id >= :id", id=ids[2])
+    assert verify(session_factory).ok  # a cut alone needs an anchor to be seen
+    [new] = append(session_factory, 1)
+    assert verify(session_factory).first_broken_id == new
+
+
+def test_a_lost_head_row_restarts_from_the_newest_entry(session_factory) -> None:
+    append(session_factory, 3)
+    execute(session_factory, "DELETE FROM audit_head")
+    append(session_factory, 2)
+    report = verify(session_factory)
+    assert (report.ok, report.checked) == (True, 5)
+
+
+def test_the_head_row_follows_every_append(session_factory) -> None:
+    append(session_factory, 1)
+    append(session_factory, 3)
+    with session_factory() as session:
+        [head] = session.exec(text("SELECT hash FROM audit_head")).all()  # type: ignore[call-overload]
+    assert head[0] == entries(session_factory)[-1].hash
+
+
 def test_an_entry_rolls_back_with_its_transaction(session_factory) -> None:
     append(session_factory, 2)
     with session_factory() as session:

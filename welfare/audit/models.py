@@ -52,3 +52,16 @@ class AuditPublic(SQLModel):
     purpose: str | None
     client_addr: str | None
     detail: dict[str, Any]
+
+
+class AuditHead(SQLModel, table=True):
+    """The chain's newest hash, in one row that appenders lock (`SELECT ... FOR UPDATE`) from
+    reading it to committing: taking the lock and reading the head is one statement, and a
+    waiter reads the head its predecessor committed. Only `welfare.audit.service` writes it, in
+    the same transaction as the entries; `verify_chain` never trusts it. An edit of this row
+    (or a cut of the newest entries) shows as a broken link at the next entry appended."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True)
+    hash: str = Field(max_length=64)

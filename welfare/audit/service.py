@@ -11,21 +11,22 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import event, func, insert, text
+from sqlalchemy import event, func, insert, literal, text, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 # Imported for its order: its before-commit hook (NOTIFY) is then registered before ours, so
 # the appenders' lock is taken as late as possible.
 import welfare.wakeup  # noqa: F401
-from welfare.audit.models import AuditEntry
+from welfare.audit.models import AuditEntry, AuditHead
 from welfare.authz import Actor, Permission, visible_site_ids
 from welfare.db import utcnow
 
 GENESIS_HASH = "0" * 64
 _PENDING = "welfare_audit_pending"
-# Serialises appenders on PostgreSQL; SQLite's BEGIN IMMEDIATE already does.
-_AUDIT_LOCK_KEY = 0x77E1FA4E
+_HEAD_ID = 1
 
 
 def _entry_digest(prev_hash: str, entry: Any) -> str:
@@ -56,14 +57,79 @@ class AuditSubject:
     detail: dict[str, Any]
 
 
+# Serialises appenders on PostgreSQL (SQLite's BEGIN IMMEDIATE already does, and leaves the
+# FOR UPDATE out): the row stays locked to the end of the transaction, and a waiter reads the head
+# its predecessor committed. Taking the lock and reading the head is one round trip.
+_HEAD_FOR_UPDATE = select(AuditHead.hash).where(AuditHead.id == _HEAD_ID).with_for_update()
+
+
+def _start_head(dialect: str) -> Any:
+    """The head row when it is missing (a table emptied by hand): the newest entry's hash, or
+    the genesis hash. An upsert, so concurrent first appenders still queue on one row."""
+    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
+    newest = select(AuditEntry.hash).order_by(col(AuditEntry.id).desc()).limit(1)
+    start = select(literal(_HEAD_ID), func.coalesce(newest.scalar_subquery(), GENESIS_HASH))
+    return (
+        upsert(AuditHead)
+        # WHERE: SQLite would read the ON of ON CONFLICT as a join's.
+        .from_select(["id", "hash"], start.where(true()))
+        .on_conflict_do_update(index_elements=["id"], set_={"hash": AuditHead.hash})
+        .returning(AuditHead.hash)
+    )
+
+
 def _lock_and_head(session: Session) -> str:
     """Take the appenders' lock (held to the end of the transaction) and read the chain's head."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_AUDIT_LOCK_KEY))
-    last = session.exec(
-        select(AuditEntry.hash).order_by(col(AuditEntry.id).desc()).limit(1)
-    ).first()
-    return last or GENESIS_HASH
+    connection = session.connection()
+    head = connection.execute(_HEAD_FOR_UPDATE).scalar()
+    if head is None:
+        head = connection.execute(_start_head(connection.dialect.name)).scalar_one()
+    return head
+
+
+# PostgreSQL: every entry of a commit in one INSERT whose text does not depend on how many there
+# are (one array per column), so it is prepared once per connection; the head's UPDATE rides in
+# the same statement. WITH ORDINALITY and ORDER BY keep the ids in chain order.
+_PG_COLUMNS = (
+    ("at", "timestamptz"),
+    ("actor_id", "uuid"),
+    ("actor_role", "text"),
+    ("action", "text"),
+    ("entity", "text"),
+    ("entity_id", "text"),
+    ("resident_id", "uuid"),
+    ("site_id", "uuid"),
+    ("purpose", "text"),
+    ("client_addr", "text"),
+    ("detail", "json"),
+    ("prev_hash", "text"),
+    ("hash", "text"),
+)
+_PG_APPEND = text(
+    "WITH appended AS (INSERT INTO audit_entry ({names}) SELECT {names} FROM unnest({arrays}) "
+    "WITH ORDINALITY AS entry({names}, position) ORDER BY position) "
+    "UPDATE audit_head SET hash = :head WHERE id = {head_id}".format(
+        names=", ".join(name for name, _ in _PG_COLUMNS),
+        arrays=", ".join(f"CAST(:{name} AS {type_}[])" for name, type_ in _PG_COLUMNS),
+        head_id=_HEAD_ID,
+    )
+)
+
+
+def _append(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert the chained rows and move the head to the last one."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        params: dict[str, Any] = {name: [r[name] for r in rows] for name, _ in _PG_COLUMNS}
+        # As the engine writes JSON columns (welfare.db): readable UTF-8.
+        params["detail"] = [json.dumps(d, ensure_ascii=False) for d in params["detail"]]
+        params["head"] = rows[-1]["hash"]
+        connection.execute(_PG_APPEND, params)
+        return
+    connection.execute(insert(AuditEntry), rows)
+    connection.execute(
+        update(AuditHead).where(col(AuditHead.id) == _HEAD_ID).values(hash=rows[-1]["hash"])
+    )
 
 
 def _unchained(
@@ -152,7 +218,8 @@ def record_many(
 
 
 def write_pending(session: Session) -> None:
-    """Chain and insert the entries recorded in this transaction, in one INSERT.
+    """Chain and insert the entries recorded in this transaction: on PostgreSQL two statements
+    (lock and read the head; insert and move the head), then the commit.
 
     Runs just before the commit (a session hook below): the chain's order is the order of
     commits, so appenders must be serialised from reading the head to committing. Taking that
@@ -162,8 +229,7 @@ def write_pending(session: Session) -> None:
     if not rows:
         return
     session.flush()  # the rows the entries point at (a new resident) go first
-    _chain(_lock_and_head(session), rows)
-    session.connection().execute(insert(AuditEntry), rows)
+    _append(session, _chain(_lock_and_head(session), rows))
 
 
 @event.listens_for(Session, "before_commit")
