@@ -23,6 +23,7 @@ from notifications import messages, metrics, twiml
 from notifications.channels import Accepted, Channel, ChannelError
 from notifications.ratelimit import SenderRateLimit
 from welfare.db import session_scope, utcnow
+from welfare.incidents import service as incidents
 from welfare.incidents.models import Incident
 from welfare.outbox import service as outbox
 from welfare.outbox.models import MessageKind, OutboxMessage
@@ -342,6 +343,10 @@ class Dispatcher:
     ) -> None:
         """Acceptances all at once; failures one by one (rare, and each may move its
         escalation on)."""
+        if any(isinstance(outcome, ChannelError) for _, outcome in outcomes):
+            # Each failure locks its incident: take every lock of the round first, in id order,
+            # so two workers' rounds never wait on each other in a circle.
+            incidents.lock_incidents(session, (m.incident_id for m, _ in outcomes if m.incident_id))
         accepted = []
         for sent, outcome in outcomes:
             if isinstance(outcome, ChannelError):

@@ -554,3 +554,28 @@ def test_a_row_put_back_by_the_rate_limit_is_looked_for_when_its_time_comes(
         dispatcher.close()
     assert len(channel.sent) == 2
     assert {r.status for r in _rows(db, incident_id)} == {OutboxStatus.sent}
+
+
+def test_a_round_records_acceptances_and_failures_of_several_incidents_together(
+    db: Session,
+    channel: FakeChannel,
+    incident_id: uuid.UUID,
+    writers: sessionmaker[Session],
+    settings: Settings,
+    report_another: Callable[[], uuid.UUID],
+) -> None:
+    other = report_another()
+    channel.failures = [ChannelError("provider busy", code="20429", retry_after=7)]
+    dispatcher = Dispatcher(writers, channel, settings, concurrency=4)
+    wakeup.outbox_ready.set()
+    try:
+        assert dispatcher.pump() == 4
+        _wait_for_outcomes(dispatcher, 4)
+        assert dispatcher.pump() == 4  # one transaction: three sent, one to retry
+    finally:
+        dispatcher.close()
+    rows = _rows(db, incident_id) + _rows(db, other)
+    assert sorted(r.status for r in rows) == [OutboxStatus.pending] + [OutboxStatus.sent] * 3
+    events = _events(db, incident_id) + _events(db, other)
+    assert events.count("sent") == 3 and events.count("retry_scheduled") == 1
+    assert all(r.provider_id for r in rows if r.status == OutboxStatus.sent)
