@@ -248,21 +248,26 @@ def _found_page(
     status_code: int = 200,
 ) -> Response:
     site = guard_view.site_of(session, card.site_id)
-    return render(
-        request,
-        "guard/found.html",
-        {
-            **_guard_context(page_user),
-            "card": card,
-            "conditions": [(v, gettext(page_user.language, label)) for v, label in CONDITIONS],
-            "emergency": guard_view.emergency_number(site.phone_region),
-            "client_request_id": str(uuid.uuid4()),
-            "error": error,
-            "values": values or {},
-            "active": "home",
-        },
-        status_code=status_code,
-    )
+    context = _report_context(page_user, site.phone_region, error, values)
+    return render(request, "guard/found.html", {**context, "card": card}, status_code=status_code)
+
+
+def _report_context(
+    page_user: PageUser,
+    phone_region: str | None,
+    error: str | None,
+    values: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What both report forms (found, unknown person) show: `guard/_report_fields.html`."""
+    return {
+        **_guard_context(page_user),
+        "conditions": [(v, gettext(page_user.language, label)) for v, label in CONDITIONS],
+        "emergency": guard_view.emergency_number(phone_region),
+        "client_request_id": str(uuid.uuid4()),
+        "error": error,
+        "values": values or {},
+        "active": "home",
+    }
 
 
 @router.get("/guard/residents/{resident_id}/found")
@@ -388,20 +393,9 @@ def _unknown_page(
 ) -> Response:
     sites = _guard_sites(session, page_user)
     site = sites[0] if len(sites) == 1 else None
+    context = _report_context(page_user, site.phone_region if site else None, error, values)
     return render(
-        request,
-        "guard/unknown.html",
-        {
-            **_guard_context(page_user),
-            "sites": sites,
-            "conditions": [(v, gettext(page_user.language, label)) for v, label in CONDITIONS],
-            "emergency": guard_view.emergency_number(site.phone_region if site else None),
-            "client_request_id": str(uuid.uuid4()),
-            "error": error,
-            "values": values or {},
-            "active": "home",
-        },
-        status_code=status_code,
+        request, "guard/unknown.html", {**context, "sites": sites}, status_code=status_code
     )
 
 
