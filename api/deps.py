@@ -93,13 +93,18 @@ def get_actor(request: Request, settings: SettingsDep) -> Actor:
         return users.actor_for_token(reader, token, client_addr(request))
 
 
-def _end_sessions(kwargs: dict[str, Any], *, commit: bool) -> None:
-    for value in kwargs.values():
-        if isinstance(value, Session):
-            if commit:
-                value.commit()
-            else:
-                value.rollback()
+@contextmanager
+def _ending_sessions(kwargs: dict[str, Any]) -> Iterator[None]:
+    """Commit the endpoint's sessions when it returns, roll them back when it raises."""
+    sessions = [value for value in kwargs.values() if isinstance(value, Session)]
+    try:
+        yield
+    except BaseException:
+        for session in sessions:
+            session.rollback()
+        raise
+    for session in sessions:
+        session.commit()
 
 
 def _commit_after(endpoint: Callable[..., Any]) -> Callable[..., Any]:
@@ -107,25 +112,15 @@ def _commit_after(endpoint: Callable[..., Any]) -> Callable[..., Any]:
         # An async endpoint that uses the session does so on the event loop: commit there too.
         @functools.wraps(endpoint)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
-            try:
-                result = await endpoint(*args, **kwargs)
-            except BaseException:
-                _end_sessions(kwargs, commit=False)
-                raise
-            _end_sessions(kwargs, commit=True)
-            return result
+            with _ending_sessions(kwargs):
+                return await endpoint(*args, **kwargs)
 
         return run_async
 
     @functools.wraps(endpoint)
     def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            result = endpoint(*args, **kwargs)
-        except BaseException:
-            _end_sessions(kwargs, commit=False)
-            raise
-        _end_sessions(kwargs, commit=True)
-        return result
+        with _ending_sessions(kwargs):
+            return endpoint(*args, **kwargs)
 
     return run
 
@@ -135,12 +130,13 @@ class TransactionRoute(APIRoute):
     trip to the thread pool (or, for an async endpoint, on the event loop where it ran).
 
     On SQLite a request's first query takes the process's write gate (BEGIN IMMEDIATE) and its
-    commit releases it. FastAPI runs a sync endpoint, the response's validation and the exit
-    of `get_session` as three separate trips to the request thread pool: holding the gate (or,
-    on PostgreSQL, a pooled connection) from one trip to the next, a transaction could wait for
-    a pool thread while every pool thread waits for the gate (100 reports at once all failed
-    after the busy timeout). Ended (committed, or rolled back on an error) inside the
-    endpoint's trip, `get_session`'s own commit or rollback finds nothing to do."""
+    commit releases it. FastAPI runs a sync endpoint and the response's validation as separate
+    trips to the request thread pool (and used to run a generator dependency's exit as a third):
+    holding the gate (or, on PostgreSQL, a pooled connection) from one trip to the next, a
+    transaction could wait for a pool thread while every pool thread waits for the gate (100
+    reports at once all failed after the busy timeout). Ended (committed, or rolled back on an
+    error) inside the endpoint's trip, the transaction leaves `get_session` only the session to
+    close."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, _commit_after(endpoint), **kwargs)
