@@ -34,7 +34,6 @@ from welfare.wakeup import outbox_ready, work_ready
 
 log = logging.getLogger("welfare.dispatcher")
 LOOK_SECONDS = 1.0  # the longest a due row waits without a wake-up (retries, deferrals)
-_HELD_BACK = "welfare_dispatch_held_back"  # session.info: the gate put a row back to wait
 
 
 class RenderError(Exception):
@@ -206,8 +205,8 @@ class Dispatcher:
         Unlike `run_once`, a slow provider answer never holds back the rows that fall due
         meanwhile (the next found report's first SMS); each finished send wakes the worker,
         which records the outcomes that came back meanwhile, all in one transaction, and fills
-        the free slots again. Returns how many rows it recorded and claimed (0: nothing to do
-        until the next wake-up)."""
+        the free slots again when there may be rows for them (`_worth_a_look`). Returns how
+        many rows it recorded and claimed (0: nothing to do until the next wake-up)."""
         recorded = self.record_outcomes()
         with self._slots_lock:
             free = self.concurrency - self._in_flight
@@ -221,7 +220,7 @@ class Dispatcher:
         if not claims:
             return recorded
         with session_scope(self.factory) as session:
-            ready = self._gate(session, claims, None)
+            ready, _ = self._gate(session, claims, None)
         if ready and self._pool is None:
             self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="dispatch")
         with self._slots_lock:
@@ -275,8 +274,7 @@ class Dispatcher:
         """Gate (short transaction), provider call (no transaction), record (short transaction).
         False when the row was held back by the sender's rate limit."""
         with session_scope(self.factory) as session:
-            ready = self._gate(session, [claim], now)
-            held_back = not ready and session.info.pop(_HELD_BACK, False)
+            ready, held_back = self._gate(session, [claim], now)
         if held_back:
             return False
         for message, content in ready:
@@ -287,11 +285,12 @@ class Dispatcher:
 
     def _gate(
         self, session: Session, claims: list[outbox.Claim], now: dt.datetime | None
-    ) -> list[tuple[OutboxMessage, str]]:
-        """In the caller's transaction: the rows to send now, each with its text. Rows no
-        longer ours or wanted, or without a text, are settled without a send; rows over the
-        sender's rate limit are put back to wait (noted in `session.info` for `deliver`)."""
+    ) -> tuple[list[tuple[OutboxMessage, str]], bool]:
+        """In the caller's transaction: the rows to send now, each with its text, and whether
+        any row was put back to wait for the sender's rate limit. Rows no longer ours or
+        wanted, or without a text, are settled without a send."""
         ready = []
+        held_back = False
         for claim, opened in zip(claims, outbox.open_sends(session, claims, now=now), strict=True):
             if opened is None:
                 continue
@@ -302,7 +301,7 @@ class Dispatcher:
                 start = now or utcnow()
                 until = start + dt.timedelta(seconds=wait)
                 outbox.defer(session, message.id, until=until, now=start)
-                session.info[_HELD_BACK] = True
+                held_back = True
                 self._look_again_in(wait)
                 continue
             try:
@@ -318,7 +317,7 @@ class Dispatcher:
                     permanent=True,
                     now=now,
                 )
-        return ready
+        return ready, held_back
 
     def _look_again_in(self, seconds: float) -> None:
         """A row was put back until then: look for it then, and wake the worker for it."""

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 
-from sqlalchemy import or_, text, update
+from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from welfare import hooks
@@ -82,10 +82,7 @@ def _contacts(session: Session, resident_id: uuid.UUID) -> list[Contact]:
 def lock_incident(session: Session, incident: Incident) -> None:
     """Serialise work on one incident across processes (SQLite's BEGIN IMMEDIATE already does)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.exec(
-            text("SELECT id FROM incident WHERE id = :id FOR UPDATE").bindparams(id=incident.id)
-        )
-        session.refresh(incident)
+        lock_incidents(session, [incident.id])  # reloads this very object, locked
 
 
 def lock_incidents(
@@ -93,12 +90,12 @@ def lock_incidents(
 ) -> dict[uuid.UUID, Incident]:
     """Load several incidents at once, fresh, locked on PostgreSQL as `lock_incident` locks one;
     in id order, so two batches never wait on each other in a circle."""
-    ids = sorted(set(incident_ids), key=str)
+    ids = set(incident_ids)
     if not ids:
         return {}
     query = (
         select(Incident)
-        .where(col(Incident.id).in_(ids))
+        .where(col(Incident.id).in_(list(ids)))
         .order_by(col(Incident.id))
         .execution_options(populate_existing=True)
     )

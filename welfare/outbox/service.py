@@ -202,7 +202,7 @@ def record_sent(
             OutboxMessage.user_id,
         ).where(col(OutboxMessage.id).in_([item.message_id for item in accepted]))
     ).all()
-    incident_ids = sorted({row.incident_id for row in rows if row.incident_id}, key=str)
+    incident_ids = {row.incident_id for row in rows if row.incident_id}
     incidents.lock_incidents(session, incident_ids)
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
     session.execute(
@@ -229,7 +229,7 @@ def record_sent(
     if incident_ids:
         session.exec(  # type: ignore[call-overload]
             update(Incident)
-            .where(col(Incident.id).in_(incident_ids), col(Incident.first_sent_at).is_(None))
+            .where(col(Incident.id).in_(list(incident_ids)), col(Incident.first_sent_at).is_(None))
             .values(first_sent_at=now)
         )
     first_word = {item.message_id: item.provider_status for item in accepted}
