@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import itertools
 import json
@@ -15,6 +16,7 @@ from sqlalchemy import func, text
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
+import welfare.audit.service as audit_service
 from welfare.audit.models import AuditEntry
 from welfare.audit.service import GENESIS_HASH, list_entries, record, verify_chain
 from welfare.authz import Actor, Role
@@ -91,6 +93,42 @@ def test_hash_covers_the_previous_hash_and_the_canonical_contents(session_factor
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     assert entry.hash == hashlib.sha256((GENESIS_HASH + canonical).encode()).hexdigest()
+
+
+def test_every_value_is_stored_as_it_was_hashed(session_factory, monkeypatch) -> None:
+    """Quotes, backslashes, non-ASCII text, ids and a whole-second time all come back as they
+    went into the hash (PostgreSQL sends the entries as one JSON text)."""
+    at = dt.datetime(2026, 3, 1, 8, 30, 0, tzinfo=dt.UTC)
+    monkeypatch.setattr(audit_service, "utcnow", lambda: at)
+    actor = Actor(
+        user_id=uuid.uuid4(), role=Role.manager, site_ids=frozenset(), client_addr="2001:db8::1"
+    )
+    resident_id, site_id = uuid.uuid4(), uuid.uuid4()
+    detail = {"quote": 'say "hi"', "slash": "a\\b\n", "name": "김민준 王", "list": [1, None]}
+    with session_factory() as session:
+        for purpose in ('incident "7"', None):
+            record(
+                session,
+                actor=actor,
+                action="test.values",
+                entity="test",
+                entity_id="e\\1",
+                resident_id=resident_id,
+                site_id=site_id,
+                purpose=purpose,
+                detail=detail,
+            )
+        session.commit()
+    rows = entries(session_factory)
+    assert [(r.at, r.actor_id, r.resident_id, r.site_id) for r in rows] == [
+        (at, actor.user_id, resident_id, site_id)
+    ] * 2
+    assert [(r.purpose, r.entity_id, r.client_addr) for r in rows] == [
+        ('incident "7"', "e\\1", "2001:db8::1"),
+        (None, "e\\1", "2001:db8::1"),
+    ]
+    assert [r.detail for r in rows] == [detail, detail]
+    assert verify(session_factory).ok
 
 
 def test_verify_chain_passes_on_an_intact_chain(session_factory) -> None:

@@ -88,8 +88,11 @@ def _lock_and_head(session: Session) -> str:
 
 
 # PostgreSQL: every entry of a commit in one INSERT whose text does not depend on how many there
-# are (one array per column), so it is prepared once per connection; the head's UPDATE rides in
-# the same statement. WITH ORDINALITY and ORDER BY keep the ids in chain order.
+# are, so it is prepared once per connection; the head's UPDATE rides in the same statement.
+# The entries travel as one JSON array: psycopg composes a JSON text in C, where thirteen arrays
+# (one per column) cost it ~0.3 ms of Python per commit. WITH ORDINALITY and ORDER BY keep the
+# ids in chain order; every value comes back as the same text it was hashed from (timestamps
+# with microseconds and zone, ids as text).
 _PG_COLUMNS = (
     ("at", "timestamptz"),
     ("actor_id", "uuid"),
@@ -106,11 +109,12 @@ _PG_COLUMNS = (
     ("hash", "text"),
 )
 _PG_APPEND = text(
-    "WITH appended AS (INSERT INTO audit_entry ({names}) SELECT {names} FROM unnest({arrays}) "
+    "WITH appended AS (INSERT INTO audit_entry ({names}) SELECT {names} FROM "
+    "ROWS FROM (json_to_recordset(CAST(:entries AS json)) AS ({columns})) "
     "WITH ORDINALITY AS entry({names}, position) ORDER BY position) "
     "UPDATE audit_head SET hash = :head WHERE id = {head_id}".format(
         names=", ".join(name for name, _ in _PG_COLUMNS),
-        arrays=", ".join(f"CAST(:{name} AS {type_}[])" for name, type_ in _PG_COLUMNS),
+        columns=", ".join(f"{name} {type_}" for name, type_ in _PG_COLUMNS),
         head_id=_HEAD_ID,
     )
 )
@@ -120,16 +124,23 @@ def _append(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert the chained rows and move the head to the last one."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        params: dict[str, Any] = {name: [r[name] for r in rows] for name, _ in _PG_COLUMNS}
         # As the engine writes JSON columns (welfare.db): readable UTF-8.
-        params["detail"] = [json.dumps(d, ensure_ascii=False) for d in params["detail"]]
-        params["head"] = rows[-1]["hash"]
-        connection.execute(_PG_APPEND, params)
+        entries = json.dumps(rows, ensure_ascii=False, default=_json_value)
+        connection.execute(_PG_APPEND, {"entries": entries, "head": rows[-1]["hash"]})
         return
     connection.execute(insert(AuditEntry), rows)
     connection.execute(
         update(AuditHead).where(col(AuditHead.id) == _HEAD_ID).values(hash=rows[-1]["hash"])
     )
+
+
+def _json_value(value: Any) -> str:
+    """Timestamps and ids in the JSON of `_PG_APPEND`."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to the audit")
 
 
 def _unchained(

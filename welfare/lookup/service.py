@@ -19,23 +19,20 @@ name, preferred name or alias (800) > every word found in a name (650-750) > nam
 from __future__ import annotations
 
 import functools
+import heapq
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg.rows import namedtuple_row
 from sqlalchemy import (
     String,
-    Text,
-    and_,
     any_,
     bindparam,
     exists,
     func,
-    literal,
-    literal_column,
-    or_,
     true,
 )
 from sqlalchemy import column as sql_column
@@ -51,12 +48,11 @@ from welfare.consent.models import Consent, ConsentScope
 from welfare.consent.service import derive_state, live_scopes
 from welfare.db import utcnow
 from welfare.errors import InvalidInput, NotFound
-from welfare.lookup.index import FTS_TABLE, TOKEN_FIELDS, words_array_sql
+from welfare.lookup.index import FTS_TABLE, words_array_sql
 from welfare.lookup.models import (
     LookupCard,
     LookupEntry,
     LookupName,
-    LookupToken,
     LookupVariant,
     LookupWord,
 )
@@ -327,9 +323,24 @@ def _text_match(
     return _word_match(session, column, groups, sites, vocabulary)
 
 
-# Core columns, not ORM attributes: these expressions are built anew for every lookup.
-_TOKENS: Any = LookupToken.__table__  # type: ignore[attr-defined]
-_WORDS = {column: literal_column(words_array_sql(column)) for column in TOKEN_FIELDS}
+_ENTRY_COLUMNS = "resident_id, site_id, building, unit, names, description"
+
+
+def _driver_rows(session: Session, sql: str, params: list[Any]) -> list[Any]:
+    """PostgreSQL: run `sql` (psycopg placeholders) on the session's connection, unprepared.
+
+    For the two statements whose best plan depends on the values (which vocabulary words a
+    pattern can find through the trigram index; how many entries carry the words found). Sent
+    unprepared, each is planned with its values, as literals would be; psycopg would otherwise
+    prepare a statement run five times, and PostgreSQL may then keep a generic plan that cannot
+    see the patterns and walks the vocabulary. Fixed SQL text also saves composing a statement
+    per lookup, which costs as much as running it."""
+    cursor = session.connection().connection.cursor(row_factory=namedtuple_row)
+    try:
+        cursor.execute(sql, params, prepare=False)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _pattern(phrase: str) -> str:
@@ -344,16 +355,6 @@ def _pattern(phrase: str) -> str:
     return ("" if starts else "%") + word + ("" if ends else "%")
 
 
-def _token_condition(pattern: str) -> Any:
-    """The pattern is rendered into the SQL (escaped by SQLAlchemy): as a bind parameter, a
-    prepared statement's generic plan cannot see it and walks the vocabulary instead of its
-    trigram index."""
-    token = _TOKENS.c.token
-    if "%" not in pattern:
-        return token == literal(pattern, literal_execute=True)
-    return token.like(literal(pattern, literal_execute=True))
-
-
 def _finds(pattern: str, token: str) -> bool:
     """`token LIKE pattern`, for the patterns `_pattern` makes."""
     word = pattern.strip("%")
@@ -364,6 +365,10 @@ def _finds(pattern: str, token: str) -> bool:
     if pattern.endswith("%"):
         return token.startswith(word)
     return token == word
+
+
+# Per field: its whole words by the primary key, the rest through the trigram index.
+_VOCABULARY_FIELD = "(field = %s AND (token = ANY(%s::text[]) OR token LIKE ANY(%s::text[])))"
 
 
 class _Vocabulary:
@@ -393,17 +398,14 @@ class _Vocabulary:
         for column, pattern in sorted(keys):
             by_column[column].append(pattern)
             self.found[(column, pattern)] = {}
-        condition = or_(
-            *(
-                and_(
-                    _TOKENS.c.field == column,
-                    or_(*(_token_condition(p) for p in patterns)),
-                )
-                for column, patterns in by_column.items()
-            )
+        params: list[Any] = []
+        for column, patterns in by_column.items():
+            whole = [p for p in patterns if "%" not in p]
+            params += [column, whole, [p for p in patterns if "%" in p]]
+        sql = "SELECT field, token, refs FROM lookup_token WHERE " + " OR ".join(
+            [_VOCABULARY_FIELD] * len(by_column)
         )
-        statement = select(_TOKENS.c.field, _TOKENS.c.token, _TOKENS.c.refs).where(condition)
-        for column, token, refs in self.session.connection().execute(statement).all():
+        for column, token, refs in _driver_rows(self.session, sql, params):
             for pattern in by_column.get(column, ()):
                 if _finds(pattern, token):
                     self.found[(column, pattern)][token] = refs
@@ -420,31 +422,29 @@ def _word_match(
     the entries whose words overlap every group's, from a GIN index over each entry's word
     array, first `CANDIDATES` only.
 
-    The words go into the statement as literal arrays, so the planner sees them with the
-    column's element statistics: where matches are dense it stops after the first
-    `CANDIDATES`, where they are rare it takes the index. Only the selective groups (within
-    `SELECTIVE` times the rarest one's count) are index conditions; the common ones (a short
-    word such as "ng" finds every "-ng" name) are checked on the rows the index returns
-    (`IS TRUE` keeps them out of the index, whose work grows with every posting list it has to
-    merge)."""
+    The planner sees the words (`_driver_rows`) with the column's element statistics: where
+    matches are dense it stops after the first `CANDIDATES`, where they are rare it takes the
+    index. Only the selective groups (within `SELECTIVE` times the rarest one's count) are
+    index conditions; the common ones (a short word such as "ng" finds every "-ng" name) are
+    checked on the rows the index returns (`IS TRUE` keeps them out of the index, whose work
+    grows with every posting list it has to merge)."""
     found = [vocabulary.words(column, group) for group in groups]
     if not all(found):
         return []  # a group no indexed word matches: nothing can match every group
-    words = _WORDS[column]
+    words = words_array_sql(column)
     counts = [sum(f.values()) for f in found]
     rarest = min(counts)
-    conditions = []
+    conditions: list[str] = []
+    params: list[Any] = []
     for tokens, count in sorted(zip(found, counts, strict=True), key=lambda fc: fc[1]):
-        overlap = words.op("&&")(literal(sorted(tokens), ARRAY(Text), literal_execute=True))
-        conditions.append(overlap if count <= SELECTIVE * rarest else overlap.is_(True))
-    statement = select(*_COLUMNS).where(*conditions).limit(CANDIDATES)
-    params: dict[str, Any] = {}
+        overlap = f"{words} && %s::text[]"
+        conditions.append(overlap if count <= SELECTIVE * rarest else f"({overlap}) IS TRUE")
+        params.append(sorted(tokens))
     if sites is not None:
-        statement = statement.where(
-            col(LookupEntry.site_id).in_(bindparam("sites", expanding=True))
-        )
-        params["sites"] = list(sites)
-    return list(session.connection().execute(statement, params).all())
+        conditions.append("site_id = ANY(%s::uuid[])")
+        params.append(list(sites))
+    sql = f"SELECT {_ENTRY_COLUMNS} FROM lookup_entry WHERE {' AND '.join(conditions)} LIMIT %s"
+    return _driver_rows(session, sql, [*params, CANDIDATES])
 
 
 @dataclass
@@ -580,7 +580,8 @@ def _by_description(
 # --- cards --------------------------------------------------------------------------------------
 
 
-def _rank(hits: list[_Hit]) -> list[_Hit]:
+def _rank(hits: list[_Hit], limit: int) -> list[_Hit]:
+    """The best `limit` residents, best first (each by its best hit)."""
     best: dict[uuid.UUID, _Hit] = {}
     for hit in hits:
         current = best.get(hit.entry.resident_id)
@@ -591,7 +592,7 @@ def _rank(hits: list[_Hit]) -> list[_Hit]:
         e = hit.entry
         return (-hit.score, len(e.building), e.building, len(e.unit), e.unit, e.names)
 
-    return sorted(best.values(), key=order)
+    return heapq.nsmallest(limit, best.values(), key=order)
 
 
 # One query, only the card's columns (health data never even reaches this process), one row
@@ -619,7 +620,7 @@ _CARD_QUERY = (
 
 
 def _cards(session: Session, actor: Actor, hits: list[_Hit], limit: int) -> list[LookupCard]:
-    ranked = _rank(hits)[:limit]
+    ranked = _rank(hits, limit)
     if not ranked:
         return []
     ids = [h.entry.resident_id for h in ranked]
