@@ -96,7 +96,6 @@ class _Hit:
 
 _COLUMNS = (
     LookupEntry.resident_id,
-    LookupEntry.site_id,
     LookupEntry.building,
     LookupEntry.unit,
     LookupEntry.names,
@@ -323,7 +322,7 @@ def _text_match(
     return _word_match(session, column, groups, sites, vocabulary)
 
 
-_ENTRY_COLUMNS = "resident_id, site_id, building, unit, names, description"
+_ENTRY_COLUMNS = "resident_id, building, unit, names, description"
 
 
 def _driver_rows(session: Session, sql: str, params: list[Any]) -> list[Any]:
