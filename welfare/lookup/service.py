@@ -161,11 +161,11 @@ def lookup(
 # --- candidates ---------------------------------------------------------------------------------
 
 
-# Statements are built once (building one costs about as much as running it); `sites` is left
-# out for the system actor, who sees every site.
+# Statements are built once, LIMIT included (building one costs about as much as running it);
+# `sites` is left out for the system actor, who sees every site.
 def _per_sites(query: Any) -> dict[bool, Any]:
     in_sites = col(LookupEntry.site_id).in_(bindparam("sites", expanding=True))
-    return {False: query, True: query.where(in_sites)}
+    return {False: query.limit(CANDIDATES), True: query.where(in_sites).limit(CANDIDATES)}
 
 
 _TAG_QUERY = _per_sites(
@@ -231,7 +231,7 @@ def _probe_query(count: int, in_sites: bool, postgres: bool) -> Any:
         ),
         _variants(postgres).label("variants"),
     ).subquery("probe")
-    exact = _EXACT_NAME_QUERY[in_sites].limit(CANDIDATES).subquery("exact")
+    exact = _EXACT_NAME_QUERY[in_sites].subquery("exact")
     return select(probe, exact).select_from(probe.outerjoin(exact, true()))
 
 
@@ -239,16 +239,12 @@ def _rows(
     session: Session,
     query: dict[bool, Any],
     sites: frozenset[uuid.UUID] | None,
-    limit: int | None = CANDIDATES,
     **params: Any,
 ) -> list[Any]:
     """Plain rows through Core: the candidates are data to rank, not objects to track."""
-    statement = query[sites is not None]
-    if limit is not None:
-        statement = statement.limit(limit)
     if sites is not None:
         params["sites"] = list(sites)
-    return list(session.connection().execute(statement, params).all())
+    return list(session.connection().execute(query[sites is not None], params).all())
 
 
 def _by_tag(session: Session, code: str, sites: frozenset[uuid.UUID] | None) -> list[_Hit]:
