@@ -12,13 +12,19 @@ from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, text
+from sqlalchemy import event, func, text
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
 import welfare.audit.service as audit_service
 from welfare.audit.models import AuditEntry
-from welfare.audit.service import GENESIS_HASH, list_entries, record, verify_chain
+from welfare.audit.service import (
+    GENESIS_HASH,
+    list_entries,
+    record,
+    verify_chain,
+    write_pending,
+)
 from welfare.authz import Actor, Role
 from welfare.db import make_engine, make_sessionmaker
 from welfare.residents.models import Resident
@@ -237,6 +243,56 @@ def test_an_entry_rolls_back_with_its_transaction(session_factory) -> None:
         session.rollback()
     append(session_factory, 1)
     assert [e.action for e in entries(session_factory)] == ["test.append"] * 3
+    assert verify(session_factory).ok
+
+
+def audit_statements(engine, run: Callable[[], object]) -> list[str]:
+    seen: list[str] = []
+
+    def note(conn, cursor, statement, *args) -> None:
+        if "audit_head" in statement:
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        run()
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    return seen
+
+
+def test_postgres_appends_after_the_first_take_one_statement(
+    session_factory, settings: Settings
+) -> None:
+    """The engine remembers the head it wrote: the next append moves the head from it and
+    inserts in one statement. Another process appending in between (a second engine), or a
+    rolled-back append, only sends the append back to locking and reading the head."""
+    if settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite's appenders hold the write lock already: no head to guess")
+    engine = session_factory.kw["bind"]
+    other = make_engine(settings.database_url)
+    try:
+        first = audit_statements(engine, lambda: append(session_factory, 1))
+        assert any("FOR UPDATE" in s for s in first)
+        again = audit_statements(engine, lambda: append(session_factory, 2))
+        assert len(again) == 1 and "FOR UPDATE" not in again[0]
+        append(make_sessionmaker(other), 1, action="test.elsewhere")
+        after_other = audit_statements(engine, lambda: append(session_factory, 1))
+        assert any("FOR UPDATE" in s for s in after_other)
+        with session_factory() as session:
+            record(session, actor=SYSTEM, action="test.lost", entity="test")
+            write_pending(session)
+            session.rollback()
+        after_rollback = audit_statements(engine, lambda: append(session_factory, 1))
+        assert any("FOR UPDATE" in s for s in after_rollback)
+    finally:
+        other.dispose()
+    rows = entries(session_factory)
+    assert [r.action for r in rows] == ["test.append"] * 3 + ["test.elsewhere"] + [
+        "test.append"
+    ] * 2
+    for before, after in itertools.pairwise(rows):
+        assert after.prev_hash == before.hash
     assert verify(session_factory).ok
 
 

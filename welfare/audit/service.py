@@ -6,12 +6,13 @@ import datetime as dt
 import hashlib
 import json
 import uuid
+import weakref
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import event, func, insert, literal, text, true, update
+from sqlalchemy import Connection, Engine, event, func, insert, literal, text, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import SessionTransaction
@@ -109,26 +110,49 @@ _PG_COLUMNS = (
     ("hash", "text"),
 )
 _PG_APPEND = text(
-    "WITH appended AS (INSERT INTO audit_entry ({names}) SELECT {names} FROM "
+    "WITH moved AS (UPDATE audit_head SET hash = :head WHERE id = {head_id} AND hash = :prev "
+    "RETURNING id), "
+    "appended AS (INSERT INTO audit_entry ({names}) SELECT {names} FROM "
     "ROWS FROM (json_to_recordset(CAST(:entries AS json)) AS ({columns})) "
-    "WITH ORDINALITY AS entry({names}, position) ORDER BY position) "
-    "UPDATE audit_head SET hash = :head WHERE id = {head_id}".format(
+    "WITH ORDINALITY AS entry({names}, position) WHERE EXISTS (SELECT FROM moved) "
+    "ORDER BY position) "
+    "SELECT count(*) FROM moved".format(
         names=", ".join(name for name, _ in _PG_COLUMNS),
         columns=", ".join(f"{name} {type_}" for name, type_ in _PG_COLUMNS),
         head_id=_HEAD_ID,
     )
 )
+# PostgreSQL: the head each engine's last append wrote. The next append first assumes it is
+# still the head: `_PG_APPEND` then moves the head and inserts in one round trip, taking the
+# head row's lock as the UPDATE does. Where it is not (another process or thread appended
+# since, or that transaction rolled back), the statement changes nothing and the append locks
+# and reads the head as usual. The head row stays the only truth: a wrong guess costs a round
+# trip, never a wrong link.
+_last_head: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+def _pg_append(connection: Connection, prev_hash: str, rows: list[dict[str, Any]]) -> bool:
+    """Chain the rows to `prev_hash` and append them if that is still the head."""
+    _chain(prev_hash, rows)
+    # As the engine writes JSON columns (welfare.db): readable UTF-8.
+    entries = json.dumps(rows, ensure_ascii=False, default=_json_value)
+    params = {"entries": entries, "prev": prev_hash, "head": rows[-1]["hash"]}
+    if not connection.execute(_PG_APPEND, params).scalar_one():
+        return False
+    _last_head[connection.engine] = rows[-1]["hash"]
+    return True
 
 
 def _append(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert the chained rows and move the head to the last one."""
+    """Chain the rows to the head, insert them and move the head to the last one."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        # As the engine writes JSON columns (welfare.db): readable UTF-8.
-        entries = json.dumps(rows, ensure_ascii=False, default=_json_value)
-        connection.execute(_PG_APPEND, {"entries": entries, "head": rows[-1]["hash"]})
+        guess = _last_head.get(connection.engine)
+        appended = guess is not None and _pg_append(connection, guess, rows)
+        if not appended and not _pg_append(connection, _lock_and_head(session), rows):
+            raise RuntimeError("the audit head moved while this transaction held its lock")
         return
-    connection.execute(insert(AuditEntry), rows)
+    connection.execute(insert(AuditEntry), _chain(_lock_and_head(session), rows))
     connection.execute(
         update(AuditHead).where(col(AuditHead.id) == _HEAD_ID).values(hash=rows[-1]["hash"])
     )
@@ -229,8 +253,9 @@ def record_many(
 
 
 def write_pending(session: Session) -> None:
-    """Chain and insert the entries recorded in this transaction: on PostgreSQL two statements
-    (lock and read the head; insert and move the head), then the commit.
+    """Chain and insert the entries recorded in this transaction: on PostgreSQL usually one
+    statement (see `_last_head`), else two (lock and read the head; insert and move the head),
+    then the commit.
 
     Runs just before the commit (a session hook below): the chain's order is the order of
     commits, so appenders must be serialised from reading the head to committing. Taking that
@@ -240,7 +265,7 @@ def write_pending(session: Session) -> None:
     if not rows:
         return
     session.flush()  # the rows the entries point at (a new resident) go first
-    _append(session, _chain(_lock_and_head(session), rows))
+    _append(session, rows)
 
 
 @event.listens_for(Session, "before_commit")
