@@ -92,8 +92,7 @@ def _lock_and_head(session: Session) -> str:
 # are, so it is prepared once per connection; the head's UPDATE rides in the same statement.
 # The entries travel as one JSON array: psycopg composes a JSON text in C, where thirteen arrays
 # (one per column) cost it ~0.3 ms of Python per commit. WITH ORDINALITY and ORDER BY keep the
-# ids in chain order; every value comes back as the same text it was hashed from (timestamps
-# with microseconds and zone, ids as text).
+# ids in chain order.
 _PG_COLUMNS = (
     ("at", "timestamptz"),
     ("actor_id", "uuid"),
@@ -134,8 +133,9 @@ _last_head: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
 def _pg_append(connection: Connection, prev_hash: str, rows: list[dict[str, Any]]) -> bool:
     """Chain the rows to `prev_hash` and append them if that is still the head."""
     _chain(prev_hash, rows)
-    # As the engine writes JSON columns (welfare.db): readable UTF-8.
-    entries = json.dumps(rows, ensure_ascii=False, default=_json_value)
+    # Readable UTF-8, as the engine writes JSON columns (welfare.db); anything else as text, as
+    # `_entry_digest` hashes it (times and ids come back from that text unchanged).
+    entries = json.dumps(rows, ensure_ascii=False, default=str)
     params = {"entries": entries, "prev": prev_hash, "head": rows[-1]["hash"]}
     if not connection.execute(_PG_APPEND, params).scalar_one():
         return False
@@ -156,15 +156,6 @@ def _append(session: Session, rows: list[dict[str, Any]]) -> None:
     connection.execute(
         update(AuditHead).where(col(AuditHead.id) == _HEAD_ID).values(hash=rows[-1]["hash"])
     )
-
-
-def _json_value(value: Any) -> str:
-    """Timestamps and ids in the JSON of `_PG_APPEND`."""
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to the audit")
 
 
 def _unchained(

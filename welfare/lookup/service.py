@@ -26,7 +26,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg.rows import namedtuple_row
 from sqlalchemy import (
     String,
     any_,
@@ -329,13 +328,16 @@ def _driver_rows(session: Session, sql: str, params: list[Any]) -> list[Any]:
     unprepared, each is planned with its values, as literals would be; psycopg would otherwise
     prepare a statement run five times, and PostgreSQL may then keep a generic plan that cannot
     see the patterns and walks the vocabulary. Fixed SQL text also saves composing a statement
-    per lookup, which costs as much as running it."""
-    cursor = session.connection().connection.cursor(row_factory=namedtuple_row)
+    per lookup, which costs as much as running it. Through SQLAlchemy all the same, for its
+    error handling (a lost connection is a 503 and leaves the pool)."""
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    threshold = driver.prepare_threshold
+    driver.prepare_threshold = None
     try:
-        cursor.execute(sql, params, prepare=False)
-        return cursor.fetchall()
+        return list(connection.exec_driver_sql(sql, tuple(params)).all())
     finally:
-        cursor.close()
+        driver.prepare_threshold = threshold
 
 
 def _pattern(phrase: str) -> str:
