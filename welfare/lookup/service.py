@@ -24,7 +24,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     String,
@@ -86,20 +86,26 @@ SCORE_FUZZY = 600  # - 50 per edit, floor 401
 SCORE_DESCRIPTION = 300  # + up to 50 for whole words
 
 
+class _Entry(NamedTuple):
+    """A candidate: lookup_entry's columns as a plain tuple. Not an ORM object (nothing to
+    track), not a SQLAlchemy Row either: ranking reads a few hundred attributes a lookup, at
+    ten times a tuple's cost on a Row."""
+
+    resident_id: uuid.UUID
+    building: str
+    unit: str
+    names: str
+    description: str
+
+
 @dataclass
 class _Hit:
-    entry: Any  # a row of lookup_entry's columns (Core rows: no ORM object per candidate)
+    entry: _Entry
     score: int
     matched: str
 
 
-_COLUMNS = (
-    LookupEntry.resident_id,
-    LookupEntry.building,
-    LookupEntry.unit,
-    LookupEntry.names,
-    LookupEntry.description,
-)
+_COLUMNS = tuple(getattr(LookupEntry, name) for name in _Entry._fields)
 
 
 def lookup(
@@ -239,11 +245,13 @@ def _rows(
     query: dict[bool, Any],
     sites: frozenset[uuid.UUID] | None,
     **params: Any,
-) -> list[Any]:
+) -> list[_Entry]:
     """Plain rows through Core: the candidates are data to rank, not objects to track."""
     if sites is not None:
         params["sites"] = list(sites)
-    return list(session.connection().execute(query[sites is not None], params).all())
+    return [
+        _Entry._make(row) for row in session.connection().execute(query[sites is not None], params)
+    ]
 
 
 def _by_tag(session: Session, code: str, sites: frozenset[uuid.UUID] | None) -> list[_Hit]:
@@ -307,7 +315,7 @@ def _text_match(
     groups: list[list[str]],
     sites: frozenset[uuid.UUID] | None,
     vocabulary: _Vocabulary,
-) -> list[LookupEntry]:
+) -> list[_Entry]:
     """Entries whose `column` contains, for every group, one of its phrases."""
     if session.get_bind().dialect.name == "sqlite":
         expression = " AND ".join(
@@ -317,7 +325,7 @@ def _text_match(
     return _word_match(session, column, groups, sites, vocabulary)
 
 
-_ENTRY_COLUMNS = "resident_id, building, unit, names, description"
+_ENTRY_COLUMNS = ", ".join(_Entry._fields)
 
 
 def _driver_rows(session: Session, sql: str, params: list[Any]) -> list[Any]:
@@ -414,7 +422,7 @@ def _word_match(
     groups: list[list[str]],
     sites: frozenset[uuid.UUID] | None,
     vocabulary: _Vocabulary,
-) -> list[Any]:
+) -> list[_Entry]:
     """PostgreSQL: for each group, the vocabulary words its phrases find (`_Vocabulary`); then
     the entries whose words overlap every group's, from a GIN index over each entry's word
     array, first `CANDIDATES` only.
@@ -441,14 +449,14 @@ def _word_match(
         conditions.append("site_id = ANY(%s::uuid[])")
         params.append(list(sites))
     sql = f"SELECT {_ENTRY_COLUMNS} FROM lookup_entry WHERE {' AND '.join(conditions)} LIMIT %s"
-    return _driver_rows(session, sql, [*params, CANDIDATES])
+    return [_Entry._make(row) for row in _driver_rows(session, sql, [*params, CANDIDATES])]
 
 
 @dataclass
 class _Probe:
     known: dict[str, bool]  # per typo-budget word: does any indexed name word start with it?
     near: dict[str, dict[str, int]]  # per word: indexed name words within its budget, distance
-    exact: list[Any]  # the entries carrying the query as one of their names
+    exact: list[_Entry]  # the entries carrying the query as one of their names
 
 
 def _probe(
@@ -475,7 +483,9 @@ def _probe(
     statement = _probe_query(len(fuzzy), sites is not None, postgres)
     rows = session.connection().execute(statement, params).all()
     starts, pairs = rows[0][: len(fuzzy)], rows[0][len(fuzzy)]
-    exact = [row for row in rows if row.resident_id is not None]
+    exact = [
+        _Entry._make(row[-len(_Entry._fields) :]) for row in rows if row.resident_id is not None
+    ]
     by_key: dict[str, set[str]] = defaultdict(set)
     for pair in (pairs or "").split(","):
         if pair:
@@ -522,7 +532,7 @@ def _by_name(
 
 
 def _scored(
-    rows: list[Any], folded: str, words: list[str], near: dict[str, dict[str, int]]
+    rows: list[_Entry], folded: str, words: list[str], near: dict[str, dict[str, int]]
 ) -> list[_Hit]:
     hits = []
     for entry in rows:
