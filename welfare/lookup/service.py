@@ -484,7 +484,9 @@ def _probe(
     rows = session.connection().execute(statement, params).all()
     starts, pairs = rows[0][: len(fuzzy)], rows[0][len(fuzzy)]
     exact = [
-        _Entry._make(row[-len(_Entry._fields) :]) for row in rows if row.resident_id is not None
+        _Entry._make(getattr(row, name) for name in _Entry._fields)
+        for row in rows
+        if row.resident_id is not None
     ]
     by_key: dict[str, set[str]] = defaultdict(set)
     for pair in (pairs or "").split(","):
