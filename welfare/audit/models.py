@@ -55,11 +55,13 @@ class AuditPublic(SQLModel):
 
 
 class AuditHead(SQLModel, table=True):
-    """The chain's newest hash, in one row that appenders lock (`SELECT ... FOR UPDATE`) from
-    reading it to committing: taking the lock and reading the head is one statement, and a
-    waiter reads the head its predecessor committed. Only `welfare.audit.service` writes it, in
-    the same transaction as the entries; `verify_chain` never trusts it. An edit of this row
-    (or a cut of the newest entries) shows as a broken link at the next entry appended."""
+    """The chain's newest hash, in one row that appenders lock from reading or moving it to
+    committing: `SELECT ... FOR UPDATE` takes the lock and reads the head in one statement, and
+    on PostgreSQL an append that knows the head moves it with a conditional UPDATE (the lock
+    again) and inserts in one statement. A waiter sees the head its predecessor committed. Only
+    `welfare.audit.service` writes it, in the same transaction as the entries; `verify_chain`
+    never trusts it. An edit of this row (or a cut of the newest entries) shows as a broken
+    link at the next entry appended."""
 
     __tablename__ = "audit_head"
 

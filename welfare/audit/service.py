@@ -58,9 +58,10 @@ class AuditSubject:
     detail: dict[str, Any]
 
 
-# Serialises appenders on PostgreSQL (SQLite's BEGIN IMMEDIATE already does, and leaves the
-# FOR UPDATE out): the row stays locked to the end of the transaction, and a waiter reads the head
-# its predecessor committed. Taking the lock and reading the head is one round trip.
+# Serialises appenders that do not know the head (on PostgreSQL, see `_last_head`; SQLite's
+# BEGIN IMMEDIATE already serialises them and leaves the FOR UPDATE out): the row stays locked
+# to the end of the transaction, and a waiter reads the head its predecessor committed. Taking
+# the lock and reading the head is one round trip.
 _HEAD_FOR_UPDATE = select(AuditHead.hash).where(AuditHead.id == _HEAD_ID).with_for_update()
 
 
