@@ -29,7 +29,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 from twilio.request_validator import RequestValidator, get_signature_algorithm
@@ -41,7 +40,7 @@ from notifications.messages import CallPurpose
 from notifications.twilio_channel import PERMANENT_ERRORS
 from welfare.audit import service as audit
 from welfare.authz import Actor, Role
-from welfare.db import session_scope
+from welfare.db import insert_unless_conflict, session_scope
 from welfare.errors import PermissionDenied
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
@@ -130,13 +129,7 @@ def _first_receipt(session: Session, key: str) -> bool:
     """Record that the callback `key` is being acted on; False if it already was."""
     if session.get(WebhookReceipt, key) is not None:
         return False
-    try:
-        with session.begin_nested():
-            session.add(WebhookReceipt(key=key))
-            session.flush()
-    except IntegrityError:  # the same callback, concurrently
-        return False
-    return True
+    return insert_unless_conflict(session, WebhookReceipt(key=key))  # False: a concurrent twin
 
 
 def _message_id(raw: str | None) -> uuid.UUID | None:
@@ -335,7 +328,10 @@ def gather(
     if key == "1":
         if row.contact_id is not None:
             incidents.confirm(
-                session=session, incident=incident, via="keypress", contact_id=row.contact_id
+                session=session,
+                incident=incidents.answered_incident(session, incident),
+                via="keypress",
+                contact_id=row.contact_id,
             )
         elif row.user_id is not None:
             # The duty manager pressing 1 takes the response over: a person is on it.
@@ -430,5 +426,8 @@ def inbound_sms(session: Session, *, form: Mapping[str, str]) -> None:
         timeline.record(session, incident, "sms_opt_in", label="contact", contact_id=row.contact_id)
     if reply == "confirm":
         incidents.confirm(
-            session=session, incident=incident, via="sms_reply", contact_id=row.contact_id
+            session=session,
+            incident=incidents.answered_incident(session, incident),
+            via="sms_reply",
+            contact_id=row.contact_id,
         )

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
@@ -274,6 +275,21 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def insert_unless_conflict(session: Session, row: Any) -> bool:
+    """Insert `row` now, in a savepoint of its own; False, with the transaction as it was, when
+    a unique constraint or index refuses it (another request inserted the same thing first).
+
+    On PostgreSQL the INSERT waits for a concurrent transaction holding the same key and fails
+    once that one commits, so the caller can then read the winner's row."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
 
 
 def on_commit(session: Session, callback: Any) -> None:

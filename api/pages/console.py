@@ -32,6 +32,7 @@ from welfare.incidents.models import (
     Incident,
     IncidentEvent,
     IncidentStatus,
+    NoteVisibility,
     Outcome,
     Resolution,
 )
@@ -390,6 +391,8 @@ def _event_detail(language: str, event: IncidentEvent, names: dict[str, str]) ->
         parts.append(", ".join(str(r) for r in detail["reasons"]))
     if detail.get("digits"):
         parts.append(str(detail["digits"]))
+    if event.type == "note" and detail.get("visibility") != "everyone":
+        parts.append(gettext(language, "staff only"))
     if event.type == "note" and detail.get("text"):
         parts.append(str(detail["text"]))
     return " · ".join(parts)
@@ -622,6 +625,7 @@ def incident_note(
     session: SessionDep,
     page_user: ConsoleUserDep,
     text: NoteField = "",
+    visibility: Annotated[NoteVisibility, Form()] = NoteVisibility.staff,
     csrf_token: CsrfField = None,
 ) -> Response:
     check_form_csrf(page_user, csrf_token)
@@ -634,10 +638,14 @@ def incident_note(
             incident_id,
             error=error,
             status_code=422,
-            form={"note": text.replace("\x00", "")},
+            form={"note": text.replace("\x00", ""), "visibility": visibility.value},
         )
     incidents.add_note(
-        session=session, actor=page_user.actor, incident_id=incident_id, note=text.strip()
+        session=session,
+        actor=page_user.actor,
+        incident_id=incident_id,
+        note=text.strip(),
+        visibility=visibility,
     )
     return see_other(f"/console/incidents/{incident_id}?done=note")
 

@@ -483,6 +483,7 @@ def _incident_page(
             "roles": roles,
             "status_label": gettext(language, STATUS_LABELS[incident.status.value]),
             "closed": incident.status in CLOSED,
+            "may_close": incidents.may_close(session, actor, incident),
             "office_phone": site.office_phone,
             "office_display": display_phone(site.office_phone) if site.office_phone else None,
             "emergency": guard_view.emergency_number(site.phone_region),

@@ -20,6 +20,7 @@ from starlette.datastructures import UploadFile
 from api.deps import ActorDep, PageDep, SessionDep, SettingsDep, TransactionRoute
 from api.schemas import ListResponse
 from welfare import wakeup
+from welfare.authz import Actor
 from welfare.errors import InvalidInput
 from welfare.incidents import photos as incident_photos
 from welfare.incidents import responders, timeline
@@ -118,11 +119,13 @@ def notifications_of(session: Session, incident: Incident) -> list[NotificationS
     ]
 
 
-def detail_of(session: Session, incident: Incident) -> IncidentDetail:
+def detail_of(session: Session, incident: Incident, actor: Actor) -> IncidentDetail:
     # A report that just opened the incident answers from what it made (inserted at commit).
     made = timeline.unflushed(session, incident, IncidentEvent)
     events = [
-        TimelineEvent(at=e.at, type=e.type, actor=e.actor, detail=e.detail)
+        TimelineEvent(
+            at=e.at, type=e.type, actor=e.actor, detail=timeline.for_viewer(actor, e.type, e.detail)
+        )
         for e in (made if made is not None else timeline.events_of(session, incident.id))
     ]
     return IncidentDetail.model_validate(
@@ -166,7 +169,7 @@ def open_incident(
     opened = incidents.open_incident(session=session, actor=actor, data=data)
     if not opened.created:
         response.status_code = status.HTTP_200_OK
-    return detail_of(session, opened.incident)
+    return detail_of(session, opened.incident, actor)
 
 
 @router.get("", response_model=ListResponse[IncidentSummary])
@@ -195,9 +198,8 @@ def list_incidents(
 
 @router.get("/{incident_id}", response_model=IncidentDetail)
 def read_incident(incident_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> IncidentDetail:
-    return detail_of(
-        session, incidents.get_incident(session=session, actor=actor, incident_id=incident_id)
-    )
+    incident = incidents.get_incident(session=session, actor=actor, incident_id=incident_id)
+    return detail_of(session, incident, actor)
 
 
 @router.post("/{incident_id}/acknowledge", response_model=IncidentDetail)
@@ -208,7 +210,7 @@ def acknowledge(
     incident = incidents.acknowledge(
         session=session, actor=actor, incident_id=incident_id, contact_id=body.contact_id
     )
-    return detail_of(session, incident)
+    return detail_of(session, incident, actor)
 
 
 @router.post("/{incident_id}/notes", response_model=IncidentDetail)
@@ -216,9 +218,13 @@ def add_note(
     incident_id: uuid.UUID, body: NoteCreate, session: SessionDep, actor: ActorDep
 ) -> IncidentDetail:
     incident = incidents.add_note(
-        session=session, actor=actor, incident_id=incident_id, note=body.text
+        session=session,
+        actor=actor,
+        incident_id=incident_id,
+        note=body.text,
+        visibility=body.visibility,
     )
-    return detail_of(session, incident)
+    return detail_of(session, incident, actor)
 
 
 @router.post("/{incident_id}/resolve", response_model=IncidentDetail)
@@ -226,14 +232,13 @@ def resolve(
     incident_id: uuid.UUID, body: Resolution, session: SessionDep, actor: ActorDep
 ) -> IncidentDetail:
     incident = incidents.resolve(session=session, actor=actor, incident_id=incident_id, data=body)
-    return detail_of(session, incident)
+    return detail_of(session, incident, actor)
 
 
 @router.post("/{incident_id}/cancel", response_model=IncidentDetail)
 def cancel(incident_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> IncidentDetail:
-    return detail_of(
-        session, incidents.cancel(session=session, actor=actor, incident_id=incident_id)
-    )
+    incident = incidents.cancel(session=session, actor=actor, incident_id=incident_id)
+    return detail_of(session, incident, actor)
 
 
 @router.post(
@@ -248,7 +253,7 @@ def claim(
     resident's card and household (`GET .../resident`). Claiming again answers 200."""
     incident, created = responders.claim(session=session, actor=actor, incident_id=incident_id)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return detail_of(session, incident)
+    return detail_of(session, incident, actor)
 
 
 # --- the photo a guard took ---------------------------------------------------------------------
@@ -322,7 +327,7 @@ def upload_photo(
     incident = incident_photos.set_photo(
         session=session, actor=actor, settings=settings, incident_id=incident_id, data=data
     )
-    return detail_of(session, incident)
+    return detail_of(session, incident, actor)
 
 
 @router.get("/{incident_id}/photo", response_class=Response, responses=IMAGE_RESPONSE)
@@ -406,7 +411,9 @@ def _sse(event: str, data: Any, event_id: int | None = None) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data, default=str, ensure_ascii=False)}\n\n"
 
 
-def _changes(factory: sessionmaker[Session], incident_id: uuid.UUID, seen: _Seen) -> list[str]:
+def _changes(
+    factory: sessionmaker[Session], incident_id: uuid.UUID, seen: _Seen, actor: Actor
+) -> list[str]:
     """What changed since `seen` (updated in place), as SSE frames; one short read."""
     frames: list[str] = []
     with factory() as session:
@@ -425,7 +432,8 @@ def _changes(factory: sessionmaker[Session], incident_id: uuid.UUID, seen: _Seen
             assert event.id is not None
             seen.last_event_id = event.id
             body = {"id": event.id, "at": event.at.isoformat(), "type": event.type}
-            body |= {"actor": event.actor, "detail": event.detail}
+            detail = timeline.for_viewer(actor, event.type, event.detail)
+            body |= {"actor": event.actor, "detail": detail}
             frames.append(_sse("timeline", body, event.id))
         status_now = IncidentSummary.model_validate(_summary(incident)).model_dump(mode="json")
         if status_now != seen.status:
@@ -446,6 +454,7 @@ async def _stream(
     incident_id: uuid.UUID,
     seen: _Seen,
     max_seconds: float,
+    actor: Actor,
 ) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max_seconds
@@ -453,7 +462,7 @@ async def _stream(
     with wakeup.incidents.subscribe(incident_id) as changed:
         while True:
             changed.clear()  # before reading, so a commit during the read wakes the next round
-            frames = await anyio.to_thread.run_sync(_changes, factory, incident_id, seen)
+            frames = await anyio.to_thread.run_sync(_changes, factory, incident_id, seen, actor)
             for frame in frames:
                 yield frame
             if frames:
@@ -496,7 +505,7 @@ def incident_events(
     seen = _Seen(last_event_id=last_event_id or after or 0)
     factory: sessionmaker[Session] = request.app.state.read_sessionmaker
     return StreamingResponse(
-        _stream(request, factory, incident.id, seen, max_seconds),
+        _stream(request, factory, incident.id, seen, max_seconds, actor),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

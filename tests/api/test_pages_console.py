@@ -385,6 +385,21 @@ def test_note_resolve_and_cancel_from_the_page(
         f"{base}/note", data={"csrf_token": csrf, "text": "Son called back"}, follow_redirects=False
     )
     assert response.status_code == 303
+    response = client.post(
+        f"{base}/note",
+        data={"csrf_token": csrf, "text": "Son is on his way", "visibility": "everyone"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    page = client.get(base, headers=HTML).text
+    assert "staff only · Son called back" in page
+    assert "staff only · Son is on his way" not in page and "Son is on his way" in page
+    notes = [e.detail for e in _events(db, incident.id) if e.type == "note"]
+    assert [n["visibility"] for n in notes] == ["staff", "everyone"]
+    response = client.post(
+        f"{base}/note", data={"csrf_token": csrf, "text": "x", "visibility": "all"}
+    )
+    assert response.status_code == 422
     # Handed over needs a name: the page comes back with what was typed.
     response = client.post(
         f"{base}/resolve",

@@ -20,13 +20,13 @@ from PIL import Image
 from sqlmodel import Session
 
 from tests.conftest import PASSWORD, SYSTEM
-from welfare.authz import Role
+from welfare.authz import Actor, Role
 from welfare.consent import service as consents
 from welfare.consent.models import ConsentCreate
 from welfare.db import utcnow
 from welfare.heartbeat import service as heartbeats
 from welfare.incidents import photos as incident_photos
-from welfare.incidents import policies
+from welfare.incidents import policies, responders
 from welfare.incidents import service as incidents
 from welfare.incidents.models import IncidentCreate
 from welfare.incidents.policies import PolicyBody
@@ -60,6 +60,7 @@ class World:
     make_contact: Callable[..., Any]
     make_user: Callable[..., User]
     make_consent: Callable[..., Any]
+    guard: User | None = None  # the matrix's guard, for incidents that guard reported or claimed
 
     def heartbeat(self) -> dict[str, Any]:
         """A worker alive just now (readiness wants one)."""
@@ -360,6 +361,30 @@ def _incident(world: World) -> dict[str, Any]:
     return {"incident_id": opened.incident.id}
 
 
+def _guard_actor(world: World) -> Actor:
+    assert world.guard is not None
+    return Actor(user_id=world.guard.id, role=Role.guard, site_ids=frozenset({world.site.id}))
+
+
+def _incident_reported_by_guard(world: World) -> dict[str, Any]:
+    resident = world.resident()
+    world.make_contact(resident)
+    opened = incidents.open_incident(
+        session=world.db,
+        actor=_guard_actor(world),
+        data=IncidentCreate(resident_id=resident.id, client_request_id=uuid.uuid4().hex),
+    )
+    world.db.commit()
+    return {"incident_id": opened.incident.id}
+
+
+def _incident_claimed_by_guard(world: World) -> dict[str, Any]:
+    params = _incident(world)
+    responders.claim(session=world.db, actor=_guard_actor(world), incident_id=params["incident_id"])
+    world.db.commit()
+    return params
+
+
 CASES += [
     Case(
         "POST",
@@ -385,19 +410,25 @@ CASES += [
         params=_incident,
         json=lambda w: {"text": "son on his way"},
     ),
-    Case(
-        "POST",
-        "/api/v1/incidents/{incident_id}/resolve",
-        (401, 200, 200, 200, 200, 404),
-        params=_incident,
-        json=lambda w: {"outcome": "handed_over", "handed_to": "son"},
-    ),
-    Case(
-        "POST",
-        "/api/v1/incidents/{incident_id}/cancel",
-        (401, 403, 200, 200, 200, 404),
-        params=_incident,
-    ),
+    # Closing stops the family's escalation: staff and above, or the guard who reported or
+    # claimed the incident; any other guard of the site gets 403.
+    *[
+        Case(
+            "POST",
+            f"/api/v1/incidents/{{incident_id}}/{verb}",
+            (401, guard_status, 200, 200, 200, 404),
+            params=make,
+            json=(lambda w: {"outcome": "handed_over", "handed_to": "son"})
+            if verb == "resolve"
+            else None,
+        )
+        for verb in ("resolve", "cancel")
+        for make, guard_status in (
+            (_incident, 403),
+            (_incident_reported_by_guard, 200),
+            (_incident_claimed_by_guard, 200),
+        )
+    ],
     # Break-glass: anyone of the site may claim; the card is for responders (a guard who did
     # not report or claim gets 403) and for staff, who hold the registry anyway.
     Case(
@@ -501,6 +532,30 @@ def _missing(world: World) -> dict[str, Any]:
     )
     world.db.commit()
     return {"incident_id": opened.incident.id}
+
+
+def _guard_actor(world: World) -> Actor:
+    assert world.guard is not None
+    return Actor(user_id=world.guard.id, role=Role.guard, site_ids=frozenset({world.site.id}))
+
+
+def _incident_reported_by_guard(world: World) -> dict[str, Any]:
+    resident = world.resident()
+    world.make_contact(resident)
+    opened = incidents.open_incident(
+        session=world.db,
+        actor=_guard_actor(world),
+        data=IncidentCreate(resident_id=resident.id, client_request_id=uuid.uuid4().hex),
+    )
+    world.db.commit()
+    return {"incident_id": opened.incident.id}
+
+
+def _incident_claimed_by_guard(world: World) -> dict[str, Any]:
+    params = _incident(world)
+    responders.claim(session=world.db, actor=_guard_actor(world), incident_id=params["incident_id"])
+    world.db.commit()
+    return params
 
 
 CASES += [
@@ -726,7 +781,15 @@ def test_role_matrix(
     users = {role.value: make_user(role, [site]) for role in Role}
     users["other"] = make_user(Role.staff, [other_site])
     world = World(
-        db, settings, site, make_household, make_resident, make_contact, make_user, make_consent
+        db,
+        settings,
+        site,
+        make_household,
+        make_resident,
+        make_contact,
+        make_user,
+        make_consent,
+        guard=users["guard"],
     )
     failures = []
     for case in CASES:

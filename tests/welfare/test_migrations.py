@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import make_url
+from sqlmodel import Session, select
 
 from alembic import command
 from tests.conftest import POSTGRES_URL
@@ -21,9 +23,14 @@ from welfare.db import (
     make_engine,
     normalise_url,
     upgrade_database,
+    utcnow,
 )
+from welfare.incidents.models import Incident, IncidentEvent
 from welfare.lookup.index import is_index_object
 from welfare.models import metadata
+from welfare.outbox.models import OutboxMessage
+from welfare.residents.models import Resident
+from welfare.sites.models import Site
 
 TABLES = {t.name for t in metadata.sorted_tables}
 
@@ -159,3 +166,61 @@ def test_scratch_postgres_schema_is_really_separate(empty_database_url: str) -> 
         assert table_names(engine) == set()
     finally:
         engine.dispose()
+
+
+def test_0016_keeps_the_oldest_running_incident_and_cancels_the_duplicates(
+    database_url: str,
+    db: Session,
+    site: Site,
+    make_resident: Callable[..., Resident],
+) -> None:
+    """A database that the old race left with several running incidents for one resident."""
+    resident = make_resident()
+    config = alembic_config(database_url)
+    db.commit()
+    db.close()
+    command.downgrade(config, "0015")
+    try:
+        start = utcnow()
+        made = [
+            Incident(
+                reference=f"DUP{n}",
+                site_id=site.id,
+                resident_id=resident.id,
+                kind="found",
+                status=status,
+                opened_at=start + dt.timedelta(seconds=n),
+            )
+            for n, status in enumerate(("notifying", "notifying", "confirmed", "resolved"))
+        ]
+        db.add_all(made)
+        db.flush()
+        unsent = OutboxMessage(
+            idempotency_key=f"{made[1].id}:0:x:sms",
+            incident_id=made[1].id,
+            kind="sms",
+            to_phone="+85291234567",
+            language="en",
+            template="found_alert",
+            next_attempt_at=start,
+        )
+        db.add(unsent)
+        db.commit()
+    finally:
+        db.close()
+        command.upgrade(config, "head")
+
+    status = {i.reference: i.status.value for i in db.exec(select(Incident)).all()}
+    assert status == {
+        "DUP0": "notifying",
+        "DUP1": "cancelled",
+        "DUP2": "cancelled",
+        "DUP3": "resolved",
+    }
+    assert db.get(OutboxMessage, unsent.id).status.value == "cancelled"  # type: ignore[union-attr]
+    [event] = db.exec(select(IncidentEvent).where(IncidentEvent.incident_id == made[1].id)).all()
+    assert event.type == "cancelled"
+    assert event.detail == {
+        "reason": "duplicate running incident",
+        "kept_incident_id": str(made[0].id),
+    }

@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import model_validator
-from sqlalchemy import JSON, BigInteger, Column, Enum, Integer, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Enum, Index, Integer, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from welfare.db import UTCDateTime, utcnow
@@ -28,6 +28,10 @@ class IncidentStatus(StrEnum):
 
 
 CLOSED = (IncidentStatus.resolved, IncidentStatus.cancelled)
+RUNNING = (IncidentStatus.open, IncidentStatus.notifying, IncidentStatus.confirmed)
+# The database keeps one running incident per resident (migration 0016): two guards reporting
+# the same resident at once must not start two escalations to the same family.
+_ONE_RUNNING = text("status IN ('open', 'notifying', 'confirmed') AND resident_id IS NOT NULL")
 
 
 class Condition(StrEnum):
@@ -74,8 +78,15 @@ class Resolution(SQLModel):
         return reject_nul_characters(data)
 
 
+class NoteVisibility(StrEnum):
+    staff = "staff"  # office staff and above only: the default, a note may hold health data
+    everyone = "everyone"  # the guards on the incident too
+
+
 class NoteCreate(SQLModel):
     text: str = Field(min_length=1, max_length=2000)
+    # Omitted: staff only for staff's notes; a guard's note is for everyone on the incident.
+    visibility: NoteVisibility | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -85,7 +96,16 @@ class NoteCreate(SQLModel):
 
 class Incident(SQLModel, table=True):
     __tablename__ = "incident"
-    __table_args__ = (UniqueConstraint("reported_by", "client_request_id"),)
+    __table_args__ = (
+        UniqueConstraint("reported_by", "client_request_id"),
+        Index(
+            "uq_incident_running_resident",
+            "resident_id",
+            unique=True,
+            sqlite_where=_ONE_RUNNING,
+            postgresql_where=_ONE_RUNNING,
+        ),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     reference: str = Field(max_length=12, index=True)

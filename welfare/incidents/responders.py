@@ -12,12 +12,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, require_site
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import consents_of, live_scopes
+from welfare.db import insert_unless_conflict
 from welfare.errors import Conflict, NotFound, PermissionDenied
 from welfare.incidents import timeline
 from welfare.incidents.models import CLOSED, Incident, IncidentResponder
@@ -54,14 +55,20 @@ def claim(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> tuple[In
         raise Conflict(f"the incident is already {incident.status.value}")
     if is_responder(session, actor, incident):
         return incident, False
-    try:
-        with session.begin_nested():
-            row = IncidentResponder(incident_id=incident.id, user_id=actor.user_id)
-            session.add(row)
-            session.flush()
-    except IntegrityError:  # the same guard, twice at once
+    row = IncidentResponder(incident_id=incident.id, user_id=actor.user_id)
+    if not insert_unless_conflict(session, row):  # the same guard, twice at once
         return incident, False
     timeline.record(session, incident, "claimed", actor=actor)
+    audit_record(
+        session,
+        actor=actor,
+        action="incident.claim",
+        entity="incident",
+        entity_id=incident.id,
+        resident_id=incident.resident_id,
+        site_id=incident.site_id,
+        purpose=f"incident {incident.id}",
+    )
     return incident, True
 
 

@@ -13,16 +13,18 @@ import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from welfare import hooks
+from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, Role, require, require_site, visible_site_ids
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
-from welfare.db import on_commit, utcnow
-from welfare.errors import Conflict, InvalidInput, NotFound
+from welfare.db import insert_unless_conflict, on_commit, utcnow
+from welfare.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from welfare.incidents import photos as incident_photos
 from welfare.incidents import timeline
 from welfare.incidents.escalation import (
@@ -36,17 +38,18 @@ from welfare.incidents.escalation import (
 )
 from welfare.incidents.models import (
     CLOSED,
+    RUNNING,
     EscalationPolicy,
     Incident,
     IncidentCreate,
     IncidentKind,
     IncidentStatus,
+    NoteVisibility,
     Resolution,
 )
 from welfare.outbox.models import MessageKind, OutboxMessage, OutboxStatus
 from welfare.pagination import paginate
 from welfare.residents.models import Contact, Resident
-from welfare.residents.service import audit_resident
 from welfare.settings import Settings
 from welfare.sites.models import Site
 from welfare.tags.models import ResidentTag
@@ -171,15 +174,9 @@ def open_incident(
     """
     require(actor, Permission.guard_ops)
     now = now or utcnow()
-    if actor.user_id is not None:
-        earlier = session.exec(
-            select(Incident).where(
-                Incident.reported_by == actor.user_id,
-                Incident.client_request_id == data.client_request_id,
-            )
-        ).first()
-        if earlier is not None:
-            return Opened(earlier, False)
+    earlier = _same_request(session, actor, data)
+    if earlier is not None:
+        return Opened(earlier, False)
 
     resident = _resolve_resident(session, actor, data)
     if resident is None and data.kind is not IncidentKind.found:
@@ -192,27 +189,93 @@ def open_incident(
     assert site is not None
     require_site(actor, Permission.guard_ops, site.id, "site")
 
-    if resident is not None:
-        running = session.exec(
-            select(Incident).where(
-                Incident.resident_id == resident.id, col(Incident.status).not_in(CLOSED)
-            )
-        ).first()
+    # A concurrent report can win between the look and the insert: the database refuses the
+    # second running incident (or the same request twice), and the loser takes the winner's.
+    for _ in range(3):
+        running = running_incident(session, resident.id) if resident is not None else None
         if running is not None:
-            lock_incident(session, running)
-            timeline.record(
-                session,
-                running,
-                "report_repeated",
-                actor=actor,
-                kind=data.kind.value,
-                condition=data.condition.value,
-            )
-            if running.kind is IncidentKind.missing and data.kind is IncidentKind.found:
-                _switch_to_found(session, running, actor, data, now)
-            return Opened(running, False)
+            return Opened(_report_repeated(session, running, actor, data, now), False)
+        incident = _new_incident(site, resident, actor, data, now)
+        if insert_unless_conflict(session, incident):
+            timeline.opened_here(session, incident)
+            break
+        earlier = _same_request(session, actor, data)
+        if earlier is not None:
+            return Opened(earlier, False)
+    else:  # the running incident kept closing between our tries: let the client try again
+        raise Conflict("another report of this resident is being handled; try again")
 
-    incident = Incident(
+    # Its plan, events and outbox rows are inserted together when the transaction flushes, not
+    # by the reads in between (the policy, the contacts).
+    with session.no_autoflush:
+        timeline.record(
+            session,
+            incident,
+            "reported",
+            actor=actor,
+            kind=incident.kind.value,
+            condition=incident.condition.value,
+            unknown_person=resident is None,
+            gps=data.latitude is not None,
+        )
+        if resident is not None:
+            _audit(session, actor, incident, "incident.open", kind=incident.kind.value)
+            if incident.kind is IncidentKind.missing:
+                alert_guards_on_duty(session, incident, now)
+            elif escalate:
+                start_escalation(session, incident, now)
+    return Opened(incident, True)
+
+
+def _audit(session: Session, actor: Actor, incident: Incident, action: str, **detail: Any) -> None:
+    """Every change of an incident's state is in the hash-chained audit too (the timeline is
+    the incident's story; the audit answers "who did what")."""
+    audit_record(
+        session,
+        actor=actor,
+        action=action,
+        entity="incident",
+        entity_id=incident.id,
+        resident_id=incident.resident_id,
+        site_id=incident.site_id,
+        purpose=f"incident {incident.id}",
+        detail=detail or None,
+    )
+
+
+def _same_request(session: Session, actor: Actor, data: IncidentCreate) -> Incident | None:
+    """The incident this reporter's `client_request_id` already opened (a retry, a double tap)."""
+    if actor.user_id is None:
+        return None
+    return session.exec(
+        select(Incident).where(
+            Incident.reported_by == actor.user_id,
+            Incident.client_request_id == data.client_request_id,
+        )
+    ).first()
+
+
+def running_incident(session: Session, resident_id: uuid.UUID) -> Incident | None:
+    """The resident's one open, notifying or confirmed incident (the database allows one)."""
+    return session.exec(
+        select(Incident).where(
+            Incident.resident_id == resident_id, col(Incident.status).in_(RUNNING)
+        )
+    ).first()
+
+
+def answered_incident(session: Session, incident: Incident) -> Incident:
+    """The incident a contact's answer to a message of `incident` confirms: the resident's
+    running one (which that is, if this one closed since, e.g. duplicates cancelled by 0016)."""
+    if incident.status in RUNNING or incident.resident_id is None:
+        return incident
+    return running_incident(session, incident.resident_id) or incident
+
+
+def _new_incident(
+    site: Site, resident: Resident | None, actor: Actor, data: IncidentCreate, now: dt.datetime
+) -> Incident:
+    return Incident(
         reference=new_reference(),
         site_id=site.id,
         resident_id=resident.id if resident else None,
@@ -228,35 +291,25 @@ def open_incident(
         opened_at=now,
         updated_at=now,
     )
-    # The new incident, its plan, events and outbox rows are inserted together when the
-    # transaction flushes, not by the reads in between (the policy, the contacts).
-    with session.no_autoflush:
-        session.add(incident)
-        timeline.record(
-            session,
-            incident,
-            "reported",
-            actor=actor,
-            kind=incident.kind.value,
-            condition=incident.condition.value,
-            unknown_person=resident is None,
-            gps=data.latitude is not None,
-        )
-        if resident is not None:
-            audit_resident(
-                session,
-                actor,
-                "incident.open",
-                resident,
-                entity="incident",
-                entity_id=incident.id,
-                purpose=f"incident {incident.id}",
-            )
-            if incident.kind is IncidentKind.missing:
-                alert_guards_on_duty(session, incident, now)
-            elif escalate:
-                start_escalation(session, incident, now)
-    return Opened(incident, True)
+
+
+def _report_repeated(
+    session: Session, running: Incident, actor: Actor, data: IncidentCreate, now: dt.datetime
+) -> Incident:
+    """Another report of a resident whose incident is running: noted on it, and a missing
+    incident becomes a found one."""
+    lock_incident(session, running)
+    timeline.record(
+        session,
+        running,
+        "report_repeated",
+        actor=actor,
+        kind=data.kind.value,
+        condition=data.condition.value,
+    )
+    if running.kind is IncidentKind.missing and data.kind is IncidentKind.found:
+        _switch_to_found(session, running, actor, data, now)
+    return running
 
 
 def _reachable(session: Session, site_id: uuid.UUID, role: Role) -> list[User]:
@@ -569,6 +622,14 @@ def confirm(
         contact_id=contact_id,
         cancelled_messages=cancelled,
     )
+    _audit(
+        session,
+        actor or Actor.system(),
+        incident,
+        "incident.confirm",
+        via=via,
+        contact_id=str(contact_id) if contact_id else None,
+    )
     _queue_coming_notices(session, incident, contact_id, now)
     seconds = max((now - incident.opened_at).total_seconds(), 0.0)
     on_commit(session, partial(hooks.incident_confirmed, incident.kind.value, seconds))
@@ -664,17 +725,49 @@ def acknowledge(
     return incident
 
 
-def add_note(*, session: Session, actor: Actor, incident_id: uuid.UUID, note: str) -> Incident:
+def add_note(
+    *,
+    session: Session,
+    actor: Actor,
+    incident_id: uuid.UUID,
+    note: str,
+    visibility: NoteVisibility | None = None,
+) -> Incident:
+    """A note on the timeline. Staff's notes are for staff unless they say otherwise (they may
+    hold health data); a guard's note is for everyone on the incident."""
     incident = _load(session, actor, incident_id, Permission.guard_ops)
+    staff = actor.can(Permission.registry_read)
+    if visibility is None:
+        visibility = NoteVisibility.staff if staff else NoteVisibility.everyone
+    elif visibility is NoteVisibility.staff and not staff:
+        raise PermissionDenied("a guard's note is seen by everyone on the incident")
     # The note's words stay on the incident (erased with it), the timeline keeps its id.
-    timeline.record(session, incident, "note", actor=actor, text=note)
+    timeline.record(session, incident, "note", actor=actor, text=note, visibility=visibility.value)
+    _audit(session, actor, incident, "incident.note", visibility=visibility.value)
     return incident
+
+
+def may_close(session: Session, actor: Actor, incident: Incident) -> bool:
+    """Closing stops the family's escalation and takes a missing alert off every guard's
+    phone: staff and above, or a guard on the incident (reported it, the same person again, or
+    claimed it)."""
+    if actor.can(Permission.registry_write):
+        return True
+    return incident_photos.is_guard_on_it(session, actor, incident)
+
+
+def _require_may_close(session: Session, actor: Actor, incident: Incident, verb: str) -> None:
+    if not may_close(session, actor, incident):
+        raise PermissionDenied(
+            f"only the guard who reported or claimed this incident, or office staff, may {verb} it"
+        )
 
 
 def resolve(
     *, session: Session, actor: Actor, incident_id: uuid.UUID, data: Resolution
 ) -> Incident:
     incident = _load(session, actor, incident_id, Permission.guard_ops)
+    _require_may_close(session, actor, incident, "resolve")
     lock_incident(session, incident)
     if incident.status in CLOSED:
         raise Conflict(f"the incident is already {incident.status.value}")
@@ -689,8 +782,14 @@ def resolve(
         timeline.record(session, incident, "handed_over", actor=actor)
     session.add(incident)
     timeline.record(session, incident, "resolved", actor=actor, outcome=data.outcome.value)
+    _audit(session, actor, incident, "incident.resolve", outcome=data.outcome.value)
     if data.note:
-        timeline.record(session, incident, "note", actor=actor, text=data.note)
+        visibility = NoteVisibility.staff
+        if not actor.can(Permission.registry_read):
+            visibility = NoteVisibility.everyone
+        timeline.record(
+            session, incident, "note", actor=actor, text=data.note, visibility=visibility.value
+        )
     if incident.resident_id and incident.kind is IncidentKind.found:
         _add_wandering_history(session, incident, now)
     return incident
@@ -719,7 +818,8 @@ def _add_wandering_history(session: Session, incident: Incident, now: dt.datetim
 
 
 def cancel(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> Incident:
-    incident = _load(session, actor, incident_id, Permission.registry_write)
+    incident = _load(session, actor, incident_id, Permission.guard_ops)
+    _require_may_close(session, actor, incident, "cancel")
     lock_incident(session, incident)
     if incident.status in CLOSED:
         raise Conflict(f"the incident is already {incident.status.value}")
@@ -729,6 +829,7 @@ def cancel(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> Inciden
     incident.closed_at = incident.updated_at = now
     session.add(incident)
     timeline.record(session, incident, "cancelled", actor=actor)
+    _audit(session, actor, incident, "incident.cancel")
     return incident
 
 
