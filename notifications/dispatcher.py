@@ -239,7 +239,8 @@ class Dispatcher:
 
     def _hand_over_in_slot(self, message: OutboxMessage, content: str) -> None:
         """A pool thread: the provider call only. The outcome waits for the worker to record
-        it (a crash before then leaves the row 'sending': the stale-claim rule resends it)."""
+        it (a crash before then leaves the row 'sending', its attempt counted: the stale-claim
+        rule resends it, or a stop records it as possibly sent)."""
         try:
             self._outcomes.put((message, self._call_provider(message, content)))
         except Exception:
@@ -300,7 +301,7 @@ class Dispatcher:
                 metrics.RATE_LIMITED.labels(channel=message.kind.value).inc()
                 start = now or utcnow()
                 until = start + dt.timedelta(seconds=wait)
-                outbox.defer(session, message.id, until=until, now=start)
+                outbox.defer(session, claim, until=until, now=start)
                 held_back = True
                 self._look_again_in(wait)
                 continue

@@ -208,7 +208,8 @@ def audit() -> None:
     "(from `welfare audit anchor` or the worker's log)",
 )
 def audit_verify(anchor_file: Path | None) -> None:
-    """Check the hash chain; name the first broken entry and exit 1 if there is one."""
+    """Check the hash chain; name the first broken entry and exit 1 if there is one. With
+    --anchor, also say how many entries are newer than the file's last anchor."""
     from welfare.audit.anchor import verify_anchors
     from welfare.audit.service import verify_chain
 
@@ -218,9 +219,16 @@ def audit_verify(anchor_file: Path | None) -> None:
         with session_scope(_sessions(settings)) as session:
             anchors = verify_anchors(session, text, settings.secret_key)
         if anchors.ok:
+            newer = anchors.unanchored
             click.echo(
                 f"audit chain intact: {anchors.chain_entries} entries, "
-                f"holding all {anchors.anchors} anchored heads"
+                f"holding all {anchors.anchors} anchored heads; "
+                + (
+                    f"{newer} {'entry' if newer == 1 else 'entries'} newer than the last "
+                    "anchor (not protected by an anchor yet)"
+                    if newer
+                    else "no entries newer than the last anchor"
+                )
             )
             return
         for problem in anchors.problems:

@@ -4,10 +4,12 @@ Each round starts the escalation steps that fell due and (given a `dispatch_roun
 entry point since welfare does not import notifications) hands due outbox rows to the provider;
 every few seconds it refreshes its heartbeat row (readiness checks it); every minute it also
 does housekeeping (expired sign-in sessions, old login failures, heartbeats of gone workers,
-photos of incidents closed longer than the retention period), and every five minutes it logs
-the audit chain's signed head (`welfare.audit.anchor`): shipped off the machine with the logs,
-those lines let `welfare audit verify --anchor LOG` detect a chain that was later cut or
-rewritten. They hold a count, an id, hashes and a time, no personal data.
+photos of incidents closed longer than the retention period). Every minute while the audit
+chain grows, and when it stops, it logs the chain's signed head (`welfare.audit.anchor`), once
+per head whichever worker gets there first: shipped off the machine with the logs, those lines
+let `welfare audit verify --anchor LOG` detect a chain that was later cut or rewritten, and say
+how many entries came after the last one. They hold a count, an id, hashes and a time, no
+personal data.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import delete
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col
 
-from welfare.audit.anchor import anchor_line, current_head
+from welfare.audit.anchor import anchor_if_moved, anchor_line, current_head
 from welfare.db import session_scope, utcnow
 from welfare.heartbeat import service as heartbeats
 from welfare.incidents import photos as incident_photos
@@ -36,7 +38,8 @@ from welfare.webhooks.models import WebhookReceipt
 log = logging.getLogger("welfare.worker")
 
 HOUSEKEEPING_INTERVAL_SECONDS = 60
-AUDIT_HEAD_INTERVAL_SECONDS = 300
+# Entries newer than the last anchor are not protected yet: at most this long while it grows.
+AUDIT_ANCHOR_INTERVAL_SECONDS = 60
 POLL_SECONDS = 1.0
 # Ended sessions are kept a while so "who was signed in" questions can still be answered.
 ENDED_SESSION_RETENTION = dt.timedelta(days=30)
@@ -75,11 +78,42 @@ def housekeeping(session: Session, settings: Settings) -> HousekeepingResult:
 
 
 def log_audit_head(factory: sessionmaker[Session], settings: Settings) -> str:
-    """Log the audit chain's signed head as one JSON line; returns the line."""
+    """Log the audit chain's signed head as one JSON line, whether or not it moved; returns
+    the line."""
     with session_scope(factory) as session:
         line = anchor_line(current_head(session), settings.secret_key)
     log.info("audit head %s", line)
     return line
+
+
+def anchor_audit_head(factory: sessionmaker[Session], settings: Settings) -> str | None:
+    """Log the audit chain's signed head if entries were added since the last anchor (by this
+    worker or another); returns the line, or None when nothing changed. Logged after the
+    commit that records it as anchored."""
+    with session_scope(factory) as session:
+        line = anchor_if_moved(session, settings.secret_key)
+    if line is not None:
+        log.info("audit head %s", line)
+    return line
+
+
+@dataclass
+class AuditAnchoring:
+    """The worker's anchoring job: `tick` each round anchors when the interval has passed (at
+    once on the first round) and the chain moved. `clock` is for tests."""
+
+    factory: sessionmaker[Session]
+    settings: Settings
+    interval: float = AUDIT_ANCHOR_INTERVAL_SECONDS
+    clock: Callable[[], float] = field(default=time.monotonic)
+    next_at: float | None = None
+
+    def tick(self) -> str | None:
+        now = self.clock()
+        if self.next_at is not None and now < self.next_at:
+            return None
+        self.next_at = now + self.interval  # a failure waits for the next interval too
+        return anchor_audit_head(self.factory, self.settings)
 
 
 def escalation_round(factory: sessionmaker[Session], now: dt.datetime | None = None) -> int:
@@ -109,10 +143,11 @@ def run_worker(
 ) -> None:
     """Loop until `stop` is set: escalation steps and the outbox every second (at once when a
     commit wakes it: in this process directly, from others by PostgreSQL's NOTIFY), the
-    heartbeat every few seconds, housekeeping every minute, the audit head every five minutes. A
-    failing round is logged, never fatal.
+    heartbeat every few seconds, housekeeping every minute, the audit head every minute when the
+    chain moved. A failing round is logged, never fatal.
 
-    `on_stop` runs once the loop has ended (the dispatcher waits for its sends in flight).
+    `on_stop` runs once the loop has ended (the dispatcher waits for its sends in flight); the
+    head is anchored last, so that what the worker wrote up to its end is covered.
 
     With `scheduler`, an APScheduler thread also runs the visit and consent jobs while this
     worker holds the scheduler leadership (welfare/visits/scheduler.py)."""
@@ -130,13 +165,17 @@ def run_worker(
 
         visit_scheduler = start_scheduler(factory)
     try:
-        _loop(settings, factory, stop, dispatch_round, identity)
+        _loop(settings, factory, stop, dispatch_round, identity, AuditAnchoring(factory, settings))
     finally:
         if on_stop is not None:
             on_stop()
         if visit_scheduler is not None:
             visit_scheduler.shutdown(wait=True)
             visit_scheduler.leader.release()
+        try:
+            anchor_audit_head(factory, settings)
+        except Exception:
+            log.exception("anchoring the audit head at shutdown failed")
         if listener is not None:
             listener.close()
     log.info("worker %s stopped", identity.worker_id)
@@ -148,10 +187,10 @@ def _loop(
     stop: threading.Event,
     dispatch_round: Callable[[], int] | None,
     identity: heartbeats.WorkerIdentity,
+    anchoring: AuditAnchoring,
 ) -> None:
     next_housekeeping = 0.0
     next_escalation = 0.0
-    next_audit_head = 0.0
     next_heartbeat = 0.0
     while not stop.is_set():
         work_ready.clear()
@@ -191,12 +230,10 @@ def _loop(
                     )
             except Exception:
                 log.exception("housekeeping round failed; retrying next round")
-        if time.monotonic() >= next_audit_head:
-            next_audit_head = time.monotonic() + AUDIT_HEAD_INTERVAL_SECONDS
-            try:
-                log_audit_head(factory, settings)
-            except Exception:
-                log.exception("logging the audit head failed; retrying next interval")
+        try:
+            anchoring.tick()
+        except Exception:
+            log.exception("anchoring the audit head failed; retrying next interval")
         work_ready.wait(POLL_SECONDS)
         if stop.is_set():
             break

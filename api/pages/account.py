@@ -177,6 +177,7 @@ def change_language(
 def change_password(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     page_user: PageUserDep,
     current_password: FormText,
     new_password: FormText,
@@ -190,9 +191,15 @@ def change_password(
     try:
         users.change_password(
             session=session,
+            settings=settings,
             actor=page_user.actor,
             data=PasswordChange(current_password=current_password, new_password=new_password),
         )
+    except Throttled as exc:
+        error = gettext(language, "Too many failed attempts. Wait a few minutes and try again.")
+        response = _account_page(request, page_user, error=error, status_code=429)
+        response.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return response
     except InvalidInput as exc:
         if "new_password" in exc.loc:
             error = gettext(language, "The new password must differ from the current one.")

@@ -92,6 +92,11 @@ def set_duty(data: DutyChange, session: SessionDep, actor: ActorDep) -> UserPubl
 
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT)
-def change_password(data: PasswordChange, session: SessionDep, actor: ActorDep) -> None:
-    """Changes the password and signs out every other session of this user."""
-    users.change_password(session=session, actor=actor, data=data)
+def change_password(
+    data: PasswordChange, session: SessionDep, settings: SettingsDep, actor: ActorDep
+) -> None:
+    """Changes the password and signs out every other session of this user.
+
+    Wrong current passwords are throttled with sign-in's limits (429 with Retry-After).
+    """
+    users.change_password(session=session, settings=settings, actor=actor, data=data)

@@ -33,7 +33,7 @@ from welfare.incidents.models import (
     NoteCreate,
     Resolution,
 )
-from welfare.outbox.models import OutboxMessage
+from welfare.outbox.models import STATUS_TEXT, OutboxMessage
 
 router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/incidents", tags=["incidents"])
 
@@ -51,6 +51,7 @@ class NotificationStatus(BaseModel):
     user_id: uuid.UUID | None
     channel: str
     status: str
+    status_text: str  # the status in words: "possibly sent" for 'unknown'
     provider_status: str | None
     provider_error: str | None
     step: int | None
@@ -110,6 +111,7 @@ def notifications_of(session: Session, incident: Incident) -> list[NotificationS
             user_id=m.user_id,
             channel=m.kind.value,
             status=m.status.value,
+            status_text=STATUS_TEXT[m.status],
             provider_status=m.provider_status,
             provider_error=m.error_reason,
             step=m.step_index,

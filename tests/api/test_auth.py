@@ -405,6 +405,66 @@ def test_changing_password_with_a_wrong_current_password_is_422_naming_it(
     assert sign_in(client, user.username).status_code == 200
 
 
+def change_password(client: TestClient, token: str, current: str) -> Any:
+    return client.post(
+        "/api/v1/me/password",
+        json={"current_password": current, "new_password": "another long password"},
+        headers=bearer(token),
+    )
+
+
+def test_wrong_current_passwords_are_throttled_with_the_sign_in_limits(
+    client: TestClient, make_user, site: Site, settings, session_factory
+) -> None:
+    user = make_user("staff", [site])
+    token = token_of(client, user)
+    for _ in range(settings.login_max_failures_per_account):
+        assert change_password(client, token, WRONG).status_code == 422
+    # The guesses are sign-in failures of the account: they outlive the 422s...
+    assert failures_for(session_factory, user.username) == 5
+    # ...and the next try is refused even with the right password, as sign-in would be.
+    response = change_password(client, token, PASSWORD)
+    assert response.status_code == 429
+    assert response.json() == {"detail": "too many wrong passwords; try again later"}
+    retry_after = int(response.headers["retry-after"])
+    assert (
+        settings.login_window_minutes * 60 - 60 < retry_after <= settings.login_window_minutes * 60
+    )
+    assert sign_in(client, user.username).status_code == 429
+    assert sign_in(client, user.username, "another long password").status_code == 429
+
+
+def test_failed_sign_ins_throttle_the_password_change_of_the_account(
+    client: TestClient, make_user, site: Site, session_factory
+) -> None:
+    user = make_user("staff", [site])
+    token = token_of(client, user)
+    add_failures(session_factory, count=5, username=user.username, client_addr="192.0.2.9")
+    assert change_password(client, token, PASSWORD).status_code == 429
+
+
+def test_password_change_is_throttled_per_client_address_too(
+    client: TestClient, make_user, site: Site, session_factory
+) -> None:
+    user = make_user("staff", [site])
+    token = token_of(client, user)
+    add_failures(session_factory, count=20, username=lambda i: f"spray-{i}")
+    assert change_password(client, token, WRONG).status_code == 429
+    assert failures_for(session_factory, user.username) == 0  # refused before any guess
+
+
+def test_a_right_current_password_clears_the_failures_of_the_account(
+    client: TestClient, make_user, site: Site, session_factory
+) -> None:
+    user = make_user("staff", [site])
+    token = token_of(client, user)
+    add_failures(session_factory, count=3, username=user.username)
+    assert change_password(client, token, WRONG).status_code == 422
+    assert failures_for(session_factory, user.username) == 4
+    assert change_password(client, token, PASSWORD).status_code == 204
+    assert failures_for(session_factory, user.username) == 0
+
+
 def test_new_password_must_be_long_enough_and_different(
     client: TestClient, make_user, site: Site
 ) -> None:

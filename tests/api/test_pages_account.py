@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from tests.conftest import PASSWORD, form_csrf
 from welfare.sites.models import Site
@@ -181,6 +182,31 @@ def test_password_change_from_the_account_page(
         follow_redirects=False,
     )
     assert response.status_code == 303
+
+
+def test_the_account_page_password_form_is_throttled_like_sign_in(
+    client: TestClient,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    settings,
+) -> None:
+    staff = make_user("staff", [site])
+    csrf = page_login(staff)
+
+    def attempt(current: str) -> Response:
+        return client.post(
+            "/account/password",
+            data={"csrf_token": csrf, "current_password": current, "new_password": "a-new-pw-12"},
+            follow_redirects=False,
+        )
+
+    for _ in range(settings.login_max_failures_per_account):
+        assert attempt("nope").status_code == 422
+    throttled = attempt(PASSWORD)
+    assert throttled.status_code == 429
+    assert "Too many failed attempts. Wait a few minutes and try again." in throttled.text
+    assert 1 <= int(throttled.headers["retry-after"]) <= settings.login_window_minutes * 60
 
 
 def test_browsers_get_error_pages_and_api_clients_get_json(client: TestClient) -> None:

@@ -16,6 +16,7 @@ from welfare.audit.models import AuditEntry
 from welfare.db import utcnow
 from welfare.incidents import service as incidents
 from welfare.incidents.models import Incident, IncidentCreate, IncidentEvent
+from welfare.outbox import service as outbox
 from welfare.outbox.models import OutboxMessage, OutboxStatus
 from welfare.residents.models import Contact, Resident
 from welfare.sites.models import Site
@@ -366,6 +367,40 @@ def test_reached_by_phone_confirms_and_stops_every_pending_message(
         data={"csrf_token": csrf, "contact_id": "not-a-uuid"},
     )
     assert bad.status_code == 422
+
+
+def test_a_send_cut_off_by_a_crash_shows_as_possibly_sent_after_the_confirmation(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    world: Callable[..., tuple[Incident, Contact]],
+) -> None:
+    incident, son = world()
+    # The worker passed the son's SMS and call through the gate and died with them at the
+    # provider, before its answer was recorded.
+    claims = outbox.claim_due(db)
+    assert None not in outbox.open_sends(db, claims)
+    db.commit()
+    csrf = page_login(make_user("staff", [site]))
+    response = client.post(
+        f"/console/incidents/{incident.id}/acknowledge",
+        data={"csrf_token": csrf, "contact_id": str(son.id)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    rows = _messages(db, incident.id)
+    found = [m for m in rows if m.template == "found_alert"]
+    assert {(m.status, m.attempts) for m in found} == {(OutboxStatus.unknown, 1)}
+    page = client.get(f"/console/incidents/{incident.id}")
+    assert "possibly sent" in page.text
+    assert "not sent (stopped)" not in page.text
+    body = client.get(f"/api/v1/incidents/{incident.id}").json()
+    alerts = [n for n in body["notifications"] if n["message_id"] in {str(m.id) for m in found}]
+    assert [(n["status"], n["status_text"], n["attempts"]) for n in alerts] == [
+        ("unknown", "possibly sent", 1)
+    ] * 2
 
 
 def test_note_resolve_and_cancel_from_the_page(

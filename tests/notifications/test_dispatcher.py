@@ -13,7 +13,8 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
 from notifications.channels import Accepted, ChannelError
-from notifications.dispatcher import Dispatcher
+from notifications.dispatcher import Dispatcher, sender_key
+from notifications.ratelimit import SenderRateLimit
 from notifications.webhooks import apply_console_status
 from tests.conftest import SYSTEM
 from welfare import wakeup
@@ -22,7 +23,7 @@ from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident, IncidentCreate
 from welfare.outbox import service as outbox
-from welfare.outbox.models import OutboxMessage, OutboxStatus
+from welfare.outbox.models import MessageKind, OutboxMessage, OutboxStatus
 from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
 
@@ -310,7 +311,7 @@ def test_a_row_left_sending_by_a_crash_is_sent_again_rather_than_stay_silent(
     assert {r.status for r in _rows(db, incident_id)} == {OutboxStatus.sent}
 
 
-def test_a_row_left_sending_is_not_resent_once_the_incident_is_confirmed(
+def test_a_row_left_sending_is_possibly_sent_once_the_incident_is_confirmed(
     db: Session,
     dispatcher: Dispatcher,
     channel: FakeChannel,
@@ -318,16 +319,124 @@ def test_a_row_left_sending_is_not_resent_once_the_incident_is_confirmed(
     writers: sessionmaker[Session],
 ) -> None:
     ids = _crash_in_hand_over(writers)
+    # The attempt is on the row before the provider is called: a crash cannot lose it.
+    assert {(r.status, r.attempts) for r in _rows(db, incident_id)} == {(OutboxStatus.sending, 1)}
     with writers() as session:
         incident = session.get(Incident, incident_id)
         assert incidents.confirm(session=session, incident=incident, via="staff")  # type: ignore[arg-type]
         session.commit()
+    # The provider may have them: attempted, outcome unknown, not "cancelled".
+    rows = {r.id: r for r in _rows(db, incident_id)}
+    assert {(rows[i].status, rows[i].attempts) for i in ids} == {(OutboxStatus.unknown, 1)}
     _age_claims(writers, ids)
-    assert dispatcher.run_once() == 3  # the two stale rows and the son's "coming" notice
-    assert [kind for kind, _, _ in channel.sent] == ["sms"]  # only the notice
+    assert dispatcher.run_once() == 1  # the son's "coming" notice only: no resend
+    assert [kind for kind, _, _ in channel.sent] == ["sms"]
+    rows = {r.id: r for r in _rows(db, incident_id)}
+    assert {rows[i].status for i in ids} == {OutboxStatus.unknown}
+    assert "send_cancelled" not in _events(db, incident_id)
+
+
+def _advance_to_the_next_step(writers: sessionmaker[Session], incident_id: uuid.UUID) -> None:
+    """Two minutes on: the daughter's SMS and call are queued (pending, never handed over)."""
+    with writers() as session:
+        incident = session.get(Incident, incident_id)
+        start = dt.datetime.fromisoformat(incident.escalation["started_at"])  # type: ignore[union-attr]
+        incidents.advance(
+            session=session,
+            incident=incident,  # type: ignore[arg-type]
+            now=start + dt.timedelta(seconds=120),
+        )
+        session.commit()
+
+
+def _confirm(writers: sessionmaker[Session], incident_id: uuid.UUID) -> None:
+    with writers() as session:
+        incident = session.get(Incident, incident_id)
+        assert incidents.confirm(session=session, incident=incident, via="staff")  # type: ignore[arg-type]
+        session.commit()
+
+
+def test_a_resend_stopped_before_its_gate_is_possibly_sent_and_unsent_rows_are_cancelled(
+    db: Session,
+    dispatcher: Dispatcher,
+    channel: FakeChannel,
+    incident_id: uuid.UUID,
+    writers: sessionmaker[Session],
+) -> None:
+    """The worker died with the son's rows at the provider; another takes them over after the
+    stale window, and the confirmation lands between its claim and its gate."""
+    ids = _crash_in_hand_over(writers)
+    _age_claims(writers, ids)
+    with writers() as session:
+        reclaimed = outbox.claim_due(session)
+        session.commit()
+    assert {c.message_id for c in reclaimed} == set(ids)
+    assert all(c.resend for c in reclaimed)
+    _advance_to_the_next_step(writers, incident_id)
+    _confirm(writers, incident_id)
+    for claim in reclaimed:
+        dispatcher.deliver(claim)
+    assert channel.sent == []
+    states = {(r.status, r.attempts) for r in _rows(db, incident_id) if r.template == "found_alert"}
+    assert states == {(OutboxStatus.unknown, 1), (OutboxStatus.cancelled, 0)}
+    by_phone = {
+        (r.to_phone, r.status) for r in _rows(db, incident_id) if r.template == "found_alert"
+    }
+    assert by_phone == {
+        ("+85291234567", OutboxStatus.unknown),  # the son: possibly sent
+        ("+85261234567", OutboxStatus.cancelled),  # the daughter: never handed over
+    }
+
+
+def _held_back_resend(
+    db: Session,
+    writers: sessionmaker[Session],
+    channel: FakeChannel,
+    settings: Settings,
+    incident_id: uuid.UUID,
+) -> tuple[Dispatcher, list[uuid.UUID], dt.datetime]:
+    """Crash in the hand-over, then a new worker whose sender is over its rate takes over."""
+    ids = _crash_in_hand_over(writers)
+    _age_claims(writers, ids)
+    limit = SenderRateLimit(1, clock=lambda: 1000.0)  # one a second, and the clock stands still
+    for kind in MessageKind:
+        assert limit.acquire(sender_key(settings, channel, kind)) == 0.0  # the one is used up
+    limited = Dispatcher(writers, channel, settings, rate_limit=limit)
+    now = utcnow()
+    assert limited.run_once(now=now) == 0  # both held back
     rows = _rows(db, incident_id)
-    assert {r.status for r in rows if r.id in ids} == {OutboxStatus.cancelled}
-    assert _events(db, incident_id).count("send_cancelled") == 2
+    assert {(r.status, r.attempts, r.claim_token) for r in rows} == {
+        (OutboxStatus.sending, 1, None)  # still possibly with the provider from before
+    }
+    return limited, ids, now
+
+
+def test_a_resend_held_back_by_the_rate_limit_and_then_stopped_is_possibly_sent(
+    db: Session,
+    writers: sessionmaker[Session],
+    channel: FakeChannel,
+    settings: Settings,
+    incident_id: uuid.UUID,
+) -> None:
+    _held_back_resend(db, writers, channel, settings, incident_id)
+    _confirm(writers, incident_id)
+    assert {r.status for r in _rows(db, incident_id) if r.template == "found_alert"} == {
+        OutboxStatus.unknown
+    }
+
+
+def test_a_resend_held_back_by_the_rate_limit_goes_out_when_its_time_comes(
+    db: Session,
+    writers: sessionmaker[Session],
+    channel: FakeChannel,
+    settings: Settings,
+    incident_id: uuid.UUID,
+) -> None:
+    _limited, _ids, now = _held_back_resend(db, writers, channel, settings, incident_id)
+    assert Dispatcher(writers, channel, settings).run_once(now=now + dt.timedelta(seconds=2)) == 2
+    assert len(channel.sent) == 2
+    rows = _rows(db, incident_id)
+    assert {(r.status, r.attempts) for r in rows} == {(OutboxStatus.sent, 2)}
 
 
 def test_after_confirmation_only_the_coming_notice_goes_out(

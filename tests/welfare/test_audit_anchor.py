@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import text
@@ -18,7 +19,13 @@ from welfare.audit.anchor import ANCHOR_TYPE, anchor_line, current_head, verify_
 from welfare.audit.models import AuditEntry
 from welfare.audit.service import GENESIS_HASH, _entry_digest
 from welfare.settings import Settings
-from welfare.worker import log_audit_head, run_worker
+from welfare.worker import (
+    AUDIT_ANCHOR_INTERVAL_SECONDS,
+    AuditAnchoring,
+    anchor_audit_head,
+    log_audit_head,
+    run_worker,
+)
 
 KEY = "anchor-test-key-that-is-long-enough-0123456789"
 
@@ -158,3 +165,98 @@ def test_the_worker_loop_logs_the_head_when_it_starts(
         thread.join(timeout=10)
     [line] = [r.getMessage() for r in caplog.records if ANCHOR_TYPE in r.getMessage()]
     assert check(session_factory, line, key=settings.secret_key).ok
+
+
+# --- the worker anchors while the chain grows, once per head -----------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def logged_anchors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage().removeprefix("audit head ")
+        for r in caplog.records
+        if ANCHOR_TYPE in r.getMessage()
+    ]
+
+
+def test_the_worker_job_anchors_every_minute_while_entries_come_and_not_when_idle(
+    session_factory, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert AUDIT_ANCHOR_INTERVAL_SECONDS <= 60
+    clock = Clock()
+    job = AuditAnchoring(session_factory, settings, clock=clock)
+    with caplog.at_level(logging.INFO, logger="welfare.worker"):
+        assert job.tick() is None  # an empty chain: nothing to protect
+        ids = append(session_factory, 2)
+        clock.now += AUDIT_ANCHOR_INTERVAL_SECONDS
+        first = job.tick()
+        assert first is not None and json.loads(first)["last_id"] == ids[-1]
+        more = append(session_factory, 1)
+        clock.now += AUDIT_ANCHOR_INTERVAL_SECONDS / 2
+        assert job.tick() is None  # not yet a minute
+        clock.now += AUDIT_ANCHOR_INTERVAL_SECONDS / 2
+        second = job.tick()
+        assert second is not None and json.loads(second)["count"] == 3
+        assert json.loads(second)["last_id"] == more[-1]
+        for _ in range(3):  # nothing new: no anchor, however long the worker runs
+            clock.now += AUDIT_ANCHOR_INTERVAL_SECONDS
+            assert job.tick() is None
+    assert logged_anchors(caplog) == [first, second]
+    assert check(session_factory, f"{first}\n{second}\n", key=settings.secret_key).ok
+
+
+def test_several_workers_anchor_each_head_once(
+    writers: sessionmaker[Session], settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Workers reaching the same head at the same moment: one logs it, the others find it
+    anchored (the first time, when the anchored row does not exist yet, and afterwards)."""
+    workers = 4
+    barrier = threading.Barrier(workers)
+
+    def worker(_: int) -> str | None:
+        barrier.wait(timeout=10)
+        return anchor_audit_head(writers, settings)
+
+    with caplog.at_level(logging.INFO, logger="welfare.worker"):
+        for expected_count in (2, 5):
+            append(writers, 3 if expected_count == 5 else 2)
+            with ThreadPoolExecutor(workers) as pool:
+                lines = [line for line in pool.map(worker, range(workers)) if line]
+            assert [json.loads(line)["count"] for line in lines] == [expected_count]
+    assert len(logged_anchors(caplog)) == 2
+
+
+def test_the_worker_anchors_the_head_when_it_stops(
+    session_factory, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    append(session_factory, 1)
+    assert anchor_audit_head(session_factory, settings) is not None
+    ids = append(session_factory, 2)  # after the last anchor: not protected yet
+    stop = threading.Event()
+    stop.set()  # the loop ends at once: only the stop anchors
+    with caplog.at_level(logging.INFO, logger="welfare.worker"):
+        caplog.clear()
+        run_worker(settings, session_factory, stop, scheduler=False)
+        [line] = logged_anchors(caplog)
+        assert (json.loads(line)["count"], json.loads(line)["last_id"]) == (3, ids[-1])
+        caplog.clear()
+        run_worker(settings, session_factory, stop, scheduler=False)
+        assert logged_anchors(caplog) == []  # nothing new since
+
+
+def test_the_report_counts_the_entries_newer_than_the_last_anchor(session_factory) -> None:
+    append(session_factory, 2)
+    older = anchor(session_factory)
+    append(session_factory, 3)
+    newer = anchor(session_factory)
+    append(session_factory, 4)
+    # The newest head counts, wherever it is in the file.
+    report = check(session_factory, f"{newer}\n{older}\n")
+    assert report.ok and (report.chain_entries, report.unanchored) == (9, 4)

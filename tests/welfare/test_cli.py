@@ -276,7 +276,10 @@ def test_audit_anchor_appends_a_signed_head_and_verify_checks_the_chain_still_ho
 
     intact = migrated("audit", "verify", "--anchor", str(anchors))
     assert intact.exit_code == 0, intact.output
-    assert intact.output == "audit chain intact: 3 entries, holding all 2 anchored heads\n"
+    assert intact.output == (
+        "audit chain intact: 3 entries, holding all 2 anchored heads; "
+        "no entries newer than the last anchor\n"
+    )
 
     # Cut the newest entry: the chain alone still verifies, the anchor does not.
     connection = sqlite3.connect(db_path)
@@ -291,6 +294,24 @@ def test_audit_anchor_appends_a_signed_head_and_verify_checks_the_chain_still_ho
         f"audit anchor FAILED: {anchors}:2: entry {last_id} (anchored {head['at']}) is gone: "
         "the chain was cut to 2 entries\n"
     )
+
+
+def test_audit_verify_with_anchors_says_how_many_entries_are_newer_than_the_last(
+    migrated: Invoke, tmp_path: Path
+) -> None:
+    anchors = tmp_path / "audit-anchors.log"
+    assert migrated("user", "add", "joyce", "--role", "staff", input=NEW_PASSWORD).exit_code == 0
+    assert migrated("audit", "anchor", "--append", str(anchors)).exit_code == 0
+    assert migrated("user", "add", "peter", "--role", "staff", input=NEW_PASSWORD).exit_code == 0
+    one = migrated("audit", "verify", "--anchor", str(anchors))
+    assert one.exit_code == 0, one.output
+    assert one.output == (
+        "audit chain intact: 2 entries, holding all 1 anchored heads; "
+        "1 entry newer than the last anchor (not protected by an anchor yet)\n"
+    )
+    assert migrated("user", "add", "ada", "--role", "staff", input=NEW_PASSWORD).exit_code == 0
+    two = migrated("audit", "verify", "--anchor", str(anchors))
+    assert "; 2 entries newer than the last anchor (not protected" in two.output
 
 
 def test_audit_anchor_refuses_the_demo_secret(

@@ -8,6 +8,11 @@ writers cannot reach: an append-only file, a log shipper, a ticket. `verify_anch
 that the chain still holds every anchored head: the same entry, with the same hash, at the same
 position. An anchor line holds ids and hashes only, never personal data, so it can go to logs.
 
+The worker anchors the head at least every minute while the chain grows, and at shutdown
+(`anchor_if_moved`): the `audit_head` row `ANCHORED_ROW_ID` remembers the newest head anchored,
+under a row lock, so several workers anchor each head once and an idle chain is not anchored
+again. That row is bookkeeping for the workers; verification never reads it.
+
 Each anchor is one JSON object on one line, tagged with `"type": "welfare.audit.head"`. Reading
 skips lines without that tag and anything before the `{` on a tagged line (a log prefix), so a
 worker's log can be checked as it is.
@@ -22,15 +27,24 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from welfare.audit.models import AuditEntry
+from welfare.audit.models import AuditEntry, AuditHead
 from welfare.audit.service import GENESIS_HASH, verify_chain
 from welfare.db import utcnow
 
 ANCHOR_TYPE = "welfare.audit.head"
 _FIELDS = ("type", "count", "last_id", "last_hash", "at")
+# The audit_head row holding the hash of the newest head a worker anchored (row 1 is the chain's
+# own head, which the appenders lock; this one only the anchoring locks).
+ANCHORED_ROW_ID = 2
+_ANCHORED_FOR_UPDATE = (
+    select(AuditHead.hash).where(AuditHead.id == ANCHORED_ROW_ID).with_for_update()
+)
+_NEWEST_HASH = select(AuditEntry.hash).order_by(col(AuditEntry.id).desc()).limit(1)
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,36 @@ def current_head(session: Session) -> Head:
         return Head(count=0, last_id=None, last_hash=GENESIS_HASH, at=utcnow())
     last_id, last_hash, count = row
     return Head(count=count, last_id=last_id, last_hash=last_hash, at=utcnow())
+
+
+def anchor_if_moved(session: Session, key: str) -> str | None:
+    """The signed line of the chain's head when entries were added since the last anchor (by
+    any worker), recorded as anchored in the caller's transaction; None when nothing changed
+    (or the chain is empty: nothing to lose). The caller ships the line (logs it) once this
+    transaction has committed.
+
+    The anchored row is locked first (`FOR UPDATE` on PostgreSQL; SQLite's BEGIN IMMEDIATE
+    serialises anyway), and the head is read after the lock: a second worker waits, then reads
+    the head the first one anchored and finds nothing new, so no head is anchored twice. The
+    entry count (a scan) is read only when the newest entry moved."""
+    connection = session.connection()
+    anchored = connection.execute(_ANCHORED_FOR_UPDATE).scalar()
+    if anchored is None:  # the first anchoring; two at once queue on the key, one inserts
+        upsert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+        connection.execute(
+            upsert(AuditHead)
+            .values(id=ANCHORED_ROW_ID, hash=GENESIS_HASH)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        anchored = connection.execute(_ANCHORED_FOR_UPDATE).scalar_one()
+    newest = connection.execute(_NEWEST_HASH).scalar()
+    if newest is None or newest == anchored:
+        return None
+    head = current_head(session)
+    connection.execute(
+        update(AuditHead).where(col(AuditHead.id) == ANCHORED_ROW_ID).values(hash=head.last_hash)
+    )
+    return anchor_line(head, key)
 
 
 def _signature(payload: dict[str, Any], key: str) -> str:
@@ -83,6 +127,9 @@ class AnchorReport:
     anchors: int
     chain_entries: int
     problems: list[AnchorProblem]
+    # Entries after the newest anchored head: no anchor protects them yet (a cut there would
+    # not show). All of them when the file anchors nothing.
+    unanchored: int = 0
 
     @property
     def ok(self) -> bool:
@@ -169,4 +216,10 @@ def verify_anchors(session: Session, text: str, key: str) -> AnchorReport:
                 )
             )
     problems.sort(key=lambda p: p.line)
-    return AnchorReport(anchors=len(anchors), chain_entries=chain.checked, problems=problems)
+    newest = max((record["count"] for _, record in anchors), default=0)
+    return AnchorReport(
+        anchors=len(anchors),
+        chain_entries=chain.checked,
+        problems=problems,
+        unanchored=max(chain.checked - newest, 0),
+    )

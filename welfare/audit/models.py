@@ -61,7 +61,10 @@ class AuditHead(SQLModel, table=True):
     again) and inserts in one statement. A waiter sees the head its predecessor committed. Only
     `welfare.audit.service` writes it, in the same transaction as the entries; `verify_chain`
     never trusts it. An edit of this row (or a cut of the newest entries) shows as a broken
-    link at the next entry appended."""
+    link at the next entry appended.
+
+    Row 2 (`welfare.audit.anchor.ANCHORED_ROW_ID`) holds the hash of the newest head a worker
+    anchored, so that several workers anchor each head once; appenders never touch it."""
 
     __tablename__ = "audit_head"
 

@@ -643,8 +643,11 @@ def _queue_coming_notices(
     reached = session.exec(
         select(OutboxMessage.contact_id).where(
             OutboxMessage.incident_id == incident.id,
-            # 'sending': went through the gate before this confirmation; it is on its way.
-            col(OutboxMessage.status).in_((OutboxStatus.sent, OutboxStatus.sending)),
+            # 'sending' (possibly sent, 'unknown', once stopped): went through the gate before
+            # this confirmation; it is on its way.
+            col(OutboxMessage.status).in_(
+                (OutboxStatus.sent, OutboxStatus.sending, OutboxStatus.unknown)
+            ),
             col(OutboxMessage.contact_id).is_not(None),
         )
     ).all()
@@ -834,8 +837,12 @@ def cancel(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> Inciden
 
 
 def _stop(session: Session, incident: Incident, now: dt.datetime) -> int:
-    """Cancel every message not yet handed over (pending or claimed); return how many."""
-    return session.exec(  # type: ignore[call-overload]
+    """Cancel every message not yet handed over (pending or claimed); return how many.
+
+    Messages handed over whose answer is not recorded ('sending': in flight, or left by a
+    worker that died) become 'unknown', possibly sent, and are never resent; an answer that
+    still comes back records what the provider said."""
+    cancelled = session.exec(  # type: ignore[call-overload]
         update(OutboxMessage)
         .where(
             col(OutboxMessage.incident_id) == incident.id,
@@ -844,6 +851,15 @@ def _stop(session: Session, incident: Incident, now: dt.datetime) -> int:
         )
         .values(status=OutboxStatus.cancelled, updated_at=now)
     ).rowcount
+    session.exec(  # type: ignore[call-overload]
+        update(OutboxMessage)
+        .where(
+            col(OutboxMessage.incident_id) == incident.id,
+            col(OutboxMessage.status) == OutboxStatus.sending,
+        )
+        .values(status=OutboxStatus.unknown, updated_at=now)
+    )
+    return cancelled
 
 
 def due_incident_ids(session: Session, now: dt.datetime | None = None) -> list[uuid.UUID]:

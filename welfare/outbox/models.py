@@ -19,10 +19,27 @@ class MessageKind(StrEnum):
 class OutboxStatus(StrEnum):
     pending = "pending"  # waiting for its time (or a retry)
     claimed = "claimed"  # taken by a dispatcher, not yet through the gate (may still be stopped)
-    sending = "sending"  # through the gate: being handed to the provider, no longer stoppable
+    # Through the gate, its attempt counted: handed to the provider, whose answer is not
+    # recorded yet. A crash leaves it here (and a resend keeps it here): the provider may have it.
+    sending = "sending"
     sent = "sent"  # the provider accepted it (later news arrives by webhook)
     failed = "failed"  # refused for good, or out of retries
-    cancelled = "cancelled"  # no longer wanted: the incident was confirmed or closed
+    cancelled = "cancelled"  # no longer wanted before it was handed over: nothing went out
+    # No longer wanted while 'sending' (the incident stopped, the worker died with the send in
+    # its hands): attempted, outcome unknown. Staff read it as "possibly sent"; never resent.
+    unknown = "unknown"
+
+
+# What the statuses say to staff, in the JSON API's words (the pages translate their own).
+STATUS_TEXT = {
+    OutboxStatus.pending: "waiting",
+    OutboxStatus.claimed: "waiting",
+    OutboxStatus.sending: "sending",
+    OutboxStatus.sent: "sent",
+    OutboxStatus.failed: "failed",
+    OutboxStatus.cancelled: "not sent (stopped)",
+    OutboxStatus.unknown: "possibly sent",
+}
 
 
 class OutboxMessage(SQLModel, table=True):

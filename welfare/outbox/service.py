@@ -9,8 +9,9 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import bindparam, func, or_, update
+from sqlalchemy import bindparam, case, func, or_, update
 from sqlmodel import Session, col, select
 
 from welfare.db import utcnow
@@ -23,7 +24,9 @@ from welfare.outbox.models import OutboxMessage, OutboxStatus
 # it over: nothing went out, claim it again. A row left 'sending' this long belongs to a worker
 # that died during the hand-over, so the provider may or may not have it. Rule: send it again
 # (through the gate, so only while the incident still wants it). In an emergency a duplicate
-# SMS or call is better than silence; the idempotency key goes with it.
+# SMS or call is better than silence; the idempotency key goes with it. It stays 'sending'
+# while reclaimed: a stop before the resend records it as possibly sent ('unknown'), never as
+# cancelled.
 STALE_CLAIM = dt.timedelta(seconds=30)
 MAX_ATTEMPTS = 5
 BACKOFF_SECONDS = (2, 5, 15, 30)  # after attempt 1, 2, 3, 4
@@ -36,10 +39,13 @@ class Claim:
     message_id: uuid.UUID
     token: str
     incident_id: uuid.UUID | None = None
+    # Reclaimed from a worker that died while handing it over: the provider may have it.
+    resend: bool = False
 
 
 def claim_due(session: Session, *, limit: int = 20, now: dt.datetime | None = None) -> list[Claim]:
     """Mark up to `limit` due rows 'claimed' under a fresh token, in one short transaction.
+    Stale 'sending' rows keep their status (they may be with the provider), under the new token.
 
     PostgreSQL: FOR UPDATE SKIP LOCKED, so several workers share the load without waiting on
     each other. SQLite: one writer at a time (BEGIN IMMEDIATE), so a plain conditional update.
@@ -52,7 +58,7 @@ def claim_due(session: Session, *, limit: int = 20, now: dt.datetime | None = No
         & (col(OutboxMessage.claimed_at) < now - STALE_CLAIM),
     )
     query = (
-        select(OutboxMessage.id, OutboxMessage.incident_id)
+        select(OutboxMessage.id, OutboxMessage.incident_id, OutboxMessage.status)
         .where(due)
         .order_by(col(OutboxMessage.next_attempt_at))
     )
@@ -61,34 +67,54 @@ def claim_due(session: Session, *, limit: int = 20, now: dt.datetime | None = No
     rows = list(session.exec(query.limit(limit)).all())
     if not rows:
         return []
-    ids = [message_id for message_id, _ in rows]
+    ids = [message_id for message_id, _, _ in rows]
     token = secrets.token_hex(8)
     session.exec(  # type: ignore[call-overload]
         update(OutboxMessage)
         .where(col(OutboxMessage.id).in_(ids))
-        .values(status=OutboxStatus.claimed, claimed_at=now, claim_token=token, updated_at=now)
+        .values(
+            status=case(
+                (col(OutboxMessage.status) == OutboxStatus.sending, OutboxStatus.sending),
+                else_=OutboxStatus.claimed,
+            ),
+            claimed_at=now,
+            claim_token=token,
+            updated_at=now,
+        )
     )
-    return [Claim(message_id, token, incident_id) for message_id, incident_id in rows]
+    return [
+        Claim(message_id, token, incident_id, resend=status == OutboxStatus.sending)
+        for message_id, incident_id, status in rows
+    ]
 
 
 def defer(
-    session: Session, message_id: uuid.UUID, *, until: dt.datetime, now: dt.datetime | None = None
+    session: Session, claim: Claim, *, until: dt.datetime, now: dt.datetime | None = None
 ) -> bool:
-    """Put a row back to wait until `until` (the sender is over its rate), without counting an
-    attempt. Called inside the gate's transaction (`open_sends`), before it commits: the row never
-    shows as 'sending'. False when the row is no longer ours to put back."""
+    """Put a row back to wait until `until` (the sender is over its rate), taking back the
+    attempt the gate counted. Called inside the gate's transaction (`open_sends`), before it
+    commits: a row never handed over goes back to 'pending' and never shows as 'sending'. A
+    resend (the provider may have it from before) stays 'sending', due again as a stale claim
+    at `until`, so a stop meanwhile still records it as possibly sent. False when the row is no
+    longer ours to put back."""
+    now = now or utcnow()
+    values: dict[str, Any] = {
+        "attempts": col(OutboxMessage.attempts) - 1,
+        "next_attempt_at": until,
+        "claim_token": None,
+        "updated_at": now,
+    }
+    if claim.resend:
+        values["claimed_at"] = until - STALE_CLAIM
+    else:
+        values["status"] = OutboxStatus.pending
     moved = session.exec(  # type: ignore[call-overload]
         update(OutboxMessage)
         .where(
-            col(OutboxMessage.id) == message_id,
+            col(OutboxMessage.id) == claim.message_id,
             col(OutboxMessage.status) == OutboxStatus.sending,
         )
-        .values(
-            status=OutboxStatus.pending,
-            next_attempt_at=until,
-            claim_token=None,
-            updated_at=now or utcnow(),
-        )
+        .values(**values)
     ).rowcount
     return bool(moved)
 
@@ -98,15 +124,19 @@ def open_sends(
 ) -> list[tuple[OutboxMessage, Incident | None] | None]:
     """The gate, in a short transaction of its own, for a batch of claims: under the incidents'
     locks, re-check that each row is still ours and still wanted, and move it 'claimed' ->
-    'sending'. The caller commits, then hands the rows to the provider outside any transaction.
-    One answer per claim, in order: the row and its incident, or None when the row is no
-    longer ours or no longer wanted (then cancelled).
+    'sending' with its attempt counted (a resend stays 'sending' and counts another): from the
+    commit on, the row says it was handed over, before the provider is called. The caller
+    commits, then hands the rows to the provider outside any transaction. One answer per claim,
+    in order: the row and its incident, or None when the row is no longer ours or no longer
+    wanted (then cancelled, or possibly sent for a resend).
 
     This is the moment that orders a send against a confirmation. A confirmation that commits
     first has cancelled the claimed row (`incidents.service._stop`), so the gate refuses it and
     nothing goes out; one that commits after finds the row 'sending': in flight, decided before
-    the confirmation, and its contact counts as reached. No lock is held during the provider
-    call, so one slow provider request never blocks other writers (on SQLite: every writer).
+    the confirmation, and its contact counts as reached; the stop records it as possibly sent
+    ('unknown') until the provider's answer is recorded, and it is never resent. No lock is
+    held during the provider call, so one slow provider request never blocks other writers (on
+    SQLite: every writer).
     """
     now = now or utcnow()
     # Incidents first (locked on PostgreSQL), then the rows, read after the locks are held.
@@ -129,7 +159,8 @@ def _open(
     locked: dict[uuid.UUID, Incident],
     now: dt.datetime,
 ) -> tuple[OutboxMessage, Incident | None] | None:
-    if message is None or message.status != OutboxStatus.claimed:
+    expected = OutboxStatus.sending if claim.resend else OutboxStatus.claimed
+    if message is None or message.status != expected:
         return None
     if message.claim_token != claim.token:
         return None
@@ -137,26 +168,33 @@ def _open(
     if incident is not None:
         stopped = incident.status not in (IncidentStatus.open, IncidentStatus.notifying)
         if stopped and message.template not in AFTER_CONFIRMATION:
-            message.status = OutboxStatus.cancelled
-            message.updated_at = now
+            _settle_unwanted(message, now)
             session.add(message)
             timeline.record(
                 session,
                 incident,
-                "send_cancelled",
+                "possibly_sent" if claim.resend else "send_cancelled",
                 message_id=message.id,
                 reason=f"incident {incident.status.value}",
             )
             return None
     if message.to_phone is None:  # erased since it was queued
-        message.status = OutboxStatus.cancelled
-        message.updated_at = now
+        _settle_unwanted(message, now)
         session.add(message)
         return None
     message.status = OutboxStatus.sending
+    message.attempts += 1
     message.claimed_at = message.updated_at = now
     session.add(message)
     return message, incident
+
+
+def _settle_unwanted(message: OutboxMessage, now: dt.datetime) -> None:
+    """A row no longer wanted: cancelled if never handed over, else possibly sent."""
+    handed_over = message.status == OutboxStatus.sending
+    message.status = OutboxStatus.unknown if handed_over else OutboxStatus.cancelled
+    message.claim_token = None
+    message.updated_at = now
 
 
 def finish_send(
@@ -213,7 +251,6 @@ def record_sent(
             provider_id=bindparam("provider_id"),
             # A status callback may have beaten the create response here: keep its newer word.
             provider_status=func.coalesce(table.c.provider_status, bindparam("first_status")),
-            attempts=table.c.attempts + 1,
             sent_at=now,
             updated_at=now,
         ),
@@ -265,9 +302,9 @@ def record_failure(
     now: dt.datetime | None = None,
 ) -> None:
     """Transient: back off and retry. Permanent (or out of attempts): fail the row, and if its
-    step now reached no one, let the escalation move on at once."""
+    step now reached no one, let the escalation move on at once. The attempt itself was counted
+    at the gate."""
     now = now or utcnow()
-    message.attempts += 1
     message.error_code, message.error_reason = code, reason[:300]
     message.updated_at = now
     if not permanent and message.attempts < MAX_ATTEMPTS:

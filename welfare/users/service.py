@@ -194,7 +194,22 @@ def revoke_sessions(*, session: Session, user_id: uuid.UUID, keep: uuid.UUID | N
 # --- signing in -------------------------------------------------------------------------------
 
 
-def _check_throttle(session: Session, settings: Settings, username: str, client_addr: str) -> None:
+_SIGN_IN_THROTTLED = "too many failed sign-in attempts; try again later"
+_PASSWORD_THROTTLED = "too many wrong passwords; try again later"
+
+
+def _check_throttle(
+    session: Session,
+    settings: Settings,
+    username: str,
+    client_addr: str,
+    message: str = _SIGN_IN_THROTTLED,
+) -> None:
+    """Throttled when the account or the address has too many failures in the window.
+
+    Sign-in and the password change share these counts: a wrong current password is a guess
+    at the same secret, so a stolen session must not get more guesses than a stranger.
+    """
     now = utcnow()
     since = now - dt.timedelta(minutes=settings.login_window_minutes)
     for column, value, limit in (
@@ -212,9 +227,15 @@ def _check_throttle(session: Session, settings: Settings, username: str, client_
             oldest_at = oldest if oldest.tzinfo else oldest.replace(tzinfo=dt.UTC)
             wait = oldest_at + dt.timedelta(minutes=settings.login_window_minutes) - now
             raise Throttled(
-                "too many failed sign-in attempts; try again later",
+                message,
                 retry_after_seconds=max(1, math.ceil(wait.total_seconds())),
             )
+
+
+def _record_failure(session: Session, username: str, client_addr: str) -> None:
+    # Committed here, not by the caller: the failure must outlive the error raised after it.
+    session.add(LoginFailure(username=username, client_addr=client_addr[:64]))
+    session.commit()
 
 
 def authenticate(
@@ -237,9 +258,7 @@ def authenticate(
         password, user.password_hash if user else _DUMMY_HASH
     )
     if user is None or not valid or not user.is_active:
-        # Committed here, not by the caller: the failure must outlive the error it raises.
-        session.add(LoginFailure(username=username, client_addr=client_addr[:64]))
-        session.commit()
+        _record_failure(session, username, client_addr)
         raise NotAuthenticated("wrong username or password")
     if updated_hash:  # parameters moved on since this hash was made
         user.password_hash = updated_hash
@@ -367,16 +386,26 @@ def update_profile(*, session: Session, actor: Actor, data: ProfileUpdate) -> Us
     return user
 
 
-def change_password(*, session: Session, actor: Actor, data: PasswordChange) -> None:
-    """Change one's own password; every other session of the user is signed out."""
+def change_password(
+    *, session: Session, settings: Settings, actor: Actor, data: PasswordChange
+) -> None:
+    """Change one's own password; every other session of the user is signed out.
+
+    A wrong current password counts as a failed sign-in of this account from this address,
+    and the same limits apply (Throttled), so a stolen session cannot guess the password.
+    """
     user = current_user(session=session, actor=actor)
+    client_addr = (actor.client_addr or "unknown").replace("\x00", "\ufffd")
+    _check_throttle(session, settings, user.username, client_addr, _PASSWORD_THROTTLED)
     if not password_hasher.verify(data.current_password, user.password_hash):
+        _record_failure(session, user.username, client_addr)
         raise InvalidInput("current_password", "the current password is wrong")
     if data.new_password == data.current_password:
         raise InvalidInput("new_password", "the new password must differ from the current one")
     user.password_hash = password_hasher.hash(data.new_password)
     user.password_changed_at = utcnow()
     session.add(user)
+    session.exec(delete(LoginFailure).where(col(LoginFailure.username) == user.username))
     revoke_sessions(session=session, user_id=user.id, keep=actor.session_id)
     audit_record(
         session, actor=actor, action="user.change_password", entity="user", entity_id=user.id
