@@ -351,12 +351,14 @@ class Dispatcher:
             if isinstance(outcome, ChannelError):
                 continue
             metrics.sent(sent.kind.value)
-            accepted.append(outbox.Accepted(sent.id, outcome.provider_id, outcome.status))
+            accepted.append(
+                outbox.Accepted(sent.id, outcome.provider_id, outcome.status, sent.claim_token)
+            )
         outbox.record_sent(session, accepted, now=now)
         for sent, outcome in outcomes:
             if not isinstance(outcome, ChannelError):
                 continue
-            finished = outbox.finish_send(session, sent.id)
+            finished = outbox.finish_send(session, sent.id, sent.claim_token)
             if finished is None:
                 continue
             message, incident = finished
