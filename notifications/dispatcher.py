@@ -375,7 +375,11 @@ class Dispatcher:
             )
 
     def _send(self, message: OutboxMessage, content: str) -> Accepted:
-        assert message.to_phone is not None
+        if message.to_phone is None:
+            # Erased since it was queued (the gate fails such rows; this is its backstop): a
+            # permanent failure in words, never an exception that leaves the row 'sending' to
+            # be taken up again every STALE_CLAIM, for ever.
+            raise ChannelError(outbox.ERASED_NUMBER, permanent=True)
         key = message.idempotency_key
         if message.kind is MessageKind.sms:
             return self.channel.send_sms(

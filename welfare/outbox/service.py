@@ -29,6 +29,8 @@ MAX_ATTEMPTS = 5
 BACKOFF_SECONDS = (2, 5, 15, 30)  # after attempt 1, 2, 3, 4
 # Messages that still go out after confirmation: they are about the confirmation.
 AFTER_CONFIRMATION = {"coming_notice"}
+# Why a row whose number was erased (consent withdrawn) after it was queued failed.
+ERASED_NUMBER = "no phone number: erased since the message was queued"
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,8 @@ def open_sends(
     locks, re-check that each row is still ours and still wanted, and move it 'claimed' ->
     'sending'. The caller commits, then hands the rows to the provider outside any transaction.
     One answer per claim, in order: the row and its incident, or None when the row is no
-    longer ours or no longer wanted (then cancelled).
+    longer ours, no longer wanted (then cancelled) or has no number left to send to (erased
+    since it was queued: then failed for good, `ERASED_NUMBER`).
 
     This is the moment that orders a send against a confirmation. A confirmation that commits
     first has cancelled the claimed row (`incidents.service._stop`), so the gate refuses it and
@@ -148,10 +151,10 @@ def _open(
                 reason=f"incident {incident.status.value}",
             )
             return None
-    if message.to_phone is None:  # erased since it was queued
-        message.status = OutboxStatus.cancelled
-        message.updated_at = now
-        session.add(message)
+    if message.to_phone is None:  # erased since it was queued: fails for good, in words
+        record_failure(
+            session, message, incident, reason=ERASED_NUMBER, code=None, permanent=True, now=now
+        )
         return None
     message.status = OutboxStatus.sending
     message.claimed_at = message.updated_at = now
