@@ -515,7 +515,11 @@ def test_consent_review_reminders_at_60_and_30_days_then_unverified(
     assert notices() == ["60", "30", "overdue"]
     flagged = db.exec(select(AuditEntry).where(AuditEntry.action == "consent.unverified")).all()
     assert len(flagged) == 1 and flagged[0].entity_id == str(consent.id)
-    assert consents.state_of(db, resident) in ("active", "unverified")  # derived at real time
+    # The state is derived from the review date and the time, never stored by the job.
+    live = consents.consents_of(db, resident.id)
+    assert consents.derive_state(live, due - dt.timedelta(minutes=1)) == "active"
+    assert consents.derive_state(live, due + dt.timedelta(minutes=1)) == "unverified"
+    assert consents.state_of(db, resident) == "active"  # now: given today, due in a year
 
 
 def test_run_jobs_twice_at_the_same_instant_changes_nothing_the_second_time(
