@@ -352,12 +352,14 @@ class Dispatcher:
             if isinstance(outcome, ChannelError):
                 continue
             metrics.sent(sent.kind.value)
-            accepted.append(outbox.Accepted(sent.id, outcome.provider_id, outcome.status))
+            accepted.append(
+                outbox.Accepted(sent.id, outcome.provider_id, outcome.status, sent.claim_token)
+            )
         outbox.record_sent(session, accepted, now=now)
         for sent, outcome in outcomes:
             if not isinstance(outcome, ChannelError):
                 continue
-            finished = outbox.finish_send(session, sent.id)
+            finished = outbox.finish_send(session, sent.id, sent.claim_token)
             if finished is None:
                 continue
             message, incident = finished
@@ -374,7 +376,11 @@ class Dispatcher:
             )
 
     def _send(self, message: OutboxMessage, content: str) -> Accepted:
-        assert message.to_phone is not None
+        if message.to_phone is None:
+            # Erased since it was queued (the gate fails such rows; this is its backstop): a
+            # permanent failure in words, never an exception that leaves the row 'sending' to
+            # be taken up again every STALE_CLAIM, for ever.
+            raise ChannelError(outbox.ERASED_NUMBER, permanent=True)
         key = message.idempotency_key
         if message.kind is MessageKind.sms:
             return self.channel.send_sms(

@@ -3,6 +3,7 @@ household while it is open, and only then; every view is audited with the incide
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -187,3 +188,62 @@ def test_claim_is_on_the_timeline_with_the_guard_as_actor(
     ).all()
     db.rollback()
     assert [(e.actor, e.actor_id) for e in events] == [("guard", guard.id)]
+
+
+def test_withdrawing_the_lost_person_scope_ends_the_responders_view_of_an_open_incident(
+    client: TestClient,
+    db: Session,
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Any],
+    make_contact: Callable[..., Contact],
+    headers_for: Headers,
+) -> None:
+    """The registry stays (no erasure): the incident stays open, but the consent the view rests
+    on is gone, so the guard who reported it sees the resident no more (and nothing is read)."""
+    resident = make_resident()
+    make_consent(resident, scopes=["registry", "welfare_visits", "photo"])
+    response_consent = make_consent(
+        resident, scopes=["lost_person_response", "share_with_responders"]
+    )
+    make_contact(resident, name="Wang Lei", relationship="son", phone="+852 9123 4567")
+    guard = headers_for("guard")
+    incident_id = _report(client, guard, resident)
+    url = f"/api/v1/incidents/{incident_id}/resident"
+    assert client.get(url, headers=guard).status_code == 200
+
+    withdrawn = client.post(
+        f"/api/v1/residents/{resident.id}/consents/{response_consent.id}/withdraw",
+        headers=headers_for("staff"),
+        json={"reason": "family's wish"},
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert client.get(f"/api/v1/incidents/{incident_id}", headers=guard).json()["status"] == (
+        "notifying"
+    )
+    after = client.get(url, headers=guard)
+    assert after.status_code == 404
+    assert "Mr. Wang" not in after.text and "grandson" not in after.text
+    assert len(_audits(db, "incident.resident_read")) == 1  # the view before, none after
+
+
+def test_a_consent_overdue_for_review_still_opens_the_responders_view(
+    client: TestClient,
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Any],
+    headers_for: Headers,
+) -> None:
+    """Overdue for review is 'unverified', still usable in an emergency (README)."""
+    resident = make_resident()
+    make_consent(
+        resident,
+        given_at=dt.datetime(2025, 1, 6, tzinfo=dt.UTC),
+        review_due=dt.datetime(2025, 7, 6, tzinfo=dt.UTC),
+    )
+    staff = headers_for("staff")
+    state = client.get(f"/api/v1/residents/{resident.id}", headers=staff).json()["consent_state"]
+    assert state == "unverified"
+    guard = headers_for("guard")
+    incident_id = _report(client, guard, resident)
+    response = client.get(f"/api/v1/incidents/{incident_id}/resident", headers=guard)
+    assert response.status_code == 200, response.text
+    assert response.json()["approach"] == "Talk about his grandson."

@@ -2,26 +2,32 @@
 
 SQLite only (the browser tests exercise pages, not the database), the worker in process and the
 console channel, as in `welfare demo`. Without Chromium the `browser` fixture skips, with a reason.
+
+The live server's worker writes whenever it likes, so the tests arrange their rows through `db`,
+a writer that waits its turn (BEGIN IMMEDIATE under the busy timeout), and inspect through
+`reader`, whose reads never hold the write lock. Nothing here sleeps for a fixed time: pages are
+waited for with Playwright's conditions. Screenshots go to the test's tmp_path, and to
+docs/screenshots (the README's pictures) only with WELFARE_UPDATE_SCREENSHOTS=1.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
 
 from api.app import create_app
 from tests.conftest import PASSWORD, TEST_SECRET
-from welfare.heartbeat import service as heartbeats
 from welfare.settings import Settings
 from welfare.users.models import User
 
@@ -47,6 +53,38 @@ def database_url(sqlite_template: Path, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def db(writers: sessionmaker[Session]) -> Iterator[Session]:
+    """For arranging rows while the live server runs: every transaction begins with BEGIN
+    IMMEDIATE, so a write waits for the worker's (busy timeout) instead of failing "database is
+    locked" the moment the worker commits between a read and a write of a deferred transaction.
+    The factories commit at once. Never leave a transaction of it open across page steps: it
+    holds the write lock and stalls the app. So read with `reader`, not through it, and end
+    what begins one (a refresh, a query) with a commit: a rollback expires every object of the
+    session, and touching one of them afterwards quietly begins the next transaction."""
+    session = writers()
+    yield session
+    session.rollback()
+    session.close()
+
+
+@pytest.fixture
+def reader(session_factory: sessionmaker[Session]) -> Callable[[Any], list[Any]]:
+    """Run one read in a transaction of its own (deferred: it never holds the write lock) and
+    return its rows, detached with their loaded values."""
+
+    def read(query: Any) -> list[Any]:
+        with session_factory() as session:
+            rows = list(session.exec(query).all())
+            for row in rows:
+                if hasattr(row, "_sa_instance_state"):
+                    session.expunge(row)
+            session.rollback()
+            return rows
+
+    return read
+
+
+@pytest.fixture
 def live_socket() -> Iterator[socket.socket]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -69,14 +107,9 @@ def settings(database_url: str, tmp_path: Path, live_socket: socket.socket) -> S
 
 
 @pytest.fixture
-def live_server(
-    settings: Settings, live_socket: socket.socket, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
-    """The whole app, in-process worker included, on a real socket; yields its base URL."""
-    # The worker beats once at start (waited for below) and then not again during a test: a
-    # beat committed between a test's read and its write through the deferred `db` session
-    # fails that write at once ("database is locked").
-    monkeypatch.setattr(heartbeats, "HEARTBEAT_SECONDS", 3600.0)
+def live_server(settings: Settings, live_socket: socket.socket) -> Iterator[str]:
+    """The whole app, in-process worker included, on a real socket; yields its base URL once
+    uvicorn serves (the worker starts with it and writes as it pleases: see `db`)."""
     app = create_app(settings)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     server = uvicorn.Server(config)
@@ -86,17 +119,7 @@ def live_server(
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("live server did not start")
-        time.sleep(0.05)
-    # Let the in-process worker's start-up burst (heartbeat, first scheduler tick, audit head)
-    # pass before the test writes its rows: a deferred SQLite transaction of the test that reads
-    # and then writes right after such a commit fails at once ("database is locked").
-    path = settings.database_url.removeprefix("sqlite:///")
-    while time.monotonic() < deadline:
-        with closing(sqlite3.connect(path)) as connection:
-            if connection.execute("SELECT count(*) FROM worker_heartbeat").fetchone()[0]:
-                break
-        time.sleep(0.05)
-    time.sleep(1.0)
+        time.sleep(0.05)  # uvicorn offers no event to wait on; this polls its flag
     yield settings.public_base_url
     server.should_exit = True
     thread.join(timeout=15)
@@ -149,9 +172,23 @@ def sign_in() -> Callable[..., None]:
 
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+UPDATE_SCREENSHOTS = "WELFARE_UPDATE_SCREENSHOTS"
+
+Screenshot = Callable[[Any, str], Path]
 
 
-def screenshot(page: Any, name: str) -> None:
-    """Keep a picture of a main page for the README (docs/screenshots)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+@pytest.fixture
+def screenshot(tmp_path: Path) -> Screenshot:
+    """Take a full-page picture of a main page. Into docs/screenshots, the README's tracked
+    pictures, only when WELFARE_UPDATE_SCREENSHOTS=1; otherwise into the test's tmp_path, so
+    an ordinary run still takes them (a page that cannot be drawn fails) but changes no file."""
+    update = os.environ.get(UPDATE_SCREENSHOTS) == "1"
+    folder = SCREENSHOTS if update else tmp_path / "screenshots"
+
+    def take(page: Any, name: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take

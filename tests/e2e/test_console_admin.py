@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import Screenshot
 from welfare.residents.models import Resident
 from welfare.sites.models import Site
 from welfare.users.models import User
@@ -22,6 +22,7 @@ def test_admin_adds_a_guard_and_a_manager_reads_the_audit(
     make_resident: Callable[..., Resident],
     make_consent: Callable[..., Any],
     sign_in: Callable[..., None],
+    screenshot: Screenshot,
 ) -> None:
     page = request.getfixturevalue(device)
     resident = make_resident(full_name="Park Mi-ja", preferred_name="Mrs. Park")

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from tests.conftest import SYSTEM
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import Screenshot
 from welfare.incidents import service as incidents
 from welfare.incidents.models import Incident, IncidentCreate
 from welfare.residents.models import Contact, Resident
@@ -24,24 +25,32 @@ from welfare.users.models import User
 WAIT_MS = 8_000  # the board polls every 3 s
 
 
+# True once the incident page shows what the server has (its own check would not reload it).
+SETTLED = """async () => {
+  const live = document.getElementById("incident-live");
+  if (!live || document.readyState !== "complete") return false;
+  const data = await window.welfare.api("GET", live.dataset.url);
+  return data.status === live.dataset.status
+    && String(data.event_count) === live.dataset.eventCount;
+}"""
+
+
 def wait_until_settled(page: Any) -> None:
     """The incident page reloads itself when the timeline grows (the console channel reports
     statuses a second or two after sending). Wait until what it shows is what the server has,
     so a form is not filled in just before a reload."""
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    while True:
+        left_ms = max(deadline - time.monotonic(), 0.1) * 1000
         try:
-            page.wait_for_load_state()
-            live = page.locator("#incident-live")
-            shown = live.get_attribute("data-event-count")
-            url = live.get_attribute("data-url")
-            now = page.evaluate("async (u) => (await (await fetch(u)).json()).event_count", url)
-            if str(now) == shown:
-                return
-        except PlaywrightError:
-            pass  # a reload happened in between: look again
-        page.wait_for_timeout(300)
-    raise AssertionError("the incident page kept changing")
+            page.wait_for_function(SETTLED, polling=250, timeout=left_ms)
+            return
+        except PlaywrightTimeoutError as error:
+            raise AssertionError("the incident page kept changing") from error
+        except PlaywrightError as error:
+            if "navigation" not in str(error) and "context was destroyed" not in str(error):
+                raise
+            # It reloaded while being checked: check the new page.
 
 
 @pytest.mark.parametrize("device", ["desktop", "phone"])
@@ -57,6 +66,7 @@ def test_staff_follow_a_found_report_on_the_board_and_the_incident_page(
     make_consent: Callable[..., Any],
     make_contact: Callable[..., Contact],
     sign_in: Callable[..., None],
+    screenshot: Screenshot,
 ) -> None:
     page = request.getfixturevalue(device)
     resident = make_resident(household=make_household(building="1", unit="1609"))

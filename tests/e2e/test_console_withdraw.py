@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import Session
 
 from tests.conftest import SYSTEM
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import Screenshot
 from welfare.residents.models import Contact, Resident
 from welfare.sites.models import Household, Site
 from welfare.tags import service as tags
@@ -29,6 +29,7 @@ def test_staff_withdraws_a_consent_after_reading_what_is_erased(
     make_consent: Callable[..., Any],
     make_contact: Callable[..., Contact],
     sign_in: Callable[..., None],
+    screenshot: Screenshot,
 ) -> None:
     page = request.getfixturevalue(device)
     resident = make_resident(household=make_household(building="1", unit="1609"))

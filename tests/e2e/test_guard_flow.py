@@ -5,7 +5,6 @@ console then shows the photo); the public page shows nothing personal."""
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ from sqlmodel import Session, select
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import SYSTEM
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import Screenshot
 from welfare.incidents import service as incidents
 from welfare.incidents.models import Incident, IncidentCreate, IncidentKind
 from welfare.outbox.models import MessageKind, OutboxMessage
@@ -75,19 +74,15 @@ def wang(
     return Wang(resident, son, code)
 
 
-def incidents_in(db: Session) -> list[Incident]:
-    db.rollback()
-    return list(db.exec(select(Incident)).all())
+Reader = Callable[[Any], list[Any]]
 
 
-def wait_for(check: Callable[[], Any], seconds: float = 10) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
+def incidents_in(reader: Reader) -> list[Incident]:
+    return reader(select(Incident))
+
+
+# True once an <img> has loaded and drawn (waited for with page.wait_for_function).
+IMAGE_DRAWN = "(img) => img.complete && img.naturalWidth > 0"
 
 
 def press_one(base_url: str, call: OutboxMessage) -> httpx.Response:
@@ -103,11 +98,12 @@ def press_one(base_url: str, call: OutboxMessage) -> httpx.Response:
 def test_guard_scans_reports_found_and_sees_the_son_confirm(
     phone: Any,
     live_server: str,
-    db: Session,
+    reader: Reader,
     make_user: Callable[..., User],
     site: Site,
     sign_in: Callable[..., None],
     wang: Wang,
+    screenshot: Screenshot,
 ) -> None:
     guard = make_user("guard", [site], display_name="Guard Chan")
     sign_in(phone, guard)
@@ -134,24 +130,27 @@ def test_guard_scans_reports_found_and_sees_the_son_confirm(
     phone.get_by_role("button", name="Send: call the family now").click()
     phone.wait_for_url("**/guard/incidents/*")
 
-    [incident] = incidents_in(db)
+    [incident] = incidents_in(reader)
     assert incident.location == "Building 1, 3rd floor, meter box"
     assert incident.condition.value == "distressed"
     son_row = phone.locator(f'[data-contact-id="{wang.son.id}"]')
     # The console channel "calls" the son at once; the page follows without a reload.
     son_row.get_by_text("Calling").or_(son_row.get_by_text("No answer")).first.wait_for()
 
-    def son_call() -> OutboxMessage | None:
-        db.rollback()
-        return db.exec(
-            select(OutboxMessage).where(
-                OutboxMessage.contact_id == wang.son.id,
-                OutboxMessage.kind == MessageKind.call,
-                OutboxMessage.provider_id.is_not(None),  # type: ignore[union-attr]
-            )
-        ).first()
-
-    call = wait_for(son_call)
+    # The call is recorded as handed over (its provider SID stored), as the app tells it.
+    phone.wait_for_function(
+        """async ([incident, son]) => (await window.welfare.api("GET", "/api/v1/incidents/" +
+            incident)).notifications.some((n) => n.contact_id === son && n.channel === "call"
+            && n.status === "sent")""",
+        arg=[str(incident.id), str(wang.son.id)],
+        polling=200,
+    )
+    [call] = reader(
+        select(OutboxMessage).where(
+            OutboxMessage.contact_id == wang.son.id, OutboxMessage.kind == MessageKind.call
+        )
+    )
+    assert call.provider_id
     assert press_one(live_server, call).status_code == 200
     status = phone.locator("#incident-status")
     status.get_by_text("son is coming").wait_for(timeout=8000)
@@ -161,7 +160,7 @@ def test_guard_scans_reports_found_and_sees_the_son_confirm(
     phone.get_by_label("Handed to (who took the person)").fill("his son")
     phone.get_by_role("button", name="Record the hand-over").click()
     phone.get_by_text("Handed over to his son.").wait_for()
-    [closed] = incidents_in(db)
+    [closed] = incidents_in(reader)
     assert closed.status.value == "resolved" and closed.handed_to == "his son"
 
 
@@ -177,7 +176,7 @@ COUNT_QUEUED_PHOTOS = """() => new Promise((resolve) => {
 def test_a_report_made_without_signal_is_queued_with_its_photo_and_sent_once(
     phone: Any,
     desktop: Any,
-    db: Session,
+    reader: Reader,
     make_user: Callable[..., User],
     site: Site,
     sign_in: Callable[..., None],
@@ -198,7 +197,7 @@ def test_a_report_made_without_signal_is_queued_with_its_photo_and_sent_once(
     phone.get_by_role("button", name="Send: call the family now").click()
     banner = phone.locator("#queue-banner")
     banner.get_by_text("The photo is kept on this phone").wait_for()
-    assert incidents_in(db) == []
+    assert incidents_in(reader) == []
     stored = phone.evaluate("JSON.parse(localStorage.getItem('welfare.foundQueue.v1'))")
     assert len(stored) == 1 and stored[0]["body"]["location"] == "car park B2, no signal"
     assert "Wang" not in str(stored)  # the queue holds ids, not names
@@ -206,20 +205,19 @@ def test_a_report_made_without_signal_is_queued_with_its_photo_and_sent_once(
 
     phone.context.set_offline(False)
     phone.wait_for_url("**/guard/incidents/*?photo=added")
-    [incident] = incidents_in(db)
+    [incident] = incidents_in(reader)
     assert incident.client_request_id == stored[0]["id"]
     assert incident.photo_file and incident.thumbnail_file
     assert phone.evaluate("localStorage.getItem('welfare.foundQueue.v1')") == "[]"
     assert phone.evaluate(COUNT_QUEUED_PHOTOS) == 0  # sent, so gone from the phone
     assert phone.get_by_text("Photo added.").is_visible()
-    photo = phone.locator("img.incident-photo")
-    wait_for(lambda: photo.evaluate("(img) => img.complete && img.naturalWidth > 0"))
+    phone.wait_for_function(IMAGE_DRAWN, arg=phone.locator("img.incident-photo").element_handle())
 
     # The office sees the photo on the console's incident page.
     sign_in(desktop, make_user("staff", [site]))
     desktop.goto(f"/console/incidents/{incident.id}")
-    shown = desktop.locator("[data-incident-photo]")
-    wait_for(lambda: shown.evaluate("(img) => img.complete && img.naturalWidth > 0"))
+    shown = desktop.locator("[data-incident-photo]").element_handle()
+    desktop.wait_for_function(IMAGE_DRAWN, arg=shown)
     assert desktop.get_by_text("Photo added").first.is_visible()
     # A retry of the same report (the phone never heard the answer) opens nothing new.
     phone.evaluate(
@@ -228,7 +226,7 @@ def test_a_report_made_without_signal_is_queued_with_its_photo_and_sent_once(
     )
     phone.goto("/guard")
     phone.locator("#queue-banner").get_by_text("Your found report was sent.").wait_for()
-    assert len(incidents_in(db)) == 1
+    assert len(incidents_in(reader)) == 1
 
 
 def test_without_signal_guard_pages_show_the_offline_shell(
@@ -238,7 +236,7 @@ def test_without_signal_guard_pages_show_the_offline_shell(
     phone.goto("/guard")
     phone.evaluate("navigator.serviceWorker.ready.then(() => true)")
     # The shell is precached while installing; wait until it is in the cache.
-    wait_for(lambda: phone.evaluate("caches.match('/guard/offline').then(Boolean)"))
+    phone.wait_for_function("() => caches.match('/guard/offline').then(Boolean)", polling=100)
     phone.context.set_offline(True)
     phone.goto("/guard/alerts")
     assert phone.get_by_role("heading", name="No signal").is_visible()
@@ -254,6 +252,7 @@ def test_alerts_list_on_the_phone(
     make_resident: Callable[..., Resident],
     make_consent: Callable[..., Any],
     settings: Settings,
+    screenshot: Screenshot,
 ) -> None:
     park = make_resident(
         full_name="Park Soon-ja",
@@ -280,7 +279,9 @@ def test_alerts_list_on_the_phone(
     sign_in(phone, make_user("guard", [site]))
     phone.get_by_role("link", name="Missing residents: 1").click()
     assert phone.get_by_role("heading", name="Mrs. Park").is_visible()
-    wait_for(lambda: phone.evaluate("[...document.images].every((i) => i.naturalWidth > 0)"))
+    phone.wait_for_function(
+        "() => [...document.images].every((i) => i.complete && i.naturalWidth > 0)"
+    )
     screenshot(phone, "guard-alerts")
     phone.get_by_role("heading", name="Mrs. Park").click()
     assert phone.get_by_text("the Korean church on Hill Street").is_visible()
@@ -288,7 +289,7 @@ def test_alerts_list_on_the_phone(
 
 
 def test_the_public_page_shows_no_personal_data_and_alerts_the_office(
-    phone: Any, db: Session, wang: Wang
+    phone: Any, reader: Reader, wang: Wang, screenshot: Screenshot
 ) -> None:
     phone.goto(f"/t/{wang.code}")
     assert phone.get_by_role("heading", name="Please stay with this person").is_visible()
@@ -307,5 +308,5 @@ def test_the_public_page_shows_no_personal_data_and_alerts_the_office(
     phone.get_by_role("button", name="Alert the office").click()
     phone.get_by_text("The office has been alerted").wait_for()
     assert "Wang" not in phone.locator("body").inner_text()
-    [incident] = incidents_in(db)
+    [incident] = incidents_in(reader)
     assert incident.resident_id == wang.resident.id and incident.location == "Building 1 lobby"

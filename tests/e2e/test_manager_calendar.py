@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import Session
 
 from tests.conftest import SYSTEM
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import Screenshot
 from welfare.db import utcnow
 from welfare.incidents.models import Incident
 from welfare.residents.models import Resident
@@ -110,6 +110,9 @@ def _seed(
     db.commit()
     db.refresh(due)
     db.expunge(due)
+    # The refresh began a transaction, which holds the write lock: end it, by a commit (a
+    # rollback would expire `manager`, and touching it would open another).
+    db.commit()
     return manager, due
 
 
@@ -123,6 +126,7 @@ def test_a_manager_records_a_visit_from_the_week_and_sees_the_report(
     make_resident: Callable[..., Resident],
     make_consent: Callable[..., Any],
     sign_in: Callable[..., None],
+    screenshot: Screenshot,
 ) -> None:
     manager, due = _seed(db, site, make_user, make_resident, make_consent)
     page = request.getfixturevalue(device)
@@ -173,6 +177,7 @@ def test_the_rule_builder_shows_only_the_chosen_preset_on_a_phone(
     make_resident: Callable[..., Resident],
     make_consent: Callable[..., Any],
     sign_in: Callable[..., None],
+    screenshot: Screenshot,
 ) -> None:
     make_consent(make_resident())
     sign_in(phone, make_user("manager", [site]))

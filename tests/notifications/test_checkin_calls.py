@@ -5,6 +5,7 @@ webhook. No keypress after the retries: a welfare_concern incident calls the fam
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,8 +23,10 @@ from tests.api.test_webhooks import BASE, post
 from tests.api.test_webhooks import TOKEN as AUTH_TOKEN
 from tests.conftest import SYSTEM
 from tests.notifications.fake_twilio import FakeTwilio
+from welfare.consent import service as consents
 from welfare.db import make_engine, make_sessionmaker
 from welfare.incidents.models import Incident, IncidentKind, IncidentStatus
+from welfare.outbox import service as outbox
 from welfare.outbox.models import OutboxMessage, OutboxStatus
 from welfare.residents.models import Resident
 from welfare.settings import Settings
@@ -225,3 +228,74 @@ def test_an_unanswered_checkin_retries_then_calls_the_family(world: World) -> No
     with world.writers() as session:
         incident = session.get(Incident, visit.incident_id)
         assert incident is not None and incident.status is IncidentStatus.confirmed
+
+
+def _erase_resident(world: World, settings: Settings) -> None:
+    """Every consent withdrawn: the record is erased, its number with it (on queued rows too)."""
+    resident_id = world.visit().resident_id
+    with world.writers() as session:
+        for consent in consents.consents_of(session, resident_id):
+            consents.withdraw_consent(
+                session=session,
+                actor=SYSTEM,
+                settings=settings,
+                resident_id=resident_id,
+                consent_id=consent.id,
+            )
+        session.commit()
+
+
+def test_a_checkin_call_queued_before_the_number_was_erased_fails_for_good_without_a_call(
+    world: World, settings: Settings
+) -> None:
+    with world.writers() as session:
+        assert scheduler.run_checkin_calls(session, T0) == 1  # queued, not yet handed over
+        session.commit()
+    _erase_resident(world, settings)
+    assert world.dispatcher.run_once(now=T0) == 1
+    (row,) = world.call_rows()
+    # Failed at the gate, never handed over: no attempt counted.
+    assert (row.status, row.to_phone, row.attempts) == (OutboxStatus.failed, None, 0)
+    assert row.error_reason == outbox.ERASED_NUMBER
+    assert world.fake.sent("Calls") == []
+    # Failed for good: not taken up again, however long the worker runs on.
+    later = T0 + outbox.STALE_CLAIM + dt.timedelta(minutes=10)
+    assert world.dispatcher.run_once(now=later) == 0
+    assert world.call_rows()[0].status is OutboxStatus.failed
+
+
+def test_a_call_reaching_the_send_without_a_number_fails_for_good_instead_of_looping(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The send path's backstop, through the worker's pump (which only logs what a hand-over
+    raises): a row that reaches it without a number (erased between the gate and the send, or
+    a gate that missed it) fails at once in words. An exception there left the row 'sending',
+    to be taken up again after every stale window, for ever."""
+    gate = outbox.open_sends
+
+    def gate_missing_the_erasure(session: Session, claims: Any, now: Any = None) -> Any:
+        opened = gate(session, claims, now=now)
+        for item in opened:
+            if item is not None:
+                item[0].to_phone = None
+        return opened
+
+    monkeypatch.setattr(outbox, "open_sends", gate_missing_the_erasure)
+    with world.writers() as session:
+        assert scheduler.run_checkin_calls(session, T0) == 1
+        session.commit()
+    dispatcher = Dispatcher(world.writers, world.dispatcher.channel, world.dispatcher.settings)
+    try:
+        assert dispatcher.pump() == 1  # claimed, through the gate, handed to a send slot
+        recorded = 0
+        for _ in range(200):
+            recorded += dispatcher.pump()
+            if recorded:
+                break
+            threading.Event().wait(0.01)
+    finally:
+        dispatcher.close()
+    (row,) = world.call_rows()
+    assert (row.status, row.attempts) == (OutboxStatus.failed, 1)
+    assert row.error_reason == outbox.ERASED_NUMBER and row.error_code is None
+    assert world.fake.sent("Calls") == []

@@ -264,8 +264,72 @@ def test_withdrawn_consent_stops_generation(
     db.commit()
     now = dt.datetime(2026, 10, 28, 4, 0, tzinfo=dt.UTC)
     assert _run(writers, scheduler.generate_ahead, now) == 0
-    db.rollback()
+    db.expire_all()  # a rollback with no transaction open expires nothing: read the database
     assert db.get(VisitSchedule, schedule.id).active is False  # type: ignore[union-attr]
+
+
+def test_withdrawing_only_the_welfare_visits_scope_stops_the_schedule_at_the_next_generation(
+    db: Session,
+    writers: sessionmaker[Session],
+    settings: Settings,
+    ny_site: Site,
+    resident_at: Callable[..., Resident],
+    make_consent: Callable[..., Any],
+) -> None:
+    """The registry stays (no erasure, which ends schedules by itself): the generator is what
+    notices the lapsed scope, stops the schedule and forgets its untouched future visits."""
+    resident = resident_at(ny_site, scopes=["registry", "lost_person_response"])
+    visits_consent = make_consent(resident, scopes=["welfare_visits"])
+    schedule = _schedule(db, resident, start_date=dt.date(2026, 10, 28))
+    now = dt.datetime(2026, 10, 28, 4, 0, tzinfo=dt.UTC)
+    assert _run(writers, scheduler.generate_ahead, now) == 14
+    consents.withdraw_consent(
+        session=db,
+        actor=SYSTEM,
+        settings=settings,
+        resident_id=resident.id,
+        consent_id=visits_consent.id,
+    )
+    db.commit()
+    db.expire_all()  # read what the database holds, not what this session last saw
+    assert db.get(VisitSchedule, schedule.id).active is True  # type: ignore[union-attr]
+    assert db.get(Resident, resident.id).erased_at is None  # type: ignore[union-attr]
+    db.rollback()
+
+    later = now + scheduler.HORIZON  # the next generation this schedule is due for
+    assert _run(writers, scheduler.generate_ahead, later) == 0
+    db.expire_all()
+    assert db.get(VisitSchedule, schedule.id).active is False  # type: ignore[union-attr]
+    assert [v.window_start for v in _visits(db, schedule) if v.window_start > later] == []
+    (stopped,) = db.exec(
+        select(AuditEntry).where(AuditEntry.action == "visit_schedule.stopped")
+    ).all()
+    assert stopped.entity_id == str(schedule.id)
+    assert stopped.detail == {"reason": "no welfare-visits consent"}
+
+
+def test_a_consent_overdue_for_review_keeps_the_schedule_generating(
+    db: Session,
+    writers: sessionmaker[Session],
+    ny_site: Site,
+    make_household: Callable[..., Any],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Any],
+) -> None:
+    """Overdue for review is 'unverified', not lapsed: the scope still holds (README)."""
+    resident = make_resident(household=make_household(site_=ny_site))
+    make_consent(
+        resident,
+        given_at=dt.datetime(2025, 1, 6, tzinfo=dt.UTC),
+        review_due=dt.datetime(2025, 7, 6, tzinfo=dt.UTC),
+    )
+    schedule = _schedule(db, resident, start_date=dt.date(2026, 10, 28))
+    now = dt.datetime(2026, 10, 28, 4, 0, tzinfo=dt.UTC)
+    assert consents.derive_state(consents.consents_of(db, resident.id), now) == "unverified"
+    assert _run(writers, scheduler.generate_ahead, now) == 14
+    db.expire_all()
+    assert db.get(VisitSchedule, schedule.id).active is True  # type: ignore[union-attr]
+    assert len(_visits(db, schedule)) == 14
 
 
 # --- reminders, overdue, missed -----------------------------------------------------------------
@@ -451,7 +515,11 @@ def test_consent_review_reminders_at_60_and_30_days_then_unverified(
     assert notices() == ["60", "30", "overdue"]
     flagged = db.exec(select(AuditEntry).where(AuditEntry.action == "consent.unverified")).all()
     assert len(flagged) == 1 and flagged[0].entity_id == str(consent.id)
-    assert consents.state_of(db, resident) in ("active", "unverified")  # derived at real time
+    # The state is derived from the review date and the time, never stored by the job.
+    live = consents.consents_of(db, resident.id)
+    assert consents.derive_state(live, due - dt.timedelta(minutes=1)) == "active"
+    assert consents.derive_state(live, due + dt.timedelta(minutes=1)) == "unverified"
+    assert consents.state_of(db, resident) == "active"  # now: given today, due in a year
 
 
 def test_run_jobs_twice_at_the_same_instant_changes_nothing_the_second_time(

@@ -32,6 +32,8 @@ MAX_ATTEMPTS = 5
 BACKOFF_SECONDS = (2, 5, 15, 30)  # after attempt 1, 2, 3, 4
 # Messages that still go out after confirmation: they are about the confirmation.
 AFTER_CONFIRMATION = {"coming_notice"}
+# Why a row whose number was erased (consent withdrawn) after it was queued failed.
+ERASED_NUMBER = "no phone number: erased since the message was queued"
 
 
 @dataclass(frozen=True)
@@ -127,8 +129,9 @@ def open_sends(
     'sending' with its attempt counted (a resend stays 'sending' and counts another): from the
     commit on, the row says it was handed over, before the provider is called. The caller
     commits, then hands the rows to the provider outside any transaction. One answer per claim,
-    in order: the row and its incident, or None when the row is no longer ours or no longer
-    wanted (then cancelled, or possibly sent for a resend).
+    in order: the row and its incident, or None when the row is no longer ours, no longer
+    wanted (then cancelled, or possibly sent for a resend) or has no number left to send to
+    (erased since it was queued: then failed for good, `ERASED_NUMBER`).
 
     This is the moment that orders a send against a confirmation. A confirmation that commits
     first has cancelled the claimed row (`incidents.service._stop`), so the gate refuses it and
@@ -178,9 +181,10 @@ def _open(
                 reason=f"incident {incident.status.value}",
             )
             return None
-    if message.to_phone is None:  # erased since it was queued
-        _settle_unwanted(message, now)
-        session.add(message)
+    if message.to_phone is None:  # erased since it was queued: fails for good, in words
+        record_failure(
+            session, message, incident, reason=ERASED_NUMBER, code=None, permanent=True, now=now
+        )
         return None
     message.status = OutboxStatus.sending
     message.attempts += 1
@@ -198,10 +202,12 @@ def _settle_unwanted(message: OutboxMessage, now: dt.datetime) -> None:
 
 
 def finish_send(
-    session: Session, message_id: uuid.UUID
+    session: Session, message_id: uuid.UUID, token: str | None
 ) -> tuple[OutboxMessage, Incident | None] | None:
     """Reload a row after a failed provider call, to record it (`record_failure`) in a short
-    transaction; the incident is locked as every writer does."""
+    transaction; the incident is locked as every writer does. None when the row is gone or no
+    longer under the claim `token` the send went out on: another worker took it over after the
+    stale window (and may have sent it already), so this failure is not the row's to record."""
     message = session.get(OutboxMessage, message_id)
     if message is None:
         return None
@@ -209,16 +215,20 @@ def finish_send(
     if incident is not None:
         incidents.lock_incident(session, incident)
         session.refresh(message)
+    if message.claim_token != token:
+        return None
     return message, incident
 
 
 @dataclass(frozen=True)
 class Accepted:
-    """The provider took a row: its id for the row, and its first word on it."""
+    """The provider took a row: its id for the row, and its first word on it. `claim_token` is
+    the claim the send went out on: the row is only updated while it is still under it."""
 
     message_id: uuid.UUID
     provider_id: str
     provider_status: str
+    claim_token: str | None
 
 
 def record_sent(
@@ -227,10 +237,13 @@ def record_sent(
     """Record the provider's acceptance of rows handed over, in a few set-based statements
     whatever their number (the dispatcher's round records tens at once; row by row through
     the ORM this was its costliest work and held SQLite's write lock longest). Rows erased
-    since they were sent are skipped."""
+    since they were sent are skipped, and so are rows another worker took over after the stale
+    window (their claim token changed): that worker's own send is the one the row records, so
+    a late answer to this one never overwrites its provider id or status."""
     if not accepted:
         return
     now = now or utcnow()
+    tokens = {item.message_id: item.claim_token for item in accepted}
     rows = session.exec(
         select(
             OutboxMessage.id,
@@ -238,14 +251,28 @@ def record_sent(
             OutboxMessage.kind,
             OutboxMessage.contact_id,
             OutboxMessage.user_id,
-        ).where(col(OutboxMessage.id).in_([item.message_id for item in accepted]))
+        ).where(col(OutboxMessage.id).in_(list(tokens)))
     ).all()
     incident_ids = {row.incident_id for row in rows if row.incident_id}
     incidents.lock_incidents(session, incident_ids)
+    # The tokens now, the rows locked on PostgreSQL (a takeover's `claim_due` skips locked rows;
+    # on SQLite this transaction is the one writer): a row ours here is still ours at the update.
+    query = select(OutboxMessage.id, OutboxMessage.claim_token).where(
+        col(OutboxMessage.id).in_(list(tokens))
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    current = dict(session.exec(query).all())
+    ours = {message_id for message_id, token in current.items() if token == tokens[message_id]}
+    accepted = [item for item in accepted if item.message_id in ours]
+    rows = [row for row in rows if row.id in ours]
+    if not accepted:
+        return
+    incident_ids = {row.incident_id for row in rows if row.incident_id}
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
     session.execute(
         update(table)
-        .where(table.c.id == bindparam("message_id"))
+        .where(table.c.id == bindparam("message_id"), table.c.claim_token == bindparam("token"))
         .values(
             status=OutboxStatus.sent,
             provider_id=bindparam("provider_id"),
@@ -259,6 +286,7 @@ def record_sent(
                 "message_id": item.message_id,
                 "provider_id": item.provider_id,
                 "first_status": item.provider_status,
+                "token": item.claim_token,
             }
             for item in accepted
         ],

@@ -1,0 +1,182 @@
+"""Mutation check: break each critical line on purpose and make sure a named test notices.
+
+Each entry of MUTATIONS below is one line: the file, an exact snippet of its source (found
+exactly once), what to put instead, and the test node ids that must fail with it. The tree is
+copied once to a scratch directory (without .venv and .git); each mutation is written there, the
+tests run with this interpreter from the scratch copy (cwd and PYTHONPATH set to it, so the
+scratch code is what is imported, checked before anything runs), and the file is put back
+(with its own mtime, so no cached bytecode of one version ever stands in for another).
+
+    killed     a named test failed: the line is guarded
+    survived   every named test passed with the line broken: a gap in the tests
+    stale      the snippet is not in the source exactly once any more: update the entry
+
+Exit status 1 on any survivor, any stale entry, or when the named tests fail even without a
+mutation (then "killed" would prove nothing). SQLite only (WELFARE_TEST_POSTGRES_URL is dropped)
+to keep it fast; the browser tests are never named here.
+
+    .venv/bin/python tools/mutation_check.py            # every mutation
+    .venv/bin/python tools/mutation_check.py gate site  # those whose name contains a word
+
+Append a mutation as one more `M(...)` line; name the tests that pin the behaviour, not the
+whole suite (each mutation costs one pytest start-up plus its tests).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class M:
+    name: str
+    file: str
+    snippet: str
+    replacement: str
+    tests: tuple[str, ...]
+
+
+D = "tests/notifications/test_dispatcher.py::"
+CHECKIN = "tests/notifications/test_checkin_calls.py::"
+WEBHOOKS = "tests/api/test_webhooks.py::"
+
+# fmt: off
+MUTATIONS: list[M] = [
+    # The send gate: nothing goes out once the family confirmed, except the "coming" notice.
+    M("gate: confirmed incident still sends", "welfare/outbox/service.py", "stopped = incident.status not in (IncidentStatus.open, IncidentStatus.notifying)", "stopped = False", (D + "test_confirmation_racing_a_claimed_row_sends_nothing", D + "test_a_row_left_sending_is_not_resent_once_the_incident_is_confirmed")),  # noqa: E501
+    M("gate: coming notice stopped too", "welfare/outbox/service.py", "if stopped and message.template not in AFTER_CONFIRMATION:", "if stopped:", (D + "test_after_confirmation_only_the_coming_notice_goes_out",)),  # noqa: E501
+    M("gate: confirmation cancels claimed rows", "welfare/incidents/service.py", "col(OutboxMessage.status).in_((OutboxStatus.pending, OutboxStatus.claimed)),", "col(OutboxMessage.status).in_((OutboxStatus.pending,)),", (D + "test_confirmation_racing_a_claimed_row_sends_nothing",)),  # noqa: E501
+    # Site scoping: another site's records are absent, one by one and in lists.
+    M("site: records of any site", "welfare/authz.py", "if permission in _GLOBAL_PERMISSIONS or actor.in_site(site_id):", "if True:", ("tests/api/test_security.py::test_a_guard_of_site_a_reaches_nothing_of_site_b",)),  # noqa: E501
+    M("site: lists of every site", "welfare/authz.py", "if actor.is_system or permission in _GLOBAL_PERMISSIONS:\n        return None", "if True:\n        return None", ("tests/api/test_security.py::test_a_guard_of_site_a_reaches_nothing_of_site_b",)),  # noqa: E501
+    # Twilio webhooks: only Twilio's signature for the public URL opens them.
+    M("twilio: signature not checked", "notifications/webhooks.py", "if not validator.validate(url, params, signature, algorithm=algorithm):", "if False:", (WEBHOOKS + "test_unsigned_and_forged_webhooks_are_refused", WEBHOOKS + "test_a_signature_for_another_url_or_other_fields_is_refused")),  # noqa: E501
+    M("twilio: signed for the request url", "api/routes/webhooks.py", "url = webhooks.public_url(settings, request.scope[\"route\"].path, request.url.query)", "url = str(request.url)", (WEBHOOKS + "test_the_signature_is_checked_against_the_public_url_not_the_request_url",)),  # noqa: E501
+    # Webhook de-duplication: Twilio retries a callback; it is acted on once.
+    M("webhooks: repeats acted on again", "notifications/webhooks.py", "    if session.get(WebhookReceipt, key) is not None:\n        return False\n    try:", "    return True\n    try:", (WEBHOOKS + "test_a_repeated_keypress_callback_records_and_confirms_once", WEBHOOKS + "test_a_duplicate_inbound_message_records_once", "tests/notifications/test_webhooks.py::test_repeated_status_news_is_recorded_once")),  # noqa: E501
+    # Erasure: withdrawing the registry consent deletes the contacts (and their numbers).
+    M("erasure: contacts kept", "welfare/consent/service.py", "session.exec(delete(Contact).where(col(Contact.resident_id) == resident.id))", "None", ("tests/welfare/test_consent.py::test_withdrawing_the_registry_consent_erases_the_resident", "tests/welfare/test_consent.py::test_erasure_leaves_no_readable_copy_in_the_sqlite_files")),  # noqa: E501
+    M("erasure: queued numbers kept", "welfare/incidents/service.py", ".where(col(OutboxMessage.incident_id) == incident.id)\n            .values(to_phone=None, updated_at=now)", ".where(col(OutboxMessage.incident_id) == incident.id)\n            .values(updated_at=now)", ("tests/welfare/test_incidents.py::test_withdrawing_consent_scrubs_the_residents_incidents",)),  # noqa: E501
+    # SMS segment limits: every SMS fits in two segments.
+    M("segments: three allowed", "notifications/messages.py", "if sms_segments(text) <= MAX_SEGMENTS:", "if sms_segments(text) <= MAX_SEGMENTS + 1:", ("tests/notifications/test_messages.py",)),  # noqa: E501
+    M("segments: UCS-2 counted as GSM-7", "notifications/messages.py", "    if is_gsm7(text):\n        units", "    if True:\n        units", ("tests/notifications/test_messages.py",)),  # noqa: E501
+    # Escalation timing: contacts two minutes apart, the manager after the list or at ten.
+    M("timing: contacts three minutes apart", "welfare/incidents/escalation.py", "contact_interval_seconds: int = 120", "contact_interval_seconds: int = 180", ("tests/welfare/test_escalation.py", "tests/welfare/test_incidents.py::test_escalation_moves_down_the_list_every_two_minutes_then_the_manager")),  # noqa: E501
+    M("timing: manager only at ten minutes", "welfare/incidents/escalation.py", "manager_at = min(len(contact_ids) * interval, policy.manager_after_seconds)", "manager_at = policy.manager_after_seconds", ("tests/welfare/test_escalation.py",)),  # noqa: E501
+    M("timing: a step a tick late", "welfare/incidents/escalation.py", "due_time(steps, step.index, opened_at, state) <= now", "due_time(steps, step.index, opened_at, state) < now", ("tests/welfare/test_escalation.py", "tests/welfare/test_incidents.py::test_escalation_moves_down_the_list_every_two_minutes_then_the_manager")),  # noqa: E501
+    # a. The duty manager's SMS and call are rendered and sent.
+    M("a: manager template not rendered", "notifications/dispatcher.py", 'if message.template == "manager_escalation":', 'if message.template == "manager_escalated":', ("tests/notifications/test_manager_escalation.py",)),  # noqa: E501
+    M("a: manager step queues another template", "welfare/incidents/service.py", 'template="manager_escalation",', 'template="manager_alert",', ("tests/notifications/test_manager_escalation.py",)),  # noqa: E501
+    M("a: manager call reads the concern prompt", "notifications/dispatcher.py", "            return twiml.call_twiml(lang, text=text, gather_url=gather)\n        return messages.manager_escalation_sms(", '            return twiml.call_twiml(lang, text=text, gather_url=gather, purpose="concern")\n        return messages.manager_escalation_sms(', ("tests/notifications/test_manager_escalation.py",)),  # noqa: E501
+    # b. A call whose number was erased fails for good, in words, and is not retried.
+    M("b: send path raises on an erased number", "notifications/dispatcher.py", "raise ChannelError(outbox.ERASED_NUMBER, permanent=True)", "raise AssertionError(outbox.ERASED_NUMBER)", (CHECKIN + "test_a_call_reaching_the_send_without_a_number_fails_for_good_instead_of_looping",)),  # noqa: E501
+    M("b: gate cancels an erased number silently", "welfare/outbox/service.py", "record_failure(\n            session, message, incident, reason=ERASED_NUMBER, code=None, permanent=True, now=now\n        )", "message.status = OutboxStatus.cancelled", (CHECKIN + "test_a_checkin_call_queued_before_the_number_was_erased_fails_for_good_without_a_call",)),  # noqa: E501
+    # c. A claim taken over after the stale window: the old worker sends and records nothing.
+    M("c: gate ignores the claim token", "welfare/outbox/service.py", "    if message.claim_token != claim.token:\n        return None\n", "", (D + "test_a_claim_taken_over_after_the_stale_window_no_longer_opens_the_gate",)),  # noqa: E501
+    M("c: late acceptance recorded", "welfare/outbox/service.py", "ours = {message_id for message_id, token in current.items() if token == tokens[message_id]}", "ours = set(current)", (D + "test_a_late_answer_to_a_send_another_worker_took_over_changes_nothing",)),  # noqa: E501
+    M("c: late failure recorded", "welfare/outbox/service.py", "    if message.claim_token != token:\n        return None\n    return message, incident", "    return message, incident", (D + "test_a_late_answer_to_a_send_another_worker_took_over_changes_nothing",)),  # noqa: E501
+    # d. A lapsed consent scope stops visit schedules and the responder's resident view.
+    M("d: withdrawn consent still schedules visits", "welfare/visits/scheduler.py", "col(Consent.resident_id).in_(resident_ids), col(Consent.withdrawn_at).is_(None)", "col(Consent.resident_id).in_(resident_ids)", ("tests/welfare/test_visits.py::test_withdrawing_only_the_welfare_visits_scope_stops_the_schedule_at_the_next_generation",)),  # noqa: E501
+    M("d: schedule without consent not stopped", "welfare/visits/scheduler.py", "if schedule.resident_id not in consenting:", "if False:", ("tests/welfare/test_visits.py::test_withdrawing_only_the_welfare_visits_scope_stops_the_schedule_at_the_next_generation",)),  # noqa: E501
+    M("d: responder view without the scope", "welfare/incidents/responders.py", '    if ConsentScope.lost_person_response not in scopes:\n        raise NotFound("resident")\n', "", ("tests/api/test_break_glass.py::test_withdrawing_the_lost_person_scope_ends_the_responders_view_of_an_open_incident",)),  # noqa: E501
+]
+# fmt: on
+
+EXCLUDE = {".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache"}
+
+
+def scratch_copy() -> Path:
+    target = Path(tempfile.mkdtemp(prefix="welfare-mutation-")) / "repo"
+    shutil.copytree(ROOT, target, ignore=lambda _dir, names: [n for n in names if n in EXCLUDE])
+    return target
+
+
+def environment(scratch: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WELFARE_")}
+    env["PYTHONPATH"] = str(scratch)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # cached bytecode: see `write_with_mtime`
+    return env
+
+
+def write_with_mtime(path: Path, text: str, mtime: float) -> None:
+    """Write `text` and give the file `mtime`. Python trusts a cached .pyc whose recorded source
+    mtime (whole seconds) and size match, so a mutation written and undone within one second
+    at the same size could run the wrong code. Each mutation gets an mtime of its own and the
+    original gets its own back: the .pyc of each is only ever used for that same text (and the
+    original's is compiled once, by the baseline run, instead of on every run)."""
+    path.write_text(text)
+    os.utime(path, (mtime, mtime))
+
+
+def check_imports(scratch: Path, env: dict[str, str]) -> None:
+    """The scratch copy, not the editable install, must be what the tests import."""
+    probe = (
+        "import api, notifications, tests, welfare\n"
+        "for m in (api, notifications, tests, welfare): print(m.__file__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=scratch, env=env, capture_output=True, text=True
+    )
+    files = out.stdout.split()
+    if out.returncode or len(files) != 4 or not all(f.startswith(str(scratch)) for f in files):
+        sys.exit(f"the scratch copy is not what gets imported:\n{out.stdout}{out.stderr}")
+
+
+def run_tests(scratch: Path, env: dict[str, str], tests: tuple[str, ...]) -> tuple[bool, str]:
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    out = subprocess.run(command, cwd=scratch, env=env, capture_output=True, text=True)
+    lines = (out.stdout + out.stderr).strip().splitlines()
+    return out.returncode == 0, lines[-1] if lines else ""
+
+
+def main(words: list[str]) -> int:
+    started = time.monotonic()
+    chosen = [m for m in MUTATIONS if not words or any(w in m.name for w in words)]
+    scratch = scratch_copy()
+    env = environment(scratch)
+    try:
+        check_imports(scratch, env)
+        every_test = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+        passed, summary = run_tests(scratch, env, every_test)
+        if not passed:
+            print(f"the named tests fail without any mutation: {summary}")
+            return 1
+        print(f"baseline: {summary}")
+        results: dict[str, int] = {"killed": 0, "survived": 0, "stale": 0}
+        for index, mutation in enumerate(chosen, start=1):
+            path = scratch / mutation.file
+            original, original_mtime = path.read_text(), path.stat().st_mtime
+            if original.count(mutation.snippet) != 1:
+                verdict = "stale"
+                detail = f"snippet found {original.count(mutation.snippet)} times"
+            else:
+                mutated = original.replace(mutation.snippet, mutation.replacement)
+                write_with_mtime(path, mutated, original_mtime + 1000 * index)
+                try:
+                    passed, detail = run_tests(scratch, env, mutation.tests)
+                finally:
+                    write_with_mtime(path, original, original_mtime)
+                verdict = "survived" if passed else "killed"
+            results[verdict] += 1
+            print(f"{verdict:8}  {mutation.name}  ({mutation.file}; {detail})", flush=True)
+    finally:
+        shutil.rmtree(scratch.parent, ignore_errors=True)
+    elapsed = time.monotonic() - started
+    print(
+        f"mutations: {len(chosen)}, killed {results['killed']}, survived {results['survived']}, "
+        f"stale {results['stale']} in {elapsed:.0f} s"
+    )
+    return 1 if results["survived"] or results["stale"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
