@@ -48,11 +48,13 @@ class M:
 D = "tests/notifications/test_dispatcher.py::"
 CHECKIN = "tests/notifications/test_checkin_calls.py::"
 WEBHOOKS = "tests/api/test_webhooks.py::"
+RACES = "tests/welfare/test_incident_races.py::"
+ACTIONS = "tests/api/test_incident_actions.py::"
 
 # fmt: off
 MUTATIONS: list[M] = [
     # The send gate: nothing goes out once the family confirmed, except the "coming" notice.
-    M("gate: confirmed incident still sends", "welfare/outbox/service.py", "stopped = incident.status not in (IncidentStatus.open, IncidentStatus.notifying)", "stopped = False", (D + "test_confirmation_racing_a_claimed_row_sends_nothing", D + "test_a_row_left_sending_is_not_resent_once_the_incident_is_confirmed")),  # noqa: E501
+    M("gate: confirmed incident still sends", "welfare/outbox/service.py", "stopped = incident.status not in (IncidentStatus.open, IncidentStatus.notifying)", "stopped = False", (D + "test_the_gate_refuses_a_claimed_row_of_a_confirmed_incident_that_no_stop_reached",)),  # noqa: E501
     M("gate: coming notice stopped too", "welfare/outbox/service.py", "if stopped and message.template not in AFTER_CONFIRMATION:", "if stopped:", (D + "test_after_confirmation_only_the_coming_notice_goes_out",)),  # noqa: E501
     M("gate: confirmation cancels claimed rows", "welfare/incidents/service.py", "col(OutboxMessage.status).in_((OutboxStatus.pending, OutboxStatus.claimed)),", "col(OutboxMessage.status).in_((OutboxStatus.pending,)),", (D + "test_confirmation_racing_a_claimed_row_sends_nothing",)),  # noqa: E501
     # Site scoping: another site's records are absent, one by one and in lists.
@@ -62,7 +64,7 @@ MUTATIONS: list[M] = [
     M("twilio: signature not checked", "notifications/webhooks.py", "if not validator.validate(url, params, signature, algorithm=algorithm):", "if False:", (WEBHOOKS + "test_unsigned_and_forged_webhooks_are_refused", WEBHOOKS + "test_a_signature_for_another_url_or_other_fields_is_refused")),  # noqa: E501
     M("twilio: signed for the request url", "api/routes/webhooks.py", "url = webhooks.public_url(settings, request.scope[\"route\"].path, request.url.query)", "url = str(request.url)", (WEBHOOKS + "test_the_signature_is_checked_against_the_public_url_not_the_request_url",)),  # noqa: E501
     # Webhook de-duplication: Twilio retries a callback; it is acted on once.
-    M("webhooks: repeats acted on again", "notifications/webhooks.py", "    if session.get(WebhookReceipt, key) is not None:\n        return False\n    try:", "    return True\n    try:", (WEBHOOKS + "test_a_repeated_keypress_callback_records_and_confirms_once", WEBHOOKS + "test_a_duplicate_inbound_message_records_once", "tests/notifications/test_webhooks.py::test_repeated_status_news_is_recorded_once")),  # noqa: E501
+    M("webhooks: repeats acted on again", "notifications/webhooks.py", "    if session.get(WebhookReceipt, key) is not None:\n        return False\n    return insert_unless_conflict(", "    return True\n    return insert_unless_conflict(", (WEBHOOKS + "test_a_repeated_keypress_callback_records_and_confirms_once", WEBHOOKS + "test_a_duplicate_inbound_message_records_once", "tests/notifications/test_webhooks.py::test_repeated_status_news_is_recorded_once")),  # noqa: E501
     # Erasure: withdrawing the registry consent deletes the contacts (and their numbers).
     M("erasure: contacts kept", "welfare/consent/service.py", "session.exec(delete(Contact).where(col(Contact.resident_id) == resident.id))", "None", ("tests/welfare/test_consent.py::test_withdrawing_the_registry_consent_erases_the_resident", "tests/welfare/test_consent.py::test_erasure_leaves_no_readable_copy_in_the_sqlite_files")),  # noqa: E501
     M("erasure: queued numbers kept", "welfare/incidents/service.py", ".where(col(OutboxMessage.incident_id) == incident.id)\n            .values(to_phone=None, updated_at=now)", ".where(col(OutboxMessage.incident_id) == incident.id)\n            .values(updated_at=now)", ("tests/welfare/test_incidents.py::test_withdrawing_consent_scrubs_the_residents_incidents",)),  # noqa: E501
@@ -88,6 +90,16 @@ MUTATIONS: list[M] = [
     M("d: withdrawn consent still schedules visits", "welfare/visits/scheduler.py", "col(Consent.resident_id).in_(resident_ids), col(Consent.withdrawn_at).is_(None)", "col(Consent.resident_id).in_(resident_ids)", ("tests/welfare/test_visits.py::test_withdrawing_only_the_welfare_visits_scope_stops_the_schedule_at_the_next_generation",)),  # noqa: E501
     M("d: schedule without consent not stopped", "welfare/visits/scheduler.py", "if schedule.resident_id not in consenting:", "if False:", ("tests/welfare/test_visits.py::test_withdrawing_only_the_welfare_visits_scope_stops_the_schedule_at_the_next_generation",)),  # noqa: E501
     M("d: responder view without the scope", "welfare/incidents/responders.py", '    if ConsentScope.lost_person_response not in scopes:\n        raise NotFound("resident")\n', "", ("tests/api/test_break_glass.py::test_withdrawing_the_lost_person_scope_ends_the_responders_view_of_an_open_incident",)),  # noqa: E501
+    # One running incident per resident, whatever the race (issue 14).
+    M("race: no unique index for running incidents", "alembic/versions/0016_one_running_incident.py", '["resident_id"],\n        unique=True,', '["resident_id"],\n        unique=False,', (RACES + "test_the_database_refuses_a_second_running_incident",)),  # noqa: E501
+    M("race: the loser of a race fails", "welfare/incidents/service.py", "        if insert_unless_conflict(session, incident):", "        session.add(incident)\n        session.flush()\n        if True:", (RACES + "test_a_report_that_lost_the_race_takes_the_running_incident", RACES + "test_a_retry_that_lost_the_race_takes_its_own_incident")),  # noqa: E501
+    M("race: a lost retry is not looked up again", "welfare/incidents/service.py", "        earlier = _same_request(session, actor, data)\n        if earlier is not None:\n            return Opened(earlier, False)\n    else:", "    else:", (RACES + "test_a_retry_that_lost_the_race_takes_its_own_incident",)),  # noqa: E501
+    M("close: any guard may close", "welfare/incidents/service.py", "    return incident_photos.is_guard_on_it(session, actor, incident)", "    return True", (ACTIONS + "test_a_guard_who_neither_reported_nor_claimed_cannot_close_the_incident", "tests/api/test_role_matrix.py::test_role_matrix")),  # noqa: E501
+    M("notes: guards read staff notes", "welfare/incidents/timeline.py", 'if event_type != "note" or "text" not in detail or actor.can(Permission.registry_read):', "if True:", (ACTIONS + "test_staff_notes_are_for_staff_unless_meant_for_everyone",)),  # noqa: E501
+    M("audit: resolving leaves no entry", "welfare/incidents/service.py", '_audit(session, actor, incident, "incident.resolve", outcome=data.outcome.value)', "None", (ACTIONS + "test_every_change_of_an_incidents_state_is_in_the_audit",)),  # noqa: E501
+    M("possibly sent: a stop cancels rows in flight", "welfare/incidents/service.py", ".values(status=OutboxStatus.unknown, updated_at=now)", ".values(status=OutboxStatus.cancelled, updated_at=now)", (D + "test_a_row_left_sending_is_possibly_sent_once_the_incident_is_confirmed",)),  # noqa: E501
+    M("password change not throttled", "welfare/users/service.py", "    _check_throttle(session, settings, user.username, client_addr, _PASSWORD_THROTTLED)\n", "", ("tests/api/test_auth.py::test_wrong_current_passwords_are_throttled_with_the_sign_in_limits",)),  # noqa: E501
+    M("anchor: an unchanged head anchored again", "welfare/audit/anchor.py", "    if newest is None or newest == anchored:\n        return None", "    if newest is None:\n        return None", ("tests/welfare/test_audit_anchor.py::test_the_worker_job_anchors_every_minute_while_entries_come_and_not_when_idle",)),  # noqa: E501
 ]
 # fmt: on
 

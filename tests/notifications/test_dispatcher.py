@@ -21,7 +21,7 @@ from welfare import wakeup
 from welfare.db import utcnow
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
-from welfare.incidents.models import Incident, IncidentCreate
+from welfare.incidents.models import Incident, IncidentCreate, IncidentStatus
 from welfare.outbox import service as outbox
 from welfare.outbox.models import MessageKind, OutboxMessage, OutboxStatus
 from welfare.residents.models import Contact, Resident
@@ -207,6 +207,28 @@ def test_confirmation_racing_a_claimed_row_sends_nothing(
     confirmed = [e for e in timeline.events_of(db, incident_id) if e.type == "confirmed"]
     db.rollback()
     assert confirmed[0].detail["cancelled_messages"] == 2
+
+
+def test_the_gate_refuses_a_claimed_row_of_a_confirmed_incident_that_no_stop_reached(
+    db: Session,
+    dispatcher: Dispatcher,
+    channel: FakeChannel,
+    incident_id: uuid.UUID,
+    writers: sessionmaker[Session],
+) -> None:
+    """The gate reads the incident itself, under its lock: a row still 'claimed' (a stop that
+    missed it, a row written by an older version) never goes out once someone is coming."""
+    with writers() as session:
+        claimed = outbox.claim_due(session)
+        incident = session.get(Incident, incident_id)
+        assert incident is not None
+        incident.status = IncidentStatus.confirmed  # confirmed without cancelling the rows
+        session.add(incident)
+        session.commit()
+    for claim in claimed:
+        dispatcher.deliver(claim)
+    assert channel.sent == []
+    assert {r.status for r in _rows(db, incident_id)} == {OutboxStatus.cancelled}
 
 
 def test_no_lock_is_held_during_the_provider_call_and_a_confirmation_then_stops_the_rest(

@@ -202,3 +202,54 @@ def test_a_keypress_on_a_closed_duplicate_confirms_the_residents_running_inciden
     db.commit()
     assert incidents.answered_incident(db, duplicate).id == kept.id
     assert incidents.answered_incident(db, kept).id == kept.id
+
+
+def _lose_the_first_look(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """The first call of `incidents.<name>` answers None, as a look made just before another
+    request committed would: the insert that follows meets the winner's row."""
+    real = getattr(incidents, name)
+    calls: list[object] = []
+
+    def first_look_misses(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return None if len(calls) == 1 else real(*args, **kwargs)
+
+    monkeypatch.setattr(incidents, name, first_look_misses)
+
+
+def test_a_report_that_lost_the_race_takes_the_running_incident(
+    monkeypatch: pytest.MonkeyPatch, db: Session, site: Site, wang: Resident, make_user: Any
+) -> None:
+    first, second = (_actor(make_user("guard", [site]), site) for _ in range(2))
+    winner = incidents.open_incident(
+        session=db,
+        actor=first,
+        data=IncidentCreate(resident_id=wang.id, client_request_id=uuid.uuid4().hex),
+    ).incident
+    db.commit()
+    _lose_the_first_look(monkeypatch, "running_incident")
+    loser = incidents.open_incident(
+        session=db,
+        actor=second,
+        data=IncidentCreate(resident_id=wang.id, client_request_id=uuid.uuid4().hex),
+    )
+    db.commit()
+    assert (loser.incident.id, loser.created) == (winner.id, False)
+    types = list(
+        db.exec(select(IncidentEvent.type).where(IncidentEvent.incident_id == winner.id)).all()
+    )
+    assert types.count("report_repeated") == 1
+    assert len(db.exec(select(Incident).where(Incident.resident_id == wang.id)).all()) == 1
+
+
+def test_a_retry_that_lost_the_race_takes_its_own_incident(
+    monkeypatch: pytest.MonkeyPatch, db: Session, site: Site, make_user: Any
+) -> None:
+    guard = _actor(make_user("guard", [site]), site)
+    data = IncidentCreate(description="grey coat", client_request_id=uuid.uuid4().hex)
+    first = incidents.open_incident(session=db, actor=guard, data=data).incident
+    db.commit()
+    _lose_the_first_look(monkeypatch, "_same_request")
+    again = incidents.open_incident(session=db, actor=guard, data=data)
+    db.commit()
+    assert (again.incident.id, again.created) == (first.id, False)
