@@ -12,7 +12,6 @@ import queue
 import threading
 import time
 import uuid
-import zoneinfo
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -30,6 +29,7 @@ from welfare.outbox.models import MessageKind, OutboxMessage
 from welfare.phones import display_phone
 from welfare.settings import Settings
 from welfare.sites.models import Site
+from welfare.times import zone
 from welfare.wakeup import outbox_ready, work_ready
 
 log = logging.getLogger("welfare.dispatcher")
@@ -51,7 +51,7 @@ def guard_alert_url(settings: Settings, incident_id: uuid.UUID) -> str:
 
 def _local_when(value: str, site: Site, date_only: bool = False) -> str:
     """An ISO time from the row's params in the site's timezone, for people to read."""
-    local = dt.datetime.fromisoformat(value).astimezone(zoneinfo.ZoneInfo(site.timezone))
+    local = dt.datetime.fromisoformat(value).astimezone(zone(site.timezone))
     return local.strftime("%Y-%m-%d") if date_only else local.strftime("%Y-%m-%d %H:%M")
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-import zoneinfo
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
@@ -23,6 +23,7 @@ from welfare.residents import service as residents
 from welfare.residents.models import Resident
 from welfare.sites import service as sites
 from welfare.sites.models import Site
+from welfare.times import parse_day, zone
 from welfare.users import service as users
 from welfare.users.models import UI_LANGUAGES, User, UserCreate, UserUpdate
 
@@ -354,20 +355,17 @@ ACTION_LABELS = {
 }
 
 
-def _zone(session: Session, page_user: PageUser) -> zoneinfo.ZoneInfo:
+def _zone(session: Session, page_user: PageUser) -> ZoneInfo:
     """Dates typed in the filter are days in the user's (first) site's timezone."""
     for site_id in sorted(page_user.actor.site_ids, key=str):
         site = session.get(Site, site_id)
         if site is not None:
-            return zoneinfo.ZoneInfo(site.timezone)
-    return zoneinfo.ZoneInfo("UTC")
+            return zone(site.timezone)
+    return zone("UTC")
 
 
-def _day(value: str, zone: zoneinfo.ZoneInfo) -> dt.datetime | None:
-    if not value:
-        return None
-    day = dt.date.fromisoformat(value)
-    return dt.datetime.combine(day, dt.time(0), zone)
+def _day(value: str, tz: ZoneInfo) -> dt.datetime | None:
+    return dt.datetime.combine(parse_day(value), dt.time(0), tz) if value else None
 
 
 @router.get("/audit")
@@ -387,7 +385,7 @@ def audit_page(
     require(page_user.actor, Permission.audit_read)
     language = page_user.language
     errors: list[str] = []
-    zone = _zone(session, page_user)
+    tz = _zone(session, page_user)
     chosen: Resident | None = None
     choices: list[Resident] = []
     if resident_id:
@@ -413,8 +411,8 @@ def audit_page(
         if user_row is None:
             errors.append(gettext(language, "No user has that username."))
     try:
-        since_at = _day(since, zone)
-        until_day = _day(until, zone)
+        since_at = _day(since, tz)
+        until_day = _day(until, tz)
     except ValueError:
         since_at = until_day = None
         errors.append(gettext(language, "Dates look like 2026-11-01."))
@@ -471,7 +469,7 @@ def audit_page(
             "choices": choices,
             "errors": errors,
             "report": report,
-            "timezone": str(zone),
+            "timezone": str(tz),
         },
         status_code=422 if errors else 200,
         section="/console/audit",

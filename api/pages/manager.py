@@ -12,7 +12,6 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -21,6 +20,7 @@ from sqlmodel import Session, col, select
 from api.deps import SessionDep, SettingsDep, TransactionRoute
 from api.pages import manager_views as views
 from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf
+from api.pages.forms import form_model
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import render
 from welfare.authz import Permission, Role, require, visible_site_ids
@@ -29,6 +29,7 @@ from welfare.errors import Conflict, InvalidInput, NotFound
 from welfare.pagination import paginate
 from welfare.residents.models import Resident
 from welfare.sites.models import Site
+from welfare.times import parse_day, zone
 from welfare.users.models import User, UserSite
 from welfare.visits import reports
 from welfare.visits import service as visits
@@ -192,9 +193,9 @@ def _parse_date(value: str | None, default: dt.date | None = None) -> dt.date | 
     if not value:
         return default
     try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput("date", "not a date") from None
+        return parse_day(value)
+    except ValueError as exc:
+        raise InvalidInput("date", str(exc)) from None
 
 
 def _find_visits(
@@ -254,7 +255,7 @@ def visits_page(
 ) -> Response:
     sites = _sites(session, page_user)
     site = _choose_site(sites, site_id)
-    tz = ZoneInfo(site.timezone) if site else ZoneInfo("UTC")
+    tz = zone(site.timezone if site else "UTC")
     today = utcnow().astimezone(tz).date()
     view = view if view in ("week", "month", "list") else "week"
     filters = {
@@ -420,8 +421,11 @@ def record_visit(
             session=session,
             actor=page_user.actor,
             visit_id=visit_id,
-            data=VisitRecord(
-                outcome=VisitOutcome(outcome), notes=notes.strip() or None, follow_up=follow_up
+            data=form_model(
+                VisitRecord,
+                outcome=VisitOutcome(outcome),
+                notes=notes.strip() or None,
+                follow_up=follow_up,
             ),
         )
     except (InvalidInput, Conflict) as exc:
@@ -640,7 +644,7 @@ def _schedule_values(page_user: PageUser, form: dict[str, Any]) -> dict[str, Any
             values[name] = None
             continue
         try:
-            values[name] = dt.date.fromisoformat(form[name])
+            values[name] = parse_day(form[name])
         except ValueError:
             raise InvalidInput(name if name == "start_date" else "end_date_format", "") from None
     values["assignee_user_id"] = _parse_uuid(form["assignee"]) if form["assignee"] else None
@@ -723,7 +727,7 @@ def create_schedule(
         schedule = visits.create_schedule(
             session=session,
             actor=page_user.actor,
-            data=ScheduleCreate(resident_id=resident, **values),
+            data=form_model(ScheduleCreate, resident_id=resident, **values),
         )
     except InvalidInput as exc:
         session.rollback()
@@ -782,7 +786,7 @@ def update_schedule(
             session=session,
             actor=page_user.actor,
             schedule_id=schedule_id,
-            data=ScheduleUpdate(**values),
+            data=form_model(ScheduleUpdate, **values),
         )
     except InvalidInput as exc:
         session.rollback()

@@ -7,13 +7,13 @@ import hashlib
 from functools import cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api.pages.i18n import language_name, translations_for
+from welfare.times import zone
 from welfare.users.models import UI_LANGUAGES
 
 API_DIR = Path(__file__).resolve().parent.parent
@@ -67,10 +67,10 @@ def local_time(
     """A stored UTC time shown in the site's timezone (UTC when none is known)."""
     if value is None:
         return ""
-    zone = ZoneInfo(timezone) if timezone else dt.UTC
+    tz = zone(timezone) if timezone else dt.UTC
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(zone).strftime(fmt)
+    return value.astimezone(tz).strftime(fmt)
 
 
 @cache

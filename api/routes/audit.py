@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated
 
@@ -11,7 +10,7 @@ from api.deps import ActorDep, PageDep, SessionDep, TransactionRoute
 from api.schemas import ListResponse
 from welfare.audit.models import AuditPublic
 from welfare.audit.service import list_entries
-from welfare.errors import InvalidInput
+from welfare.times import Instant
 from welfare.users.models import User
 
 router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/audit", tags=["audit"])
@@ -21,12 +20,6 @@ class AuditRow(AuditPublic):
     actor_username: str | None
 
 
-def _aware(name: str, value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise InvalidInput(name, "give a timezone, e.g. 2026-11-01T00:00:00+08:00")
-    return value
-
-
 @router.get("", response_model=ListResponse[AuditRow])
 def read_audit(
     session: SessionDep,
@@ -34,8 +27,8 @@ def read_audit(
     page: PageDep,
     resident_id: uuid.UUID | None = None,
     user_id: uuid.UUID | None = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     action: Annotated[
         str | None, Query(max_length=64, description="prefix, e.g. resident.")
     ] = None,
@@ -47,8 +40,8 @@ def read_audit(
         actor=actor,
         resident_id=resident_id,
         user_id=user_id,
-        since=_aware("since", since),
-        until=_aware("until", until),
+        since=since,
+        until=until,
         action=action,
         limit=page.limit,
         offset=page.offset,

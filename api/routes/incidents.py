@@ -35,6 +35,9 @@ from welfare.incidents.models import (
 )
 from welfare.outbox.models import STATUS_TEXT, OutboxMessage
 
+# Event ids are 64-bit signed on PostgreSQL; a larger one would fail the query mid-stream.
+MAX_EVENT_ID = 2**63 - 1
+
 router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/incidents", tags=["incidents"])
 
 
@@ -496,8 +499,10 @@ def incident_events(
     max_seconds: Annotated[
         float, Query(gt=0, le=3600, description="end the stream after this long; clients reconnect")
     ] = 300,
-    after: Annotated[int | None, Query(ge=0, description="skip events up to this id")] = None,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_EVENT_ID, description="skip events up to this id")
+    ] = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=MAX_EVENT_ID)] = None,
 ) -> StreamingResponse:
     """Server-sent events: `timeline` (each new event, with its id), `status` and
     `notifications` (whenever they change), and `end` when the incident closes. The first

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any
 
@@ -11,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import ActorDep, SessionDep, TransactionRoute
 from welfare.db import utcnow
+from welfare.times import Instant
 from welfare.visits import reports
 
 router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/reports", tags=["reports"])
@@ -21,8 +21,8 @@ def visit_completion(
     session: SessionDep,
     actor: ActorDep,
     site_id: uuid.UUID | None = None,
-    start: dt.datetime | None = None,
-    end: dt.datetime | None = None,
+    start: Instant | None = None,
+    end: Instant | None = None,
 ) -> dict[str, Any]:
     """Visits whose window ended in [start, end) (default the last 30 days): due, completed,
     missed and the completion rate, in total, per assignee and per resident."""
@@ -36,8 +36,8 @@ def response_times(
     session: SessionDep,
     actor: ActorDep,
     site_id: uuid.UUID | None = None,
-    start: dt.datetime | None = None,
-    end: dt.datetime | None = None,
+    start: Instant | None = None,
+    end: Instant | None = None,
     timezone: str = "UTC",
 ) -> dict[str, Any]:
     """Per month: median and 90th percentile seconds from an incident's opening to its first
@@ -66,8 +66,8 @@ def visits_csv(
     session: SessionDep,
     actor: ActorDep,
     site_id: uuid.UUID | None = None,
-    start: dt.datetime | None = None,
-    end: dt.datetime | None = None,
+    start: Instant | None = None,
+    end: Instant | None = None,
 ) -> StreamingResponse:
     """Visits (no notes). Cells that a spreadsheet would read as a formula are quoted."""
     lines = list(
@@ -83,8 +83,8 @@ def incidents_csv(
     session: SessionDep,
     actor: ActorDep,
     site_id: uuid.UUID | None = None,
-    start: dt.datetime | None = None,
-    end: dt.datetime | None = None,
+    start: Instant | None = None,
+    end: Instant | None = None,
 ) -> StreamingResponse:
     """Incidents: times, statuses and outcomes only (no notes, places or health data)."""
     lines = list(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from api.deps import ActorDep, PageDep, SessionDep, SettingsDep, TransactionRout
 from api.schemas import ListResponse
 from welfare.db import utcnow
 from welfare.errors import NotFound
+from welfare.times import Instant
 from welfare.visits import reports
 from welfare.visits import service as visits
 from welfare.visits.models import (
@@ -109,8 +109,8 @@ def list_visits(
     assignee_user_id: uuid.UUID | None = None,
     resident_id: uuid.UUID | None = None,
     status_: Annotated[list[VisitStatus] | None, Query(alias="status")] = None,
-    start_from: dt.datetime | None = None,
-    start_to: dt.datetime | None = None,
+    start_from: Instant | None = None,
+    start_to: Instant | None = None,
 ) -> ListResponse[VisitPublic]:
     """Filter by site, assignee, resident, status (repeatable) and window start range."""
     rows, total = visits.list_visits(

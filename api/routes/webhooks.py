@@ -11,14 +11,21 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from api.deps import SessionDep, SettingsDep, TransactionRoute
 from notifications import webhooks
+from welfare.errors import UnsupportedMedia
 
 router = APIRouter(route_class=TransactionRoute, prefix=webhooks.PREFIX, tags=["twilio webhooks"])
 
 XML = "application/xml"
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 
 
 async def signed_form(request: Request, settings: SettingsDep) -> dict[str, str]:
-    """The form of a request Twilio signed for the public URL of this route, or 403."""
+    """The form of a request Twilio signed for the public URL of this route; 415 for any other
+    body than a URL-encoded form (Twilio sends nothing else, and a multipart file part would
+    reach the signature check as an object), 403 for a wrong signature."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != FORM_MEDIA_TYPE:
+        raise UnsupportedMedia(f"webhooks take {FORM_MEDIA_TYPE} only")
     form = await request.form()
     url = webhooks.public_url(settings, request.scope["route"].path, request.url.query)
     webhooks.check_signature(

@@ -11,6 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from welfare.db import UTCDateTime, utcnow
 from welfare.sites.models import reject_nul_characters
+from welfare.times import Instant
 
 DEFAULT_REVIEW_MONTHS = 12
 
@@ -42,8 +43,8 @@ class ConsentCreate(SQLModel):
     evidence: str | None = Field(default=None, max_length=1000)
     method: ConsentMethod
     scopes: list[ConsentScope] = Field(min_length=1, max_length=5)
-    given_at: dt.datetime | None = None
-    review_due: dt.datetime | None = None
+    given_at: Instant | None = None
+    review_due: Instant | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -54,13 +55,6 @@ class ConsentCreate(SQLModel):
     @classmethod
     def _dedupe(cls, value: list[ConsentScope]) -> list[ConsentScope]:
         return list(dict.fromkeys(value))
-
-    @field_validator("given_at", "review_due")
-    @classmethod
-    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("give a timezone, e.g. 2026-11-28T10:00:00+08:00")
-        return value
 
 
 class ConsentWithdraw(SQLModel):

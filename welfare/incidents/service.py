@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
-import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -53,6 +52,7 @@ from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
 from welfare.sites.models import Site
 from welfare.tags.models import ResidentTag
+from welfare.times import zone
 from welfare.users.models import User, UserSite
 from welfare.wakeup import outbox_queued
 
@@ -441,7 +441,7 @@ def _in_quiet_hours(contact: Contact, site: Site, now: dt.datetime) -> bool:
     start, end = contact.quiet_hours_start, contact.quiet_hours_end
     if start is None or end is None:
         return False
-    local = now.astimezone(zoneinfo.ZoneInfo(site.timezone)).time()
+    local = now.astimezone(zone(site.timezone)).time()
     return start <= local < end if start < end else (local >= start or local < end)
 
 
@@ -803,7 +803,7 @@ def _add_wandering_history(session: Session, incident: Incident, now: dt.datetim
     if resident is None or resident.erased_at is not None:
         return
     site = session.get(Site, incident.site_id)
-    local_day = now.astimezone(zoneinfo.ZoneInfo(site.timezone if site else "UTC")).date()
+    local_day = now.astimezone(zone(site.timezone if site else "UTC")).date()
     entry = {
         "occurred_on": local_day.isoformat(),
         "location": incident.location or "unknown",

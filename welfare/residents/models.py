@@ -12,6 +12,7 @@ from sqlmodel import Field, SQLModel
 from welfare.db import UTCDateTime, utcnow
 from welfare.languages import normalise_language, normalise_languages
 from welfare.sites.models import reject_nul_characters
+from welfare.times import Day
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LanguageTag = Annotated[str, StringConstraints(max_length=35), AfterValidator(normalise_language)]
@@ -39,7 +40,7 @@ class ConsentState(StrEnum):
 
 
 class WanderingEntry(BaseModel):
-    occurred_on: dt.date
+    occurred_on: Day
     location: str = Field(min_length=1, max_length=300)
     note: str | None = Field(default=None, max_length=1000)
     incident_id: uuid.UUID | None = None
@@ -57,7 +58,7 @@ class ResidentFields(SQLModel):
 
     preferred_name: str | None = Field(default=None, max_length=200)
     birth_year: int | None = Field(default=None, ge=1880, le=2100)
-    birth_date: dt.date | None = None
+    birth_date: Day | None = None
     sex: Sex = Sex.unknown
     height_cm: int | None = Field(default=None, ge=40, le=250)
     build: str | None = Field(default=None, max_length=200)
@@ -106,7 +107,7 @@ class ResidentUpdate(SQLModel):
     preferred_name: str | None = Field(default=None, max_length=200)
     aliases: list[ShortText] | None = Field(default=None, max_length=20)
     birth_year: int | None = Field(default=None, ge=1880, le=2100)
-    birth_date: dt.date | None = None
+    birth_date: Day | None = None
     sex: Sex | None = None
     languages: list[LanguageTag] | None = Field(default=None, max_length=10)
     height_cm: int | None = Field(default=None, ge=40, le=250)

@@ -2,23 +2,15 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-import zoneinfo
 from typing import Any
 
 from pydantic import field_validator, model_validator
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from welfare.db import UTCDateTime, utcnow
+from welfare.times import check_timezone
 
 NAME_MAX = 200
-
-
-def _check_timezone(value: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown IANA timezone {value!r}, e.g. 'Asia/Hong_Kong'") from exc
-    return value
 
 
 def reject_nul_characters(data: Any) -> Any:
@@ -48,7 +40,7 @@ class SiteBase(SQLModel):
     @field_validator("timezone")
     @classmethod
     def _valid_timezone(cls, value: str) -> str:
-        return _check_timezone(value)
+        return check_timezone(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -70,7 +62,7 @@ class SiteUpdate(SQLModel):
     @field_validator("timezone")
     @classmethod
     def _valid_timezone(cls, value: str | None) -> str | None:
-        return None if value is None else _check_timezone(value)
+        return None if value is None else check_timezone(value)
 
     @model_validator(mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 
 from welfare.db import UTCDateTime, utcnow
 from welfare.sites.models import reject_nul_characters
+from welfare.times import Day
 
 
 class VisitKind(StrEnum):
@@ -48,8 +49,8 @@ class ScheduleBase(SQLModel):
     window_start: dt.time
     window_end: dt.time
     assignee_user_id: uuid.UUID | None = None  # None: the site's staff
-    start_date: dt.date
-    end_date: dt.date | None = None
+    start_date: Day
+    end_date: Day | None = None
     active: bool = True
 
     @model_validator(mode="before")
@@ -75,8 +76,8 @@ class ScheduleUpdate(SQLModel):
     window_start: dt.time | None = None
     window_end: dt.time | None = None
     assignee_user_id: uuid.UUID | None = None
-    start_date: dt.date | None = None
-    end_date: dt.date | None = None
+    start_date: Day | None = None
+    end_date: Day | None = None
     active: bool | None = None
 
     @model_validator(mode="before")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from functools import lru_cache
 
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
 
 from welfare.errors import InvalidInput
+from welfare.times import zone
 
 ALLOWED_FREQUENCIES = {DAILY, WEEKLY, MONTHLY, YEARLY}
 MAX_RULE_LENGTH = 500
@@ -46,11 +46,6 @@ def validate_rule(raw: str) -> str:
 
 def _parse(rule: str, dtstart: dt.datetime) -> rrule:
     return rrulestr(rule, dtstart=dtstart)  # type: ignore[return-value]
-
-
-@lru_cache(maxsize=256)
-def zone(name: str) -> zoneinfo.ZoneInfo:
-    return zoneinfo.ZoneInfo(name)
 
 
 def to_utc(local: dt.datetime, tz: zoneinfo.ZoneInfo) -> dt.datetime:

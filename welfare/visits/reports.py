@@ -11,7 +11,6 @@ import datetime as dt
 import io
 import math
 import uuid
-import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -22,6 +21,7 @@ from welfare.authz import Actor, Permission, visible_site_ids
 from welfare.errors import InvalidInput
 from welfare.incidents.models import Incident
 from welfare.sites.models import Site
+from welfare.times import check_timezone, zone
 from welfare.users.models import User
 from welfare.visits.models import Visit, VisitKind, VisitOutcome, VisitStatus
 from welfare.visits.service import visit_filters
@@ -144,9 +144,9 @@ def response_times(
     opening to the first message handed to the provider, to a confirmation, to the hand-over."""
     start, end = _range(start, end, now, 365)
     try:
-        tz = zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise InvalidInput("timezone", "unknown IANA timezone") from exc
+        tz = zone(check_timezone(timezone))
+    except ValueError as exc:
+        raise InvalidInput("timezone", str(exc)) from None
     sites = visible_site_ids(actor, Permission.reports_read)
     query = select(
         Incident.opened_at, Incident.first_sent_at, Incident.confirmed_at, Incident.handed_over_at
@@ -253,7 +253,7 @@ def visits_csv(
         .order_by(col(Visit.window_start), col(Visit.id))
         .limit(MAX_EXPORT_ROWS)
     ).all()
-    zones = {s.id: zoneinfo.ZoneInfo(s.timezone) for s in session.exec(select(Site)).all()}
+    zones = {s.id: zone(s.timezone) for s in session.exec(select(Site)).all()}
     names = dict(session.exec(select(User.id, User.display_name)).all())
     rows = (
         [
