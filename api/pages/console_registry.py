@@ -56,6 +56,7 @@ from welfare.sites import service as sites
 from welfare.sites.models import HouseholdCreate, Site
 from welfare.tags import service as tags
 from welfare.tags.sheet import label_reference, label_sheet
+from welfare.times import parse_day
 
 router = APIRouter(route_class=TransactionRoute, prefix="/console", include_in_schema=False)
 
@@ -783,9 +784,9 @@ def consent_record(
         given_at = None
         if given_on:
             try:
-                day = dt.date.fromisoformat(given_on)
-            except ValueError:
-                raise InvalidInput("given_at", "not a date") from None
+                day = parse_day(given_on)
+            except ValueError as exc:
+                raise InvalidInput("given_at", str(exc)) from None
             given_at = dt.datetime.combine(day, dt.time(12), dt.UTC)
         data = ConsentCreate(
             given_by_kind=given_by_kind,  # type: ignore[arg-type]

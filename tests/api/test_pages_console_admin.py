@@ -184,7 +184,7 @@ def test_audit_is_for_managers_and_answers_who_looked_at_a_record(
     assert nobody.status_code == 422 and "No user has that username." in nobody.text
     bad_date = client.get("/console/audit?since=yesterday")
     assert bad_date.status_code == 422 and "Dates look like 2026-11-01." in bad_date.text
-    future = client.get("/console/audit?since=2999-01-01&user=nosy-staff")
+    future = client.get("/console/audit?since=2199-01-01&user=nosy-staff")
     assert future.status_code == 200 and "No entries." in future.text
 
 
