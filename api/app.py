@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         if settings.worker_in_process:
             # SQLite: one process does everything. Elsewhere `welfare worker` runs separately.
             factory = app.state.sessionmaker
-            sender = dispatcher(settings, factory)
+            sender = dispatcher(settings, factory, show_sends=demo)
             app.state.worker = start_in_thread(settings, factory, sender.pump, sender.close)
         yield
         if app.state.worker is not None:

@@ -43,12 +43,27 @@ class ChannelError(Exception):
 
 
 class Channel(Protocol):
+    """`language` is the contact's language tag, which the text was rendered in; a provider
+    needs nothing from it (the text and the TwiML carry it), the console channel shows it."""
+
     name: str
 
     def send_sms(
-        self, *, to: str, body: str, status_callback: str | None, idempotency_key: str
+        self,
+        *,
+        to: str,
+        body: str,
+        status_callback: str | None,
+        idempotency_key: str,
+        language: str | None = None,
     ) -> Accepted: ...
 
     def place_call(
-        self, *, to: str, twiml: str, status_callback: str | None, idempotency_key: str
+        self,
+        *,
+        to: str,
+        twiml: str,
+        status_callback: str | None,
+        idempotency_key: str,
+        language: str | None = None,
     ) -> Accepted: ...

@@ -2,8 +2,12 @@
 
 `welfare demo` and the tests use it. Every send is logged at INFO with the number masked
 ("+852****4567") and no text (the text goes to DEBUG), kept in `sent` for the demo and the tests,
-and answered with a Twilio-shaped SID. With `on_status` it also simulates the status callbacks
-Twilio would send, on a timer so the demo's timeline moves:
+and answered with a Twilio-shaped SID. With `echo` (the demo passes `print_to_terminal`) each
+send is also shown as the family would get it: the masked number, the language, the SMS text, or
+the call's spoken script and the keys it offers (`describe_sms`, `describe_call`). The texts
+carry no name or health data (notifications/messages.py), and the number stays masked there too.
+With `on_status` it also simulates the status callbacks Twilio would send, on a timer so the
+demo's timeline moves:
 
 - SMS: "sent", then "delivered";
 - call: "ringing", then "no-answer" (nobody answers a console call, so it never confirms; the
@@ -20,14 +24,18 @@ import datetime as dt
 import itertools
 import logging
 import secrets
+import sys
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import phonenumbers
 
+from notifications import messages
 from notifications.channels import Accepted
+from notifications.twiml import GATHER_KEYS
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +59,9 @@ def thread_timer(delay: float, action: Callable[[], None]) -> Cancellable:
     return timer
 
 
-def mask_phone(phone: str) -> str:
-    """'+85291234567' -> '+852****4567': the country code and the last four digits only."""
+def mask_phone(phone: str, *, gap: str = "") -> str:
+    """'+85291234567' -> '+852****4567': the country code and the last four digits only.
+    `gap` goes between the two ('+852 ****4567' for people to read)."""
     digits = "".join(ch for ch in phone if ch.isdigit())
     if len(digits) < 7:
         return "****"
@@ -60,7 +69,57 @@ def mask_phone(phone: str) -> str:
         country = phonenumbers.parse(phone, None).country_code if phone.startswith("+") else None
     except phonenumbers.NumberParseException:
         country = None
-    return f"+{country}****{digits[-4:]}" if country else f"****{digits[-4:]}"
+    return f"+{country}{gap}****{digits[-4:]}" if country else f"****{digits[-4:]}"
+
+
+def _language_words(language: str | None) -> str:
+    """The template language the contact's tag chose, and the tag when it differs."""
+    chosen = messages.pick_language(language)
+    return chosen if not language or language == chosen else f"{chosen} (contact: {language})"
+
+
+def describe_sms(*, to: str, body: str, language: str | None) -> str:
+    """An SMS as the family would get it, for the terminal: masked number, language, text."""
+    head = f"SMS to {mask_phone(to, gap=' ')}, language {_language_words(language)}"
+    return "\n".join([f"---- {head} ----", *(f"  {line}" for line in body.splitlines())])
+
+
+def describe_call(*, to: str, twiml_text: str, language: str | None) -> str:
+    """A call as the family would hear it, for the terminal: masked number, language, what is
+    said before the keypress, the keys on offer, and what happens without one. Read from the
+    call's TwiML (notifications/twiml.py), so it shows what Twilio would say."""
+    try:
+        root: ET.Element | None = ET.fromstring(twiml_text)
+    except ET.ParseError:
+        root = None
+    says = [] if root is None else list(root.iter("Say"))
+    voice = next((say.get("language") for say in says if say.get("language")), None)
+    words = [f"language {_language_words(language)}"] if language else []
+    words += [f"voice {voice}"] if voice else []
+    lines = [f"---- call to {', '.join([mask_phone(to, gap=' '), *words])} ----"]
+    gathers = [] if root is None else root.findall("Gather")
+    if not gathers:
+        spoken = [(say.text or "").strip() for say in says]
+        return "\n".join(lines + ([f"  says: {text}" for text in spoken] or ["  (no speech)"]))
+    first, *rest = [(say.text or "").strip() for say in gathers[0].iter("Say")] or [""]
+    lines.append(f"  says: {first}")
+    lines += [f"        {text}" for text in rest]
+    keys = ", ".join(f"{key} = {meaning}" for key, meaning in GATHER_KEYS.items())
+    lines.append(f"  keys: {keys}")
+    repeat = "said once more" if len(gathers) > 1 else "nothing more"
+    goodbye = [(say.text or "").strip() for say in root.findall("Say")] if root is not None else []
+    lines.append(f"  no key: {repeat}, then: {goodbye[-1]}" if goodbye else f"  no key: {repeat}")
+    return "\n".join(lines)
+
+
+_terminal_lock = threading.Lock()
+
+
+def print_to_terminal(block: str) -> None:
+    """`echo` for the demo: one block to stdout at once, even from several sending threads."""
+    with _terminal_lock:
+        sys.stdout.write(block + "\n")
+        sys.stdout.flush()
 
 
 def fake_sid(prefix: str) -> str:
@@ -89,10 +148,13 @@ class ConsoleChannel:
         sms_delays: tuple[float, float] = (0.5, 1.5),
         call_delays: tuple[float, float] = (0.5, 1.5),
         scheduler: Scheduler = thread_timer,
+        echo: Callable[[str], None] | None = None,
     ) -> None:
         """`sms_delays`/`call_delays`: seconds after the send at which the first and the second
-        simulated status arrive. `scheduler` runs them (tests pass a fake timer)."""
+        simulated status arrive. `scheduler` runs them (tests pass a fake timer). `echo` gets
+        each send described for people (`print_to_terminal` in the demo)."""
         self._on_status = on_status
+        self._echo = echo
         self._sms_delays = sms_delays
         self._call_delays = call_delays
         self._schedule = scheduler
@@ -122,25 +184,47 @@ class ConsoleChannel:
             handle.cancel()
 
     def send_sms(
-        self, *, to: str, body: str, status_callback: str | None, idempotency_key: str
+        self,
+        *,
+        to: str,
+        body: str,
+        status_callback: str | None,
+        idempotency_key: str,
+        language: str | None = None,
     ) -> Accepted:
         sid = fake_sid("SM")
         self._record(ConsoleItem("sms", sid, to, body, status_callback, idempotency_key))
         logger.info("console sms %s to %s (%d characters)", sid, mask_phone(to), len(body))
         logger.debug("console sms %s text: %s", sid, body)
+        self._show(lambda: describe_sms(to=to, body=body, language=language))
         self._simulate(sid, "sms", [("sent", {}), ("delivered", {})], self._sms_delays)
         return Accepted(provider_id=sid, status="queued")
 
     def place_call(
-        self, *, to: str, twiml: str, status_callback: str | None, idempotency_key: str
+        self,
+        *,
+        to: str,
+        twiml: str,
+        status_callback: str | None,
+        idempotency_key: str,
+        language: str | None = None,
     ) -> Accepted:
         sid = fake_sid("CA")
         self._record(ConsoleItem("call", sid, to, twiml, status_callback, idempotency_key))
         logger.info("console call %s to %s", sid, mask_phone(to))
         logger.debug("console call %s twiml: %s", sid, twiml)
+        self._show(lambda: describe_call(to=to, twiml_text=twiml, language=language))
         steps = [("ringing", {}), ("no-answer", {"duration": 0})]
         self._simulate(sid, "call", steps, self._call_delays)
         return Accepted(provider_id=sid, status="queued")
+
+    def _show(self, describe: Callable[[], str]) -> None:
+        if self._echo is None:
+            return
+        try:
+            self._echo(describe())
+        except Exception:  # showing a send must never fail it
+            logger.exception("console: could not show a send")
 
     def _record(self, item: ConsoleItem) -> None:
         with self._lock:

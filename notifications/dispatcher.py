@@ -388,12 +388,14 @@ class Dispatcher:
                 body=content,
                 idempotency_key=key,
                 status_callback=webhook_url(self.settings, "message-status", message.id),
+                language=message.language,
             )
         return self.channel.place_call(
             to=message.to_phone,
             twiml=content,
             idempotency_key=key,
             status_callback=webhook_url(self.settings, "call-status", message.id),
+            language=message.language,
         )
 
 

@@ -285,7 +285,13 @@ class TwilioChannel:
         )
 
     def send_sms(
-        self, *, to: str, body: str, status_callback: str | None, idempotency_key: str
+        self,
+        *,
+        to: str,
+        body: str,
+        status_callback: str | None,
+        idempotency_key: str,
+        language: str | None = None,
     ) -> Accepted:
         params: dict[str, Any] = {"to": to, "body": body}
         if self._messaging_service_sid:
@@ -298,7 +304,13 @@ class TwilioChannel:
         return self._accepted("sms", message.sid, message.status, default="queued")
 
     def place_call(
-        self, *, to: str, twiml: str, status_callback: str | None, idempotency_key: str
+        self,
+        *,
+        to: str,
+        twiml: str,
+        status_callback: str | None,
+        idempotency_key: str,
+        language: str | None = None,
     ) -> Accepted:
         if not self._from_number:
             raise ChannelError(

@@ -71,22 +71,32 @@ def _serve(settings: Settings, host: str, port: int, *, demo: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 def demo(host: str, port: int) -> None:
-    """Create or reuse a SQLite demo database, seed the demo site and serve it."""
+    """Create or reuse a SQLite demo database, seed the demo site and serve it.
+
+    Without WELFARE_PUBLIC_BASE_URL, links (tags, labels, calendar feeds, SMS) are issued on
+    --host and --port; with --host 0.0.0.0, on this machine's address on the local network."""
     from welfare.demo import DEMO_USERS, seed_demo
+    from welfare.demo_address import banner, demo_base_url
 
     settings = get_settings()
+    configured = (
+        settings.public_base_url if "public_base_url" in settings.model_fields_set else None
+    )
+    base_url = demo_base_url(host=host, port=port, configured=configured)
+    settings = settings.model_copy(update={"public_base_url": base_url})
     upgrade_database(settings.database_url)
     with session_scope(_sessions(settings)) as session:
         site, created = seed_demo(session)
-    click.echo("")
-    click.echo(f"  welfare demo: {'created' if created else 'reusing'} {site.name}")
-    click.echo(f"  database:     {settings.database_url}")
-    click.echo(f"  notifications: {settings.channel_name} channel")
-    click.echo(f"  open:         http://{host}:{port}/  (sign in; the API is at /docs)")
-    click.echo("  demo users (username / password / role):")
-    for user in DEMO_USERS:
-        click.echo(f"    {user.username:<8} {user.password:<20} {user.role.value}")
-    click.echo("")
+    click.echo(
+        banner(
+            site_name=site.name,
+            created=created,
+            database_url=settings.database_url,
+            channel=settings.channel_name,
+            base_url=base_url,
+            users=[(u.username, u.password, u.role.value) for u in DEMO_USERS],
+        )
+    )
     _serve(settings, host, port, demo=True)
 
 

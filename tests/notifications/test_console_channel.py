@@ -1,17 +1,28 @@
-"""ConsoleChannel: records, masks numbers in logs, and simulates Twilio's status news."""
+"""ConsoleChannel: records, masks numbers in logs, shows sends in the demo's terminal, and
+simulates Twilio's status news."""
 
 from __future__ import annotations
 
 import logging
 import re
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session, select
 
+from notifications import messages, runtime, twiml
 from notifications.channels import Accepted, Channel
-from notifications.console_channel import ConsoleChannel, mask_phone
+from notifications.console_channel import ConsoleChannel, describe_call, mask_phone
+from tests.conftest import SYSTEM
+from welfare.demo import seed_demo
+from welfare.incidents import service as incidents
+from welfare.incidents.models import IncidentCreate
+from welfare.residents.models import Resident
+from welfare.settings import Settings
 
 TO = "+85291234567"
 
@@ -246,3 +257,102 @@ def test_zero_delays_with_real_timers_deliver_in_order() -> None:
     assert done.wait(5)
     assert seen == ["sent", "delivered", "ringing", "no-answer"]
     channel.close()
+
+
+# --- what the demo's terminal shows ------------------------------------------------------------
+
+
+def found_call(lang: str) -> str:
+    text = messages.found_call_text(lang, site_name="Harbour View Gardens", location="Lobby")
+    return twiml.call_twiml(lang, text=text, gather_url="https://welfare.test/webhooks/g")
+
+
+def test_echo_shows_an_sms_as_the_family_gets_it() -> None:
+    shown: list[str] = []
+    channel = ConsoleChannel(echo=shown.append)
+    body = messages.found_sms(
+        "zh-CN",
+        site_name="Harbour View",
+        location="Lobby",
+        office_phone="2345 6789",
+        reference="R1",
+    )
+    channel.send_sms(to=TO, body=body, status_callback=None, idempotency_key="k", language="zh-HK")
+
+    (block,) = shown
+    assert block.startswith("---- SMS to +852 ****4567, language zh-CN (contact: zh-HK) ----")
+    assert body in block
+    assert "91234567" not in block
+
+
+def test_echo_shows_the_calls_spoken_script_its_keys_and_what_follows_no_key() -> None:
+    shown: list[str] = []
+    channel = ConsoleChannel(echo=shown.append)
+    channel.place_call(
+        to=TO, twiml=found_call("ko-KR"), status_callback=None, idempotency_key="k", language="ko"
+    )
+
+    (block,) = shown
+    lines = block.splitlines()
+    assert lines[0] == "---- call to +852 ****4567, language ko-KR (contact: ko), voice ko-KR ----"
+    spoken = messages.found_call_text("ko", site_name="Harbour View Gardens", location="Lobby")
+    assert lines[1] == f"  says: {spoken}"
+    assert lines[2].strip() == messages.call_prompt("ko", "found")
+    assert lines[3] == "  keys: 1 = confirms, 2 = connects to the site office"
+    assert lines[4] == f"  no key: said once more, then: {messages.call_goodbye('ko')}"
+    assert "<" not in block and "91234567" not in block
+
+
+def test_a_call_that_is_not_a_gather_is_still_shown_without_failing() -> None:
+    assert describe_call(to=TO, twiml_text="not xml", language=None).endswith("(no speech)")
+    block = describe_call(to=TO, twiml_text="<Response><Say>Hi</Say></Response>", language="en")
+    assert block.splitlines()[1] == "  says: Hi"
+
+
+def test_without_echo_nothing_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    channel = ConsoleChannel()
+    channel.send_sms(to=TO, body="Words", status_callback=None, idempotency_key="k")
+    channel.place_call(to=TO, twiml=found_call("en"), status_callback=None, idempotency_key="k2")
+    assert capsys.readouterr().out == ""
+
+
+def test_a_failing_echo_never_fails_the_send(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(block: str) -> None:
+        raise OSError("terminal gone")
+
+    channel = ConsoleChannel(echo=broken)
+    accepted = channel.send_sms(to=TO, body="x", status_callback=None, idempotency_key="k")
+    assert accepted.status == "queued" and len(channel.sent) == 1
+    assert "could not show a send" in caplog.text
+
+
+def test_a_found_report_in_the_demo_prints_each_sms_and_call_masked_and_without_a_name(
+    db: Session,
+    writers: sessionmaker[Session],
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seed_demo(db)
+    db.commit()
+    wang = db.exec(select(Resident).where(Resident.preferred_name == "Mr. Wang")).one()
+    incidents.open_incident(
+        session=db,
+        actor=SYSTEM,
+        data=IncidentCreate(
+            resident_id=wang.id, client_request_id=uuid.uuid4().hex, location="Building 1 lobby"
+        ),
+    )
+    db.commit()
+    sender = runtime.dispatcher(settings, writers, show_sends=True)
+    try:
+        assert sender.run_once() == 2
+    finally:
+        sender.channel.close()  # type: ignore[attr-defined]
+
+    out = capsys.readouterr().out
+    assert "---- SMS to +852 ****4567, language zh-CN ----" in out
+    assert "---- call to +852 ****4567, language zh-CN, voice cmn-CN ----" in out
+    assert "Building 1 lobby" in out and "  says: " in out and "  keys: 1 = confirms" in out
+    assert "91234567" not in out and "9123 4567" not in out
+    for name in ("Wang", "王建国", "Old Wang", "Jianguo"):
+        assert name not in out

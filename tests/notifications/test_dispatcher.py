@@ -44,13 +44,25 @@ class FakeChannel:
             return Accepted(provider_id=f"{kind[:2].upper()}{uuid.uuid4().hex}", status="queued")
 
     def send_sms(
-        self, *, to: str, body: str, status_callback: str | None, idempotency_key: str
+        self,
+        *,
+        to: str,
+        body: str,
+        status_callback: str | None,
+        idempotency_key: str,
+        language: str | None = None,
     ) -> Accepted:
         assert status_callback and "message-status" in status_callback
         return self._go("sms", to, body)
 
     def place_call(
-        self, *, to: str, twiml: str, status_callback: str | None, idempotency_key: str
+        self,
+        *,
+        to: str,
+        twiml: str,
+        status_callback: str | None,
+        idempotency_key: str,
+        language: str | None = None,
     ) -> Accepted:
         assert "<Gather" in twiml
         return self._go("call", to, twiml)

@@ -7,13 +7,15 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from welfare import cli
+from welfare import cli, demo_address
 from welfare import settings as settings_module
 from welfare.audit.models import AuditEntry
 from welfare.audit.service import verify_chain
@@ -339,6 +341,80 @@ def test_serve_refuses_the_default_secret(
     result = migrated("serve")
     assert result.exit_code == 1
     assert "WELFARE_SECRET_KEY" in result.output
+
+
+# --- demo: the address its links carry -----------------------------------------------------------
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Catches what `welfare demo` would serve instead of starting a server."""
+    import uvicorn
+
+    caught: dict[str, Any] = {}
+
+    def catch(app: Any, **kwargs: Any) -> None:
+        caught.update(app=app, **kwargs)
+
+    monkeypatch.setattr(uvicorn, "run", catch)
+    return caught
+
+
+def tag_url_issued_by(app: Any) -> str:
+    """A demo resident's tag URL as the staff console gets it from the API."""
+    client = TestClient(app, base_url="http://demo.test")  # no lifespan: no worker thread
+    token = client.post(
+        "/api/v1/auth/token", data={"username": "staff", "password": "staff-demo-1609"}
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    resident = client.get("/api/v1/residents", headers=headers).json()["items"][0]
+    return client.get(f"/api/v1/residents/{resident['id']}/tag", headers=headers).json()["url"]
+
+
+def test_demo_on_another_port_issues_its_links_on_that_port(
+    invoke: Invoke, served: dict[str, Any]
+) -> None:
+    result = invoke("demo", "--port", "8642")
+
+    assert result.exit_code == 0, result.output
+    assert "open:         http://127.0.0.1:8642/" in result.output
+    assert "http://127.0.0.1:8642/guard" in result.output
+    assert (served["host"], served["port"]) == ("127.0.0.1", 8642)
+    app = served["app"]
+    assert app.state.settings.public_base_url == "http://127.0.0.1:8642"
+    assert tag_url_issued_by(app).startswith("http://127.0.0.1:8642/t/")
+    app.state.engine.dispose()
+    app.state.read_engine.dispose()
+
+
+def test_demo_on_every_interface_prints_the_lan_address_and_a_qr_code(
+    invoke: Invoke, served: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(demo_address, "lan_address", lambda: "192.168.1.20")
+    result = invoke("demo", "--host", "0.0.0.0", "--port", "8642")
+
+    assert result.exit_code == 0, result.output
+    assert "open:         http://192.168.1.20:8642/" in result.output
+    assert "guard app:    http://192.168.1.20:8642/guard" in result.output
+    assert "scan with a phone" in result.output and "█" in result.output
+    assert served["host"] == "0.0.0.0"  # listens everywhere, links to the LAN address
+    assert served["app"].state.settings.public_base_url == "http://192.168.1.20:8642"
+    served["app"].state.engine.dispose()
+    served["app"].state.read_engine.dispose()
+
+
+def test_demo_keeps_a_configured_public_base_url(
+    invoke: Invoke, served: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WELFARE_PUBLIC_BASE_URL", "https://demo.example/")
+    result = invoke("demo", "--port", "8642")
+
+    assert result.exit_code == 0, result.output
+    assert "open:         https://demo.example/" in result.output
+    assert "127.0.0.1:8642" not in result.output
+    assert served["app"].state.settings.public_base_url == "https://demo.example"
+    served["app"].state.engine.dispose()
+    served["app"].state.read_engine.dispose()
 
 
 # --- the demo data ------------------------------------------------------------------------------
