@@ -50,6 +50,7 @@ CHECKIN = "tests/notifications/test_checkin_calls.py::"
 WEBHOOKS = "tests/api/test_webhooks.py::"
 RACES = "tests/welfare/test_incident_races.py::"
 ACTIONS = "tests/api/test_incident_actions.py::"
+NO5XX = "tests/api/test_no_5xx.py::"
 
 # fmt: off
 MUTATIONS: list[M] = [
@@ -100,6 +101,15 @@ MUTATIONS: list[M] = [
     M("possibly sent: a stop cancels rows in flight", "welfare/incidents/service.py", ".values(status=OutboxStatus.unknown, updated_at=now)", ".values(status=OutboxStatus.cancelled, updated_at=now)", (D + "test_a_row_left_sending_is_possibly_sent_once_the_incident_is_confirmed",)),  # noqa: E501
     M("password change not throttled", "welfare/users/service.py", "    _check_throttle(session, settings, user.username, client_addr, _PASSWORD_THROTTLED)\n", "", ("tests/api/test_auth.py::test_wrong_current_passwords_are_throttled_with_the_sign_in_limits",)),  # noqa: E501
     M("anchor: an unchanged head anchored again", "welfare/audit/anchor.py", "    if newest is None or newest == anchored:\n        return None", "    if newest is None:\n        return None", ("tests/welfare/test_audit_anchor.py::test_the_worker_job_anchors_every_minute_while_entries_come_and_not_when_idle",)),  # noqa: E501
+    # Every 5xx found from outside answers 4xx: one rule each for timezones, instants, days,
+    # form values, stream ids and webhook bodies.
+    M("times: any text is a timezone", "welfare/times.py", "    if value not in _known_timezones():", "    if False:", (NO5XX + "test_a_timezone_that_is_not_an_iana_name_is_refused_on_create_and_patch",)),  # noqa: E501
+    M("times: a naive time is an instant", "welfare/times.py", "Instant = Annotated[AwareDatetime, AfterValidator(check_instant)]", "Instant = dt.datetime", (NO5XX + "test_a_time_without_offset_or_outside_the_years_is_a_422_naming_the_parameter",)),  # noqa: E501
+    M("times: an instant of any year", "welfare/times.py", "    check_year(value.date())\n    return value.astimezone(dt.UTC)", "    return value.astimezone(dt.UTC)", (NO5XX + "test_a_time_without_offset_or_outside_the_years_is_a_422_naming_the_parameter",)),  # noqa: E501
+    M("times: a typed day of any year", "welfare/times.py", "        raise ValueError(\"give a date like 2026-11-01\") from None\n    return check_year(day)", "        raise ValueError(\"give a date like 2026-11-01\") from None\n    return day", (NO5XX + "test_the_visit_calendar_refuses_a_day_outside_the_years_with_its_page", NO5XX + "test_the_audit_page_refuses_a_day_outside_the_years_in_words")),  # noqa: E501
+    M("forms: a refused model value escapes the form", "api/pages/forms.py", "    except ValidationError as exc:", "    except KeyError as exc:", (NO5XX + "test_a_schedule_form_value_the_model_refuses_is_shown_on_the_form",)),  # noqa: E501
+    M("stream: event ids past 64 bits", "api/routes/incidents.py", "last_event_id: Annotated[int | None, Header(ge=0, le=MAX_EVENT_ID)] = None,", "last_event_id: Annotated[int | None, Header(ge=0)] = None,", (NO5XX + "test_the_event_stream_refuses_an_id_past_64_bits_before_it_starts",)),  # noqa: E501
+    M("webhooks: any body is read as a form", "api/routes/webhooks.py", "    if media_type != FORM_MEDIA_TYPE:", "    if False:", (NO5XX + "test_a_webhook_that_is_not_a_url_encoded_form_is_a_415",)),  # noqa: E501
 ]
 # fmt: on
 

@@ -147,7 +147,7 @@ def test_a_schedule_form_value_the_model_refuses_is_shown_on_the_form(
         headers=HTML,
     )
     assert response.status_code == 422, response.text[-400:]
-    assert 'name="csrf_token"' in response.text  # the form again, not an error page
+    assert 'name="rrule_raw"' in response.text  # the form again, not an error page
     assert db.exec(select(VisitSchedule)).all() == []
 
 
