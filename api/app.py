@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from api import docs
 from api.errors import install_error_handlers
 from api.logs import install_access_log_filter
 from api.middleware import BodySizeLimit
@@ -59,7 +60,9 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         title="welfare",
         version="0.1.0",
         summary="Resident welfare registry and found-resident response",
-        docs_url="/docs",
+        # /docs is our own route (api/docs.py): Swagger UI from this package, not a CDN.
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
@@ -119,6 +122,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         app.include_router(module.router)
     app.include_router(lookup.router)
     app.include_router(webhooks.router)
+    app.include_router(docs.router)
     # Pages: each area is its own router module under api/pages.
     for page_module in (
         account_pages,
