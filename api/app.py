@@ -6,9 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 
-from api import docs
+from api import assets, docs
 from api.errors import install_error_handlers
 from api.logs import install_access_log_filter
 from api.middleware import BodySizeLimit
@@ -123,6 +122,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     app.include_router(lookup.router)
     app.include_router(webhooks.router)
     app.include_router(docs.router)
+    app.include_router(assets.router)
     # Pages: each area is its own router module under api/pages.
     for page_module in (
         account_pages,
@@ -135,7 +135,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         manager_pages,
     ):
         app.include_router(page_module.router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", assets.StaticAssets(directory=STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_photo_bytes + BODY_LIMIT_SLACK)
     # Added last, so outermost: the request id covers every log line, 413s included.
     app.add_middleware(RequestContext)
