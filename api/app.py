@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
 
 from api import assets, docs
 from api.errors import install_error_handlers
@@ -47,6 +48,10 @@ from welfare.worker import start_in_thread
 
 # Everything but photos is small JSON; photos have their own, lower, limit in the service.
 BODY_LIMIT_SLACK = 256 * 1024
+# Below about a kilobyte gzip saves less than its header and the CPU costs; level 6 is zlib's
+# default, most of level 9's gain for far less work on a small server.
+GZIP_MINIMUM_BYTES = 1024
+GZIP_LEVEL = 6
 
 
 def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastAPI:
@@ -136,6 +141,10 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     ):
         app.include_router(page_module.router)
     app.mount("/static", assets.StaticAssets(directory=STATIC_DIR), name="static")
+    # Pages, JSON and static files go out gzip-encoded when the browser asks. Starlette leaves
+    # text/event-stream (the live incident stream) and images alone, and flushes each streamed
+    # chunk, so a CSV export still streams.
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_photo_bytes + BODY_LIMIT_SLACK)
     # Added last, so outermost: the request id covers every log line, 413s included.
     app.add_middleware(RequestContext)

@@ -169,3 +169,45 @@ def test_pages_of_every_area_link_icons_that_answer(
             icon = client.get(url)
             assert icon.status_code == 200, url
             assert _content_type_fits(url, icon.headers["content-type"]), url
+
+
+# --- compression ------------------------------------------------------------------------------
+
+GZIP = {"Accept-Encoding": "gzip"}
+
+
+def _raw_size(client: TestClient, url: str, headers: dict[str, str]) -> tuple[int, str | None]:
+    """Bytes on the wire (before the client decodes them) and the Content-Encoding."""
+    with client.stream("GET", url, headers=headers) as response:
+        assert response.status_code == 200, url
+        size = sum(len(chunk) for chunk in response.iter_raw())
+        return size, response.headers.get("content-encoding")
+
+
+def test_pages_and_static_files_are_gzip_encoded_when_asked(
+    client: TestClient, page_login: Callable[..., str], make_user: Callable[..., User], site: Site
+) -> None:
+    page_login(make_user("guard", [site]))
+    swagger = static_url("vendor/swagger-ui/swagger-ui-bundle.js")
+    for url in ("/login", "/guard", static_url("app.css"), static_url("guard.js"), swagger):
+        plain, plain_encoding = _raw_size(client, url, {"Accept-Encoding": "identity"})
+        packed, encoding = _raw_size(client, url, GZIP)
+        assert plain_encoding is None, url
+        assert encoding == "gzip", url
+        assert packed < plain * 0.7, (url, packed, plain)
+        response = client.get(url, headers=GZIP)
+        assert "accept-encoding" in response.headers["vary"].lower(), url
+
+
+def test_small_answers_and_images_are_not_compressed(client: TestClient) -> None:
+    _size, encoding = _raw_size(client, "/healthz", GZIP)
+    assert encoding is None  # a few bytes: gzip would only add its header
+    _size, encoding = _raw_size(client, static_url("icons/icon-512.png"), GZIP)
+    assert encoding is None  # PNG is compressed already
+
+
+def test_a_range_of_a_static_file_is_not_compressed(client: TestClient) -> None:
+    response = client.get(static_url("app.js"), headers=GZIP | {"Range": "bytes=0-99"})
+    assert response.status_code == 206
+    assert "content-encoding" not in response.headers
+    assert len(response.content) == 100
