@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
+from starlette.middleware.gzip import GZipMiddleware
 
+from api import assets, docs
 from api.errors import install_error_handlers
 from api.logs import install_access_log_filter
 from api.middleware import BodySizeLimit
@@ -47,6 +48,10 @@ from welfare.worker import start_in_thread
 
 # Everything but photos is small JSON; photos have their own, lower, limit in the service.
 BODY_LIMIT_SLACK = 256 * 1024
+# Below about a kilobyte gzip saves less than its header and the CPU costs; level 6 is zlib's
+# default, most of level 9's gain for far less work on a small server.
+GZIP_MINIMUM_BYTES = 1024
+GZIP_LEVEL = 6
 
 
 def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastAPI:
@@ -59,7 +64,9 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         title="welfare",
         version="0.1.0",
         summary="Resident welfare registry and found-resident response",
-        docs_url="/docs",
+        # /docs is our own route (api/docs.py): Swagger UI from this package, not a CDN.
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
@@ -119,6 +126,8 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         app.include_router(module.router)
     app.include_router(lookup.router)
     app.include_router(webhooks.router)
+    app.include_router(docs.router)
+    app.include_router(assets.router)
     # Pages: each area is its own router module under api/pages.
     for page_module in (
         account_pages,
@@ -131,7 +140,11 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         manager_pages,
     ):
         app.include_router(page_module.router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", assets.StaticAssets(directory=STATIC_DIR), name="static")
+    # Pages, JSON and static files go out gzip-encoded when the browser asks. Starlette leaves
+    # text/event-stream (the live incident stream) and images alone, and flushes each streamed
+    # chunk, so a CSV export still streams.
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_photo_bytes + BODY_LIMIT_SLACK)
     # Added last, so outermost: the request id covers every log line, 413s included.
     app.add_middleware(RequestContext)

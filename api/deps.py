@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.routing import APIRoute
+from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session
 
 from welfare.authz import Actor
@@ -87,7 +88,24 @@ def auth_session(request: Request) -> Iterator[Session]:
         yield reader
 
 
-def get_actor(request: Request, settings: SettingsDep) -> Actor:
+# The OpenAPI document's security scheme: the bearer token from `POST /api/v1/auth/token` (the
+# OAuth2 password flow, so Swagger UI's "Authorize" signs in with a username and password).
+# Every operation that depends on the actor references it. It only declares: the token is read
+# by `_token_from`, which also takes the pages' session cookie.
+bearer_token = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/token",
+    scheme_name="bearer",
+    description="`POST /api/v1/auth/token` with a username and password; send "
+    "`Authorization: Bearer <access_token>`.",
+    auto_error=False,
+)
+
+
+def get_actor(
+    request: Request,
+    settings: SettingsDep,
+    _declared: Annotated[str | None, Depends(bearer_token)],
+) -> Actor:
     token = _token_from(request, settings)
     with auth_session(request) as reader:
         return users.actor_for_token(reader, token, client_addr(request))

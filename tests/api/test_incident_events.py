@@ -183,6 +183,30 @@ def test_the_stream_ends_after_max_seconds_without_changes(
     assert "end" not in names and "status" in names
 
 
+def test_the_stream_is_never_compressed_so_frames_arrive_one_by_one(
+    client: TestClient, wang: Resident, headers_for: Headers, slow_poll: None
+) -> None:
+    """A browser asks for gzip on every request; a compressed stream would be held back in the
+    compressor until a block fills, and the guard would see no status change for minutes."""
+    guard = headers_for("guard")
+    incident_id = _report(client, guard, wang)
+    url = f"/api/v1/incidents/{incident_id}/events"
+    headers = guard | {"Accept-Encoding": "gzip, deflate, br"}
+    started = time.monotonic()
+    with client.stream("GET", url, headers=headers, params={"max_seconds": 60}) as response:
+        assert response.status_code == 200
+        assert "content-encoding" not in response.headers
+        assert response.headers["content-type"].startswith("text/event-stream")
+        raw = b""
+        for chunk in response.iter_raw():
+            raw += chunk
+            if b"event: notifications" in raw:
+                break
+        # The current state came as plain text while the stream is still open (for a minute).
+        assert time.monotonic() - started < 20
+    assert raw.startswith(b"id: 1\nevent: timeline\ndata: {")
+
+
 @pytest.mark.parametrize("max_seconds", ["0", "-1", "3601", "soon"])
 def test_bad_max_seconds_is_422(
     client: TestClient, wang: Resident, headers_for: Headers, max_seconds: str

@@ -190,6 +190,8 @@ def test_card_page_shows_approach_and_found_button_and_is_audited(
     assert "Talk about his grandson." in response.text
     assert f'href="/guard/residents/{wang.resident.id}/found"' in response.text
     assert "Alzheimer" not in response.text and not _has_phone(response.text)
+    # The person's name is the page's one heading of the first level.
+    assert re.findall(r"<h1\b[^>]*>([^<]*)</h1>", response.text) == [wang.resident.preferred_name]
     db.rollback()
     audited = db.exec(
         select(AuditEntry).where(

@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from api.pages.rendering import STATIC_DIR
 from tests.conftest import SYSTEM
 from welfare.db import utcnow
 from welfare.incidents.models import Incident
@@ -736,6 +737,76 @@ def test_reports_draw_completion_and_response_times_as_svg_with_tables(
     assert "W-1" in client.get(incidents_csv.group(1).replace("&amp;", "&")).text
     chinese = client.get("/manage/reports", headers={**HTML, "accept-language": "zh-CN"})
     assert chinese.status_code == 200
+
+
+def _luminance(colour: str) -> float:
+    """WCAG 2 relative luminance of #rgb or #rrggbb."""
+    digits = colour.lstrip("#")
+    if len(digits) == 3:
+        digits = "".join(d * 2 for d in digits)
+    channels = [int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(foreground: str, background: str) -> float:
+    light, dark = sorted((_luminance(foreground), _luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_contrast_is_computed_as_wcag_says() -> None:
+    assert contrast("#000", "#fff") == pytest.approx(21)
+    assert contrast("#777", "#fff") == pytest.approx(4.48, abs=0.01)  # the classic near miss
+    assert contrast("#fff", "#fff") == pytest.approx(1)
+
+
+def test_report_chart_text_reaches_wcag_aa_contrast_on_the_card(
+    client: TestClient,
+    db: Session,
+    site: Site,
+    make_user: Callable[..., User],
+    page_login: PagesLogin,
+    consenting: Callable[..., Resident],
+) -> None:
+    schedule = _schedule(db, consenting())
+    _visit(db, schedule, utcnow() - dt.timedelta(hours=30), status=VisitStatus.completed)
+    opened = utcnow() - dt.timedelta(days=2)
+    db.add(
+        Incident(
+            site_id=site.id,
+            kind="welfare_concern",
+            reference="W-2",
+            opened_at=opened,
+            first_sent_at=opened + dt.timedelta(seconds=30),
+            confirmed_at=opened + dt.timedelta(minutes=12),
+        )
+    )
+    db.commit()
+    page_login(make_user("manager", [site]))
+    page = client.get("/manage/reports", headers=HTML)
+    assert page.status_code == 200
+    # The charts sit on a card; its background is the one the text is read against.
+    css = (STATIC_DIR / "app.css").read_text(encoding="utf-8")
+    card = re.search(r"^\.card \{[^}]*background: (#[0-9a-fA-F]{3,6})", css, re.M)
+    assert card is not None
+    background = card.group(1)
+    svgs = re.findall(r"<svg class=\"chart.*?</svg>", page.text, re.S)
+    assert len(svgs) >= 3  # bars and lines both drawn
+    texts = [t for svg in svgs for t in re.findall(r"<text\b[^>]*>", svg)]
+    assert texts
+    for text in texts:
+        fill = re.search(r'fill="(#[0-9a-fA-F]{3,6})"', text)
+        assert fill is not None, text  # no text left to a default colour
+        assert contrast(fill.group(1), background) >= 4.5, text
+    # Lines, points and bars are graphics: 3:1 against the card (WCAG 1.4.11).
+    manager_css = (STATIC_DIR / "manager.css").read_text(encoding="utf-8")
+    series = re.findall(
+        r"\.series-[a-z0-9]+ [^{]*\{ (?:stroke|fill): (#[0-9a-fA-F]{3,6})", manager_css
+    )
+    bars = re.findall(r'class="bar" [^>]*fill="(#[0-9a-fA-F]{3,6})"', page.text)
+    assert series and bars
+    for colour in series + bars:
+        assert contrast(colour, background) >= 3, colour
 
 
 def test_reports_in_chinese_for_a_chinese_reading_manager(

@@ -770,6 +770,26 @@ def test_every_route_is_in_the_matrix(app: Any) -> None:
     assert table - routes == set(), "matrix rows for routes that do not exist"
 
 
+def test_the_openapi_document_asks_for_the_bearer_token_exactly_where_sign_in_is_needed(
+    app: Any,
+) -> None:
+    document = app.openapi()
+    scheme = document["components"]["securitySchemes"]["bearer"]
+    assert scheme["type"] == "oauth2"
+    assert scheme["flows"]["password"]["tokenUrl"] == "/api/v1/auth/token"
+    declared = {
+        (method.upper(), path): operation.get("security")
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    for case in CASES:
+        security = declared[(case.method, case.path)]
+        if case.expected[COLUMNS.index("none")] == 401:  # signed out: refused
+            assert security == [{"bearer": []}], (case.method, case.path)
+        else:
+            assert security is None, (case.method, case.path)
+
+
 def test_role_matrix(
     client: TestClient,
     db: Session,
