@@ -3,7 +3,9 @@
 The public finder shows no personal data: only "please stay with this person", the site office's
 phone as a call link, and an "alert the office" button. Unknown and revoked codes get the same
 page (with a general message instead of a phone), and the button answers the same way for them,
-so nobody learns whether a code exists.
+so nobody learns whether a code exists. A code typed with a wrong check character says "check
+the code" instead of the button: that is a property of the text alone, so it tells nothing about
+which codes exist.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from api.pages.deps import (
     new_login_csrf,
     request_language,
 )
-from api.pages.guard import card_page
+from api.pages.guard import CHECK_THE_CODE, card_page
 from api.pages.i18n import gettext
 from api.pages.rendering import render
 from welfare.errors import NotFound, PermissionDenied, Throttled
 from welfare.incidents import guard_view, public_reports
 from welfare.lookup import service as lookups
 from welfare.phones import display_phone
+from welfare.tags import codes
 
 router = APIRouter(route_class=TransactionRoute, include_in_schema=False)
 
@@ -48,6 +51,8 @@ def _finder_page(
 ) -> Response:
     language = request_language(request)
     found = public_reports.finder(session=session, code=code)
+    if found.mistyped and error is None:
+        error, status_code = gettext(language, CHECK_THE_CODE), 422
     token = request.cookies.get(PUBLIC_CSRF_COOKIE) or new_login_csrf()
     response = render(
         request,
@@ -61,7 +66,8 @@ def _finder_page(
             ),
             "public_csrf": token,
             "error": error,
-            "alerted": alerted,
+            "alerted": alerted and not found.mistyped,
+            "mistyped": found.mistyped,
         },
         status_code=status_code,
         language=language,
@@ -76,13 +82,14 @@ def _finder_page(
 def tag_url(
     request: Request, code: TagCode, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    """A scanned tag. Signed in: straight to the card (another site's tag is "not found")."""
+    """A scanned tag. Signed in: straight to the card (another site's tag is "not found"); a
+    mistyped code: the finder page, which says "check the code"."""
     if request.cookies.get(SESSION_COOKIE):
         try:
             page_user = get_page_user(request, settings)
         except LoginRequired:
             page_user = None
-        if page_user is not None:
+        if page_user is not None and not codes.read_typed(code).mistyped:
             cards = lookups.lookup(session=session, actor=page_user.actor, tag=code, limit=1)
             if not cards:
                 raise NotFound("tag")

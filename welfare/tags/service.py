@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import secrets
 import uuid
 
 import qrcode
@@ -21,9 +20,8 @@ from welfare.phones import display_phone
 from welfare.residents.models import Resident
 from welfare.residents.service import audit_resident, load_resident
 from welfare.sites.models import Site
+from welfare.tags import codes
 from welfare.tags.models import ResidentTag
-
-TAG_BYTES = 16  # 128 random bits; the brief asks for at least 64
 
 
 def tag_url(public_base_url: str, code: str) -> str:
@@ -37,6 +35,25 @@ def live_tag(session: Session, resident_id: uuid.UUID) -> ResidentTag | None:
             ResidentTag.resident_id == resident_id, col(ResidentTag.revoked_at).is_(None)
         )
     ).first()
+
+
+def find_live_tag(session: Session, typed: str) -> ResidentTag | None:
+    """The live tag behind a typed or scanned code (`codes.read_typed`: any case, spaces,
+    dashes; tags issued before the printed codes by their exact token). None for an unknown or
+    revoked code; raises `codes.MistypedCode` for one whose check character does not match."""
+    code = codes.read_typed(typed)
+    tag = (
+        session.exec(
+            select(ResidentTag).where(
+                col(ResidentTag.code).in_(code.forms), col(ResidentTag.revoked_at).is_(None)
+            )
+        ).first()
+        if code.forms
+        else None
+    )
+    if tag is None and code.mistyped:
+        raise codes.MistypedCode()
+    return tag
 
 
 def _revoke_live(session: Session, actor: Actor, resident_id: uuid.UUID) -> int:
@@ -55,9 +72,7 @@ def issue_tag(*, session: Session, actor: Actor, resident_id: uuid.UUID) -> Resi
     if not has_scope(session, resident.id, ConsentScope.lost_person_response):
         raise Conflict("record a consent with the lost_person_response scope before issuing a tag")
     revoked = _revoke_live(session, actor, resident.id)
-    tag = ResidentTag(
-        resident_id=resident.id, code=secrets.token_urlsafe(TAG_BYTES), issued_by=actor.user_id
-    )
+    tag = ResidentTag(resident_id=resident.id, code=codes.new_code(), issued_by=actor.user_id)
     session.add(tag)
     session.flush()
     audit_resident(
