@@ -297,7 +297,7 @@ def test_a_mistyped_code_on_the_scan_page_says_check_the_code(
 # --- site isolation ------------------------------------------------------------------------------
 
 
-def test_a_guard_of_another_site_gets_not_found_for_card_tag_incident_and_alert(
+def test_a_guard_of_another_site_gets_not_found_for_card_incident_and_alert(
     client: TestClient,
     db: Session,
     make_user: Callable[..., User],
@@ -327,7 +327,6 @@ def test_a_guard_of_another_site_gets_not_found_for_card_tag_incident_and_alert(
     for path in (
         f"/guard/residents/{wang.resident.id}",
         f"/guard/residents/{wang.resident.id}/found",
-        f"/t/{wang.code}",
         f"/guard/incidents/{incident_id}",
         f"/guard/alerts/{alert_id}",
     ):
@@ -335,6 +334,10 @@ def test_a_guard_of_another_site_gets_not_found_for_card_tag_incident_and_alert(
         assert response.status_code == 404, path
         assert "Mr. Wang" not in response.text and "1609" not in response.text
         assert "Mrs. Park" not in response.text
+    # The tag URL answers as for a passer-by: the public finder page, nothing of the resident.
+    finder = client.get(f"/t/{wang.code}", headers=HTML)
+    assert finder.status_code == 200 and "Alert the office" in finder.text
+    assert "Mr. Wang" not in finder.text and "1609" not in finder.text
     assert "Mrs. Park" not in client.get("/guard/alerts").text
     refused = client.post(
         f"/guard/incidents/{incident_id}/handover",

@@ -275,19 +275,60 @@ def test_limits_count_only_their_window(db: Session, tagged: tuple[Resident, str
     db.rollback()
 
 
-def test_a_signed_in_guard_of_another_site_gets_not_found(
+def _without_tokens(html: str) -> str:
+    return html.replace(form_csrf(html), "TOKEN")
+
+
+def test_a_guard_of_another_site_gets_the_public_finder_page_and_the_sites_guard_the_card(
     client: TestClient,
+    db: Session,
     make_user: Callable[..., User],
     make_site: Callable[..., Site],
+    site: Site,
     page_login: Callable[..., str],
     tagged: tuple[Resident, str],
 ) -> None:
-    _resident, code = tagged
-    page_login(make_user("guard", [make_site(name="Elsewhere")]))
+    resident, code = tagged
+    passer_by = client.get(f"/t/{code}", headers=HTML)
+    outsider = make_user("guard", [make_site(name="Elsewhere")], display_name="Guard Chan B")
+    page_login(outsider)
     response = client.get(f"/t/{code}", headers=HTML)
-    assert response.status_code == 404
-    for text in PERSONAL:
-        assert text not in response.text
+    assert response.status_code == 200
+    assert 'href="tel:+85223456789"' in response.text and "Alert the office" in response.text
+    for text in (*PERSONAL, str(resident.id), "/photo", "/guard/residents"):
+        assert text not in response.text, text
+    # Their session shows them nothing more than a passer-by sees: not even their own menu.
+    assert "Guard Chan B" not in response.text and "Sign out" not in response.text
+    assert 'name="csrf-token"' not in response.text
+    assert _without_tokens(response.text) == _without_tokens(passer_by.text)
+    # And the alert button works for them as for anyone.
+    assert alert(client, code).status_code == 303
+    assert [i.resident_id for i in incidents_of(db)] == [resident.id]
+
+    page_login(make_user("guard", [site]))
+    card = client.get(f"/t/{code}", headers=HTML)
+    assert card.status_code == 200
+    assert "Mr. Wang" in card.text and f"/guard/residents/{resident.id}/found" in card.text
+
+
+def test_a_signed_in_guard_gets_the_same_finder_page_for_unknown_and_revoked_codes(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    tagged: tuple[Resident, str],
+) -> None:
+    resident, code = tagged
+    page_login(make_user("guard", [site]))
+    unknown = client.get("/t/not-a-real-code-at-all", headers=HTML)
+    tags.revoke_tag(session=db, actor=SYSTEM, resident_id=resident.id)
+    db.commit()
+    revoked = client.get(f"/t/{code}", headers=HTML)
+    for response in (unknown, revoked):
+        assert response.status_code == 200
+        assert "Please call the management office" in response.text
+        assert "Mr. Wang" not in response.text and "Sign out" not in response.text
 
 
 def test_staff_of_the_site_also_go_straight_to_the_card(
