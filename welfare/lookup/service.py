@@ -264,6 +264,8 @@ def _by_tag(
     session: Session, code: codes.TypedCode, sites: frozenset[uuid.UUID] | None
 ) -> list[_Hit]:
     """By the stored forms a typed code may take (`codes.read_typed`)."""
+    if not code.forms:
+        return []
     rows = _rows(session, _TAG_QUERY, sites, codes=list(code.forms))
     return [_Hit(entry, SCORE_TAG, "tag") for entry in rows]
 
