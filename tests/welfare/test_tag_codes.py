@@ -104,6 +104,13 @@ def test_text_that_is_not_a_printed_code_is_looked_up_as_typed(text: str) -> Non
     assert read.forms == ((text.strip(),) if text.strip() and len(text) <= 64 else ())
 
 
+def test_an_old_token_that_reads_as_fifteen_letters_and_digits_is_not_mistyped() -> None:
+    token = "ab-cd-ef-gh-jk-mn-pq-r"  # 22 URL-safe characters, 7 of them dashes
+    assert len(token) == 22 and len(codes.normalise(token)) == codes.LENGTH
+    read = codes.read_typed(token)
+    assert not read.mistyped and token in read.forms
+
+
 def test_a_u_where_the_code_has_none_is_a_mistyped_code() -> None:
     code = codes.new_code()
     assert codes.read_typed("U" + code.replace("-", "")[1:]).mistyped

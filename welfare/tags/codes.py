@@ -37,6 +37,9 @@ _FIELD_POLYNOMIAL = 0b100101  # x^5 + x^2 + 1
 # Whitespace and the dashes a phone keyboard may put in place of "-".
 _SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212]+")
 _CONFUSED = str.maketrans({"O": "0", "I": "1", "L": "1"})
+# A token of a tag issued before printed codes (`secrets.token_urlsafe(16)`): never "mistyped",
+# even the rare one with seven dashes that reads as 15 letters and digits.
+_LEGACY = re.compile(r"^[A-Za-z0-9_-]{22}$")
 
 
 class MistypedCode(InvalidInput):
@@ -109,7 +112,7 @@ def read_typed(text: str) -> TypedCode:
             forms=tuple(dict.fromkeys((printed, raw))), printed=printed, mistyped=False
         )
     shaped = len(chars) == LENGTH and chars.isascii() and chars.isalnum()
-    return TypedCode(forms=(raw,), printed=None, mistyped=shaped)
+    return TypedCode(forms=(raw,), printed=None, mistyped=shaped and not _LEGACY.match(raw))
 
 
 def rate_key(text: str) -> str:
