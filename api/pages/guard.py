@@ -37,6 +37,7 @@ from welfare.lookup.models import LookupCard
 from welfare.phones import display_phone
 from welfare.settings import Settings
 from welfare.sites.models import Site
+from welfare.tags import codes
 from welfare.users import service as users
 
 router = APIRouter(route_class=TransactionRoute, include_in_schema=False)
@@ -93,6 +94,11 @@ QUEUE_WORDS = {
         "sent without it. Add the photo on the incident page later."
     ),
 }
+# A typed code whose check character does not match (the scan page and the tag URL).
+CHECK_THE_CODE = N_(
+    "Check the code: a character is wrong or two are swapped. Type it again as it is printed on "
+    "the tag."
+)
 # What happened to a photo sent with a report (`?photo=` on the live incident page).
 PHOTO_NOTICES = {
     "added": N_("Photo added."),
@@ -201,9 +207,15 @@ def guard_scan(
 ) -> Response:
     if code is not None:
         tag = tag_code_from(code)
-        if tag and len(tag) <= 64 and "/" not in tag:
+        typed = codes.read_typed(tag)
+        if typed.printed:
+            return _see_other("/t/" + typed.printed)
+        if typed.mistyped:
+            error = gettext(page_user.language, CHECK_THE_CODE)
+        elif tag and len(tag) <= 64 and "/" not in tag:  # a token issued before printed codes
             return _see_other("/t/" + quote(tag, safe=""))
-        error = gettext(page_user.language, "That is not a tag code. Check it and try again.")
+        else:
+            error = gettext(page_user.language, "That is not a tag code. Check it and try again.")
         return render(
             request,
             "guard/scan.html",

@@ -3,7 +3,11 @@
 The public finder shows no personal data: only "please stay with this person", the site office's
 phone as a call link, and an "alert the office" button. Unknown and revoked codes get the same
 page (with a general message instead of a phone), and the button answers the same way for them,
-so nobody learns whether a code exists.
+so nobody learns whether a code exists. Someone signed in who may not see the card (staff of
+another site, a scan of an unknown code) gets exactly the page a passer-by gets: a guard who finds
+another estate's resident still needs the office phone, and their session shows them no more. A
+code typed with a wrong check character says "check the code" instead of the button: that is a
+property of the text alone, so it tells nothing about which codes exist.
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ from api.pages.deps import (
     new_login_csrf,
     request_language,
 )
-from api.pages.guard import card_page
+from api.pages.guard import CHECK_THE_CODE, card_page
 from api.pages.i18n import gettext
 from api.pages.rendering import render
-from welfare.errors import NotFound, PermissionDenied, Throttled
+from welfare.errors import InvalidInput, PermissionDenied, Throttled
 from welfare.incidents import guard_view, public_reports
 from welfare.lookup import service as lookups
 from welfare.phones import display_phone
@@ -48,6 +52,8 @@ def _finder_page(
 ) -> Response:
     language = request_language(request)
     found = public_reports.finder(session=session, code=code)
+    if found.mistyped and error is None:
+        error, status_code = gettext(language, CHECK_THE_CODE), 422
     token = request.cookies.get(PUBLIC_CSRF_COOKIE) or new_login_csrf()
     response = render(
         request,
@@ -61,7 +67,8 @@ def _finder_page(
             ),
             "public_csrf": token,
             "error": error,
-            "alerted": alerted,
+            "alerted": alerted and not found.mistyped,
+            "mistyped": found.mistyped,
         },
         status_code=status_code,
         language=language,
@@ -72,21 +79,38 @@ def _finder_page(
     return response
 
 
+def _card_for_staff(
+    request: Request, session: SessionDep, settings: SettingsDep, code: str
+) -> Response | None:
+    """The card, for a signed-in user who may see it (staff of the tag's site); else None, and
+    the request is left as a passer-by's: the finder page then shows nothing from the session,
+    not even the account's menu."""
+    if not request.cookies.get(SESSION_COOKIE):
+        return None
+    try:
+        page_user = get_page_user(request, settings)
+    except LoginRequired:
+        return None
+    try:
+        cards = lookups.lookup(session=session, actor=page_user.actor, tag=code, limit=1)
+    except InvalidInput:  # mistyped or over-long: the finder page answers as for anyone
+        cards = []
+    if cards:
+        return card_page(request, session, page_user, cards[0])
+    request.state.page_user = None
+    request.state.language = None
+    return None
+
+
 @router.get("/t/{code}")
 def tag_url(
     request: Request, code: TagCode, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    """A scanned tag. Signed in: straight to the card (another site's tag is "not found")."""
-    if request.cookies.get(SESSION_COOKIE):
-        try:
-            page_user = get_page_user(request, settings)
-        except LoginRequired:
-            page_user = None
-        if page_user is not None:
-            cards = lookups.lookup(session=session, actor=page_user.actor, tag=code, limit=1)
-            if not cards:
-                raise NotFound("tag")
-            return card_page(request, session, page_user, cards[0])
+    """A scanned tag. Staff of its site: straight to the card. Anyone else, signed in to
+    another site or not signed in: the public finder page, the same for all of them."""
+    card = _card_for_staff(request, session, settings, code)
+    if card is not None:
+        return card
     return _finder_page(request, session, code, alerted=request.query_params.get("alerted") == "1")
 
 

@@ -19,6 +19,7 @@ from welfare.residents import service as residents
 from welfare.residents.models import Resident
 from welfare.settings import Settings
 from welfare.sites.models import Household, Site
+from welfare.tags import service as tags
 
 CARD_FIELDS = {
     "resident_id",
@@ -204,6 +205,28 @@ def test_another_sites_guard_gets_an_empty_answer(
         assert response.json() == {"items": [], "total": 0}
     response = client.get(f"{URL}/{wang.id}/photo", headers=elsewhere)
     assert response.status_code == 404
+
+
+def _mistyped(code: str) -> str:
+    """The code with its check character replaced by another one."""
+    return code[:-1] + ("2" if code[-1] != "2" else "3")
+
+
+def test_a_typed_tag_code_finds_the_resident_and_a_mistyped_one_says_check_the_code(
+    client: TestClient, db: Session, headers_for: Callable[..., dict[str, str]], wang: Resident
+) -> None:
+    code = tags.issue_tag(session=db, actor=SYSTEM, resident_id=wang.id).code
+    db.commit()
+    guard = headers_for("guard")
+    for typed in (code, code.lower().replace("-", " "), code.replace("-", "").lower()):
+        response = client.get(URL, params={"tag": typed}, headers=guard)
+        assert response.status_code == 200, typed
+        assert [c["resident_id"] for c in response.json()["items"]] == [str(wang.id)]
+    response = client.get(URL, params={"tag": _mistyped(code).lower()}, headers=guard)
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"][-1] == "tag" and "check the code" in error["msg"]
+    assert "Wang" not in response.text
 
 
 @pytest.mark.parametrize(

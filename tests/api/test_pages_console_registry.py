@@ -464,6 +464,7 @@ def test_label_sheet_has_one_label_per_tagged_consented_resident_and_no_names(
     assert sheet.status_code == 200
     assert sheet.text.count('<figure class="label">') == 1
     assert f"/t/{tag_code}" in sheet.text and tag_code[-6:] in sheet.text
+    assert f'<p class="code">{tag_code}</p>' in sheet.text  # the code to type, printed large
     assert "data:image/svg+xml;base64," in sheet.text
     for personal in ("Wang", "Park", "Li Na", "1-1609", "1609"):
         body = sheet.text.split('<div class="labels">', 1)[1]

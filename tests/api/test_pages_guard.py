@@ -261,10 +261,45 @@ def test_scan_page_takes_a_typed_code_or_a_scanned_url_to_the_tag(
     assert "That is not a tag code" in bad.text
 
 
+def test_a_code_typed_loosely_on_the_scan_page_opens_the_card(
+    client: TestClient,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    wang: Case,
+) -> None:
+    page_login(make_user("guard", [site]))
+    loose = wang.code.lower().replace("-", " ").replace("0", "o").replace("1", "l")
+    for typed in (loose, wang.code.replace("-", ""), f" {wang.code.lower()} "):
+        response = client.get("/guard/scan", params={"code": typed}, follow_redirects=False)
+        assert response.status_code == 303, typed
+        assert response.headers["location"] == f"/t/{wang.code}"
+    card = client.get("/guard/scan", params={"code": loose})
+    assert card.status_code == 200 and "Mr. Wang" in card.text
+
+
+def test_a_mistyped_code_on_the_scan_page_says_check_the_code(
+    client: TestClient,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    wang: Case,
+) -> None:
+    page_login(make_user("guard", [site]))
+    canonical = wang.code.replace("-", "")
+    wrong = canonical[:-1] + ("2" if canonical[-1] != "2" else "3")
+    response = client.get("/guard/scan", params={"code": wrong.lower()}, headers=HTML)
+    assert response.status_code == 422
+    assert "Check the code" in response.text and "not yours to see" not in response.text
+    assert f'value="{wrong.lower()}"' in response.text  # kept in the box to correct
+    direct = client.get(f"/t/{wrong}", headers=HTML)
+    assert direct.status_code == 422 and "Check the code" in direct.text
+
+
 # --- site isolation ------------------------------------------------------------------------------
 
 
-def test_a_guard_of_another_site_gets_not_found_for_card_tag_incident_and_alert(
+def test_a_guard_of_another_site_gets_not_found_for_card_incident_and_alert(
     client: TestClient,
     db: Session,
     make_user: Callable[..., User],
@@ -294,7 +329,6 @@ def test_a_guard_of_another_site_gets_not_found_for_card_tag_incident_and_alert(
     for path in (
         f"/guard/residents/{wang.resident.id}",
         f"/guard/residents/{wang.resident.id}/found",
-        f"/t/{wang.code}",
         f"/guard/incidents/{incident_id}",
         f"/guard/alerts/{alert_id}",
     ):
@@ -302,6 +336,10 @@ def test_a_guard_of_another_site_gets_not_found_for_card_tag_incident_and_alert(
         assert response.status_code == 404, path
         assert "Mr. Wang" not in response.text and "1609" not in response.text
         assert "Mrs. Park" not in response.text
+    # The tag URL answers as for a passer-by: the public finder page, nothing of the resident.
+    finder = client.get(f"/t/{wang.code}", headers=HTML)
+    assert finder.status_code == 200 and "Alert the office" in finder.text
+    assert "Mr. Wang" not in finder.text and "1609" not in finder.text
     assert "Mrs. Park" not in client.get("/guard/alerts").text
     refused = client.post(
         f"/guard/incidents/{incident_id}/handover",

@@ -7,6 +7,7 @@ import datetime as dt
 import io
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -24,6 +25,7 @@ from welfare.residents.models import Resident
 from welfare.settings import Settings
 from welfare.sites.models import Site
 from welfare.tags import service as tags
+from welfare.tags.models import ResidentTag
 from welfare.users.models import User
 
 HTML = {"accept": "text/html"}
@@ -112,6 +114,57 @@ def test_unknown_and_revoked_codes_get_the_same_generic_page(
     ) == strip(revoked.text, code).replace(form_csrf(revoked.text), "T")
 
 
+def _mistyped(code: str) -> str:
+    """The code with its check character replaced by another one."""
+    return code[:-1] + ("2" if code[-1] != "2" else "3")
+
+
+def test_the_tag_url_works_with_the_code_typed_in_any_case_with_spaces_or_dashes(
+    client: TestClient, tagged: tuple[Resident, str]
+) -> None:
+    _resident, code = tagged
+    canonical = code.replace("-", "")
+    for typed in (code.lower(), canonical, quote(code.lower().replace("-", " "))):
+        response = client.get(f"/t/{typed}")
+        assert response.status_code == 200, typed
+        assert 'href="tel:+85223456789"' in response.text, typed
+        assert "Alert the office" in response.text
+
+
+def test_a_tag_issued_before_printed_codes_still_shows_the_office_phone(
+    client: TestClient, db: Session, tagged: tuple[Resident, str]
+) -> None:
+    resident, _code = tagged
+    tags.revoke_tag(session=db, actor=SYSTEM, resident_id=resident.id)
+    token = "Zq3r_-8kT0bNw9LmPa2vXg"  # secrets.token_urlsafe(16), as tags were issued before
+    db.add(ResidentTag(resident_id=resident.id, code=token))
+    db.commit()
+    assert 'href="tel:+85223456789"' in client.get(f"/t/{token}").text
+    assert "tel:" not in client.get(f"/t/{token.lower()}").text  # old tokens stay exact
+
+
+def test_a_mistyped_code_says_check_the_code_and_alerts_nobody(
+    client: TestClient, db: Session, tagged: tuple[Resident, str]
+) -> None:
+    _resident, code = tagged
+    wrong = _mistyped(code)
+    response = client.get(f"/t/{wrong}", headers=HTML)
+    assert response.status_code == 422
+    assert "Check the code" in response.text
+    assert "Alert the office" not in response.text and "tel:+852" not in response.text
+    assert "Please call the management office" in response.text
+    chinese = client.get(f"/t/{wrong}", headers={"accept-language": "zh-CN"})
+    assert chinese.status_code == 422 and "Check the code" not in chinese.text
+    # A form posted anyway answers as for any unknown code, and opens nothing.
+    token = form_csrf(client.get(f"/t/{code}").text)
+    posted = client.post(
+        f"/t/{wrong}/alert", data={"csrf_token": token}, headers=HTML, follow_redirects=False
+    )
+    assert posted.status_code == 303
+    assert incidents_of(db) == []
+    assert "The office has been alerted" not in client.get(posted.headers["location"]).text
+
+
 def test_alert_the_office_opens_a_found_incident_for_staff(
     client: TestClient, db: Session, tagged: tuple[Resident, str]
 ) -> None:
@@ -180,6 +233,16 @@ def test_alerts_are_limited_per_tag(
     assert alert(client, "another-code").status_code == 303
 
 
+def test_one_tag_typed_differently_is_still_one_tag_for_the_limit(
+    client: TestClient, tagged: tuple[Resident, str]
+) -> None:
+    _resident, code = tagged
+    spellings = [code, code.lower(), code.replace("-", ""), code.lower().replace("-", "")]
+    for typed in spellings[: public_reports.PER_TAG_LIMIT]:
+        assert alert(client, typed).status_code == 303
+    assert alert(client, spellings[-1]).status_code == 429
+
+
 def test_alerts_are_limited_per_address(client: TestClient, db: Session) -> None:
     for number in range(public_reports.PER_ADDRESS_LIMIT):
         assert alert(client, f"code-{number}").status_code == 303
@@ -212,19 +275,60 @@ def test_limits_count_only_their_window(db: Session, tagged: tuple[Resident, str
     db.rollback()
 
 
-def test_a_signed_in_guard_of_another_site_gets_not_found(
+def _without_tokens(html: str) -> str:
+    return html.replace(form_csrf(html), "TOKEN")
+
+
+def test_a_guard_of_another_site_gets_the_public_finder_page_and_the_sites_guard_the_card(
     client: TestClient,
+    db: Session,
     make_user: Callable[..., User],
     make_site: Callable[..., Site],
+    site: Site,
     page_login: Callable[..., str],
     tagged: tuple[Resident, str],
 ) -> None:
-    _resident, code = tagged
-    page_login(make_user("guard", [make_site(name="Elsewhere")]))
+    resident, code = tagged
+    passer_by = client.get(f"/t/{code}", headers=HTML)
+    outsider = make_user("guard", [make_site(name="Elsewhere")], display_name="Guard Chan B")
+    page_login(outsider)
     response = client.get(f"/t/{code}", headers=HTML)
-    assert response.status_code == 404
-    for text in PERSONAL:
-        assert text not in response.text
+    assert response.status_code == 200
+    assert 'href="tel:+85223456789"' in response.text and "Alert the office" in response.text
+    for text in (*PERSONAL, str(resident.id), "/photo", "/guard/residents"):
+        assert text not in response.text, text
+    # Their session shows them nothing more than a passer-by sees: not even their own menu.
+    assert "Guard Chan B" not in response.text and "Sign out" not in response.text
+    assert 'name="csrf-token"' not in response.text
+    assert _without_tokens(response.text) == _without_tokens(passer_by.text)
+    # And the alert button works for them as for anyone.
+    assert alert(client, code).status_code == 303
+    assert [i.resident_id for i in incidents_of(db)] == [resident.id]
+
+    page_login(make_user("guard", [site]))
+    card = client.get(f"/t/{code}", headers=HTML)
+    assert card.status_code == 200
+    assert "Mr. Wang" in card.text and f"/guard/residents/{resident.id}/found" in card.text
+
+
+def test_a_signed_in_guard_gets_the_same_finder_page_for_unknown_and_revoked_codes(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    tagged: tuple[Resident, str],
+) -> None:
+    resident, code = tagged
+    page_login(make_user("guard", [site]))
+    unknown = client.get("/t/not-a-real-code-at-all", headers=HTML)
+    tags.revoke_tag(session=db, actor=SYSTEM, resident_id=resident.id)
+    db.commit()
+    revoked = client.get(f"/t/{code}", headers=HTML)
+    for response in (unknown, revoked):
+        assert response.status_code == 200
+        assert "Please call the management office" in response.text
+        assert "Mr. Wang" not in response.text and "Sign out" not in response.text
 
 
 def test_staff_of_the_site_also_go_straight_to_the_card(

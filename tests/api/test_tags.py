@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,8 @@ from welfare.consent import service as consents
 from welfare.consent.models import ConsentCreate
 from welfare.residents.models import Resident
 from welfare.settings import Settings
+from welfare.tags import codes
+from welfare.tags import service as tags
 from welfare.tags.models import ResidentTag
 
 Headers = Callable[..., dict[str, str]]
@@ -48,8 +51,9 @@ def test_issued_tag_is_opaque_random_and_its_url_carries_no_personal_data(
     assert response.status_code == 201, response.text
     body = response.json()
     code = body["code"]
-    assert len(code) >= 22  # 128 bits in URL-safe base64
-    assert code.replace("-", "").replace("_", "").isalnum()
+    # A printed code: three groups of five from Crockford's alphabet, 70 random bits and a check.
+    assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){2}", code), code
+    assert codes.is_valid(codes.normalise(code))
     assert str(consented.id).replace("-", "") not in code and str(consented.id) not in body["url"]
     assert body["url"] == f"{settings.public_base_url}/t/{code}"
     for personal in ("Wang", "1609", "Jianguo"):
@@ -116,6 +120,50 @@ def test_label_is_a_png_qr_code_of_the_tag_url(
         for r in range(len(matrix))
     ]
     assert read == matrix
+
+
+def _dark_rows(image: Image.Image, top: int, bottom: int) -> list[int]:
+    pixels = image.convert("L")
+    width = range(image.width)
+    return [y for y in range(top, bottom) if any(pixels.getpixel((x, y)) < 128 for x in width)]
+
+
+def _qr_height(url: str) -> int:
+    qr = qrcode.QRCode(error_correction=ERROR_CORRECT_Q, box_size=8, border=4)
+    qr.add_data(url)
+    qr.make(fit=True)
+    return len(qr.get_matrix()) * 8
+
+
+def test_the_label_prints_the_code_large_under_the_qr(
+    client: TestClient, consented: Resident, headers_for: Headers
+) -> None:
+    staff = headers_for("staff")
+    tag = client.post(f"/api/v1/residents/{consented.id}/tag", headers=staff).json()
+    assert tag["url"].endswith("/t/" + tag["code"])  # the QR's URL carries the printed code
+    image = Image.open(io.BytesIO(client.get(tag["label_url"], headers=staff).content))
+    qr_height, band = _qr_height(tag["url"]), tags.CODE_FONT_SIZE + 16
+    # The code's line: letters about as tall as the font size, twice the caption's.
+    code_rows = _dark_rows(image, qr_height, qr_height + band)
+    assert code_rows and code_rows[-1] - code_rows[0] >= tags.CODE_FONT_SIZE * 0.6
+    assert _dark_rows(image, qr_height + band, image.height)  # then the caption
+    # The line is drawn from the code: another code, another label.
+    assert tags.render_label(tag["url"], codes.new_code(), None) != tags.render_label(
+        tag["url"], tag["code"], None
+    )
+
+
+def test_a_tag_issued_before_printed_codes_keeps_its_label_without_a_code_line(
+    client: TestClient, db: Session, consented: Resident, headers_for: Headers
+) -> None:
+    token = "Zq3r_-8kT0bNw9LmPa2vXg"  # secrets.token_urlsafe(16), as tags were issued before
+    db.add(ResidentTag(resident_id=consented.id, code=token))
+    db.commit()
+    staff = headers_for("staff")
+    url = client.get(f"/api/v1/residents/{consented.id}/tag", headers=staff).json()["url"]
+    assert url.endswith("/t/" + token)
+    png = client.get(f"/api/v1/residents/{consented.id}/tag.png", headers=staff).content
+    assert Image.open(io.BytesIO(png)).height == _qr_height(url) + 40  # QR and caption only
 
 
 def test_erasure_deletes_the_tag(

@@ -321,6 +321,11 @@ def test_report_by_tag(
     body = _report(client, headers_for("guard"), tag=code).json()
     assert body["resident_id"] == str(wang.id)
     assert _report(client, headers_for("guard"), tag="not-a-real-tag").status_code == 422
+    typed = _report(client, headers_for("guard"), tag=code.lower().replace("-", " "))
+    assert typed.json()["resident_id"] == str(wang.id)  # the same open incident, found by typing
+    wrong = code[:-1] + ("2" if code[-1] != "2" else "3")
+    mistyped = _report(client, headers_for("guard"), tag=wrong)
+    assert mistyped.status_code == 422 and "check the code" in mistyped.text
 
 
 def test_timeline_and_outbox_params_carry_no_names_or_numbers(

@@ -33,6 +33,8 @@ from welfare.residents.models import Resident, ResidentUpdate
 from welfare.settings import Settings
 from welfare.sites import service as sites
 from welfare.sites.models import Household, HouseholdUpdate, Site
+from welfare.tags import service as tags
+from welfare.tags.codes import MistypedCode
 from welfare.tags.models import ResidentTag
 
 FOUND = ["registry", "lost_person_response"]
@@ -345,6 +347,60 @@ def test_a_live_tag_finds_its_resident_and_a_revoked_one_nothing(
     assert ids(find(db, guard, q=live)) == [wang.id]  # a code typed into the search box
     assert find(db, guard, tag=revoked) == []
     assert find(db, guard, tag=live.lower() + "x") == []
+
+
+def _typed_loosely(code: str) -> str:
+    """A printed code as a guard types it: lower case, spaces for dashes, O for 0, L for 1."""
+    return code.lower().replace("-", " ").replace("0", "O").replace("1", "l")
+
+
+def test_a_printed_code_typed_in_any_case_with_spaces_or_dashes_finds_its_resident(
+    db: Session, guard: Actor, findable: Callable[..., Resident]
+) -> None:
+    wang, park = findable(), findable(full_name="Park Soon-ja")
+    code = tags.issue_tag(session=db, actor=SYSTEM, resident_id=wang.id).code
+    tags.issue_tag(session=db, actor=SYSTEM, resident_id=park.id)
+    db.commit()
+    canonical = code.replace("-", "")
+    for typed in (code, code.lower(), canonical, f" {_typed_loosely(code)} ", "-".join(canonical)):
+        cards = find(db, guard, tag=typed)
+        assert ids(cards) == [wang.id], typed
+        assert cards[0].matched == "tag"
+    assert ids(find(db, guard, q=_typed_loosely(code))) == [wang.id]  # in the search box too
+
+
+def test_an_old_token_and_a_printed_code_both_resolve_side_by_side(
+    db: Session, guard: Actor, findable: Callable[..., Resident]
+) -> None:
+    old, new = findable(), findable(full_name="Park Soon-ja")
+    token = _tag(db, old)  # a tag issued before printed codes: a URL-safe token
+    code = tags.issue_tag(session=db, actor=SYSTEM, resident_id=new.id).code
+    db.commit()
+    assert ids(find(db, guard, tag=token)) == [old.id]
+    assert ids(find(db, guard, tag=code.lower())) == [new.id]
+    assert find(db, guard, tag=token.swapcase()) == []  # old tokens stay exact
+
+
+def test_a_code_with_a_wrong_check_character_says_check_the_code(
+    db: Session, guard: Actor, findable: Callable[..., Resident]
+) -> None:
+    wang = findable()
+    code = tags.issue_tag(session=db, actor=SYSTEM, resident_id=wang.id).code
+    db.commit()
+    canonical = code.replace("-", "")
+    swapped = next(
+        canonical[:i] + canonical[i + 1] + canonical[i] + canonical[i + 2 :]
+        for i in range(len(canonical) - 1)
+        if canonical[i] != canonical[i + 1]
+    )
+    last = canonical[-1]
+    wrong = canonical[:-1] + ("2" if last != "2" else "3")
+    for typed in (swapped, wrong.lower()):
+        with pytest.raises(MistypedCode) as caught:
+            find(db, guard, tag=typed)
+        assert caught.value.status_hint == 422 and "check the code" in caught.value.message
+    # In the search box a mistyped code is just words: no error, nobody found by it.
+    assert find(db, guard, q=wrong) == []
 
 
 # --- consent ------------------------------------------------------------------------------------

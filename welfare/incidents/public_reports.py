@@ -25,14 +25,14 @@ from welfare.incidents import timeline
 from welfare.incidents.models import Condition, Incident, IncidentCreate, IncidentKind
 from welfare.residents.models import Resident
 from welfare.sites.models import Site
-from welfare.tags.models import ResidentTag
+from welfare.tags import codes
+from welfare.tags.service import find_live_tag
 
 PUBLIC_NOTE = "reported by a member of the public"
 PER_TAG_LIMIT = 3
 PER_TAG_WINDOW = dt.timedelta(minutes=10)
 PER_ADDRESS_LIMIT = 10
 PER_ADDRESS_WINDOW = dt.timedelta(hours=1)
-CODE_MAX = 64
 
 
 class PublicReport(SQLModel, table=True):
@@ -51,10 +51,13 @@ class PublicReport(SQLModel, table=True):
 
 @dataclass(frozen=True)
 class Finder:
-    """What the public page may show: the office phone (E.164), or None when unknown."""
+    """What the public page may show: the office phone (E.164), or None when unknown.
+    `mistyped`: the code fails its check character, a property of the text alone (saying so
+    tells nobody which codes exist)."""
 
     office_phone: str | None
     phone_region: str | None
+    mistyped: bool = False
 
 
 def _key(secret: str, kind: str, value: str) -> str:
@@ -62,12 +65,9 @@ def _key(secret: str, kind: str, value: str) -> str:
 
 
 def _live_tag_resident(session: Session, code: str) -> tuple[Resident, Site] | None:
-    code = code.strip()
-    if not code or len(code) > CODE_MAX:
-        return None
-    tag = session.exec(
-        select(ResidentTag).where(ResidentTag.code == code, col(ResidentTag.revoked_at).is_(None))
-    ).first()
+    """The tag's resident and site; None for an unknown or revoked code (raises
+    `codes.MistypedCode` for a code that fails its check)."""
+    tag = find_live_tag(session, code)
     resident = session.get(Resident, tag.resident_id) if tag else None
     if resident is None or resident.erased_at is not None:
         return None
@@ -77,7 +77,10 @@ def _live_tag_resident(session: Session, code: str) -> tuple[Resident, Site] | N
 
 def finder(*, session: Session, code: str) -> Finder:
     """The office phone behind a tag; the same empty answer for unknown and revoked codes."""
-    found = _live_tag_resident(session, code)
+    try:
+        found = _live_tag_resident(session, code)
+    except codes.MistypedCode:
+        return Finder(office_phone=None, phone_region=None, mistyped=True)
     if found is None:
         return Finder(office_phone=None, phone_region=None)
     _resident, site = found
@@ -101,9 +104,11 @@ def alert_office(
     location: str | None = None,
     now: dt.datetime | None = None,
 ) -> Incident | None:
-    """Open (or reuse) a found incident for the tag's resident; None for an unknown code.
+    """Open (or reuse) a found incident for the tag's resident; None for an unknown or mistyped
+    code.
 
-    Raises Throttled past PER_TAG_LIMIT reports of one tag in PER_TAG_WINDOW, or
+    Raises Throttled past PER_TAG_LIMIT reports of one tag (however its code was typed) in
+    PER_TAG_WINDOW, or
     PER_ADDRESS_LIMIT from one address in PER_ADDRESS_WINDOW. Unknown codes count too, so the
     limits cannot be used to tell a live code from a dead one.
     """
@@ -111,7 +116,7 @@ def alert_office(
     location = (location or "").strip() or None
     if location is not None and (len(location) > 300 or "\x00" in location):
         raise InvalidInput("location", "at most 300 characters")
-    tag_key = _key(secret, "tag", code.strip()[:CODE_MAX])
+    tag_key = _key(secret, "tag", codes.rate_key(code))
     addr_key = _key(secret, "addr", client_addr)
     if _count_since(session, PublicReport.tag_key, tag_key, now - PER_TAG_WINDOW) >= PER_TAG_LIMIT:
         raise Throttled("too many reports for this tag", int(PER_TAG_WINDOW.total_seconds()))
@@ -124,7 +129,10 @@ def alert_office(
         )
     report = PublicReport(at=now, tag_key=tag_key, addr_key=addr_key)
     session.add(report)
-    found = _live_tag_resident(session, code)
+    try:
+        found = _live_tag_resident(session, code)
+    except codes.MistypedCode:
+        found = None
     if found is None:
         session.flush()
         return None

@@ -51,7 +51,7 @@ from welfare.pagination import paginate
 from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
 from welfare.sites.models import Site
-from welfare.tags.models import ResidentTag
+from welfare.tags.service import find_live_tag
 from welfare.times import zone
 from welfare.users.models import User, UserSite
 from welfare.wakeup import outbox_queued
@@ -112,11 +112,7 @@ def _resolve_resident(session: Session, actor: Actor, data: IncidentCreate) -> R
         raise InvalidInput("tag", "give a resident_id or a tag, not both")
     resident: Resident | None = None
     if data.tag:
-        tag = session.exec(
-            select(ResidentTag).where(
-                ResidentTag.code == data.tag.strip(), col(ResidentTag.revoked_at).is_(None)
-            )
-        ).first()
+        tag = find_live_tag(session, data.tag)
         resident = session.get(Resident, tag.resident_id) if tag else None
         if resident is None:
             raise InvalidInput("tag", "unknown or revoked tag")

@@ -69,6 +69,7 @@ from welfare.residents.models import ConsentState, Resident
 from welfare.residents.photos import PhotoStore
 from welfare.settings import Settings
 from welfare.sites.models import Household
+from welfare.tags import codes
 from welfare.tags.models import ResidentTag
 
 MAX_QUERY = 200
@@ -124,10 +125,12 @@ def lookup(
         raise InvalidInput("q", "give either q (flat, name or description) or tag, not both")
     limit = max(1, min(limit, MAX_LIMIT))
     if tag is not None:
-        code = tag.strip()
-        if not code or len(code) > 64:
+        code = codes.read_typed(tag)
+        if not code.forms:
             raise InvalidInput("tag", "a tag code is 1 to 64 characters")
         hits, kind = _by_tag(session, code, sites), "tag"
+        if not hits and code.mistyped:
+            raise codes.MistypedCode()
     else:
         assert q is not None
         if not q.strip():
@@ -176,7 +179,10 @@ def _per_sites(query: Any) -> dict[bool, Any]:
 _TAG_QUERY = _per_sites(
     select(*_COLUMNS)
     .join(ResidentTag, col(ResidentTag.resident_id) == col(LookupEntry.resident_id))
-    .where(ResidentTag.code == bindparam("code"), col(ResidentTag.revoked_at).is_(None))
+    .where(
+        col(ResidentTag.code).in_(bindparam("codes", expanding=True)),
+        col(ResidentTag.revoked_at).is_(None),
+    )
 )
 _UNIT_QUERY = {
     with_building: _per_sites(
@@ -254,8 +260,13 @@ def _rows(
     ]
 
 
-def _by_tag(session: Session, code: str, sites: frozenset[uuid.UUID] | None) -> list[_Hit]:
-    rows = _rows(session, _TAG_QUERY, sites, code=code)
+def _by_tag(
+    session: Session, code: codes.TypedCode, sites: frozenset[uuid.UUID] | None
+) -> list[_Hit]:
+    """By the stored forms a typed code may take (`codes.read_typed`)."""
+    if not code.forms:
+        return []
+    rows = _rows(session, _TAG_QUERY, sites, codes=list(code.forms))
     return [_Hit(entry, SCORE_TAG, "tag") for entry in rows]
 
 
@@ -263,7 +274,7 @@ def _by_query(
     session: Session, q: str, sites: frozenset[uuid.UUID] | None, limit: int
 ) -> tuple[list[_Hit], str]:
     if looks_like_tag(q):
-        hits = _by_tag(session, q, sites)
+        hits = _by_tag(session, codes.read_typed(q), sites)
         if hits:
             return hits, "tag"
     readings = parse_unit(q)

@@ -11,6 +11,8 @@ import unicodedata
 from dataclasses import dataclass
 from itertools import combinations
 
+from welfare.tags import codes
+
 NAME_SEPARATOR = "|"
 # Words that say "this is a flat number" rather than being part of the building's name.
 _UNIT_WORDS = {"flat", "unit", "rm", "room", "apt", "apartment", "no", "number"}
@@ -98,9 +100,11 @@ def parse_unit(query: str) -> list[UnitQuery]:
 
 
 def looks_like_tag(query: str) -> bool:
-    """Tag codes are URL-safe random strings (22 characters today), never spaced words. A long
-    single word also passes; the tag lookup is one index seek and falls through when it misses."""
-    return bool(_TAG_SHAPE.match(query.strip()))
+    """A printed tag code however typed (`K7QM2 xhd9p rt4wz`, its check character right), or a
+    URL-safe random token (tags issued before the printed codes: 22 characters), never spaced
+    words. A long single word also passes; the tag lookup is one index seek and falls through
+    when it misses."""
+    return bool(_TAG_SHAPE.match(query.strip())) or codes.read_typed(query).printed is not None
 
 
 # --- typo tolerance -------------------------------------------------------------------------------

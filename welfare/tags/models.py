@@ -11,6 +11,10 @@ from welfare.db import UTCDateTime, utcnow
 class ResidentTag(SQLModel, table=True):
     """An opaque code printed as a QR label; it says nothing about the person who wears it.
 
+    `code` is the printed code (`welfare.tags.codes`: `K7QM2-XHD9P-RT4WZ`), or for a tag issued
+    before printed codes, its URL-safe random token; both are looked up as typed or scanned by
+    `welfare.tags.service.find_live_tag`.
+
     A resident has at most one live tag: issuing a new one revokes the old. Revoked rows stay
     (without the resident's data) so a scan of an old label can be told apart from a typo.
     """

@@ -1,8 +1,9 @@
 """A printable sheet of QR labels for one site: one label per tagged resident who may be found.
 
-A label carries the tag URL (an opaque code) and nothing about the person: no name, no unit. A
-lost label must not tell its finder who is vulnerable or where they live. Staff match a label to
-its resident by the short reference (the code's last characters), shown on the resident's page.
+A label carries the tag URL (an opaque code), the code in large print for typing, and nothing
+about the person: no name, no unit. A lost label must not tell its finder who is vulnerable or
+where they live. Staff match a label to its resident by the reference, shown on the resident's
+page: the printed code itself, or the last characters of a token issued before printed codes.
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ from welfare.residents.models import Resident
 from welfare.residents.service import audit_resident
 from welfare.sites.models import Household, Site
 from welfare.tags.models import ResidentTag
-from welfare.tags.service import tag_url
+from welfare.tags.service import printed_code, tag_url
 
 REFERENCE_LENGTH = 6
 
 
 def label_reference(code: str) -> str:
-    """The few characters of a code printed under its QR, to match a label to its card."""
-    return code[-REFERENCE_LENGTH:]
+    """What is printed under a label's QR, to match the label to its card: the code itself when
+    it is a printed code, otherwise the token's last few characters."""
+    return printed_code(code) or code[-REFERENCE_LENGTH:]
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Label:
     url: str
     reference: str
     qr_data_uri: str
+    typeable: bool  # the reference is the whole code, printed large to be typed
 
 
 def qr_svg_data_uri(url: str) -> str:
@@ -75,7 +78,12 @@ def label_sheet(
             continue
         url = tag_url(base_url, tag.code)
         labels.append(
-            Label(url=url, reference=label_reference(tag.code), qr_data_uri=qr_svg_data_uri(url))
+            Label(
+                url=url,
+                reference=label_reference(tag.code),
+                qr_data_uri=qr_svg_data_uri(url),
+                typeable=printed_code(tag.code) is not None,
+            )
         )
         audit_resident(
             session,
