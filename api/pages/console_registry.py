@@ -21,6 +21,7 @@ from api.pages.console import (
     see_other,
 )
 from api.pages.deps import PageUser, check_form_csrf
+from api.pages.forms import phone_error
 from api.pages.i18n import N_, gettext
 from welfare.authz import Permission
 from welfare.consent import service as consents
@@ -41,7 +42,7 @@ from welfare.errors import (
     UnsupportedMedia,
 )
 from welfare.incidents.models import CLOSED, Incident
-from welfare.phones import display_phone
+from welfare.phones import InvalidPhone, display_phone
 from welfare.residents import service as residents
 from welfare.residents.models import (
     Contact,
@@ -127,11 +128,8 @@ def _field_errors(page_user: PageUser, exc: Exception) -> dict[str, str]:
             errors.setdefault(field, gettext(page_user.language, "Check this field."))
     elif isinstance(exc, InvalidInput):
         field = str(exc.loc[-1]) if exc.loc else "form"
-        if field in ("phone", "secondary_phone", "landline"):
-            errors[field] = gettext(
-                page_user.language,
-                "Not a valid phone number for this site's region. Check the digits.",
-            )
+        if isinstance(exc, InvalidPhone):
+            errors[field] = phone_error(page_user.language, exc)
         elif "quiet" in field:
             errors[field] = gettext(
                 page_user.language, "Quiet hours need a start and a different end."

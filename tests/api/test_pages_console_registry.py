@@ -569,3 +569,47 @@ def test_editing_details_keeps_what_was_typed_on_errors_and_saves(
     guard_csrf = page_login(make_user("guard", [site]))
     refused = client.post(url, data={**form, "csrf_token": guard_csrf}, headers=HTML)
     assert refused.status_code == 403
+
+
+# --- phone numbers in the forms -------------------------------------------------------------------
+
+LETTERS_IN_PHONE = (
+    "Letters are not allowed in a phone number, not even for an extension. Type only the digits,"
+    " e.g. +852 5123 4567."
+)
+
+
+def test_letters_in_a_contact_or_household_phone_are_a_field_error_never_keypad_digits(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Consent],
+) -> None:
+    resident = make_resident()
+    make_consent(resident)
+    csrf = page_login(make_user("staff", [site]))
+    contact = {
+        "csrf_token": csrf,
+        "name": "Wang Lei",
+        "relationship": "son",
+        "phone": "9123 4567",
+        "language": "zh-CN",
+        "sms": "true",
+        "consent_to_contact": "true",
+    }
+    url = f"/console/residents/{resident.id}/contacts"
+    for field in ("phone", "secondary_phone"):
+        response = client.post(url, data={**contact, field: "+852 9abc 1234"})
+        assert response.status_code == 422, field
+        assert '<span class="field-error"' in response.text
+        assert LETTERS_IN_PHONE in response.text
+        assert 'value="+852 9abc 1234"' in response.text
+    household = {"csrf_token": csrf, "site_id": str(site.id), "building": "1", "unit": "1610"}
+    response = client.post("/console/households", data={**household, "landline": "2345 67B9"})
+    assert response.status_code == 422 and LETTERS_IN_PHONE in response.text
+    assert db.exec(select(Contact)).all() == []
+    assert db.exec(select(Household).where(Household.unit == "1610")).all() == []
+    _settle(db)

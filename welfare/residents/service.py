@@ -17,7 +17,7 @@ from welfare.db import on_commit, utcnow
 from welfare.errors import Conflict, InvalidInput, NotFound
 from welfare.lookup import index as lookup_index
 from welfare.pagination import paginate
-from welfare.phones import line_type, normalise_phone
+from welfare.phones import InvalidPhone, PhoneProblem, example_phone, line_type, normalise_phone
 from welfare.residents.models import (
     Contact,
     ContactCreate,
@@ -390,7 +390,13 @@ def _phones(session: Session, resident: Resident, values: dict[str, Any]) -> dic
     out: dict[str, Any] = {}
     if "phone" in values:
         if not values["phone"]:
-            raise InvalidInput("phone", "a contact needs a phone number")
+            example = example_phone(site.phone_region)
+            raise InvalidPhone(
+                "phone",
+                PhoneProblem.missing,
+                f"a contact needs a phone number: type one such as {example}",
+                example,
+            )
         out["phone"] = normalise_phone(values["phone"], site.phone_region, "phone")
         out["phone_line_type"] = line_type(out["phone"]).value
     if "secondary_phone" in values:
