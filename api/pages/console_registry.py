@@ -85,6 +85,7 @@ GIVEN_BY_LABELS = {
 }
 METHOD_LABELS = {"written": N_("Written"), "verbal": N_("Verbal"), "electronic": N_("Electronic")}
 CONTACT_LANGUAGES = [("zh-CN", "中文 (简体)"), ("en", "English"), ("ko-KR", "한국어")]
+DEFAULT_CONTACT_LANGUAGE = "en"
 # Field names of the contact and household forms, for error messages.
 FIELD_LABELS = {
     "name": N_("Name"),
@@ -117,6 +118,21 @@ FIELD_LABELS = {
 
 def _t(page_user: PageUser, message: str) -> str:
     return gettext(page_user.language, message)
+
+
+def contact_language_for(resident: Resident) -> str:
+    """A new contact's language: the resident's first language the messages exist in (a family
+    usually shares it), matched by tag or by language ("ko" and "zh-HK" read ko-KR and zh-CN);
+    English otherwise, never a language nobody chose."""
+    codes = [code for code, _name in CONTACT_LANGUAGES]
+    for tag in resident.languages[:1]:
+        if tag in codes:
+            return tag
+        base = tag.split("-")[0].lower()
+        for code in codes:
+            if code.split("-")[0].lower() == base:
+                return code
+    return DEFAULT_CONTACT_LANGUAGE
 
 
 def _field_errors(page_user: PageUser, exc: Exception) -> dict[str, str]:
@@ -212,6 +228,7 @@ def _new_resident_page(
     errors: dict[str, str] | None = None,
     error: str | None = None,
     duplicate_id: str | None = None,
+    offer_household: str | None = None,
     status_code: int = 200,
 ) -> Response:
     return console_render(
@@ -220,6 +237,8 @@ def _new_resident_page(
         "console/resident_new.html",
         {
             "households": _households_for_form(session, page_user),
+            "sites": _visible_sites(session, page_user),
+            "offer_household": offer_household,
             "form": form or {},
             "errors": errors or {},
             "error": error,
@@ -235,6 +254,42 @@ def resident_new(request: Request, session: SessionDep, page_user: ConsoleUserDe
     if not page_user.actor.can(Permission.registry_write):
         raise PermissionDenied("the role may not register residents")
     return _new_resident_page(request, session, page_user)
+
+
+def _typed_site(page_user: PageUser, session: Session, site_id: str) -> uuid.UUID:
+    """The site a typed building and unit belong to: the one chosen, or the user's only one."""
+    if site_id:
+        try:
+            return uuid.UUID(site_id)
+        except ValueError:
+            raise InvalidInput("site_id", "not a site id") from None
+    visible = _visible_sites(session, page_user)
+    if len(visible) == 1:
+        return visible[0].id
+    raise InvalidInput("site_id", "choose the site of the building and unit")
+
+
+def _typed_household(
+    session: Session, page_user: PageUser, site_id: str, building: str, unit: str, *, create: bool
+) -> Any:
+    """The household a person typed as building and unit: the existing one, or (when they
+    clicked to create it) a new one, written and audited by the sites service. None when it
+    does not exist and creating it was not asked for."""
+    if not building.strip():
+        raise InvalidInput("building", "building must not be blank")
+    if not unit.strip():
+        raise InvalidInput("unit", "unit must not be blank")
+    site = _typed_site(page_user, session, site_id)
+    found = sites.find_household(
+        session=session, actor=page_user.actor, site_id=site, building=building, unit=unit
+    )
+    if found is not None or not create:
+        return found
+    return sites.create_household(
+        session=session,
+        actor=page_user.actor,
+        data=HouseholdCreate(site_id=site, building=building, unit=unit),
+    )
 
 
 def _split(value: str, sep: str = ",") -> list[str]:
@@ -254,6 +309,10 @@ def resident_create(
     care_needs: Text2000 = "",
     medical_notes: Text2000 = "",
     places: Text2000 = "",
+    site_id: Annotated[str, Form(max_length=40)] = "",
+    building: Annotated[str, Form(max_length=50)] = "",
+    unit: Annotated[str, Form(max_length=50)] = "",
+    create_household: Annotated[str, Form(max_length=110)] = "",
     allow_duplicate: Annotated[bool, Form()] = False,
     csrf_token: CsrfField = None,
 ) -> Response:
@@ -267,8 +326,34 @@ def resident_create(
         "care_needs": care_needs,
         "medical_notes": medical_notes,
         "places": places,
+        "site_id": site_id,
+        "building": building,
+        "unit": unit,
+        "create_household": create_household,
     }
+    label = f"{building.strip()}-{unit.strip()}"
     try:
+        if not household_id and (building.strip() or unit.strip()):
+            # Created only when the person clicked to create exactly this one.
+            household = _typed_household(
+                session, page_user, site_id, building, unit, create=create_household == label
+            )
+            if household is None:  # not a household yet: offer to create it, create nothing
+                return _new_resident_page(
+                    request,
+                    session,
+                    page_user,
+                    form=typed,
+                    offer_household=label,
+                    error=gettext(
+                        page_user.language,
+                        "There is no household %(unit)s at this site yet. Create it and add "
+                        "the resident, or choose an existing household.",
+                    )
+                    % {"unit": label},
+                    status_code=422,
+                )
+            household_id = str(household.id)
         data = ResidentCreate(
             household_id=household_id or None,  # type: ignore[arg-type]
             full_name=full_name.strip(),
@@ -370,6 +455,7 @@ def _resident_context(
         ],
         "method_choices": [(m.value, _t(page_user, METHOD_LABELS[m.value])) for m in ConsentMethod],
         "contact_languages": CONTACT_LANGUAGES,
+        "new_contact": {"language": contact_language_for(resident)},
         "show_phone": display_phone,
         "timezone": site.timezone if site else None,
     }

@@ -613,3 +613,115 @@ def test_letters_in_a_contact_or_household_phone_are_a_field_error_never_keypad_
     assert db.exec(select(Contact)).all() == []
     assert db.exec(select(Household).where(Household.unit == "1610")).all() == []
     _settle(db)
+
+
+# --- safe defaults --------------------------------------------------------------------------------
+
+
+def _selected_language(page: str) -> list[str]:
+    form = page[page.index('id="contact-form"') :]
+    form = form[: form.index("</form>")]
+    return re.findall(r'<option value="([^"]+)" lang="[^"]+" selected>', form)
+
+
+def test_a_new_contacts_language_is_the_residents_first_language_and_consent_is_not_ticked(
+    client: TestClient,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Consent],
+) -> None:
+    korean = make_resident(languages=["ko", "en"], full_name="Park Mi-ja")
+    english = make_resident(languages=["en-GB", "zh-CN"], full_name="Jane Smith")
+    chinese = make_resident(languages=["zh-HK"], full_name="Chan Tai Man")
+    unknown = make_resident(languages=[], full_name="No Languages")
+    for resident in (korean, english, chinese, unknown):
+        make_consent(resident)
+    page_login(make_user("staff", [site]))
+    for resident, expected in (
+        (korean, "ko-KR"),
+        (english, "en"),
+        (chinese, "zh-CN"),
+        (unknown, "en"),
+    ):
+        page = client.get(f"/console/residents/{resident.id}").text
+        assert _selected_language(page) == [expected], resident.full_name
+        form = page[page.index('id="contact-form"') :]
+        consent_box = re.search(r'<input type="checkbox" name="consent_to_contact"[^>]*>', form)
+        assert consent_box is not None and "checked" not in consent_box.group(0)
+
+
+def test_a_contact_saved_without_the_consent_box_ticked_has_not_agreed(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Consent],
+) -> None:
+    resident = make_resident()
+    make_consent(resident)
+    csrf = page_login(make_user("staff", [site]))
+    form = {"csrf_token": csrf, "name": "Wang Lei", "relationship": "son", "phone": "9123 4567"}
+    form |= {"language": "zh-CN", "sms": "true"}
+    response = client.post(
+        f"/console/residents/{resident.id}/contacts", data=form, follow_redirects=False
+    )
+    assert response.status_code == 303
+    [contact] = db.exec(select(Contact).where(Contact.resident_id == resident.id)).all()
+    _settle(db)
+    assert contact.consent_to_contact is False
+
+
+def test_a_typed_unit_that_is_not_a_household_offers_to_create_it_then_does_both(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    make_household: Callable[..., Household],
+) -> None:
+    existing = make_household(building="1", unit="1609")
+    existing_id = existing.id
+    staff = make_user("staff", [site])
+    csrf = page_login(staff)
+    form = {"csrf_token": csrf, "full_name": "Wang Jianguo", "building": "1", "unit": "1610"}
+    form |= {"approach": "Talk about his grandson."}
+    offered = client.post("/console/residents", data=form)
+    assert offered.status_code == 422
+    assert "There is no household 1-1610 at this site yet." in offered.text
+    assert 'name="create_household" value="1-1610"' in offered.text
+    assert "Create household 1-1610 and add the resident" in offered.text
+    assert "Talk about his grandson.</textarea>" in offered.text and 'value="1610"' in offered.text
+    assert db.exec(select(Household).where(Household.unit == "1610")).all() == []
+    assert db.exec(select(Resident)).all() == []
+    _settle(db)
+    # The offer is for exactly that unit: a different one typed afterwards is offered anew.
+    changed = client.post("/console/residents", data={**form, "create_household": "1-1611"})
+    assert changed.status_code == 422 and 'value="1-1610"' in changed.text
+    forged = {**form, "create_household": "1-1610", "csrf_token": "forged"}
+    assert client.post("/console/residents", data=forged, headers=HTML).status_code == 403
+    created = client.post(
+        "/console/residents", data={**form, "create_household": "1-1610"}, follow_redirects=False
+    )
+    assert created.status_code == 303
+    household = db.exec(select(Household).where(Household.unit == "1610")).one()
+    resident = db.exec(select(Resident).where(Resident.household_id == household.id)).one()
+    actions = db.exec(select(AuditEntry.action).where(AuditEntry.actor_id == staff.id)).all()
+    _settle(db)
+    assert resident.full_name == "Wang Jianguo" and household.site_id == site.id
+    assert {"household.create", "resident.create"} <= set(actions)
+    # A typed unit that is a household is simply used (spaces and case do not matter).
+    again = client.post(
+        "/console/residents",
+        data={**form, "full_name": "Li Mei", "building": " 1 ", "unit": "1609 "},
+        follow_redirects=False,
+    )
+    assert again.status_code == 303
+    li = db.exec(select(Resident).where(Resident.full_name == "Li Mei")).one()
+    _settle(db)
+    assert li.household_id == existing_id
+    assert len(db.exec(select(Household)).all()) == 2
+    _settle(db)
