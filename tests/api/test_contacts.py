@@ -553,3 +553,20 @@ def test_a_bad_phone_is_422_saying_how_to_write_one(
         "not a valid phone number for region HK: check the number of digits, or start with +"
         " and the country code, such as +852 5123 4567"
     )
+
+
+def test_quiet_hours_given_by_half_are_422_saying_how_to_give_them(
+    client: TestClient, staff: dict[str, str], resident: Resident
+) -> None:
+    response = _post(client, resident, staff, quiet_hours_start="22:00")
+    assert response.status_code == 422
+    assert "give both, such as 22:00 and 07:00, or neither" in response.json()["detail"][0]["msg"]
+    contact = _post(client, resident, staff).json()
+    same = client.patch(
+        _url(resident, contact["id"]),
+        json={"quiet_hours_start": "22:00", "quiet_hours_end": "22:00"},
+        headers=staff,
+    )
+    assert same.status_code == 422
+    assert same.json()["detail"][0]["loc"] == ["body", "quiet_hours_start"]
+    assert "such as 22:00 to 07:00" in same.json()["detail"][0]["msg"]

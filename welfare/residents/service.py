@@ -503,7 +503,9 @@ def update_contact(
     start = changes.get("quiet_hours_start", contact.quiet_hours_start)
     end = changes.get("quiet_hours_end", contact.quiet_hours_end)
     if (start is None) != (end is None) or (start is not None and start == end):
-        raise InvalidInput("quiet_hours_start", "quiet hours need a distinct start and end")
+        raise InvalidInput(
+            "quiet_hours_start", "quiet hours need a distinct start and end, such as 22:00 to 07:00"
+        )
     for name, value in changes.items():
         if name == "priority":
             continue
