@@ -10,7 +10,10 @@ _TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?(-[A-
 def normalise_language(tag: str) -> str:
     tag = tag.strip().replace("_", "-")
     if not _TAG.match(tag):
-        raise ValueError(f"{tag[:40]!r} is not a BCP 47 language tag such as 'zh-CN' or 'ko-KR'")
+        raise ValueError(
+            f"unknown language {tag[:40]!r}: use a code such as ko, zh-CN, en"
+            " (a BCP 47 language tag, such as ko-KR or zh-Hant-HK)"
+        )
     parts = tag.split("-")
     out = [parts[0].lower()]
     for part in parts[1:]:

@@ -15,10 +15,12 @@ from sqlmodel import Session, col, select
 from api.deps import SessionDep, TransactionRoute
 from api.pages.console import ConsoleUserDep, CsrfField, console_render, see_other
 from api.pages.deps import PageUser, check_form_csrf
+from api.pages.forms import phone_error
 from api.pages.i18n import N_, gettext
 from welfare.audit.service import list_entries, verify_chain
 from welfare.authz import Permission, Role, require
 from welfare.errors import Conflict, InvalidInput
+from welfare.phones import InvalidPhone
 from welfare.residents import service as residents
 from welfare.residents.models import Resident
 from welfare.sites import service as sites
@@ -57,6 +59,8 @@ def _user_errors(page_user: PageUser, exc: Exception) -> list[str]:
         fields = [str(e["loc"][0]) for e in exc.errors() if e["loc"]]
     elif isinstance(exc, InvalidInput):
         fields = [str(exc.loc[-1])] if exc.loc else []
+    if isinstance(exc, InvalidPhone):
+        return [phone_error(page_user.language, exc)]
     messages = [_t(page_user, USER_FIELDS[f]) for f in dict.fromkeys(fields) if f in USER_FIELDS]
     return messages or [gettext(page_user.language, "Please check what you entered.")]
 

@@ -21,6 +21,7 @@ from api.pages.console import (
     see_other,
 )
 from api.pages.deps import PageUser, check_form_csrf
+from api.pages.forms import phone_error
 from api.pages.i18n import N_, gettext
 from welfare.authz import Permission
 from welfare.consent import service as consents
@@ -41,7 +42,7 @@ from welfare.errors import (
     UnsupportedMedia,
 )
 from welfare.incidents.models import CLOSED, Incident
-from welfare.phones import display_phone
+from welfare.phones import InvalidPhone, display_phone
 from welfare.residents import service as residents
 from welfare.residents.models import (
     Contact,
@@ -84,6 +85,7 @@ GIVEN_BY_LABELS = {
 }
 METHOD_LABELS = {"written": N_("Written"), "verbal": N_("Verbal"), "electronic": N_("Electronic")}
 CONTACT_LANGUAGES = [("zh-CN", "中文 (简体)"), ("en", "English"), ("ko-KR", "한국어")]
+DEFAULT_CONTACT_LANGUAGE = "en"
 # Field names of the contact and household forms, for error messages.
 FIELD_LABELS = {
     "name": N_("Name"),
@@ -111,6 +113,21 @@ FIELD_LABELS = {
     "birth_year": N_("Year of birth"),
     "height_cm": N_("Height (cm)"),
     "places": N_("Places they go"),
+    "given_by_kind": N_("Given by"),
+    "evidence": N_("Evidence (document reference)"),
+    "method": N_("How it was given"),
+    "sex": N_("Sex"),
+    "risk_level": N_("Risk level"),
+    "build": N_("Build"),
+    "hair": N_("Hair"),
+    "eyes": N_("Eyes"),
+    "distinguishing_marks": N_("Distinguishing marks"),
+    "clothing": N_("Usual clothing"),
+    "approach": N_("How to approach and calm them"),
+    "care_needs": N_("Care needs"),
+    "medical_notes": N_("Medical notes (never shown to guards)"),
+    "routines": N_("Routines"),
+    "notes": N_("Notes"),
 }
 
 
@@ -118,26 +135,112 @@ def _t(page_user: PageUser, message: str) -> str:
     return gettext(page_user.language, message)
 
 
+def contact_language_for(resident: Resident) -> str:
+    """A new contact's language: the resident's first language the messages exist in (a family
+    usually shares it), matched by tag or by language ("ko" and "zh-HK" read ko-KR and zh-CN);
+    English otherwise, never a language nobody chose."""
+    codes = [code for code, _name in CONTACT_LANGUAGES]
+    for tag in resident.languages[:1]:
+        if tag in codes:
+            return tag
+        base = tag.split("-")[0].lower()
+        for code in codes:
+            if code.split("-")[0].lower() == base:
+                return code
+    return DEFAULT_CONTACT_LANGUAGE
+
+
+# What each field of the registry forms expects, said when a value is refused: what is wrong
+# and an example of a right value (never the refused value itself).
+FIELD_HINTS = {
+    "name": N_("Type the contact's name, e.g. Wang Lei (at most 200 characters)."),
+    "relationship": N_(
+        "Type how they are related to the resident, e.g. son, daughter or neighbour (at most 100"
+        " characters)."
+    ),
+    "language": N_("Choose the language for messages and calls from the list, e.g. English."),
+    "channels": N_("Tick at least one way to reach them: SMS or phone call."),
+    "quiet_hours_start": N_("Quiet hours need a start and a different end, e.g. 22:00 to 07:00."),
+    "quiet_hours_end": N_("Quiet hours need a start and a different end, e.g. 22:00 to 07:00."),
+    "full_name": N_("Type the resident's full name, e.g. Wang Jianguo (at most 200 characters)."),
+    "household_id": N_(
+        "Choose the resident's household from the list, or type its building and unit."
+    ),
+    "preferred_name": N_(
+        "Shorten the preferred name to at most 200 characters, e.g. Grandpa Wang."
+    ),
+    "aliases": N_(
+        "Separate the names with commas, each at most 200 characters, e.g. Lao Wang, Uncle Wang."
+    ),
+    "languages": N_("Not a language code. Use codes separated by commas, such as ko, zh-CN, en."),
+    "places": N_("Write one place a line, each at most 300 characters, e.g. Victoria Park."),
+    "birth_year": N_("Type the year of birth as four digits, from 1880 on, e.g. 1940."),
+    "height_cm": N_("Type the height in whole centimetres, from 40 to 250, e.g. 165."),
+    "sex": N_("Choose female, male, other or not recorded from the list."),
+    "risk_level": N_("Choose low, medium or high from the list."),
+    "given_by_kind": N_("Choose who gave the consent: the resident, a guardian or an attorney."),
+    "given_by_name": N_(
+        "Type the name of the person who gave the consent, e.g. Wang Lei (at most 200 characters)."
+    ),
+    "given_by_relationship": N_(
+        "Say how a guardian or attorney is related to the resident, e.g. son (at most 100"
+        " characters)."
+    ),
+    "method": N_("Choose how the consent was given: written, verbal or electronic."),
+    "scopes": N_("Tick at least one thing the consent covers."),
+    "given_at": N_("Type a date that is not in the future, e.g. 2026-03-01, or leave it empty."),
+    "site_id": N_("Choose the site from the list."),
+    "building": N_("Type the building, e.g. 1 or Block A (at most 50 characters)."),
+    "unit": N_("Type the unit, e.g. 1609 (at most 50 characters)."),
+}
+TOO_LONG = N_("This is too long: shorten it to at most %(limit)s characters.")
+NUL_TEXT = N_(
+    "The text holds an invisible control character, often copied from another program: type"
+    " it again."
+)
+
+
+def _model_error_field(error: Any) -> str:
+    """The field a refused value belongs to; the model-wide checks name theirs in the message."""
+    if error["loc"]:
+        return str(error["loc"][0])
+    message = str(error.get("msg", ""))
+    if "NUL" in message:
+        return "form"
+    if "quiet" in message:
+        return "quiet_hours_start"
+    if "birth" in message:
+        return "birth_year"
+    return "form"
+
+
+def _hint(page_user: PageUser, field: str, error: Any = None) -> str:
+    if field == "form" and error is not None and "NUL" in str(error.get("msg", "")):
+        return gettext(page_user.language, NUL_TEXT)
+    if field in FIELD_HINTS:
+        return gettext(page_user.language, FIELD_HINTS[field])
+    if error is not None and error.get("type") == "string_too_long":
+        limit = (error.get("ctx") or {}).get("max_length", "")
+        return gettext(page_user.language, TOO_LONG) % {"limit": limit}
+    return str(error.get("msg", "")) if error is not None else gettext(page_user.language, NUL_TEXT)
+
+
 def _field_errors(page_user: PageUser, exc: Exception) -> dict[str, str]:
-    """Errors keyed by form field, in the user's language. Never echoes the input."""
+    """Errors keyed by form field, in the user's language: what is wrong with the field and an
+    example of a right value. Never echoes the input."""
     errors: dict[str, str] = {}
     if isinstance(exc, ValidationError):
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "form"
-            errors.setdefault(field, gettext(page_user.language, "Check this field."))
+            field = _model_error_field(error)
+            errors.setdefault(field, _hint(page_user, field, error))
+    elif isinstance(exc, InvalidPhone):
+        errors[str(exc.loc[-1]) if exc.loc else "phone"] = phone_error(page_user.language, exc)
     elif isinstance(exc, InvalidInput):
         field = str(exc.loc[-1]) if exc.loc else "form"
-        if field in ("phone", "secondary_phone", "landline"):
-            errors[field] = gettext(
-                page_user.language,
-                "Not a valid phone number for this site's region. Check the digits.",
-            )
-        elif "quiet" in field:
-            errors[field] = gettext(
-                page_user.language, "Quiet hours need a start and a different end."
-            )
-        else:
-            errors[field] = gettext(page_user.language, "Check this field.")
+        if field in FIELD_HINTS:
+            errors[field] = gettext(page_user.language, FIELD_HINTS[field])
+        else:  # the domain's own explanation, in English, rather than nothing
+            errors[field] = exc.message
     return errors
 
 
@@ -146,7 +249,7 @@ def _error_summary(page_user: PageUser, errors: dict[str, str]) -> str:
         _t(page_user, FIELD_LABELS[f]) if f in FIELD_LABELS else f for f in errors if f != "form"
     ]
     if not names:
-        return gettext(page_user.language, "Please check what you entered.")
+        return errors.get("form") or gettext(page_user.language, "Please check what you entered.")
     return gettext(page_user.language, "Please check: %(fields)s") % {
         "fields": ", ".join(dict.fromkeys(names))
     }
@@ -214,6 +317,7 @@ def _new_resident_page(
     errors: dict[str, str] | None = None,
     error: str | None = None,
     duplicate_id: str | None = None,
+    offer_household: str | None = None,
     status_code: int = 200,
 ) -> Response:
     return console_render(
@@ -222,6 +326,8 @@ def _new_resident_page(
         "console/resident_new.html",
         {
             "households": _households_for_form(session, page_user),
+            "sites": _visible_sites(session, page_user),
+            "offer_household": offer_household,
             "form": form or {},
             "errors": errors or {},
             "error": error,
@@ -237,6 +343,42 @@ def resident_new(request: Request, session: SessionDep, page_user: ConsoleUserDe
     if not page_user.actor.can(Permission.registry_write):
         raise PermissionDenied("the role may not register residents")
     return _new_resident_page(request, session, page_user)
+
+
+def _typed_site(page_user: PageUser, session: Session, site_id: str) -> uuid.UUID:
+    """The site a typed building and unit belong to: the one chosen, or the user's only one."""
+    if site_id:
+        try:
+            return uuid.UUID(site_id)
+        except ValueError:
+            raise InvalidInput("site_id", "not a site id") from None
+    visible = _visible_sites(session, page_user)
+    if len(visible) == 1:
+        return visible[0].id
+    raise InvalidInput("site_id", "choose the site of the building and unit")
+
+
+def _typed_household(
+    session: Session, page_user: PageUser, site_id: str, building: str, unit: str, *, create: bool
+) -> Any:
+    """The household a person typed as building and unit: the existing one, or (when they
+    clicked to create it) a new one, written and audited by the sites service. None when it
+    does not exist and creating it was not asked for."""
+    if not building.strip():
+        raise InvalidInput("building", "building must not be blank")
+    if not unit.strip():
+        raise InvalidInput("unit", "unit must not be blank")
+    site = _typed_site(page_user, session, site_id)
+    found = sites.find_household(
+        session=session, actor=page_user.actor, site_id=site, building=building, unit=unit
+    )
+    if found is not None or not create:
+        return found
+    return sites.create_household(
+        session=session,
+        actor=page_user.actor,
+        data=HouseholdCreate(site_id=site, building=building, unit=unit),
+    )
 
 
 def _split(value: str, sep: str = ",") -> list[str]:
@@ -256,6 +398,10 @@ def resident_create(
     care_needs: Text2000 = "",
     medical_notes: Text2000 = "",
     places: Text2000 = "",
+    site_id: Annotated[str, Form(max_length=40)] = "",
+    building: Annotated[str, Form(max_length=50)] = "",
+    unit: Annotated[str, Form(max_length=50)] = "",
+    create_household: Annotated[str, Form(max_length=110)] = "",
     allow_duplicate: Annotated[bool, Form()] = False,
     csrf_token: CsrfField = None,
 ) -> Response:
@@ -269,8 +415,34 @@ def resident_create(
         "care_needs": care_needs,
         "medical_notes": medical_notes,
         "places": places,
+        "site_id": site_id,
+        "building": building,
+        "unit": unit,
+        "create_household": create_household,
     }
+    label = f"{building.strip()}-{unit.strip()}"
     try:
+        if not household_id and (building.strip() or unit.strip()):
+            # Created only when the person clicked to create exactly this one.
+            household = _typed_household(
+                session, page_user, site_id, building, unit, create=create_household == label
+            )
+            if household is None:  # not a household yet: offer to create it, create nothing
+                return _new_resident_page(
+                    request,
+                    session,
+                    page_user,
+                    form=typed,
+                    offer_household=label,
+                    error=gettext(
+                        page_user.language,
+                        "There is no household %(unit)s at this site yet. Create it and add "
+                        "the resident, or choose an existing household.",
+                    )
+                    % {"unit": label},
+                    status_code=422,
+                )
+            household_id = str(household.id)
         data = ResidentCreate(
             household_id=household_id or None,  # type: ignore[arg-type]
             full_name=full_name.strip(),
@@ -372,6 +544,7 @@ def _resident_context(
         ],
         "method_choices": [(m.value, _t(page_user, METHOD_LABELS[m.value])) for m in ConsentMethod],
         "contact_languages": CONTACT_LANGUAGES,
+        "new_contact": {"language": contact_language_for(resident)},
         "show_phone": display_phone,
         "timezone": site.timezone if site else None,
     }
@@ -1277,12 +1450,12 @@ def resident_edit(
     return _edit_page(request, page_user, resident, form=_details_values(resident))
 
 
-def _number(value: str) -> int | None:
+def _number(field: str, value: str) -> int | None:
     value = value.strip()
     if not value:
         return None
-    if not value.isdigit():
-        raise ValueError(value)
+    if not value.isdecimal():
+        raise InvalidInput(field, "not a whole number")
     return int(value)
 
 
@@ -1305,8 +1478,11 @@ async def resident_update(
         typed[name] = value[:20] if isinstance(value, str) else ""
     errors: dict[str, str] = {}
     for name, value in typed.items():
-        if len(value) > limits.get(name, 2000) or "\x00" in value:
-            errors[name] = gettext(page_user.language, "Check this field.")
+        if "\x00" in value:
+            errors[name] = gettext(page_user.language, NUL_TEXT)
+        elif len(value) > limits.get(name, 2000):
+            limit = limits.get(name, 2000)
+            errors[name] = gettext(page_user.language, TOO_LONG) % {"limit": limit}
     changes: dict[str, Any] = {}
     conflict = False
     if not errors:
@@ -1317,8 +1493,8 @@ async def resident_update(
                     "aliases": _split(typed["aliases"]),
                     "languages": _split(typed["languages"]),
                     "places": _split(typed["places"], "\n"),
-                    "birth_year": _number(typed["birth_year"]),
-                    "height_cm": _number(typed["height_cm"]),
+                    "birth_year": _number("birth_year", typed["birth_year"]),
+                    "height_cm": _number("height_cm", typed["height_cm"]),
                     "sex": typed["sex"] or "unknown",
                     "risk_level": typed["risk_level"] or "medium",
                 }
@@ -1329,13 +1505,7 @@ async def resident_update(
                 resident_id=resident_id,
                 data=ResidentUpdate(**changes),
             )
-        except ValueError as exc:  # ValidationError is a ValueError too
-            session.rollback()
-            if isinstance(exc, ValidationError):
-                errors = _field_errors(page_user, exc)
-            else:
-                errors = {"birth_year": gettext(page_user.language, "Check this field.")}
-        except InvalidInput as exc:
+        except (ValidationError, InvalidInput) as exc:
             session.rollback()
             errors = _field_errors(page_user, exc)
         except Conflict:

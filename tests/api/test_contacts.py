@@ -502,3 +502,71 @@ def test_no_new_contact_for_an_erased_resident(
     response = _post(client, resident, staff)
     assert response.status_code == 409
     assert "erased" in response.json()["detail"]
+
+
+# --- letters in a phone number ------------------------------------------------------------------
+
+LETTERS_MESSAGE = (
+    "letters are not allowed in a phone number, not even for an extension:"
+    " type only the digits, such as +852 5123 4567"
+)
+
+
+@pytest.mark.parametrize("field", ["phone", "secondary_phone"])
+@pytest.mark.parametrize("raw", ["+852 9abc 1234", "9123 4567 ext 12"])
+def test_letters_in_a_contact_phone_are_422_naming_the_field_never_keypad_digits(
+    client: TestClient, staff: dict[str, str], resident: Resident, field: str, raw: str
+) -> None:
+    # phonenumbers alone would store "+852 9abc 1234" as +85292221234: a stranger's phone.
+    created = _post(client, resident, staff, **{field: raw})
+    assert created.status_code == 422
+    assert created.json()["detail"] == [
+        {"loc": ["body", field], "msg": LETTERS_MESSAGE, "type": "value_error"}
+    ]
+    contact = _post(client, resident, staff)
+    assert contact.status_code == 201, contact.text
+    updated = client.patch(_url(resident, contact.json()["id"]), json={field: raw}, headers=staff)
+    assert updated.status_code == 422
+    assert updated.json()["detail"][0]["loc"] == ["body", field]
+    assert updated.json()["detail"][0]["msg"] == LETTERS_MESSAGE
+    assert client.get(_url(resident), headers=staff).json()["items"][0]["phone"] == "+85291234567"
+
+
+def test_an_unknown_language_is_422_saying_what_a_language_code_looks_like(
+    client: TestClient, staff: dict[str, str], resident: Resident
+) -> None:
+    response = _post(client, resident, staff, language="klingon")
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "language"]
+    assert "unknown language 'klingon': use a code such as ko, zh-CN, en" in error["msg"]
+
+
+def test_a_bad_phone_is_422_saying_how_to_write_one(
+    client: TestClient, staff: dict[str, str], resident: Resident
+) -> None:
+    response = _post(client, resident, staff, phone="12")
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "phone"]
+    assert error["msg"] == (
+        "not a valid phone number for region HK: check the number of digits, or start with +"
+        " and the country code, such as +852 5123 4567"
+    )
+
+
+def test_quiet_hours_given_by_half_are_422_saying_how_to_give_them(
+    client: TestClient, staff: dict[str, str], resident: Resident
+) -> None:
+    response = _post(client, resident, staff, quiet_hours_start="22:00")
+    assert response.status_code == 422
+    assert "give both, such as 22:00 and 07:00, or neither" in response.json()["detail"][0]["msg"]
+    contact = _post(client, resident, staff).json()
+    same = client.patch(
+        _url(resident, contact["id"]),
+        json={"quiet_hours_start": "22:00", "quiet_hours_end": "22:00"},
+        headers=staff,
+    )
+    assert same.status_code == 422
+    assert same.json()["detail"][0]["loc"] == ["body", "quiet_hours_start"]
+    assert "such as 22:00 to 07:00" in same.json()["detail"][0]["msg"]

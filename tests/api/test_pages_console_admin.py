@@ -207,3 +207,28 @@ def test_audit_tamper_check_reports_an_intact_then_a_broken_chain(
     _settle(db)
     broken = client.get("/console/audit?verify=true")
     assert "The chain is broken at entry" in broken.text
+
+
+def test_letters_in_a_users_phone_are_refused_with_why_never_keypad_digits(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+) -> None:
+    csrf = page_login(make_user("admin", [site]))
+    form = {
+        "csrf_token": csrf,
+        "username": "chan",
+        "display_name": "Chan Tai Man",
+        "role": "guard",
+        "language": "en",
+        "password": "a secret long enough",
+        "site_ids": [str(site.id)],
+        "phone": "+852 9abc 1234",
+    }
+    bad = client.post("/console/users", data=form)
+    assert bad.status_code == 422
+    assert "Letters are not allowed in a phone number" in bad.text
+    assert "e.g. +852 5123 4567." in bad.text
+    assert _user(db, "chan") is None

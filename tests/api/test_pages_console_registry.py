@@ -8,7 +8,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 from PIL import Image
 from sqlmodel import Session, select
 
@@ -229,7 +231,8 @@ def test_editing_and_removing_a_contact(
         "quiet_end": "",
     }
     bad = client.post(url, data=form)
-    assert bad.status_code == 422 and "Quiet hours need a start and a different end." in bad.text
+    assert bad.status_code == 422
+    assert "Quiet hours need a start and a different end, e.g. 22:00 to 07:00." in bad.text
     ok = client.post(url, data={**form, "quiet_end": "07:00"}, follow_redirects=False)
     assert ok.status_code == 303
     updated = _fresh(db, Contact, daughter.id)
@@ -264,7 +267,10 @@ def test_recording_a_consent_needs_a_scope_and_keeps_what_was_typed(
     }
     response = client.post(url, data=form)
     assert response.status_code == 422
-    assert "Tick at least one." in response.text and 'value="Wang Lei"' in response.text
+    assert (
+        "Tick at least one thing the consent covers." in response.text
+        and 'value="Wang Lei"' in response.text
+    )
     future = client.post(url, data={**form, "scopes": ["registry"], "given_on": "2999-01-01"})
     assert future.status_code == 422
     response = client.post(
@@ -569,3 +575,332 @@ def test_editing_details_keeps_what_was_typed_on_errors_and_saves(
     guard_csrf = page_login(make_user("guard", [site]))
     refused = client.post(url, data={**form, "csrf_token": guard_csrf}, headers=HTML)
     assert refused.status_code == 403
+
+
+# --- phone numbers in the forms -------------------------------------------------------------------
+
+LETTERS_IN_PHONE = (
+    "Letters are not allowed in a phone number, not even for an extension. Type only the digits,"
+    " e.g. +852 5123 4567."
+)
+
+
+def test_letters_in_a_contact_or_household_phone_are_a_field_error_never_keypad_digits(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Consent],
+) -> None:
+    resident = make_resident()
+    make_consent(resident)
+    csrf = page_login(make_user("staff", [site]))
+    contact = {
+        "csrf_token": csrf,
+        "name": "Wang Lei",
+        "relationship": "son",
+        "phone": "9123 4567",
+        "language": "zh-CN",
+        "sms": "true",
+        "consent_to_contact": "true",
+    }
+    url = f"/console/residents/{resident.id}/contacts"
+    for field in ("phone", "secondary_phone"):
+        response = client.post(url, data={**contact, field: "+852 9abc 1234"})
+        assert response.status_code == 422, field
+        assert '<span class="field-error"' in response.text
+        assert LETTERS_IN_PHONE in response.text
+        assert 'value="+852 9abc 1234"' in response.text
+    household = {"csrf_token": csrf, "site_id": str(site.id), "building": "1", "unit": "1610"}
+    response = client.post("/console/households", data={**household, "landline": "2345 67B9"})
+    assert response.status_code == 422 and LETTERS_IN_PHONE in response.text
+    assert db.exec(select(Contact)).all() == []
+    assert db.exec(select(Household).where(Household.unit == "1610")).all() == []
+    _settle(db)
+
+
+# --- safe defaults --------------------------------------------------------------------------------
+
+
+def _selected_language(page: str) -> list[str]:
+    form = page[page.index('id="contact-form"') :]
+    form = form[: form.index("</form>")]
+    return re.findall(r'<option value="([^"]+)" lang="[^"]+" selected>', form)
+
+
+def test_a_new_contacts_language_is_the_residents_first_language_and_consent_is_not_ticked(
+    client: TestClient,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Consent],
+) -> None:
+    korean = make_resident(languages=["ko", "en"], full_name="Park Mi-ja")
+    english = make_resident(languages=["en-GB", "zh-CN"], full_name="Jane Smith")
+    chinese = make_resident(languages=["zh-HK"], full_name="Chan Tai Man")
+    unknown = make_resident(languages=[], full_name="No Languages")
+    for resident in (korean, english, chinese, unknown):
+        make_consent(resident)
+    page_login(make_user("staff", [site]))
+    for resident, expected in (
+        (korean, "ko-KR"),
+        (english, "en"),
+        (chinese, "zh-CN"),
+        (unknown, "en"),
+    ):
+        page = client.get(f"/console/residents/{resident.id}").text
+        assert _selected_language(page) == [expected], resident.full_name
+        form = page[page.index('id="contact-form"') :]
+        consent_box = re.search(r'<input type="checkbox" name="consent_to_contact"[^>]*>', form)
+        assert consent_box is not None and "checked" not in consent_box.group(0)
+
+
+def test_a_contact_saved_without_the_consent_box_ticked_has_not_agreed(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Consent],
+) -> None:
+    resident = make_resident()
+    make_consent(resident)
+    csrf = page_login(make_user("staff", [site]))
+    form = {"csrf_token": csrf, "name": "Wang Lei", "relationship": "son", "phone": "9123 4567"}
+    form |= {"language": "zh-CN", "sms": "true"}
+    response = client.post(
+        f"/console/residents/{resident.id}/contacts", data=form, follow_redirects=False
+    )
+    assert response.status_code == 303
+    [contact] = db.exec(select(Contact).where(Contact.resident_id == resident.id)).all()
+    _settle(db)
+    assert contact.consent_to_contact is False
+
+
+def test_a_typed_unit_that_is_not_a_household_offers_to_create_it_then_does_both(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    make_household: Callable[..., Household],
+) -> None:
+    existing = make_household(building="1", unit="1609")
+    existing_id = existing.id
+    staff = make_user("staff", [site])
+    csrf = page_login(staff)
+    form = {"csrf_token": csrf, "full_name": "Wang Jianguo", "building": "1", "unit": "1610"}
+    form |= {"approach": "Talk about his grandson."}
+    offered = client.post("/console/residents", data=form)
+    assert offered.status_code == 422
+    assert "There is no household 1-1610 at this site yet." in offered.text
+    assert 'name="create_household" value="1-1610"' in offered.text
+    assert "Create household 1-1610 and add the resident" in offered.text
+    assert "Talk about his grandson.</textarea>" in offered.text and 'value="1610"' in offered.text
+    assert db.exec(select(Household).where(Household.unit == "1610")).all() == []
+    assert db.exec(select(Resident)).all() == []
+    _settle(db)
+    # The offer is for exactly that unit: a different one typed afterwards is offered anew.
+    changed = client.post("/console/residents", data={**form, "create_household": "1-1611"})
+    assert changed.status_code == 422 and 'value="1-1610"' in changed.text
+    forged = {**form, "create_household": "1-1610", "csrf_token": "forged"}
+    assert client.post("/console/residents", data=forged, headers=HTML).status_code == 403
+    created = client.post(
+        "/console/residents", data={**form, "create_household": "1-1610"}, follow_redirects=False
+    )
+    assert created.status_code == 303
+    household = db.exec(select(Household).where(Household.unit == "1610")).one()
+    resident = db.exec(select(Resident).where(Resident.household_id == household.id)).one()
+    actions = db.exec(select(AuditEntry.action).where(AuditEntry.actor_id == staff.id)).all()
+    _settle(db)
+    assert resident.full_name == "Wang Jianguo" and household.site_id == site.id
+    assert {"household.create", "resident.create"} <= set(actions)
+    # A typed unit that is a household is simply used (spaces and case do not matter).
+    again = client.post(
+        "/console/residents",
+        data={**form, "full_name": "Li Mei", "building": " 1 ", "unit": "1609 "},
+        follow_redirects=False,
+    )
+    assert again.status_code == 303
+    li = db.exec(select(Resident).where(Resident.full_name == "Li Mei")).one()
+    _settle(db)
+    assert li.household_id == existing_id
+    assert len(db.exec(select(Household)).all()) == 2
+    _settle(db)
+
+
+# --- every field says what is wrong with it and how to put it right -----------------------------
+
+NAME = "Type the contact's name, e.g. Wang Lei (at most 200 characters)."
+QUIET = "Quiet hours need a start and a different end, e.g. 22:00 to 07:00."
+INVALID_PHONE = (
+    "Not a valid phone number for this site's region. Check the number of digits, or start with +"
+    " and the country code, e.g. +852 5123 4567."
+)
+LANGUAGES = "Not a language code. Use codes separated by commas, such as ko, zh-CN, en."
+NUL = (
+    "The text holds an invisible control character, often copied from another program: type it"
+    " again."
+)
+CONTACT_CASES: list[tuple[dict[str, str], str]] = [
+    ({"name": ""}, NAME),
+    ({"relationship": ""}, "Type how they are related to the resident, e.g. son, daughter or"),
+    ({"phone": "12"}, INVALID_PHONE),
+    ({"phone": "+852 9abc 1234"}, LETTERS_IN_PHONE),
+    ({"phone": "9123#4567"}, "Use only digits, spaces and + - ( ) . in a phone number, e.g."),
+    ({"phone": ""}, "Type the phone number, e.g. +852 5123 4567."),
+    ({"secondary_phone": "12"}, INVALID_PHONE),
+    ({"secondary_phone": "(+)"}, "This is not a phone number. Type the digits, e.g. +852 5123"),
+    ({"language": "klingon"}, "Choose the language for messages and calls from the list, e.g."),
+    ({"sms": "", "voice": ""}, "Tick at least one way to reach them: SMS or phone call."),
+    ({"quiet_start": "22:00"}, QUIET),
+    ({"quiet_start": "22:00", "quiet_end": "22:00"}, QUIET),
+    ({"quiet_start": "25:00", "quiet_end": "07:00"}, QUIET),
+    ({"relationship": "son\x00"}, NUL),
+]
+NEW_RESIDENT_CASES: list[tuple[dict[str, str], str]] = [
+    ({"household_id": ""}, "Choose the resident's household from the list, or type its building"),
+    ({"household_id": "not-an-id"}, "Choose the resident's household from the list"),
+    ({"full_name": ""}, "Type the resident's full name, e.g. Wang Jianguo"),
+    ({"languages": "en, klingon"}, LANGUAGES),
+    ({"places": "x" * 301}, "Write one place a line, each at most 300 characters, e.g. Victoria"),
+    ({"preferred_name": "Mr\x00Wang"}, NUL),
+    (
+        {"household_id": "", "site_id": "", "building": "1", "unit": "1611"},
+        "Choose the site from the list.",
+    ),
+    ({"household_id": "", "building": "", "unit": "1611"}, "Type the building, e.g. 1 or Block A"),
+    ({"household_id": "", "building": "1", "unit": " "}, "Type the unit, e.g. 1609"),
+]
+CONSENT_CASES: list[tuple[dict[str, str], str]] = [
+    ({"given_by_kind": "nobody"}, "Choose who gave the consent: the resident, a guardian or an"),
+    ({"given_by_name": ""}, "Type the name of the person who gave the consent, e.g. Wang Lei"),
+    ({"given_by_kind": "guardian"}, "Say how a guardian or attorney is related to the resident"),
+    ({"method": "pigeon"}, "Choose how the consent was given: written, verbal or electronic."),
+    ({"scopes": ""}, "Tick at least one thing the consent covers."),
+    ({"given_on": "2999-01-01"}, "Type a date that is not in the future, e.g. 2026-03-01"),
+    ({"given_on": "01/02/2026"}, "Type a date that is not in the future, e.g. 2026-03-01"),
+    ({"evidence": "form\x00"}, NUL),
+]
+HOUSEHOLD_CASES: list[tuple[dict[str, str], str]] = [
+    ({"site_id": ""}, "Choose the site from the list."),
+    ({"site_id": "nonsense"}, "Choose the site from the list."),
+    ({"building": ""}, "Type the building, e.g. 1 or Block A (at most 50 characters)."),
+    ({"building": "  "}, "Type the building, e.g. 1 or Block A (at most 50 characters)."),
+    ({"unit": ""}, "Type the unit, e.g. 1609 (at most 50 characters)."),
+    ({"landline": "12"}, INVALID_PHONE),
+    ({"landline": "2345 6789 ext 1"}, LETTERS_IN_PHONE),
+]
+DETAILS_CASES: list[tuple[dict[str, str], str]] = [
+    ({"full_name": ""}, "Type the resident's full name, e.g. Wang Jianguo"),
+    ({"languages": "klingon"}, LANGUAGES),
+    ({"birth_year": "nineteen forty"}, "Type the year of birth as four digits, from 1880 on, e.g."),
+    ({"birth_year": "1700"}, "Type the year of birth as four digits, from 1880 on, e.g. 1940."),
+    ({"height_cm": "tall"}, "Type the height in whole centimetres, from 40 to 250, e.g. 165."),
+    ({"height_cm": "999"}, "Type the height in whole centimetres, from 40 to 250, e.g. 165."),
+    ({"aliases": "x" * 201}, "Separate the names with commas, each at most 200 characters"),
+    ({"places": "x" * 301}, "Write one place a line, each at most 300 characters"),
+    ({"sex": "dragon"}, "Choose female, male, other or not recorded from the list."),
+    ({"risk_level": "extreme"}, "Choose low, medium or high from the list."),
+    ({"preferred_name": "x" * 201}, "Shorten the preferred name to at most 200 characters"),
+    ({"build": "x" * 201}, "This is too long: shorten it to at most 200 characters."),
+    ({"care_needs": "x" * 4001}, "This is too long: shorten it to at most 4000 characters."),
+    ({"approach": "calm\x00"}, NUL),
+]
+FORM_CASES = [
+    pytest.param(form, fields, message, id=f"{form}-{'-'.join(fields) or 'x'}-{n}")
+    for form, cases in (
+        ("contact", CONTACT_CASES),
+        ("contact_edit", CONTACT_CASES),
+        ("new_resident", NEW_RESIDENT_CASES),
+        ("consent", CONSENT_CASES),
+        ("household", HOUSEHOLD_CASES),
+        ("details", DETAILS_CASES),
+    )
+    for n, (fields, message) in enumerate(cases)
+]
+
+
+@pytest.mark.parametrize(("form", "fields", "message"), FORM_CASES)
+def test_each_registry_form_says_what_is_wrong_with_each_field_and_how_to_fix_it(
+    client: TestClient,
+    make_user: Callable[..., User],
+    make_site: Callable[..., Site],
+    site: Site,
+    page_login: Callable[..., str],
+    make_household: Callable[..., Household],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Consent],
+    make_contact: Callable[..., Contact],
+    form: str,
+    fields: dict[str, str],
+    message: str,
+) -> None:
+    household = make_household(building="1", unit="1609")
+    resident = make_resident(household=household)
+    make_consent(resident)
+    contact = make_contact(resident)
+    csrf = page_login(make_user("staff", [site, make_site(name="Other Court")]))
+    base = f"/console/residents/{resident.id}"
+    contact_form = {"name": "Wang Fang", "relationship": "daughter", "phone": "9876 5432"}
+    contact_form |= {"language": "en", "sms": "true", "consent_to_contact": "true"}
+    url, valid = {
+        "contact": (f"{base}/contacts", contact_form),
+        "contact_edit": (f"{base}/contacts/{contact.id}", contact_form),
+        "new_resident": (
+            "/console/residents",
+            {"household_id": str(household.id), "full_name": "Li Mei", "site_id": str(site.id)},
+        ),
+        "consent": (
+            f"{base}/consents",
+            {"given_by_kind": "resident", "given_by_name": "Wang Jianguo", "method": "written"}
+            | {"scopes": "registry"},
+        ),
+        "household": (
+            "/console/households",
+            {"site_id": str(site.id), "building": "2", "unit": "0801"},
+        ),
+        "details": (
+            f"{base}/edit",
+            {"full_name": "Wang Jianguo", "sex": "male", "risk_level": "high"},
+        ),
+    }[form]
+    response = client.post(url, data={"csrf_token": csrf, **valid, **fields}, headers=HTML)
+    assert response.status_code == 422, response.text[-2000:]
+    shown = str(escape(message))
+    assert shown in response.text
+    assert "Check this field." not in response.text
+    if message != NUL:  # a refused field is named beside itself, not only at the top
+        assert '<span class="field-error"' in response.text
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("zh-CN", "请只输入数字"),
+        ("ko-KR", "전화번호에는 문자를 쓸 수 없습니다"),
+    ],
+)
+def test_field_messages_are_in_the_readers_language(
+    client: TestClient,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Consent],
+    language: str,
+    expected: str,
+) -> None:
+    resident = make_resident()
+    make_consent(resident)
+    csrf = page_login(make_user("staff", [site], language=language))
+    form = {"csrf_token": csrf, "name": "Wang Lei", "relationship": "son"}
+    form |= {"phone": "+852 9abc 1234", "sms": "true"}
+    response = client.post(f"/console/residents/{resident.id}/contacts", data=form)
+    assert response.status_code == 422
+    assert expected in response.text
+    assert "Letters are not allowed" not in response.text

@@ -878,3 +878,37 @@ def test_nul_character_in_text_is_a_4xx_not_a_500(
         headers=staff,
     )
     assert patch.status_code == 422
+
+
+def test_letters_in_the_residents_phone_are_422_never_keypad_digits(
+    client: TestClient, staff: dict[str, str], make_household: MakeHousehold
+) -> None:
+    household = make_household()
+    body = {"household_id": str(household.id), "full_name": "Wang Jianguo"}
+    refused = client.post(
+        "/api/v1/residents", json=body | {"phone": "+852 9abc 1234"}, headers=staff
+    )
+    assert refused.status_code == 422
+    [error] = refused.json()["detail"]
+    assert error["loc"] == ["body", "phone"]
+    assert error["msg"].startswith("letters are not allowed in a phone number")
+    created = client.post("/api/v1/residents", json=body, headers=staff)
+    assert created.status_code == 201, created.text
+    patched = client.patch(
+        f"/api/v1/residents/{created.json()['id']}", json={"phone": "9123 4S67"}, headers=staff
+    )
+    assert patched.status_code == 422
+    assert patched.json()["detail"][0]["loc"] == ["body", "phone"]
+
+
+def test_an_unknown_language_is_422_naming_it_and_saying_what_a_code_looks_like(
+    client: TestClient, staff: dict[str, str], make_household: MakeHousehold
+) -> None:
+    body = {"household_id": str(make_household().id), "full_name": "Wang Jianguo"}
+    response = client.post(
+        "/api/v1/residents", json=body | {"languages": ["en", "klingon"]}, headers=staff
+    )
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "languages", 1]
+    assert "unknown language 'klingon': use a code such as ko, zh-CN, en" in error["msg"]

@@ -562,3 +562,32 @@ def test_household_body_not_json_is_422(client: TestClient, headers_for: Headers
     )
     assert response.status_code == 422
     assert "detail" in response.json()
+
+
+def test_letters_in_a_site_office_phone_are_422_never_keypad_digits(
+    client: TestClient, headers_for: Headers, site: Site
+) -> None:
+    admin = headers_for("admin")
+    created = client.post(
+        "/api/v1/sites",
+        json={"name": "X", "phone_region": "HK", "office_phone": "+852 2abc 6789"},
+        headers=admin,
+    )
+    assert created.status_code == 422 and _loc(created) == [["body", "office_phone"]]
+    assert created.json()["detail"][0]["msg"].startswith("letters are not allowed")
+    updated = client.patch(
+        f"/api/v1/sites/{site.id}", json={"office_phone": "2345 67B9"}, headers=admin
+    )
+    assert updated.status_code == 422 and _loc(updated) == [["body", "office_phone"]]
+
+
+def test_letters_in_a_household_landline_are_422_never_keypad_digits(
+    client: TestClient, headers_for: Headers, site: Site
+) -> None:
+    response = client.post(
+        "/api/v1/households",
+        json={"site_id": str(site.id), "building": "1", "unit": "2", "landline": "2345 6789 x1"},
+        headers=headers_for("staff"),
+    )
+    assert response.status_code == 422 and _loc(response) == [["body", "landline"]]
+    assert response.json()["detail"][0]["msg"].startswith("letters are not allowed")

@@ -352,3 +352,13 @@ def test_nul_character_in_a_name_is_422_not_a_server_error(
     assert response.json()["detail"][0]["loc"] == ["body", "display_name"]
     me = client.patch(ME, json={"display_name": "\x00"}, headers=headers_for("staff"))
     assert me.status_code == 422
+
+
+def test_letters_in_a_users_phone_are_422_never_keypad_digits(
+    client: TestClient, admin, site: Site
+) -> None:
+    response = client.post(USERS, json=new_user(site, phone="+852 9abc 1234"), headers=admin)
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "phone"]
+    assert error["msg"].startswith("letters are not allowed in a phone number")

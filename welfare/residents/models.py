@@ -216,9 +216,15 @@ class ContactChannel(StrEnum):
 
 def _check_quiet_hours(start: dt.time | None, end: dt.time | None) -> None:
     if (start is None) != (end is None):
-        raise ValueError("quiet_hours_start and quiet_hours_end go together")
+        raise ValueError(
+            "quiet_hours_start and quiet_hours_end go together: give both, such as 22:00 and"
+            " 07:00, or neither"
+        )
     if start is not None and start == end:
-        raise ValueError("quiet hours must not start and end at the same time")
+        raise ValueError(
+            "quiet hours must not start and end at the same time: give a different end, such"
+            " as 22:00 to 07:00"
+        )
 
 
 class ContactBase(SQLModel):

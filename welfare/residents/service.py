@@ -17,7 +17,7 @@ from welfare.db import on_commit, utcnow
 from welfare.errors import Conflict, InvalidInput, NotFound
 from welfare.lookup import index as lookup_index
 from welfare.pagination import paginate
-from welfare.phones import line_type, normalise_phone
+from welfare.phones import InvalidPhone, PhoneProblem, example_phone, line_type, normalise_phone
 from welfare.residents.models import (
     Contact,
     ContactCreate,
@@ -390,7 +390,13 @@ def _phones(session: Session, resident: Resident, values: dict[str, Any]) -> dic
     out: dict[str, Any] = {}
     if "phone" in values:
         if not values["phone"]:
-            raise InvalidInput("phone", "a contact needs a phone number")
+            example = example_phone(site.phone_region)
+            raise InvalidPhone(
+                "phone",
+                PhoneProblem.missing,
+                f"a contact needs a phone number: type one such as {example}",
+                example,
+            )
         out["phone"] = normalise_phone(values["phone"], site.phone_region, "phone")
         out["phone_line_type"] = line_type(out["phone"]).value
     if "secondary_phone" in values:
@@ -497,7 +503,9 @@ def update_contact(
     start = changes.get("quiet_hours_start", contact.quiet_hours_start)
     end = changes.get("quiet_hours_end", contact.quiet_hours_end)
     if (start is None) != (end is None) or (start is not None and start == end):
-        raise InvalidInput("quiet_hours_start", "quiet hours need a distinct start and end")
+        raise InvalidInput(
+            "quiet_hours_start", "quiet hours need a distinct start and end, such as 22:00 to 07:00"
+        )
     for name, value in changes.items():
         if name == "priority":
             continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, require, require_site, visible_site_ids
@@ -163,6 +163,21 @@ def get_household(
         raise NotFound("household")
     require_site(actor, permission, household.site_id, "household")
     return household
+
+
+def find_household(
+    *, session: Session, actor: Actor, site_id: uuid.UUID, building: str, unit: str
+) -> Household | None:
+    """The site's household at this building and unit as a person types them (spaces around
+    and letter case do not matter), or None when there is none yet."""
+    require_site(actor, Permission.registry_read, site_id, "site")
+    return session.exec(
+        select(Household).where(
+            Household.site_id == site_id,
+            func.lower(Household.building) == building.strip().lower(),
+            func.lower(Household.unit) == unit.strip().lower(),
+        )
+    ).first()
 
 
 def household_label() -> Any:
