@@ -99,6 +99,7 @@ def test_staff_raise_a_missing_alert_from_the_resident_page_and_guards_get_it(
     db.rollback()
     page = client.get(sent.headers["location"])
     assert "Missing alert sent to the guards on duty." in page.text
+    assert "Wearing when last seen" in page.text and "blue raincoat" in page.text
 
     page_login(guard_on_duty)
     listing = client.get("/guard/alerts")
