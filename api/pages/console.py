@@ -178,6 +178,26 @@ VISIT_OUTCOME_LABELS = {
     "hospitalised": N_("Hospitalised"),
     "no_answer": N_("No answer"),
 }
+# The fixed reasons the services write on events (a provider's error text is shown as it is).
+REASON_LABELS = {
+    "contact removed": N_("contact removed"),
+    "no consent to be contacted": N_("no consent to be contacted"),
+    "quiet hours": N_("quiet hours"),
+    "no manager with a phone": N_("no manager with a phone"),
+    "SMS opted out": N_("SMS opted out"),
+    "landline: call only": N_("landline: call only"),
+    "every message failed": N_("every message failed"),
+    "consent withdrawn": N_("consent withdrawn"),
+    "retention": N_("the retention period ended"),
+    "incident confirmed": N_("the incident was confirmed"),
+    "incident resolved": N_("the incident was resolved"),
+    "incident cancelled": N_("the incident was cancelled"),
+    "no message text": N_("no message text"),
+    "no phone number: erased since the message was queued": N_(
+        "no phone number: erased since the message was queued"
+    ),
+    "duplicate running incident": N_("duplicate running incident"),
+}
 CHANNEL_LABELS = {"sms": N_("SMS"), "call": N_("Call"), "voice": N_("Call")}
 # Outbox states and the provider's words, for a contact's status column.
 DELIVERY_LABELS = {
@@ -416,9 +436,9 @@ def _event_detail(
     if detail.get("via"):
         parts.append(label(language, VIA_LABELS, str(detail["via"])))
     if detail.get("reason"):
-        parts.append(str(detail["reason"]))
+        parts.append(label(language, REASON_LABELS, str(detail["reason"])))
     if detail.get("reasons"):
-        parts.append(", ".join(str(r) for r in detail["reasons"]))
+        parts.append(", ".join(label(language, REASON_LABELS, str(r)) for r in detail["reasons"]))
     if detail.get("digits"):
         parts.append(str(detail["digits"]))
     if event.type == "note" and detail.get("visibility") != "everyone":

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from api.pages.console import ACTOR_LABELS, EVENT_LABELS
+from api.pages.console import ACTOR_LABELS, EVENT_LABELS, REASON_LABELS
 from api.pages.console_admin import ACTION_LABELS
 from api.pages.i18n import translations_for
 from notifications.dispatcher import STATUS_EVENTS
@@ -27,7 +27,8 @@ from welfare.authz import Role
 from welfare.db import utcnow
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
-from welfare.incidents.models import IncidentCreate, IncidentKind
+from welfare.incidents.models import IncidentCreate, IncidentKind, IncidentStatus
+from welfare.outbox.service import ERASED_NUMBER
 from welfare.residents.models import Resident
 from welfare.sites.models import Site
 from welfare.tags import service as tags
@@ -266,3 +267,43 @@ def test_opening_the_resident_page_does_not_print_the_label(
     label = client.get(f"/api/v1/residents/{park_id}/tag.png")
     assert label.status_code == 200 and label.headers["content-type"] == "image/png"
     assert printed() == 1
+
+
+def written_reasons() -> set[str]:
+    """The fixed reasons the services put on events (`reason=`, `reasons=[...]`, and the
+    reasons a step collects); a provider's error text is not among them."""
+    # The outbox's "incident <status>" when a message is held back: the incident stopped.
+    stopped = set(IncidentStatus) - {IncidentStatus.open, IncidentStatus.notifying}
+    found: set[str] = {f"incident {status.value}" for status in stopped}
+    found.add(ERASED_NUMBER)
+    for package in ("welfare", "notifications"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.Call):
+                    continue
+                for keyword in node.keywords:
+                    if keyword.arg in ("reason", "reasons"):
+                        values = (
+                            keyword.value.elts
+                            if isinstance(keyword.value, ast.List)
+                            else [keyword.value]
+                        )
+                        found.update(_strings(v)[0] for v in values if _strings(v))  # type: ignore[index]
+                func = node.func
+                if (
+                    isinstance(func, ast.Attribute)
+                    and func.attr == "append"
+                    and getattr(func.value, "id", None) in ("skipped", "reasons")
+                ):
+                    found.update(s for arg in node.args for s in (_strings(arg) or []))
+    return found
+
+
+def test_the_fixed_reasons_on_events_read_in_words() -> None:
+    reasons = written_reasons()
+    assert {"quiet hours", "consent withdrawn", "every message failed"} <= reasons
+    # Only those a timeline shows: a contact's opt-out reasons and the like.
+    shown = reasons - {"no welfare-visits consent"}
+    assert sorted(shown - set(REASON_LABELS)) == []
+    chinese = translations_for("zh-CN")
+    assert sorted(t for t in REASON_LABELS.values() if chinese.gettext(t) == t) == []
