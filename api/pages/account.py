@@ -44,10 +44,22 @@ def home(request: Request, session: SessionDep, settings: SettingsDep) -> Respon
     return _see_other(home_for(get_page_user(request, settings).role))
 
 
+def _chosen_language(value: str | None) -> str | None:
+    return value if value in UI_LANGUAGES else None
+
+
 def _login_page(
-    request: Request, *, status_code: int = 200, error: str | None = None, username: str = ""
+    request: Request,
+    *,
+    status_code: int = 200,
+    error: str | None = None,
+    username: str = "",
+    chosen: str | None = None,
 ) -> Response:
-    language = request_language(request)
+    """The sign-in form; `chosen` is a language picked on this page (?lang=), which the form
+    carries so that signing in makes it the user's language."""
+    chosen = _chosen_language(request.query_params.get("lang")) or _chosen_language(chosen)
+    language = chosen or request_language(request)
     token = new_login_csrf()
     response = render(
         request,
@@ -57,13 +69,14 @@ def _login_page(
             "next": safe_next(request.query_params.get("next")) or "",
             "error": error,
             "username": username,
+            "chosen_language": chosen or "",
         },
         status_code=status_code,
         language=language,
     )
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login")
-    if request.query_params.get("lang") in UI_LANGUAGES:
-        response.set_cookie(LANGUAGE_COOKIE, request.query_params["lang"], samesite="lax")
+    if chosen:
+        response.set_cookie(LANGUAGE_COOKIE, chosen, samesite="lax")
     return response
 
 
@@ -81,9 +94,11 @@ def login(
     password: FormText,
     csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
     next: Annotated[str | None, Form(max_length=2000)] = None,
+    lang: Annotated[str | None, Form(max_length=20)] = None,
 ) -> Response:
     check_login_csrf(request, csrf_token)
-    language = request_language(request)
+    chosen = _chosen_language(lang)
+    language = chosen or request_language(request)
     try:
         token, _auth_session, user = users.authenticate(
             session=session,
@@ -92,13 +107,18 @@ def login(
             password=password,
             client_addr=client_addr(request),
             user_agent=request.headers.get("user-agent"),
+            language=chosen,
         )
     except Throttled:
         message = gettext(language, "Too many failed attempts. Wait a few minutes and try again.")
-        return _login_page(request, status_code=429, error=message, username=username)
+        return _login_page(
+            request, status_code=429, error=message, username=username, chosen=chosen
+        )
     except NotAuthenticated:
         message = gettext(language, "Wrong username or password.")
-        return _login_page(request, status_code=401, error=message, username=username)
+        return _login_page(
+            request, status_code=401, error=message, username=username, chosen=chosen
+        )
     response = _see_other(safe_next(next) or home_for(user.role))
     response.set_cookie(
         SESSION_COOKIE,

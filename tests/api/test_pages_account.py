@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 from httpx import Response
+from sqlmodel import Session
 
 from tests.conftest import PASSWORD, form_csrf
 from welfare.sites.models import Site
@@ -151,6 +153,95 @@ def test_signed_out_visitors_get_their_browser_language(client: TestClient) -> N
     assert "登录" in page.text
     page = client.get("/login", headers={"accept-language": "fr-FR"})
     assert '<html lang="en">' in page.text
+
+
+def _sign_in_from(client: TestClient, login_path: str, user: User) -> tuple[Response, Response]:
+    page = client.get(login_path)
+    hidden_lang = re.search(r'name="lang" value="([^"]*)"', page.text)
+    data = {"username": user.username, "password": PASSWORD, "csrf_token": form_csrf(page.text)}
+    if hidden_lang:
+        data["lang"] = hidden_lang.group(1)
+    return page, client.post("/login", data=data, follow_redirects=False)
+
+
+def test_a_language_picked_on_the_sign_in_page_is_kept_after_sign_in(
+    client: TestClient, make_user: Callable[..., User], site: Site, db: Session
+) -> None:
+    guard = make_user("guard", [site])
+    page, response = _sign_in_from(client, "/login?lang=ko-KR", guard)
+    assert '<html lang="ko-KR">' in page.text and "로그인" in page.text
+    assert response.status_code == 303
+    home = client.get("/guard")
+    assert '<html lang="ko-KR">' in home.text
+    assert "로그아웃" in home.text  # "Sign out"
+    # It is the user's language now, on every device, and shown so on the account page.
+    db.expire_all()
+    assert db.get(User, guard.id).language == "ko-KR"
+
+
+def test_a_failed_attempt_keeps_the_picked_language_for_the_next_one(
+    client: TestClient, make_user: Callable[..., User], site: Site, db: Session
+) -> None:
+    staff = make_user("staff", [site])
+    page = client.get("/login?lang=zh-CN")
+    wrong = client.post(
+        "/login",
+        data={
+            "username": staff.username,
+            "password": "not the password",
+            "csrf_token": form_csrf(page.text),
+            "lang": "zh-CN",
+        },
+    )
+    assert wrong.status_code == 401
+    assert "用户名或密码错误" in wrong.text
+    assert 'name="lang" value="zh-CN"' in wrong.text
+    client.post(
+        "/login",
+        data={
+            "username": staff.username,
+            "password": PASSWORD,
+            "csrf_token": form_csrf(wrong.text),
+            "lang": "zh-CN",
+        },
+    )
+    db.expire_all()
+    assert db.get(User, staff.id).language == "zh-CN"
+
+
+def test_a_language_only_remembered_by_the_device_does_not_overwrite_the_users_own(
+    client: TestClient, make_user: Callable[..., User], site: Site, db: Session
+) -> None:
+    # A shared phone: the last person picked Korean, the next guard reads Chinese.
+    client.get("/login?lang=ko-KR")
+    chinese_reader = make_user("guard", [site], language="zh-CN")
+    page, response = _sign_in_from(client, "/login", chinese_reader)
+    assert '<html lang="ko-KR">' in page.text  # the sign-in page itself follows the cookie
+    assert 'name="lang"' not in page.text
+    assert response.status_code == 303
+    assert '<html lang="zh-CN">' in client.get("/guard").text
+    db.expire_all()
+    assert db.get(User, chinese_reader.id).language == "zh-CN"
+
+
+def test_an_unknown_language_on_the_sign_in_form_is_ignored(
+    client: TestClient, make_user: Callable[..., User], site: Site, db: Session
+) -> None:
+    staff = make_user("staff", [site])
+    page = client.get("/login")
+    response = client.post(
+        "/login",
+        data={
+            "username": staff.username,
+            "password": PASSWORD,
+            "csrf_token": form_csrf(page.text),
+            "lang": "xx",
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    db.expire_all()
+    assert db.get(User, staff.id).language == "en"
 
 
 def test_password_change_from_the_account_page(

@@ -234,6 +234,11 @@ def test_board_drops_closed_incidents_and_shows_it_in_chinese(
     page = client.get("/console")
     assert "没有未结事件。" in page.text and "事件看板" in page.text
     assert client.get("/console/board.json").json()["items"] == []
+    client.cookies.clear()
+    page_login(make_user("staff", [site], language="ko-KR"))
+    page = client.get("/console")
+    assert "진행 중인 사건이 없습니다." in page.text and "사건 현황판" in page.text
+    assert "입주민" in page.text and "세대" in page.text  # the menu: Residents, Households
 
 
 # --- the incident page ----------------------------------------------------------------------------

@@ -528,7 +528,7 @@ def test_pages_show_in_simplified_chinese(
     page = client.get(f"/console/residents/{resident.id}")
     assert "紧急联系人" in page.text and "按拨打顺序" in page.text and "同意有效" in page.text
     confirm = client.get(f"/console/residents/{resident.id}/consents/{consent.id}/withdraw")
-    assert "这将清除住户的个人资料" in confirm.text
+    assert "这将清除居民的个人资料" in confirm.text
     assert re.search(r"<html lang=\"zh-CN\">", page.text)
 
 

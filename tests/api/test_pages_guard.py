@@ -462,6 +462,23 @@ def test_the_guard_page_is_in_the_users_language(
     assert "先叫救护车" in text
 
 
+def test_a_korean_reading_guard_gets_the_guard_app_in_korean(
+    client: TestClient,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    wang: Case,
+) -> None:
+    page_login(make_user("guard", [site], language="ko-KR"))
+    found = client.get(f"/guard/residents/{wang.resident.id}/found").text
+    assert '<html lang="ko-KR">' in found
+    assert "먼저 구급차를 부르십시오" in found  # "Call an ambulance first"
+    assert "Call an ambulance" not in found
+    scan = client.get("/guard/scan").text
+    assert "태그 스캔" in scan and "코드 조회" in scan  # "Scan a tag", "Look up the code"
+    assert client.get("/manifest.webmanifest?lang=ko-KR").json()["name"] == "돌봄 경비원"
+
+
 def test_hand_over_resolves_the_incident_with_who_took_the_person(
     client: TestClient,
     db: Session,

@@ -822,6 +822,19 @@ def test_reports_in_chinese_for_a_chinese_reading_manager(
     assert "星期一" in week.text and "上一周" in week.text
 
 
+def test_reports_in_korean_for_a_korean_reading_manager(
+    client: TestClient,
+    site: Site,
+    make_user: Callable[..., User],
+    page_login: PagesLogin,
+) -> None:
+    page_login(make_user("manager", [site], language="ko-KR"))
+    page = client.get("/manage/reports", headers=HTML)
+    assert "방문 완료 현황" in page.text and "사건 대응 시간" in page.text
+    week = client.get("/manage/visits", headers=HTML)
+    assert "월요일" in week.text and "이전 주" in week.text
+
+
 # --- calendar feed ------------------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from welfare.phones import normalise_phone
 from welfare.settings import Settings
 from welfare.sites.models import Site
 from welfare.users.models import (
+    UI_LANGUAGES,
     AuthSession,
     LoginFailure,
     PasswordChange,
@@ -246,8 +247,14 @@ def authenticate(
     password: str,
     client_addr: str,
     user_agent: str | None = None,
+    language: str | None = None,
 ) -> tuple[str, AuthSession, User]:
-    """Check the password and open a session; the raw token is returned once and never stored."""
+    """Check the password and open a session; the raw token is returned once and never stored.
+
+    `language` is a UI language the person picked on the sign-in page just now: it becomes
+    their language, as if saved in their account settings (a language merely remembered by the
+    device, perhaps from someone else, is not passed and changes nothing).
+    """
     # PostgreSQL text cannot hold NUL: such a name matches nobody, and is counted as typed.
     username = username.strip().lower().replace("\x00", "\ufffd")[:256]
     client_addr = client_addr.replace("\x00", "\ufffd")
@@ -277,8 +284,18 @@ def authenticate(
     )
     session.add(auth_session)
     actor = Actor(user_id=user.id, role=user.role, client_addr=client_addr)
+    detail = None
+    if language in UI_LANGUAGES and language != user.language:
+        detail = {"language": language}
+        user.language = language
+        session.add(user)
     audit_record(
-        session, actor=actor, action="auth.sign_in", entity="session", entity_id=auth_session.id
+        session,
+        actor=actor,
+        action="auth.sign_in",
+        entity="session",
+        entity_id=auth_session.id,
+        detail=detail,
     )
     return token, auth_session, user
 
