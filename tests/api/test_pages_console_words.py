@@ -288,7 +288,7 @@ def written_reasons() -> set[str]:
                             if isinstance(keyword.value, ast.List)
                             else [keyword.value]
                         )
-                        found.update(_strings(v)[0] for v in values if _strings(v))  # type: ignore[index]
+                        found.update(s for v in values for s in (_strings(v) or []))
                 func = node.func
                 if (
                     isinstance(func, ast.Attribute)
