@@ -16,6 +16,7 @@ from api.observability import RequestContext, app_registry
 from api.pages import account as account_pages
 from api.pages import console as console_pages
 from api.pages import console_admin as console_admin_pages
+from api.pages import console_missing as console_missing_pages
 from api.pages import console_registry as console_registry_pages
 from api.pages import guard as guard_pages
 from api.pages import guard_pwa as guard_pwa_pages
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         console_pages,
         console_registry_pages,
         console_admin_pages,
+        console_missing_pages,
         manager_pages,
     ):
         app.include_router(page_module.router)

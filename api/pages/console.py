@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -41,6 +42,7 @@ from welfare.phones import display_phone
 from welfare.residents import service as residents
 from welfare.residents.models import Contact, Resident
 from welfare.sites.models import Household, Site
+from welfare.users.models import User
 
 router = APIRouter(route_class=TransactionRoute, prefix="/console", include_in_schema=False)
 
@@ -162,6 +164,39 @@ EVENT_LABELS = {
     "photo_refresh_due": N_("Photo is old: take a new one"),
     "photo_added": N_("Photo added"),
     "photo_deleted": N_("Photo deleted"),
+    "claimed": N_("A guard took it on"),
+    "public_report": N_("Reported by a member of the public"),
+    "visit_concern": N_("Concern from a welfare visit"),
+    "checkin_unanswered": N_("Check-in calls not answered"),
+}
+# A visit's outcome on a "visit_concern" event (no outcome recorded: the check-in went unanswered).
+VISIT_OUTCOME_LABELS = {
+    "well": N_("Well"),
+    "concern": N_("Concern"),
+    "not_home": N_("Not home"),
+    "refused": N_("Refused"),
+    "hospitalised": N_("Hospitalised"),
+    "no_answer": N_("No answer"),
+}
+# The fixed reasons the services write on events (a provider's error text is shown as it is).
+REASON_LABELS = {
+    "contact removed": N_("contact removed"),
+    "no consent to be contacted": N_("no consent to be contacted"),
+    "quiet hours": N_("quiet hours"),
+    "no manager with a phone": N_("no manager with a phone"),
+    "SMS opted out": N_("SMS opted out"),
+    "landline: call only": N_("landline: call only"),
+    "every message failed": N_("every message failed"),
+    "consent withdrawn": N_("consent withdrawn"),
+    "retention": N_("the retention period ended"),
+    "incident confirmed": N_("the incident was confirmed"),
+    "incident resolved": N_("the incident was resolved"),
+    "incident cancelled": N_("the incident was cancelled"),
+    "no message text": N_("no message text"),
+    "no phone number: erased since the message was queued": N_(
+        "no phone number: erased since the message was queued"
+    ),
+    "duplicate running incident": N_("duplicate running incident"),
 }
 CHANNEL_LABELS = {"sms": N_("SMS"), "call": N_("Call"), "voice": N_("Call")}
 # Outbox states and the provider's words, for a contact's status column.
@@ -370,27 +405,40 @@ def _latest_status(language: str, messages: list[OutboxMessage], kind: MessageKi
     return text
 
 
-def _event_detail(language: str, event: IncidentEvent, names: dict[str, str]) -> str:
-    """A short line of what the event's detail says, in words (no personal data is stored)."""
+def _event_detail(
+    language: str,
+    event: IncidentEvent,
+    names: dict[str, str],
+    guards: dict[str, str] | None = None,
+) -> str:
+    """A short line of what the event's detail says, in words (no personal data is stored).
+    `guards` names the guards among the users messaged: a missing alert goes to them, any
+    other user messaged is the duty manager."""
     detail = event.detail
+    guards = guards or {}
     parts: list[str] = []
     if detail.get("channel"):
         parts.append(label(language, CHANNEL_LABELS, detail["channel"]))
     contact = detail.get("contact_id")
     if contact:
         parts.append(names.get(contact, gettext(language, "a removed contact")))
+    elif detail.get("user_id") in guards:
+        parts.append(
+            gettext(language, "guard on duty: %(name)s") % {"name": guards[detail["user_id"]]}
+        )
     elif detail.get("user_id") or detail.get("target") == "duty_manager":
         parts.append(gettext(language, "duty manager"))
     if detail.get("manual"):
         parts.append(gettext(language, "sent by staff"))
     if detail.get("outcome"):
-        parts.append(label(language, OUTCOME_LABELS, detail["outcome"]))
+        outcomes = VISIT_OUTCOME_LABELS if event.type == "visit_concern" else OUTCOME_LABELS
+        parts.append(label(language, outcomes, detail["outcome"]))
     if detail.get("via"):
         parts.append(label(language, VIA_LABELS, str(detail["via"])))
     if detail.get("reason"):
-        parts.append(str(detail["reason"]))
+        parts.append(label(language, REASON_LABELS, str(detail["reason"])))
     if detail.get("reasons"):
-        parts.append(", ".join(str(r) for r in detail["reasons"]))
+        parts.append(", ".join(label(language, REASON_LABELS, str(r)) for r in detail["reasons"]))
     if detail.get("digits"):
         parts.append(str(detail["digits"]))
     if event.type == "note" and detail.get("visibility") != "everyone":
@@ -398,6 +446,19 @@ def _event_detail(language: str, event: IncidentEvent, names: dict[str, str]) ->
     if event.type == "note" and detail.get("text"):
         parts.append(str(detail["text"]))
     return " · ".join(parts)
+
+
+def guards_messaged(session: Session, messages: Sequence[OutboxMessage]) -> dict[str, str]:
+    """The guards among the users an incident's messages went to (its missing alert), by id."""
+    user_ids = {m.user_id for m in messages if m.user_id}
+    if not user_ids:
+        return {}
+    rows = session.exec(
+        select(User.id, User.display_name).where(
+            col(User.id).in_(user_ids), User.role == Role.guard
+        )
+    ).all()
+    return {str(user_id): name for user_id, name in rows}
 
 
 def incident_context(
@@ -445,6 +506,7 @@ def incident_context(
     ]
     names = {str(c.id): f"{c.name} ({c.relationship})" for c in contacts}
     events = timeline.events_of(session, incident.id)
+    guards = guards_messaged(session, messages)
     timezone = site.timezone if site else None
     timeline_rows = [
         {
@@ -453,7 +515,7 @@ def incident_context(
             "type": e.type,
             "label": label(language, EVENT_LABELS, e.type),
             "actor": label(language, ACTOR_LABELS, e.actor),
-            "detail": _event_detail(language, e, names),
+            "detail": _event_detail(language, e, names, guards),
         }
         for e in events
     ]

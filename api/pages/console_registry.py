@@ -56,7 +56,7 @@ from welfare.settings import Settings
 from welfare.sites import service as sites
 from welfare.sites.models import HouseholdCreate, Site
 from welfare.tags import service as tags
-from welfare.tags.sheet import label_reference, label_sheet
+from welfare.tags.sheet import label_reference, label_sheet, qr_svg_data_uri
 from welfare.times import parse_day
 
 router = APIRouter(route_class=TransactionRoute, prefix="/console", include_in_schema=False)
@@ -535,6 +535,11 @@ def _resident_context(
         "tag": tag,
         "tag_url": tags.tag_url(settings.public_base_url, tag.code) if tag else None,
         "tag_reference": label_reference(tag.code) if tag else None,
+        # Drawn in the page, not fetched as the label: only downloading or printing the label
+        # counts as printing it (the audit's "tag.label").
+        "tag_qr": qr_svg_data_uri(tags.tag_url(settings.public_base_url, tag.code))
+        if tag
+        else None,
         "can_write": page_user.actor.can(Permission.registry_write),
         "can_photo": ConsentScope.photo in scopes,
         "can_tag": ConsentScope.lost_person_response in scopes,

@@ -20,6 +20,7 @@ class AlertCard(BaseModel):
     reference: str
     opened_at: dt.datetime
     last_seen: str | None
+    last_seen_clothing: str | None  # what they wore when last seen (the incident's description)
     note: str | None
     resident_id: uuid.UUID
     preferred_name: str | None

@@ -59,6 +59,8 @@ class NotificationStatus(BaseModel):
     provider_error: str | None
     step: int | None
     attempts: int
+    # Whom it went to: "contact", "guard" (the missing alert to guards on duty), "duty_manager".
+    recipient: str
 
 
 class IncidentSummary(BaseModel):
@@ -97,6 +99,12 @@ def _summary(incident: Incident) -> dict[str, Any]:
     return IncidentSummary.model_validate(incident, from_attributes=True).model_dump()
 
 
+def recipient_of(message: OutboxMessage) -> str:
+    if message.contact_id is not None or message.user_id is None:
+        return "contact"
+    return "guard" if message.template == "missing_alert" else "duty_manager"
+
+
 def notifications_of(session: Session, incident: Incident) -> list[NotificationStatus]:
     messages = timeline.unflushed(session, incident, OutboxMessage)
     if messages is None:
@@ -119,6 +127,7 @@ def notifications_of(session: Session, incident: Incident) -> list[NotificationS
             provider_error=m.error_reason,
             step=m.step_index,
             attempts=m.attempts,
+            recipient=recipient_of(m),
         )
         for m in messages
     ]

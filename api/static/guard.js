@@ -433,11 +433,18 @@
         const mine = notes.filter(function (n) { return n.contact_id === id; });
         paint(node, stateOf(mine, incident.confirmed_contact_id === id));
       });
-      const managerNotes = notes.filter(function (n) { return n.user_id && !n.contact_id; });
+      const managerNotes = notes.filter(function (n) { return n.recipient === "duty_manager"; });
       const manager = document.querySelector("[data-duty-manager]");
       if (manager && managerNotes.length) {
         manager.hidden = false;
         paint(manager, stateOf(managerNotes, incident.confirmed_via === "manager"));
+      }
+      // The missing alert went to the guards on duty, not to the duty manager.
+      const guardNotes = notes.filter(function (n) { return n.recipient === "guard"; });
+      const guards = document.querySelector("[data-guards-alert]");
+      if (guards && guardNotes.length) {
+        guards.hidden = false;
+        paint(guards, stateOf(guardNotes, false));
       }
       let label = live.statuses[incident.status] || incident.status;
       if (incident.status === "confirmed" && relationship[incident.confirmed_contact_id]) {

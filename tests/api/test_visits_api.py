@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from icalendar import Calendar
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from welfare.audit.models import AuditEntry
 from welfare.db import utcnow
 from welfare.incidents.models import Incident
 from welfare.residents.models import Resident
@@ -389,3 +390,45 @@ def test_a_residents_own_phone_is_validated_and_stored_in_e164(
     assert good.status_code == 200 and good.json()["phone"] == "+85298765432"
     cleared = client.patch(f"/api/v1/residents/{resident.id}", headers=staff, json={"phone": None})
     assert cleared.status_code == 200 and cleared.json()["phone"] is None
+
+
+def test_csv_exports_name_the_resident_for_managers_only_and_are_audited(
+    client: TestClient,
+    db: Session,
+    site: Site,
+    headers_for: Callable[..., dict[str, str]],
+    make_household: Callable[..., Any],
+    consenting: Callable[..., Resident],
+) -> None:
+    household = make_household(building="2", unit="1203")
+    resident = consenting(household=household, full_name="Chan Tai Man")
+    schedule = client.post(
+        "/api/v1/visit-schedules",
+        headers=headers_for("manager"),
+        json={**BODY, "resident_id": str(resident.id)},
+    ).json()["id"]
+    db.rollback()
+    _add_visit(db, schedule, utcnow() - dt.timedelta(days=1))
+    db.add(Incident(reference="W-2", site_id=site.id, resident_id=resident.id, kind="found"))
+    db.commit()
+    staff = headers_for("staff")
+    assert client.get("/api/v1/reports/visits.csv", headers=staff).status_code == 403
+    assert client.get("/api/v1/reports/incidents.csv", headers=staff).status_code == 403
+
+    manager = headers_for("manager")
+    for kind in ("visits", "incidents"):
+        exported = client.get(f"/api/v1/reports/{kind}.csv", headers=manager)
+        assert exported.status_code == 200
+        (row,) = list(csv.DictReader(io.StringIO(exported.text)))
+        assert row["resident_id"] == str(resident.id)
+        assert (row["resident_name"], row["unit"]) == ("Chan Tai Man", household.unit_label)
+    db.rollback()
+    entries = db.exec(
+        select(AuditEntry).where(AuditEntry.action == "report.export").order_by(col(AuditEntry.id))
+    ).all()
+    assert [(e.detail, e.entity) for e in entries] == [
+        ({"kind": "visits", "rows": 1}, "report"),
+        ({"kind": "incidents", "rows": 1}, "report"),
+    ]
+    assert all(e.resident_id is None for e in entries)
+    assert "Chan" not in repr([e.detail for e in entries])

@@ -310,3 +310,36 @@ def test_the_public_page_shows_no_personal_data_and_alerts_the_office(
     assert "Wang" not in phone.locator("body").inner_text()
     [incident] = incidents_in(reader)
     assert incident.resident_id == wang.resident.id and incident.location == "Building 1 lobby"
+
+
+def test_the_live_page_shows_a_missing_alert_as_sent_to_the_guards_not_the_duty_manager(
+    phone: Any,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    sign_in: Callable[..., None],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Any],
+) -> None:
+    park = make_resident(full_name="Park Soon-ja", preferred_name="Mrs. Park")
+    make_consent(park)
+    guard = make_user("guard", [site], phone="9345 1609")
+    row = db.get(User, guard.id)
+    assert row is not None
+    row.on_duty_since = row.created_at
+    db.add(row)
+    db.commit()
+    opened = incidents.open_incident(
+        session=db,
+        actor=SYSTEM,
+        data=IncidentCreate(
+            kind=IncidentKind.missing, resident_id=park.id, client_request_id="missing-live-e2e"
+        ),
+    )
+    db.commit()
+    sign_in(phone, guard)
+    phone.goto(f"/guard/incidents/{opened.incident.id}")
+    alerted = phone.locator("[data-guards-alert]")
+    alerted.wait_for(state="visible")
+    assert "Missing alert to the guards on duty" in alerted.inner_text()
+    assert phone.locator("[data-duty-manager]").is_hidden()

@@ -1,17 +1,65 @@
-"""Missing-resident alerts as guards see them: while the incident is open, and only then."""
+"""Missing-resident alerts as guards see them: while the incident is open, and only then.
+
+`card_of` is the one builder of what a guard sees; the console's preview before staff raise an
+alert uses it too, so the preview is the alert. On a missing incident `location` is where the
+resident was last seen and `description` what they were wearing then.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from welfare.authz import Actor, Permission, require_site, visible_site_ids
-from welfare.errors import NotFound
+from welfare.consent.models import ConsentScope
+from welfare.consent.scopes import has_scope
+from welfare.db import utcnow
+from welfare.errors import InvalidInput, NotFound
 from welfare.incidents.models import CLOSED, Incident, IncidentKind
+from welfare.incidents.service import guards_on_duty
 from welfare.residents.models import Resident
-from welfare.residents.service import audit_resident, unit_label
+from welfare.residents.service import audit_resident, load_resident, unit_label
+from welfare.sites.models import Site
+
+
+def card_of(
+    session: Session,
+    resident: Resident,
+    *,
+    incident_id: uuid.UUID | None,
+    reference: str | None,
+    opened_at: dt.datetime,
+    last_seen: str | None,
+    last_seen_clothing: str | None,
+    note: str | None,
+) -> dict[str, Any]:
+    """What a guard sees of a missing resident: the name card, the description, the places;
+    no medical notes, no contacts."""
+    return {
+        "incident_id": incident_id,
+        "reference": reference,
+        "opened_at": opened_at,
+        "last_seen": last_seen,
+        "last_seen_clothing": last_seen_clothing,
+        "note": note,
+        "resident_id": resident.id,
+        "preferred_name": resident.preferred_name or resident.full_name,
+        "unit": unit_label(session, resident),
+        "languages": resident.languages,
+        "approach": resident.approach,
+        "photo_url": f"/api/v1/lookup/{resident.id}/photo" if resident.photo_file else None,
+        "height_cm": resident.height_cm,
+        "build": resident.build,
+        "hair": resident.hair,
+        "eyes": resident.eyes,
+        "clothing": resident.clothing,
+        "distinguishing_marks": resident.distinguishing_marks,
+        "places": resident.places,
+    }
 
 
 def _card(session: Session, actor: Actor, incident: Incident) -> dict[str, Any] | None:
@@ -28,26 +76,16 @@ def _card(session: Session, actor: Actor, incident: Incident) -> dict[str, Any] 
         entity_id=incident.id,
         purpose=f"incident {incident.id}",
     )
-    return {
-        "incident_id": incident.id,
-        "reference": incident.reference,
-        "opened_at": incident.opened_at,
-        "last_seen": incident.location,
-        "note": incident.note,
-        "resident_id": resident.id,
-        "preferred_name": resident.preferred_name or resident.full_name,
-        "unit": unit_label(session, resident),
-        "languages": resident.languages,
-        "approach": resident.approach,
-        "photo_url": f"/api/v1/lookup/{resident.id}/photo" if resident.photo_file else None,
-        "height_cm": resident.height_cm,
-        "build": resident.build,
-        "hair": resident.hair,
-        "eyes": resident.eyes,
-        "clothing": resident.clothing,
-        "distinguishing_marks": resident.distinguishing_marks,
-        "places": resident.places,
-    }
+    return card_of(
+        session,
+        resident,
+        incident_id=incident.id,
+        reference=incident.reference,
+        opened_at=incident.opened_at,
+        last_seen=incident.location,
+        last_seen_clothing=incident.description,
+        note=incident.note,
+    )
 
 
 def open_alerts(*, session: Session, actor: Actor) -> list[dict[str, Any]]:
@@ -70,3 +108,50 @@ def alert(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> dict[str
     if card is None:
         raise NotFound("alert")
     return card
+
+
+@dataclass(frozen=True)
+class AlertPreview:
+    """What raising a missing alert would send: the guards' card, and to whom the SMS goes."""
+
+    card: dict[str, Any]
+    site: Site
+    guard_languages: list[str]  # one entry per guard on duty
+    may_raise: bool  # a live lost-person consent: without one guards may not act on them
+
+
+def preview(
+    *,
+    session: Session,
+    actor: Actor,
+    resident_id: uuid.UUID,
+    last_seen: str | None = None,
+    last_seen_clothing: str | None = None,
+    note: str | None = None,
+    now: dt.datetime | None = None,
+) -> AlertPreview:
+    """The alert guards would get for this resident, before staff raise it. Audited as a read
+    of the resident's card; refused like the raising itself for an erased record."""
+    resident = load_resident(session, actor, resident_id, Permission.registry_write)
+    if resident.erased_at is not None:
+        raise InvalidInput("resident_id", "unknown resident")
+    site = session.get(Site, resident.site_id)
+    assert site is not None
+    audit_resident(session, actor, "alert.preview", resident, purpose="missing alert preview")
+    card = card_of(
+        session,
+        resident,
+        incident_id=None,
+        reference=None,
+        opened_at=now or utcnow(),
+        last_seen=last_seen,
+        last_seen_clothing=last_seen_clothing,
+        note=note,
+    )
+    guards = guards_on_duty(session, site.id)
+    return AlertPreview(
+        card=card,
+        site=site,
+        guard_languages=[g.language for g in guards],
+        may_raise=has_scope(session, resident.id, ConsentScope.lost_person_response),
+    )

@@ -57,7 +57,8 @@ class IncidentCreate(SQLModel):
     longitude: float | None = Field(default=None, ge=-180, le=180)
     condition: Condition = Condition.well
     note: str | None = Field(default=None, max_length=2000)
-    description: str | None = Field(default=None, max_length=2000)  # an unknown person
+    # An unknown person found; on a missing report, what the resident wore when last seen.
+    description: str | None = Field(default=None, max_length=2000)
     site_id: uuid.UUID | None = None  # needed only when no resident is named
     client_request_id: str = Field(min_length=8, max_length=64)
 

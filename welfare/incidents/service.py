@@ -308,7 +308,7 @@ def _report_repeated(
     return running
 
 
-def _reachable(session: Session, site_id: uuid.UUID, role: Role) -> list[User]:
+def reachable_users(session: Session, site_id: uuid.UUID, role: Role) -> list[User]:
     """Active users of `role` at the site who have a phone to be texted or called on."""
     return list(
         session.exec(
@@ -324,10 +324,15 @@ def _reachable(session: Session, site_id: uuid.UUID, role: Role) -> list[User]:
     )
 
 
+def guards_on_duty(session: Session, site_id: uuid.UUID) -> list[User]:
+    """Whom a missing alert is texted to: the site's active guards on duty with a phone."""
+    return [g for g in reachable_users(session, site_id, Role.guard) if g.on_duty_since]
+
+
 def alert_guards_on_duty(session: Session, incident: Incident, now: dt.datetime) -> int:
     """Every guard on duty at the site gets an SMS pointing at the alert (photo, description and
     likely places are behind sign-in, never in the SMS)."""
-    guards = [g for g in _reachable(session, incident.site_id, Role.guard) if g.on_duty_since]
+    guards = guards_on_duty(session, incident.site_id)
     for guard in guards:
         assert guard.phone is not None
         _queue(
@@ -565,7 +570,7 @@ def _queue_for_contact(
 def _queue_for_duty_manager(
     session: Session, incident: Incident, step: Step, site: Site, now: dt.datetime
 ) -> int:
-    managers = _reachable(session, site.id, Role.manager)
+    managers = reachable_users(session, site.id, Role.manager)
     on_duty = [m for m in managers if m.on_duty_since is not None] or list(managers)
     for manager in on_duty:
         assert manager.phone is not None

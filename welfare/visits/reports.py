@@ -1,7 +1,9 @@
 """The manager's figures: visit completion, incident response times, CSV exports, iCalendar.
 
-Everything here reads; the pages draw the JSON. Exports carry ids, times, statuses and
-outcomes, never names, notes or health data.
+Everything here reads; the pages draw the JSON. Exports are for managers: they carry ids,
+times, statuses and outcomes, and the resident's name and unit next to the resident's id so a
+row can be read without the console; never notes, places or health data. Each export is in the
+access audit (its kind and row count, no personal data).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, visible_site_ids
 from welfare.errors import InvalidInput
 from welfare.incidents.models import Incident
-from welfare.sites.models import Site
+from welfare.residents.models import Resident
+from welfare.sites.models import Household, Site
 from welfare.times import check_timezone, zone
 from welfare.users.models import User
 from welfare.visits.models import Visit, VisitKind, VisitOutcome, VisitStatus
@@ -214,10 +218,50 @@ def _csv(header: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:
         yield out.getvalue()
 
 
+def _names_and_units(
+    session: Session, resident_ids: Iterable[uuid.UUID | None]
+) -> dict[uuid.UUID, tuple[str, str]]:
+    """Each resident's name and unit, two queries for the whole export; an erased record has
+    neither."""
+    ids = {i for i in resident_ids if i is not None}
+    if not ids:
+        return {}
+    people = session.exec(select(Resident).where(col(Resident.id).in_(ids))).all()
+    household_ids = {r.household_id for r in people if r.household_id}
+    units = (
+        {
+            h.id: h.unit_label
+            for h in session.exec(select(Household).where(col(Household.id).in_(household_ids)))
+        }
+        if household_ids
+        else {}
+    )
+    return {
+        r.id: ("", "")
+        if r.erased_at is not None
+        else (r.full_name or "", units.get(r.household_id, "") if r.household_id else "")
+        for r in people
+    }
+
+
+def _audit_export(session: Session, actor: Actor, kind: str, rows: int, site_id: Any) -> None:
+    """Who took which export and how big it was; nothing of what it holds."""
+    audit_record(
+        session,
+        actor=actor,
+        action="report.export",
+        entity="report",
+        site_id=site_id,
+        detail={"kind": kind, "rows": rows},
+    )
+
+
 VISIT_COLUMNS = [
     "visit_id",
     "site_id",
     "resident_id",
+    "resident_name",
+    "unit",
     "schedule_id",
     "kind",
     "assignee_user_id",
@@ -242,7 +286,8 @@ def visits_csv(
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
 ) -> Iterator[str]:
-    """Visits with windows starting in [start, end) (default: the last 30 days); no notes."""
+    """Visits with windows starting in [start, end) (default: the last 30 days); no notes.
+    Audited as an export of `len(visits)` rows."""
     start, end = _range(start, end, now, 30)
     conditions = visit_filters(
         actor, site_id=site_id, start_from=start, start_to=end, permission=Permission.reports_read
@@ -255,11 +300,14 @@ def visits_csv(
     ).all()
     zones = {s.id: zone(s.timezone) for s in session.exec(select(Site)).all()}
     names = dict(session.exec(select(User.id, User.display_name)).all())
+    people = _names_and_units(session, (v.resident_id for v in visits))
+    _audit_export(session, actor, "visits", len(visits), site_id)
     rows = (
         [
             v.id,
             v.site_id,
             v.resident_id,
+            *people.get(v.resident_id, ("", "")),
             v.schedule_id,
             v.kind,
             v.assignee_user_id,
@@ -283,6 +331,8 @@ INCIDENT_COLUMNS = [
     "reference",
     "site_id",
     "resident_id",
+    "resident_name",
+    "unit",
     "kind",
     "status",
     "opened_at_utc",
@@ -305,7 +355,7 @@ def incidents_csv(
     end: dt.datetime | None = None,
 ) -> Iterator[str]:
     """Incidents opened in [start, end) (default: the last 365 days): times and outcomes only,
-    no notes, descriptions, places, condition or who it was handed to."""
+    no notes, descriptions, places, condition or who it was handed to. Audited as an export."""
     start, end = _range(start, end, now, 365)
     sites = visible_site_ids(actor, Permission.reports_read)
     query = select(Incident).where(col(Incident.opened_at) >= start, col(Incident.opened_at) < end)
@@ -316,12 +366,15 @@ def incidents_csv(
     incidents = session.exec(
         query.order_by(col(Incident.opened_at), col(Incident.id)).limit(MAX_EXPORT_ROWS)
     ).all()
+    people = _names_and_units(session, (i.resident_id for i in incidents))
+    _audit_export(session, actor, "incidents", len(incidents), site_id)
     rows = (
         [
             i.id,
             i.reference,
             i.site_id,
             i.resident_id,
+            *people.get(i.resident_id, ("", "")),
             i.kind,
             i.status,
             i.opened_at,
