@@ -90,6 +90,7 @@ FIELD_ERRORS = {
     "active": N_("This resident has not consented to welfare visits."),
     "visit_id": N_("This visit has not started yet."),
     "start_to": N_("The date range ends before it starts."),
+    "date": N_("Give a date between 1880 and 2200, like 2026-11-01."),
 }
 
 
@@ -314,7 +315,7 @@ def visits_page(
     except (InvalidInput, ValueError) as exc:
         message = (
             _field_error(page_user, exc)
-            if isinstance(exc, InvalidInput) and exc.loc and exc.loc[-1] == "start_to"
+            if isinstance(exc, InvalidInput) and exc.loc and exc.loc[-1] in ("start_to", "date")
             else _t(page_user, N_("Some of the filters are not valid."))
         )
         context["error"] = message

@@ -101,7 +101,7 @@ def test_the_visit_calendar_refuses_a_day_outside_the_years_with_its_page(
     params = {"view": view, "date": day} if view != "list" else {"view": view, "start": day}
     response = client.get("/manage/visits", params=params, headers=HTML)
     assert response.status_code == 422, response.text[-400:]
-    assert "Some of the filters are not valid." in response.text
+    assert "Give a date between 1880 and 2200, like 2026-11-01." in response.text
 
 
 @pytest.mark.parametrize(
