@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import secrets
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
@@ -43,6 +42,7 @@ from api.pages import (
     manager,
     public,
 )
+from tests.api.test_fuzz import _token
 from tests.conftest import SYSTEM
 from welfare.authz import Role
 from welfare.db import utcnow
@@ -52,8 +52,7 @@ from welfare.residents.models import Resident
 from welfare.settings import Settings
 from welfare.sites.models import Site
 from welfare.tags import service as tags
-from welfare.users.models import AuthSession, User
-from welfare.users.service import hash_token
+from welfare.users.models import User
 from welfare.visits import service as visits
 from welfare.visits.models import ScheduleCreate, Visit
 from welfare.visits.scheduler import generate_ahead
@@ -244,19 +243,6 @@ def _params(route: APIRoute) -> dict[str, list[str]]:
 
     walk(route.dependant)
     return found
-
-
-def _token(db: Session, user: User) -> str:
-    token = secrets.token_urlsafe(32)
-    db.add(
-        AuthSession(
-            user_id=user.id,
-            token_hash=hash_token(token),
-            expires_at=utcnow() + dt.timedelta(hours=1),
-        )
-    )
-    db.commit()
-    return token
 
 
 def _known_ids(
