@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 from welfare.authz import Actor, Role
 from welfare.consent.models import ConsentCreate, ConsentScope
 from welfare.consent.service import record_consent
+from welfare.demo_history import seed_history
 from welfare.residents import service as residents
 from welfare.residents.models import ContactCreate, ResidentCreate, WanderingEntry
 from welfare.sites import service as sites
@@ -38,10 +39,12 @@ DEMO_USERS = (
 )
 
 
-def seed_demo(session: Session) -> tuple[Site, bool]:
-    """Create the demo site, residents and users once; return (site, created_now)."""
+def seed_demo(session: Session, now: dt.datetime | None = None) -> tuple[Site, bool]:
+    """Create the demo site, residents and users once, and their past visits and incidents
+    (welfare.demo_history) once; return (site, created_now)."""
     existing = session.exec(select(Site).where(Site.name == DEMO_SITE_NAME)).first()
     if existing:
+        seed_history(session, existing, now)  # a demo made before the history gets it now
         return existing, False
     system = Actor.system()
     site = sites.create_site(
@@ -235,6 +238,7 @@ def seed_demo(session: Session) -> tuple[Site, bool]:
             }
         ],
     )
+    seed_history(session, site, now)
     return site, True
 
 

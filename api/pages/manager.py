@@ -31,7 +31,7 @@ from welfare.residents.models import Resident
 from welfare.sites.models import Site
 from welfare.times import parse_day, zone
 from welfare.users.models import User, UserSite
-from welfare.visits import reports
+from welfare.visits import reports, scheduler
 from welfare.visits import service as visits
 from welfare.visits.models import (
     CalendarToken,
@@ -51,6 +51,7 @@ CsrfField = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)]
 ShortText = Annotated[str, Form(max_length=100)]
 PAGE_SIZE = 50
 CALENDAR_LIMIT = 1000
+COMING_VISITS = 10  # on a schedule's page
 
 STATUS_WORDS = {
     VisitStatus.scheduled: N_("Scheduled"),
@@ -541,6 +542,16 @@ def _schedule_form_page(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
+    coming: list[Visit] = []
+    if schedule is not None:
+        coming = list(
+            session.exec(
+                select(Visit)
+                .where(Visit.schedule_id == schedule.id, col(Visit.window_end) > utcnow())
+                .order_by(col(Visit.window_start))
+                .limit(COMING_VISITS)
+            ).all()
+        )
     return render(
         request,
         "manager/schedule_form.html",
@@ -548,6 +559,8 @@ def _schedule_form_page(
             **_words(),
             "form": form,
             "schedule": schedule,
+            "coming": coming,
+            "timezone": site.timezone if site else "UTC",
             "site": site,
             "sites": sites,
             "residents": _schedule_residents(session, site),
@@ -729,6 +742,7 @@ def create_schedule(
             actor=page_user.actor,
             data=form_model(ScheduleCreate, resident_id=resident, **values),
         )
+        scheduler.generate_schedule(session, schedule, utcnow())
     except InvalidInput as exc:
         session.rollback()
         return _schedule_form_page(
@@ -782,12 +796,15 @@ def update_schedule(
     form = {**fields, "resident_id": str(schedule.resident_id)}
     try:
         values = _schedule_values(page_user, form)
-        visits.update_schedule(
+        now = utcnow()
+        schedule = visits.update_schedule(
             session=session,
             actor=page_user.actor,
             schedule_id=schedule_id,
             data=form_model(ScheduleUpdate, **values),
+            now=now,
         )
+        scheduler.generate_schedule(session, schedule, now)
     except InvalidInput as exc:
         session.rollback()
         schedule = visits.get_schedule(

@@ -13,7 +13,7 @@ from api.schemas import ListResponse
 from welfare.db import utcnow
 from welfare.errors import NotFound
 from welfare.times import Instant
-from welfare.visits import reports
+from welfare.visits import reports, scheduler
 from welfare.visits import service as visits
 from welfare.visits.models import (
     ScheduleCreate,
@@ -40,8 +40,10 @@ class CalendarTokenIssued(BaseModel):
 )
 def create_schedule(data: ScheduleCreate, session: SessionDep, actor: ActorDep) -> SchedulePublic:
     """A recurring visit for a resident with welfare-visits consent. `rrule` is an RFC 5545
-    rule ("FREQ=WEEKLY;BYDAY=MO,TH"); the window is wall time in the site's timezone."""
+    rule ("FREQ=WEEKLY;BYDAY=MO,TH"); the window is wall time in the site's timezone. The
+    coming two weeks of visits exist when this answers (GET /api/v1/visits?resident_id=)."""
     schedule = visits.create_schedule(session=session, actor=actor, data=data)
+    scheduler.generate_schedule(session, schedule, utcnow())
     return visits.public_schedule(session, schedule)
 
 
@@ -83,10 +85,13 @@ def read_schedule(schedule_id: uuid.UUID, session: SessionDep, actor: ActorDep) 
 def update_schedule(
     schedule_id: uuid.UUID, data: ScheduleUpdate, session: SessionDep, actor: ActorDep
 ) -> SchedulePublic:
-    """Changing the rule, window, dates, kind or assignee regenerates the visits not yet due."""
+    """Changing the rule, window, dates, kind or assignee regenerates the visits not yet due,
+    at once."""
+    now = utcnow()
     schedule = visits.update_schedule(
-        session=session, actor=actor, schedule_id=schedule_id, data=data
+        session=session, actor=actor, schedule_id=schedule_id, data=data, now=now
     )
+    scheduler.generate_schedule(session, schedule, now)
     return visits.public_schedule(session, schedule)
 
 
