@@ -25,7 +25,7 @@ from api.pages.i18n import N_, gettext
 from api.pages.rendering import render
 from welfare.authz import Permission, Role, require, visible_site_ids
 from welfare.db import utcnow
-from welfare.errors import Conflict, InvalidInput, NotFound
+from welfare.errors import ConfirmationRequired, Conflict, InvalidInput, NotFound
 from welfare.pagination import paginate
 from welfare.residents.models import Resident
 from welfare.sites.models import Site
@@ -361,6 +361,7 @@ def _visit_page(
     *,
     form: dict[str, Any] | None = None,
     error: str | None = None,
+    confirm_early: bool = False,
     status_code: int = 200,
 ) -> Response:
     site = session.get(Site, visit.site_id)
@@ -384,6 +385,7 @@ def _visit_page(
             "outcomes": list(VisitOutcome),
             "form": form or {"outcome": "", "notes": "", "follow_up": False},
             "error": error,
+            "confirm_early": confirm_early,
             "can_record": page_user.actor.can(Permission.registry_write),
         },
         status_code=status_code,
@@ -408,6 +410,7 @@ def record_visit(
     outcome: Annotated[str, Form(max_length=40)] = "",
     notes: Annotated[str, Form(max_length=4000)] = "",
     follow_up: Annotated[bool, Form()] = False,
+    confirm_early: Annotated[bool, Form()] = False,
 ) -> Response:
     check_form_csrf(page_user, csrf_token)
     visit = visits.get_visit(session=session, actor=page_user.actor, visit_id=visit_id)
@@ -427,11 +430,18 @@ def record_visit(
                 outcome=VisitOutcome(outcome),
                 notes=notes.strip() or None,
                 follow_up=follow_up,
+                confirm_early=confirm_early,
             ),
         )
     except (InvalidInput, Conflict) as exc:
         session.rollback()
         visit = visits.get_visit(session=session, actor=page_user.actor, visit_id=visit_id)
+        if isinstance(exc, ConfirmationRequired):
+            # Asked, not refused: the same form again, with the question and a button that
+            # answers it.
+            return _visit_page(
+                request, session, page_user, visit, form=form, confirm_early=True, status_code=409
+            )
         if isinstance(exc, Conflict):
             error, code = _t(page_user, N_("This visit was already recorded.")), 409
         else:

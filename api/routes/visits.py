@@ -149,7 +149,9 @@ def record_visit(
     visit_id: uuid.UUID, data: VisitRecord, session: SessionDep, actor: ActorDep
 ) -> VisitPublic:
     """Outcome, notes, follow-up. A concern or a follow-up opens a welfare_concern incident for
-    staff; "not_home" twice in a row alerts the site's managers."""
+    staff; "not_home" twice in a row alerts the site's managers. Before the window opens the
+    answer is 409 (`confirm_field: "confirm_early"`) unless `confirm_early` is true; more than
+    12 hours before it, 422."""
     visit = visits.record_visit(session=session, actor=actor, visit_id=visit_id, data=data)
     return VisitPublic.model_validate(visit, from_attributes=True)
 

@@ -905,3 +905,36 @@ def test_a_schedule_saved_on_the_page_shows_its_coming_visits_at_once(
     )
     assert paused.status_code == 200
     assert "No coming visits in the next two weeks." in paused.text
+
+
+def test_recording_a_visit_before_its_window_asks_first(
+    client: TestClient,
+    db: Session,
+    site: Site,
+    make_user: Callable[..., User],
+    page_login: PagesLogin,
+    consenting: Callable[..., Resident],
+) -> None:
+    schedule = _schedule(db, consenting())
+    soon = _visit(db, schedule, utcnow() + dt.timedelta(hours=3))
+    csrf = page_login(make_user("staff", [site]))
+    form = {"csrf_token": csrf, "outcome": "well", "notes": "met in the lobby"}
+    asked = client.post(f"/manage/visits/{soon.id}/record", data=form, headers=HTML)
+    assert asked.status_code == 409
+    assert "has not opened yet" in asked.text and 'id="confirm-early"' in asked.text
+    assert 'name="confirm_early" value="true"' in asked.text
+    assert 'value="well" checked' in asked.text and "met in the lobby</textarea>" in asked.text
+    db.expire_all()
+    assert db.get(Visit, soon.id).status is VisitStatus.scheduled  # type: ignore[union-attr]
+    db.rollback()
+    # The first form does not carry the answer: only the question's form does.
+    first = client.get(f"/manage/visits/{soon.id}", headers=HTML).text
+    assert 'name="confirm_early"' not in first
+    confirmed = client.post(
+        f"/manage/visits/{soon.id}/record",
+        data={**form, "confirm_early": "true"},
+        follow_redirects=False,
+    )
+    assert confirmed.status_code == 303
+    db.expire_all()
+    assert db.get(Visit, soon.id).status is VisitStatus.completed  # type: ignore[union-attr]

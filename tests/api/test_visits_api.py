@@ -437,3 +437,43 @@ def test_a_residents_own_phone_is_validated_and_stored_in_e164(
     assert good.status_code == 200 and good.json()["phone"] == "+85298765432"
     cleared = client.patch(f"/api/v1/residents/{resident.id}", headers=staff, json={"phone": None})
     assert cleared.status_code == 200 and cleared.json()["phone"] is None
+
+
+def test_recording_before_the_window_opens_needs_confirm_early(
+    client: TestClient,
+    db: Session,
+    headers_for: Callable[..., dict[str, str]],
+    consenting: Callable[..., Resident],
+) -> None:
+    schedule = client.post(
+        "/api/v1/visit-schedules",
+        headers=headers_for("manager"),
+        json={**BODY, "resident_id": str(consenting().id)},
+    ).json()["id"]
+    db.rollback()
+    soon = _add_visit(db, schedule, utcnow() + dt.timedelta(hours=2))
+    tomorrow = _add_visit(db, schedule, utcnow() + dt.timedelta(days=1))
+    staff = headers_for("staff")
+    asked = client.post(f"/api/v1/visits/{soon.id}/record", headers=staff, json={"outcome": "well"})
+    assert asked.status_code == 409
+    body = asked.json()
+    assert body["confirm_field"] == "confirm_early"
+    assert "has not opened yet" in body["detail"] and "confirm_early" in body["detail"]
+    assert dt.datetime.fromisoformat(body["window_start"]) == soon.window_start
+    db.rollback()
+    assert db.get(Visit, soon.id).status is VisitStatus.scheduled  # type: ignore[union-attr]
+    confirmed = client.post(
+        f"/api/v1/visits/{soon.id}/record",
+        headers=staff,
+        json={"outcome": "well", "confirm_early": True},
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["status"] == "completed"
+    # More than 12 hours ahead it is refused whatever the flag says, as before.
+    refused = client.post(
+        f"/api/v1/visits/{tomorrow.id}/record",
+        headers=staff,
+        json={"outcome": "well", "confirm_early": True},
+    )
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["msg"] == "this visit has not started yet"
