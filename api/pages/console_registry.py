@@ -1205,6 +1205,7 @@ TEXT_FIELDS = (
     "eyes",
     "distinguishing_marks",
     "clothing",
+    "walking_aid",
     "care_needs",
     "medical_notes",
     "approach",
