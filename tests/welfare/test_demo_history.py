@@ -4,14 +4,22 @@ manager reports with figures, made once and the same on every run."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections import Counter
+from collections.abc import Callable
 
+from fastapi.testclient import TestClient
+from PIL import Image
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from welfare.authz import Actor
 from welfare.demo import seed_demo
+from welfare.demo_portraits import COLOURS, draw_portrait
 from welfare.incidents.models import Incident, IncidentEvent, IncidentStatus
+from welfare.residents.models import Resident
+from welfare.settings import Settings
+from welfare.users.models import User
 from welfare.visits import reports
 from welfare.visits.models import Visit, VisitOutcome, VisitSchedule, VisitStatus
 
@@ -127,3 +135,42 @@ def test_the_demo_history_is_made_once_and_the_same_every_time(db: Session) -> N
     seed_demo(db, now=NOW)  # the site is there without a history: it gets it again
     db.commit()
     assert _shape(db) == first
+
+
+def test_demo_residents_get_illustrated_portraits_after_their_description(
+    db: Session, settings: Settings, client: TestClient, page_login: Callable[..., str]
+) -> None:
+    seed_demo(db, now=NOW, settings=settings)
+    db.commit()
+    people = db.exec(select(Resident)).all()
+    assert len(people) == 4
+    assert all(r.photo_file and r.thumbnail_file and r.photo_illustration for r in people)
+    by_name = {r.preferred_name: r for r in people}
+    # Hair and clothing follow the description: Mr. Wang's white hair and grey coat, Mrs.
+    # Park's purple cardigan.
+    wang = Image.open(io.BytesIO(draw_portrait(by_name["Mr. Wang"])))
+    assert wang.getpixel((240, 120)) == COLOURS["white"]
+    assert wang.getpixel((240, 400)) == COLOURS["grey"]
+    park = Image.open(io.BytesIO(draw_portrait(by_name["Mrs. Park"])))
+    assert park.getpixel((240, 400)) == COLOURS["purple"]
+    assert draw_portrait(by_name["Mr. Wang"]) == draw_portrait(by_name["Mr. Wang"])
+    # Seeding again draws nothing new.
+    files = {r.id: r.photo_file for r in people}
+    seed_demo(db, now=NOW, settings=settings)
+    db.commit()
+    assert {r.id: r.photo_file for r in db.exec(select(Resident)).all()} == files
+
+    # The guard's card shows it and says it is an illustration.
+    guard = db.exec(select(User).where(User.username == "guard")).one()
+    page_login(guard, password="guard-demo-1609")
+    wang_id = by_name["Mr. Wang"].id
+    card = client.get(f"/guard/residents/{wang_id}").text
+    assert 'alt="Illustration of Mr. Wang, not a photograph"' in card
+    assert ">Illustration</figcaption>" in card
+    assert "walking stick with a red handle" in card
+    photo = client.get(f"/api/v1/lookup/{wang_id}/photo")
+    assert photo.status_code == 200 and photo.headers["content-type"] == "image/jpeg"
+    staff = db.exec(select(User).where(User.username == "staff")).one()
+    page_login(staff, password="staff-demo-1609")
+    page = client.get(f"/console/residents/{wang_id}").text
+    assert "An illustration drawn for the demo, not a photograph." in page
