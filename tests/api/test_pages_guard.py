@@ -886,3 +886,7 @@ def test_results_and_card_show_how_to_recognise_them_and_why_they_matched(
     assert "Walking aid" in card and "Distinguishing marks" in card
     plain = client.get(f"/guard/residents/{resident.id}").text
     assert "<mark>" not in plain and "walking stick with a red handle" in plain
+    # The walking aid is searched like the rest of the description.
+    by_aid = client.get("/guard/search", params={"q": "red handle"}).text
+    assert f"/guard/residents/{resident.id}?" in by_aid
+    assert "walking stick with a <mark>red</mark> <mark>handle</mark>" in by_aid
