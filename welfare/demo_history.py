@@ -287,10 +287,10 @@ def _seed_schedule(
         if end > now:  # under way: still open
             visit.status = VisitStatus.reminded
             visit.reminded_at = start - dt.timedelta(hours=1)
-        elif plan.resident == OVERDUE_SCHEDULE and (start, end) == ended[-1]:
+        elif plan.resident == OVERDUE_SCHEDULE and ended and (start, end) == ended[-1]:
             visit.status = VisitStatus.overdue
             visit.overdue_at = visit.updated_at = end
-        elif rng.random() < plan.miss_rate:
+        elif rng.random() < plan.miss_rate and end <= now - scheduler.MISSED_GRACE:
             visit.status = VisitStatus.missed
             visit.overdue_at = end
             visit.missed_at = visit.updated_at = end + scheduler.MISSED_GRACE
@@ -301,9 +301,8 @@ def _seed_schedule(
             visit.notes = rng.choice(NOTES[outcome])
             visit.follow_up = outcome is VisitOutcome.concern
             visit.recorded_by = recorder.id if recorder else None
-            visit.recorded_at = visit.updated_at = start + dt.timedelta(
-                minutes=rng.randint(5, max(6, int((end - start).total_seconds() // 60) + 20))
-            )
+            late = rng.randint(5, int((end - start).total_seconds() // 60) + 20)
+            visit.recorded_at = visit.updated_at = min(start + dt.timedelta(minutes=late), now)
             if outcome is VisitOutcome.concern:  # as recording it would: a welfare concern
                 concern = DemoIncident(
                     plan.resident,

@@ -26,8 +26,9 @@ MIN = 44
 MEASURE = """
 () => {
   const width = document.documentElement.clientWidth;
-  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
-    (el.className && typeof el.className === "string" ? "." + el.className.split(" ").join(".") : "") +
+  const classes = (el) => typeof el.className === "string" && el.className
+    ? "." + el.className.split(" ").join(".") : "";
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + classes(el) +
     " " + JSON.stringify((el.textContent || el.value || el.name || "").trim().slice(0, 40));
   const small = [];
   for (const el of document.querySelectorAll("a[href], button, input, select, textarea, summary")) {
@@ -46,7 +47,9 @@ MEASURE = """
   for (const el of document.body.querySelectorAll("*")) {
     if (el.closest("[hidden]")) continue;
     const box = el.getBoundingClientRect();
-    if (box.width && box.right > width + 0.5) overflowing.push(name(el) + " " + Math.round(box.right));
+    if (box.width && box.right > width + 0.5) {
+      overflowing.push(name(el) + " " + Math.round(box.right));
+    }
   }
   return {small, overflowing, scroll: document.documentElement.scrollWidth - width};
 }
