@@ -46,6 +46,7 @@ def _card(session: Session, actor: Actor, incident: Incident) -> dict[str, Any] 
         "eyes": resident.eyes,
         "clothing": resident.clothing,
         "distinguishing_marks": resident.distinguishing_marks,
+        "walking_aid": resident.walking_aid,
         "places": resident.places,
     }
 
