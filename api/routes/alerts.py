@@ -33,7 +33,6 @@ class AlertCard(BaseModel):
     eyes: str | None
     clothing: str | None
     distinguishing_marks: str | None
-    walking_aid: str | None = None
     places: list[str]
 
 

@@ -46,7 +46,6 @@ def _card(session: Session, actor: Actor, incident: Incident) -> dict[str, Any] 
         "eyes": resident.eyes,
         "clothing": resident.clothing,
         "distinguishing_marks": resident.distinguishing_marks,
-        "walking_aid": resident.walking_aid,
         "places": resident.places,
     }
 
