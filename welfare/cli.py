@@ -86,7 +86,7 @@ def demo(host: str, port: int) -> None:
     settings = settings.model_copy(update={"public_base_url": base_url})
     upgrade_database(settings.database_url)
     with session_scope(_sessions(settings)) as session:
-        site, created = seed_demo(session)
+        site, created = seed_demo(session, settings=settings)
     click.echo(
         banner(
             site_name=site.name,

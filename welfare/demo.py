@@ -10,8 +10,11 @@ from sqlmodel import Session, select
 from welfare.authz import Actor, Role
 from welfare.consent.models import ConsentCreate, ConsentScope
 from welfare.consent.service import record_consent
+from welfare.demo_history import seed_history
+from welfare.demo_portraits import add_portraits
 from welfare.residents import service as residents
 from welfare.residents.models import ContactCreate, ResidentCreate, WanderingEntry
+from welfare.settings import Settings
 from welfare.sites import service as sites
 from welfare.sites.models import HouseholdCreate, Site, SiteCreate
 from welfare.tags.service import issue_tag
@@ -38,10 +41,19 @@ DEMO_USERS = (
 )
 
 
-def seed_demo(session: Session) -> tuple[Site, bool]:
-    """Create the demo site, residents and users once; return (site, created_now)."""
+def seed_demo(
+    session: Session, now: dt.datetime | None = None, settings: Settings | None = None
+) -> tuple[Site, bool]:
+    """Create the demo site, residents and users once, and their past visits and incidents
+    (welfare.demo_history) once; with `settings` (where photos are stored), an illustrated
+    portrait for each resident without a photo (welfare.demo_portraits). Returns (site,
+    created_now)."""
     existing = session.exec(select(Site).where(Site.name == DEMO_SITE_NAME)).first()
     if existing:
+        # A demo made before the history and the portraits gets them now.
+        seed_history(session, existing, now)
+        if settings is not None:
+            add_portraits(session, existing, settings)
         return existing, False
     system = Actor.system()
     site = sites.create_site(
@@ -114,7 +126,8 @@ def seed_demo(session: Session) -> tuple[Site, bool]:
             "hair": "white, short",
             "eyes": "brown, wears glasses",
             "clothing": "often a grey padded coat and slippers",
-            "distinguishing_marks": "walking stick with a red handle",
+            "distinguishing_marks": "mole under the left eye",
+            "walking_aid": "walking stick with a red handle",
             "care_needs": "Dementia (moderate). Needs supervision outdoors.",
             "medical_notes": "Alzheimer's disease; on donepezil. Diabetic.",
             "approach": "Speak Mandarin slowly. Calm him by talking about his grandson Xiaoming.",
@@ -191,7 +204,10 @@ def seed_demo(session: Session) -> tuple[Site, bool]:
             "birth_year": 1938,
             "sex": "male",
             "languages": ["yue-HK", "zh-CN"],
-            "distinguishing_marks": "uses a blue wheelchair",
+            "hair": "grey, thinning",
+            "clothing": "blue checked shirt",
+            "distinguishing_marks": "hearing aid in the right ear",
+            "walking_aid": "blue wheelchair",
             "care_needs": "Wheelchair user; hard of hearing.",
             "approach": "Speak Cantonese, loudly and facing him.",
             "places": ["lift lobby of Building 2"],
@@ -235,6 +251,9 @@ def seed_demo(session: Session) -> tuple[Site, bool]:
             }
         ],
     )
+    seed_history(session, site, now)
+    if settings is not None:
+        add_portraits(session, site, settings)
     return site, True
 
 

@@ -37,6 +37,15 @@ class Conflict(DomainError):
         self.extra = extra
 
 
+class ConfirmationRequired(Conflict):
+    """Allowed, but only when asked for knowingly: send the request again with `confirm_field`
+    set to true (the answer names it, and says why)."""
+
+    def __init__(self, detail: str, *, confirm_field: str, **extra: Any) -> None:
+        super().__init__(detail, confirm_field=confirm_field, **extra)
+        self.confirm_field = confirm_field
+
+
 class InvalidInput(DomainError):
     """A value that passed type checks but not the domain's rules; names the field."""
 

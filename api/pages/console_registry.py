@@ -1383,6 +1383,7 @@ TEXT_FIELDS = (
     "eyes",
     "distinguishing_marks",
     "clothing",
+    "walking_aid",
     "care_needs",
     "medical_notes",
     "approach",

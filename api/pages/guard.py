@@ -243,9 +243,15 @@ def card_page(
 
 @router.get("/guard/residents/{resident_id}")
 def guard_card(
-    request: Request, resident_id: uuid.UUID, session: SessionDep, page_user: PageUserDep
+    request: Request,
+    resident_id: uuid.UUID,
+    session: SessionDep,
+    page_user: PageUserDep,
+    q: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
+    """The card; `q` (the search that led here) is highlighted where the card shows it."""
     card = guard_view.card_for(session=session, actor=page_user.actor, resident_id=resident_id)
+    card.matched_terms = lookups.query_terms(q)
     return card_page(request, session, page_user, card)
 
 

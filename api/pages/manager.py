@@ -25,13 +25,13 @@ from api.pages.i18n import N_, gettext
 from api.pages.rendering import render
 from welfare.authz import Permission, Role, require, visible_site_ids
 from welfare.db import utcnow
-from welfare.errors import Conflict, InvalidInput, NotFound
+from welfare.errors import ConfirmationRequired, Conflict, InvalidInput, NotFound
 from welfare.pagination import paginate
 from welfare.residents.models import Resident
 from welfare.sites.models import Site
 from welfare.times import parse_day, zone
 from welfare.users.models import User, UserSite
-from welfare.visits import reports
+from welfare.visits import reports, scheduler
 from welfare.visits import service as visits
 from welfare.visits.models import (
     CalendarToken,
@@ -51,6 +51,7 @@ CsrfField = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)]
 ShortText = Annotated[str, Form(max_length=100)]
 PAGE_SIZE = 50
 CALENDAR_LIMIT = 1000
+COMING_VISITS = 10  # on a schedule's page
 
 STATUS_WORDS = {
     VisitStatus.scheduled: N_("Scheduled"),
@@ -361,6 +362,7 @@ def _visit_page(
     *,
     form: dict[str, Any] | None = None,
     error: str | None = None,
+    confirm_early: bool = False,
     status_code: int = 200,
 ) -> Response:
     site = session.get(Site, visit.site_id)
@@ -384,6 +386,7 @@ def _visit_page(
             "outcomes": list(VisitOutcome),
             "form": form or {"outcome": "", "notes": "", "follow_up": False},
             "error": error,
+            "confirm_early": confirm_early,
             "can_record": page_user.actor.can(Permission.registry_write),
         },
         status_code=status_code,
@@ -408,6 +411,7 @@ def record_visit(
     outcome: Annotated[str, Form(max_length=40)] = "",
     notes: Annotated[str, Form(max_length=4000)] = "",
     follow_up: Annotated[bool, Form()] = False,
+    confirm_early: Annotated[bool, Form()] = False,
 ) -> Response:
     check_form_csrf(page_user, csrf_token)
     visit = visits.get_visit(session=session, actor=page_user.actor, visit_id=visit_id)
@@ -427,11 +431,18 @@ def record_visit(
                 outcome=VisitOutcome(outcome),
                 notes=notes.strip() or None,
                 follow_up=follow_up,
+                confirm_early=confirm_early,
             ),
         )
     except (InvalidInput, Conflict) as exc:
         session.rollback()
         visit = visits.get_visit(session=session, actor=page_user.actor, visit_id=visit_id)
+        if isinstance(exc, ConfirmationRequired):
+            # Asked, not refused: the same form again, with the question and a button that
+            # answers it.
+            return _visit_page(
+                request, session, page_user, visit, form=form, confirm_early=True, status_code=409
+            )
         if isinstance(exc, Conflict):
             error, code = _t(page_user, N_("This visit was already recorded.")), 409
         else:
@@ -542,6 +553,16 @@ def _schedule_form_page(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
+    coming: list[Visit] = []
+    if schedule is not None:
+        coming = list(
+            session.exec(
+                select(Visit)
+                .where(Visit.schedule_id == schedule.id, col(Visit.window_end) > utcnow())
+                .order_by(col(Visit.window_start))
+                .limit(COMING_VISITS)
+            ).all()
+        )
     return render(
         request,
         "manager/schedule_form.html",
@@ -549,6 +570,8 @@ def _schedule_form_page(
             **_words(),
             "form": form,
             "schedule": schedule,
+            "coming": coming,
+            "timezone": site.timezone if site else "UTC",
             "site": site,
             "sites": sites,
             "residents": _schedule_residents(session, site),
@@ -730,6 +753,7 @@ def create_schedule(
             actor=page_user.actor,
             data=form_model(ScheduleCreate, resident_id=resident, **values),
         )
+        scheduler.generate_schedule(session, schedule, utcnow())
     except InvalidInput as exc:
         session.rollback()
         return _schedule_form_page(
@@ -783,12 +807,15 @@ def update_schedule(
     form = {**fields, "resident_id": str(schedule.resident_id)}
     try:
         values = _schedule_values(page_user, form)
-        visits.update_schedule(
+        now = utcnow()
+        schedule = visits.update_schedule(
             session=session,
             actor=page_user.actor,
             schedule_id=schedule_id,
             data=form_model(ScheduleUpdate, **values),
+            now=now,
         )
+        scheduler.generate_schedule(session, schedule, now)
     except InvalidInput as exc:
         session.rollback()
         schedule = visits.get_schedule(

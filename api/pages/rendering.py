@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from api.pages.i18n import language_name, translations_for
+from welfare.lookup.text import fold
 from welfare.times import zone
 from welfare.users.models import UI_LANGUAGES
 
@@ -73,6 +76,29 @@ def local_time(
     return value.astimezone(tz).strftime(fmt)
 
 
+_WORD = re.compile(r"\w+")
+
+
+def highlight(value: str | None, terms: list[str] | tuple[str, ...] | None) -> Markup:
+    """`value` escaped, with each word that contains one of `terms` (folded query words, as the
+    lookup reports them) in <mark>: "grey coat" marks "Grey" and "coat" in "Grey padded coat"."""
+    if not value:
+        return Markup("")
+    wanted = [t for t in (terms or ()) if t]
+    if not wanted:
+        return escape(value)
+    out: list[str] = []
+    position = 0
+    for word in _WORD.finditer(value):
+        folded = fold(word.group())
+        if any(term in folded for term in wanted):
+            out.append(str(escape(value[position : word.start()])))
+            out.append(f"<mark>{escape(word.group())}</mark>")
+            position = word.end()
+    out.append(str(escape(value[position:])))
+    return Markup("".join(out))
+
+
 @cache
 def environment(language: str) -> Environment:
     """One environment per UI language: gettext installed once, safe across threads."""
@@ -87,6 +113,7 @@ def environment(language: str) -> Environment:
     env.globals["static_url"] = static_url
     env.globals["ui_languages"] = [(code, language_name(code)) for code in UI_LANGUAGES]
     env.filters["local_time"] = local_time
+    env.filters["highlight"] = highlight
     return env
 
 

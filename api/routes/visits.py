@@ -13,7 +13,7 @@ from api.schemas import ListResponse
 from welfare.db import utcnow
 from welfare.errors import NotFound
 from welfare.times import Instant
-from welfare.visits import reports
+from welfare.visits import reports, scheduler
 from welfare.visits import service as visits
 from welfare.visits.models import (
     ScheduleCreate,
@@ -40,8 +40,10 @@ class CalendarTokenIssued(BaseModel):
 )
 def create_schedule(data: ScheduleCreate, session: SessionDep, actor: ActorDep) -> SchedulePublic:
     """A recurring visit for a resident with welfare-visits consent. `rrule` is an RFC 5545
-    rule ("FREQ=WEEKLY;BYDAY=MO,TH"); the window is wall time in the site's timezone."""
+    rule ("FREQ=WEEKLY;BYDAY=MO,TH"); the window is wall time in the site's timezone. The
+    coming two weeks of visits exist when this answers (GET /api/v1/visits?resident_id=)."""
     schedule = visits.create_schedule(session=session, actor=actor, data=data)
+    scheduler.generate_schedule(session, schedule, utcnow())
     return visits.public_schedule(session, schedule)
 
 
@@ -83,10 +85,13 @@ def read_schedule(schedule_id: uuid.UUID, session: SessionDep, actor: ActorDep) 
 def update_schedule(
     schedule_id: uuid.UUID, data: ScheduleUpdate, session: SessionDep, actor: ActorDep
 ) -> SchedulePublic:
-    """Changing the rule, window, dates, kind or assignee regenerates the visits not yet due."""
+    """Changing the rule, window, dates, kind or assignee regenerates the visits not yet due,
+    at once."""
+    now = utcnow()
     schedule = visits.update_schedule(
-        session=session, actor=actor, schedule_id=schedule_id, data=data
+        session=session, actor=actor, schedule_id=schedule_id, data=data, now=now
     )
+    scheduler.generate_schedule(session, schedule, now)
     return visits.public_schedule(session, schedule)
 
 
@@ -144,7 +149,9 @@ def record_visit(
     visit_id: uuid.UUID, data: VisitRecord, session: SessionDep, actor: ActorDep
 ) -> VisitPublic:
     """Outcome, notes, follow-up. A concern or a follow-up opens a welfare_concern incident for
-    staff; "not_home" twice in a row alerts the site's managers."""
+    staff; "not_home" twice in a row alerts the site's managers. Before the window opens the
+    answer is 409 (`confirm_field: "confirm_early"`) unless `confirm_early` is true; more than
+    12 hours before it, 422."""
     visit = visits.record_visit(session=session, actor=actor, visit_id=visit_id, data=data)
     return VisitPublic.model_validate(visit, from_attributes=True)
 

@@ -28,11 +28,21 @@ CARD_FIELDS = {
     "unit",
     "languages",
     "approach",
+    # How to recognise them: what a description search looks in, never health data.
+    "height_cm",
+    "build",
+    "hair",
+    "eyes",
+    "clothing",
+    "distinguishing_marks",
+    "walking_aid",
     "photo_url",
+    "photo_illustration",
     "consent_state",
     "unverified",
     "score",
     "matched",
+    "matched_terms",
 }
 URL = "/api/v1/lookup"
 
@@ -89,6 +99,7 @@ def test_a_guard_gets_minimal_cards_and_nothing_else(
     assert card["languages"] == ["zh-CN"]
     assert card["approach"] == "Talk about his grandson."
     assert card["photo_url"] is None
+    assert card["clothing"] == "grey coat"
     assert (card["consent_state"], card["unverified"]) == ("active", False)
     for secret in (
         "Alzheimer",
@@ -298,3 +309,14 @@ def test_every_resident_a_lookup_showed_is_found_by_the_audit_filter(
     assert len(first) == 1 and len(second) == 1 and third == []  # Mrs. Park was not shown
     assert first[0]["entity_id"] == second[0]["entity_id"]  # one lookup
     assert {first[0]["detail"]["rank"], second[0]["detail"]["rank"]} == {1, 2}
+
+
+def test_a_description_match_says_which_words_matched(
+    client: TestClient, headers_for: Callable[..., dict[str, str]], wang: Resident
+) -> None:
+    body = client.get(URL, params={"q": "the GREY coat"}, headers=headers_for("guard")).json()
+    [card] = body["items"]
+    assert card["matched"] == "description"
+    assert card["matched_terms"] == ["grey", "coat"]  # folded, the stopword left out
+    named = client.get(URL, params={"q": "Wnag"}, headers=headers_for("guard")).json()
+    assert [c["matched_terms"] for c in named["items"]] == [[]]  # a typo is not highlighted

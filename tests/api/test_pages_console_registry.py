@@ -904,3 +904,53 @@ def test_field_messages_are_in_the_readers_language(
     assert response.status_code == 422
     assert expected in response.text
     assert "Letters are not allowed" not in response.text
+
+
+def test_the_resident_page_shows_the_whole_description_and_the_walking_aid_is_editable(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    site: Site,
+    page_login: Callable[..., str],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Consent],
+) -> None:
+    resident = make_resident(
+        height_cm=168,
+        build="slim, slightly stooped",
+        hair="white, short",
+        eyes="brown, wears glasses",
+        clothing="grey padded coat",
+        distinguishing_marks="scar over the left eyebrow",
+        walking_aid="walking stick with a red handle",
+    )
+    make_consent(resident)
+    resident_id = resident.id
+    csrf = page_login(make_user("staff", [site]))
+    page = client.get(f"/console/residents/{resident_id}").text
+    for shown in (
+        "168 cm",
+        "slim, slightly stooped",
+        "white, short",
+        "brown, wears glasses",
+        "grey padded coat",
+        "scar over the left eyebrow",
+        "Walking aid",
+        "walking stick with a red handle",
+    ):
+        assert shown in page, shown
+    url = f"/console/residents/{resident_id}/edit"
+    assert 'value="walking stick with a red handle"' in client.get(url).text
+    saved = client.post(
+        url,
+        data={
+            "csrf_token": csrf,
+            "full_name": "Wang Jianguo",
+            "walking_aid": "blue walking frame",
+            "sex": "male",
+            "risk_level": "high",
+        },
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303, saved.text
+    assert _fresh(db, Resident, resident_id).walking_aid == "blue walking frame"

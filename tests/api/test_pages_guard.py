@@ -164,7 +164,8 @@ def test_search_by_flat_shows_the_card_and_links_to_it(
     response = client.get("/guard/search", params={"q": "1609"})
     assert response.status_code == 200
     assert "Mr. Wang" in response.text and "1-1609" in response.text
-    assert f'href="/guard/residents/{wang.resident.id}"' in response.text
+    # The search goes along, so that the card highlights what was looked for.
+    assert f'href="/guard/residents/{wang.resident.id}?q=1609"' in response.text
     assert "Talk about his grandson." in response.text
     assert "Speaks: Chinese" in response.text  # the language named, not its code
     assert "Alzheimer" not in response.text  # medical notes never reach a guard
@@ -853,3 +854,56 @@ def test_console_incident_page_shows_the_photo_the_guard_took(
     assert f'src="/api/v1/incidents/{incident_id}/photo?thumbnail=true"' in page.text
     assert "Photo added" in page.text  # the timeline event
     assert client.get(f"/api/v1/incidents/{incident_id}/photo").status_code == 200
+
+
+def test_results_and_card_show_how_to_recognise_them_and_why_they_matched(
+    client: TestClient,
+    db: Session,
+    site: Site,
+    make_user: Callable[..., User],
+    page_login: Callable[..., str],
+    make_household: Callable[..., Any],
+    make_resident: Callable[..., Resident],
+    make_consent: Callable[..., Any],
+) -> None:
+    resident = make_resident(
+        make_household("1", "1609"),
+        height_cm=168,
+        build="slim, slightly stooped",
+        hair="white, short",
+        eyes="brown, wears glasses",
+        clothing="often a Grey padded coat & slippers",
+        distinguishing_marks="scar <over> the left eyebrow",
+        walking_aid="walking stick with a red handle",
+        medical_notes="Alzheimer's disease",
+    )
+    make_consent(resident)
+    db.commit()
+    page_login(make_user("guard", [site]))
+    found = client.get("/guard/search", params={"q": "grey coat"})
+    assert found.status_code == 200
+    text = found.text
+    for shown in (
+        "168 cm",
+        "slim, slightly stooped",
+        "white, short",
+        "brown, wears glasses",
+        "walking stick with a red handle",
+        "scar &lt;over&gt; the left eyebrow",  # escaped, never markup
+    ):
+        assert shown in text, shown
+    assert "often a <mark>Grey</mark> padded <mark>coat</mark> &amp; slippers" in text
+    assert "Why this result: the description has" in text
+    assert "<mark>grey</mark> <mark>coat</mark>" in text
+    assert "Alzheimer" not in text
+    link = f'href="/guard/residents/{resident.id}?q=grey+coat"'
+    assert link in text
+    card = client.get(f"/guard/residents/{resident.id}", params={"q": "red stick"}).text
+    assert "walking <mark>stick</mark> with a <mark>red</mark> handle" in card
+    assert "Walking aid" in card and "Distinguishing marks" in card
+    plain = client.get(f"/guard/residents/{resident.id}").text
+    assert "<mark>" not in plain and "walking stick with a red handle" in plain
+    # The walking aid is searched like the rest of the description.
+    by_aid = client.get("/guard/search", params={"q": "red handle"}).text
+    assert f"/guard/residents/{resident.id}?" in by_aid
+    assert "walking stick with a <mark>red</mark> <mark>handle</mark>" in by_aid

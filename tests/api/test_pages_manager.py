@@ -874,3 +874,80 @@ def test_a_user_issues_reissues_and_revokes_their_own_feed(
     assert db.get(CalendarToken, staff.id) is None
     bad = client.post("/manage/calendar-feed", data={"csrf_token": csrf, "action": "steal"})
     assert bad.status_code == 422
+
+
+def test_a_schedule_saved_on_the_page_shows_its_coming_visits_at_once(
+    client: TestClient,
+    db: Session,
+    site: Site,
+    make_user: Callable[..., User],
+    page_login: PagesLogin,
+    consenting: Callable[..., Resident],
+) -> None:
+    resident = consenting()
+    csrf = page_login(make_user("manager", [site]))
+    created = client.post(
+        "/manage/schedules/new",
+        data=_schedule_form(
+            csrf,
+            resident_id=str(resident.id),
+            preset="every_n_days",
+            every_days="1",
+            start_date=dt.date.today().isoformat(),
+        ),
+        follow_redirects=True,
+        headers=HTML,
+    )
+    assert created.status_code == 200, created.text
+    assert "Schedule saved." in created.text
+    section = created.text.split('id="coming-visits"')[1].split("</section>")[0]
+    links = re.findall(r'href="/manage/visits/([0-9a-f-]+)"', section)
+    assert len(links) == 10  # the first ten of the fortnight generated on saving
+    db.rollback()
+    stored = db.exec(select(Visit).where(Visit.resident_id == resident.id)).all()
+    assert 13 <= len(stored) <= 14 and all(v.window_start > utcnow() for v in stored)
+    assert {str(v.id) for v in stored} >= set(links)
+
+    # Saved inactive, it has none, and says so.
+    schedule_id = created.url.path.split("/")[-1]
+    paused = client.post(
+        f"/manage/schedules/{schedule_id}",
+        data=_schedule_form(csrf, active="", start_date=dt.date.today().isoformat()),
+        follow_redirects=True,
+        headers=HTML,
+    )
+    assert paused.status_code == 200
+    assert "No coming visits in the next two weeks." in paused.text
+
+
+def test_recording_a_visit_before_its_window_asks_first(
+    client: TestClient,
+    db: Session,
+    site: Site,
+    make_user: Callable[..., User],
+    page_login: PagesLogin,
+    consenting: Callable[..., Resident],
+) -> None:
+    schedule = _schedule(db, consenting())
+    soon = _visit(db, schedule, utcnow() + dt.timedelta(hours=3))
+    csrf = page_login(make_user("staff", [site]))
+    form = {"csrf_token": csrf, "outcome": "well", "notes": "met in the lobby"}
+    asked = client.post(f"/manage/visits/{soon.id}/record", data=form, headers=HTML)
+    assert asked.status_code == 409
+    assert "has not opened yet" in asked.text and 'id="confirm-early"' in asked.text
+    assert 'name="confirm_early" value="true"' in asked.text
+    assert 'value="well" checked' in asked.text and "met in the lobby</textarea>" in asked.text
+    db.expire_all()
+    assert db.get(Visit, soon.id).status is VisitStatus.scheduled  # type: ignore[union-attr]
+    db.rollback()
+    # The first form does not carry the answer: only the question's form does.
+    first = client.get(f"/manage/visits/{soon.id}", headers=HTML).text
+    assert 'name="confirm_early"' not in first
+    confirmed = client.post(
+        f"/manage/visits/{soon.id}/record",
+        data={**form, "confirm_early": "true"},
+        follow_redirects=False,
+    )
+    assert confirmed.status_code == 303
+    db.expire_all()
+    assert db.get(Visit, soon.id).status is VisitStatus.completed  # type: ignore[union-attr]

@@ -29,7 +29,8 @@ BODY: dict[str, Any] = {
     "rrule": "FREQ=WEEKLY;BYDAY=MO,TH",
     "window_start": "10:00",
     "window_end": "11:00",
-    "start_date": "2026-12-01",
+    # Beyond the two weeks generated on saving: these tests add the visits they look at.
+    "start_date": (dt.date.today() + dt.timedelta(days=60)).isoformat(),
 }
 
 
@@ -70,6 +71,53 @@ def _add_visit(
     db.add(visit)
     db.commit()
     return visit
+
+
+def test_a_new_schedule_lists_its_coming_visits_at_once(
+    client: TestClient,
+    headers_for: Callable[..., dict[str, str]],
+    consenting: Callable[..., Resident],
+) -> None:
+    manager = headers_for("manager")
+    resident = consenting()
+    today = dt.date.today()
+    created = client.post(
+        "/api/v1/visit-schedules",
+        headers=manager,
+        json={
+            **BODY,
+            "resident_id": str(resident.id),
+            "rrule": "FREQ=DAILY",
+            "start_date": today.isoformat(),
+        },
+    )
+    assert created.status_code == 201, created.text
+    listed = client.get(
+        "/api/v1/visits", headers=manager, params={"resident_id": str(resident.id), "limit": 100}
+    ).json()
+    # Today's window may have passed already: the rest of the fortnight is there.
+    assert 13 <= listed["total"] <= 14
+    assert {v["schedule_id"] for v in listed["items"]} == {created.json()["id"]}
+    assert all(v["status"] == "scheduled" for v in listed["items"])
+    now = utcnow()
+    assert all(dt.datetime.fromisoformat(v["window_start"]) > now for v in listed["items"])
+
+    # A change of rule replaces the coming visits at once, too.
+    changed = client.patch(
+        f"/api/v1/visit-schedules/{created.json()['id']}",
+        headers=manager,
+        json={"rrule": "FREQ=WEEKLY;BYDAY=WE"},
+    )
+    assert changed.status_code == 200, changed.text
+    again = client.get(
+        "/api/v1/visits", headers=manager, params={"resident_id": str(resident.id)}
+    ).json()
+    hong_kong = zoneinfo.ZoneInfo("Asia/Hong_Kong")
+    days = {
+        dt.datetime.fromisoformat(v["window_start"]).astimezone(hong_kong).strftime("%a")
+        for v in again["items"]
+    }
+    assert days == {"Wed"} and 2 <= again["total"] <= 3
 
 
 def test_a_manager_schedules_and_staff_record(
@@ -432,3 +480,43 @@ def test_csv_exports_name_the_resident_for_managers_only_and_are_audited(
     ]
     assert all(e.resident_id is None for e in entries)
     assert "Chan" not in repr([e.detail for e in entries])
+
+
+def test_recording_before_the_window_opens_needs_confirm_early(
+    client: TestClient,
+    db: Session,
+    headers_for: Callable[..., dict[str, str]],
+    consenting: Callable[..., Resident],
+) -> None:
+    schedule = client.post(
+        "/api/v1/visit-schedules",
+        headers=headers_for("manager"),
+        json={**BODY, "resident_id": str(consenting().id)},
+    ).json()["id"]
+    db.rollback()
+    soon = _add_visit(db, schedule, utcnow() + dt.timedelta(hours=2))
+    tomorrow = _add_visit(db, schedule, utcnow() + dt.timedelta(days=1))
+    staff = headers_for("staff")
+    asked = client.post(f"/api/v1/visits/{soon.id}/record", headers=staff, json={"outcome": "well"})
+    assert asked.status_code == 409
+    body = asked.json()
+    assert body["confirm_field"] == "confirm_early"
+    assert "has not opened yet" in body["detail"] and "confirm_early" in body["detail"]
+    assert dt.datetime.fromisoformat(body["window_start"]) == soon.window_start
+    db.rollback()
+    assert db.get(Visit, soon.id).status is VisitStatus.scheduled  # type: ignore[union-attr]
+    confirmed = client.post(
+        f"/api/v1/visits/{soon.id}/record",
+        headers=staff,
+        json={"outcome": "well", "confirm_early": True},
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["status"] == "completed"
+    # More than 12 hours ahead it is refused whatever the flag says, as before.
+    refused = client.post(
+        f"/api/v1/visits/{tomorrow.id}/record",
+        headers=staff,
+        json={"outcome": "well", "confirm_early": True},
+    )
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["msg"] == "this visit has not started yet"

@@ -800,6 +800,8 @@ def test_migration_backfills_findable_residents_and_downgrades_cleanly(
             ("description", "grey", 1),
             ("description", "coat", 1),
         }
+    command.upgrade(config, "head")  # the cards read columns of later revisions
+    with Session(engine) as session:
         cards = lookup(session=session, actor=SYSTEM, q="B1-1609")
         assert [c.resident_id for c in cards] == [kept]
         assert [c.resident_id for c in lookup(session=session, actor=SYSTEM, q="Wnag")] == [kept]

@@ -149,6 +149,7 @@ def _erase_photo(session: Session, settings: Settings, resident: Resident) -> No
     names = (resident.photo_file, resident.thumbnail_file)
     on_commit(session, lambda: [store.delete(n) for n in names])
     resident.photo_file = resident.thumbnail_file = resident.photo_updated_at = None
+    resident.photo_illustration = None
     session.add(resident)
 
 
@@ -164,6 +165,7 @@ PERSONAL_FIELDS = (
     "eyes",
     "distinguishing_marks",
     "clothing",
+    "walking_aid",
     "care_needs",
     "medical_notes",
     "approach",

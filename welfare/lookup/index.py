@@ -80,6 +80,7 @@ def _description(resident: Any) -> str:
             resident.build,
             resident.distinguishing_marks,
             resident.eyes,
+            resident.walking_aid,
         ]
     )
 
@@ -332,6 +333,7 @@ def _index_batch(session: Session, ids: list[uuid.UUID]) -> int:
             Resident.build,
             Resident.distinguishing_marks,
             Resident.eyes,
+            Resident.walking_aid,
             Household.building,
             Household.unit,
         )

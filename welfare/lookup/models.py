@@ -90,11 +90,23 @@ class LookupCard(SQLModel):
     unit: str | None
     languages: list[str]
     approach: str | None
+    # How to recognise them (what the description search looks in).
+    height_cm: int | None = None
+    build: str | None = None
+    hair: str | None = None
+    eyes: str | None = None
+    clothing: str | None = None
+    distinguishing_marks: str | None = None
+    walking_aid: str | None = None
     photo_url: str | None
+    photo_illustration: bool = False  # the photo is a drawn portrait (the demo's)
     consent_state: ConsentState
     unverified: bool
     score: int
     matched: str  # tag | unit | name | description
+    # The query's words (folded, see welfare.lookup.text.fold) found in the name or the
+    # description: why this card is here, for the page to highlight.
+    matched_terms: list[str] = []
 
 
 class LookupResponse(SQLModel):

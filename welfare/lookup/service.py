@@ -104,6 +104,7 @@ class _Hit:
     entry: _Entry
     score: int
     matched: str
+    terms: tuple[str, ...] = ()
 
 
 _COLUMNS = tuple(getattr(LookupEntry, name) for name in _Entry._fields)
@@ -292,10 +293,17 @@ def _by_query(
     described = _description_words(folded)
     vocabulary.want("description", [p for w in described for p in _phrases(w)])
     hits = _by_name(session, folded, words, probe, sites, limit, vocabulary)
+    for hit in hits:
+        hit.terms = _found_terms(hit.entry.names, words)
     if len({h.entry.resident_id for h in hits}) < limit:
         # Descriptions rank below every name match: look only when names leave room.
         hits += _by_description(session, described, sites, vocabulary)
     return hits, "name"
+
+
+def _found_terms(field: str, words: list[str]) -> tuple[str, ...]:
+    """The query's words that occur in a names or description field (a typo does not)."""
+    return tuple(w for w in dict.fromkeys(words) if w in field)
 
 
 def _by_unit(session: Session, readings: list, sites: frozenset[uuid.UUID] | None) -> list[_Hit]:
@@ -578,6 +586,12 @@ def _name_score(
     return max(SCORE_FUZZY - 50 * distance, SCORE_DESCRIPTION + 101)
 
 
+def query_terms(q: str | None) -> list[str]:
+    """The words of a typed query a page highlights on a card (folded, stopwords left out)."""
+    folded = fold((q or "")[:MAX_QUERY])
+    return list(dict.fromkeys(_description_words(folded))) if folded else []
+
+
 def _description_words(folded: str) -> list[str]:
     return [w for w in folded.split() if w not in STOPWORDS] or folded.split()
 
@@ -593,7 +607,8 @@ def _by_description(
     for entry in _text_match(session, "description", groups, sites, vocabulary):
         tokens = set(entry.description.replace(NAME_SEPARATOR, " ").split())
         whole = sum(1 for w in words if w in tokens)
-        hits.append(_Hit(entry, SCORE_DESCRIPTION + round(50 * whole / len(words)), "description"))
+        score = SCORE_DESCRIPTION + round(50 * whole / len(words))
+        hits.append(_Hit(entry, score, "description", _found_terms(entry.description, words)))
     return hits
 
 
@@ -626,7 +641,15 @@ _CARD_QUERY = (
         Resident.preferred_name,
         Resident.languages,
         Resident.approach,
+        Resident.height_cm,
+        Resident.build,
+        Resident.hair,
+        Resident.eyes,
+        Resident.clothing,
+        Resident.distinguishing_marks,
+        Resident.walking_aid,
         Resident.thumbnail_file,
+        Resident.photo_illustration,
         Household.building,
         Household.unit,
         Consent.scopes,
@@ -674,11 +697,20 @@ def _cards(session: Session, actor: Actor, hits: list[_Hit], limit: int) -> list
                 unit=f"{resident.building}-{resident.unit}",
                 languages=list(resident.languages),
                 approach=resident.approach,
+                height_cm=resident.height_cm,
+                build=resident.build,
+                hair=resident.hair,
+                eyes=resident.eyes,
+                clothing=resident.clothing,
+                distinguishing_marks=resident.distinguishing_marks,
+                walking_aid=resident.walking_aid,
                 photo_url=f"/api/v1/lookup/{resident.id}/photo" if has_photo else None,
+                photo_illustration=has_photo and bool(resident.photo_illustration),
                 consent_state=state,
                 unverified=state == ConsentState.unverified,
                 score=hit.score,
                 matched=hit.matched,
+                matched_terms=list(hit.terms),
             )
         )
     return cards

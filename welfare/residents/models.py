@@ -66,6 +66,7 @@ class ResidentFields(SQLModel):
     eyes: str | None = Field(default=None, max_length=200)
     distinguishing_marks: str | None = Field(default=None, max_length=1000)
     clothing: str | None = Field(default=None, max_length=1000)
+    walking_aid: str | None = Field(default=None, max_length=200)  # "stick", "blue wheelchair"
     care_needs: str | None = Field(default=None, max_length=LONG_TEXT)
     medical_notes: str | None = Field(default=None, max_length=LONG_TEXT)
     approach: str | None = Field(default=None, max_length=LONG_TEXT)
@@ -116,6 +117,7 @@ class ResidentUpdate(SQLModel):
     eyes: str | None = Field(default=None, max_length=200)
     distinguishing_marks: str | None = Field(default=None, max_length=1000)
     clothing: str | None = Field(default=None, max_length=1000)
+    walking_aid: str | None = Field(default=None, max_length=200)
     care_needs: str | None = Field(default=None, max_length=LONG_TEXT)
     medical_notes: str | None = Field(default=None, max_length=LONG_TEXT)
     approach: str | None = Field(default=None, max_length=LONG_TEXT)
@@ -166,6 +168,9 @@ class Resident(ResidentFields, table=True):
     photo_file: str | None = Field(default=None, max_length=100)
     thumbnail_file: str | None = Field(default=None, max_length=100)
     photo_updated_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # True: the photo is a drawn portrait (the demo's), not a photograph, and the pages say so.
+    # Nullable without a default, so that older migrations' tests can insert model rows.
+    photo_illustration: bool | None = None
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     erased_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -187,6 +192,7 @@ class ResidentPublic(ResidentFields):
     has_photo: bool
     photo_url: str | None
     photo_updated_at: dt.datetime | None
+    photo_illustration: bool | None
     created_at: dt.datetime
     updated_at: dt.datetime
     erased_at: dt.datetime | None

@@ -295,8 +295,16 @@ def unit_label(session: Session, resident: Resident) -> str | None:
 
 
 def set_photo(
-    *, session: Session, actor: Actor, settings: Settings, resident_id: uuid.UUID, data: bytes
+    *,
+    session: Session,
+    actor: Actor,
+    settings: Settings,
+    resident_id: uuid.UUID,
+    data: bytes,
+    illustration: bool = False,
 ) -> Resident:
+    """Store the resident's photo; `illustration` marks a drawn portrait (the demo's), which
+    the pages call an illustration."""
     resident = load_resident(session, actor, resident_id, Permission.registry_write)
     if resident.erased_at is not None:
         raise Conflict("this record was erased after consent was withdrawn")
@@ -304,6 +312,7 @@ def set_photo(
         raise Conflict("record a consent with the photo scope before storing a photo")
     processed = store_photo(session, settings, resident, data)
     resident.photo_updated_at = resident.updated_at = utcnow()
+    resident.photo_illustration = illustration
     session.add(resident)
     audit_resident(
         session,
@@ -354,6 +363,7 @@ def delete_photo(
     old = (resident.photo_file, resident.thumbnail_file)
     on_commit(session, lambda: [store.delete(name) for name in old])
     resident.photo_file = resident.thumbnail_file = resident.photo_updated_at = None
+    resident.photo_illustration = None
     resident.updated_at = utcnow()
     session.add(resident)
     audit_resident(

@@ -182,6 +182,9 @@ class VisitRecord(SQLModel):
     outcome: VisitOutcome
     notes: str | None = Field(default=None, max_length=4000)
     follow_up: bool = False
+    # Recording before the window opens (up to EARLY_RECORD_LIMIT ahead) must be meant: without
+    # this the answer is 409 with `confirm_field: "confirm_early"`.
+    confirm_early: bool = False
 
     @model_validator(mode="before")
     @classmethod

@@ -76,8 +76,6 @@ def generate_ahead(session: Session, now: dt.datetime, horizon: dt.timedelta = H
     until = now + horizon
     stale = until - min(GENERATE_STEP, horizon / 2)
     timezones = dict(session.exec(select(Site.id, Site.timezone)).all())
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     created = 0
     last_id: uuid.UUID | None = None
     while True:
@@ -98,47 +96,84 @@ def generate_ahead(session: Session, now: dt.datetime, horizon: dt.timedelta = H
             if schedule.resident_id not in consenting:
                 _stop_without_consent(session, schedule, now)
                 continue
-            after = schedule.generated_until or now
-            for start, end in occurrences(
-                rule=schedule.rrule,
-                timezone=timezones[schedule.site_id],
-                start_date=schedule.start_date,
-                end_date=schedule.end_date,
-                window_start=schedule.window_start,
-                window_end=schedule.window_end,
-                after=after,
-                before=until,
-            ):
-                rows.append(
-                    {
-                        "id": uuid.uuid4(),
-                        "schedule_id": schedule.id,
-                        "site_id": schedule.site_id,
-                        "resident_id": schedule.resident_id,
-                        "kind": schedule.kind,
-                        "assignee_user_id": schedule.assignee_user_id,
-                        "window_start": start,
-                        "window_end": end,
-                        "status": VisitStatus.scheduled,
-                        "follow_up": False,
-                        "call_attempts": 0,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
+            rows.extend(_occurrence_rows(schedule, timezones[schedule.site_id], now, until))
             schedule.generated_until = until
             session.add(schedule)
-        if rows:
-            # A plain executemany (the drivers' fast path); what was new is counted by the
-            # unique index before and after, since an executemany's rowcount is not reliable.
-            ids = [schedule.id for schedule in batch]
-            before = _count_visits(session, ids)
-            statement = insert(Visit).on_conflict_do_nothing(
-                index_elements=["schedule_id", "window_start"]
-            )
-            session.connection().execute(statement, rows)
-            created += _count_visits(session, ids) - before
+        created += _insert_visits(session, rows, [schedule.id for schedule in batch])
         session.flush()
+
+
+def generate_schedule(
+    session: Session, schedule: VisitSchedule, now: dt.datetime, horizon: dt.timedelta = HORIZON
+) -> int:
+    """`generate_ahead` for one schedule, in the caller's transaction: a schedule just saved
+    shows its coming visits at once instead of at the scheduler's next tick. Returns how many
+    visits were new (0 for an inactive schedule or one without welfare-visits consent)."""
+    if not schedule.active:
+        return 0
+    session.flush()
+    if schedule.resident_id not in _residents_consenting(session, [schedule.resident_id]):
+        _stop_without_consent(session, schedule, now)
+        return 0
+    until = now + horizon
+    if schedule.generated_until is not None and schedule.generated_until >= until:
+        return 0
+    timezone = session.exec(select(Site.timezone).where(Site.id == schedule.site_id)).one()
+    rows = _occurrence_rows(schedule, timezone, now, until)
+    schedule.generated_until = until
+    session.add(schedule)
+    created = _insert_visits(session, rows, [schedule.id])
+    session.flush()
+    return created
+
+
+def _occurrence_rows(
+    schedule: VisitSchedule, timezone: str, now: dt.datetime, until: dt.datetime
+) -> list[dict[str, Any]]:
+    """The schedule's visits from where its generation got to (from `now` the first time)."""
+    return [
+        {
+            "id": uuid.uuid4(),
+            "schedule_id": schedule.id,
+            "site_id": schedule.site_id,
+            "resident_id": schedule.resident_id,
+            "kind": schedule.kind,
+            "assignee_user_id": schedule.assignee_user_id,
+            "window_start": start,
+            "window_end": end,
+            "status": VisitStatus.scheduled,
+            "follow_up": False,
+            "call_attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for start, end in occurrences(
+            rule=schedule.rrule,
+            timezone=timezone,
+            start_date=schedule.start_date,
+            end_date=schedule.end_date,
+            window_start=schedule.window_start,
+            window_end=schedule.window_end,
+            after=schedule.generated_until or now,
+            before=until,
+        )
+    ]
+
+
+def _insert_visits(
+    session: Session, rows: list[dict[str, Any]], schedule_ids: list[uuid.UUID]
+) -> int:
+    """Insert the rows, skipping those already there; return how many were new."""
+    if not rows:
+        return 0
+    # A plain executemany (the drivers' fast path); what was new is counted by the unique
+    # index before and after, since an executemany's rowcount is not reliable.
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    before = _count_visits(session, schedule_ids)
+    statement = insert(Visit).on_conflict_do_nothing(index_elements=["schedule_id", "window_start"])
+    session.connection().execute(statement, rows)
+    return _count_visits(session, schedule_ids) - before
 
 
 def _count_visits(session: Session, schedule_ids: list[uuid.UUID]) -> int:

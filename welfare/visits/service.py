@@ -22,7 +22,7 @@ from welfare.authz import Actor, Permission, Role, require, require_site, visibl
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
 from welfare.db import utcnow
-from welfare.errors import Conflict, InvalidInput, NotFound
+from welfare.errors import ConfirmationRequired, Conflict, InvalidInput, NotFound
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import Condition, IncidentCreate, IncidentKind
@@ -48,6 +48,10 @@ from welfare.visits.models import (
     VisitStatus,
 )
 from welfare.visits.recurrence import validate_rule
+
+# A visit may be recorded this long before its window opens (a resident met the day before),
+# and then only with VisitRecord.confirm_early; further ahead not at all.
+EARLY_RECORD_LIMIT = dt.timedelta(hours=12)
 
 # Fields whose change invalidates the occurrences generated ahead.
 _SHAPE_FIELDS = {
@@ -472,8 +476,16 @@ def record_visit(
     visit = _load_visit(session, actor, visit_id, Permission.registry_write)
     if visit.status not in (*OPEN_STATUSES, VisitStatus.missed):
         raise Conflict(f"this visit is already {visit.status.value}")
-    if visit.window_start > now + dt.timedelta(hours=12):
+    if visit.window_start > now + EARLY_RECORD_LIMIT:
         raise InvalidInput("visit_id", "this visit has not started yet")
+    if visit.window_start > now and not data.confirm_early:
+        raise ConfirmationRequired(
+            "this visit's window has not opened yet: send confirm_early: true to record it "
+            "as completed before its window",
+            confirm_field="confirm_early",
+            window_start=visit.window_start.isoformat(),
+        )
+    early = visit.window_start > now
     visit.status = VisitStatus.completed
     visit.outcome = data.outcome
     visit.notes = data.notes
@@ -496,7 +508,11 @@ def record_visit(
         resident,
         entity="visit",
         entity_id=visit.id,
-        detail={"outcome": data.outcome.value, "follow_up": data.follow_up},
+        detail={
+            "outcome": data.outcome.value,
+            "follow_up": data.follow_up,
+            **({"before_window": True} if early else {}),
+        },
     )
     return visit
 
