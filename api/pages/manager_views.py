@@ -164,11 +164,16 @@ class BarChart:
     ticks: list[tuple[float, str]] = field(default_factory=list)
 
 
+LABEL_CHARS = 13
+
+
 def bar_chart(rows: list[tuple[str, float | None, str]], width: int = 320) -> BarChart:
     chart = BarChart(bars=[], width=width)
     chart.plot_width = width - chart.label_width - 50
     for index, (label, value, text) in enumerate(rows):
-        bar = Bar(label=label[:13], value=value, text=text)
+        # A long name is cut with an ellipsis; the table beside the chart has it whole.
+        short = label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "\u2026"
+        bar = Bar(label=short, value=value, text=text)
         bar.y = 10 + index * chart.row_height
         bar.width = round(max(value or 0.0, 0.0) * chart.plot_width, 1)
         chart.bars.append(bar)
