@@ -34,6 +34,7 @@ class AlertCard(BaseModel):
     eyes: str | None
     clothing: str | None
     distinguishing_marks: str | None
+    walking_aid: str | None
     places: list[str]
 
 

@@ -35,6 +35,7 @@ def park(
         preferred_name="Mrs. Park",
         languages=["ko-KR"],
         clothing="purple cardigan",
+        walking_aid="a green walking frame",
         places=["Korean grocery"],
         medical_notes="hypertension",
     )
@@ -101,6 +102,7 @@ def test_guard_sees_the_alert_card_without_health_data_and_each_view_is_audited(
     assert [c["incident_id"] for c in cards] == [incident_id]
     card = client.get(f"/api/v1/alerts/{incident_id}", headers=guard).json()
     assert card["clothing"] == "purple cardigan" and card["places"] == ["Korean grocery"]
+    assert card["walking_aid"] == "a green walking frame"
     assert card["unit"] == "A-14" and card["last_seen"] == "left home at 9am"
     assert "medical_notes" not in card and "hypertension" not in str(card)
     entries = db.exec(select(AuditEntry).where(AuditEntry.action == "alert.read")).all()

@@ -58,6 +58,7 @@ def card_of(
         "eyes": resident.eyes,
         "clothing": resident.clothing,
         "distinguishing_marks": resident.distinguishing_marks,
+        "walking_aid": resident.walking_aid,
         "places": resident.places,
     }
 
