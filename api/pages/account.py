@@ -21,7 +21,7 @@ from api.pages.deps import (
     request_language,
     safe_next,
 )
-from api.pages.i18n import gettext
+from api.pages.i18n import gettext, ui_language
 from api.pages.rendering import render
 from welfare.errors import InvalidInput, NotAuthenticated, Throttled
 from welfare.users import service as users
@@ -45,7 +45,7 @@ def home(request: Request, session: SessionDep, settings: SettingsDep) -> Respon
 
 
 def _chosen_language(value: str | None) -> str | None:
-    return value if value in UI_LANGUAGES else None
+    return ui_language(value)
 
 
 def _login_page(

@@ -17,7 +17,7 @@ from api.deps import (
     client_addr,
     csrf_token_for,
 )
-from api.pages.i18n import negotiate
+from api.pages.i18n import negotiate, ui_language
 from welfare.authz import Actor, Role
 from welfare.errors import NotAuthenticated, PermissionDenied
 from welfare.users import service as users
@@ -53,8 +53,8 @@ class PageUser:
 def request_language(request: Request) -> str:
     """Signed-out visitors: ?lang=, then the language cookie, then Accept-Language."""
     for candidate in (request.query_params.get("lang"), request.cookies.get(LANGUAGE_COOKIE)):
-        if candidate in UI_LANGUAGES:
-            return candidate
+        if chosen := ui_language(candidate):
+            return chosen
     return negotiate(request.headers.get("accept-language"))
 
 

@@ -55,6 +55,18 @@ def gettext(language: str, message: str) -> str:
     return translations_for(language).gettext(message)
 
 
+def ui_language(value: str | None) -> str | None:
+    """The offered UI language a typed or linked code means: "ko-KR", "ko-kr" or just "ko";
+    None for anything else (the caller falls back as it would without a choice)."""
+    if not value or len(value) > 20:
+        return None
+    wanted = value.strip().lower()
+    for code in UI_LANGUAGES:
+        if wanted in (code.lower(), code.lower().split("-")[0]):
+            return code
+    return None
+
+
 def negotiate(accept_language: str | None) -> str:
     """The best UI language for an Accept-Language header; English when nothing matches.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlmodel import Session
@@ -153,6 +154,17 @@ def test_signed_out_visitors_get_their_browser_language(client: TestClient) -> N
     assert "登录" in page.text
     page = client.get("/login", headers={"accept-language": "fr-FR"})
     assert '<html lang="en">' in page.text
+
+
+@pytest.mark.parametrize(
+    ("asked", "shown"),
+    [("ko", "ko-KR"), ("KO-kr", "ko-KR"), ("zh", "zh-CN"), ("zh-cn", "zh-CN"), ("klingon", "en")],
+)
+def test_a_short_or_differently_cased_language_code_is_read_as_the_offered_language(
+    client: TestClient, asked: str, shown: str
+) -> None:
+    page = client.get("/login", params={"lang": asked}, headers={"accept-language": "en"})
+    assert f'<html lang="{shown}">' in page.text
 
 
 def _sign_in_from(client: TestClient, login_path: str, user: User) -> tuple[Response, Response]:
