@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from api.deps import SessionDep, TransactionRoute
 from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf
+from api.pages.forms import NUL_TEXT
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import local_time, render
 from welfare.authz import Permission, Role
@@ -734,7 +735,7 @@ def incident_resolve(
     elif outcome == "handed_over" and not handed_to.strip():
         error = gettext(language, "Say to whom the resident was handed over.")
     elif "\x00" in handed_to + note:
-        error = gettext(language, "Please check what you entered.")
+        error = gettext(language, NUL_TEXT)
     if error:
         return incident_page(
             request, session, page_user, incident_id, error=error, status_code=422, form=typed

@@ -21,7 +21,7 @@ from api.pages.console import (
     see_other,
 )
 from api.pages.deps import PageUser, check_form_csrf
-from api.pages.forms import phone_error
+from api.pages.forms import NUL_TEXT, phone_error
 from api.pages.i18n import N_, gettext
 from welfare.authz import Permission
 from welfare.consent import service as consents
@@ -194,10 +194,6 @@ FIELD_HINTS = {
     "unit": N_("Type the unit, e.g. 1609 (at most 50 characters)."),
 }
 TOO_LONG = N_("This is too long: shorten it to at most %(limit)s characters.")
-NUL_TEXT = N_(
-    "The text holds an invisible control character, often copied from another program: type"
-    " it again."
-)
 
 
 def _model_error_field(error: Any) -> str:

@@ -14,6 +14,12 @@ from welfare.phones import InvalidPhone, PhoneProblem
 
 Model = TypeVar("Model", bound=BaseModel)
 
+# Text with NUL (or another control character a database refuses), in the person's words.
+NUL_TEXT = N_(
+    "The text holds an invisible control character, often copied from another program: type"
+    " it again."
+)
+
 
 def form_model(model: type[Model], **values: Any) -> Model:
     try:

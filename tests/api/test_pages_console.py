@@ -456,6 +456,12 @@ def test_note_resolve_and_cancel_from_the_page(
     assert response.status_code == 422
     response = client.post(
         f"{base}/resolve",
+        data={"csrf_token": csrf, "outcome": "handed_over", "handed_to": "son\x00"},
+    )
+    assert response.status_code == 422
+    assert "invisible control character" in response.text
+    response = client.post(
+        f"{base}/resolve",
         data={"csrf_token": csrf, "outcome": "handed_over", "handed_to": "son, Wang Lei"},
         follow_redirects=False,
     )
