@@ -16,10 +16,12 @@ from sqlmodel import Session, col, select
 
 from tests.conftest import PASSWORD
 from welfare.audit.models import AuditEntry
+from welfare.authz import Role
 from welfare.errors import NotAuthenticated
 from welfare.settings import Settings
 from welfare.sites.models import Site
 from welfare.users import service as users
+from welfare.users import session_rules
 from welfare.users.models import AuthSession, User
 from welfare.users.service import hash_token
 from welfare.users.session_rules import describe_device
@@ -426,3 +428,15 @@ def test_the_device_is_a_short_description_of_the_user_agent(
     user_agent: str | None, device: str | None
 ) -> None:
     assert describe_device(user_agent) == device
+
+
+def test_the_timing_rules_are_pure() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    now = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
+    assert session_rules.idle_limit(Role.guard, settings) == dt.timedelta(hours=12)
+    for role in (Role.staff, Role.manager, Role.admin):
+        assert session_rules.idle_limit(role, settings) == dt.timedelta(minutes=30)
+    assert not session_rules.is_idle(now - dt.timedelta(minutes=30), Role.staff, settings, now)
+    assert session_rules.is_idle(now - dt.timedelta(minutes=31), Role.staff, settings, now)
+    assert not session_rules.needs_touch(now - dt.timedelta(seconds=59), now)
+    assert session_rules.needs_touch(now - dt.timedelta(seconds=60), now)
