@@ -108,7 +108,7 @@ def get_actor(
 ) -> Actor:
     token = _token_from(request, settings)
     with auth_session(request) as reader:
-        return users.actor_for_token(reader, token, client_addr(request))
+        return users.actor_for_token(reader, token, client_addr(request), settings=settings)
 
 
 @contextmanager

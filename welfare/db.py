@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
@@ -228,6 +228,33 @@ class WalCheckpointer:
                 self.checkpoint()
             except Exception:  # a locked or closing database: try again next time
                 logging.getLogger("welfare.db").debug("WAL checkpoint skipped", exc_info=True)
+
+
+def write_without_waiting(session: Session, statement: Any) -> bool:
+    """Run one small write and commit it, unless that means waiting for a lock: then roll back
+    and return False. For bookkeeping a request must never wait on (a session's last-seen time).
+
+    PostgreSQL: the caller's statement should skip locked rows (`FOR UPDATE SKIP LOCKED`); a
+    lock timeout backs that up. SQLite: the busy timeout is off for the statement, so a write
+    lock held elsewhere fails at once instead of waiting up to `SQLITE_BUSY_TIMEOUT_MS`.
+    """
+    connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    try:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA busy_timeout=0")
+        elif connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET LOCAL lock_timeout = '200ms'")
+        try:
+            session.exec(statement)
+        finally:
+            if sqlite:  # the connection goes back to the pool: as it came
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        session.commit()
+    except OperationalError:
+        session.rollback()
+        return False
+    return True
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

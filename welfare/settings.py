@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     media_dir: Path = Path("./media")
 
     session_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
+    # A session unused this long is signed out: short for office staff and above, long for
+    # guards on patrol (their phone sits in a pocket between rounds).
+    idle_timeout_minutes_staff: int = Field(default=30, ge=1, le=24 * 60 * 30)
+    idle_timeout_minutes_guard: int = Field(default=12 * 60, ge=1, le=24 * 60 * 30)
     login_window_minutes: int = Field(default=15, ge=1)
     login_max_failures_per_account: int = Field(default=5, ge=1)
     login_max_failures_per_address: int = Field(default=20, ge=1)

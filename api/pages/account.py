@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlmodel import Session
 
 from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, TransactionRoute, client_addr
 from api.pages.deps import (
     CSRF_FIELD,
     LANGUAGE_COOKIE,
     LOGIN_CSRF_COOKIE,
+    PageUser,
     PageUserDep,
     check_form_csrf,
     check_login_csrf,
@@ -23,7 +27,8 @@ from api.pages.deps import (
 )
 from api.pages.i18n import gettext, ui_language
 from api.pages.rendering import render
-from welfare.errors import InvalidInput, NotAuthenticated, Throttled
+from welfare.errors import InvalidInput, NotAuthenticated, NotFound, Throttled
+from welfare.settings import Settings
 from welfare.users import service as users
 from welfare.users.models import UI_LANGUAGES, PasswordChange, ProfileUpdate
 
@@ -152,29 +157,64 @@ def logout(
 
 def _account_page(
     request: Request,
-    page_user: PageUserDep,
+    session: Session,
+    settings: Settings,
+    page_user: PageUser,
     *,
     message: str | None = None,
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
+    own = users.list_own_sessions(session=session, settings=settings, actor=page_user.actor)
     return render(
         request,
         "account.html",
-        {"message": message, "error": error},
+        {"message": message, "error": error, "sessions": own},
         status_code=status_code,
     )
 
 
 @router.get("/account")
-def account(request: Request, page_user: PageUserDep) -> Response:
-    return _account_page(request, page_user)
+def account(
+    request: Request, session: SessionDep, settings: SettingsDep, page_user: PageUserDep
+) -> Response:
+    return _account_page(request, session, settings, page_user)
+
+
+@router.post("/account/sessions/{session_id}/revoke")
+def revoke_session(
+    session_id: uuid.UUID,
+    session: SessionDep,
+    page_user: PageUserDep,
+    csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
+) -> Response:
+    """Sign one of one's other devices out (a session already gone is no error here)."""
+    check_form_csrf(page_user, csrf_token)
+    with contextlib.suppress(NotFound):
+        users.revoke_own_session(session=session, actor=page_user.actor, session_id=session_id)
+    if session_id == page_user.actor.session_id:
+        response = _see_other("/login")
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+    return _see_other("/account?saved=session")
+
+
+@router.post("/account/sessions/revoke-others")
+def revoke_other_sessions(
+    session: SessionDep,
+    page_user: PageUserDep,
+    csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    users.revoke_other_sessions(session=session, actor=page_user.actor)
+    return _see_other("/account?saved=others")
 
 
 @router.post("/account/language")
 def change_language(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     page_user: PageUserDep,
     language: FormText,
     csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
@@ -183,6 +223,8 @@ def change_language(
     if language not in UI_LANGUAGES:
         return _account_page(
             request,
+            session,
+            settings,
             page_user,
             error=gettext(page_user.language, "Choose one of the listed languages."),
             status_code=422,
@@ -207,7 +249,7 @@ def change_password(
     language = page_user.language
     if len(new_password) < 10:
         error = gettext(language, "The new password needs at least 10 characters.")
-        return _account_page(request, page_user, error=error, status_code=422)
+        return _account_page(request, session, settings, page_user, error=error, status_code=422)
     try:
         users.change_password(
             session=session,
@@ -217,7 +259,9 @@ def change_password(
         )
     except Throttled as exc:
         error = gettext(language, "Too many failed attempts. Wait a few minutes and try again.")
-        response = _account_page(request, page_user, error=error, status_code=429)
+        response = _account_page(
+            request, session, settings, page_user, error=error, status_code=429
+        )
         response.headers["Retry-After"] = str(exc.retry_after_seconds)
         return response
     except InvalidInput as exc:
@@ -225,5 +269,5 @@ def change_password(
             error = gettext(language, "The new password must differ from the current one.")
         else:
             error = gettext(language, "The current password is not right.")
-        return _account_page(request, page_user, error=error, status_code=422)
+        return _account_page(request, session, settings, page_user, error=error, status_code=422)
     return _see_other("/account?saved=password")

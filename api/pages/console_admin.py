@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from typing import Annotated, Any
@@ -19,7 +20,7 @@ from api.pages.forms import phone_error
 from api.pages.i18n import N_, gettext
 from welfare.audit.service import list_entries, verify_chain
 from welfare.authz import Permission, Role, require
-from welfare.errors import Conflict, InvalidInput
+from welfare.errors import Conflict, InvalidInput, NotFound
 from welfare.phones import InvalidPhone
 from welfare.residents import service as residents
 from welfare.residents.models import Resident
@@ -224,6 +225,13 @@ def _user_page(
             "roles": [(r.value, _t(page_user, ROLE_LABELS[r.value])) for r in Role],
             "languages": UI_LANGUAGES,
             "is_self": str(user.id) == page_user.user_id,
+            "sessions": users.admin_list_sessions(
+                session=session,
+                settings=request.app.state.settings,
+                actor=page_user.actor,
+                user_id=user.id,
+            ),
+            "revoke_base": f"/console/users/{user.id}/sessions/",
         },
         status_code=status_code,
         section="/console/users",
@@ -329,6 +337,23 @@ def user_sessions(
     return see_other(f"/console/users/{user_id}?done=sessions&count={count}")
 
 
+@router.post("/users/{user_id}/sessions/{session_id}/revoke")
+def user_session_revoke(
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    csrf_token: CsrfField = None,
+) -> Response:
+    """Sign one session of the user out (one already gone is no error: the list was old)."""
+    check_form_csrf(page_user, csrf_token)
+    with contextlib.suppress(NotFound):
+        users.admin_revoke_session(
+            session=session, actor=page_user.actor, user_id=user_id, session_id=session_id
+        )
+    return see_other(f"/console/users/{user_id}?done=session")
+
+
 # --- the access audit ---------------------------------------------------------------------------
 
 ACTION_LABELS = {
@@ -390,6 +415,9 @@ ACTION_LABELS = {
     "user.update_profile": N_("Changed their own settings"),
     "user.change_password": N_("Changed their password"),
     "user.revoke_sessions": N_("Signed a user out on every device"),
+    "user.revoke_session": N_("Signed out one session of a user"),
+    "auth.revoke_session": N_("Signed out one of their sessions"),
+    "auth.sign_out_others": N_("Signed out their other sessions"),
     "user.on_duty": N_("Went on duty"),
     "user.off_duty": N_("Went off duty"),
     "visit.record": N_("Recorded a visit"),

@@ -85,7 +85,7 @@ def get_page_user(request: Request, settings: SettingsDep) -> PageUser:
         raise LoginRequired(_current_path(request))
     with auth_session(request) as reader:
         try:
-            actor = users.actor_for_token(reader, token, client_addr(request))
+            actor = users.actor_for_token(reader, token, client_addr(request), settings=settings)
         except NotAuthenticated:
             raise LoginRequired(_current_path(request)) from None
         user = reader.get(User, actor.user_id)

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import BaseModel
 
 from api.deps import (
     SESSION_COOKIE,
@@ -19,6 +21,7 @@ from welfare.users.models import (
     DutyChange,
     PasswordChange,
     ProfileUpdate,
+    SessionPublic,
     TokenResponse,
     UserPublic,
 )
@@ -100,3 +103,27 @@ def change_password(
     Wrong current passwords are throttled with sign-in's limits (429 with Retry-After).
     """
     users.change_password(session=session, settings=settings, actor=actor, data=data)
+
+
+class RevokedSessions(BaseModel):
+    revoked: int
+
+
+@router.get("/me/sessions", response_model=list[SessionPublic])
+def list_my_sessions(
+    session: SessionDep, settings: SettingsDep, actor: ActorDep
+) -> list[SessionPublic]:
+    """Your sessions still in use, most recently used first; `current` marks this one."""
+    return users.list_own_sessions(session=session, settings=settings, actor=actor)
+
+
+@router.delete("/me/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_my_session(session_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> None:
+    """Signs one of your sessions out: its next request is refused. 404 when not yours."""
+    users.revoke_own_session(session=session, actor=actor, session_id=session_id)
+
+
+@router.post("/me/sessions/revoke-others", response_model=RevokedSessions)
+def revoke_my_other_sessions(session: SessionDep, actor: ActorDep) -> RevokedSessions:
+    """Signs out every session of yours but this one."""
+    return RevokedSessions(revoked=users.revoke_other_sessions(session=session, actor=actor))

@@ -5,10 +5,10 @@ import uuid
 from fastapi import APIRouter, status
 from pydantic import BaseModel
 
-from api.deps import ActorDep, PageDep, SessionDep, TransactionRoute
+from api.deps import ActorDep, PageDep, SessionDep, SettingsDep, TransactionRoute
 from api.schemas import ListResponse
 from welfare.users import service as users
-from welfare.users.models import UserCreate, UserPublic, UserUpdate
+from welfare.users.models import SessionPublic, UserCreate, UserPublic, UserUpdate
 
 router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/users", tags=["users"])
 
@@ -55,3 +55,21 @@ def update_user(
 def revoke_sessions(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> RevokedSessions:
     count = users.admin_revoke_sessions(session=session, actor=actor, user_id=user_id)
     return RevokedSessions(revoked=count)
+
+
+@router.get("/{user_id}/sessions", response_model=list[SessionPublic])
+def list_sessions(
+    user_id: uuid.UUID, session: SessionDep, settings: SettingsDep, actor: ActorDep
+) -> list[SessionPublic]:
+    """The user's sessions still in use, most recently used first."""
+    return users.admin_list_sessions(
+        session=session, settings=settings, actor=actor, user_id=user_id
+    )
+
+
+@router.delete("/{user_id}/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_session(
+    user_id: uuid.UUID, session_id: uuid.UUID, session: SessionDep, actor: ActorDep
+) -> None:
+    """Signs one session of the user out: its next request is refused."""
+    users.admin_revoke_session(session=session, actor=actor, user_id=user_id, session_id=session_id)

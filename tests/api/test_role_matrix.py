@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from tests.conftest import PASSWORD, SYSTEM
 from welfare.authz import Actor, Role
@@ -67,6 +67,18 @@ class World:
         heartbeats.beat(self.db, heartbeats.WorkerIdentity())
         self.db.commit()
         return {}
+
+    def session_of(self, user: User) -> uuid.UUID:
+        token = _open_session(self.db, user)
+        found = self.db.exec(
+            select(AuthSession.id).where(AuthSession.token_hash == hash_token(token))
+        ).one()
+        self.db.commit()  # end the read: on SQLite it holds the write lock
+        return found
+
+    def user_and_session(self) -> dict[str, Any]:
+        user = self.make_user("guard", [self.site])
+        return {"user_id": user.id, "session_id": self.session_of(user)}
 
     def household(self) -> Any:
         return self.make_household(unit=f"u{uuid.uuid4().hex[:8]}")
@@ -123,6 +135,15 @@ CASES: list[Case] = [
         (401, 204, 204, 204, 204, 204),
         json=lambda w: {"current_password": PASSWORD, "new_password": "a brand new secret"},
     ),
+    Case("GET", "/api/v1/me/sessions", (401, 200, 200, 200, 200, 200)),
+    # Someone else's session is not found, whoever asks (revoking one's own: test_sessions.py).
+    Case(
+        "DELETE",
+        "/api/v1/me/sessions/{session_id}",
+        (401, 404, 404, 404, 404, 404),
+        params=lambda w: {"session_id": w.session_of(w.make_user("guard", [w.site]))},
+    ),
+    Case("POST", "/api/v1/me/sessions/revoke-others", (401, 200, 200, 200, 200, 200)),
     # users: admins only
     Case("GET", "/api/v1/users", (401, 403, 403, 403, 200, 403)),
     Case(
@@ -155,6 +176,18 @@ CASES: list[Case] = [
         "/api/v1/users/{user_id}/revoke-sessions",
         (401, 403, 403, 403, 200, 403),
         params=lambda w: {"user_id": w.make_user("guard", [w.site]).id},
+    ),
+    Case(
+        "GET",
+        "/api/v1/users/{user_id}/sessions",
+        (401, 403, 403, 403, 200, 403),
+        params=lambda w: {"user_id": w.make_user("guard", [w.site]).id},
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/users/{user_id}/sessions/{session_id}",
+        (401, 403, 403, 403, 204, 403),
+        params=lambda w: w.user_and_session(),
     ),
     # sites: everyone sees their own; admins manage
     Case("GET", "/api/v1/sites", (401, 200, 200, 200, 200, 200)),

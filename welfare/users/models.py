@@ -158,6 +158,18 @@ class AuthSession(SQLModel, table=True):
     user_agent: str | None = Field(default=None, max_length=300)
 
 
+class SessionPublic(SQLModel):
+    """A sign-in as its owner (or an admin) sees it: never the token hash."""
+
+    id: uuid.UUID
+    created_at: dt.datetime
+    last_seen_at: dt.datetime
+    expires_at: dt.datetime
+    device: str | None  # "Firefox · Android", from the User-Agent at sign-in
+    client_addr: str | None
+    current: bool  # the session making this request
+
+
 class LoginFailure(SQLModel, table=True):
     """Failed sign-ins, counted per account and per client address for throttling."""
 

@@ -8,6 +8,7 @@ import math
 import secrets
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from pwdlib import PasswordHash
 from sqlalchemy import delete, func, update
@@ -15,17 +16,19 @@ from sqlmodel import Session, col, select
 
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, Role, require
-from welfare.db import utcnow
+from welfare.db import utcnow, write_without_waiting
 from welfare.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, Throttled
 from welfare.phones import normalise_phone
 from welfare.settings import Settings
 from welfare.sites.models import Site
+from welfare.users import session_rules
 from welfare.users.models import (
     UI_LANGUAGES,
     AuthSession,
     LoginFailure,
     PasswordChange,
     ProfileUpdate,
+    SessionPublic,
     User,
     UserCreate,
     UserPublic,
@@ -300,9 +303,21 @@ def authenticate(
     return token, auth_session, user
 
 
-def actor_for_token(session: Session, token: str, client_addr: str | None) -> Actor:
-    """The Actor behind a bearer token or cookie, or NotAuthenticated."""
-    now = utcnow()
+def actor_for_token(
+    session: Session,
+    token: str,
+    client_addr: str | None,
+    *,
+    settings: Settings,
+    now: dt.datetime | None = None,
+) -> Actor:
+    """The Actor behind a bearer token or cookie, or NotAuthenticated.
+
+    `session` is a read session of the caller's own (see `api.deps.auth_session`): at most once
+    a minute per sign-in it also records when the session was last used, and it marks an idle
+    session revoked; both writes are committed here and skipped rather than waited for.
+    """
+    now = now or utcnow()
     # One statement on every request: the session, its user and the user's sites (a row each).
     rows = session.exec(
         select(AuthSession, User, UserSite.site_id)
@@ -317,12 +332,149 @@ def actor_for_token(session: Session, token: str, client_addr: str | None) -> Ac
         raise NotAuthenticated("session expired or signed out; sign in again")
     if not user.is_active:
         raise NotAuthenticated("account disabled")
-    return Actor(
+    if session_rules.is_idle(auth_session.last_seen_at, user.role, settings, now):
+        write_without_waiting(
+            session,
+            update(AuthSession)
+            .where(_unlocked(auth_session.id), col(AuthSession.revoked_at).is_(None))
+            .values(revoked_at=now),
+        )
+        raise NotAuthenticated("session expired or signed out; sign in again")
+    actor = Actor(
         user_id=user.id,
         role=user.role,
         site_ids=frozenset(site_id for _, _, site_id in rows if site_id is not None),
         client_addr=client_addr,
         session_id=auth_session.id,
+    )
+    if session_rules.needs_touch(auth_session.last_seen_at, now):
+        # Conditional: of requests racing past the check above, one writes.
+        write_without_waiting(
+            session,
+            update(AuthSession)
+            .where(
+                _unlocked(auth_session.id),
+                col(AuthSession.last_seen_at) <= now - session_rules.TOUCH_EVERY,
+            )
+            .values(last_seen_at=now),
+        )
+    return actor
+
+
+def _unlocked(session_id: uuid.UUID) -> Any:
+    """`auth_session.id = :id`, unless another transaction has that row locked (PostgreSQL
+    skips it instead of waiting; SQLite has no row locks)."""
+    return col(AuthSession.id).in_(
+        select(AuthSession.id)
+        .where(col(AuthSession.id) == session_id)
+        .with_for_update(skip_locked=True)
+    )
+
+
+# --- the sessions a user can see -------------------------------------------------------------
+
+
+def _active_sessions(
+    session: Session, settings: Settings, user: User, now: dt.datetime
+) -> list[AuthSession]:
+    rows = session.exec(
+        select(AuthSession)
+        .where(
+            col(AuthSession.user_id) == user.id,
+            col(AuthSession.revoked_at).is_(None),
+            col(AuthSession.expires_at) > now,
+        )
+        .order_by(col(AuthSession.last_seen_at).desc())
+    ).all()
+    return [
+        row for row in rows if not session_rules.is_idle(row.last_seen_at, user.role, settings, now)
+    ]
+
+
+def _session_public(row: AuthSession, current: uuid.UUID | None) -> SessionPublic:
+    return SessionPublic(
+        id=row.id,
+        created_at=row.created_at,
+        last_seen_at=row.last_seen_at,
+        expires_at=row.expires_at,
+        device=session_rules.describe_device(row.user_agent),
+        client_addr=row.client_addr,
+        current=row.id == current,
+    )
+
+
+def list_own_sessions(
+    *, session: Session, settings: Settings, actor: Actor, now: dt.datetime | None = None
+) -> list[SessionPublic]:
+    """The actor's sessions still in use, most recently used first."""
+    user = current_user(session=session, actor=actor)
+    rows = _active_sessions(session, settings, user, now or utcnow())
+    return [_session_public(row, actor.session_id) for row in rows]
+
+
+def _revoke_one(session: Session, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    done = session.exec(
+        update(AuthSession)
+        .where(
+            col(AuthSession.id) == session_id,
+            col(AuthSession.user_id) == user_id,
+            col(AuthSession.revoked_at).is_(None),
+        )
+        .values(revoked_at=utcnow())
+    ).rowcount  # type: ignore[attr-defined]
+    if not done:
+        raise NotFound("session")
+
+
+def revoke_own_session(*, session: Session, actor: Actor, session_id: uuid.UUID) -> None:
+    """Sign one of one's own sessions out (the current one too: that is signing out)."""
+    user = current_user(session=session, actor=actor)
+    _revoke_one(session, user.id, session_id)
+    audit_record(
+        session, actor=actor, action="auth.revoke_session", entity="session", entity_id=session_id
+    )
+
+
+def revoke_other_sessions(*, session: Session, actor: Actor) -> int:
+    """Sign out every session of the actor but the one making the request."""
+    user = current_user(session=session, actor=actor)
+    count = revoke_sessions(session=session, user_id=user.id, keep=actor.session_id)
+    audit_record(
+        session,
+        actor=actor,
+        action="auth.sign_out_others",
+        entity="user",
+        entity_id=user.id,
+        detail={"sessions": count},
+    )
+    return count
+
+
+def admin_list_sessions(
+    *,
+    session: Session,
+    settings: Settings,
+    actor: Actor,
+    user_id: uuid.UUID,
+    now: dt.datetime | None = None,
+) -> list[SessionPublic]:
+    user = get_user(session=session, actor=actor, user_id=user_id)
+    rows = _active_sessions(session, settings, user, now or utcnow())
+    return [_session_public(row, actor.session_id) for row in rows]
+
+
+def admin_revoke_session(
+    *, session: Session, actor: Actor, user_id: uuid.UUID, session_id: uuid.UUID
+) -> None:
+    get_user(session=session, actor=actor, user_id=user_id)
+    _revoke_one(session, user_id, session_id)
+    audit_record(
+        session,
+        actor=actor,
+        action="user.revoke_session",
+        entity="session",
+        entity_id=session_id,
+        detail={"user_id": str(user_id)},
     )
 
 
