@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -230,6 +231,39 @@ def test_resolving_twice_or_a_resolve_racing_a_cancel_sends_one_all_clear(
         incident.status = IncidentStatus.cancelled
         assert incidents._queue_all_clears(session, incident, incident.updated_at) == 0
         session.commit()
+    assert len(_all_clears(db, incident_id)) == 1
+    channel.sent.clear()
+    dispatcher.run_once()
+    assert [(kind, to) for kind, to, _ in channel.sent] == [("sms", SON)]
+
+
+def test_a_resolve_and_a_cancel_at_the_same_moment_send_one_all_clear(
+    db: Session,
+    dispatcher: Dispatcher,
+    channel: FakeChannel,
+    writers: sessionmaker[Session],
+    incident_id: uuid.UUID,
+) -> None:
+    """Two closers in two transactions at once (two API processes on PostgreSQL): the incident's
+    lock lets one close it; the other finds it closed and queues nothing."""
+    dispatcher.run_once()
+    start = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def close(how: str) -> None:
+        start.wait()
+        try:
+            _close(writers, incident_id, how)
+            outcomes[how] = "closed"
+        except Conflict:
+            outcomes[how] = "conflict"
+
+    threads = [threading.Thread(target=close, args=(how,)) for how in ("resolve", "cancel")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes.values()) == ["closed", "conflict"]
     assert len(_all_clears(db, incident_id)) == 1
     channel.sent.clear()
     dispatcher.run_once()
