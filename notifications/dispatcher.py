@@ -25,7 +25,7 @@ from welfare.db import session_scope, utcnow
 from welfare.incidents import service as incidents
 from welfare.incidents.models import Incident
 from welfare.outbox import service as outbox
-from welfare.outbox.models import MessageKind, OutboxMessage
+from welfare.outbox.models import ALL_CLEAR, MessageKind, OutboxMessage
 from welfare.phones import display_phone
 from welfare.settings import Settings
 from welfare.sites.models import Site
@@ -53,6 +53,11 @@ def _local_when(value: str, site: Site, date_only: bool = False) -> str:
     """An ISO time from the row's params in the site's timezone, for people to read."""
     local = dt.datetime.fromisoformat(value).astimezone(zone(site.timezone))
     return local.strftime("%Y-%m-%d") if date_only else local.strftime("%Y-%m-%d %H:%M")
+
+
+def _local_clock(value: str, site: Site) -> str:
+    """An ISO time from the row's params as the site's wall-clock time ("12:40")."""
+    return dt.datetime.fromisoformat(value).astimezone(zone(site.timezone)).strftime("%H:%M")
 
 
 def render_unbound(session: Session, message: OutboxMessage, settings: Settings) -> str:
@@ -144,6 +149,16 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
         return messages.missing_alert_sms(lang, site_name=site.name, link=link)
     if message.template == "coming_notice" and not call:
         return messages.coming_notice_sms(lang, relationship=message.params.get("relationship"))
+    if message.template == ALL_CLEAR and not call:
+        at = message.params.get("at")
+        return messages.all_clear_sms(
+            lang,
+            "safe" if message.params.get("wording") == "safe" else "closed",
+            site_name=site.name,
+            reference=incident.reference,
+            office_phone=office,
+            at=_local_clock(at, site) if at else "",
+        )
     raise RenderError(f"no {message.kind.value} text for template {message.template!r}")
 
 

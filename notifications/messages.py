@@ -327,6 +327,79 @@ def coming_notice_sms(lang: str | None, *, relationship: str | None) -> str:
     return f"Update: {who} has confirmed they are coming. Thank you."
 
 
+AllClear = Literal["safe", "closed"]
+
+
+def all_clear_sms(
+    lang: str | None,
+    wording: AllClear,
+    *,
+    site_name: str,
+    reference: str,
+    office_phone: str,
+    at: str = "",
+) -> str:
+    """To contacts already sent something: the incident is closed, nothing more will come.
+
+    "safe": resolved with the resident safe and handed over, at `at` (site-local "12:40").
+    "closed": anything else (cancelled, or resolved another way): a neutral "no longer needed",
+    which says nothing about the resident's health. Never a name.
+    """
+    variants: dict[AllClear, dict[Language, list[Render]]] = {
+        "safe": {
+            "en": [
+                lambda site, ref, phone, at: (
+                    f"{site}: update on ref {ref}: the resident is safe and was handed over at "
+                    f"{at}. No action is needed. Questions: {phone}"
+                ),
+                lambda site, ref, phone, at: (
+                    f"{site}: ref {ref}: safe, handed over at {at}. Questions: {phone}"
+                ),
+            ],
+            "zh-CN": [
+                lambda site, ref, phone, at: (
+                    f"{site}：编号{ref}：住户已安全，并于{at}完成交接。您无需再做任何事。"
+                    f"如有疑问请致电{phone}。"
+                )
+            ],
+            "ko-KR": [
+                lambda site, ref, phone, at: (
+                    f"{site}: 참조번호 {ref}: 입주민은 안전하며 {at}에 인계되었습니다. "
+                    f"더 하실 일은 없습니다. 문의: {phone}"
+                )
+            ],
+        },
+        "closed": {
+            "en": [
+                lambda site, ref, phone, at: (
+                    f"{site}: update on ref {ref}: this alert is no longer needed and the office "
+                    f"has closed it. No action is needed. Questions: {phone}"
+                ),
+                lambda site, ref, phone, at: (
+                    f"{site}: ref {ref}: alert closed by the office. Questions: {phone}"
+                ),
+            ],
+            "zh-CN": [
+                lambda site, ref, phone, at: (
+                    f"{site}：编号{ref}的提醒已不再需要，管理处已将其关闭。您无需再做任何事。"
+                    f"如有疑问请致电{phone}。"
+                )
+            ],
+            "ko-KR": [
+                lambda site, ref, phone, at: (
+                    f"{site}: 참조번호 {ref} 알림은 더 이상 필요하지 않아 관리사무소에서 "
+                    f"종료했습니다. 더 하실 일은 없습니다. 문의: {phone}"
+                )
+            ],
+        },
+    }
+    return _fit(
+        variants[wording][pick_language(lang)],
+        {"ref": reference, "phone": office_phone, "at": at},
+        {"site": site_name},
+    )
+
+
 # --- Staff notices about visits and consents ----------------------------------------------------
 
 StaffNotice = Literal[

@@ -51,12 +51,19 @@ WEBHOOKS = "tests/api/test_webhooks.py::"
 RACES = "tests/welfare/test_incident_races.py::"
 ACTIONS = "tests/api/test_incident_actions.py::"
 NO5XX = "tests/api/test_no_5xx.py::"
+ALL_CLEAR = "tests/notifications/test_all_clear.py::"
 
 # fmt: off
 MUTATIONS: list[M] = [
     # The send gate: nothing goes out once the family confirmed, except the "coming" notice.
     M("gate: confirmed incident still sends", "welfare/outbox/service.py", "stopped = incident.status not in (IncidentStatus.open, IncidentStatus.notifying)", "stopped = False", (D + "test_the_gate_refuses_a_claimed_row_of_a_confirmed_incident_that_no_stop_reached",)),  # noqa: E501
-    M("gate: coming notice stopped too", "welfare/outbox/service.py", "if stopped and message.template not in AFTER_CONFIRMATION:", "if stopped:", (D + "test_after_confirmation_only_the_coming_notice_goes_out",)),  # noqa: E501
+    M("gate: coming notice stopped too", "welfare/outbox/service.py", "if stopped and not _wanted_once_stopped(message.template, incident.status):", "if stopped:", (D + "test_after_confirmation_only_the_coming_notice_goes_out", ALL_CLEAR + "test_the_gate_lets_the_all_clear_through_a_closed_incident_and_stops_every_escalation_row")),  # noqa: E501
+    # The all-clear (issue 15, item 4): only to contacts sent something, only once closed.
+    M("gate: all-clear through a running incident", "welfare/outbox/service.py", "    return template in AFTER_CLOSE and status in CLOSED", "    return template in AFTER_CLOSE", (ALL_CLEAR + "test_the_gate_refuses_an_all_clear_while_the_incident_is_only_confirmed",)),  # noqa: E501
+    M("gate: every template passes a closed incident", "welfare/outbox/service.py", "    return template in AFTER_CLOSE and status in CLOSED", "    return status in CLOSED", (ALL_CLEAR + "test_the_gate_lets_the_all_clear_through_a_closed_incident_and_stops_every_escalation_row",)),  # noqa: E501
+    M("all-clear: to contacts never contacted", "welfare/incidents/service.py", "col(OutboxMessage.status).in_(REACHED),", "col(OutboxMessage.status).is_not(None),", (ALL_CLEAR + "test_resolving_sends_the_son_one_all_clear_in_chinese_and_the_daughter_nothing",)),  # noqa: E501
+    M("all-clear: despite an SMS opt-out", "welfare/incidents/service.py", "        if sms_refusal(contact) is not None:\n            continue\n        message = _new_message(", "        message = _new_message(", (ALL_CLEAR + "test_a_contact_who_opted_out_of_sms_gets_no_all_clear",)),  # noqa: E501
+    M("all-clear: a second one queued", "welfare/incidents/service.py", "        if not insert_unless_conflict(session, message):\n            continue\n", "        session.add(message)\n", (ALL_CLEAR + "test_resolving_twice_or_a_resolve_racing_a_cancel_sends_one_all_clear",)),  # noqa: E501
     M("gate: confirmation cancels claimed rows", "welfare/incidents/service.py", "col(OutboxMessage.status).in_((OutboxStatus.pending, OutboxStatus.claimed)),", "col(OutboxMessage.status).in_((OutboxStatus.pending,)),", (D + "test_confirmation_racing_a_claimed_row_sends_nothing",)),  # noqa: E501
     # Site scoping: another site's records are absent, one by one and in lists.
     M("site: records of any site", "welfare/authz.py", "if permission in _GLOBAL_PERMISSIONS or actor.in_site(site_id):", "if True:", ("tests/api/test_security.py::test_a_guard_of_site_a_reaches_nothing_of_site_b",)),  # noqa: E501

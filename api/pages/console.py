@@ -140,6 +140,8 @@ EVENT_LABELS = {
     "step_failed": N_("Step reached no one"),
     "queued": N_("Message queued"),
     "sent": N_("Handed to the provider"),
+    "all_clear_queued": N_("All-clear SMS queued"),
+    "all_clear_sent": N_("All-clear SMS handed to the provider"),
     "retry_scheduled": N_("Retry scheduled"),
     "send_cancelled": N_("Sending cancelled"),
     "possibly_sent": N_("Possibly sent: the provider's answer was lost"),

@@ -61,6 +61,8 @@ class NotificationStatus(BaseModel):
     attempts: int
     # Whom it went to: "contact", "guard" (the missing alert to guards on duty), "duty_manager".
     recipient: str
+    # What it says: "found_alert", "coming_notice", "all_clear"... (the outbox row's template).
+    template: str
 
 
 class IncidentSummary(BaseModel):
@@ -128,6 +130,7 @@ def notifications_of(session: Session, incident: Incident) -> list[NotificationS
             step=m.step_index,
             attempts=m.attempts,
             recipient=recipient_of(m),
+            template=m.template,
         )
         for m in messages
     ]

@@ -191,3 +191,30 @@ def test_an_unknown_person_report_retried_answers_its_incident(
     assert first.status_code == 201
     assert again.status_code == 200
     assert again.json()["id"] == first.json()["id"]
+
+
+def test_resolving_through_the_api_shows_the_all_clear_queued_for_the_son(
+    client: TestClient,
+    site: Site,
+    wang: Resident,
+    make_user: Callable[..., User],
+    login: Callable[..., dict[str, str]],
+    writers: Any,
+    settings: Any,
+) -> None:
+    from notifications.dispatcher import Dispatcher
+    from tests.notifications.test_dispatcher import FakeChannel
+
+    guard = login(make_user("guard", [site]))
+    incident_id = _open(client, guard, resident_id=str(wang.id)).json()["id"]
+    assert Dispatcher(writers, FakeChannel(), settings).run_once() == 2  # the son's SMS and call
+    done = client.post(
+        f"/api/v1/incidents/{incident_id}/resolve", headers=guard, json={"outcome": "handed_over"}
+    )
+    assert done.status_code == 200
+    body = client.get(f"/api/v1/incidents/{incident_id}", headers=guard).json()
+    clears = [n for n in body["notifications"] if n["template"] == "all_clear"]
+    assert [(n["channel"], n["status"], n["recipient"]) for n in clears] == [
+        ("sms", "pending", "contact")
+    ]
+    assert [e["type"] for e in body["timeline"]].count("all_clear_queued") == 1

@@ -12,6 +12,8 @@ import pytest
 from notifications import messages
 from notifications.messages import (
     LANGUAGES,
+    AllClear,
+    all_clear_sms,
     classify_reply,
     coming_notice_sms,
     found_sms,
@@ -41,6 +43,12 @@ SMS_BUILDERS: dict[str, Callable[[str, str, str], str]] = {
     "coming_notice": lambda lang, site, place: coming_notice_sms(lang, relationship="son"),
     "manager_escalation": lambda lang, site, place: manager_escalation_sms(
         lang, site_name=site, reference=REF, link=LINK
+    ),
+    "all_clear_safe": lambda lang, site, place: all_clear_sms(
+        lang, "safe", site_name=site, reference=REF, office_phone=PHONE, at="12:40"
+    ),
+    "all_clear_closed": lambda lang, site, place: all_clear_sms(
+        lang, "closed", site_name=site, reference=REF, office_phone=PHONE, at="12:40"
     ),
 }
 HEALTH_WORDS = [
@@ -184,7 +192,8 @@ def test_each_language_reads_in_its_own_script(lang: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "builder", [found_sms, welfare_concern_sms, missing_alert_sms, manager_escalation_sms]
+    "builder",
+    [found_sms, welfare_concern_sms, missing_alert_sms, manager_escalation_sms, all_clear_sms],
 )
 def test_sms_templates_take_no_name(builder: Callable[..., str]) -> None:
     parameters = set(inspect.signature(builder).parameters)
@@ -352,3 +361,30 @@ def test_twilio_opt_change_mirrors_twilio_keywords(text: str, expected: str | No
 def test_yes_confirms_and_resubscribes() -> None:
     assert classify_reply("Yes") == "confirm"
     assert twilio_opt_change("Yes") == "start"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_all_clear_says_safe_with_the_time_or_closed_and_keeps_the_reference(
+    lang: str,
+) -> None:
+    safe = all_clear_sms(
+        lang, "safe", site_name="Harbour View", reference=REF, office_phone=PHONE, at="12:40"
+    )
+    closed = all_clear_sms(
+        lang, "closed", site_name="Harbour View", reference=REF, office_phone=PHONE, at="12:40"
+    )
+    assert REF in safe and "12:40" in safe and PHONE in safe
+    assert REF in closed and "12:40" not in closed and PHONE in closed
+    safe_word, closed_word = {
+        "en": ("safe", "no longer needed"),
+        "zh-CN": ("安全", "不再需要"),
+        "ko-KR": ("안전", "필요하지 않아"),
+    }[lang]
+    assert safe_word in safe and safe_word not in closed and closed_word in closed
+    # The whole budget, with a long site name in another script: still two segments, cut.
+    wordings: tuple[AllClear, ...] = ("safe", "closed")
+    for wording in wordings:
+        long = all_clear_sms(
+            lang, wording, site_name=LONG_CJK, reference=REF, office_phone=PHONE, at="12:40"
+        )
+        assert sms_segments(long) <= 2 and REF in long and PHONE in long

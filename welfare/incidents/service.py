@@ -46,7 +46,7 @@ from welfare.incidents.models import (
     NoteVisibility,
     Resolution,
 )
-from welfare.outbox.models import MessageKind, OutboxMessage, OutboxStatus
+from welfare.outbox.models import ALL_CLEAR, REACHED, MessageKind, OutboxMessage, OutboxStatus
 from welfare.pagination import paginate
 from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
@@ -501,9 +501,49 @@ def _queue(
     """One outbox row and its "queued" event. `step_index` is the escalation step that caused it,
     or None for messages outside the escalation (missing alerts to guards, "coming" notices);
     those are keyed by their template instead, so each is still queued at most once."""
+    message = _new_message(
+        incident,
+        step_index,
+        kind,
+        to=to,
+        language=language,
+        template=template,
+        contact_id=contact_id,
+        user_id=user_id,
+        now=now,
+    )
+    session.add(message)
+    outbox_queued(session)
+    timeline.record(
+        session,
+        incident,
+        "queued",
+        channel=kind.value,
+        step=step_index,
+        contact_id=contact_id,
+        user_id=user_id,
+        message_id=message.id,
+    )
+    return message
+
+
+def _new_message(
+    incident: Incident,
+    step_index: int | None,
+    kind: MessageKind,
+    *,
+    to: str,
+    language: str,
+    template: str,
+    contact_id: uuid.UUID | None = None,
+    user_id: uuid.UUID | None = None,
+    now: dt.datetime,
+) -> OutboxMessage:
+    """The row `_queue` adds, not yet added. Its idempotency key (unique in the database) names
+    the step, or for messages outside the escalation the template: one per person and kind."""
     who = contact_id or user_id
     cause = template if step_index is None else step_index
-    message = OutboxMessage(
+    return OutboxMessage(
         idempotency_key=f"{incident.id}:{cause}:{who}:{kind.value}",
         incident_id=incident.id,
         step_index=step_index,
@@ -522,19 +562,16 @@ def _queue(
         created_at=now,
         updated_at=now,
     )
-    session.add(message)
-    outbox_queued(session)
-    timeline.record(
-        session,
-        incident,
-        "queued",
-        channel=kind.value,
-        step=step_index,
-        contact_id=contact_id,
-        user_id=user_id,
-        message_id=message.id,
-    )
-    return message
+
+
+def sms_refusal(contact: Contact) -> str | None:
+    """Why this contact's number may not be texted (every SMS to a contact keeps this rule, the
+    escalation's), or None when it may."""
+    if contact.sms_opted_out:
+        return "SMS opted out"
+    if contact.phone_line_type == "landline":
+        return "landline: call only"
+    return None
 
 
 def _queue_for_contact(
@@ -544,10 +581,9 @@ def _queue_for_contact(
     template = f"{incident.kind.value}_alert"
     kinds: list[MessageKind] = []
     if "sms" in step.channels and "sms" in contact.channels:
-        if contact.sms_opted_out:
-            reasons.append("SMS opted out")
-        elif contact.phone_line_type == "landline":
-            reasons.append("landline: call only")
+        refusal = sms_refusal(contact)
+        if refusal is not None:
+            reasons.append(refusal)
         else:
             kinds.append(MessageKind.sms)
     if "voice" in step.channels and "voice" in contact.channels:
@@ -641,21 +677,11 @@ def _queue_coming_notices(
     session: Session, incident: Incident, confirmer: uuid.UUID | None, now: dt.datetime
 ) -> None:
     """Contacts already reached get a short '<relationship> is coming' SMS."""
-    reached = session.exec(
-        select(OutboxMessage.contact_id).where(
-            OutboxMessage.incident_id == incident.id,
-            # 'sending' (possibly sent, 'unknown', once stopped): went through the gate before
-            # this confirmation; it is on its way.
-            col(OutboxMessage.status).in_(
-                (OutboxStatus.sent, OutboxStatus.sending, OutboxStatus.unknown)
-            ),
-            col(OutboxMessage.contact_id).is_not(None),
-        )
-    ).all()
+    reached = reached_contacts(session, incident)
     coming = session.get(Contact, confirmer) if confirmer else None
     for contact_id in sorted(set(reached) - {confirmer}, key=str):
         contact = session.get(Contact, contact_id)
-        if contact is None or contact.sms_opted_out or contact.phone_line_type == "landline":
+        if contact is None or sms_refusal(contact) is not None:
             continue
         message = _queue(
             session,
@@ -673,6 +699,69 @@ def _queue_coming_notices(
             "relationship": coming.relationship if coming else "staff",
         }
         session.add(message)
+
+
+def reached_contacts(session: Session, incident: Incident) -> list[uuid.UUID]:
+    """The contacts sent anything for this incident, each once: an SMS or a call handed to the
+    provider ('sent', 'sending', or possibly sent: 'unknown'). Guards and managers are users, not
+    contacts; rows never handed over (cancelled, failed, waiting) reached no one."""
+    return sorted(
+        set(
+            session.exec(
+                select(OutboxMessage.contact_id).where(
+                    OutboxMessage.incident_id == incident.id,
+                    col(OutboxMessage.status).in_(REACHED),
+                    col(OutboxMessage.contact_id).is_not(None),
+                )
+            ).all()
+        ),
+        key=str,
+    )
+
+
+def _queue_all_clears(session: Session, incident: Incident, now: dt.datetime) -> int:
+    """The incident closed: every contact sent anything for it gets one short SMS saying so,
+    if they may be texted (consent to be contacted, SMS among their channels, the escalation's
+    SMS rule). "safe" with the hand-over time when the resident was handed over; a neutral
+    "closed" otherwise (cancelled, or resolved another way: nothing about their health). The
+    row's unique idempotency key (incident, template, contact) lets the database refuse a
+    second all-clear to anyone, whatever races; the refused one is skipped. Returns how many
+    were queued."""
+    safe = incident.status is IncidentStatus.resolved and incident.outcome == "handed_over"
+    wording = "safe" if safe else "closed"
+    at = (incident.handed_over_at if safe else incident.closed_at) or now
+    queued = 0
+    for contact_id in reached_contacts(session, incident):
+        contact = session.get(Contact, contact_id)
+        if contact is None or not contact.consent_to_contact or "sms" not in contact.channels:
+            continue
+        if sms_refusal(contact) is not None:
+            continue
+        message = _new_message(
+            incident,
+            None,
+            MessageKind.sms,
+            to=contact.phone,
+            language=contact.language,
+            template=ALL_CLEAR,
+            contact_id=contact.id,
+            now=now,
+        )
+        message.params = {**message.params, "wording": wording, "at": at.isoformat()}
+        if not insert_unless_conflict(session, message):
+            continue
+        queued += 1
+        timeline.record(
+            session,
+            incident,
+            "all_clear_queued",
+            channel=MessageKind.sms.value,
+            contact_id=contact.id,
+            message_id=message.id,
+        )
+    if queued:
+        outbox_queued(session)
+    return queued
 
 
 def _load(session: Session, actor: Actor, incident_id: uuid.UUID, perm: Permission) -> Incident:
@@ -796,6 +885,7 @@ def resolve(
         )
     if incident.resident_id and incident.kind is IncidentKind.found:
         _add_wandering_history(session, incident, now)
+    _queue_all_clears(session, incident, now)
     return incident
 
 
@@ -834,6 +924,7 @@ def cancel(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> Inciden
     session.add(incident)
     timeline.record(session, incident, "cancelled", actor=actor)
     _audit(session, actor, incident, "incident.cancel")
+    _queue_all_clears(session, incident, now)
     return incident
 
 

@@ -30,6 +30,11 @@ class OutboxStatus(StrEnum):
     unknown = "unknown"
 
 
+# Rows the provider has or may have: their contact was sent something (an SMS or a call).
+REACHED = (OutboxStatus.sent, OutboxStatus.sending, OutboxStatus.unknown)
+# The SMS that tells contacts already sent something that the incident is closed.
+ALL_CLEAR = "all_clear"
+
 # What the statuses say to staff, in the JSON API's words (the pages translate their own).
 STATUS_TEXT = {
     OutboxStatus.pending: "waiting",

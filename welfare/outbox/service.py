@@ -17,8 +17,8 @@ from sqlmodel import Session, col, select
 from welfare.db import utcnow
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
-from welfare.incidents.models import Incident, IncidentStatus
-from welfare.outbox.models import OutboxMessage, OutboxStatus
+from welfare.incidents.models import CLOSED, Incident, IncidentStatus
+from welfare.outbox.models import ALL_CLEAR, OutboxMessage, OutboxStatus
 
 # Crash rules. A row left 'claimed' this long was claimed by a worker that died before handing
 # it over: nothing went out, claim it again. A row left 'sending' this long belongs to a worker
@@ -32,6 +32,9 @@ MAX_ATTEMPTS = 5
 BACKOFF_SECONDS = (2, 5, 15, 30)  # after attempt 1, 2, 3, 4
 # Messages that still go out after confirmation: they are about the confirmation.
 AFTER_CONFIRMATION = {"coming_notice"}
+# Messages that go out once the incident is closed (resolved or cancelled), and only then:
+# they say it is closed. Every escalation row is still stopped.
+AFTER_CLOSE = {ALL_CLEAR}
 # Why a row whose number was erased (consent withdrawn) after it was queued failed.
 ERASED_NUMBER = "no phone number: erased since the message was queued"
 
@@ -170,7 +173,7 @@ def _open(
     incident = locked.get(message.incident_id) if message.incident_id else None
     if incident is not None:
         stopped = incident.status not in (IncidentStatus.open, IncidentStatus.notifying)
-        if stopped and message.template not in AFTER_CONFIRMATION:
+        if stopped and not _wanted_once_stopped(message.template, incident.status):
             _settle_unwanted(message, now)
             session.add(message)
             timeline.record(
@@ -191,6 +194,14 @@ def _open(
     message.claimed_at = message.updated_at = now
     session.add(message)
     return message, incident
+
+
+def _wanted_once_stopped(template: str, status: IncidentStatus) -> bool:
+    """Whether a row still goes out once its incident stopped escalating: the "coming" notice
+    (about the confirmation), and the all-clear once the incident is closed."""
+    if template in AFTER_CONFIRMATION:
+        return True
+    return template in AFTER_CLOSE and status in CLOSED
 
 
 def _settle_unwanted(message: OutboxMessage, now: dt.datetime) -> None:
@@ -251,6 +262,7 @@ def record_sent(
             OutboxMessage.kind,
             OutboxMessage.contact_id,
             OutboxMessage.user_id,
+            OutboxMessage.template,
         ).where(col(OutboxMessage.id).in_(list(tokens)))
     ).all()
     incident_ids = {row.incident_id for row in rows if row.incident_id}
@@ -303,7 +315,7 @@ def record_sent(
         [
             (
                 row.incident_id,
-                "sent",
+                "all_clear_sent" if row.template == ALL_CLEAR else "sent",
                 {
                     "channel": row.kind.value,
                     "message_id": row.id,
