@@ -547,16 +547,28 @@ def test_notify_api_respects_opt_out_and_missing_consent_to_be_contacted(
 
 def _console_routes() -> list[tuple[str, str]]:
     """Every console route with its path parameters filled with random ids."""
-    from api.pages import console, console_admin, console_registry
+    from api.pages import console, console_admin, console_missing, console_registry
 
     out: list[tuple[str, str]] = []
-    routes = [*console.router.routes, *console_registry.router.routes, *console_admin.router.routes]
+    routes = [
+        *console.router.routes,
+        *console_registry.router.routes,
+        *console_admin.router.routes,
+        *console_missing.router.routes,
+    ]
     for route in routes:
         path = getattr(route, "path", "")
         if not path.startswith("/console"):
             continue
         filled = path
-        for name in ("incident_id", "resident_id", "contact_id", "consent_id", "user_id"):
+        for name in (
+            "incident_id",
+            "resident_id",
+            "contact_id",
+            "consent_id",
+            "user_id",
+            "session_id",
+        ):
             filled = filled.replace("{" + name + "}", str(uuid.uuid4()))
         assert "{" not in filled, path
         for method in sorted(route.methods):
