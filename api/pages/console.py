@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlmodel import Session, col, select
 
@@ -52,6 +52,7 @@ ShortField = Annotated[str, Form(max_length=300)]
 NoteField = Annotated[str, Form(max_length=2000)]
 
 BOARD_LIMIT = 200
+CLOSED_PAGE = 50
 POLL_SECONDS = 3
 
 
@@ -298,6 +299,61 @@ class BoardRow:
     url: str
 
 
+@dataclass(frozen=True)
+class _People:
+    """Who each incident is about, their unit and the site's timezone: three queries for a page
+    of incidents, however many there are."""
+
+    residents: dict[uuid.UUID, Resident]
+    units: dict[uuid.UUID, str]
+    zones: dict[uuid.UUID, str]
+
+    @classmethod
+    def of(cls, session: Session, rows: Sequence[Incident]) -> _People:
+        resident_ids = {i.resident_id for i in rows if i.resident_id}
+        people = (
+            {
+                r.id: r
+                for r in session.exec(select(Resident).where(col(Resident.id).in_(resident_ids)))
+            }
+            if resident_ids
+            else {}
+        )
+        household_ids = {r.household_id for r in people.values() if r.household_id}
+        units = (
+            {
+                h.id: h.unit_label
+                for h in session.exec(select(Household).where(col(Household.id).in_(household_ids)))
+            }
+            if household_ids
+            else {}
+        )
+        site_ids = {i.site_id for i in rows}
+        zones = (
+            {s.id: s.timezone for s in session.exec(select(Site).where(col(Site.id).in_(site_ids)))}
+            if site_ids
+            else {}
+        )
+        return cls(people, units, zones)
+
+    def who(self, language: str, incident: Incident) -> str:
+        resident = self.residents.get(incident.resident_id) if incident.resident_id else None
+        if resident is None:
+            return gettext(language, "Unknown person")
+        if resident.erased_at is not None:
+            return gettext(language, "Erased record")
+        return resident.preferred_name or resident.full_name or ""
+
+    def unit(self, incident: Incident) -> str:
+        resident = self.residents.get(incident.resident_id) if incident.resident_id else None
+        if resident is None or resident.household_id is None:
+            return ""
+        return self.units.get(resident.household_id, "")
+
+    def local(self, incident: Incident, at: dt.datetime | None) -> str:
+        return local_time(at, self.zones.get(incident.site_id)) if at else ""
+
+
 def board_rows(session: Session, page_user: PageUser) -> list[BoardRow]:
     """Open incidents, overdue first, then newest. Only the name card's fields: no health data.
 
@@ -308,37 +364,11 @@ def board_rows(session: Session, page_user: PageUser) -> list[BoardRow]:
         session=session, actor=page_user.actor, limit=BOARD_LIMIT, offset=0, open_only=True
     )
     now = utcnow()
-    resident_ids = {i.resident_id for i in rows if i.resident_id}
-    people = (
-        {r.id: r for r in session.exec(select(Resident).where(col(Resident.id).in_(resident_ids)))}
-        if resident_ids
-        else {}
-    )
-    household_ids = {r.household_id for r in people.values() if r.household_id}
-    units = (
-        {
-            h.id: h.unit_label
-            for h in session.exec(select(Household).where(col(Household.id).in_(household_ids)))
-        }
-        if household_ids
-        else {}
-    )
-    zones = {
-        s.id: s.timezone
-        for s in session.exec(select(Site).where(col(Site.id).in_({i.site_id for i in rows})))
-    }
+    people = _People.of(session, rows)
     active = [i.id for i in rows if i.status in (IncidentStatus.open, IncidentStatus.notifying)]
     escalated = _reached_manager(session, active)
     out: list[BoardRow] = []
     for incident in rows:
-        resident = people.get(incident.resident_id) if incident.resident_id else None
-        if resident is None:
-            who = gettext(language, "Unknown person")
-        elif resident.erased_at is not None:
-            who = gettext(language, "Erased record")
-        else:
-            who = resident.preferred_name or resident.full_name or ""
-        unit = units.get(resident.household_id, "") if resident and resident.household_id else ""
         overdue = incident.id in active and (
             incident.id in escalated or _past_target(incident, now)
         )
@@ -351,9 +381,9 @@ def board_rows(session: Session, page_user: PageUser) -> list[BoardRow]:
                 status=incident.status.value,
                 status_label=label(language, STATUS_LABELS, incident.status.value),
                 condition_label=label(language, CONDITION_LABELS, incident.condition.value),
-                who=who,
-                unit=unit,
-                opened_at=local_time(incident.opened_at, zones.get(incident.site_id)),
+                who=people.who(language, incident),
+                unit=people.unit(incident),
+                opened_at=people.local(incident, incident.opened_at),
                 minutes_open=int((now - incident.opened_at).total_seconds() // 60),
                 overdue=overdue,
                 url=f"/console/incidents/{incident.id}",
@@ -361,6 +391,58 @@ def board_rows(session: Session, page_user: PageUser) -> list[BoardRow]:
         )
     out.sort(key=lambda r: (not r.overdue, -r.minutes_open if r.overdue else r.minutes_open))
     return out
+
+
+@dataclass(frozen=True)
+class ClosedRow:
+    reference: str
+    who: str
+    unit: str
+    kind_label: str
+    status: str
+    status_label: str
+    outcome_label: str
+    opened_at: str
+    closed_at: str
+    minutes_to_confirm: int | None
+    minutes_open: int
+    url: str
+
+
+def closed_rows(
+    session: Session, page_user: PageUser, *, offset: int
+) -> tuple[list[ClosedRow], int]:
+    """Resolved and cancelled incidents, newest closed first: what the office looks back on
+    after a shift. The same name-card fields as the board, plus how each one ended."""
+    language = page_user.language
+    rows, total = incidents.list_incidents(
+        session=session, actor=page_user.actor, limit=CLOSED_PAGE, offset=offset, closed_only=True
+    )
+    people = _People.of(session, rows)
+
+    def minutes(start: dt.datetime, end: dt.datetime | None) -> int | None:
+        return int((end - start).total_seconds() // 60) if end else None
+
+    out = [
+        ClosedRow(
+            reference=incident.reference,
+            who=people.who(language, incident),
+            unit=people.unit(incident),
+            kind_label=label(language, KIND_LABELS, incident.kind.value),
+            status=incident.status.value,
+            status_label=label(language, STATUS_LABELS, incident.status.value),
+            outcome_label=label(language, OUTCOME_LABELS, incident.outcome.value)
+            if incident.outcome
+            else "",
+            opened_at=people.local(incident, incident.opened_at),
+            closed_at=people.local(incident, incident.closed_at),
+            minutes_to_confirm=minutes(incident.opened_at, incident.confirmed_at),
+            minutes_open=minutes(incident.opened_at, incident.closed_at) or 0,
+            url=f"/console/incidents/{incident.id}",
+        )
+        for incident in rows
+    ]
+    return out, total
 
 
 @router.get("")
@@ -371,6 +453,23 @@ def board(request: Request, session: SessionDep, page_user: ConsoleUserDep) -> R
         page_user,
         "console/board.html",
         {"rows": rows, "poll_seconds": POLL_SECONDS},
+        section="/console",
+    )
+
+
+@router.get("/incidents")
+def closed_incidents(
+    request: Request,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Response:
+    rows, total = closed_rows(session, page_user, offset=offset)
+    return console_render(
+        request,
+        page_user,
+        "console/closed.html",
+        {"rows": rows, "total": total, "offset": offset, "page_size": CLOSED_PAGE},
         section="/console",
     )
 

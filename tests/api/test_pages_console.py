@@ -15,7 +15,7 @@ from tests.conftest import SYSTEM
 from welfare.audit.models import AuditEntry
 from welfare.db import utcnow
 from welfare.incidents import service as incidents
-from welfare.incidents.models import Incident, IncidentCreate, IncidentEvent
+from welfare.incidents.models import Incident, IncidentCreate, IncidentEvent, Outcome, Resolution
 from welfare.outbox import service as outbox
 from welfare.outbox.models import OutboxMessage, OutboxStatus
 from welfare.residents.models import Contact, Resident
@@ -239,6 +239,45 @@ def test_board_drops_closed_incidents_and_shows_it_in_chinese(
     page = client.get("/console")
     assert "진행 중인 사건이 없습니다." in page.text and "사건 현황판" in page.text
     assert "입주민" in page.text and "세대" in page.text  # the menu: Residents, Households
+
+
+def test_closed_incidents_list_newest_closed_first_with_how_each_ended_and_only_this_site(
+    client: TestClient,
+    db: Session,
+    make_user: Callable[..., User],
+    make_site: Callable[..., Site],
+    site: Site,
+    page_login: Callable[..., str],
+    world: Callable[..., tuple[Incident, Contact]],
+) -> None:
+    hour_ago = utcnow() - dt.timedelta(hours=1)
+    first, _ = world(opened_at=hour_ago)
+    second, _ = world(opened_at=hour_ago)
+    still_open, _ = world()
+    incidents.resolve(
+        session=db,
+        actor=SYSTEM,
+        incident_id=first.id,
+        data=Resolution(outcome=Outcome.handed_over, handed_to="Son"),
+    )
+    db.commit()
+    incidents.cancel(session=db, actor=SYSTEM, incident_id=second.id)
+    db.commit()
+    db.rollback()
+    page_login(make_user("staff", [site]))
+    page = client.get("/console/incidents", headers=HTML)
+    assert page.status_code == 200
+    text = page.text
+    assert second.reference in text and first.reference in text
+    assert still_open.reference not in text
+    assert text.index(second.reference) < text.index(first.reference)  # closed last, shown first
+    assert "Handed over" in text and "Cancelled" in text and "60 min" in text
+    assert 'href="/console/incidents"' in client.get("/console", headers=HTML).text
+    client.cookies.clear()
+    page_login(make_user("staff", [make_site()]))
+    other = client.get("/console/incidents", headers=HTML).text
+    assert first.reference not in other and "No closed incidents yet." in other
+    assert client.get("/console/incidents?offset=-1", headers=HTML).status_code == 422
 
 
 # --- the incident page ----------------------------------------------------------------------------

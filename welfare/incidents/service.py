@@ -783,6 +783,7 @@ def list_incidents(
     limit: int,
     offset: int,
     open_only: bool = False,
+    closed_only: bool = False,
     site_id: uuid.UUID | None = None,
 ) -> tuple[list[Incident], int]:
     sites = visible_site_ids(actor, Permission.guard_ops)
@@ -793,13 +794,11 @@ def list_incidents(
         query = query.where(Incident.site_id == site_id)
     if open_only:
         query = query.where(col(Incident.status).not_in(CLOSED))
-    return paginate(
-        session,
-        query,
-        limit=limit,
-        offset=offset,
-        order_by=[col(Incident.opened_at).desc(), col(Incident.id)],
-    )
+    if closed_only:
+        query = query.where(col(Incident.status).in_(CLOSED))
+    # Closed ones newest-closed first: what the office looks back on is what just ended.
+    newest = col(Incident.closed_at).desc() if closed_only else col(Incident.opened_at).desc()
+    return paginate(session, query, limit=limit, offset=offset, order_by=[newest, col(Incident.id)])
 
 
 def acknowledge(
