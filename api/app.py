@@ -22,6 +22,7 @@ from api.pages import guard as guard_pages
 from api.pages import guard_pwa as guard_pwa_pages
 from api.pages import manager as manager_pages
 from api.pages import public as public_pages
+from api.pages import quick_sign_in as quick_sign_in_pages
 from api.pages.rendering import STATIC_DIR
 from api.routes import (
     alerts,
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         console_admin_pages,
         console_missing_pages,
         manager_pages,
+        quick_sign_in_pages,
     ):
         app.include_router(page_module.router)
     app.mount("/static", assets.StaticAssets(directory=STATIC_DIR), name="static")

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
 from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, TransactionRoute, client_addr
+from api.pages import quick_sign_in as quick_sign_in_pages
 from api.pages.deps import (
     CSRF_FIELD,
     LANGUAGE_COOKIE,
@@ -24,6 +25,7 @@ from api.pages.deps import (
     new_login_csrf,
     request_language,
     safe_next,
+    viewer_timezone,
 )
 from api.pages.i18n import gettext, ui_language
 from api.pages.rendering import render
@@ -75,6 +77,7 @@ def _login_page(
             "error": error,
             "username": username,
             "chosen_language": chosen or "",
+            "shared_phone": quick_sign_in_pages.has_device(request),
         },
         status_code=status_code,
         language=language,
@@ -140,6 +143,7 @@ def login(
 
 @router.post("/logout")
 def logout(
+    request: Request,
     session: SessionDep,
     page_user: PageUserDep,
     csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
@@ -150,7 +154,8 @@ def logout(
         users.sign_out_everywhere(session=session, actor=page_user.actor)
     else:
         users.sign_out(session=session, actor=page_user.actor)
-    response = _see_other("/login")
+    # On a shared phone the next guard signs in with their PIN.
+    response = _see_other("/login/pin" if quick_sign_in_pages.has_device(request) else "/login")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
@@ -169,7 +174,12 @@ def _account_page(
     return render(
         request,
         "account.html",
-        {"message": message, "error": error, "sessions": own},
+        {
+            "message": message,
+            "error": error,
+            "sessions": own,
+            "times_zone": viewer_timezone(session, page_user),
+        },
         status_code=status_code,
     )
 

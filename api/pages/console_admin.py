@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from api.deps import SessionDep, TransactionRoute
 from api.pages.console import ConsoleUserDep, CsrfField, console_render, see_other
-from api.pages.deps import PageUser, check_form_csrf
+from api.pages.deps import PageUser, check_form_csrf, viewer_timezone
 from api.pages.forms import phone_error
 from api.pages.i18n import N_, gettext
 from welfare.audit.service import list_entries, verify_chain
@@ -27,6 +27,7 @@ from welfare.residents.models import Resident
 from welfare.sites import service as sites
 from welfare.sites.models import Site
 from welfare.times import parse_day, zone
+from welfare.users import quick_sign_in
 from welfare.users import service as users
 from welfare.users.models import UI_LANGUAGES, User, UserCreate, UserUpdate
 
@@ -232,6 +233,11 @@ def _user_page(
                 user_id=user.id,
             ),
             "revoke_base": f"/console/users/{user.id}/sessions/",
+            "pins": quick_sign_in.admin_list(
+                session=session, actor=page_user.actor, user_id=user.id
+            ),
+            # The admin reads times in their own timezone, whoever the user is.
+            "times_zone": viewer_timezone(session, page_user),
         },
         status_code=status_code,
         section="/console/users",
@@ -354,6 +360,18 @@ def user_session_revoke(
     return see_other(f"/console/users/{user_id}?done=session")
 
 
+@router.post("/users/{user_id}/quick-sign-in/revoke")
+def user_pins_revoke(
+    user_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    count = quick_sign_in.admin_revoke_all(session=session, actor=page_user.actor, user_id=user_id)
+    return see_other(f"/console/users/{user_id}?done=pins&count={count}")
+
+
 # --- the access audit ---------------------------------------------------------------------------
 
 ACTION_LABELS = {
@@ -418,6 +436,10 @@ ACTION_LABELS = {
     "user.revoke_session": N_("Signed out one session of a user"),
     "auth.revoke_session": N_("Signed out one of their sessions"),
     "auth.sign_out_others": N_("Signed out their other sessions"),
+    "auth.pin_set": N_("Set a quick sign-in PIN on a shared phone"),
+    "auth.pin_removed": N_("Removed a quick sign-in PIN"),
+    "auth.pin_locked": N_("Quick sign-in PIN locked after wrong tries"),
+    "user.pins_revoked": N_("Ended a user's quick sign-in on every phone"),
     "user.on_duty": N_("Went on duty"),
     "user.off_duty": N_("Went off duty"),
     "visit.record": N_("Recorded a visit"),

@@ -9,6 +9,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, Request
+from sqlmodel import Session, col, select
 
 from api.deps import (
     SESSION_COOKIE,
@@ -20,6 +21,7 @@ from api.deps import (
 from api.pages.i18n import negotiate, ui_language
 from welfare.authz import Actor, Role
 from welfare.errors import NotAuthenticated, PermissionDenied
+from welfare.sites.models import Site
 from welfare.users import service as users
 from welfare.users.models import UI_LANGUAGES, User
 
@@ -128,3 +130,14 @@ def check_login_csrf(request: Request, submitted: str | None) -> None:
 
 def home_for(role: Role) -> str:
     return "/guard" if role == Role.guard else "/console"
+
+
+def viewer_timezone(session: Session, page_user: PageUser) -> str | None:
+    """The timezone a user reads times in: their site's (the first by name when several), or
+    None (UTC) for a user with no site. Sign-in times are shown in it, not in UTC."""
+    site_ids = page_user.actor.site_ids
+    if not site_ids:
+        return None
+    return session.exec(
+        select(Site.timezone).where(col(Site.id).in_(site_ids)).order_by(col(Site.name)).limit(1)
+    ).first()

@@ -16,8 +16,10 @@ from api.deps import (
     client_addr,
     csrf_token_for,
 )
+from welfare.users import quick_sign_in
 from welfare.users import service as users
 from welfare.users.models import (
+    DevicePinPublic,
     DutyChange,
     PasswordChange,
     ProfileUpdate,
@@ -127,3 +129,15 @@ def revoke_my_session(session_id: uuid.UUID, session: SessionDep, actor: ActorDe
 def revoke_my_other_sessions(session: SessionDep, actor: ActorDep) -> RevokedSessions:
     """Signs out every session of yours but this one."""
     return RevokedSessions(revoked=users.revoke_other_sessions(session=session, actor=actor))
+
+
+@router.get("/me/quick-sign-in", response_model=list[DevicePinPublic])
+def list_my_pins(session: SessionDep, actor: ActorDep) -> list[DevicePinPublic]:
+    """The shared phones where your quick-sign-in PIN works (set up on the guard's pages)."""
+    return quick_sign_in.list_own(session=session, actor=actor)
+
+
+@router.delete("/me/quick-sign-in/{pin_id}", status_code=status.HTTP_204_NO_CONTENT)
+def remove_my_pin(pin_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> None:
+    """Your PIN stops working on that phone at once. 404 when not yours."""
+    quick_sign_in.revoke_own(session=session, actor=actor, pin_id=pin_id)

@@ -7,8 +7,9 @@ from pydantic import BaseModel
 
 from api.deps import ActorDep, PageDep, SessionDep, SettingsDep, TransactionRoute
 from api.schemas import ListResponse
+from welfare.users import quick_sign_in
 from welfare.users import service as users
-from welfare.users.models import SessionPublic, UserCreate, UserPublic, UserUpdate
+from welfare.users.models import DevicePinPublic, SessionPublic, UserCreate, UserPublic, UserUpdate
 
 router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/users", tags=["users"])
 
@@ -73,3 +74,16 @@ def revoke_session(
 ) -> None:
     """Signs one session of the user out: its next request is refused."""
     users.admin_revoke_session(session=session, actor=actor, user_id=user_id, session_id=session_id)
+
+
+@router.get("/{user_id}/quick-sign-in", response_model=list[DevicePinPublic])
+def list_pins(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> list[DevicePinPublic]:
+    """The shared phones where the user's quick-sign-in PIN works."""
+    return quick_sign_in.admin_list(session=session, actor=actor, user_id=user_id)
+
+
+@router.post("/{user_id}/quick-sign-in/revoke", response_model=RevokedSessions)
+def revoke_pins(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> RevokedSessions:
+    """Every quick-sign-in PIN of the user stops working (a lost phone, a guard who left)."""
+    count = quick_sign_in.admin_revoke_all(session=session, actor=actor, user_id=user_id)
+    return RevokedSessions(revoked=count)

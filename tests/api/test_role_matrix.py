@@ -34,7 +34,7 @@ from welfare.residents import service as residents
 from welfare.settings import Settings
 from welfare.sites.models import Site
 from welfare.tags import service as tags
-from welfare.users.models import AuthSession, User
+from welfare.users.models import AuthSession, DevicePin, SharedDevice, User
 from welfare.users.service import hash_token
 from welfare.visits import service as visits
 from welfare.visits.models import ScheduleCreate, Visit, VisitSchedule
@@ -79,6 +79,16 @@ class World:
     def user_and_session(self) -> dict[str, Any]:
         user = self.make_user("guard", [self.site])
         return {"user_id": user.id, "session_id": self.session_of(user)}
+
+    def pin_of(self, user: User) -> uuid.UUID:
+        """A quick-sign-in PIN of `user` on a shared phone of their own."""
+        device = SharedDevice(token_hash=hash_token(secrets.token_urlsafe(16)))
+        self.db.add(device)
+        self.db.flush()
+        pin = DevicePin(device_id=device.id, user_id=user.id, pin_hash="not a real hash")
+        self.db.add(pin)
+        self.db.commit()
+        return pin.id
 
     def household(self) -> Any:
         return self.make_household(unit=f"u{uuid.uuid4().hex[:8]}")
@@ -144,6 +154,14 @@ CASES: list[Case] = [
         params=lambda w: {"session_id": w.session_of(w.make_user("guard", [w.site]))},
     ),
     Case("POST", "/api/v1/me/sessions/revoke-others", (401, 200, 200, 200, 200, 200)),
+    Case("GET", "/api/v1/me/quick-sign-in", (401, 200, 200, 200, 200, 200)),
+    # Someone else's PIN is not found, whoever asks (removing one's own: test_quick_sign_in.py).
+    Case(
+        "DELETE",
+        "/api/v1/me/quick-sign-in/{pin_id}",
+        (401, 404, 404, 404, 404, 404),
+        params=lambda w: {"pin_id": w.pin_of(w.make_user("guard", [w.site]))},
+    ),
     # users: admins only
     Case("GET", "/api/v1/users", (401, 403, 403, 403, 200, 403)),
     Case(
@@ -188,6 +206,18 @@ CASES: list[Case] = [
         "/api/v1/users/{user_id}/sessions/{session_id}",
         (401, 403, 403, 403, 204, 403),
         params=lambda w: w.user_and_session(),
+    ),
+    Case(
+        "GET",
+        "/api/v1/users/{user_id}/quick-sign-in",
+        (401, 403, 403, 403, 200, 403),
+        params=lambda w: {"user_id": w.make_user("guard", [w.site]).id},
+    ),
+    Case(
+        "POST",
+        "/api/v1/users/{user_id}/quick-sign-in/revoke",
+        (401, 403, 403, 403, 200, 403),
+        params=lambda w: {"user_id": w.make_user("guard", [w.site]).id},
     ),
     # sites: everyone sees their own; admins manage
     Case("GET", "/api/v1/sites", (401, 200, 200, 200, 200, 200)),

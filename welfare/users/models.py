@@ -5,7 +5,7 @@ import re
 import uuid
 
 from pydantic import field_validator
-from sqlalchemy import Enum
+from sqlalchemy import Enum, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from welfare.authz import Role
@@ -185,3 +185,48 @@ class TokenResponse(SQLModel):
     access_token: str
     token_type: str = "bearer"
     expires_at: dt.datetime
+
+
+class SharedDevice(SQLModel, table=True):
+    """A phone that guards share across shifts, known by a long random token in a cookie (only
+    its hash is stored). Quick sign-in with a PIN works only on the device it was set up on."""
+
+    __tablename__ = "shared_device"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_by: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
+    user_agent: str | None = Field(default=None, max_length=300)
+
+
+class DevicePin(SQLModel, table=True):
+    """One guard's PIN on one shared device: set after a full sign-in there, revocable, and
+    locked after a few wrong tries (then only a full sign-in sets it again)."""
+
+    __tablename__ = "device_pin"
+    __table_args__ = (UniqueConstraint("device_id", "user_id", name="uq_device_pin_device_user"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    device_id: uuid.UUID = Field(foreign_key="shared_device.id", index=True, ondelete="CASCADE")
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True, ondelete="CASCADE")
+    pin_hash: str = Field(max_length=512)
+    failures: int = 0
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class DevicePinPublic(SQLModel):
+    """A quick sign-in as its owner (or an admin) sees it: never the PIN's hash."""
+
+    id: uuid.UUID
+    device: str | None  # "Chrome · Android", from the User-Agent when it was set up
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    this_device: bool
+
+
+class PinSetup(SQLModel):
+    pin: str = Field(min_length=6, max_length=8)
+    current_password: str = Field(min_length=1, max_length=256)

@@ -274,6 +274,33 @@ def authenticate(
         user.password_hash = updated_hash
         session.add(user)
     session.exec(delete(LoginFailure).where(col(LoginFailure.username) == username))
+    detail = None
+    if language in UI_LANGUAGES and language != user.language:
+        detail = {"language": language}
+        user.language = language
+        session.add(user)
+    token, auth_session = open_session(
+        session=session,
+        settings=settings,
+        user=user,
+        client_addr=client_addr,
+        user_agent=user_agent,
+        detail=detail,
+    )
+    return token, auth_session, user
+
+
+def open_session(
+    *,
+    session: Session,
+    settings: Settings,
+    user: User,
+    client_addr: str,
+    user_agent: str | None,
+    detail: dict[str, Any] | None = None,
+) -> tuple[str, AuthSession]:
+    """A new sign-in for a user whose credentials were just checked, audited as `auth.sign_in`
+    (with `detail` saying how, when not by password); the raw token is returned once."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
     auth_session = AuthSession(
@@ -286,21 +313,15 @@ def authenticate(
         user_agent=(user_agent or "")[:300] or None,
     )
     session.add(auth_session)
-    actor = Actor(user_id=user.id, role=user.role, client_addr=client_addr)
-    detail = None
-    if language in UI_LANGUAGES and language != user.language:
-        detail = {"language": language}
-        user.language = language
-        session.add(user)
     audit_record(
         session,
-        actor=actor,
+        actor=Actor(user_id=user.id, role=user.role, client_addr=client_addr),
         action="auth.sign_in",
         entity="session",
         entity_id=auth_session.id,
         detail=detail,
     )
-    return token, auth_session, user
+    return token, auth_session
 
 
 def actor_for_token(
