@@ -43,6 +43,7 @@ from api.routes import (
     webhooks,
 )
 from notifications.runtime import dispatcher
+from notifications.twilio_channel import TwilioChannel
 from welfare.db import WalCheckpointer, head_revision, make_engine, make_sessionmaker
 from welfare.settings import Settings, get_settings
 from welfare.wakeup import PgListener
@@ -82,6 +83,8 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     app.state.head_revision = head_revision(settings.database_url)
     app.state.metrics_registry = app_registry(app.state.sessionmaker)
     app.state.worker = None
+    # The answering-machine webhook changes live calls (a voicemail) through Twilio's API.
+    app.state.call_control = TwilioChannel(settings) if settings.twilio_configured else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

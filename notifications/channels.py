@@ -66,4 +66,15 @@ class Channel(Protocol):
         status_callback: str | None,
         idempotency_key: str,
         language: str | None = None,
-    ) -> Accepted: ...
+        machine_callback: str | None = None,
+    ) -> Accepted:
+        """`machine_callback`: where the provider reports who answered (a person or an
+        answering machine), when it can tell; a channel that cannot ignores it."""
+        ...
+
+
+class CallControl(Protocol):
+    """Changing a call while it is live: after an answering machine picked up, the call plays
+    a short voicemail instead of the keypress script (notifications/webhooks.py)."""
+
+    def update_call(self, *, provider_id: str, twiml: str) -> None: ...

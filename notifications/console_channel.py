@@ -208,7 +208,9 @@ class ConsoleChannel:
         status_callback: str | None,
         idempotency_key: str,
         language: str | None = None,
+        machine_callback: str | None = None,
     ) -> Accepted:
+        # No answering machine here: the simulated call rings out unanswered.
         sid = fake_sid("CA")
         self._record(ConsoleItem("call", sid, to, twiml, status_callback, idempotency_key))
         logger.info("console call %s to %s", sid, mask_phone(to))

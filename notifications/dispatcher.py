@@ -405,12 +405,18 @@ class Dispatcher:
                 status_callback=webhook_url(self.settings, "message-status", message.id),
                 language=message.language,
             )
+        # An answering machine on an incident's call gets a voicemail and the escalation moves
+        # on (notifications/webhooks.py); a resident's check-in call has no voicemail to leave.
+        machine = message.incident_id is not None
         return self.channel.place_call(
             to=message.to_phone,
             twiml=content,
             idempotency_key=key,
             status_callback=webhook_url(self.settings, "call-status", message.id),
             language=message.language,
+            machine_callback=webhook_url(self.settings, "answered-by", message.id)
+            if machine
+            else None,
         )
 
 

@@ -628,6 +628,44 @@ def call_goodbye(lang: str | None) -> str:
     }[pick_language(lang)]
 
 
+def _spelt(value: str) -> str:
+    """A reference or a phone number read out one character at a time ("A 7 K 2"), not as a
+    word or one big number; a phone's groups ("2345 6789") with a pause between them."""
+    groups = re.split(r"[\s\-()]+", _clean(value).replace("+", " "))
+    return ", ".join(" ".join(group) for group in groups if group)
+
+
+def voicemail_text(lang: str | None, *, reference: str, office_phone: str | None) -> str:
+    """Left on an answering machine: the reference and the office's phone only. A voicemail
+    may be heard by anyone with the phone, so no name, no place and nothing about health; the
+    caller reaches the office, which knows the rest."""
+    ref = _spelt(_spoken(reference))
+    phone = _spelt(_spoken(office_phone)) if office_phone else ""
+    language = pick_language(lang)
+    if language == "zh-CN":
+        call = f"请尽快致电管理处：{phone}。" if phone else "请尽快致电管理处。"
+        return f"您好，这是一条紧急留言，关于您登记为其紧急联系人的住户。编号{ref}。{call}再见。"
+    if language == "ko-KR":
+        call = (
+            f"관리사무소 {phone}번으로 바로 전화해 주세요."
+            if phone
+            else "관리사무소로 바로 전화해 주세요."
+        )
+        return (
+            f"안녕하세요, 비상연락처로 등록하신 입주민에 관한 긴급 메시지입니다. "
+            f"참조 번호 {ref}. {call} 안녕히 계세요."
+        )
+    call = (
+        f"Please call the office on {phone} as soon as you can."
+        if phone
+        else ("Please call the office as soon as you can.")
+    )
+    return (
+        "Hello, this is an urgent message about a resident you are an emergency contact for. "
+        f"Reference {ref}. {call} Goodbye."
+    )
+
+
 # --- Replies -----------------------------------------------------------------------------------
 
 _CONFIRM_WORDS = frozenset(

@@ -21,6 +21,26 @@ RATE_LIMITED = Counter(
     ["channel"],
 )
 
+CALLS_MISSED = Counter(
+    "welfare_calls_missed_total",
+    "Contacts' calls that ended without a key, by how (voicemail, no_answer, busy, no_key, "
+    "failed, cancelled)",
+    ["outcome"],
+)
+VOICEMAILS = Counter(
+    "welfare_voicemails_total",
+    "Answering machines reached: voicemail left on the live call, or not (the update failed)",
+    ["result"],
+)
+
+
+def call_missed(outcome: str) -> None:
+    CALLS_MISSED.labels(outcome=outcome).inc()
+
+
+def voicemail(result: str) -> None:
+    VOICEMAILS.labels(result=result).inc()
+
 
 def provider_error(channel: str, code: str | None, *, permanent: bool) -> None:
     PROVIDER_ERRORS.labels(

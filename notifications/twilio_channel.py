@@ -4,8 +4,13 @@
   sender pool and opt-out handling), otherwise from `WELFARE_TWILIO_FROM_NUMBER`. Calls always
   need the from-number; with only a messaging service every call fails permanently, saying so.
 - Calls carry their TwiML inline (`twiml=`), ring for `CALL_RING_SECONDS`, and report
-  initiated, ringing, answered and completed to the status callback. No answering-machine
-  detection: it delays the greeting by seconds, and a voicemail never presses 1 anyway.
+  initiated, ringing, answered and completed to the status callback.
+- Answering-machine detection runs asynchronously (`MachineDetection=DetectMessageEnd`,
+  `AsyncAmd=true`) when the caller gives a `machine_callback`: the script plays at once (a
+  person hears no delay) while Twilio listens; its verdict (`AnsweredBy`) goes to that URL, and
+  on a machine the webhook replaces the live call's TwiML with a short voicemail
+  (`update_call`). DetectMessageEnd waits for the greeting's beep, so the voicemail is recorded
+  whole.
 - Status callback URLs are built by the caller (absolute, under `WELFARE_PUBLIC_BASE_URL`) and
   passed through unchanged.
 - Every SDK request goes to `WELFARE_TWILIO_API_BASE_URL` (`RoutingHttpClient` rewrites the
@@ -46,6 +51,8 @@ logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT_SECONDS = 10.0
 CALL_RING_SECONDS = 25
 CALL_STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
+# Answering-machine detection: report once the greeting's beep (or silence) ended.
+MACHINE_DETECTION = "DetectMessageEnd"
 IDEMPOTENCY_HEADER = "X-Welfare-Idempotency-Key"
 
 # Twilio error codes where retrying the same request cannot help: the escalation moves on.
@@ -67,6 +74,7 @@ PERMANENT_ERRORS: dict[int, str] = {
     21612: "the number cannot receive SMS from this sender",
     21614: "the number is not a mobile number and cannot receive SMS",
     21617: "the message is longer than Twilio allows",
+    21220: "the call is no longer in progress",
     13223: "the number is not in a valid format for calls",
     13224: "the number is not a valid phone number for calls",
 }
@@ -311,6 +319,7 @@ class TwilioChannel:
         status_callback: str | None,
         idempotency_key: str,
         language: str | None = None,
+        machine_callback: str | None = None,
     ) -> Accepted:
         if not self._from_number:
             raise ChannelError(
@@ -333,8 +342,29 @@ class TwilioChannel:
             params["status_callback"] = status_callback
             params["status_callback_event"] = CALL_STATUS_EVENTS
             params["status_callback_method"] = "POST"
+        if machine_callback:
+            params["machine_detection"] = MACHINE_DETECTION
+            # The SDK types AsyncAmd as a string and sends it as given: Twilio's word is "true".
+            params["async_amd"] = "true"
+            params["async_amd_status_callback"] = machine_callback
+            params["async_amd_status_callback_method"] = "POST"
         call = self._call("call", idempotency_key, lambda: self.client.calls.create(**params))
         return self._accepted("call", call.sid, call.status, default="queued")
+
+    def update_call(self, *, provider_id: str, twiml: str) -> None:
+        """Replace a live call's TwiML (the voicemail after an answering machine picked up).
+        Twilio refuses it (21220) once the call has ended: a `ChannelError` like any other."""
+        if len(twiml) > MAX_INLINE_TWIML:
+            raise ChannelError(
+                f"the call script is longer than Twilio's {MAX_INLINE_TWIML} characters",
+                permanent=True,
+            )
+        self._call(
+            "call update",
+            f"update:{provider_id}",
+            lambda: self.client.calls(provider_id).update(twiml=twiml),
+        )
+        logger.info("twilio call %s updated", provider_id)
 
     def _call(self, kind: str, idempotency_key: str, action: Callable[[], T]) -> T:
         exchange = _Exchange(idempotency_key=idempotency_key)

@@ -12,6 +12,9 @@ The call flow, in the contact's language (`messages.say_language`):
    any other key on attempt 1 = "not an option" and the message once more (attempt 2);
    any other key on attempt 2 = goodbye.
 
+3. When Twilio's answering-machine detection says a machine took the call, the webhook replaces
+   the live call's TwiML with `voicemail_twiml`: the short voicemail, once, and a hang-up.
+
 `gather_url` is built by the caller (the dispatcher or the webhook) as an absolute URL under
 `WELFARE_PUBLIC_BASE_URL`, already carrying whatever identifies the outbox row; it may have its
 own query string. Only the `attempt` parameter is set here. Twilio signs the action request
@@ -129,4 +132,13 @@ def gather_twiml(
     else:
         response.say(messages.call_goodbye(lang), language=language)
         response.hangup()
+    return str(response.to_xml())
+
+
+def voicemail_twiml(lang: str | None, *, reference: str, office_phone: str | None) -> str:
+    """What an answering machine records (`messages.voicemail_text`), then hang up."""
+    response = VoiceResponse()
+    text = messages.voicemail_text(lang, reference=reference, office_phone=office_phone)
+    response.say(text, language=messages.say_language(lang))
+    response.hangup()
     return str(response.to_xml())

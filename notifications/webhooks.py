@@ -16,8 +16,17 @@ transaction. Rules:
   older call is recorded on the timeline but does not change the row's provider status.
 - Status news never moves a row's provider status backwards ("sent" after "delivered").
 - Only a keypress 1 (Gather) and a confirming SMS reply confirm. An answered call without a key,
-  a voicemail, no answer, busy, failed, cancelled are timeline events, nothing more: the
-  escalation continues on its timer.
+  a voicemail, no answer, busy, failed, cancelled never do.
+- A contact's call that ends without a key (no answer, busy, failed, cancelled, completed with
+  no key pressed, or an answering machine) is a missed call (`incidents.record_missed_call`):
+  "voicemail", "no answer", "busy", "hung up without a key" on the timeline, and with the
+  policy's `advance_on_miss` (the default) the next contact's step starts at once. A key of any
+  kind means a person heard the call: the escalation then keeps its timer.
+- Answering-machine detection (`/answered-by`, Twilio's asynchronous AMD callback): on
+  `machine_end_beep`, `machine_end_silence`, `machine_end_other` or `fax` the live call's TwiML
+  is replaced, after the commit, with a short voicemail in the contact's language (reference
+  and office phone only) and a hang-up; `human` and `unknown` change nothing. A repeat of the
+  callback finds its receipt and updates nothing twice.
 - Timeline details hold ids, channels, statuses, digits and codes: never a name, a phone number
   or the text of a reply. Unknown SIDs and unknown numbers get a 200 and leave no trace.
 """
@@ -34,18 +43,20 @@ from sqlmodel import Session, col, select
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.voice_response import VoiceResponse
 
-from notifications import messages, twiml
+from notifications import messages, metrics, twiml
+from notifications.channels import CallControl, ChannelError
 from notifications.dispatcher import STATUS_EVENTS, webhook_url
 from notifications.messages import CallPurpose
 from notifications.twilio_channel import PERMANENT_ERRORS
 from welfare.audit import service as audit
 from welfare.authz import Actor, Role
-from welfare.db import insert_unless_conflict, session_scope
+from welfare.db import insert_unless_conflict, on_commit, session_scope
 from welfare.errors import PermissionDenied
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident, IncidentStatus
-from welfare.outbox.models import OutboxMessage
+from welfare.outbox.models import MessageKind, OutboxMessage
+from welfare.phones import display_phone
 from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
 from welfare.sites.models import Site
@@ -56,6 +67,15 @@ log = logging.getLogger("welfare.webhooks")
 
 PREFIX = "/webhooks/twilio"
 EMPTY_TWIML = str(VoiceResponse().to_xml())
+
+
+def _hang_up() -> str:
+    response = VoiceResponse()
+    response.hangup()
+    return str(response.to_xml())
+
+
+HANG_UP_TWIML = _hang_up()
 
 # How far along a message or call is; news never moves a row backwards.
 STATUS_RANK = {
@@ -88,6 +108,16 @@ DELIVERY_ERRORS = {
     21610: PERMANENT_ERRORS[21610],
 }
 VALID_DIGITS = frozenset("0123456789*#")
+# Twilio's AnsweredBy words (DetectMessageEnd) that mean no person took the call.
+MACHINE_ANSWERS = frozenset({"machine_end_beep", "machine_end_silence", "machine_end_other", "fax"})
+# A call's final status without a key, as a missed call's outcome ("completed": see below).
+MISSED_STATUSES = {
+    "no-answer": "no_answer",
+    "busy": "busy",
+    "failed": "failed",
+    "canceled": "cancelled",
+    "completed": "no_key",
+}
 
 
 # --- signature ----------------------------------------------------------------------------------
@@ -226,7 +256,103 @@ def provider_status(
     if not current:
         detail["earlier_attempt"] = True
     timeline.record(session, incident, event_type, label="provider", **detail)
+    if current and row.kind is MessageKind.call and status in MISSED_STATUSES:
+        _call_ended(session, incident, row, status, answered_by)
     return True
+
+
+def _call_ended(
+    session: Session, incident: Incident, row: OutboxMessage, status: str, answered_by: str
+) -> None:
+    """A call's final status: a missed call unless a key was pressed on it."""
+    outcome = MISSED_STATUSES[status]
+    if status == "completed":
+        if answered_by in MACHINE_ANSWERS:
+            outcome = "voicemail"  # AMD's verdict came with the status (or its callback was lost)
+        elif _key_pressed(session, incident, row):
+            return
+    if incidents.record_missed_call(session, incident, message=row, outcome=outcome):
+        metrics.call_missed(outcome)
+
+
+def _key_pressed(session: Session, incident: Incident, row: OutboxMessage) -> bool:
+    return any(
+        event.type == "key_pressed" and event.detail.get("message_id") == str(row.id)
+        for event in timeline.events_of(session, incident.id)
+    )
+
+
+# --- answering-machine detection ----------------------------------------------------------------
+
+
+def answering_machine(
+    session: Session,
+    call_control: CallControl | None,
+    *,
+    message_id: str | None,
+    form: Mapping[str, str],
+) -> bool:
+    """Twilio's AMD verdict on one of our calls. On a machine: "voicemail" on the timeline, the
+    call counts as missed (the next contact's step may start at once), and once the transaction
+    commits the live call plays the voicemail and hangs up. True when it acted."""
+    sid = (form.get("CallSid") or "").strip()
+    answered_by = (form.get("AnsweredBy") or "").strip().lower()
+    if not sid or answered_by not in MACHINE_ANSWERS:
+        return False  # a person (or Twilio could not tell): the script with the keys goes on
+    row = _find_row(session, message_id, sid)
+    if row is None or row.kind is not MessageKind.call or row.provider_id != sid:
+        return False  # not our call, or news about an older attempt of a resent row
+    incident = _incident_of(session, row)
+    if incident is None:
+        return False
+    if not _first_receipt(session, f"amd:{sid}"):
+        return False
+    running = incident.status in _LIVE
+    timeline.record(
+        session,
+        incident,
+        "voicemail",
+        label="provider",
+        channel="call",
+        message_id=row.id,
+        contact_id=row.contact_id,
+        answered_by=answered_by,
+        left_message=running,
+        **({"user_id": row.user_id} if row.user_id else {}),
+    )
+    if incidents.record_missed_call(session, incident, message=row, outcome="voicemail"):
+        metrics.call_missed("voicemail")
+    site = session.get(Site, incident.site_id)
+    if running:
+        office = display_phone(site.office_phone) if site and site.office_phone else None
+        content = twiml.voicemail_twiml(
+            row.language, reference=incident.reference, office_phone=office
+        )
+    else:
+        content = HANG_UP_TWIML  # someone is coming already, or it is over: nothing to say
+    on_commit(session, lambda: leave_voicemail(call_control, sid, content))
+    return True
+
+
+def leave_voicemail(call_control: CallControl | None, sid: str, content: str) -> None:
+    """After the commit: replace the live call's TwiML. A failure is logged and counted, not
+    raised: the callback was recorded, the escalation has moved on, and the call goes on with
+    its own script until it ends."""
+    if call_control is None:
+        log.warning("no Twilio channel to leave a voicemail on call %s", sid)
+        metrics.voicemail("not_left")
+        return
+    try:
+        call_control.update_call(provider_id=sid, twiml=content)
+    except ChannelError as error:
+        log.warning("voicemail on call %s not left: %s", sid, error.reason)
+        metrics.voicemail("not_left")
+        return
+    except Exception:  # after the commit nothing may fail the request
+        log.exception("voicemail on call %s not left", sid)
+        metrics.voicemail("not_left")
+        return
+    metrics.voicemail("left")
 
 
 def apply_console_status(

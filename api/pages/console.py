@@ -156,6 +156,8 @@ EVENT_LABELS = {
     "busy": N_("Busy"),
     "no_answer": N_("No answer"),
     "call_cancelled": N_("Call cancelled"),
+    "voicemail": N_("Voicemail"),
+    "call_missed": N_("Call ended without a key"),
     "key_pressed": N_("Key pressed"),
     "sms_reply": N_("SMS reply"),
     "sms_opt_out": N_("Opted out of SMS"),
@@ -181,6 +183,15 @@ VISIT_OUTCOME_LABELS = {
     "refused": N_("Refused"),
     "hospitalised": N_("Hospitalised"),
     "no_answer": N_("No answer"),
+}
+# How a contact's call ended without a key (a "call_missed" event's outcome).
+CALL_OUTCOME_LABELS = {
+    "voicemail": N_("voicemail"),
+    "no_answer": N_("no answer"),
+    "busy": N_("busy"),
+    "no_key": N_("hung up without a key"),
+    "failed": N_("call failed"),
+    "cancelled": N_("call cancelled"),
 }
 # The fixed reasons the services write on events (a provider's error text is shown as it is).
 REASON_LABELS = {
@@ -533,8 +544,13 @@ def _event_detail(
     if detail.get("manual"):
         parts.append(gettext(language, "sent by staff"))
     if detail.get("outcome"):
-        outcomes = VISIT_OUTCOME_LABELS if event.type == "visit_concern" else OUTCOME_LABELS
-        parts.append(label(language, outcomes, detail["outcome"]))
+        outcomes = {"visit_concern": VISIT_OUTCOME_LABELS, "call_missed": CALL_OUTCOME_LABELS}
+        table = outcomes.get(event.type, OUTCOME_LABELS)
+        parts.append(label(language, table, detail["outcome"]))
+    if event.type == "call_missed" and detail.get("moves_on"):
+        parts.append(gettext(language, "the next contact is called now"))
+    if event.type == "voicemail" and detail.get("left_message"):
+        parts.append(gettext(language, "a short voicemail was left"))
     if detail.get("via"):
         parts.append(label(language, VIA_LABELS, str(detail["via"])))
     if detail.get("reason"):

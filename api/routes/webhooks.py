@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from api.deps import SessionDep, SettingsDep, TransactionRoute
 from notifications import webhooks
+from notifications.channels import CallControl
 from welfare.errors import UnsupportedMedia
 
 router = APIRouter(route_class=TransactionRoute, prefix=webhooks.PREFIX, tags=["twilio webhooks"])
@@ -41,6 +42,14 @@ async def signed_form(request: Request, settings: SettingsDep) -> dict[str, str]
 FormDep = Annotated[dict[str, str], Depends(signed_form)]
 
 
+def call_control(request: Request) -> CallControl | None:
+    """What changes a live call (the app's Twilio channel; None without Twilio credentials)."""
+    return getattr(request.app.state, "call_control", None)
+
+
+CallControlDep = Annotated[CallControl | None, Depends(call_control)]
+
+
 def _xml(content: str = webhooks.EMPTY_TWIML) -> Response:
     return Response(content=content, media_type=XML)
 
@@ -66,6 +75,15 @@ def call_status(form: FormDep, session: SessionDep, message_id: str | None = Non
         status=form.get("CallStatus"),
         form=form,
     )
+    return _xml()
+
+
+@router.post("/answered-by", response_class=Response)
+def answered_by(
+    form: FormDep, session: SessionDep, control: CallControlDep, message_id: str | None = None
+) -> Response:
+    """Twilio's asynchronous answering-machine verdict; a machine gets the voicemail."""
+    webhooks.answering_machine(session, control, message_id=message_id, form=form)
     return _xml()
 
 

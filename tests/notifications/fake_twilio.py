@@ -5,7 +5,11 @@
   thread); point the SDK at it with `WELFARE_TWILIO_API_BASE_URL=server.base_url`.
 
 Both record every request (method, URL, path, form fields, headers, auth) and answer Messages
-and Calls like Twilio's 2010-04-01 API: JSON with `sid`, `status`, `to`, `from`... Failures are
+and Calls like Twilio's 2010-04-01 API: JSON with `sid`, `status`, `to`, `from`... A call may ask
+for answering-machine detection (`MachineDetection`, `AsyncAmd`, `AsyncAmdStatusCallback`,
+checked as Twilio checks them); `amd_callback_form` gives the verdict Twilio would post. A POST
+to `Calls/<sid>.json` updates the live call (`Twiml`), as `calls(sid).update(...)` does, and is
+refused with 21220 once `end_call` ended it. Failures are
 queued: `fail_next(...)` for any HTTP status with Twilio's error JSON (and Retry-After), and
 `timeout_next()` / `drop_next()` for the network. Twilio's test-credential magic numbers fail as
 Twilio documents them (+15005550001 invalid, ...0002 unreachable, ...0003 no permission for the
@@ -55,6 +59,10 @@ MAGIC_CALLS: dict[str, tuple[int, str]] = {
     "+15005550003": (21215, "Account not authorized to call {to}."),
     "+15005550004": (21216, "Call blocked: {to}."),
 }
+
+# Twilio's MachineDetection values, and the call states an update is refused in.
+MACHINE_DETECTION = frozenset({"Enable", "DetectMessageEnd"})
+ENDED_CALL_STATUSES = frozenset({"completed", "canceled", "failed", "busy", "no-answer"})
 
 
 def twilio_error(status: int, code: int | None, message: str) -> dict[str, Any]:
@@ -213,6 +221,36 @@ class FakeTwilioState:
             return call["_status_callback"], {**form, **extra}
         raise KeyError(sid)
 
+    def amd_callback_form(
+        self, sid: str, answered_by: str, **extra: str
+    ) -> tuple[str | None, dict[str, str]]:
+        """The URL and form of Twilio's asynchronous AMD callback for the call `sid`."""
+        with self._lock:
+            call = self.calls[sid]
+        form = {
+            "CallSid": sid,
+            "AccountSid": call["account_sid"],
+            "AnsweredBy": answered_by,
+            "MachineDetectionDuration": "4100",
+        }
+        return call["_amd_callback"], {**form, **extra}
+
+    def end_call(self, sid: str, status: str = "completed") -> None:
+        """The call is over (the far end hung up, or it rang out): updates are refused now."""
+        with self._lock:
+            self.calls[sid]["status"] = status
+
+    def updates(self, sid: str | None = None) -> list[RecordedRequest]:
+        """Recorded POSTs updating a live call (`sid`, or any)."""
+        with self._lock:
+            return [
+                r
+                for r in self.requests
+                if r.method == "POST"
+                and re.search(r"/Calls/CA[0-9a-f]+\.json$", r.path)
+                and (sid is None or r.path.endswith(f"/Calls/{sid}.json"))
+            ]
+
     # --- answering ---
 
     def _answer(
@@ -257,6 +295,8 @@ class FakeTwilioState:
                     404, twilio_error(404, 20404, f"The requested resource {path} was not found")
                 )
             return _json(200, _public(record))
+        if method == "POST" and sid and resource == "Calls":
+            return self._update_call(sid, form)
         if method != "POST" or sid:
             return _json(405, twilio_error(405, 20004, "Method not allowed"))
         if resource == "Messages":
@@ -313,6 +353,16 @@ class FakeTwilioState:
             return _json(400, twilio_error(400, 21213, "No 'From' number is specified."))
         if not (form.get("Url") or form.get("Twiml") or form.get("ApplicationSid")):
             return _json(400, twilio_error(400, 21205, "Url parameter is required."))
+        detection = form.get("MachineDetection")
+        if detection is not None and detection not in MACHINE_DETECTION:
+            return _json(
+                400, twilio_error(400, None, f"MachineDetection {detection} is not valid.")
+            )
+        amd_async = str(form.get("AsyncAmd", "false")).lower()
+        if amd_async not in ("true", "false"):
+            return _json(400, twilio_error(400, None, f"AsyncAmd {amd_async} is not valid."))
+        if amd_async == "true" and detection is None:
+            return _json(400, twilio_error(400, None, "AsyncAmd needs MachineDetection."))
         if self.magic_numbers and to in MAGIC_CALLS:
             code, text = MAGIC_CALLS[to]
             return _json(400, twilio_error(400, code, text.format(to=to)))
@@ -343,10 +393,35 @@ class FakeTwilioState:
             "to_formatted": to,
             "uri": f"{API}/Accounts/{account}/Calls/{sid}.json",
             "_status_callback": form.get("StatusCallback"),
+            "_machine_detection": detection,
+            "_async_amd": amd_async == "true",
+            "_amd_callback": form.get("AsyncAmdStatusCallback"),
+            "_amd_callback_method": form.get("AsyncAmdStatusCallbackMethod"),
+            "_twiml": form.get("Twiml"),
         }
         with self._lock:
             self.calls[sid] = record
         return _json(201, _public(record))
+
+    def _update_call(self, sid: str, form: dict[str, str | list[str]]) -> _Reply:
+        with self._lock:
+            record = self.calls.get(sid)
+            if record is None:
+                return _json(
+                    404,
+                    twilio_error(404, 20404, f"The requested resource Calls/{sid} was not found"),
+                )
+            if record["status"] in ENDED_CALL_STATUSES:
+                return _json(
+                    400, twilio_error(400, 21220, "Call is not in-progress. Cannot redirect.")
+                )
+            if form.get("Twiml") is not None:
+                record["_twiml"] = form["Twiml"]
+                record["_updated_twiml"] = form["Twiml"]
+            if form.get("Status") in ("completed", "canceled"):
+                record["status"] = form["Status"]
+            record["date_updated"] = _rfc2822(dt.datetime.now(dt.UTC))
+            return _json(200, _public(record))
 
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class FakeChannel:
         status_callback: str | None,
         idempotency_key: str,
         language: str | None = None,
+        machine_callback: str | None = None,
     ) -> Accepted:
         assert "<Gather" in twiml
         return self._go("call", to, twiml)

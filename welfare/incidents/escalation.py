@@ -8,7 +8,10 @@ contact order never change a running response.
 
 A step that could not reach anyone (every send failed for good, or was skipped: quiet hours, opted
 out, no consent to be contacted) pulls the next step forward to the moment it failed, so the
-response never waits two minutes on a dead number.
+response never waits two minutes on a dead number. So does a contact's call that ended without a
+key (voicemail, no answer, busy, hung up) when the policy's `advance_on_miss` is on (the default):
+the webhook records a `call_missed` event that moves on, and the engine reads it as the step's
+failure. An SMS delivered on the same step is no answer, so it does not hold the next step back.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class Policy:
     repeat_list: int = 1
     # Urgent steps ignore contacts' quiet hours (an injured resident, say).
     urgent: bool = False
+    # A contact's call that ends without a key starts the next contact's step at once.
+    advance_on_miss: bool = True
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Policy:
@@ -43,6 +48,7 @@ class Policy:
             channels=tuple(data.get("channels", ("sms", "voice"))),
             repeat_list=int(data.get("repeat_list", 1)),
             urgent=bool(data.get("urgent", False)),
+            advance_on_miss=bool(data.get("advance_on_miss", True)),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -52,6 +58,7 @@ class Policy:
             "channels": list(self.channels),
             "repeat_list": self.repeat_list,
             "urgent": self.urgent,
+            "advance_on_miss": self.advance_on_miss,
         }
 
 

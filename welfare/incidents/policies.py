@@ -26,6 +26,9 @@ class PolicyBody(BaseModel):
     channels: list[Literal["sms", "voice"]] = Field(default=["sms", "voice"], min_length=1)
     repeat_list: int = Field(default=1, ge=0, le=3)
     urgent: bool = False
+    # A contact's call that ends without a key (voicemail, no answer, busy, hung up) starts the
+    # next contact's step at once instead of after the interval.
+    advance_on_miss: bool = True
 
     @field_validator("channels")
     @classmethod

@@ -402,8 +402,12 @@ def engine_state(session: Session, incident: Incident) -> EngineState:
     for event in timeline.events_of(session, incident.id):
         if event.type == "escalation_step":
             state.started[int(event.detail["step"])] = event.at
-        elif event.type == "step_failed":
-            state.failed[int(event.detail["step"])] = event.at
+        elif event.type == "step_failed" or (
+            event.type == "call_missed" and event.detail.get("moves_on")
+        ):
+            # The first failure counts: a later one (the SMS failing after the call was missed)
+            # must not push a step that fell due back.
+            state.failed.setdefault(int(event.detail["step"]), event.at)
     return state
 
 
@@ -436,6 +440,58 @@ def advance(
     incident.next_step_at = next_due_at(steps, started_at, state)
     session.add(incident)
     return len(due)
+
+
+# How a contact's call ended without a key (the `outcome` of a `call_missed` event).
+MISSED_CALL_OUTCOMES = ("voicemail", "no_answer", "busy", "no_key", "failed", "cancelled")
+
+
+def record_missed_call(
+    session: Session,
+    incident: Incident,
+    *,
+    message: OutboxMessage,
+    outcome: str,
+    now: dt.datetime | None = None,
+) -> bool:
+    """A contact's call of an escalation step ended without a key: on the timeline in words,
+    and, when the incident's policy says `advance_on_miss` (the default), the next step starts
+    at once instead of after the interval. An SMS delivered on the same step does not hold it
+    back: a delivered SMS is not an answer. Once per call (the first news wins: a voicemail,
+    then the call's "completed"); only while the escalation runs. False when nothing changed.
+
+    The caller holds the incident's lock (the webhooks lock it with the row)."""
+    if outcome not in MISSED_CALL_OUTCOMES:
+        raise ValueError(f"not a missed-call outcome: {outcome}")
+    if message.step_index is None or message.contact_id is None:
+        return False  # not a contact's escalation call (a manager, a notice)
+    if incident.status is not IncidentStatus.notifying or not incident.escalation:
+        return False
+    if missed_call_recorded(session, incident, message.id):
+        return False
+    moves_on = Policy.from_json(incident.escalation.get("policy")).advance_on_miss
+    event = timeline.record(
+        session,
+        incident,
+        "call_missed",
+        channel="call",
+        step=message.step_index,
+        contact_id=message.contact_id,
+        message_id=message.id,
+        outcome=outcome,
+        moves_on=moves_on,
+    )
+    if moves_on:
+        # Timeline times come from the clock at writing; never ask "what is due" before them.
+        advance(session=session, incident=incident, now=max(now or utcnow(), event.at))
+    return True
+
+
+def missed_call_recorded(session: Session, incident: Incident, message_id: uuid.UUID) -> bool:
+    return any(
+        event.type == "call_missed" and event.detail.get("message_id") == str(message_id)
+        for event in timeline.events_of(session, incident.id)
+    )
 
 
 def _in_quiet_hours(contact: Contact, site: Site, now: dt.datetime) -> bool:
