@@ -14,6 +14,7 @@ from api.logs import install_access_log_filter
 from api.middleware import BodySizeLimit
 from api.observability import RequestContext, app_registry
 from api.pages import account as account_pages
+from api.pages import answer as answer_pages
 from api.pages import console as console_pages
 from api.pages import console_admin as console_admin_pages
 from api.pages import console_missing as console_missing_pages
@@ -81,6 +82,8 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     app.state.head_revision = head_revision(settings.database_url)
     app.state.metrics_registry = app_registry(app.state.sessionmaker)
     app.state.worker = None
+    # The family's answer link is rate-limited per client address and per token, here.
+    app.state.answer_limits = answer_pages.AnswerLimits()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -135,6 +138,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         guard_pages,
         guard_pwa_pages,
         public_pages,
+        answer_pages,
         console_pages,
         console_registry_pages,
         console_admin_pages,

@@ -115,7 +115,8 @@ def token_for(
 class State(StrEnum):
     open = "open"  # nobody has confirmed: the answers are offered
     declined = "declined"  # this contact said they cannot come; others are being asked
-    coming = "coming"  # someone (this contact or another) is on the way
+    you_are_coming = "you_are_coming"  # this contact said they are coming
+    on_the_way = "on_the_way"  # someone has confirmed (another contact, staff): no names
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def _page(session: Session, link: AnswerLink, incident: Incident, contact: Conta
     site = session.get(Site, incident.site_id)
     assert site is not None
     if incident.status is IncidentStatus.confirmed:
-        state = State.coming
+        state = State.you_are_coming if link.answer is Answer.coming else State.on_the_way
     elif link.answer is Answer.cannot:
         state = State.declined
     else:
