@@ -72,12 +72,12 @@ def family(
     return opened.incident.id, son.id, daughter.id
 
 
-def _sms_to(channel: FakeChannel, phone: str) -> list[str]:
+def sms_to(channel: FakeChannel, phone: str) -> list[str]:
     return [content for kind, to, content in channel.sent if kind == "sms" and to == phone]
 
 
-def _token(channel: FakeChannel, phone: str) -> str:
-    (body,) = _sms_to(channel, phone)[:1]
+def token_sent_to(channel: FakeChannel, phone: str) -> str:
+    (body,) = sms_to(channel, phone)[:1]
     found = LINK.search(body)
     assert found, body
     return found.group(1)
@@ -122,7 +122,7 @@ def test_the_token_has_96_bits_and_only_its_sha256_is_stored(
 ) -> None:
     incident_id, son_id, _ = family
     dispatcher.run_once()
-    token = _token(channel, SON)
+    token = token_sent_to(channel, SON)
     assert len(token) == 16 and len(base64.urlsafe_b64decode(token)) == 12  # 96 bits
     (link,) = db.exec(select(AnswerLink)).all()
     assert (link.incident_id, link.contact_id) == (incident_id, son_id)
@@ -154,7 +154,7 @@ def test_a_resend_and_the_contacts_later_sms_carry_the_same_link(
 ) -> None:
     incident_id, _, _ = family
     dispatcher.run_once()
-    token = _token(channel, SON)
+    token = token_sent_to(channel, SON)
     # A dispatcher that crashed after the provider call renders the row again: the same text.
     row = db.exec(
         select(OutboxMessage).where(
@@ -168,7 +168,7 @@ def test_a_resend_and_the_contacts_later_sms_carry_the_same_link(
     # The second round (after the duty manager) texts the son again: still his one link.
     at = _advance(writers, incident_id, dt.timedelta(minutes=4))
     dispatcher.run_once(now=at)
-    bodies = _sms_to(channel, SON)
+    bodies = sms_to(channel, SON)
     assert len(bodies) == 2 and all(f"/r/{token}" in body for body in bodies)
     assert (
         len(db.exec(select(AnswerLink).where(AnswerLink.contact_id == row.contact_id)).all()) == 1
@@ -185,7 +185,7 @@ def test_each_contact_gets_a_link_of_their_own(
     dispatcher.run_once()
     at = _advance(writers, incident_id, dt.timedelta(minutes=2))
     dispatcher.run_once(now=at)
-    assert _token(channel, SON) != _token(channel, DAUGHTER)
+    assert token_sent_to(channel, SON) != token_sent_to(channel, DAUGHTER)
 
 
 # --- the answers -------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ def test_coming_twice_is_a_no_op_with_the_same_page(
 ) -> None:
     incident_id, _, _ = family
     dispatcher.run_once()
-    token = _token(channel, SON)
+    token = token_sent_to(channel, SON)
     assert _answer(writers, token, Answer.coming) is State.you_are_coming
     before = len(_events(db, incident_id))
     assert _answer(writers, token, Answer.coming) is State.you_are_coming
@@ -254,8 +254,8 @@ def test_cannot_starts_the_next_contacts_step_at_once(
 ) -> None:
     incident_id, son_id, daughter_id = family
     dispatcher.run_once()
-    assert _sms_to(channel, DAUGHTER) == []
-    assert _answer(writers, _token(channel, SON), Answer.cannot) is State.declined
+    assert sms_to(channel, DAUGHTER) == []
+    assert _answer(writers, token_sent_to(channel, SON), Answer.cannot) is State.declined
     events = _events(db, incident_id)
     cannot = next(e for e in events if e.type == answer_links.CANNOT_EVENT)
     assert cannot.detail["contact_id"] == str(son_id) and cannot.actor == "contact"
@@ -263,12 +263,12 @@ def test_cannot_starts_the_next_contacts_step_at_once(
     assert step.detail["contact_id"] == str(daughter_id) and step.at >= cannot.at
     # Her SMS goes out now, not two minutes after the son's.
     dispatcher.run_once()
-    assert len(_sms_to(channel, DAUGHTER)) == 1
+    assert len(sms_to(channel, DAUGHTER)) == 1
     incident = db.get(Incident, incident_id)
     db.refresh(incident)
     assert incident is not None and incident.status is IncidentStatus.notifying
     # Changed their mind: "coming" after "cannot" confirms.
-    assert _answer(writers, _token(channel, SON), Answer.coming) is State.you_are_coming
+    assert _answer(writers, token_sent_to(channel, SON), Answer.coming) is State.you_are_coming
 
 
 def test_another_contacts_page_says_someone_is_on_the_way(
@@ -282,9 +282,9 @@ def test_another_contacts_page_says_someone_is_on_the_way(
     dispatcher.run_once()
     at = _advance(writers, incident_id, dt.timedelta(minutes=2))
     dispatcher.run_once(now=at)
-    _answer(writers, _token(channel, DAUGHTER), Answer.coming)
+    _answer(writers, token_sent_to(channel, DAUGHTER), Answer.coming)
     with writers() as session:
-        page = answer_links.open_page(session=session, token=_token(channel, SON))
+        page = answer_links.open_page(session=session, token=token_sent_to(channel, SON))
         session.commit()
     assert page is not None and page.state is State.on_the_way
 
@@ -297,7 +297,7 @@ def test_the_link_dies_when_the_incident_closes(
 ) -> None:
     incident_id, _, _ = family
     dispatcher.run_once()
-    token = _token(channel, SON)
+    token = token_sent_to(channel, SON)
     with writers() as session:
         assert answer_links.is_live(session, token)
         incidents.resolve(
@@ -324,7 +324,7 @@ def test_the_first_opening_is_on_the_timeline_once(
     dispatcher.run_once()
     for _ in range(3):
         with writers() as session:
-            assert answer_links.open_page(session=session, token=_token(channel, SON))
+            assert answer_links.open_page(session=session, token=token_sent_to(channel, SON))
             session.commit()
     opened = [e for e in _events(db, incident_id) if e.type == answer_links.OPENED_EVENT]
     assert len(opened) == 1 and opened[0].detail == {"contact_id": str(son_id)}
@@ -373,7 +373,7 @@ def test_coming_tapped_twice_at_once_confirms_once(
     serialised before they look, so only PostgreSQL reaches the barrier together."""
     incident_id, _, _ = family
     dispatcher.run_once()
-    token = _token(channel, SON)
+    token = token_sent_to(channel, SON)
     racers = 2 if database_url.startswith("postgresql") else 1
     barrier = threading.Barrier(racers, timeout=30)
     live = answer_links._live

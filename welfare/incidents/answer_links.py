@@ -43,7 +43,8 @@ TOKEN_BYTES = 12  # 96 bits, 16 characters
 _PURPOSE = b"welfare-answer-link-v1:"
 # What a token can look like: anything else is refused before a database read.
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16}")
-# Timeline event types (each has words on the console: api/pages/console.py EVENT_LABELS).
+# Timeline event types (each has words on the console: api/pages/console.py EVENT_LABELS; the
+# calls below spell them out, as tests/api/test_pages_console_words.py reads them there).
 OPENED_EVENT = "answer_link_opened"
 COMING_EVENT = "answer_link_coming"
 # The escalation reads this one (`service.engine_state`): the contact's latest step failed.
@@ -189,7 +190,9 @@ def open_page(*, session: Session, token: str) -> AnswerPage | None:
         if link.opened_at is None:
             link.opened_at = utcnow()
             session.add(link)
-            timeline.record(session, incident, OPENED_EVENT, label="contact", contact_id=contact.id)
+            timeline.record(
+                session, incident, "answer_link_opened", label="contact", contact_id=contact.id
+            )
     return _page(session, link, incident, contact)
 
 
@@ -221,7 +224,9 @@ def answer(*, session: Session, token: str, value: Answer) -> AnswerPage | None:
         link.opened_at = now
     session.add(link)
     if value is Answer.coming:
-        timeline.record(session, incident, COMING_EVENT, label="contact", contact_id=contact.id)
+        timeline.record(
+            session, incident, "answer_link_coming", label="contact", contact_id=contact.id
+        )
         incidents.confirm(
             session=session,
             incident=incident,
@@ -230,8 +235,9 @@ def answer(*, session: Session, token: str, value: Answer) -> AnswerPage | None:
             now=now,
         )
     else:
+        # The type `service.engine_state` reads as "their step failed" (CANNOT_EVENT).
         event = timeline.record(
-            session, incident, CANNOT_EVENT, label="contact", contact_id=contact.id
+            session, incident, "answer_link_cannot", label="contact", contact_id=contact.id
         )
         if incident.status in (IncidentStatus.open, IncidentStatus.notifying):
             # Timeline times come from the clock at writing; never ask "what is due" before them.
