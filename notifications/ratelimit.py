@@ -78,5 +78,7 @@ class SenderRateLimit:
                 del self._buckets[key]
         return len(idle)
 
-    def __len__(self) -> int:
+    @property
+    def keys(self) -> int:
+        """How many keys have a bucket (not `__len__`: an empty limit must stay truthy)."""
         return len(self._buckets)

@@ -52,7 +52,7 @@ class AnswerLimits:
     def wait(self, address: str, token: str) -> float:
         """0.0 when the request may go ahead; else the seconds to wait."""
         for limit in (self.per_address, self.per_token):
-            if len(limit) > MAX_REMEMBERED:
+            if limit.keys > MAX_REMEMBERED:
                 limit.forget_idle()
         waited = self.per_address.acquire(address)
         if waited > 0:
