@@ -14,6 +14,7 @@ from api.logs import install_access_log_filter
 from api.middleware import BodySizeLimit
 from api.observability import RequestContext, app_registry
 from api.pages import account as account_pages
+from api.pages import answer as answer_pages
 from api.pages import console as console_pages
 from api.pages import console_admin as console_admin_pages
 from api.pages import console_missing as console_missing_pages
@@ -85,6 +86,8 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     app.state.worker = None
     # The answering-machine webhook changes live calls (a voicemail) through Twilio's API.
     app.state.call_control = TwilioChannel(settings) if settings.twilio_configured else None
+    # The family's answer link is rate-limited per client address and per token, here.
+    app.state.answer_limits = answer_pages.AnswerLimits()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -139,6 +142,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         guard_pages,
         guard_pwa_pages,
         public_pages,
+        answer_pages,
         console_pages,
         console_registry_pages,
         console_admin_pages,

@@ -3,8 +3,9 @@
 `welfare demo` and the tests use it. Every send is logged at INFO with the number masked
 ("+852****4567") and no text (the text goes to DEBUG), kept in `sent` for the demo and the tests,
 and answered with a Twilio-shaped SID. With `echo` (the demo passes `print_to_terminal`) each
-send is also shown as the family would get it: the masked number, the language, the SMS text, or
-the call's spoken script and the keys it offers (`describe_sms`, `describe_call`). The texts
+send is also shown as the family would get it: the masked number, the language, the SMS text and
+the answer link it carries, or the call's spoken script and the keys it offers (`describe_sms`,
+`describe_call`). The texts
 carry no name or health data (notifications/messages.py), and the number stays masked there too.
 With `on_status` it also simulates the status callbacks Twilio would send, on a timer so the
 demo's timeline moves:
@@ -23,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
+import re
 import secrets
 import sys
 import threading
@@ -78,10 +80,18 @@ def _language_words(language: str | None) -> str:
     return chosen if not language or language == chosen else f"{chosen} (contact: {language})"
 
 
+# The family's answer link in an alert SMS (notifications/dispatcher.py `answer_url`).
+_ANSWER_LINK = re.compile(r"https?://\S+/r/[A-Za-z0-9_-]{16}(?![A-Za-z0-9_-])")
+
+
 def describe_sms(*, to: str, body: str, language: str | None) -> str:
-    """An SMS as the family would get it, for the terminal: masked number, language, text."""
+    """An SMS as the family would get it, for the terminal: masked number, language, text, and
+    the answer link it carries on a line of its own, for whoever runs the demo to open and
+    answer as the family would ("I'm coming", "I can't come")."""
     head = f"SMS to {mask_phone(to, gap=' ')}, language {_language_words(language)}"
-    return "\n".join([f"---- {head} ----", *(f"  {line}" for line in body.splitlines())])
+    lines = [f"---- {head} ----", *(f"  {line}" for line in body.splitlines())]
+    lines += [f"  answer as the family: {link}" for link in _ANSWER_LINK.findall(body)]
+    return "\n".join(lines)
 
 
 def describe_call(*, to: str, twiml_text: str, language: str | None) -> str:

@@ -22,6 +22,7 @@ from notifications import messages, metrics, twiml
 from notifications.channels import Accepted, Channel, ChannelError
 from notifications.ratelimit import SenderRateLimit
 from welfare.db import session_scope, utcnow
+from welfare.incidents import answer_links
 from welfare.incidents import service as incidents
 from welfare.incidents.models import Incident
 from welfare.outbox import service as outbox
@@ -47,6 +48,27 @@ def webhook_url(settings: Settings, path: str, message_id: uuid.UUID) -> str:
 def guard_alert_url(settings: Settings, incident_id: uuid.UUID) -> str:
     """The guard's page for a missing-resident alert (sign-in first; the SMS carries no data)."""
     return f"{settings.public_base_url}/guard/alerts/{incident_id}"
+
+
+def answer_url(settings: Settings, token: str) -> str:
+    """The family's answer link (api/pages/answer.py): no sign-in, the token is the key."""
+    return f"{settings.public_base_url.rstrip('/')}/r/{token}"
+
+
+def _answer_link(session: Session, message: OutboxMessage, settings: Settings) -> str:
+    """The link this contact's alert SMS carries: the same one in every SMS to them about the
+    incident, and in a resend after a crash (welfare/incidents/answer_links.py)."""
+    if message.contact_id is None or message.incident_id is None:
+        raise RenderError("an alert SMS without a contact")
+    token = answer_links.token_for(
+        session,
+        incident_id=message.incident_id,
+        contact_id=message.contact_id,
+        secret_key=settings.secret_key,
+    )
+    if token is None:
+        raise RenderError("the contact was removed")
+    return answer_url(settings, token)
 
 
 def _local_when(value: str, site: Site, date_only: bool = False) -> str:
@@ -127,13 +149,18 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
             location=place,
             office_phone=office,
             reference=incident.reference,
+            link=_answer_link(session, message, settings),
         )
     if message.template == "welfare_concern_alert":
         if call:
             text = messages.welfare_concern_call_text(lang, site_name=site.name)
             return twiml.call_twiml(lang, text=text, gather_url=gather, purpose="concern")
         return messages.welfare_concern_sms(
-            lang, site_name=site.name, office_phone=office, reference=incident.reference
+            lang,
+            site_name=site.name,
+            office_phone=office,
+            reference=incident.reference,
+            link=_answer_link(session, message, settings),
         )
     if message.template == "manager_escalation":
         if call:

@@ -138,75 +138,103 @@ def _fit(variants: list[Render], fixed: dict[str, str], shrinkable: dict[str, st
 
 
 def found_sms(
-    lang: str | None, *, site_name: str, location: str, office_phone: str, reference: str
+    lang: str | None,
+    *,
+    site_name: str,
+    location: str,
+    office_phone: str,
+    reference: str,
+    link: str,
 ) -> str:
-    """To an emergency contact: the resident was found and is with staff; reply 1 if coming."""
+    """To an emergency contact: the resident was found and is with staff; say if you are coming
+    (the answer link, or reply 1 where two-way SMS works), or call the office.
+
+    The link goes last, after a space, so every phone's linkifier stops where it ends (a
+    Chinese full stop right after a URL is taken into it by some)."""
     variants: dict[Language, list[Render]] = {
         "en": [
-            lambda site, place, phone, ref: (
+            lambda site, place, phone, ref, link: (
                 f"{site}: the resident you are an emergency contact for has been found at "
                 f"{place} and is with our staff. Reply 1 if you are coming, or call {phone}. "
-                f"Ref {ref}"
+                f"Ref {ref}. Answer here: {link}"
             ),
-            lambda site, place, phone, ref: (
+            lambda site, place, phone, ref, link: (
                 f"{site}: the resident you are a contact for was found at {place}. "
-                f"Reply 1 if coming, or call {phone}. Ref {ref}"
+                f"Call {phone}. Ref {ref}. Coming? {link}"
+            ),
+            lambda site, place, phone, ref, link: (
+                f"{site}: resident found at {place}. Call {phone} Ref {ref} {link}"
             ),
         ],
         "zh-CN": [
-            lambda site, place, phone, ref: (
-                f"{site}：您登记为其紧急联系人的住户已在{place}被找到，现由我们的工作人员陪同。"
-                f"如您会前来，请回复1，或致电{phone}。编号：{ref}"
-            )
+            lambda site, place, phone, ref, link: (
+                f"{site}：住户已在{place}被找到，工作人员陪同中。如会前来请回复1或点链接，"
+                f"或致电{phone}。编号{ref} {link}"
+            ),
+            lambda site, place, phone, ref, link: (
+                f"{site}：住户已在{place}找到，有人陪同。请点链接答复，"
+                f"电话{phone}，编号{ref} {link}"
+            ),
         ],
         "ko-KR": [
-            lambda site, place, phone, ref: (
-                f"{site}: 비상연락처로 등록하신 입주민을 {place}에서 찾았으며 직원이 함께 "
-                f"있습니다. 오실 수 있으면 1로 답장하시거나 {phone}번으로 전화 주세요. "
-                f"참조번호 {ref}"
-            )
+            lambda site, place, phone, ref, link: (
+                f"{site}: 입주민을 {place}에서 찾았으며 직원이 함께 있습니다. 오시는지 "
+                f"링크로 알려 주세요. 전화 {phone} 참조 {ref} {link}"
+            ),
+            lambda site, place, phone, ref, link: (
+                f"{site}: {place}에서 입주민 발견. 오시나요? 전화 {phone} 참조 {ref} {link}"
+            ),
         ],
     }
     return _fit(
         variants[pick_language(lang)],
-        {"phone": office_phone, "ref": reference},
+        {"phone": office_phone, "ref": reference, "link": link},
         {"site": site_name, "place": location},
     )
 
 
 def welfare_concern_sms(
-    lang: str | None, *, site_name: str, office_phone: str, reference: str
+    lang: str | None, *, site_name: str, office_phone: str, reference: str, link: str
 ) -> str:
-    """To an emergency contact: the resident did not answer their check-in; please follow up."""
+    """To an emergency contact: the resident did not answer their check-in; please follow up
+    (the answer link, or reply 1), or call the office."""
     variants: dict[Language, list[Render]] = {
         "en": [
-            lambda site, phone, ref: (
+            lambda site, phone, ref, link: (
                 f"{site}: we could not reach the resident you are an emergency contact for at "
                 f"today's check-in. Reply 1 if you will check on them, or call {phone}. "
-                f"Ref {ref}"
+                f"Ref {ref}. Answer here: {link}"
             ),
-            lambda site, phone, ref: (
-                f"{site}: the resident's check-in today got no answer. Reply 1 if you will "
-                f"check on them, or call {phone}. Ref {ref}"
+            lambda site, phone, ref, link: (
+                f"{site}: the resident's check-in got no answer. Call {phone}. Ref {ref}. "
+                f"Answer: {link}"
+            ),
+            lambda site, phone, ref, link: (
+                f"{site}: check-in got no answer. Call {phone} Ref {ref} {link}"
             ),
         ],
         "zh-CN": [
-            lambda site, phone, ref: (
-                f"{site}：今天的例行问候未能联系上您登记为其紧急联系人的住户。"
-                f"如您会跟进，请回复1，或致电{phone}。编号：{ref}"
-            )
+            lambda site, phone, ref, link: (
+                f"{site}：今天的例行问候未能联系上住户。如您会跟进请回复1或点链接，"
+                f"或致电{phone}。编号{ref} {link}"
+            ),
+            lambda site, phone, ref, link: (
+                f"{site}：今天的问候未能联系上住户。请点链接答复，电话{phone}，编号{ref} {link}"
+            ),
         ],
         "ko-KR": [
-            lambda site, phone, ref: (
-                f"{site}: 오늘 안부 확인 때 비상연락처로 등록하신 입주민과 연락이 닿지 "
-                f"않았습니다. 확인해 주실 수 있으면 1로 답장하시거나 {phone}번으로 전화 주세요. "
-                f"참조번호 {ref}"
-            )
+            lambda site, phone, ref, link: (
+                f"{site}: 오늘 안부 확인 때 입주민과 연락이 닿지 않았습니다. 확인해 주실 수 "
+                f"있는지 링크로 알려 주시거나 {phone}번으로 전화 주세요. 참조 {ref} {link}"
+            ),
+            lambda site, phone, ref, link: (
+                f"{site}: 안부 확인 응답 없음. 링크로 답해 주세요. 전화 {phone} 참조 {ref} {link}"
+            ),
         ],
     }
     return _fit(
         variants[pick_language(lang)],
-        {"phone": office_phone, "ref": reference},
+        {"phone": office_phone, "ref": reference, "link": link},
         {"site": site_name},
     )
 

@@ -32,10 +32,16 @@ class SenderRateLimit:
     until it may (nothing used). `clock` is monotonic seconds (tests pass their own)."""
 
     def __init__(
-        self, max_per_second: float, *, clock: Callable[[], float] = time.monotonic
+        self,
+        max_per_second: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        burst: float | None = None,
     ) -> None:
         self.rate = max_per_second
-        self.capacity = max(max_per_second, 1.0)
+        # A burst of up to one second's worth, unless told otherwise (a page's per-visitor
+        # limit: a few requests at once, a handful a minute).
+        self.capacity = burst if burst is not None else max(max_per_second, 1.0)
         self.clock = clock
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
@@ -57,3 +63,22 @@ class SenderRateLimit:
                 bucket.tokens -= 1.0
                 return 0.0
             return (1.0 - bucket.tokens) / self.rate
+
+    def forget_idle(self) -> int:
+        """Drop every bucket that has refilled (the same as a new one); returns how many. For
+        keys without end (client addresses), so the table stays as small as the busy keys."""
+        now = self.clock()
+        with self._lock:
+            idle = [
+                key
+                for key, bucket in self._buckets.items()
+                if bucket.tokens + max(now - bucket.updated, 0.0) * self.rate >= self.capacity
+            ]
+            for key in idle:
+                del self._buckets[key]
+        return len(idle)
+
+    @property
+    def keys(self) -> int:
+        """How many keys have a bucket (not `__len__`: an empty limit must stay truthy)."""
+        return len(self._buckets)

@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 from welfare.audit.models import AuditEntry
 from welfare.consent.models import Consent
 from welfare.heartbeat.models import WorkerHeartbeat
+from welfare.incidents.answer_links import AnswerLink
 from welfare.incidents.models import EscalationPolicy, Incident, IncidentEvent, IncidentResponder
 from welfare.incidents.public_reports import PublicReport
 from welfare.lookup.models import (
@@ -25,6 +26,7 @@ from welfare.webhooks.models import WebhookReceipt
 metadata = SQLModel.metadata
 
 __all__ = [
+    "AnswerLink",
     "AuditEntry",
     "AuthSession",
     "CalendarToken",

@@ -162,6 +162,9 @@ EVENT_LABELS = {
     "sms_reply": N_("SMS reply"),
     "sms_opt_out": N_("Opted out of SMS"),
     "sms_opt_in": N_("Opted in to SMS"),
+    "answer_link_opened": N_("Answer link opened"),
+    "answer_link_coming": N_("Answered on the link: coming"),
+    "answer_link_cannot": N_("Answered on the link: cannot come"),
     "confirmed": N_("Confirmed: someone is coming"),
     "note": N_("Note"),
     "handed_over": N_("Handed over"),
@@ -239,6 +242,7 @@ DELIVERY_LABELS = {
 VIA_LABELS = {
     "keypress": N_("by pressing 1 on the call"),
     "sms_reply": N_("by SMS reply"),
+    "answer_link": N_("on the answer link"),
     "manager": N_("by the duty manager"),
     "staff": N_("reached by staff on the phone"),
 }

@@ -262,6 +262,9 @@ def test_zero_delays_with_real_timers_deliver_in_order() -> None:
 # --- what the demo's terminal shows ------------------------------------------------------------
 
 
+LINK = "http://127.0.0.1:8000/r/AbCdEfGhIjKlMnOp"
+
+
 def found_call(lang: str) -> str:
     text = messages.found_call_text(lang, site_name="Harbour View Gardens", location="Lobby")
     return twiml.call_twiml(lang, text=text, gather_url="https://welfare.test/webhooks/g")
@@ -276,6 +279,7 @@ def test_echo_shows_an_sms_as_the_family_gets_it() -> None:
         location="Lobby",
         office_phone="2345 6789",
         reference="R1",
+        link=LINK,
     )
     channel.send_sms(to=TO, body=body, status_callback=None, idempotency_key="k", language="zh-HK")
 
@@ -283,6 +287,17 @@ def test_echo_shows_an_sms_as_the_family_gets_it() -> None:
     assert block.startswith("---- SMS to +852 ****4567, language zh-CN (contact: zh-HK) ----")
     assert body in block
     assert "91234567" not in block
+    # The link on a line of its own, for whoever runs the demo to open and answer.
+    assert block.splitlines()[-1] == f"  answer as the family: {LINK}"
+
+
+def test_echo_shows_no_answer_line_for_an_sms_without_an_answer_link() -> None:
+    shown: list[str] = []
+    channel = ConsoleChannel(echo=shown.append)
+    body = messages.coming_notice_sms("en", relationship="son")
+    channel.send_sms(to=TO, body=body, status_callback=None, idempotency_key="k", language="en")
+    (block,) = shown
+    assert "answer as the family" not in block
 
 
 def test_echo_shows_the_calls_spoken_script_its_keys_and_what_follows_no_key() -> None:

@@ -31,13 +31,24 @@ LONG_KOREAN = "해운대 아이파크 " * 30
 PHONE = "+852 2345 6789"
 REF = "W-4821"
 LINK = "https://welfare.example.org/alerts/0f5a3c1e"
+# The longest realistic answer link: a 40-character base URL, "/r/" and a 16-character token.
+BASE_40 = "https://welfare.harbourviewgarden.com.hk"
+ANSWER = f"{BASE_40}/r/Xk3_9aQzT1-vLm0P"
 
 SMS_BUILDERS: dict[str, Callable[[str, str, str], str]] = {
     "found": lambda lang, site, place: found_sms(
-        lang, site_name=site, location=place, office_phone=PHONE, reference=REF
+        lang, site_name=site, location=place, office_phone=PHONE, reference=REF, link=ANSWER
+    ),
+    "found_mainland_phone": lambda lang, site, place: found_sms(
+        lang,
+        site_name=site,
+        location=place,
+        office_phone="+86 21 6123 4567",
+        reference=REF,
+        link=ANSWER,
     ),
     "welfare_concern": lambda lang, site, place: welfare_concern_sms(
-        lang, site_name=site, office_phone=PHONE, reference=REF
+        lang, site_name=site, office_phone=PHONE, reference=REF, link=ANSWER
     ),
     "missing_alert": lambda lang, site, place: missing_alert_sms(lang, site_name=site, link=LINK),
     "coming_notice": lambda lang, site, place: coming_notice_sms(lang, relationship="son"),
@@ -145,31 +156,72 @@ def test_short_names_are_kept_whole_and_fixed_parts_never_cut(lang: str) -> None
         location="Block 1 lobby",
         office_phone=PHONE,
         reference=REF,
+        link=ANSWER,
     )
     assert "Harbour View" in text and "Block 1 lobby" in text
     assert PHONE in text and REF in text and "1" in text
     assert "…" not in text and "..." not in text
 
 
+def test_the_longest_answer_link_has_a_40_character_base() -> None:
+    assert len(BASE_40) == 40 and len(ANSWER) == 40 + len("/r/") + 16
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize(
+    ("site", "place"),
+    [
+        ("海景花园", "一座三楼楼梯间"),
+        ("해운대 아이파크", "1동 3층 계단"),
+        ("Harbour View", "Block 1"),
+    ],
+)
+def test_alert_sms_ends_with_the_whole_answer_link_and_keeps_real_names_whole(
+    lang: str, site: str, place: str
+) -> None:
+    for phone in (PHONE, "+86 21 6123 4567"):
+        found = found_sms(
+            lang, site_name=site, location=place, office_phone=phone, reference=REF, link=ANSWER
+        )
+        concern = welfare_concern_sms(
+            lang, site_name=site, office_phone=phone, reference=REF, link=ANSWER
+        )
+        for text in (found, concern):
+            # Last, after a space: no punctuation of the text is taken into the link.
+            assert text.endswith(f" {ANSWER}") and sms_segments(text) <= 2, text
+            assert site in text and phone in text and REF in text
+        assert place in found
+
+
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_long_names_are_cut_with_an_ellipsis_but_phone_reference_and_link_stay(lang: str) -> None:
     text = found_sms(
-        lang, site_name=LONG_CJK, location=LONG_LATIN, office_phone=PHONE, reference=REF
+        lang,
+        site_name=LONG_CJK,
+        location=LONG_LATIN,
+        office_phone=PHONE,
+        reference=REF,
+        link=ANSWER,
     )
     # Each cut field ends in an ellipsis of its own alphabet: the CJK site name in "…", the
     # Latin (GSM-7) location in "...", which costs no UCS-2 character.
     assert text.count("…") == 1 and text.count("...") == 1
     assert text[text.index("…") - 1] in LONG_CJK and text[text.index("...") - 1] in LONG_LATIN
     assert text.index("…") < text.index("...")
-    assert text.endswith(REF)
-    assert PHONE in text
+    assert text.endswith(ANSWER)
+    assert PHONE in text and REF in text
     alert = missing_alert_sms(lang, site_name=LONG_LATIN, link=LINK)
     assert LINK in alert and sms_segments(alert) <= 2
 
 
 def test_english_with_plain_names_stays_gsm7() -> None:
     text = found_sms(
-        "en-GB", site_name="S" * 200, location="L" * 200, office_phone=PHONE, reference=REF
+        "en-GB",
+        site_name="S" * 200,
+        location="L" * 200,
+        office_phone=PHONE,
+        reference=REF,
+        link=ANSWER,
     )
     assert messages.is_gsm7(text)
     assert sms_segments(text) == 2 and len(text) > 200  # the GSM budget is used, not UCS-2's
@@ -182,11 +234,13 @@ def test_too_long_fixed_parts_raise_instead_of_sending_three_segments() -> None:
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_each_language_reads_in_its_own_script(lang: str) -> None:
-    text = found_sms(lang, site_name="HVG", location="B1", office_phone=PHONE, reference=REF)
+    text = found_sms(
+        lang, site_name="HVG", location="B1", office_phone=PHONE, reference=REF, link=ANSWER
+    )
     if lang == "zh-CN":
-        assert "找到" in text and "回复1" in text
+        assert "找到" in text and "回复1" in text and "链接" in text
     elif lang == "ko-KR":
-        assert "찾았" in text and "1로 답장" in text
+        assert "입주민" in text and ("찾았" in text or "발견" in text)
     else:
         assert "found" in text and "Reply 1" in text
 

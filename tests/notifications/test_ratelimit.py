@@ -153,3 +153,15 @@ def test_a_held_back_row_waits_only_as_long_as_the_bucket_needs(
         assert row.claim_token is None and row.attempts == 0
         assert now < row.next_attempt_at <= now + dt.timedelta(seconds=0.5)
     db.rollback()
+
+
+def test_idle_keys_are_forgotten_and_busy_ones_kept() -> None:
+    clock = Clock()
+    limit = SenderRateLimit(0.5, clock=clock, burst=3)
+    for _ in range(3):
+        assert limit.acquire("busy") == 0.0
+    assert limit.acquire("busy") > 0  # the burst is spent
+    limit.acquire("once")
+    clock.now += 4.0  # "once" has refilled (1 token back in 2 s), "busy" has not (3 in 6 s)
+    assert limit.forget_idle() == 1 and limit.keys == 1
+    assert limit  # an empty or small limit is still a limit, never falsy

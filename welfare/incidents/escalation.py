@@ -166,3 +166,22 @@ def next_due_at(
         due_time(steps, s.index, opened_at, state) for s in steps if s.index not in state.started
     ]
     return min(pending) if pending else None
+
+
+def contact_declined(
+    steps: list[Step], state: EngineState, contact_id: str, at: dt.datetime
+) -> None:
+    """A contact said they cannot come, at `at`: their latest step started by then counts as
+    failed from then (or from its earlier failure), so the step after it falls due at once.
+    Nothing when none of their steps had started (the answer is then about nothing running)."""
+    theirs = [
+        step.index
+        for step in steps
+        if step.contact_id == contact_id
+        and step.index in state.started
+        and state.started[step.index] <= at
+    ]
+    if not theirs:
+        return
+    latest = max(theirs, key=lambda index: (state.started[index], index))
+    state.failed[latest] = min(state.failed.get(latest, at), at)

@@ -31,6 +31,7 @@ from welfare.incidents.escalation import (
     Policy,
     Step,
     StepKind,
+    contact_declined,
     due_steps,
     next_due_at,
     plan,
@@ -395,10 +396,15 @@ def start_escalation(session: Session, incident: Incident, now: dt.datetime) -> 
     advance(session=session, incident=incident, now=now, state=fresh)
 
 
+# A contact answered "I can't come" on their answer link (incidents/answer_links.py).
+CANNOT_COME_EVENT = "answer_link_cannot"
+
+
 def engine_state(session: Session, incident: Incident) -> EngineState:
     state = EngineState(
         stopped=incident.status not in (IncidentStatus.open, IncidentStatus.notifying)
     )
+    declined: list[tuple[str, dt.datetime]] = []
     for event in timeline.events_of(session, incident.id):
         if event.type == "escalation_step":
             state.started[int(event.detail["step"])] = event.at
@@ -408,6 +414,11 @@ def engine_state(session: Session, incident: Incident) -> EngineState:
             # The first failure counts: a later one (the SMS failing after the call was missed)
             # must not push a step that fell due back.
             state.failed.setdefault(int(event.detail["step"]), event.at)
+        elif event.type == CANNOT_COME_EVENT:
+            declined.append((str(event.detail.get("contact_id")), event.at))
+    steps = [Step.from_json(s) for s in (incident.escalation or {}).get("steps", [])]
+    for contact_id, at in declined:
+        contact_declined(steps, state, contact_id, at)
     return state
 
 
