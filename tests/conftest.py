@@ -180,6 +180,8 @@ def make_site(db: Session) -> Callable[..., Site]:
             "timezone": "Asia/Hong_Kong",
             "phone_region": "HK",
             "office_phone": "2345 6789",
+            # Tests of two-factor sign-in turn it on; everything else signs in with a password.
+            "require_second_factor_staff": False,
         } | overrides
         site = sites.create_site(session=db, actor=SYSTEM, data=SiteCreate(**data))
         db.commit()

@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from api.deps import ActorDep, PageDep, SessionDep, SettingsDep, TransactionRoute
 from api.schemas import ListResponse
+from welfare.users import second_factor
 from welfare.users import service as users
 from welfare.users.models import SessionPublic, UserCreate, UserPublic, UserUpdate
 
@@ -73,3 +74,13 @@ def revoke_session(
 ) -> None:
     """Signs one session of the user out: its next request is refused."""
     users.admin_revoke_session(session=session, actor=actor, user_id=user_id, session_id=session_id)
+
+
+@router.post("/{user_id}/second-factor/reset", response_model=RevokedSessions)
+def reset_second_factor(
+    user_id: uuid.UUID, session: SessionDep, actor: ActorDep
+) -> RevokedSessions:
+    """Removes the user's TOTP and recovery codes (a lost phone) and signs them out
+    everywhere; where a site requires it, their next sign-in sets it up again. Audited."""
+    count = second_factor.admin_reset(session=session, actor=actor, user_id=user_id)
+    return RevokedSessions(revoked=count)
