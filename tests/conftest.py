@@ -233,6 +233,8 @@ def enrol_totp(db: Session, settings: Settings) -> Callable[[User], TotpEnrolmen
     current code."""
 
     def enrol(user: User) -> TotpEnrolment:
+        db.commit()  # read afresh: requests may have changed the user since
+        db.expire_all()
         actor = Actor(user_id=user.id, role=user.role)
         second_factor.start_enrolment(session=db, settings=settings, actor=actor)
         secret = unseal(settings.secret_key, db.get(User, user.id).totp_secret_sealed)  # type: ignore[union-attr,arg-type]
