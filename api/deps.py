@@ -101,14 +101,27 @@ bearer_token = OAuth2PasswordBearer(
 )
 
 
-def get_actor(
+def get_enrolling_actor(
     request: Request,
     settings: SettingsDep,
     _declared: Annotated[str | None, Depends(bearer_token)],
 ) -> Actor:
+    """The actor, even one whose session may only set up a second factor (`enrolment_only`):
+    for the few routes such a session may use (signing out, reading itself)."""
     token = _token_from(request, settings)
     with auth_session(request) as reader:
         return users.actor_for_token(reader, token, client_addr(request), settings=settings)
+
+
+MFA_ENROLMENT_REQUIRED = "mfa_enrolment_required"
+
+
+def get_actor(actor: Annotated[Actor, Depends(get_enrolling_actor)]) -> Actor:
+    """The actor behind the request; a session that must first set up a second factor is
+    refused everything else (403 `mfa_enrolment_required`)."""
+    if actor.enrolment_only:
+        raise PermissionDenied(MFA_ENROLMENT_REQUIRED)
+    return actor
 
 
 @contextmanager
@@ -161,6 +174,7 @@ class TransactionRoute(APIRoute):
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]
+EnrollingActorDep = Annotated[Actor, Depends(get_enrolling_actor)]
 
 
 class Page:

@@ -12,7 +12,13 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.pages.deps import LoginRequired, login_url, request_language
+from api.pages.deps import (
+    ENROLMENT_PATH,
+    EnrolmentRequired,
+    LoginRequired,
+    login_url,
+    request_language,
+)
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import render
 from welfare.errors import DomainError, InvalidInput, NotAuthenticated, Throttled
@@ -63,6 +69,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:
         return RedirectResponse(login_url(exc.next_path), status_code=303)
+
+    @app.exception_handler(EnrolmentRequired)
+    async def _enrolment_required(request: Request, exc: EnrolmentRequired) -> Response:
+        return RedirectResponse(ENROLMENT_PATH, status_code=303)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

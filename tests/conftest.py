@@ -6,32 +6,36 @@ run into a template, then each test gets a copy (SQLite) or truncated tables (Po
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, text, update
 from sqlalchemy.orm import sessionmaker
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from api.app import create_app
 from welfare.authz import Actor, Role
 from welfare.consent import service as consents
 from welfare.consent.models import Consent, ConsentCreate
-from welfare.db import make_engine, make_sessionmaker, normalise_url, upgrade_database
+from welfare.db import make_engine, make_sessionmaker, normalise_url, upgrade_database, utcnow
 from welfare.models import metadata
 from welfare.residents import service as residents
 from welfare.residents.models import Contact, ContactCreate, Resident, ResidentCreate
+from welfare.sealed import unseal
 from welfare.settings import Settings
 from welfare.sites import service as sites
 from welfare.sites.models import Household, HouseholdCreate, Site, SiteCreate
+from welfare.users import second_factor, totp
 from welfare.users import service as users
 from welfare.users.models import User, UserCreate
 
@@ -180,6 +184,8 @@ def make_site(db: Session) -> Callable[..., Site]:
             "timezone": "Asia/Hong_Kong",
             "phone_region": "HK",
             "office_phone": "2345 6789",
+            # Tests of two-factor sign-in turn it on; everything else signs in with a password.
+            "require_second_factor_staff": False,
         } | overrides
         site = sites.create_site(session=db, actor=SYSTEM, data=SiteCreate(**data))
         db.commit()
@@ -209,6 +215,39 @@ def make_user(db: Session) -> Callable[..., User]:
         return user
 
     return make
+
+
+@dataclass(frozen=True)
+class TotpEnrolment:
+    secret: str
+    recovery_codes: list[str]
+
+    def code(self, moment: dt.datetime | None = None) -> str:
+        return totp.code_at(self.secret, moment or utcnow())
+
+
+@pytest.fixture
+def enrol_totp(db: Session, settings: Settings) -> Callable[[User], TotpEnrolment]:
+    """Turn TOTP on for a user, through the account's own enrolment (start, then confirm with a
+    code); the step the confirmation used is forgotten again, so the test may sign in with the
+    current code."""
+
+    def enrol(user: User) -> TotpEnrolment:
+        db.commit()  # read afresh: requests may have changed the user since
+        db.expire_all()
+        actor = Actor(user_id=user.id, role=user.role)
+        second_factor.start_enrolment(session=db, settings=settings, actor=actor)
+        secret = unseal(settings.secret_key, db.get(User, user.id).totp_secret_sealed)  # type: ignore[union-attr,arg-type]
+        codes = second_factor.confirm_enrolment(
+            session=db, settings=settings, actor=actor, code=totp.code_at(secret, utcnow())
+        )
+        db.commit()
+        db.exec(update(User).where(col(User.id) == user.id).values(totp_last_step=None))
+        db.commit()
+        db.expire_all()
+        return TotpEnrolment(secret=secret, recovery_codes=codes)
+
+    return enrol
 
 
 @pytest.fixture

@@ -63,6 +63,9 @@ class Actor:
     site_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
     client_addr: str | None = None
     session_id: uuid.UUID | None = None
+    # Signed in with a password only, by a user who must have a second factor and has none
+    # yet: this session may set one up and sign out, nothing else (the API and pages refuse).
+    enrolment_only: bool = False
 
     @classmethod
     def system(cls) -> Actor:

@@ -65,6 +65,8 @@ def seed_demo(
             phone_region="HK",
             office_phone="2345 6789",
             address="1 Harbour Road, Hong Kong",
+            # The demo is tried without an authenticator app; a real site requires one.
+            require_second_factor_staff=False,
         ),
     )
     for user in DEMO_USERS:

@@ -19,7 +19,14 @@ from welfare.outbox.models import OutboxMessage
 from welfare.residents.models import Contact, Resident
 from welfare.sites.models import Household, Site
 from welfare.tags.models import ResidentTag
-from welfare.users.models import AuthSession, LoginFailure, User, UserSite
+from welfare.users.models import (
+    AuthSession,
+    LoginFailure,
+    RecoveryCode,
+    SignInChallenge,
+    User,
+    UserSite,
+)
 from welfare.visits.models import CalendarToken, JobMark, Visit, VisitSchedule
 from welfare.webhooks.models import WebhookReceipt
 
@@ -46,8 +53,10 @@ __all__ = [
     "LookupWord",
     "OutboxMessage",
     "PublicReport",
+    "RecoveryCode",
     "Resident",
     "ResidentTag",
+    "SignInChallenge",
     "Site",
     "User",
     "UserSite",

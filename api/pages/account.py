@@ -1,4 +1,5 @@
-"""Sign-in, sign-out and the user's own settings (UI language, password) as pages."""
+"""Sign-in (with its two-factor step), sign-out and the user's own settings (UI language,
+password, two-factor sign-in) as pages."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from api.pages.deps import (
     CSRF_FIELD,
     LANGUAGE_COOKIE,
     LOGIN_CSRF_COOKIE,
+    EnrollingPageUserDep,
     PageUser,
     PageUserDep,
     check_form_csrf,
@@ -29,8 +31,9 @@ from api.pages.deps import (
 )
 from api.pages.i18n import gettext, ui_language
 from api.pages.rendering import render
-from welfare.errors import InvalidInput, NotAuthenticated, NotFound, Throttled
+from welfare.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, Throttled
 from welfare.settings import Settings
+from welfare.users import second_factor
 from welfare.users import service as users
 from welfare.users.models import UI_LANGUAGES, PasswordChange, ProfileUpdate
 
@@ -93,6 +96,54 @@ def login_form(request: Request) -> Response:
     return _login_page(request)
 
 
+def _signed_in(settings: Settings, token: str, target: str) -> Response:
+    response = _see_other(target)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        max_age=settings.session_ttl_hours * 3600,
+        path="/",
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+def _code_page(
+    request: Request,
+    *,
+    pending: str,
+    next_path: str | None,
+    chosen: str | None,
+    status_code: int = 200,
+    error: str | None = None,
+    recovery: bool = False,
+) -> Response:
+    """The second step of signing in: the code from the authenticator app, or a recovery code.
+    The pending token stands for the password already checked; no session exists yet."""
+    language = chosen or request_language(request)
+    token = new_login_csrf()
+    response = render(
+        request,
+        "login_code.html",
+        {
+            "login_csrf": token,
+            "pending": pending,
+            "next": safe_next(next_path) or "",
+            "error": error,
+            "chosen_language": chosen or "",
+            "recovery": recovery,
+        },
+        status_code=status_code,
+        language=language,
+    )
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @router.post("/login")
 def login(
     request: Request,
@@ -108,7 +159,7 @@ def login(
     chosen = _chosen_language(lang)
     language = chosen or request_language(request)
     try:
-        token, _auth_session, user = users.authenticate(
+        result = users.begin_sign_in(
             session=session,
             settings=settings,
             username=username,
@@ -127,25 +178,72 @@ def login(
         return _login_page(
             request, status_code=401, error=message, username=username, chosen=chosen
         )
-    response = _see_other(safe_next(next) or home_for(user.role))
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        httponly=True,
-        samesite="lax",
-        secure=settings.cookie_secure,
-        max_age=settings.session_ttl_hours * 3600,
-        path="/",
-    )
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
-    return response
+    if result.pending_token is not None:
+        return _code_page(request, pending=result.pending_token, next_path=next, chosen=chosen)
+    assert result.token is not None
+    return _signed_in(settings, result.token, safe_next(next) or home_for(result.user.role))
+
+
+@router.post("/login/code")
+def login_code(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    pending: Annotated[str, Form(max_length=200)],
+    otp: Annotated[str | None, Form(max_length=20)] = None,
+    recovery_code: Annotated[str | None, Form(max_length=40)] = None,
+    csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
+    next: Annotated[str | None, Form(max_length=2000)] = None,
+    lang: Annotated[str | None, Form(max_length=20)] = None,
+) -> Response:
+    check_login_csrf(request, csrf_token)
+    chosen = _chosen_language(lang)
+    language = chosen or request_language(request)
+    recovery = bool(recovery_code and not otp)
+    try:
+        token, _auth_session, user = users.complete_sign_in(
+            session=session,
+            settings=settings,
+            pending_token=pending,
+            client_addr=client_addr(request),
+            user_agent=request.headers.get("user-agent"),
+            language=chosen,
+            otp=otp or None,
+            recovery_code=recovery_code or None,
+        )
+    except Throttled:
+        message = gettext(language, "Too many failed attempts. Wait a few minutes and try again.")
+        return _code_page(
+            request,
+            pending=pending,
+            next_path=next,
+            chosen=chosen,
+            status_code=429,
+            error=message,
+            recovery=recovery,
+        )
+    except NotAuthenticated as exc:
+        if exc.detail == users.SIGN_IN_EXPIRED:
+            message = gettext(language, "That sign-in expired. Enter your password again.")
+            return _login_page(request, status_code=401, error=message, chosen=chosen)
+        message = gettext(language, "That code is not right. Try the newest code.")
+        return _code_page(
+            request,
+            pending=pending,
+            next_path=next,
+            chosen=chosen,
+            status_code=401,
+            error=message,
+            recovery=recovery,
+        )
+    return _signed_in(settings, token, safe_next(next) or home_for(user.role))
 
 
 @router.post("/logout")
 def logout(
     request: Request,
     session: SessionDep,
-    page_user: PageUserDep,
+    page_user: EnrollingPageUserDep,
     csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
     everywhere: Annotated[bool, Form()] = False,
 ) -> Response:
@@ -179,6 +277,7 @@ def _account_page(
             "error": error,
             "sessions": own,
             "times_zone": viewer_timezone(session, page_user),
+            "second_factor": second_factor.own_status(session=session, actor=page_user.actor),
         },
         status_code=status_code,
     )
@@ -281,3 +380,144 @@ def change_password(
             error = gettext(language, "The current password is not right.")
         return _account_page(request, session, settings, page_user, error=error, status_code=422)
     return _see_other("/account?saved=password")
+
+
+# --- two-factor sign-in -----------------------------------------------------------------------
+
+
+def _two_factor_page(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    page_user: PageUser,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    actor = page_user.actor
+    return render(
+        request,
+        "account_two_factor.html",
+        {
+            "status": second_factor.own_status(session=session, actor=actor),
+            "enrolment": second_factor.pending_enrolment(
+                session=session, settings=settings, actor=actor
+            ),
+            "enrolment_only": actor.enrolment_only,
+            "error": error,
+        },
+        status_code=status_code,
+    )
+
+
+def _code_error(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    page_user: PageUser,
+    exc: Exception,
+) -> Response:
+    """A wrong, used or throttled code on the two-factor page, in the user's words."""
+    language = page_user.language
+    if isinstance(exc, Throttled):
+        error = gettext(language, "Too many failed attempts. Wait a few minutes and try again.")
+        response = _two_factor_page(
+            request, session, settings, page_user, error=error, status_code=429
+        )
+        response.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return response
+    if isinstance(exc, Conflict):
+        error = gettext(language, "That cannot be done now. Reload the page and look again.")
+        if "requires" in exc.detail:
+            error = gettext(language, "Your site requires two-factor sign-in.")
+        return _two_factor_page(request, session, settings, page_user, error=error, status_code=409)
+    error = gettext(language, "That code is not right. Try the newest code.")
+    return _two_factor_page(request, session, settings, page_user, error=error, status_code=422)
+
+
+def _recovery_codes_page(request: Request, page_user: PageUser, codes: list[str]) -> Response:
+    response = render(
+        request,
+        "account_recovery_codes.html",
+        {"codes": codes, "continue_to": home_for(page_user.role)},
+    )
+    response.headers["Cache-Control"] = "no-store"  # shown once: never from a cache
+    return response
+
+
+@router.get("/account/two-factor")
+def two_factor(
+    request: Request, session: SessionDep, settings: SettingsDep, page_user: EnrollingPageUserDep
+) -> Response:
+    return _two_factor_page(request, session, settings, page_user)
+
+
+@router.post("/account/two-factor/start")
+def two_factor_start(
+    session: SessionDep,
+    settings: SettingsDep,
+    page_user: EnrollingPageUserDep,
+    csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
+) -> Response:
+    """A new secret to scan (again); nothing changes for sign-in until a code confirms it."""
+    check_form_csrf(page_user, csrf_token)
+    with contextlib.suppress(Conflict):  # already on: the page says so
+        second_factor.start_enrolment(session=session, settings=settings, actor=page_user.actor)
+    return _see_other("/account/two-factor")
+
+
+@router.post("/account/two-factor/confirm")
+def two_factor_confirm(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    page_user: EnrollingPageUserDep,
+    code: Annotated[str, Form(max_length=20)],
+    csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    try:
+        codes = second_factor.confirm_enrolment(
+            session=session, settings=settings, actor=page_user.actor, code=code
+        )
+    except (InvalidInput, Throttled, Conflict) as exc:
+        return _code_error(request, session, settings, page_user, exc)
+    return _recovery_codes_page(request, page_user, codes)
+
+
+@router.post("/account/two-factor/recovery-codes")
+def two_factor_recovery_codes(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    page_user: PageUserDep,
+    code: Annotated[str, Form(max_length=20)],
+    csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    try:
+        codes = second_factor.regenerate_recovery_codes(
+            session=session, settings=settings, actor=page_user.actor, code=code
+        )
+    except (InvalidInput, Throttled, Conflict) as exc:
+        return _code_error(request, session, settings, page_user, exc)
+    return _recovery_codes_page(request, page_user, codes)
+
+
+@router.post("/account/two-factor/disable")
+def two_factor_disable(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    page_user: PageUserDep,
+    code: Annotated[str, Form(max_length=20)],
+    csrf_token: Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)] = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    try:
+        second_factor.disable_own(
+            session=session, settings=settings, actor=page_user.actor, code=code
+        )
+    except (InvalidInput, Throttled, Conflict) as exc:
+        return _code_error(request, session, settings, page_user, exc)
+    return _see_other("/account?saved=two-factor-off")

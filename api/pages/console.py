@@ -88,6 +88,8 @@ def nav_items(page_user: PageUser) -> list[tuple[str, str]]:
         items.append(("/console/audit", N_("Access audit")))
     if page_user.actor.can(Permission.users_manage):
         items.append(("/console/users", N_("Users")))
+    if page_user.actor.can(Permission.sites_manage):
+        items.append(("/console/sites", N_("Sites")))
     return items
 
 

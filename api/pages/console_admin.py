@@ -1,4 +1,4 @@
-"""Console pages for admins (users) and managers (the access audit)."""
+"""Console pages for admins (users, sites' sign-in settings) and managers (the access audit)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ from welfare.phones import InvalidPhone
 from welfare.residents import service as residents
 from welfare.residents.models import Resident
 from welfare.sites import service as sites
-from welfare.sites.models import Site
+from welfare.sites.models import Site, SiteUpdate
 from welfare.times import parse_day, zone
-from welfare.users import quick_sign_in
+from welfare.users import quick_sign_in, second_factor
 from welfare.users import service as users
 from welfare.users.models import UI_LANGUAGES, User, UserCreate, UserUpdate
 
@@ -238,6 +238,7 @@ def _user_page(
             ),
             # The admin reads times in their own timezone, whoever the user is.
             "times_zone": viewer_timezone(session, page_user),
+            "second_factor": second_factor.status_of(session, user),
         },
         status_code=status_code,
         section="/console/users",
@@ -341,6 +342,53 @@ def user_sessions(
     check_form_csrf(page_user, csrf_token)
     count = users.admin_revoke_sessions(session=session, actor=page_user.actor, user_id=user_id)
     return see_other(f"/console/users/{user_id}?done=sessions&count={count}")
+
+
+@router.post("/users/{user_id}/second-factor/reset")
+def user_second_factor_reset(
+    user_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    second_factor.admin_reset(session=session, actor=page_user.actor, user_id=user_id)
+    return see_other(f"/console/users/{user_id}?done=second-factor")
+
+
+# --- sites: sign-in security --------------------------------------------------------------------
+
+
+@router.get("/sites")
+def sites_page(request: Request, session: SessionDep, page_user: ConsoleUserDep) -> Response:
+    """Each site's sign-in settings (two-factor sign-in for staff and for guards)."""
+    require(page_user.actor, Permission.sites_manage)
+    rows, _total = sites.list_sites(session=session, actor=page_user.actor, limit=500, offset=0)
+    return console_render(
+        request, page_user, "console/sites.html", {"sites": rows}, section="/console/sites"
+    )
+
+
+@router.post("/sites/{site_id}/sign-in")
+def site_sign_in_update(
+    site_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    require_second_factor_staff: Annotated[bool, Form()] = False,
+    require_second_factor_guards: Annotated[bool, Form()] = False,
+    csrf_token: CsrfField = None,
+) -> Response:
+    check_form_csrf(page_user, csrf_token)
+    sites.update_site(
+        session=session,
+        actor=page_user.actor,
+        site_id=site_id,
+        data=SiteUpdate(
+            require_second_factor_staff=require_second_factor_staff,
+            require_second_factor_guards=require_second_factor_guards,
+        ),
+    )
+    return see_other(f"/console/sites?saved={site_id}")
 
 
 @router.post("/users/{user_id}/sessions/{session_id}/revoke")

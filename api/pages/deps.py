@@ -80,8 +80,17 @@ def login_url(next_path: str) -> str:
     return "/login?next=" + quote(next_path, safe="/")
 
 
-def get_page_user(request: Request, settings: SettingsDep) -> PageUser:
-    """The signed-in user behind the session cookie (pages never take bearer tokens)."""
+class EnrolmentRequired(Exception):
+    """Raised by page dependencies for a session that must first set up a second factor;
+    answered with a redirect to the enrolment page."""
+
+
+ENROLMENT_PATH = "/account/two-factor"
+
+
+def get_enrolling_page_user(request: Request, settings: SettingsDep) -> PageUser:
+    """The signed-in user behind the session cookie (pages never take bearer tokens), even one
+    whose session may only set up a second factor (`actor.enrolment_only`)."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise LoginRequired(_current_path(request))
@@ -106,7 +115,17 @@ def get_page_user(request: Request, settings: SettingsDep) -> PageUser:
     return page_user
 
 
+def get_page_user(request: Request, settings: SettingsDep) -> PageUser:
+    """The signed-in user behind the session cookie; a session that must first set up a second
+    factor is sent to the enrolment page from every other page."""
+    page_user = get_enrolling_page_user(request, settings)
+    if page_user.actor.enrolment_only:
+        raise EnrolmentRequired()
+    return page_user
+
+
 PageUserDep = Annotated[PageUser, Depends(get_page_user)]
+EnrollingPageUserDep = Annotated[PageUser, Depends(get_enrolling_page_user)]
 
 
 def check_form_csrf(page_user: PageUser, submitted: str | None) -> None:

@@ -22,6 +22,7 @@ from fastapi.responses import RedirectResponse, Response
 from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, TransactionRoute, client_addr
 from api.pages.deps import (
     CSRF_FIELD,
+    EnrolmentRequired,
     LoginRequired,
     get_page_user,
     new_login_csrf,
@@ -90,6 +91,9 @@ def _card_for_staff(
     try:
         page_user = get_page_user(request, settings)
     except LoginRequired:
+        return None
+    except EnrolmentRequired:  # a session that may only set up a second factor: a passer-by
+        request.state.page_user = None
         return None
     try:
         cards = lookups.lookup(session=session, actor=page_user.actor, tag=code, limit=1)

@@ -3,26 +3,28 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from api.deps import (
     SESSION_COOKIE,
     ActorDep,
+    EnrollingActorDep,
     SessionDep,
     SettingsDep,
     TransactionRoute,
     client_addr,
     csrf_token_for,
 )
-from welfare.users import quick_sign_in
+from welfare.users import quick_sign_in, second_factor
 from welfare.users import service as users
 from welfare.users.models import (
     DevicePinPublic,
     DutyChange,
     PasswordChange,
     ProfileUpdate,
+    SecondFactorStatus,
     SessionPublic,
     TokenResponse,
     UserPublic,
@@ -38,8 +40,15 @@ def sign_in(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     settings: SettingsDep,
+    otp: Annotated[str | None, Form(max_length=20)] = None,
+    recovery_code: Annotated[str | None, Form(max_length=40)] = None,
 ) -> TokenResponse:
-    """OAuth2 password flow. Also sets the same session as an HttpOnly cookie for the pages."""
+    """OAuth2 password flow. Also sets the same session as an HttpOnly cookie for the pages.
+
+    An account with two-factor sign-in also sends `otp` (the six-digit code from the
+    authenticator app) or `recovery_code`: without either the answer is 401 with detail
+    `mfa_required`; a wrong code is a plain 401, throttled like a wrong password (429).
+    """
     token, auth_session, _user = users.authenticate(
         session=session,
         settings=settings,
@@ -47,6 +56,8 @@ def sign_in(
         password=form.password,
         client_addr=client_addr(request),
         user_agent=request.headers.get("user-agent"),
+        otp=otp or None,
+        recovery_code=recovery_code or None,
     )
     response.set_cookie(
         SESSION_COOKIE,
@@ -63,7 +74,7 @@ def sign_in(
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
-def sign_out(response: Response, session: SessionDep, actor: ActorDep) -> Response:
+def sign_out(response: Response, session: SessionDep, actor: EnrollingActorDep) -> Response:
     users.sign_out(session=session, actor=actor)
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.status_code = status.HTTP_204_NO_CONTENT
@@ -71,7 +82,9 @@ def sign_out(response: Response, session: SessionDep, actor: ActorDep) -> Respon
 
 
 @router.post("/auth/logout-everywhere", status_code=status.HTTP_204_NO_CONTENT)
-def sign_out_everywhere(response: Response, session: SessionDep, actor: ActorDep) -> Response:
+def sign_out_everywhere(
+    response: Response, session: SessionDep, actor: EnrollingActorDep
+) -> Response:
     users.sign_out_everywhere(session=session, actor=actor)
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.status_code = status.HTTP_204_NO_CONTENT
@@ -79,7 +92,7 @@ def sign_out_everywhere(response: Response, session: SessionDep, actor: ActorDep
 
 
 @router.get("/me", response_model=UserPublic)
-def read_me(session: SessionDep, actor: ActorDep) -> UserPublic:
+def read_me(session: SessionDep, actor: EnrollingActorDep) -> UserPublic:
     return users.to_public(session, users.current_user(session=session, actor=actor))
 
 
@@ -141,3 +154,10 @@ def list_my_pins(session: SessionDep, actor: ActorDep) -> list[DevicePinPublic]:
 def remove_my_pin(pin_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> None:
     """Your PIN stops working on that phone at once. 404 when not yours."""
     quick_sign_in.revoke_own(session=session, actor=actor, pin_id=pin_id)
+
+
+@router.get("/me/second-factor", response_model=SecondFactorStatus)
+def read_my_second_factor(session: SessionDep, actor: EnrollingActorDep) -> SecondFactorStatus:
+    """Whether you have two-factor sign-in, how many recovery codes are left, and whether one
+    of your sites requires it (set it up on the account page)."""
+    return second_factor.own_status(session=session, actor=actor)

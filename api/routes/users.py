@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from api.deps import ActorDep, PageDep, SessionDep, SettingsDep, TransactionRoute
 from api.schemas import ListResponse
-from welfare.users import quick_sign_in
+from welfare.users import quick_sign_in, second_factor
 from welfare.users import service as users
 from welfare.users.models import DevicePinPublic, SessionPublic, UserCreate, UserPublic, UserUpdate
 
@@ -86,4 +86,14 @@ def list_pins(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> list[
 def revoke_pins(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> RevokedSessions:
     """Every quick-sign-in PIN of the user stops working (a lost phone, a guard who left)."""
     count = quick_sign_in.admin_revoke_all(session=session, actor=actor, user_id=user_id)
+    return RevokedSessions(revoked=count)
+
+
+@router.post("/{user_id}/second-factor/reset", response_model=RevokedSessions)
+def reset_second_factor(
+    user_id: uuid.UUID, session: SessionDep, actor: ActorDep
+) -> RevokedSessions:
+    """Removes the user's TOTP and recovery codes (a lost phone) and signs them out
+    everywhere; where a site requires it, their next sign-in sets it up again. Audited."""
+    count = second_factor.admin_reset(session=session, actor=actor, user_id=user_id)
     return RevokedSessions(revoked=count)

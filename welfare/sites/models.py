@@ -5,6 +5,7 @@ import uuid
 from typing import Any
 
 from pydantic import field_validator, model_validator
+from sqlalchemy import false, true
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from welfare.db import UTCDateTime, utcnow
@@ -36,6 +37,10 @@ class SiteBase(SQLModel):
     phone_region: str = Field(default="GB", min_length=2, max_length=2)
     office_phone: str | None = Field(default=None, max_length=32)
     address: str | None = Field(default=None, max_length=500)
+    # Two-factor sign-in: staff and managers read medical notes, so new sites require it of
+    # them; guards see only the minimal card, so for them it is the site's choice.
+    require_second_factor_staff: bool = True
+    require_second_factor_guards: bool = False
 
     @field_validator("timezone")
     @classmethod
@@ -58,6 +63,8 @@ class SiteUpdate(SQLModel):
     phone_region: str | None = Field(default=None, min_length=2, max_length=2)
     office_phone: str | None = Field(default=None, max_length=32)
     address: str | None = Field(default=None, max_length=500)
+    require_second_factor_staff: bool | None = None
+    require_second_factor_guards: bool | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -72,6 +79,14 @@ class SiteUpdate(SQLModel):
 
 class Site(SiteBase, table=True):
     __tablename__ = "site"
+
+    # Server defaults as well: the migration adds these columns to tables with rows.
+    require_second_factor_staff: bool = Field(
+        default=True, sa_column_kwargs={"server_default": true()}
+    )
+    require_second_factor_guards: bool = Field(
+        default=False, sa_column_kwargs={"server_default": false()}
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

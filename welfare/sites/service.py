@@ -42,6 +42,8 @@ def create_site(*, session: Session, actor: Actor, data: SiteCreate) -> Site:
         if data.office_phone
         else None,
         address=data.address,
+        require_second_factor_staff=data.require_second_factor_staff,
+        require_second_factor_guards=data.require_second_factor_guards,
     )
     session.add(site)
     session.flush()
@@ -82,6 +84,9 @@ def update_site(*, session: Session, actor: Actor, site_id: uuid.UUID, data: Sit
         changes["name"] = _site_name(changes["name"])
     for name in ("name", "timezone", "address"):
         if name in changes and (changes[name] is not None or name == "address"):
+            setattr(site, name, changes[name])
+    for name in ("require_second_factor_staff", "require_second_factor_guards"):
+        if changes.get(name) is not None:
             setattr(site, name, changes[name])
     if "office_phone" in changes:
         raw = changes["office_phone"]

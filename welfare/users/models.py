@@ -5,7 +5,7 @@ import re
 import uuid
 
 from pydantic import field_validator
-from sqlalchemy import Enum, UniqueConstraint
+from sqlalchemy import BigInteger, Enum, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from welfare.authz import Role
@@ -120,6 +120,12 @@ class User(UserBase, table=True):
     password_changed_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # Guards on duty get missing-resident alerts; the manager on duty gets escalations.
     on_duty_since: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # TOTP (welfare.users.second_factor): the seed sealed (welfare.sealed), set when enrolment
+    # starts; enabled once a first code confirmed it. The last time step used, so that a code
+    # is accepted once.
+    totp_secret_sealed: str | None = Field(default=None, max_length=512)
+    totp_enabled_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    totp_last_step: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class UserSite(SQLModel, table=True):
@@ -136,6 +142,7 @@ class UserPublic(UserBase):
     site_ids: list[uuid.UUID]
     created_at: dt.datetime
     on_duty_since: dt.datetime | None = None
+    second_factor_enabled: bool = False
 
 
 class DutyChange(SQLModel):
@@ -156,6 +163,42 @@ class AuthSession(SQLModel, table=True):
     revoked_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     client_addr: str | None = Field(default=None, max_length=64)
     user_agent: str | None = Field(default=None, max_length=300)
+    # How the sign-in proved a second factor: None (password only), "totp" or "recovery".
+    second_factor: str | None = Field(default=None, max_length=20)
+
+
+class RecoveryCode(SQLModel, table=True):
+    """A one-time code for signing in without the authenticator; only its hash is stored."""
+
+    __tablename__ = "recovery_code"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True, ondelete="CASCADE")
+    code_hash: str = Field(max_length=64)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    used_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SignInChallenge(SQLModel, table=True):
+    """A password checked, a second factor still to come: what the pending sign-in token
+    names. It opens no session by itself and is used up by the sign-in it completes."""
+
+    __tablename__ = "sign_in_challenge"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True, ondelete="CASCADE")
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: dt.datetime = Field(sa_type=UTCDateTime, index=True)
+    used_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SecondFactorStatus(SQLModel):
+    """Whether a user has TOTP, how many recovery codes are left, and whether it is required."""
+
+    enabled: bool
+    enabled_at: dt.datetime | None
+    recovery_codes_left: int
+    required: bool
 
 
 class SessionPublic(SQLModel):

@@ -186,12 +186,16 @@ def sign_in(
     session.exec(
         update(DevicePin).where(col(DevicePin.id) == row.id).values(failures=0, last_used_at=now)
     )
+    # The phone's token (something the guard has) and the PIN (something they know), set up
+    # after a full sign-in there, count as the second factor.
     token, auth_session = open_session(
-        session=session,
-        settings=settings,
-        user=user,
+        session,
+        settings,
+        user,
         client_addr=client_addr,
         user_agent=user_agent,
+        language=None,
+        second_factor="device_pin",
         detail={"method": "pin", "device_id": str(row.device_id)},
     )
     return token, auth_session, user

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
+import logging
 import math
 import secrets
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pwdlib import PasswordHash
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, col, select
 
 from welfare.audit.service import record as audit_record
@@ -19,16 +22,19 @@ from welfare.authz import Actor, Permission, Role, require
 from welfare.db import utcnow, write_without_waiting
 from welfare.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, Throttled
 from welfare.phones import normalise_phone
+from welfare.sealed import SealBroken, unseal
 from welfare.settings import Settings
 from welfare.sites.models import Site
-from welfare.users import session_rules
+from welfare.users import session_rules, totp
 from welfare.users.models import (
     UI_LANGUAGES,
     AuthSession,
     LoginFailure,
     PasswordChange,
     ProfileUpdate,
+    RecoveryCode,
     SessionPublic,
+    SignInChallenge,
     User,
     UserCreate,
     UserPublic,
@@ -36,6 +42,7 @@ from welfare.users.models import (
     UserUpdate,
 )
 
+log = logging.getLogger("welfare.users")
 password_hasher = PasswordHash.recommended()
 # Verified against when the username is unknown, so both paths cost the same time.
 _DUMMY_HASH = password_hasher.hash(secrets.token_urlsafe(16))
@@ -52,7 +59,13 @@ def site_ids_of(session: Session, user_id: uuid.UUID) -> list[uuid.UUID]:
 
 
 def to_public(session: Session, user: User) -> UserPublic:
-    return UserPublic.model_validate(user, update={"site_ids": site_ids_of(session, user.id)})
+    return UserPublic.model_validate(
+        user,
+        update={
+            "site_ids": site_ids_of(session, user.id),
+            "second_factor_enabled": has_second_factor(user),
+        },
+    )
 
 
 def _user_phone(session: Session, raw: str | None, site_ids: Sequence[uuid.UUID]) -> str | None:
@@ -200,6 +213,7 @@ def revoke_sessions(*, session: Session, user_id: uuid.UUID, keep: uuid.UUID | N
 
 _SIGN_IN_THROTTLED = "too many failed sign-in attempts; try again later"
 _PASSWORD_THROTTLED = "too many wrong passwords; try again later"
+_CODE_THROTTLED = "too many wrong codes; try again later"
 
 
 def _check_throttle(
@@ -242,26 +256,32 @@ def _record_failure(session: Session, username: str, client_addr: str) -> None:
     session.commit()
 
 
-def authenticate(
-    *,
-    session: Session,
-    settings: Settings,
-    username: str,
-    password: str,
-    client_addr: str,
-    user_agent: str | None = None,
-    language: str | None = None,
-) -> tuple[str, AuthSession, User]:
-    """Check the password and open a session; the raw token is returned once and never stored.
+class SecondFactorRequired(NotAuthenticated):
+    """The password was right, and the account signs in with a code as well."""
 
-    `language` is a UI language the person picked on the sign-in page just now: it becomes
-    their language, as if saved in their account settings (a language merely remembered by the
-    device, perhaps from someone else, is not passed and changes nothing).
-    """
+    def __init__(self) -> None:
+        super().__init__("mfa_required")
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """The first step's outcome: a session (`token`), or a code still to come (`pending_token`,
+    for `complete_sign_in`)."""
+
+    user: User
+    token: str | None = None
+    auth_session: AuthSession | None = None
+    pending_token: str | None = None
+
+
+def _clean(text: str) -> str:
     # PostgreSQL text cannot hold NUL: such a name matches nobody, and is counted as typed.
-    username = username.strip().lower().replace("\x00", "\ufffd")[:256]
-    client_addr = client_addr.replace("\x00", "\ufffd")
-    user_agent = user_agent.replace("\x00", "\ufffd") if user_agent else None
+    return text.replace("\x00", "\ufffd")
+
+
+def _check_password(
+    session: Session, settings: Settings, username: str, password: str, client_addr: str
+) -> User:
     _check_throttle(session, settings, username, client_addr)
     user = session.exec(select(User).where(User.username == username)).first()
     valid, updated_hash = password_hasher.verify_and_update(
@@ -273,34 +293,122 @@ def authenticate(
     if updated_hash:  # parameters moved on since this hash was made
         user.password_hash = updated_hash
         session.add(user)
-    session.exec(delete(LoginFailure).where(col(LoginFailure.username) == username))
-    detail = None
-    if language in UI_LANGUAGES and language != user.language:
-        detail = {"language": language}
-        user.language = language
-        session.add(user)
-    token, auth_session = open_session(
-        session=session,
-        settings=settings,
-        user=user,
-        client_addr=client_addr,
-        user_agent=user_agent,
-        detail=detail,
-    )
-    return token, auth_session, user
+    return user
 
 
-def open_session(
-    *,
+def has_second_factor(user: User) -> bool:
+    return user.totp_enabled_at is not None and user.totp_secret_sealed is not None
+
+
+def use_totp_code(
+    session: Session, settings: Settings, user: User, code: str, now: dt.datetime | None = None
+) -> bool:
+    """Whether `code` is the user's current TOTP code and its time step was not used before;
+    the step is then recorded, by one conditional UPDATE, so of two requests racing with the
+    same code one wins (PostgreSQL re-checks the condition after the first commits)."""
+    if user.totp_secret_sealed is None:
+        return False
+    try:
+        secret = unseal(settings.secret_key, user.totp_secret_sealed)
+    except SealBroken:
+        log.warning("a TOTP seed cannot be unsealed: was WELFARE_SECRET_KEY changed?")
+        return False
+    step = totp.matching_step(secret, code, now or utcnow())
+    if step is None:
+        return False
+    done = session.exec(
+        update(User)
+        .where(
+            col(User.id) == user.id,
+            or_(col(User.totp_last_step).is_(None), col(User.totp_last_step) < step),
+        )
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    return bool(done)
+
+
+def use_recovery_code(session: Session, user: User, code: str) -> bool:
+    """Whether `code` is one of the user's unused recovery codes; it is then used up (one
+    conditional UPDATE: of two requests racing with the same code, one wins)."""
+    code_hash = totp.hash_recovery_code(code)
+    if code_hash is None:
+        return False
+    done = session.exec(
+        update(RecoveryCode)
+        .where(
+            col(RecoveryCode.user_id) == user.id,
+            col(RecoveryCode.code_hash) == code_hash,
+            col(RecoveryCode.used_at).is_(None),
+        )
+        .values(used_at=utcnow())
+    ).rowcount  # type: ignore[attr-defined]
+    return bool(done)
+
+
+def check_own_code(
+    *, session: Session, settings: Settings, user: User, client_addr: str | None, code: str
+) -> None:
+    """A signed-in user's TOTP code, for a change to their own second factor: InvalidInput
+    when wrong or already used, counted and throttled like a wrong password (a stolen session
+    gets no more guesses than a stranger)."""
+    addr = _clean(client_addr or "unknown")
+    _check_throttle(session, settings, user.username, addr, _CODE_THROTTLED)
+    if not use_totp_code(session, settings, user, code):
+        _record_failure(session, user.username, addr)
+        raise InvalidInput("code", "the code is not right, or was used already")
+
+
+def _verify_second_factor(
     session: Session,
     settings: Settings,
     user: User,
     client_addr: str,
+    *,
+    otp: str | None,
+    recovery_code: str | None,
+) -> str:
+    """Which second factor the code proves ("totp" or "recovery"), or NotAuthenticated.
+
+    Wrong codes count as failed sign-ins of the account and the address (the password's
+    throttle, so a known password gives no more guesses at the code than a stranger gets at
+    the password)."""
+    _check_throttle(session, settings, user.username, client_addr)
+    if otp and use_totp_code(session, settings, user, otp):
+        return "totp"
+    if not otp and recovery_code and use_recovery_code(session, user, recovery_code):
+        left = session.exec(
+            select(func.count()).where(
+                col(RecoveryCode.user_id) == user.id, col(RecoveryCode.used_at).is_(None)
+            )
+        ).one()
+        audit_record(
+            session,
+            actor=Actor(user_id=user.id, role=user.role, client_addr=client_addr),
+            action="auth.recovery_code_used",
+            entity="user",
+            entity_id=user.id,
+            detail={"recovery_codes_left": left},
+        )
+        return "recovery"
+    _record_failure(session, user.username, client_addr)
+    raise NotAuthenticated("wrong code")
+
+
+def open_session(
+    session: Session,
+    settings: Settings,
+    user: User,
+    *,
+    client_addr: str,
     user_agent: str | None,
+    language: str | None,
+    second_factor: str | None,
     detail: dict[str, Any] | None = None,
 ) -> tuple[str, AuthSession]:
     """A new sign-in for a user whose credentials were just checked, audited as `auth.sign_in`
-    (with `detail` saying how, when not by password); the raw token is returned once."""
+    (with `detail` saying how, when not by password alone); the raw token is returned once."""
+    session.exec(delete(LoginFailure).where(col(LoginFailure.username) == user.username))
     token = secrets.token_urlsafe(32)
     now = utcnow()
     auth_session = AuthSession(
@@ -311,17 +419,171 @@ def open_session(
         expires_at=now + dt.timedelta(hours=settings.session_ttl_hours),
         client_addr=client_addr[:64],
         user_agent=(user_agent or "")[:300] or None,
+        second_factor=second_factor,
     )
     session.add(auth_session)
+    actor = Actor(user_id=user.id, role=user.role, client_addr=client_addr)
+    detail = dict(detail or {})
+    if second_factor:
+        detail["second_factor"] = second_factor
+    if language in UI_LANGUAGES and language != user.language:
+        detail["language"] = language
+        user.language = language
+        session.add(user)
     audit_record(
         session,
-        actor=Actor(user_id=user.id, role=user.role, client_addr=client_addr),
+        actor=actor,
         action="auth.sign_in",
         entity="session",
         entity_id=auth_session.id,
-        detail=detail,
+        detail=detail or None,
     )
     return token, auth_session
+
+
+def authenticate(
+    *,
+    session: Session,
+    settings: Settings,
+    username: str,
+    password: str,
+    client_addr: str,
+    user_agent: str | None = None,
+    language: str | None = None,
+    otp: str | None = None,
+    recovery_code: str | None = None,
+) -> tuple[str, AuthSession, User]:
+    """Check the password (and, for an account with TOTP, the code) and open a session; the raw
+    token is returned once and never stored. SecondFactorRequired when the code is missing.
+
+    `language` is a UI language the person picked on the sign-in page just now: it becomes
+    their language, as if saved in their account settings (a language merely remembered by the
+    device, perhaps from someone else, is not passed and changes nothing).
+    """
+    username = _clean(username.strip().lower())[:256]
+    client_addr = _clean(client_addr)
+    user_agent = _clean(user_agent) if user_agent else None
+    user = _check_password(session, settings, username, password, client_addr)
+    second_factor = None
+    if has_second_factor(user):
+        if not otp and not recovery_code:
+            raise SecondFactorRequired()
+        second_factor = _verify_second_factor(
+            session, settings, user, client_addr, otp=otp, recovery_code=recovery_code
+        )
+    token, auth_session = open_session(
+        session,
+        settings,
+        user,
+        client_addr=client_addr,
+        user_agent=user_agent,
+        language=language,
+        second_factor=second_factor,
+    )
+    return token, auth_session, user
+
+
+def begin_sign_in(
+    *,
+    session: Session,
+    settings: Settings,
+    username: str,
+    password: str,
+    client_addr: str,
+    user_agent: str | None = None,
+    language: str | None = None,
+) -> SignIn:
+    """The sign-in page's first step: the password. An account with TOTP gets no session yet,
+    only a short-lived, signed, single-use token for the code step (`complete_sign_in`)."""
+    username = _clean(username.strip().lower())[:256]
+    client_addr = _clean(client_addr)
+    user = _check_password(session, settings, username, password, client_addr)
+    if has_second_factor(user):
+        now = utcnow()
+        challenge = SignInChallenge(
+            user_id=user.id, created_at=now, expires_at=now + SIGN_IN_CHALLENGE_TTL
+        )
+        session.add(challenge)
+        return SignIn(user=user, pending_token=_challenge_token(settings, challenge.id))
+    token, auth_session = open_session(
+        session,
+        settings,
+        user,
+        client_addr=client_addr,
+        user_agent=_clean(user_agent) if user_agent else None,
+        language=language,
+        second_factor=None,
+    )
+    return SignIn(user=user, token=token, auth_session=auth_session)
+
+
+def complete_sign_in(
+    *,
+    session: Session,
+    settings: Settings,
+    pending_token: str,
+    client_addr: str,
+    user_agent: str | None = None,
+    language: str | None = None,
+    otp: str | None = None,
+    recovery_code: str | None = None,
+) -> tuple[str, AuthSession, User]:
+    """The code step: NotAuthenticated("sign-in expired") when the pending token is forged,
+    expired or used, NotAuthenticated("wrong code") (throttled) when the code is wrong."""
+    client_addr = _clean(client_addr)
+    challenge = _open_challenge(session, settings, pending_token)
+    user = session.get(User, challenge.user_id)
+    if user is None or not user.is_active or not has_second_factor(user):
+        raise NotAuthenticated(SIGN_IN_EXPIRED)
+    second_factor = _verify_second_factor(
+        session, settings, user, client_addr, otp=otp, recovery_code=recovery_code
+    )
+    used = session.exec(
+        update(SignInChallenge)
+        .where(col(SignInChallenge.id) == challenge.id, col(SignInChallenge.used_at).is_(None))
+        .values(used_at=utcnow())
+    ).rowcount  # type: ignore[attr-defined]
+    if not used:
+        raise NotAuthenticated(SIGN_IN_EXPIRED)
+    token, auth_session = open_session(
+        session,
+        settings,
+        user,
+        client_addr=client_addr,
+        user_agent=_clean(user_agent) if user_agent else None,
+        language=language,
+        second_factor=second_factor,
+    )
+    return token, auth_session, user
+
+
+SIGN_IN_CHALLENGE_TTL = dt.timedelta(minutes=5)
+_CHALLENGE_PURPOSE = "welfare-sign-in-challenge:"
+SIGN_IN_EXPIRED = "sign-in expired; enter your username and password again"
+
+
+def _challenge_signature(settings: Settings, challenge_id: uuid.UUID) -> str:
+    message = (_CHALLENGE_PURPOSE + challenge_id.hex).encode()
+    return hmac.new(settings.secret_key.encode(), message, "sha256").hexdigest()
+
+
+def _challenge_token(settings: Settings, challenge_id: uuid.UUID) -> str:
+    return f"{challenge_id.hex}.{_challenge_signature(settings, challenge_id)}"
+
+
+def _open_challenge(session: Session, settings: Settings, token: str) -> SignInChallenge:
+    raw_id, _, signature = token.partition(".")
+    try:
+        challenge_id = uuid.UUID(hex=raw_id)
+    except ValueError:
+        raise NotAuthenticated(SIGN_IN_EXPIRED) from None
+    expected = _challenge_signature(settings, challenge_id).encode()
+    if not hmac.compare_digest(signature.encode("latin-1", "replace"), expected):
+        raise NotAuthenticated(SIGN_IN_EXPIRED)
+    challenge = session.get(SignInChallenge, challenge_id)
+    if challenge is None or challenge.used_at is not None or challenge.expires_at <= utcnow():
+        raise NotAuthenticated(SIGN_IN_EXPIRED)
+    return challenge
 
 
 def actor_for_token(
@@ -341,14 +603,21 @@ def actor_for_token(
     now = now or utcnow()
     # One statement on every request: the session, its user and the user's sites (a row each).
     rows = session.exec(
-        select(AuthSession, User, UserSite.site_id)
+        select(
+            AuthSession,
+            User,
+            UserSite.site_id,
+            Site.require_second_factor_staff,
+            Site.require_second_factor_guards,
+        )
         .join(User, col(User.id) == AuthSession.user_id)
         .outerjoin(UserSite, col(UserSite.user_id) == User.id)
+        .outerjoin(Site, col(Site.id) == UserSite.site_id)
         .where(AuthSession.token_hash == hash_token(token))
     ).all()
     if not rows:
         raise NotAuthenticated("not signed in")
-    auth_session, user, _ = rows[0]
+    auth_session, user, *_ = rows[0]
     if auth_session.revoked_at is not None or auth_session.expires_at <= now:
         raise NotAuthenticated("session expired or signed out; sign in again")
     if not user.is_active:
@@ -361,12 +630,21 @@ def actor_for_token(
             .values(revoked_at=now),
         )
         raise NotAuthenticated("session expired or signed out; sign in again")
+    enrolment_only = False
+    if not session_rules.satisfies_second_factor(auth_session.second_factor):
+        own_sites = [(staff, guards) for _, _, site_id, staff, guards in rows if site_id]
+        enrolment_only = session_rules.second_factor_required(
+            user.role,
+            own_sites,
+            user.role == Role.admin and _any_site_requires_second_factor(session),
+        )
     actor = Actor(
         user_id=user.id,
         role=user.role,
-        site_ids=frozenset(site_id for _, _, site_id in rows if site_id is not None),
+        site_ids=frozenset(site_id for _, _, site_id, _, _ in rows if site_id is not None),
         client_addr=client_addr,
         session_id=auth_session.id,
+        enrolment_only=enrolment_only,
     )
     if session_rules.needs_touch(auth_session.last_seen_at, now):
         # Conditional: of requests racing past the check above, one writes.
@@ -380,6 +658,11 @@ def actor_for_token(
             .values(last_seen_at=now),
         )
     return actor
+
+
+def _any_site_requires_second_factor(session: Session) -> bool:
+    query = select(Site.id).where(col(Site.require_second_factor_staff).is_(True)).limit(1)
+    return session.exec(query).first() is not None
 
 
 def _unlocked(session_id: uuid.UUID) -> Any:

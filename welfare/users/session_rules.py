@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 
 from welfare.authz import Role
 from welfare.settings import Settings
@@ -66,3 +67,35 @@ def describe_device(user_agent: str | None) -> str | None:
         return " · ".join(part for part in (browser, system) if part)
     text = re.sub(r"\s+", " ", user_agent).strip()
     return text if len(text) <= DEVICE_MAX else text[: DEVICE_MAX - 1] + "…"
+
+
+# --- the second factor -------------------------------------------------------------------------
+
+# How a sign-in may have proved a second factor (`AuthSession.second_factor`).
+# "device_pin": a guard's PIN on the shared phone it was set on (the phone's token and the PIN).
+SECOND_FACTORS = frozenset({"totp", "recovery", "device_pin"})
+
+
+def satisfies_second_factor(second_factor: str | None) -> bool:
+    """Whether a session was opened with a second factor: the one place that says so (a
+    passkey sign-in, for one, would count here too)."""
+    return second_factor in SECOND_FACTORS
+
+
+def second_factor_required(
+    role: Role,
+    own_sites: Iterable[tuple[bool, bool]],
+    any_site_requires_staff: bool,
+) -> bool:
+    """Whether a user must sign in with a second factor.
+
+    `own_sites` holds (require_second_factor_staff, require_second_factor_guards) for each site
+    the user belongs to. Staff and managers follow their sites' staff setting, guards the guard
+    setting; admins reach every site's records of users and settings, so any site that requires
+    it of staff requires it of every admin.
+    """
+    if role == Role.admin:
+        return any_site_requires_staff or any(staff for staff, _ in own_sites)
+    if role == Role.guard:
+        return any(guards for _, guards in own_sites)
+    return any(staff for staff, _ in own_sites)

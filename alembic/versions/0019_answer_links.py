@@ -1,7 +1,7 @@
 """answer links: the short link in each alert SMS to a family contact (/r/<token>)
 
-Revision ID: 0020
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-02 18:50:00.000000
 
 One row per (incident, contact): the token's SHA-256 only (the token itself is derived when the
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '0020'
-down_revision: str | None = '0017'
+revision: str = '0019'
+down_revision: str | None = '0018'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

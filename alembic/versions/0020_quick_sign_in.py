@@ -1,7 +1,7 @@
 """shared devices and guards' quick-sign-in PINs
 
-Revision ID: 0023
-Revises: 0017
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-02 19:00:00.000000
 
 Guards change shifts on one phone. After a full sign-in on that phone a guard may set a short
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0023'
-down_revision: str | None = '0017'
+revision: str = '0020'
+down_revision: str | None = '0019'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
