@@ -646,7 +646,7 @@ CASES += [
         (403, 403, 403, 403, 403, 403),
         form={"AccountSid": "AC0"},
     )
-    for name in ("message-status", "call-status", "gather", "inbound-sms")
+    for name in ("message-status", "call-status", "gather", "inbound-sms", "answered-by")
 ]
 
 
