@@ -6,6 +6,12 @@ from welfare.audit.models import AuditEntry
 from welfare.consent.models import Consent
 from welfare.heartbeat.models import WorkerHeartbeat
 from welfare.incidents.models import EscalationPolicy, Incident, IncidentEvent, IncidentResponder
+from welfare.identity.models import (
+    IdentityProvider,
+    IdentityProviderSite,
+    OidcLogin,
+    UserIdentity,
+)
 from welfare.incidents.public_reports import PublicReport
 from welfare.lookup.models import (
     LookupEntry,
@@ -32,6 +38,8 @@ __all__ = [
     "Contact",
     "EscalationPolicy",
     "Household",
+    "IdentityProvider",
+    "IdentityProviderSite",
     "Incident",
     "IncidentEvent",
     "IncidentResponder",
@@ -42,12 +50,14 @@ __all__ = [
     "LookupToken",
     "LookupVariant",
     "LookupWord",
+    "OidcLogin",
     "OutboxMessage",
     "PublicReport",
     "Resident",
     "ResidentTag",
     "Site",
     "User",
+    "UserIdentity",
     "UserSite",
     "Visit",
     "VisitSchedule",
