@@ -5,13 +5,13 @@ from sqlmodel import SQLModel
 from welfare.audit.models import AuditEntry
 from welfare.consent.models import Consent
 from welfare.heartbeat.models import WorkerHeartbeat
-from welfare.incidents.models import EscalationPolicy, Incident, IncidentEvent, IncidentResponder
 from welfare.identity.models import (
     IdentityProvider,
     IdentityProviderSite,
     OidcLogin,
     UserIdentity,
 )
+from welfare.incidents.models import EscalationPolicy, Incident, IncidentEvent, IncidentResponder
 from welfare.incidents.public_reports import PublicReport
 from welfare.lookup.models import (
     LookupEntry,

@@ -151,9 +151,7 @@ class IdentityProvider(IdentityProviderFields, table=True):
     __tablename__ = "identity_provider"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    allowed_domains: list[str] = Field(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
-    )
+    allowed_domains: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # `welfare.sealed.seal(settings.secret_key, ...)`: read back for the token request only.
     client_secret_sealed: str = Field(max_length=4000)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
