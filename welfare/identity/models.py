@@ -22,13 +22,24 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a
 _CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 
 
+_ISSUER_HINT = "the provider's issuer URL, such as https://login.example.com"
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 def _check_issuer(value: str) -> str:
     value = value.strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query:
-        raise ValueError("the provider's issuer URL, such as https://login.example.com")
     if any(ord(ch) <= 32 or ord(ch) == 127 for ch in value):
-        raise ValueError("the provider's issuer URL, such as https://login.example.com")
+        raise ValueError(_ISSUER_HINT)
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        raise ValueError(_ISSUER_HINT) from None
+    # Plain http only on this machine (a provider under test): elsewhere the token, the keys
+    # and the secret would cross the network in the clear.
+    secure = parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK)
+    if not secure or not host or parts.query or parts.fragment or parts.username:
+        raise ValueError(_ISSUER_HINT)
     return value
 
 

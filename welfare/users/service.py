@@ -317,6 +317,41 @@ def authenticate(
     return token, auth_session, user
 
 
+def open_session(
+    *,
+    session: Session,
+    settings: Settings,
+    user: User,
+    client_addr: str,
+    user_agent: str | None = None,
+) -> tuple[str, AuthSession]:
+    """A sign-in for a user someone else has vouched for (a company identity provider): the
+    same kind of session, token and cookie as a password sign-in. The caller audits it."""
+    if not user.is_active:
+        raise NotAuthenticated("account disabled")
+    client_addr = client_addr.replace("\x00", "\ufffd")
+    user_agent = user_agent.replace("\x00", "\ufffd") if user_agent else None
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    auth_session = AuthSession(
+        user_id=user.id,
+        token_hash=hash_token(token),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + dt.timedelta(hours=settings.session_ttl_hours),
+        client_addr=client_addr[:64],
+        user_agent=(user_agent or "")[:300] or None,
+    )
+    session.add(auth_session)
+    return token, auth_session
+
+
+def unusable_password_hash() -> str:
+    """For accounts made by company sign-in: a hash no typed password matches, until an admin
+    sets one."""
+    return password_hasher.hash(secrets.token_urlsafe(32))
+
+
 def actor_for_token(
     session: Session,
     token: str,
