@@ -10,7 +10,14 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
-from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, TransactionRoute, client_addr
+from api.deps import (
+    SESSION_COOKIE,
+    SessionDep,
+    SettingsDep,
+    TransactionRoute,
+    auth_session,
+    client_addr,
+)
 from api.pages.deps import (
     CSRF_FIELD,
     LANGUAGE_COOKIE,
@@ -28,6 +35,7 @@ from api.pages.deps import (
 from api.pages.i18n import gettext, ui_language
 from api.pages.rendering import render
 from welfare.errors import InvalidInput, NotAuthenticated, NotFound, Throttled
+from welfare.identity import service as identity
 from welfare.settings import Settings
 from welfare.users import service as users
 from welfare.users.models import UI_LANGUAGES, PasswordChange, ProfileUpdate
@@ -66,6 +74,8 @@ def _login_page(
     chosen = _chosen_language(request.query_params.get("lang")) or _chosen_language(chosen)
     language = chosen or request_language(request)
     token = new_login_csrf()
+    with auth_session(request) as reader:  # a short read of its own, as for the session cookie
+        buttons = identity.login_buttons(session=reader)
     response = render(
         request,
         "login.html",
@@ -75,6 +85,7 @@ def _login_page(
             "error": error,
             "username": username,
             "chosen_language": chosen or "",
+            "providers": buttons,
         },
         status_code=status_code,
         language=language,

@@ -87,6 +87,7 @@ def nav_items(page_user: PageUser) -> list[tuple[str, str]]:
         items.append(("/console/audit", N_("Access audit")))
     if page_user.actor.can(Permission.users_manage):
         items.append(("/console/users", N_("Users")))
+        items.append(("/console/identity-providers", N_("Company sign-in")))
     return items
 
 

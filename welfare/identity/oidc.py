@@ -275,6 +275,7 @@ class _Pending:
     nonce: str
     code_verifier: str
     next_path: str | None
+    language: str | None  # picked on the sign-in page: a new user's language
 
 
 def _take_pending(
@@ -323,6 +324,7 @@ def _take_pending(
         nonce=row.nonce,
         code_verifier=row.code_verifier,
         next_path=row.next_path,
+        language=row.language,
     )
     session.commit()  # nothing held while the provider is asked
     return pending
@@ -450,7 +452,6 @@ def _find_or_create_user(
     subject: str,
     email: str,
     claims: dict[str, Any],
-    language: str | None,
 ) -> tuple[User, UserIdentity]:
     link = session.exec(
         select(UserIdentity).where(
@@ -468,7 +469,7 @@ def _find_or_create_user(
             username=_new_username(session, email),
             display_name=_display_name(claims, email),
             role=Role.guard,
-            language=language if language in UI_LANGUAGES else "en",
+            language=pending.language or "en",
             email=email,
             password_hash=users.unusable_password_hash(),
         )
@@ -507,7 +508,6 @@ def complete_sign_in(
     browser_secret: str | None,
     client_addr: str,
     user_agent: str | None = None,
-    language: str | None = None,
 ) -> CompletedSignIn:
     """The callback: check everything, find or create the user, open a normal session."""
     pending = _take_pending(session, settings, provider_id, state, browser_secret)
@@ -523,12 +523,10 @@ def complete_sign_in(
     email = _checked_email(pending, claims)
     try:
         with session.begin_nested():
-            user, link = _find_or_create_user(
-                session, pending, claims["sub"], email, claims, language
-            )
+            user, link = _find_or_create_user(session, pending, claims["sub"], email, claims)
     except IntegrityError:
         # A second sign-in of the same person raced this one and linked or created first.
-        user, link = _find_or_create_user(session, pending, claims["sub"], email, claims, language)
+        user, link = _find_or_create_user(session, pending, claims["sub"], email, claims)
     if not user.is_active:
         raise _refuse("account_disabled", "this account is deactivated", provider_id)
     if user.role == Role.admin:
