@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -360,3 +361,81 @@ def test_an_inactive_provider_starts_nothing(
     with writers() as session, pytest.raises(oidc.SignInRefused) as refused:
         oidc.begin_sign_in(session=session, settings=settings, provider_id=off.id)
     assert refused.value.reason == "unknown_provider"
+
+
+# --- at the same time (real connections: on PostgreSQL these race for real) ---------------------
+
+
+def _started(
+    writers: sessionmaker[Session],
+    settings: Settings,
+    provider: LocalOidcProvider,
+    configured: IdentityProvider,
+) -> dict[str, Any]:
+    with writers() as session:
+        started = oidc.begin_sign_in(session=session, settings=settings, provider_id=configured.id)
+        session.commit()
+    query = parse_qs(urlsplit(provider.follow(started.authorization_url)).query)
+    return {
+        "settings": settings,
+        "provider_id": configured.id,
+        "state": query["state"][0],
+        "code": query["code"][0],
+        "error": None,
+        "browser_secret": started.browser_secret,
+        "client_addr": "203.0.113.7",
+    }
+
+
+def _race(writers: sessionmaker[Session], calls: list[dict[str, Any]]) -> list[Any]:
+    """Each call's complete_sign_in in a thread and a connection of its own, started together;
+    the outcome of each (a CompletedSignIn or the SignInRefused)."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[Any] = [None] * len(calls)
+
+    def run(index: int) -> None:
+        with writers() as session:
+            barrier.wait()
+            try:
+                outcomes[index] = oidc.complete_sign_in(session=session, **calls[index])
+                session.commit()
+            except oidc.SignInRefused as exc:
+                session.rollback()
+                outcomes[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
+def test_two_callbacks_with_one_state_at_once_sign_in_once(
+    writers: sessionmaker[Session],
+    db: Session,
+    settings: Settings,
+    oidc_provider: LocalOidcProvider,
+    acme: IdentityProvider,
+) -> None:
+    call = _started(writers, settings, oidc_provider, acme)
+    outcomes = _race(writers, [call, dict(call)])
+    refused = [o for o in outcomes if isinstance(o, oidc.SignInRefused)]
+    signed_in = [o for o in outcomes if isinstance(o, oidc.CompletedSignIn)]
+    assert len(signed_in) == 1 and [r.reason for r in refused] == ["bad_state"]
+    assert len(db.exec(select(AuthSession)).all()) == 1
+
+
+def test_two_first_sign_ins_of_one_person_at_once_make_one_user(
+    writers: sessionmaker[Session],
+    db: Session,
+    settings: Settings,
+    oidc_provider: LocalOidcProvider,
+    acme: IdentityProvider,
+) -> None:
+    calls = [_started(writers, settings, oidc_provider, acme) for _ in range(2)]
+    outcomes = _race(writers, calls)
+    assert all(isinstance(o, oidc.CompletedSignIn) for o in outcomes), outcomes
+    assert len({o.user.id for o in outcomes}) == 1
+    assert len(db.exec(select(User)).all()) == 1
+    assert len(db.exec(select(UserIdentity)).all()) == 1
