@@ -15,8 +15,10 @@ from api.middleware import BodySizeLimit
 from api.observability import RequestContext, app_registry
 from api.pages import account as account_pages
 from api.pages import answer as answer_pages
+from api.pages import company_sign_in as company_sign_in_pages
 from api.pages import console as console_pages
 from api.pages import console_admin as console_admin_pages
+from api.pages import console_identity as console_identity_pages
 from api.pages import console_missing as console_missing_pages
 from api.pages import console_registry as console_registry_pages
 from api.pages import guard as guard_pages
@@ -31,6 +33,7 @@ from api.routes import (
     auth,
     consents,
     health,
+    identity_providers,
     incident_contacts,
     incidents,
     lookup,
@@ -119,6 +122,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         health,
         auth,
         users,
+        identity_providers,
         sites,
         residents,
         consents,
@@ -139,6 +143,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     # Pages: each area is its own router module under api/pages.
     for page_module in (
         account_pages,
+        company_sign_in_pages,
         guard_pages,
         guard_pwa_pages,
         public_pages,
@@ -146,6 +151,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         console_pages,
         console_registry_pages,
         console_admin_pages,
+        console_identity_pages,
         console_missing_pages,
         manager_pages,
         quick_sign_in_pages,

@@ -388,3 +388,38 @@ def page_login(client: TestClient) -> Callable[..., str]:
         return form_csrf(account.text)
 
     return do
+
+
+@pytest.fixture
+def oidc_provider() -> Iterator[Any]:
+    """A local OpenID Connect provider (tests/oidc_provider.py), fresh per test."""
+    from tests.oidc_provider import running_provider
+    from welfare.identity.oidc import forget_cached_metadata
+
+    forget_cached_metadata()
+    with running_provider() as provider:
+        yield provider
+    forget_cached_metadata()
+
+
+@pytest.fixture
+def make_identity_provider(db: Session, settings: Settings, site: Site) -> Callable[..., Any]:
+    """Configure `provider` (a LocalOidcProvider) as a company sign-in for `site` (or sites_)."""
+    from welfare.identity import service as identity
+    from welfare.identity.models import IdentityProviderCreate
+
+    def make(provider: Any, sites_: list[Site] | None = None, **overrides: Any) -> Any:
+        data = {
+            "display_name": "Sign in with Acme",
+            "issuer": provider.issuer,
+            "client_id": provider.client_id,
+            "client_secret": provider.client_secret,
+            "site_ids": [s.id for s in (sites_ or [site])],
+        } | overrides
+        configured = identity.create_provider(
+            session=db, settings=settings, actor=SYSTEM, data=IdentityProviderCreate(**data)
+        )
+        db.commit()
+        return configured
+
+    return make

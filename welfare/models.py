@@ -5,6 +5,12 @@ from sqlmodel import SQLModel
 from welfare.audit.models import AuditEntry
 from welfare.consent.models import Consent
 from welfare.heartbeat.models import WorkerHeartbeat
+from welfare.identity.models import (
+    IdentityProvider,
+    IdentityProviderSite,
+    OidcLogin,
+    UserIdentity,
+)
 from welfare.incidents.answer_links import AnswerLink
 from welfare.incidents.models import EscalationPolicy, Incident, IncidentEvent, IncidentResponder
 from welfare.incidents.public_reports import PublicReport
@@ -41,6 +47,8 @@ __all__ = [
     "Contact",
     "EscalationPolicy",
     "Household",
+    "IdentityProvider",
+    "IdentityProviderSite",
     "Incident",
     "IncidentEvent",
     "IncidentResponder",
@@ -51,6 +59,7 @@ __all__ = [
     "LookupToken",
     "LookupVariant",
     "LookupWord",
+    "OidcLogin",
     "OutboxMessage",
     "PublicReport",
     "RecoveryCode",
@@ -59,6 +68,7 @@ __all__ = [
     "SignInChallenge",
     "Site",
     "User",
+    "UserIdentity",
     "UserSite",
     "Visit",
     "VisitSchedule",

@@ -11,7 +11,14 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
-from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, TransactionRoute, client_addr
+from api.deps import (
+    SESSION_COOKIE,
+    SessionDep,
+    SettingsDep,
+    TransactionRoute,
+    auth_session,
+    client_addr,
+)
 from api.pages import quick_sign_in as quick_sign_in_pages
 from api.pages.deps import (
     CSRF_FIELD,
@@ -32,6 +39,7 @@ from api.pages.deps import (
 from api.pages.i18n import gettext, ui_language
 from api.pages.rendering import render
 from welfare.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, Throttled
+from welfare.identity import service as identity
 from welfare.settings import Settings
 from welfare.users import second_factor
 from welfare.users import service as users
@@ -71,6 +79,8 @@ def _login_page(
     chosen = _chosen_language(request.query_params.get("lang")) or _chosen_language(chosen)
     language = chosen or request_language(request)
     token = new_login_csrf()
+    with auth_session(request) as reader:  # a short read of its own, as for the session cookie
+        buttons = identity.login_buttons(session=reader)
     response = render(
         request,
         "login.html",
@@ -81,6 +91,7 @@ def _login_page(
             "username": username,
             "chosen_language": chosen or "",
             "shared_phone": quick_sign_in_pages.has_device(request),
+            "providers": buttons,
         },
         status_code=status_code,
         language=language,

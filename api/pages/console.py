@@ -90,6 +90,7 @@ def nav_items(page_user: PageUser) -> list[tuple[str, str]]:
         items.append(("/console/users", N_("Users")))
     if page_user.actor.can(Permission.sites_manage):
         items.append(("/console/sites", N_("Sites")))
+        items.append(("/console/identity-providers", N_("Company sign-in")))
     return items
 
 

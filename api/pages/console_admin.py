@@ -45,6 +45,7 @@ USER_FIELDS = {
     "display_name": N_("Name shown to others: 1-200 characters."),
     "password": N_("Password: at least 10 characters."),
     "phone": N_("Phone: a valid number for the user's site."),
+    "email": N_("E-mail: an address such as name@example.com, or blank."),
     "role": N_("Choose a role."),
     "site_ids": N_("Choose the sites."),
     "language": N_("Choose a language."),
@@ -144,6 +145,7 @@ def user_create(
     role: Annotated[str, Form(max_length=20)] = "",
     language: Annotated[str, Form(max_length=16)] = "en",
     phone: Annotated[str, Form(max_length=40)] = "",
+    email: Annotated[str, Form(max_length=300)] = "",
     password: Annotated[str, Form(max_length=256)] = "",
     site_ids: Annotated[list[str] | None, Form(max_length=500)] = None,
     csrf_token: CsrfField = None,
@@ -156,6 +158,7 @@ def user_create(
         "role": role,
         "language": language,
         "phone": phone,
+        "email": email,
         "site_ids": site_ids or [],
     }  # the password is never sent back
     try:
@@ -168,6 +171,7 @@ def user_create(
                 role=role,  # type: ignore[arg-type]
                 language=language,
                 phone=phone.strip() or None,
+                email=email.strip() or None,
                 password=password,
                 site_ids=_parse_ids(site_ids),
             ),
@@ -182,14 +186,19 @@ def user_create(
             errors=_user_errors(page_user, exc),
             status_code=422,
         )
-    except Conflict:
+    except Conflict as exc:
         session.rollback()
+        message = (
+            N_("That e-mail address belongs to another user.")
+            if exc.extra.get("field") == "email"
+            else N_("That username is taken.")
+        )
         return _users_page(
             request,
             session,
             page_user,
             form=typed,
-            errors=[gettext(page_user.language, "That username is taken.")],
+            errors=[gettext(page_user.language, message)],
             status_code=409,
         )
     return see_other(f"/console/users/{user.id}?done=created")
@@ -211,6 +220,7 @@ def _user_page(
         "role": user.role.value,
         "language": user.language,
         "phone": user.phone or "",
+        "email": user.email or "",
         "site_ids": [str(i) for i in users.site_ids_of(session, user.id)],
         "is_active": user.is_active,
     }
@@ -262,6 +272,7 @@ def user_update(
     role: Annotated[str, Form(max_length=20)] = "",
     language: Annotated[str, Form(max_length=16)] = "en",
     phone: Annotated[str, Form(max_length=40)] = "",
+    email: Annotated[str, Form(max_length=300)] = "",
     site_ids: Annotated[list[str] | None, Form(max_length=500)] = None,
     is_active: Annotated[bool, Form()] = False,
     csrf_token: CsrfField = None,
@@ -272,6 +283,7 @@ def user_update(
         "role": role,
         "language": language,
         "phone": phone,
+        "email": email,
         "site_ids": site_ids or [],
         "is_active": is_active,
     }
@@ -285,6 +297,7 @@ def user_update(
                 role=role,  # type: ignore[arg-type]
                 language=language,
                 phone=phone.strip() or None,
+                email=email.strip() or None,
                 site_ids=_parse_ids(site_ids),
                 is_active=is_active,
             ),
@@ -295,13 +308,14 @@ def user_update(
         return _user_page(
             request, session, page_user, user_id, errors=errors, form=typed, status_code=422
         )
-    except Conflict:
+    except Conflict as exc:
         session.rollback()
-        errors = [
-            gettext(
-                page_user.language, "You cannot demote or deactivate yourself; ask another admin."
-            )
-        ]
+        message = (
+            N_("That e-mail address belongs to another user.")
+            if exc.extra.get("field") == "email"
+            else N_("You cannot demote or deactivate yourself; ask another admin.")
+        )
+        errors = [gettext(page_user.language, message)]
         return _user_page(
             request, session, page_user, user_id, errors=errors, form=typed, status_code=409
         )
@@ -450,6 +464,12 @@ ACTION_LABELS = {
     "alert.preview": N_("Previewed a missing alert"),
     "alert.read": N_("Guard read a missing alert"),
     "auth.sign_in": N_("Signed in"),
+    "auth.sign_in_company": N_("Signed in through %(provider)s"),
+    "user.create_company": N_("Added through %(provider)s"),
+    "user.link_company": N_("Linked to %(provider)s"),
+    "identity_provider.create": N_("Added a sign-in provider"),
+    "identity_provider.update": N_("Changed a sign-in provider"),
+    "identity_provider.delete": N_("Removed a sign-in provider"),
     "auth.sign_out": N_("Signed out"),
     "auth.sign_out_everywhere": N_("Signed out on every device"),
     "calendar_token.issue": N_("Issued a calendar link"),
@@ -498,6 +518,15 @@ ACTION_LABELS = {
     "visit_schedule.end": N_("Ended a visit schedule"),
     "visit_schedule.stopped": N_("Visit schedule stopped (no consent)"),
 }
+
+
+def _action_label(language: str, action: str, detail: dict[str, Any] | None) -> str:
+    if action not in ACTION_LABELS:
+        return action
+    label = gettext(language, ACTION_LABELS[action])
+    if "%(provider)s" in label:  # company sign-in: the provider's button text
+        label = label.replace("%(provider)s", str((detail or {}).get("provider", "?")))
+    return label
 
 
 def _zone(session: Session, page_user: PageUser) -> ZoneInfo:
@@ -600,9 +629,7 @@ def audit_page(
                 {
                     "entry": r,
                     "who": usernames.get(r.actor_id, gettext(language, "system")),
-                    "action_label": gettext(language, ACTION_LABELS[r.action])
-                    if r.action in ACTION_LABELS
-                    else r.action,
+                    "action_label": _action_label(language, r.action, r.detail),
                     "role_label": gettext(language, ROLE_LABELS[r.actor_role])
                     if r.actor_role in ROLE_LABELS
                     else r.actor_role,

@@ -39,6 +39,8 @@ from tests.api.test_fuzz import _token
 from tests.conftest import SYSTEM
 from welfare.authz import Role
 from welfare.db import utcnow
+from welfare.identity import service as identity
+from welfare.identity.models import IdentityProviderCreate
 from welfare.incidents import service as incidents
 from welfare.incidents.models import IncidentCreate
 from welfare.residents.models import Resident
@@ -236,6 +238,7 @@ def _params(route: APIRoute) -> dict[str, list[str]]:
 
 def _known_ids(
     db: Session,
+    settings: Settings,
     site: Site,
     users: dict[str, User],
     make_resident: Callable[..., Resident],
@@ -265,6 +268,20 @@ def _known_ids(
             start_date=utcnow().date() - dt.timedelta(days=3),
         ),
     )
+    # A provider on a closed local port: company sign-in pages reach "provider unreachable"
+    # at once, never the network.
+    provider = identity.create_provider(
+        session=db,
+        settings=settings,
+        actor=SYSTEM,
+        data=IdentityProviderCreate(
+            display_name="Sign in with Fuzz",
+            issuer="http://127.0.0.1:9",
+            client_id="fuzz",
+            client_secret="fuzz-secret",
+            site_ids=[site.id],
+        ),
+    )
     db.commit()
     generate_ahead(db, utcnow())
     db.commit()
@@ -281,6 +298,7 @@ def _known_ids(
         "code": [tag.code, tag.code.lower()],
         "schedule_id": [str(schedule.id)],
         "visit_id": [str(visit.id)] if visit else [],
+        "provider_id": [str(provider.id)],
     }
     ids["site_ids"] = ids["site_id"]
     return ids
@@ -424,6 +442,7 @@ def _send(
 def world(
     database_url: str,
     db: Session,
+    settings: Settings,
     site: Site,
     make_user: Callable[..., User],
     make_resident: Callable[..., Resident],
@@ -433,7 +452,7 @@ def world(
     if not database_url.startswith("sqlite"):
         pytest.skip("the page fuzz run is bounded to one database (SQLite) to keep CI short")
     users = {role: make_user(Role(role), [site]) for role in ROLES if role != "none"}
-    return users, _known_ids(db, site, users, make_resident, make_consent, make_contact)
+    return users, _known_ids(db, settings, site, users, make_resident, make_consent, make_contact)
 
 
 def _check(statuses: dict[int, int], failures: list[str], routes: list[APIRoute]) -> None:

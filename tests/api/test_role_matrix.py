@@ -25,6 +25,8 @@ from welfare.consent import service as consents
 from welfare.consent.models import ConsentCreate
 from welfare.db import utcnow
 from welfare.heartbeat import service as heartbeats
+from welfare.identity import service as identity
+from welfare.identity.models import IdentityProviderCreate
 from welfare.incidents import photos as incident_photos
 from welfare.incidents import policies, responders
 from welfare.incidents import service as incidents
@@ -90,6 +92,16 @@ class World:
         self.db.commit()
         return pin.id
 
+    def identity_provider(self) -> dict[str, Any]:
+        provider = identity.create_provider(
+            session=self.db,
+            settings=self.settings,
+            actor=SYSTEM,
+            data=IdentityProviderCreate(**_provider_body(self)),
+        )
+        self.db.commit()
+        return {"provider_id": provider.id}
+
     def household(self) -> Any:
         return self.make_household(unit=f"u{uuid.uuid4().hex[:8]}")
 
@@ -123,6 +135,16 @@ class Case:
 
 def _unique() -> str:
     return uuid.uuid4().hex[:8]
+
+
+def _provider_body(w: World) -> dict[str, Any]:
+    return {
+        "display_name": f"Sign in with {_unique()}",
+        "issuer": "https://login.acme.example",
+        "client_id": "welfare",
+        "client_secret": "provider-secret",
+        "site_ids": [str(w.site.id)],
+    }
 
 
 CASES: list[Case] = [
@@ -225,6 +247,33 @@ CASES: list[Case] = [
         "/api/v1/users/{user_id}/quick-sign-in/revoke",
         (401, 403, 403, 403, 200, 403),
         params=lambda w: {"user_id": w.make_user("guard", [w.site]).id},
+    ),
+    # company identity providers: admins only
+    Case("GET", "/api/v1/identity-providers", (401, 403, 403, 403, 200, 403)),
+    Case(
+        "POST",
+        "/api/v1/identity-providers",
+        (401, 403, 403, 403, 201, 403),
+        json=_provider_body,
+    ),
+    Case(
+        "GET",
+        "/api/v1/identity-providers/{provider_id}",
+        (401, 403, 403, 403, 200, 403),
+        params=lambda w: w.identity_provider(),
+    ),
+    Case(
+        "PATCH",
+        "/api/v1/identity-providers/{provider_id}",
+        (401, 403, 403, 403, 200, 403),
+        params=lambda w: w.identity_provider(),
+        json=lambda w: {"enforces_two_factor": True},
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/identity-providers/{provider_id}",
+        (401, 403, 403, 403, 204, 403),
+        params=lambda w: w.identity_provider(),
     ),
     # sites: everyone sees their own; admins manage
     Case("GET", "/api/v1/sites", (401, 200, 200, 200, 200, 200)),

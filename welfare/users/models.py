@@ -31,6 +31,22 @@ def _check_display_name(value: str) -> str:
     return value
 
 
+# Deliberately loose: one "@", no spaces, a dot in the domain. Whether mail arrives is the
+# identity provider's business; this only keeps typing slips out of the match.
+EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+EMAIL_MAX = 254
+
+
+def normalise_email(value: str | None) -> str | None:
+    """An e-mail as stored and matched: trimmed, lower-case; blank means none."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip().lower()
+    if len(value) > EMAIL_MAX or not EMAIL_PATTERN.match(value):
+        raise ValueError("an e-mail address such as name@example.com")
+    return value
+
+
 def _check_language(value: str) -> str:
     if value not in UI_LANGUAGES:
         raise ValueError(f"one of {', '.join(UI_LANGUAGES)}")
@@ -43,6 +59,8 @@ class UserBase(SQLModel):
     role: Role
     language: str = Field(default="en", max_length=16)
     phone: str | None = Field(default=None, max_length=32)
+    # Optional; unique when set. Company sign-in matches a verified e-mail to it once.
+    email: str | None = Field(default=None, max_length=EMAIL_MAX)
     is_active: bool = True
 
 
@@ -65,12 +83,18 @@ class UserCreate(UserBase):
     def _valid_language(cls, value: str) -> str:
         return _check_language(value)
 
+    @field_validator("email")
+    @classmethod
+    def _valid_email(cls, value: str | None) -> str | None:
+        return normalise_email(value)
+
 
 class UserUpdate(SQLModel):
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
     role: Role | None = None
     language: str | None = Field(default=None, max_length=16)
     phone: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=EMAIL_MAX)
     is_active: bool | None = None
     password: str | None = Field(default=None, min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)
     site_ids: list[uuid.UUID] | None = Field(default=None, max_length=500)
@@ -84,6 +108,12 @@ class UserUpdate(SQLModel):
     @classmethod
     def _valid_display_name(cls, value: str | None) -> str | None:
         return None if value is None else _check_display_name(value)
+
+    @field_validator("email")
+    @classmethod
+    def _valid_email(cls, value: str | None) -> str | None:
+        # "" clears the e-mail, as null does; only an absent field leaves it alone.
+        return normalise_email(value)
 
 
 class ProfileUpdate(SQLModel):
@@ -115,6 +145,7 @@ class User(UserBase, table=True):
     role: Role = Field(sa_type=Enum(Role, native_enum=False, length=20))
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     username: str = Field(max_length=63, unique=True)
+    email: str | None = Field(default=None, max_length=EMAIL_MAX, unique=True, index=True)
     password_hash: str = Field(max_length=512)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     password_changed_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -90,16 +90,26 @@ def _set_sites(session: Session, user: User, site_ids: Sequence[uuid.UUID]) -> N
         session.add(UserSite(user_id=user.id, site_id=site_id))
 
 
+def _check_email_free(session: Session, email: str | None, user_id: uuid.UUID | None) -> None:
+    if email is None:
+        return
+    holder = session.exec(select(User.id).where(User.email == email)).first()
+    if holder is not None and holder != user_id:
+        raise Conflict("that e-mail address belongs to another user", field="email")
+
+
 def create_user(*, session: Session, actor: Actor, data: UserCreate) -> User:
     require(actor, Permission.users_manage)
     if session.exec(select(User).where(User.username == data.username)).first():
         raise Conflict(f"username {data.username!r} is taken")
+    _check_email_free(session, data.email, None)
     user = User(
         username=data.username,
         display_name=data.display_name,
         role=data.role,
         language=data.language,
         phone=_user_phone(session, data.phone, data.site_ids),
+        email=data.email,
         is_active=data.is_active,
         password_hash=password_hasher.hash(data.password),
     )
@@ -139,11 +149,12 @@ def list_users(
 
 def update_user(*, session: Session, actor: Actor, user_id: uuid.UUID, data: UserUpdate) -> User:
     user = get_user(session=session, actor=actor, user_id=user_id)
-    # An explicit null means "no change" for every field but the phone, where it clears it.
+    # An explicit null means "no change" for every field but the phone and the e-mail, where it
+    # clears them.
     changes = {
         name: value
         for name, value in data.model_dump(exclude_unset=True).items()
-        if value is not None or name == "phone"
+        if value is not None or name in ("phone", "email")
     }
     if user.id == actor.user_id and (
         changes.get("is_active") is False or changes.get("role", Role.admin) != Role.admin
@@ -165,6 +176,9 @@ def update_user(*, session: Session, actor: Actor, user_id: uuid.UUID, data: Use
         _set_sites(session, user, changes["site_ids"])
     if "phone" in changes:
         user.phone = _user_phone(session, changes["phone"], site_ids_of(session, user.id))
+    if "email" in changes:
+        _check_email_free(session, changes["email"], user.id)
+        user.email = changes["email"]
     if changes.get("password"):
         user.password_hash = password_hasher.hash(changes["password"])
         user.password_changed_at = utcnow()
@@ -584,6 +598,12 @@ def _open_challenge(session: Session, settings: Settings, token: str) -> SignInC
     if challenge is None or challenge.used_at is not None or challenge.expires_at <= utcnow():
         raise NotAuthenticated(SIGN_IN_EXPIRED)
     return challenge
+
+
+def unusable_password_hash() -> str:
+    """For accounts made by company sign-in: a hash no typed password matches, until an admin
+    sets one."""
+    return password_hasher.hash(secrets.token_urlsafe(32))
 
 
 def actor_for_token(
