@@ -18,7 +18,14 @@ from welfare.outbox.models import OutboxMessage
 from welfare.residents.models import Contact, Resident
 from welfare.sites.models import Household, Site
 from welfare.tags.models import ResidentTag
-from welfare.users.models import AuthSession, LoginFailure, User, UserSite
+from welfare.users.models import (
+    AuthSession,
+    LoginFailure,
+    Passkey,
+    User,
+    UserSite,
+    WebAuthnChallenge,
+)
 from welfare.visits.models import CalendarToken, JobMark, Visit, VisitSchedule
 from welfare.webhooks.models import WebhookReceipt
 
@@ -43,6 +50,7 @@ __all__ = [
     "LookupVariant",
     "LookupWord",
     "OutboxMessage",
+    "Passkey",
     "PublicReport",
     "Resident",
     "ResidentTag",
@@ -51,6 +59,7 @@ __all__ = [
     "UserSite",
     "Visit",
     "VisitSchedule",
+    "WebAuthnChallenge",
     "WebhookReceipt",
     "WorkerHeartbeat",
     "metadata",

@@ -273,7 +273,31 @@ def authenticate(
     if updated_hash:  # parameters moved on since this hash was made
         user.password_hash = updated_hash
         session.add(user)
-    session.exec(delete(LoginFailure).where(col(LoginFailure.username) == username))
+    token, auth_session = open_session(
+        session=session,
+        settings=settings,
+        user=user,
+        client_addr=client_addr,
+        user_agent=user_agent,
+        language=language,
+    )
+    return token, auth_session, user
+
+
+def open_session(
+    *,
+    session: Session,
+    settings: Settings,
+    user: User,
+    client_addr: str,
+    user_agent: str | None,
+    language: str | None = None,
+    second_factor: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> tuple[str, AuthSession]:
+    """The session of a sign-in just proven (by a password or a passkey), audited; the account's
+    failure count is cleared. Every way of signing in ends here, so all share the same rules."""
+    session.exec(delete(LoginFailure).where(col(LoginFailure.username) == user.username))
     token = secrets.token_urlsafe(32)
     now = utcnow()
     auth_session = AuthSession(
@@ -284,12 +308,13 @@ def authenticate(
         expires_at=now + dt.timedelta(hours=settings.session_ttl_hours),
         client_addr=client_addr[:64],
         user_agent=(user_agent or "")[:300] or None,
+        second_factor=second_factor,
     )
     session.add(auth_session)
     actor = Actor(user_id=user.id, role=user.role, client_addr=client_addr)
-    detail = None
+    detail = dict(detail or {})
     if language in UI_LANGUAGES and language != user.language:
-        detail = {"language": language}
+        detail["language"] = language
         user.language = language
         session.add(user)
     audit_record(
@@ -298,9 +323,9 @@ def authenticate(
         action="auth.sign_in",
         entity="session",
         entity_id=auth_session.id,
-        detail=detail,
+        detail=detail or None,
     )
-    return token, auth_session, user
+    return token, auth_session
 
 
 def actor_for_token(
