@@ -16,9 +16,11 @@ from api.deps import (
     client_addr,
     csrf_token_for,
 )
+from welfare.users import passkeys
 from welfare.users import service as users
 from welfare.users.models import (
     DutyChange,
+    PasskeyPublic,
     PasswordChange,
     ProfileUpdate,
     SessionPublic,
@@ -127,3 +129,15 @@ def revoke_my_session(session_id: uuid.UUID, session: SessionDep, actor: ActorDe
 def revoke_my_other_sessions(session: SessionDep, actor: ActorDep) -> RevokedSessions:
     """Signs out every session of yours but this one."""
     return RevokedSessions(revoked=users.revoke_other_sessions(session=session, actor=actor))
+
+
+@router.get("/me/passkeys", response_model=list[PasskeyPublic])
+def list_my_passkeys(session: SessionDep, actor: ActorDep) -> list[PasskeyPublic]:
+    """Your passkeys, oldest first (they are added on the account page, in a browser)."""
+    return passkeys.list_own_passkeys(session=session, actor=actor)
+
+
+@router.delete("/me/passkeys/{passkey_id}", status_code=status.HTTP_204_NO_CONTENT)
+def remove_my_passkey(passkey_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> None:
+    """Removes one of your passkeys: it signs nobody in from now on. 404 when not yours."""
+    passkeys.remove_own_passkey(session=session, actor=actor, passkey_id=passkey_id)

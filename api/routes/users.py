@@ -7,8 +7,9 @@ from pydantic import BaseModel
 
 from api.deps import ActorDep, PageDep, SessionDep, SettingsDep, TransactionRoute
 from api.schemas import ListResponse
+from welfare.users import passkeys
 from welfare.users import service as users
-from welfare.users.models import SessionPublic, UserCreate, UserPublic, UserUpdate
+from welfare.users.models import PasskeyPublic, SessionPublic, UserCreate, UserPublic, UserUpdate
 
 router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/users", tags=["users"])
 
@@ -73,3 +74,19 @@ def revoke_session(
 ) -> None:
     """Signs one session of the user out: its next request is refused."""
     users.admin_revoke_session(session=session, actor=actor, user_id=user_id, session_id=session_id)
+
+
+@router.get("/{user_id}/passkeys", response_model=list[PasskeyPublic])
+def list_passkeys(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> list[PasskeyPublic]:
+    """The user's passkeys (audited: an admin looked)."""
+    return passkeys.admin_list_passkeys(session=session, actor=actor, user_id=user_id)
+
+
+@router.delete("/{user_id}/passkeys/{passkey_id}", status_code=status.HTTP_204_NO_CONTENT)
+def remove_passkey(
+    user_id: uuid.UUID, passkey_id: uuid.UUID, session: SessionDep, actor: ActorDep
+) -> None:
+    """Removes one of the user's passkeys (a lost phone reported to the office)."""
+    passkeys.admin_remove_passkey(
+        session=session, actor=actor, user_id=user_id, passkey_id=passkey_id
+    )

@@ -33,6 +33,7 @@ from welfare.users.models import (
     WebAuthnChallenge,
 )
 from welfare.users.passkeys import PasskeyRefused
+from welfare.worker import housekeeping
 
 ORIGIN = "https://welfare.test"  # the tests' WELFARE_PUBLIC_BASE_URL
 LOGIN_COOKIE = "the-sign-in-page-cookie"
@@ -526,3 +527,17 @@ def test_two_answers_racing_with_one_challenge_sign_in_once(
     for thread in threads:
         thread.join(timeout=30)
     assert sorted(outcomes) == ["expired", "signed in"]
+
+
+def test_housekeeping_drops_challenges_nobody_answered(db: Session, settings: Settings) -> None:
+    _sign_in_options(db, settings, cookie="left-open")
+    _sign_in_options(db, settings, cookie="answered-soon")
+    db.exec(
+        update(WebAuthnChallenge)
+        .where(col(WebAuthnChallenge.binding_hash) == passkeys._binding_for_login("left-open"))
+        .values(expires_at=utcnow() - dt.timedelta(seconds=1))
+    )
+    db.commit()
+    assert housekeeping(db, settings).passkey_challenges == 1
+    db.commit()
+    assert len(db.exec(select(WebAuthnChallenge)).all()) == 1
