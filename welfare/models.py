@@ -28,10 +28,12 @@ from welfare.tags.models import ResidentTag
 from welfare.users.models import (
     AuthSession,
     LoginFailure,
+    Passkey,
     RecoveryCode,
     SignInChallenge,
     User,
     UserSite,
+    WebAuthnChallenge,
 )
 from welfare.visits.models import CalendarToken, JobMark, Visit, VisitSchedule
 from welfare.webhooks.models import WebhookReceipt
@@ -61,6 +63,7 @@ __all__ = [
     "LookupWord",
     "OidcLogin",
     "OutboxMessage",
+    "Passkey",
     "PublicReport",
     "RecoveryCode",
     "Resident",
@@ -72,6 +75,7 @@ __all__ = [
     "UserSite",
     "Visit",
     "VisitSchedule",
+    "WebAuthnChallenge",
     "WebhookReceipt",
     "WorkerHeartbeat",
     "metadata",

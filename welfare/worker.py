@@ -4,7 +4,8 @@ Each round starts the escalation steps that fell due and (given a `dispatch_roun
 entry point since welfare does not import notifications) hands due outbox rows to the provider;
 every few seconds it refreshes its heartbeat row (readiness checks it); every minute it also
 does housekeeping (expired sign-in sessions, old login failures, heartbeats of gone workers,
-photos of incidents closed longer than the retention period). Every minute while the audit
+photos of incidents closed longer than the retention period, passkey challenges nobody
+answered in time). Every minute while the audit
 chain grows, and when it stops, it logs the chain's signed head (`welfare.audit.anchor`), once
 per head whichever worker gets there first: shipped off the machine with the logs, those lines
 let `welfare audit verify --anchor LOG` detect a chain that was later cut or rewritten, and say
@@ -31,6 +32,7 @@ from welfare.heartbeat import service as heartbeats
 from welfare.incidents import photos as incident_photos
 from welfare.settings import Settings
 from welfare.users.models import AuthSession
+from welfare.users.passkeys import prune_challenges
 from welfare.users.service import prune_login_failures
 from welfare.wakeup import PgListener, work_ready
 from welfare.webhooks.models import WebhookReceipt
@@ -53,6 +55,7 @@ class HousekeepingResult:
     webhook_receipts: int = 0
     heartbeats: int = 0
     incident_photos: int = 0
+    passkey_challenges: int = 0
 
 
 def housekeeping(session: Session, settings: Settings) -> HousekeepingResult:
@@ -68,12 +71,14 @@ def housekeeping(session: Session, settings: Settings) -> HousekeepingResult:
     gone = heartbeats.prune(session, now)
     # Photos guards took are kept only a while after the incident closes (incidents/photos.py).
     photos = incident_photos.expire_photos(session, settings, now)
+    challenges = prune_challenges(session, now)
     return HousekeepingResult(
         login_failures=failures,
         sessions=sessions,
         webhook_receipts=receipts,
         heartbeats=gone,
         incident_photos=photos,
+        passkey_challenges=challenges,
     )
 
 

@@ -17,11 +17,12 @@ from api.deps import (
     client_addr,
     csrf_token_for,
 )
-from welfare.users import quick_sign_in, second_factor
+from welfare.users import passkeys, quick_sign_in, second_factor
 from welfare.users import service as users
 from welfare.users.models import (
     DevicePinPublic,
     DutyChange,
+    PasskeyPublic,
     PasswordChange,
     ProfileUpdate,
     SecondFactorStatus,
@@ -161,3 +162,15 @@ def read_my_second_factor(session: SessionDep, actor: EnrollingActorDep) -> Seco
     """Whether you have two-factor sign-in, how many recovery codes are left, and whether one
     of your sites requires it (set it up on the account page)."""
     return second_factor.own_status(session=session, actor=actor)
+
+
+@router.get("/me/passkeys", response_model=list[PasskeyPublic])
+def list_my_passkeys(session: SessionDep, actor: ActorDep) -> list[PasskeyPublic]:
+    """Your passkeys, oldest first (they are added on the account page, in a browser)."""
+    return passkeys.list_own_passkeys(session=session, actor=actor)
+
+
+@router.delete("/me/passkeys/{passkey_id}", status_code=status.HTTP_204_NO_CONTENT)
+def remove_my_passkey(passkey_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> None:
+    """Removes one of your passkeys: it signs nobody in from now on. 404 when not yours."""
+    passkeys.remove_own_passkey(session=session, actor=actor, passkey_id=passkey_id)

@@ -7,9 +7,16 @@ from pydantic import BaseModel
 
 from api.deps import ActorDep, PageDep, SessionDep, SettingsDep, TransactionRoute
 from api.schemas import ListResponse
-from welfare.users import quick_sign_in, second_factor
+from welfare.users import passkeys, quick_sign_in, second_factor
 from welfare.users import service as users
-from welfare.users.models import DevicePinPublic, SessionPublic, UserCreate, UserPublic, UserUpdate
+from welfare.users.models import (
+    DevicePinPublic,
+    PasskeyPublic,
+    SessionPublic,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+)
 
 router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/users", tags=["users"])
 
@@ -97,3 +104,19 @@ def reset_second_factor(
     everywhere; where a site requires it, their next sign-in sets it up again. Audited."""
     count = second_factor.admin_reset(session=session, actor=actor, user_id=user_id)
     return RevokedSessions(revoked=count)
+
+
+@router.get("/{user_id}/passkeys", response_model=list[PasskeyPublic])
+def list_passkeys(user_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> list[PasskeyPublic]:
+    """The user's passkeys (audited: an admin looked)."""
+    return passkeys.admin_list_passkeys(session=session, actor=actor, user_id=user_id)
+
+
+@router.delete("/{user_id}/passkeys/{passkey_id}", status_code=status.HTTP_204_NO_CONTENT)
+def remove_passkey(
+    user_id: uuid.UUID, passkey_id: uuid.UUID, session: SessionDep, actor: ActorDep
+) -> None:
+    """Removes one of the user's passkeys (a lost phone reported to the office)."""
+    passkeys.admin_remove_passkey(
+        session=session, actor=actor, user_id=user_id, passkey_id=passkey_id
+    )

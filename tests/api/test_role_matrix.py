@@ -36,7 +36,7 @@ from welfare.residents import service as residents
 from welfare.settings import Settings
 from welfare.sites.models import Site
 from welfare.tags import service as tags
-from welfare.users.models import AuthSession, DevicePin, SharedDevice, User
+from welfare.users.models import AuthSession, DevicePin, Passkey, SharedDevice, User
 from welfare.users.service import hash_token
 from welfare.visits import service as visits
 from welfare.visits.models import ScheduleCreate, Visit, VisitSchedule
@@ -101,6 +101,20 @@ class World:
         )
         self.db.commit()
         return {"provider_id": provider.id}
+
+    def user_and_passkey(self) -> dict[str, Any]:
+        """A guard of the site with a passkey (a row as registration leaves it)."""
+        user = self.make_user("guard", [self.site])
+        passkey = Passkey(
+            user_id=user.id,
+            credential_id=secrets.token_urlsafe(32),
+            public_key=b"not a real key",
+            aaguid="00000000-0000-0000-0000-000000000000",
+            name="Phone",
+        )
+        self.db.add(passkey)
+        self.db.commit()
+        return {"user_id": user.id, "passkey_id": passkey.id}
 
     def household(self) -> Any:
         return self.make_household(unit=f"u{uuid.uuid4().hex[:8]}")
@@ -185,6 +199,14 @@ CASES: list[Case] = [
         params=lambda w: {"pin_id": w.pin_of(w.make_user("guard", [w.site]))},
     ),
     Case("GET", "/api/v1/me/second-factor", (401, 200, 200, 200, 200, 200)),
+    # Everyone signed in manages their own passkeys; someone else's is not found.
+    Case("GET", "/api/v1/me/passkeys", (401, 200, 200, 200, 200, 200)),
+    Case(
+        "DELETE",
+        "/api/v1/me/passkeys/{passkey_id}",
+        (401, 404, 404, 404, 404, 404),
+        params=lambda w: w.user_and_passkey(),
+    ),
     # users: admins only
     Case("GET", "/api/v1/users", (401, 403, 403, 403, 200, 403)),
     Case(
@@ -274,6 +296,18 @@ CASES: list[Case] = [
         "/api/v1/identity-providers/{provider_id}",
         (401, 403, 403, 403, 204, 403),
         params=lambda w: w.identity_provider(),
+    ),
+    Case(
+        "GET",
+        "/api/v1/users/{user_id}/passkeys",
+        (401, 403, 403, 403, 200, 403),
+        params=lambda w: w.user_and_passkey(),
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/users/{user_id}/passkeys/{passkey_id}",
+        (401, 403, 403, 403, 204, 403),
+        params=lambda w: w.user_and_passkey(),
     ),
     # sites: everyone sees their own; admins manage
     Case("GET", "/api/v1/sites", (401, 200, 200, 200, 200, 200)),

@@ -165,7 +165,7 @@ def sign_in() -> Callable[..., None]:
         page.goto("/login")
         page.get_by_label("Username").fill(user.username)
         page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
         page.wait_for_load_state()
 
     return do

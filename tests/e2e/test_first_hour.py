@@ -32,7 +32,7 @@ def _sign_in(page: Any, username: str) -> None:
     page.goto("/login")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORDS[username])
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_load_state()
 
 

@@ -5,7 +5,7 @@ import re
 import uuid
 
 from pydantic import field_validator
-from sqlalchemy import BigInteger, Enum, UniqueConstraint
+from sqlalchemy import BigInteger, Enum, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from welfare.authz import Role
@@ -194,7 +194,8 @@ class AuthSession(SQLModel, table=True):
     revoked_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     client_addr: str | None = Field(default=None, max_length=64)
     user_agent: str | None = Field(default=None, max_length=300)
-    # How the sign-in proved a second factor: None (password only), "totp" or "recovery".
+    # How the sign-in proved a second factor: None (password only), "totp", "recovery",
+    # "passkey", "device_pin" or "company" (session_rules.SECOND_FACTORS).
     second_factor: str | None = Field(default=None, max_length=20)
 
 
@@ -304,3 +305,58 @@ class DevicePinPublic(SQLModel):
 class PinSetup(SQLModel):
     pin: str = Field(min_length=6, max_length=8)
     current_password: str = Field(min_length=1, max_length=256)
+
+
+PASSKEY_NAME_MAX = 60
+
+
+class Passkey(SQLModel, table=True):
+    """A WebAuthn credential a user registered: only its public key, never a secret."""
+
+    __tablename__ = "passkey"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True, ondelete="CASCADE")
+    # base64url of the authenticator's credential id (at most 1023 bytes by the spec).
+    credential_id: str = Field(max_length=1400, unique=True)
+    public_key: bytes = Field(sa_type=LargeBinary)  # COSE_Key, as the authenticator sent it
+    # Authenticators count in 32 bits unsigned: more than PostgreSQL's integer holds.
+    sign_count: int = Field(default=0, sa_type=BigInteger)
+    transports: str | None = Field(default=None, max_length=200)  # "internal,hybrid"
+    aaguid: str = Field(max_length=36)
+    backed_up: bool = False  # synced to the user's other devices (a cloud keychain)
+    name: str = Field(max_length=PASSKEY_NAME_MAX)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class PasskeyPublic(SQLModel):
+    """A passkey as its owner (or an admin) sees it: never the key or the credential id."""
+
+    id: uuid.UUID
+    name: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    transports: list[str]
+    backed_up: bool
+
+
+class WebAuthnChallenge(SQLModel, table=True):
+    """A challenge handed to a browser, kept (hashed) until it is answered once or expires.
+
+    `binding_hash` ties it to who asked: the signed-in session for a registration, the sign-in
+    page's CSRF cookie for a sign-in, so a challenge taken from one browser fails in another.
+    """
+
+    __tablename__ = "webauthn_challenge"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    challenge_hash: str = Field(max_length=64, unique=True)
+    purpose: str = Field(max_length=20)  # "register" | "sign_in"
+    binding_hash: str = Field(max_length=64, index=True)
+    user_id: uuid.UUID | None = Field(
+        default=None, foreign_key="user_account.id", ondelete="CASCADE"
+    )
+    client_addr: str = Field(max_length=64)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: dt.datetime = Field(sa_type=UTCDateTime, index=True)

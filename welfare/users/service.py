@@ -416,8 +416,8 @@ def open_session(
     *,
     client_addr: str,
     user_agent: str | None,
-    language: str | None,
-    second_factor: str | None,
+    language: str | None = None,
+    second_factor: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> tuple[str, AuthSession]:
     """A new sign-in for a user whose credentials were just checked, audited as `auth.sign_in`
@@ -494,7 +494,7 @@ def authenticate(
         language=language,
         second_factor=second_factor,
     )
-    return token, auth_session, user
+    return token, auth_session
 
 
 def begin_sign_in(

@@ -74,7 +74,7 @@ def describe_device(user_agent: str | None) -> str | None:
 # How a sign-in may have proved a second factor (`AuthSession.second_factor`).
 # "device_pin": a guard's PIN on the shared phone it was set on (the phone's token and the PIN).
 # "company": a company identity provider that the admin marked as enforcing two-factor sign-in.
-SECOND_FACTORS = frozenset({"totp", "recovery", "device_pin", "company"})
+SECOND_FACTORS = frozenset({"totp", "recovery", "passkey", "device_pin", "company"})
 
 
 def satisfies_second_factor(second_factor: str | None) -> bool:
