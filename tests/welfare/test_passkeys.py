@@ -140,7 +140,11 @@ def test_the_audit_records_adding_and_signing_in_without_key_material(
     added = [e for e in entries if e.action == "passkey.add"]
     assert [e.entity_id for e in added] == [str(passkey.id)]
     sign_ins = [e for e in entries if e.action == "auth.sign_in"]
-    assert sign_ins[-1].detail == {"method": "passkey", "passkey_id": str(passkey.id)}
+    assert sign_ins[-1].detail == {
+        "method": "passkey",
+        "passkey_id": str(passkey.id),
+        "second_factor": "passkey",
+    }
     assert "method" not in sign_ins[0].detail  # the password sign-in before it
     text = json.dumps([e.detail for e in entries])
     assert passkey.credential_id not in text

@@ -494,7 +494,7 @@ def authenticate(
         language=language,
         second_factor=second_factor,
     )
-    return token, auth_session
+    return token, auth_session, user
 
 
 def begin_sign_in(
