@@ -29,9 +29,10 @@ from sqlmodel import Session, col
 from welfare.audit.anchor import anchor_if_moved, anchor_line, current_head
 from welfare.db import session_scope, utcnow
 from welfare.heartbeat import service as heartbeats
+from welfare.identity.models import OidcLogin
 from welfare.incidents import photos as incident_photos
 from welfare.settings import Settings
-from welfare.users.models import AuthSession
+from welfare.users.models import AuthSession, SignInChallenge
 from welfare.users.passkeys import prune_challenges
 from welfare.users.service import prune_login_failures
 from welfare.wakeup import PgListener, work_ready
@@ -56,6 +57,7 @@ class HousekeepingResult:
     heartbeats: int = 0
     incident_photos: int = 0
     passkey_challenges: int = 0
+    pending_sign_ins: int = 0  # password-then-code steps and company sign-ins never finished
 
 
 def housekeeping(session: Session, settings: Settings) -> HousekeepingResult:
@@ -72,6 +74,10 @@ def housekeeping(session: Session, settings: Settings) -> HousekeepingResult:
     # Photos guards took are kept only a while after the incident closes (incidents/photos.py).
     photos = incident_photos.expire_photos(session, settings, now)
     challenges = prune_challenges(session, now)
+    pending = sum(
+        session.exec(delete(table).where(col(table.expires_at) <= now)).rowcount  # type: ignore[call-overload]
+        for table in (SignInChallenge, OidcLogin)
+    )
     return HousekeepingResult(
         login_failures=failures,
         sessions=sessions,
@@ -79,6 +85,7 @@ def housekeeping(session: Session, settings: Settings) -> HousekeepingResult:
         heartbeats=gone,
         incident_photos=photos,
         passkey_challenges=challenges,
+        pending_sign_ins=pending,
     )
 
 

@@ -3,13 +3,16 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
 
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, select
 
 from welfare.db import utcnow
+from welfare.identity.models import OidcLogin
 from welfare.settings import Settings
-from welfare.users.models import AuthSession, LoginFailure, User
+from welfare.users.models import AuthSession, LoginFailure, SignInChallenge, User
 from welfare.webhooks.models import WebhookReceipt
 from welfare.worker import housekeeping, run_worker
 
@@ -36,6 +39,37 @@ def test_housekeeping_drops_old_failures_and_long_expired_sessions(
     assert [r.key for r in db.exec(select(WebhookReceipt)).all()] == ["status:SMnew:delivered"]
     assert [f.username for f in db.exec(select(LoginFailure)).all()] == ["y"]
     assert [s.token_hash for s in db.exec(select(AuthSession)).all()] == ["b" * 64]
+
+
+def test_housekeeping_drops_sign_ins_left_half_way_once_they_expire(
+    db: Session,
+    settings: Settings,
+    make_user: Callable[..., User],
+    make_identity_provider: Callable[..., Any],
+) -> None:
+    user = make_user("staff")
+    provider = make_identity_provider(
+        SimpleNamespace(issuer="https://id.example.com", client_id="welfare", client_secret="s")
+    )
+    now = utcnow()
+    for minutes, state in ((-1, "old"), (5, "new")):
+        db.add(SignInChallenge(user_id=user.id, expires_at=now + dt.timedelta(minutes=minutes)))
+        db.add(
+            OidcLogin(
+                state_hash=state.ljust(64, "0"),
+                browser_hash="b" * 64,
+                provider_id=provider.id,
+                nonce="n",
+                code_verifier="v",
+                expires_at=now + dt.timedelta(minutes=minutes),
+            )
+        )
+    db.commit()
+
+    assert housekeeping(db, settings).pending_sign_ins == 2
+    db.commit()
+    assert len(db.exec(select(SignInChallenge)).all()) == 1
+    assert [row.state_hash[:3] for row in db.exec(select(OidcLogin)).all()] == ["new"]
 
 
 def test_worker_loop_runs_a_round_and_stops_when_asked(
