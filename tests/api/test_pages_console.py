@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -586,7 +587,13 @@ def test_notify_api_respects_opt_out_and_missing_consent_to_be_contacted(
 
 def _console_routes() -> list[tuple[str, str]]:
     """Every console route with its path parameters filled with random ids."""
-    from api.pages import console, console_admin, console_missing, console_registry
+    from api.pages import (
+        console,
+        console_admin,
+        console_identity,
+        console_missing,
+        console_registry,
+    )
 
     out: list[tuple[str, str]] = []
     routes = [
@@ -594,21 +601,14 @@ def _console_routes() -> list[tuple[str, str]]:
         *console_registry.router.routes,
         *console_admin.router.routes,
         *console_missing.router.routes,
+        *console_identity.router.routes,
     ]
     for route in routes:
         path = getattr(route, "path", "")
         if not path.startswith("/console"):
             continue
-        filled = path
-        for name in (
-            "incident_id",
-            "resident_id",
-            "contact_id",
-            "consent_id",
-            "user_id",
-            "session_id",
-        ):
-            filled = filled.replace("{" + name + "}", str(uuid.uuid4()))
+        # Every path parameter of the console is an id.
+        filled = re.sub(r"\{[a-z_]+_id\}", lambda _: str(uuid.uuid4()), path)
         assert "{" not in filled, path
         for method in sorted(route.methods):
             out.append((method, filled))
