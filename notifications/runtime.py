@@ -34,7 +34,11 @@ def build_channel(
         except Exception:
             log.exception("could not record simulated %s status", kind)
 
-    return ConsoleChannel(on_status=on_status, echo=print_to_terminal if show_sends else None)
+    return ConsoleChannel(
+        on_status=on_status,
+        echo=print_to_terminal if show_sends else None,
+        call_delays=(0.5, settings.console_call_ring_seconds),
+    )
 
 
 def dispatcher(

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
 
     # None: decided by the database (on for SQLite, off otherwise).
     run_worker_in_process: bool | None = None
+    # The console channel's unanswered call rings this long before "no answer" (a real phone
+    # rings about 25 s): the demo then moves to the next contact as it would with a family.
+    console_call_ring_seconds: float = Field(default=25.0, ge=0.5, le=120)
     # /readyz fails when no worker heartbeat is newer than this (a separate `welfare worker`).
     worker_heartbeat_max_age_seconds: float = Field(default=30.0, gt=0)
     # `welfare worker` serves its own /metrics on this port when set (0 or unset: off).

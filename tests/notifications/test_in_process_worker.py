@@ -29,7 +29,11 @@ def test_found_report_is_sent_and_delivered_without_any_other_process(
     make_consent(resident)
     make_contact(resident, phone="9123 4567")
     guard = make_user("guard", [site])
-    app = create_app(settings.model_copy(update={"run_worker_in_process": True}))
+    app = create_app(
+        settings.model_copy(
+            update={"run_worker_in_process": True, "console_call_ring_seconds": 1.5}
+        )
+    )
     with TestClient(app, base_url="https://welfare.test") as client:
         token = client.post(
             "/api/v1/auth/token",
