@@ -23,7 +23,7 @@ from welfare.audit.service import verify_chain
 from welfare.authz import Actor, Role
 from welfare.consent import service as consents
 from welfare.consent.models import Consent, ConsentCreate
-from welfare.db import alembic_config, make_engine, upgrade_database, utcnow
+from welfare.db import UTCDateTime, alembic_config, make_engine, upgrade_database, utcnow
 from welfare.errors import InvalidInput, PermissionDenied
 from welfare.lookup import text as lookup_text
 from welfare.lookup.models import LookupCard, LookupEntry, LookupToken, LookupVariant, LookupWord
@@ -724,7 +724,15 @@ def test_migration_backfills_findable_residents_and_downgrades_cleanly(
     site_id, kept, hidden = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     # The models' tables for their UUID and JSON handling; only columns 0003 already has are set.
     tables: dict[str, Any] = {
-        "site": Site.__table__,
+        # Only the columns 0003 has: the model's later columns carry defaults of their own.
+        "site": sa.table(
+            "site",
+            sa.column("id", sa.Uuid()),
+            sa.column("name", sa.String()),
+            sa.column("timezone", sa.String()),
+            sa.column("phone_region", sa.String()),
+            sa.column("created_at", UTCDateTime()),
+        ),
         "household": Household.__table__,
         "resident": Resident.__table__,
         "consent": Consent.__table__,
