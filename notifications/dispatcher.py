@@ -21,12 +21,13 @@ from sqlmodel import Session
 from notifications import messages, metrics, twiml
 from notifications.channels import Accepted, Channel, ChannelError
 from notifications.ratelimit import SenderRateLimit
+from welfare.channels import ChannelKind
 from welfare.db import session_scope, utcnow
 from welfare.incidents import answer_links
 from welfare.incidents import service as incidents
 from welfare.incidents.models import Incident
 from welfare.outbox import service as outbox
-from welfare.outbox.models import ALL_CLEAR, MessageKind, OutboxMessage
+from welfare.outbox.models import ALL_CLEAR, OutboxMessage
 from welfare.phones import display_phone
 from welfare.settings import Settings
 from welfare.sites.models import Site
@@ -93,7 +94,7 @@ def render_unbound(session: Session, message: OutboxMessage, settings: Settings)
     if site is None:
         raise RenderError("outbox row without a site")
     lang = message.language
-    call = message.kind is MessageKind.call
+    call = message.kind is ChannelKind.voice
     if message.template == "checkin_call" and call:
         text = messages.checkin_call_text(lang, site_name=site.name)
         gather = webhook_url(settings, "gather", message.id)
@@ -137,7 +138,7 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
     office = display_phone(site.office_phone) if site.office_phone else ""
     place = incident.location or site.name
     lang = message.language
-    call = message.kind is MessageKind.call
+    call = message.kind is ChannelKind.voice
     gather = webhook_url(settings, "gather", message.id)
     if message.template == "found_alert":
         if call:
@@ -189,10 +190,10 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
     raise RenderError(f"no {message.kind.value} text for template {message.template!r}")
 
 
-def sender_key(settings: Settings, channel: Channel, kind: MessageKind) -> str:
+def sender_key(settings: Settings, channel: Channel, kind: ChannelKind) -> str:
     """Who the provider counts this send against: the messaging service for SMS when one is
     set, else the from-number (calls always come from it); the channel's name otherwise."""
-    if kind is MessageKind.sms and settings.twilio_messaging_service_sid:
+    if kind is ChannelKind.sms and settings.twilio_messaging_service_sid:
         sender = settings.twilio_messaging_service_sid
     else:
         sender = settings.twilio_from_number or channel.name
@@ -424,7 +425,7 @@ class Dispatcher:
             # be taken up again every STALE_CLAIM, for ever.
             raise ChannelError(outbox.ERASED_NUMBER, permanent=True)
         key = message.idempotency_key
-        if message.kind is MessageKind.sms:
+        if message.kind is ChannelKind.sms:
             return self.channel.send_sms(
                 to=message.to_phone,
                 body=content,

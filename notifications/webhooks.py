@@ -50,12 +50,13 @@ from notifications.messages import CallPurpose
 from notifications.twilio_channel import PERMANENT_ERRORS
 from welfare.audit import service as audit
 from welfare.authz import Actor, Role
+from welfare.channels import ChannelKind
 from welfare.db import insert_unless_conflict, on_commit, session_scope
 from welfare.errors import PermissionDenied
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident, IncidentStatus
-from welfare.outbox.models import MessageKind, OutboxMessage
+from welfare.outbox.models import OutboxMessage
 from welfare.phones import display_phone
 from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
@@ -256,7 +257,7 @@ def provider_status(
     if not current:
         detail["earlier_attempt"] = True
     timeline.record(session, incident, event_type, label="provider", **detail)
-    if current and row.kind is MessageKind.call and status in MISSED_STATUSES:
+    if current and row.kind is ChannelKind.voice and status in MISSED_STATUSES:
         _call_ended(session, incident, row, status, answered_by)
     return True
 
@@ -300,7 +301,7 @@ def answering_machine(
     if not sid or answered_by not in MACHINE_ANSWERS:
         return False  # a person (or Twilio could not tell): the script with the keys goes on
     row = _find_row(session, message_id, sid)
-    if row is None or row.kind is not MessageKind.call or row.provider_id != sid:
+    if row is None or row.kind is not ChannelKind.voice or row.provider_id != sid:
         return False  # not our call, or news about an older attempt of a resent row
     incident = _incident_of(session, row)
     if incident is None:
@@ -313,7 +314,7 @@ def answering_machine(
         incident,
         "voicemail",
         label="provider",
-        channel="call",
+        channel=ChannelKind.voice.value,
         message_id=row.id,
         contact_id=row.contact_id,
         answered_by=answered_by,
@@ -444,7 +445,7 @@ def gather(
         incident,
         "key_pressed",
         label="contact" if row.contact_id else "manager",
-        channel="call",
+        channel=ChannelKind.voice.value,
         digit=key,
         attempt=attempt_no,
         message_id=row.id,

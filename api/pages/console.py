@@ -23,6 +23,7 @@ from api.pages.forms import NUL_TEXT
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import local_time, render
 from welfare.authz import Permission, Role
+from welfare.channels import ChannelKind
 from welfare.db import utcnow
 from welfare.errors import Conflict, InvalidInput, PermissionDenied
 from welfare.incidents import manual, timeline
@@ -38,7 +39,7 @@ from welfare.incidents.models import (
     Outcome,
     Resolution,
 )
-from welfare.outbox.models import MessageKind, OutboxMessage
+from welfare.outbox.models import OutboxMessage
 from welfare.phones import display_phone
 from welfare.residents import service as residents
 from welfare.residents.models import Contact, Resident
@@ -513,7 +514,7 @@ class ContactRow:
     confirmed: bool
 
 
-def _latest_status(language: str, messages: list[OutboxMessage], kind: MessageKind) -> str:
+def _latest_status(language: str, messages: list[OutboxMessage], kind: ChannelKind) -> str:
     rows = [m for m in messages if m.kind is kind]
     if not rows:
         return ""
@@ -623,8 +624,8 @@ def incident_context(
     contact_rows = [
         ContactRow(
             contact=c,
-            sms=_latest_status(language, by_contact.get(c.id, []), MessageKind.sms),
-            call=_latest_status(language, by_contact.get(c.id, []), MessageKind.call),
+            sms=_latest_status(language, by_contact.get(c.id, []), ChannelKind.sms),
+            call=_latest_status(language, by_contact.get(c.id, []), ChannelKind.voice),
             confirmed=incident.confirmed_contact_id == c.id,
         )
         for c in contacts
@@ -756,7 +757,7 @@ def incident_notify(
     session: SessionDep,
     page_user: ConsoleUserDep,
     contact_id: Annotated[uuid.UUID, Form()],
-    channel: Annotated[MessageKind, Form()],
+    channel: Annotated[ChannelKind, Form()],
     request_id: Annotated[str, Form(min_length=8, max_length=64, pattern=r"^[\w-]+$")],
     csrf_token: CsrfField = None,
 ) -> Response:

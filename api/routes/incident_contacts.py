@@ -9,14 +9,14 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from api.deps import ActorDep, SessionDep, TransactionRoute
+from welfare.channels import ChannelKind
 from welfare.incidents import manual
-from welfare.outbox.models import MessageKind
 
 router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/incidents", tags=["incidents"])
 
 
 class NotifyBody(BaseModel):
-    channel: MessageKind
+    channel: ChannelKind
     # Repeating a request id returns the message already queued (double clicks, retries).
     request_id: str | None = Field(default=None, min_length=8, max_length=64, pattern=r"^[\w-]+$")
 

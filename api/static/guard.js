@@ -410,7 +410,7 @@
         return list.length ? list[list.length - 1] : null;
       };
       const sms = lastOf("sms");
-      const call = lastOf("call");
+      const call = lastOf("voice");
       if (call) { const s = callState(call); if (s) parts.push(s); }
       if (sms) { const s = smsState(sms); if (s) parts.push(s); }
       return parts.length ? parts : [[w.not_contacted, ""]];

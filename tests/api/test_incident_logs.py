@@ -155,7 +155,7 @@ def test_logs_of_a_whole_incident_hold_no_names_numbers_or_notes(
 
         # SMS and call to the son; his SMS is delivered, his call goes unanswered.
         dispatcher.run_once()
-        sms, call = _row(factory, SON, "sms"), _row(factory, SON, "call")
+        sms, call = _row(factory, SON, "sms"), _row(factory, SON, "voice")
         for row, path, status in (
             (sms, "message-status", "delivered"),
             (call, "call-status", "no-answer"),
@@ -175,7 +175,7 @@ def test_logs_of_a_whole_incident_hold_no_names_numbers_or_notes(
             )
             session.commit()
         dispatcher.run_once(now=start + dt.timedelta(seconds=121))
-        daughter_call = _row(factory, DAUGHTER, "call")
+        daughter_call = _row(factory, DAUGHTER, "voice")
         pressed = post(
             client,  # type: ignore[arg-type]
             f"/webhooks/twilio/gather?message_id={daughter_call.id}&attempt=1",

@@ -367,13 +367,15 @@ def test_sms_now_to_a_landline_and_after_confirmation_is_refused_with_a_reason(
     assert response.status_code == 422
     assert "This number is a landline: call it instead." in response.text
     response = client.post(
-        url, data={**form, "channel": "call", "request_id": "landline-call"}, follow_redirects=False
+        url,
+        data={**form, "channel": "voice", "request_id": "landline-call"},
+        follow_redirects=False,
     )
     assert response.status_code == 303
     incidents.acknowledge(session=db, actor=SYSTEM, incident_id=incident.id)
     db.commit()
     db.rollback()
-    response = client.post(url, data={**form, "channel": "call", "request_id": "after-ack"})
+    response = client.post(url, data={**form, "channel": "voice", "request_id": "after-ack"})
     assert response.status_code == 409
     assert "already confirmed or closed" in response.text
     assert not [m for m in _messages(db, incident.id) if m.idempotency_key.endswith("after-ack")]
@@ -538,13 +540,13 @@ def test_notify_api_queues_a_call_and_refuses_a_contact_of_another_resident(
     headers = headers_for("staff")
     url = f"/api/v1/incidents/{incident.id}/contacts/{son.id}/notify"
     response = client.post(
-        url, json={"channel": "call", "request_id": "api-call-0001"}, headers=headers
+        url, json={"channel": "voice", "request_id": "api-call-0001"}, headers=headers
     )
     assert response.status_code == 202
     body = response.json()
-    assert body["channel"] == "call" and body["status"] == "pending"
+    assert body["channel"] == "voice" and body["status"] == "pending"
     again = client.post(
-        url, json={"channel": "call", "request_id": "api-call-0001"}, headers=headers
+        url, json={"channel": "voice", "request_id": "api-call-0001"}, headers=headers
     )
     assert again.json()["message_id"] == body["message_id"]
     clash = client.post(
@@ -570,7 +572,7 @@ def test_notify_api_respects_opt_out_and_missing_consent_to_be_contacted(
     incident, son = world(consent_to_contact=False)
     headers = headers_for("manager")
     url = f"/api/v1/incidents/{incident.id}/contacts/{son.id}/notify"
-    response = client.post(url, json={"channel": "call"}, headers=headers)
+    response = client.post(url, json={"channel": "voice"}, headers=headers)
     assert response.status_code == 409
     assert "not agreed" in response.json()["detail"]
     incident2, daughter = world(relationship="daughter")

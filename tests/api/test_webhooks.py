@@ -20,11 +20,12 @@ from notifications.dispatcher import Dispatcher
 from tests.conftest import SYSTEM
 from tests.notifications.test_dispatcher import FakeChannel, _events, _rows
 from welfare.audit.models import AuditEntry
+from welfare.channels import ChannelKind
 from welfare.db import utcnow
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident, IncidentCreate, IncidentStatus
-from welfare.outbox.models import MessageKind, OutboxMessage, OutboxStatus
+from welfare.outbox.models import OutboxMessage, OutboxStatus
 from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
 
@@ -176,7 +177,7 @@ def test_a_signature_for_another_url_or_other_fields_is_refused(
     twilio: TestClient, db: Session, dispatcher: Dispatcher, incident_id: uuid.UUID
 ) -> None:
     dispatcher.run_once()
-    call = row_for(db, incident_id, SON, "call")
+    call = row_for(db, incident_id, SON, "voice")
     form = {"CallSid": call.provider_id or "", "Digits": "1"}
     path = gather_path(call)
     # Replayed to a different path, query or host: the signature was for another URL.
@@ -229,7 +230,7 @@ def test_keypress_1_confirms_and_stops_pending_calls(
 ) -> None:
     dispatcher.run_once()  # the son's SMS and call
     advance_to_daughter(writers, incident_id)  # the daughter's step waits in the outbox
-    call = row_for(db, incident_id, SON, "call")
+    call = row_for(db, incident_id, SON, "voice")
     answer = press(twilio, call, "1")
     assert answer.find("Hangup") is not None and answer.find("Dial") is None
     assert status_of(db, incident_id) is IncidentStatus.confirmed
@@ -260,7 +261,7 @@ def test_the_daughter_pressing_1_sends_only_the_coming_notice_to_the_son(
     advance_to_daughter(writers, incident_id)
     make_due(writers, incident_id)
     dispatcher.run_once()  # the daughter's SMS and call
-    call = row_for(db, incident_id, DAUGHTER, "call")
+    call = row_for(db, incident_id, DAUGHTER, "voice")
     press(twilio, call, "1")
     channel.sent.clear()
     dispatcher.run_once()
@@ -272,7 +273,7 @@ def test_a_repeated_keypress_callback_records_and_confirms_once(
     twilio: TestClient, db: Session, dispatcher: Dispatcher, incident_id: uuid.UUID
 ) -> None:
     dispatcher.run_once()
-    call = row_for(db, incident_id, SON, "call")
+    call = row_for(db, incident_id, SON, "voice")
     first = press(twilio, call, "1")
     again = press(twilio, call, "1")
     assert ET.tostring(first) == ET.tostring(again)  # Twilio gets the same answer
@@ -285,7 +286,7 @@ def test_keypress_2_dials_the_site_office(
     twilio: TestClient, db: Session, dispatcher: Dispatcher, incident_id: uuid.UUID
 ) -> None:
     dispatcher.run_once()
-    call = row_for(db, incident_id, SON, "call")
+    call = row_for(db, incident_id, SON, "voice")
     answer = press(twilio, call, "2")
     dial = answer.find("Dial")
     assert dial is not None
@@ -301,7 +302,7 @@ def test_no_key_or_a_wrong_key_repeats_once_then_says_goodbye(
     twilio: TestClient, db: Session, dispatcher: Dispatcher, incident_id: uuid.UUID, digits: str
 ) -> None:
     dispatcher.run_once()
-    call = row_for(db, incident_id, SON, "call")
+    call = row_for(db, incident_id, SON, "voice")
     first = press(twilio, call, digits, attempt=1)
     gather = first.find("Gather")
     assert gather is not None
@@ -318,7 +319,7 @@ def test_an_answered_call_without_a_key_is_not_a_confirmation(
     twilio: TestClient, db: Session, dispatcher: Dispatcher, incident_id: uuid.UUID
 ) -> None:
     dispatcher.run_once()
-    call = row_for(db, incident_id, SON, "call")
+    call = row_for(db, incident_id, SON, "voice")
     path = f"/webhooks/twilio/call-status?message_id={call.id}"
     for status in ("ringing", "in-progress", "completed"):
         form = {"CallSid": call.provider_id or "", "CallStatus": status, "AnsweredBy": "human"}
@@ -420,7 +421,7 @@ def test_stop_opts_out_and_the_next_report_only_calls_that_contact(
     db.commit()
     again = open_found(db, resident)
     first_step = [r for r in _rows(db, again) if r.to_phone == SON]
-    assert [r.kind for r in first_step] == [MessageKind.call]
+    assert [r.kind for r in first_step] == [ChannelKind.voice]
 
     reply(twilio, SON, "START")
     db.expire_all()
@@ -463,7 +464,7 @@ def test_no_names_phone_numbers_or_reply_texts_in_the_timeline(
     twilio: TestClient, db: Session, dispatcher: Dispatcher, incident_id: uuid.UUID
 ) -> None:
     dispatcher.run_once()
-    call = row_for(db, incident_id, SON, "call")
+    call = row_for(db, incident_id, SON, "voice")
     sms = row_for(db, incident_id, SON, "sms")
     post(
         twilio,
@@ -495,7 +496,7 @@ def test_replayed_signed_webhooks_cannot_confirm_a_later_incident(
     resident_id = resident.id
     first = open_found(db, resident)
     dispatcher.run_once()
-    call = row_for(db, first, SON, "call")
+    call = row_for(db, first, SON, "voice")
     captured_press = (gather_path(call), {"CallSid": call.provider_id or "", "Digits": "1"})
     assert post(twilio, *captured_press).status_code == 200
     captured_sms = reply(twilio, SON, "yes", sid="SMcaptured")

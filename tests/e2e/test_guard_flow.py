@@ -17,9 +17,10 @@ from twilio.request_validator import RequestValidator
 
 from tests.conftest import SYSTEM
 from tests.e2e.conftest import Screenshot
+from welfare.channels import ChannelKind
 from welfare.incidents import service as incidents
 from welfare.incidents.models import Incident, IncidentCreate, IncidentKind
-from welfare.outbox.models import MessageKind, OutboxMessage
+from welfare.outbox.models import OutboxMessage
 from welfare.residents import service as residents
 from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
@@ -140,14 +141,14 @@ def test_guard_scans_reports_found_and_sees_the_son_confirm(
     # The call is recorded as handed over (its provider SID stored), as the app tells it.
     phone.wait_for_function(
         """async ([incident, son]) => (await window.welfare.api("GET", "/api/v1/incidents/" +
-            incident)).notifications.some((n) => n.contact_id === son && n.channel === "call"
+            incident)).notifications.some((n) => n.contact_id === son && n.channel === "voice"
             && n.status === "sent")""",
         arg=[str(incident.id), str(wang.son.id)],
         polling=200,
     )
     [call] = reader(
         select(OutboxMessage).where(
-            OutboxMessage.contact_id == wang.son.id, OutboxMessage.kind == MessageKind.call
+            OutboxMessage.contact_id == wang.son.id, OutboxMessage.kind == ChannelKind.voice
         )
     )
     assert call.provider_id

@@ -16,12 +16,14 @@ from notifications.dispatcher import Dispatcher
 from notifications.messages import sms_segments
 from tests.conftest import SYSTEM
 from tests.notifications.test_dispatcher import FakeChannel
+from welfare.channels import ChannelKind
 from welfare.errors import Conflict
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident, IncidentCreate, IncidentStatus, Resolution
+from welfare.outbox import queue as outbox_queue
 from welfare.outbox import service as outbox
-from welfare.outbox.models import ALL_CLEAR, MessageKind, OutboxMessage, OutboxStatus
+from welfare.outbox.models import ALL_CLEAR, OutboxMessage, OutboxStatus
 from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
 from welfare.times import zone
@@ -357,16 +359,19 @@ def _queue_raw_all_clear(writers: sessionmaker[Session], incident_id: uuid.UUID)
         incident = session.get(Incident, incident_id)
         son = session.exec(select(Contact).where(Contact.relationship == "son")).one()
         assert incident is not None
-        message = incidents._new_message(
-            incident,
-            None,
-            MessageKind.sms,
+        outbox_queue.enqueue(
+            session,
+            kind=ChannelKind.sms,
             to=son.phone,
             language=son.language,
             template=ALL_CLEAR,
+            key=outbox_queue.incident_key(
+                incident, ChannelKind.sms, cause=ALL_CLEAR, recipient=son.id
+            ),
+            params={"wording": "closed"},
+            incident=incident,
             contact_id=son.id,
+            event="all_clear_queued",
             now=incident.opened_at,
         )
-        message.params = {**message.params, "wording": "closed"}
-        session.add(message)
         session.commit()

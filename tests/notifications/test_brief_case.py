@@ -113,7 +113,9 @@ def test_mr_wang_is_found_and_his_daughter_comes(
         # The son does not answer.
         db.expire_all()
         son_call_row = db.exec(
-            select(OutboxMessage).where(OutboxMessage.to_phone == SON, OutboxMessage.kind == "call")
+            select(OutboxMessage).where(
+                OutboxMessage.to_phone == SON, OutboxMessage.kind == "voice"
+            )
         ).one()
         db.rollback()
         path = f"/webhooks/twilio/call-status?message_id={son_call_row.id}"
@@ -144,7 +146,7 @@ def test_mr_wang_is_found_and_his_daughter_comes(
         db.expire_all()
         daughter_call = db.exec(
             select(OutboxMessage).where(
-                OutboxMessage.to_phone == DAUGHTER, OutboxMessage.kind == "call"
+                OutboxMessage.to_phone == DAUGHTER, OutboxMessage.kind == "voice"
             )
         ).one()
         db.rollback()

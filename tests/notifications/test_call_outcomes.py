@@ -29,11 +29,12 @@ from notifications.twilio_channel import TwilioChannel
 from tests.api.test_webhooks import BASE, TOKEN, post
 from tests.conftest import SYSTEM
 from tests.notifications.fake_twilio import FakeTwilio
+from welfare.channels import ChannelKind
 from welfare.incidents import policies, timeline
 from welfare.incidents import service as incidents
 from welfare.incidents.models import Incident, IncidentCreate, IncidentEvent, IncidentStatus
 from welfare.incidents.policies import PolicyBody
-from welfare.outbox.models import MessageKind, OutboxMessage
+from welfare.outbox.models import OutboxMessage
 from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
 from welfare.sites.models import Site
@@ -118,7 +119,7 @@ def call_row(db: Session, incident_id: uuid.UUID, phone: str) -> OutboxMessage:
         select(OutboxMessage).where(
             OutboxMessage.incident_id == incident_id,
             OutboxMessage.to_phone == phone,
-            OutboxMessage.kind == MessageKind.call,
+            OutboxMessage.kind == ChannelKind.voice,
         )
     ).one()
     db.expunge(row)
@@ -296,8 +297,8 @@ def test_a_voicemail_twilio_refuses_is_logged_and_the_escalation_still_moves_on(
     assert metric("welfare_voicemails_total", result="not_left") == not_left + 1
     assert "21220" in caplog.text and SON not in caplog.text
     assert {r.kind for r in rows_to(db, incident.id, DAUGHTER)} == {
-        MessageKind.sms,
-        MessageKind.call,
+        ChannelKind.sms,
+        ChannelKind.voice,
     }
 
 
@@ -344,8 +345,8 @@ def test_a_call_ending_without_a_key_starts_the_next_contacts_step_at_once(
     (event,) = events(db, incident.id, "call_missed")
     assert event.detail["outcome"] == outcome and event.detail["step"] == son.step_index
     assert {r.kind for r in rows_to(db, incident.id, DAUGHTER)} == {
-        MessageKind.sms,
-        MessageKind.call,
+        ChannelKind.sms,
+        ChannelKind.voice,
     }
     assert metric("welfare_calls_missed_total", outcome=outcome) == missed + 1
     line.dispatcher.run_once()  # no clock moved: the daughter's messages go out now
@@ -404,12 +405,12 @@ def test_a_delivered_sms_does_not_hold_back_the_next_contact(
 ) -> None:
     incident = open_found(db, wang)
     line.dispatcher.run_once()
-    sms = next(r for r in rows_to(db, incident.id, SON) if r.kind is MessageKind.sms)
+    sms = next(r for r in rows_to(db, incident.id, SON) if r.kind is ChannelKind.sms)
     status(line, sms.provider_id or "", "delivered")
     status(line, call_row(db, incident.id, SON).provider_id or "", "no-answer")
     assert {r.kind for r in rows_to(db, incident.id, DAUGHTER)} == {
-        MessageKind.sms,
-        MessageKind.call,
+        ChannelKind.sms,
+        ChannelKind.voice,
     }
 
 

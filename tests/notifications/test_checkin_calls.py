@@ -216,7 +216,7 @@ def test_an_unanswered_checkin_retries_then_calls_the_family(world: World) -> No
     with world.writers() as session:
         son_row = session.exec(
             select(OutboxMessage).where(
-                OutboxMessage.incident_id == visit.incident_id, OutboxMessage.kind == "call"
+                OutboxMessage.incident_id == visit.incident_id, OutboxMessage.kind == "voice"
             )
         ).one()
         session.expunge(son_row)

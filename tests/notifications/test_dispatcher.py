@@ -18,12 +18,13 @@ from notifications.ratelimit import SenderRateLimit
 from notifications.webhooks import apply_console_status
 from tests.conftest import SYSTEM
 from welfare import wakeup
+from welfare.channels import ChannelKind
 from welfare.db import utcnow
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident, IncidentCreate, IncidentStatus
 from welfare.outbox import service as outbox
-from welfare.outbox.models import MessageKind, OutboxMessage, OutboxStatus
+from welfare.outbox.models import OutboxMessage, OutboxStatus
 from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
 
@@ -526,7 +527,7 @@ def _held_back_resend(
     ids = _crash_in_hand_over(writers)
     _age_claims(writers, ids)
     limit = SenderRateLimit(1, clock=lambda: 1000.0)  # one a second, and the clock stands still
-    for kind in MessageKind:
+    for kind in ChannelKind:
         assert limit.acquire(sender_key(settings, channel, kind)) == 0.0  # the one is used up
     limited = Dispatcher(writers, channel, settings, rate_limit=limit)
     now = utcnow()
@@ -633,8 +634,8 @@ def test_the_real_twilio_sdk_path_records_a_permanent_error_in_words(
     assert failed[0].error_reason and "+852" not in failed[0].error_reason
     # Which of the two was first (and failed) is the claim order of equal times; the one sent
     # carries the SID of its own kind: a Message SID for the SMS, a Call SID for the call.
-    assert (sent[0].provider_id or "")[:2] == {"sms": "SM", "call": "CA"}[sent[0].kind.value]
-    assert {failed[0].kind, sent[0].kind} == {MessageKind.sms, MessageKind.call}
+    assert (sent[0].provider_id or "")[:2] == {"sms": "SM", "voice": "CA"}[sent[0].kind.value]
+    assert {failed[0].kind, sent[0].kind} == {ChannelKind.sms, ChannelKind.voice}
     assert len(fake.sent("Messages")) + len(fake.sent("Calls")) == 2
 
 

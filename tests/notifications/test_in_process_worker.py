@@ -61,4 +61,4 @@ def test_found_report_is_sent_and_delivered_without_any_other_process(
     assert types.count("sent") == 2, types
     assert "delivered" in types and "ringing" in types and "no_answer" in types, types
     statuses = {n["channel"]: n["status"] for n in body["notifications"]}
-    assert statuses == {"sms": "sent", "call": "sent"}
+    assert statuses == {"sms": "sent", "voice": "sent"}

@@ -150,8 +150,8 @@ def test_no_confirmation_reaches_the_duty_manager_by_sms_and_call_in_their_langu
 
     rows = _manager_rows(db, incident_id)
     assert [(r.kind.value, r.template, r.status) for r in rows] == [
-        ("call", "manager_escalation", OutboxStatus.sent),
         ("sms", "manager_escalation", OutboxStatus.sent),
+        ("voice", "manager_escalation", OutboxStatus.sent),
     ]
     assert {r.user_id for r in rows} == {manager_id}
     assert {r.language for r in rows} == {language}

@@ -328,7 +328,7 @@ def test_a_status_callback_racing_its_create_answer_neither_deadlocks_nor_is_los
     db.expire_all()
     rows = db.exec(select(OutboxMessage).where(OutboxMessage.incident_id == opened.incident.id))
     statuses = sorted((r.kind.value, r.provider_status) for r in rows)
-    assert statuses == [("call", "ringing"), ("sms", "sent")]
+    assert statuses == [("sms", "sent"), ("voice", "ringing")]
     events = [e.type for e in timeline.events_of(db, opened.incident.id)]
     assert events.count("sent") == 2
     assert events.count("sent_to_carrier") == 1 and events.count("ringing") == 1

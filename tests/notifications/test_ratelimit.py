@@ -15,10 +15,11 @@ from notifications.dispatcher import Dispatcher, sender_key
 from notifications.ratelimit import SenderRateLimit
 from tests.conftest import SYSTEM
 from tests.notifications.test_dispatcher import FakeChannel
+from welfare.channels import ChannelKind
 from welfare.db import utcnow
 from welfare.incidents import service as incidents
 from welfare.incidents.models import IncidentCreate
-from welfare.outbox.models import MessageKind, OutboxMessage, OutboxStatus
+from welfare.outbox.models import OutboxMessage, OutboxStatus
 from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
 
@@ -68,12 +69,12 @@ def test_the_sender_is_the_messaging_service_for_sms_and_the_number_for_calls(
 ) -> None:
     channel = FakeChannel()
     number = settings.model_copy(update={"twilio_from_number": "+15005550006"})
-    assert sender_key(number, channel, MessageKind.sms) == "sms:+15005550006"
-    assert sender_key(number, channel, MessageKind.call) == "call:+15005550006"
+    assert sender_key(number, channel, ChannelKind.sms) == "sms:+15005550006"
+    assert sender_key(number, channel, ChannelKind.voice) == "voice:+15005550006"
     service = number.model_copy(update={"twilio_messaging_service_sid": "MG" + "1" * 32})
-    assert sender_key(service, channel, MessageKind.sms) == "sms:MG" + "1" * 32
-    assert sender_key(service, channel, MessageKind.call) == "call:+15005550006"
-    assert sender_key(settings, channel, MessageKind.sms) == "sms:fake"
+    assert sender_key(service, channel, ChannelKind.sms) == "sms:MG" + "1" * 32
+    assert sender_key(service, channel, ChannelKind.voice) == "voice:+15005550006"
+    assert sender_key(settings, channel, ChannelKind.sms) == "sms:fake"
 
 
 def _burst(

@@ -11,7 +11,8 @@ from sqlmodel import Session
 
 from notifications import messages
 from notifications.dispatcher import RenderError, render
-from welfare.outbox.models import MessageKind, OutboxMessage
+from welfare.channels import ChannelKind
+from welfare.outbox.models import OutboxMessage
 from welfare.settings import Settings
 from welfare.sites.models import Site
 
@@ -19,7 +20,7 @@ from welfare.sites.models import Site
 def _row(site: Site, template: str, language: str, **params: str) -> OutboxMessage:
     return OutboxMessage(
         idempotency_key=uuid.uuid4().hex,
-        kind=MessageKind.sms,
+        kind=ChannelKind.sms,
         to_phone="+85291234567",
         language=language,
         template=template,
@@ -79,7 +80,7 @@ def test_consent_review_notices(
 
 def test_a_row_without_a_site_is_a_render_error(db: Session, settings: Settings) -> None:
     row = OutboxMessage(
-        idempotency_key="x", kind=MessageKind.sms, to_phone="+1", template="visit_missed"
+        idempotency_key="x", kind=ChannelKind.sms, to_phone="+1", template="visit_missed"
     )
     with pytest.raises(RenderError):
         render(db, row, settings)

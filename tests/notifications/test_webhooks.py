@@ -15,11 +15,12 @@ from notifications.dispatcher import Dispatcher
 from tests.conftest import SYSTEM
 from tests.notifications.test_dispatcher import FakeChannel, _events, _rows
 from welfare.audit.models import AuditEntry
+from welfare.channels import ChannelKind
 from welfare.errors import PermissionDenied
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident, IncidentCreate, IncidentStatus
-from welfare.outbox.models import MessageKind, OutboxMessage, OutboxStatus
+from welfare.outbox.models import OutboxMessage, OutboxStatus
 from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
 from welfare.users.models import User
@@ -68,7 +69,7 @@ def status(
 ) -> bool:
     """Deliver one status callback for `row` in its own transaction, as a request would."""
     sid = sid or row.provider_id
-    key = "MessageSid" if row.kind == MessageKind.sms else "CallSid"
+    key = "MessageSid" if row.kind == ChannelKind.sms else "CallSid"
     with writers() as session:
         changed = webhooks.provider_status(
             session,
@@ -110,7 +111,7 @@ def test_repeated_status_news_is_recorded_once(
     db: Session, dispatcher: Dispatcher, writers: sessionmaker[Session], incident_id: uuid.UUID
 ) -> None:
     dispatcher.run_once()
-    sms = next(r for r in _rows(db, incident_id) if r.kind == MessageKind.sms)
+    sms = next(r for r in _rows(db, incident_id) if r.kind == ChannelKind.sms)
     assert status(writers, sms, "delivered")
     assert not status(writers, sms, "delivered")
     assert _events(db, incident_id).count("delivered") == 1
@@ -122,7 +123,7 @@ def test_news_out_of_order_never_moves_the_status_back(
     db: Session, dispatcher: Dispatcher, writers: sessionmaker[Session], incident_id: uuid.UUID
 ) -> None:
     dispatcher.run_once()
-    sms = next(r for r in _rows(db, incident_id) if r.kind == MessageKind.sms)
+    sms = next(r for r in _rows(db, incident_id) if r.kind == ChannelKind.sms)
     assert status(writers, sms, "delivered")
     assert status(writers, sms, "sent")  # late, but still news for the timeline
     assert fetch(db, sms.id).provider_status == "delivered"
@@ -135,7 +136,7 @@ def test_a_callback_before_the_sid_was_stored_finds_the_row_and_stores_it(
     db: Session, writers: sessionmaker[Session], incident_id: uuid.UUID
 ) -> None:
     # The dispatcher claimed the row and is waiting for Twilio's answer when the news arrives.
-    sms = next(r for r in _rows(db, incident_id) if r.kind == MessageKind.sms)
+    sms = next(r for r in _rows(db, incident_id) if r.kind == ChannelKind.sms)
     with writers() as session:
         row = session.get(OutboxMessage, sms.id)
         assert row is not None
@@ -153,8 +154,8 @@ def test_failed_delivery_is_recorded_in_words_and_is_not_a_confirmation(
 ) -> None:
     dispatcher.run_once()
     rows = _rows(db, incident_id)
-    sms = next(r for r in rows if r.kind == MessageKind.sms)
-    call = next(r for r in rows if r.kind == MessageKind.call)
+    sms = next(r for r in rows if r.kind == ChannelKind.sms)
+    call = next(r for r in rows if r.kind == ChannelKind.voice)
     assert status(writers, sms, "undelivered", ErrorCode="30003")
     assert status(writers, call, "no-answer")
     db.expire_all()
@@ -176,7 +177,7 @@ def test_call_endings_are_not_confirmations(
     value: str,
 ) -> None:
     dispatcher.run_once()
-    call = next(r for r in _rows(db, incident_id) if r.kind == MessageKind.call)
+    call = next(r for r in _rows(db, incident_id) if r.kind == ChannelKind.voice)
     assert status(writers, call, value)
     assert status_of(db, incident_id) is IncidentStatus.notifying
 
@@ -195,7 +196,7 @@ def test_unknown_sids_and_statuses_change_nothing(
             session, message_id="not-a-uuid", sid="SMnobody", status="delivered", form=form
         )
         session.commit()
-    sms = next(r for r in _rows(db, incident_id) if r.kind == MessageKind.sms)
+    sms = next(r for r in _rows(db, incident_id) if r.kind == ChannelKind.sms)
     assert not status(writers, sms, "accepted")  # a status we do not report
     assert _events(db, incident_id) == before
     assert db.exec(select(WebhookReceipt)).all() == []
@@ -206,7 +207,7 @@ def test_news_of_an_earlier_send_of_a_resent_row_does_not_overwrite_its_status(
     db: Session, dispatcher: Dispatcher, writers: sessionmaker[Session], incident_id: uuid.UUID
 ) -> None:
     dispatcher.run_once()
-    call = next(r for r in _rows(db, incident_id) if r.kind == MessageKind.call)
+    call = next(r for r in _rows(db, incident_id) if r.kind == ChannelKind.voice)
     assert status(writers, call, "ringing")
     assert status(writers, call, "no-answer", sid="CAfirstsendlostinacrash")
     row = fetch(db, call.id)
@@ -230,7 +231,7 @@ def test_the_duty_manager_pressing_1_takes_over(
             idempotency_key=f"test-manager-{uuid.uuid4()}",
             incident_id=incident_id,
             user_id=manager.id,
-            kind=MessageKind.call,
+            kind=ChannelKind.voice,
             to_phone="+85290000000",
             language="en",
             template="manager_escalation",

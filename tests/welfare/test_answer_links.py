@@ -20,12 +20,13 @@ from sqlmodel import Session, col, select
 from notifications.dispatcher import Dispatcher, render
 from tests.conftest import SYSTEM, TEST_SECRET
 from tests.notifications.test_dispatcher import FakeChannel
+from welfare.channels import ChannelKind
 from welfare.incidents import answer_links, timeline
 from welfare.incidents import service as incidents
 from welfare.incidents.answer_links import Answer, AnswerLink, State
 from welfare.incidents.escalation import EngineState, Policy, contact_declined, due_time, plan
 from welfare.incidents.models import Incident, IncidentCreate, IncidentStatus, Resolution
-from welfare.outbox.models import MessageKind, OutboxMessage, OutboxStatus
+from welfare.outbox.models import OutboxMessage, OutboxStatus
 from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
 
@@ -158,7 +159,7 @@ def test_a_resend_and_the_contacts_later_sms_carry_the_same_link(
     # A dispatcher that crashed after the provider call renders the row again: the same text.
     row = db.exec(
         select(OutboxMessage).where(
-            OutboxMessage.to_phone == SON, OutboxMessage.kind == MessageKind.sms
+            OutboxMessage.to_phone == SON, OutboxMessage.kind == ChannelKind.sms
         )
     ).one()
     with writers() as session:

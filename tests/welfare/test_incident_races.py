@@ -112,7 +112,7 @@ def test_racing_reports_of_one_resident_open_one_incident(
     assert types.count("escalation_planned") == 1
     # One escalation: the son's SMS and call, once each.
     messages = db.exec(select(OutboxMessage).where(OutboxMessage.incident_id == rows[0].id)).all()
-    assert sorted(m.kind.value for m in messages) == ["call", "sms"]
+    assert sorted(m.kind.value for m in messages) == ["sms", "voice"]
     assert len({m.contact_id for m in messages}) == 1
 
 

@@ -82,12 +82,12 @@ def test_found_report_queues_sms_and_call_to_the_first_contact_at_once(
     body = response.json()
     assert body["status"] == "notifying" and body["kind"] == "found"
     assert _phones(db, body["id"]) == [
-        ("+85291234567", "call", "pending"),
         ("+85291234567", "sms", "pending"),
+        ("+85291234567", "voice", "pending"),
     ]
     types = [e["type"] for e in body["timeline"]]
     assert types == ["reported", "escalation_planned", "escalation_step", "queued", "queued"]
-    assert {n["channel"] for n in body["notifications"]} == {"sms", "call"}
+    assert {n["channel"] for n in body["notifications"]} == {"sms", "voice"}
 
 
 def test_the_reports_answer_is_what_the_incident_holds_once_committed(
@@ -221,7 +221,7 @@ def test_landline_gets_a_call_not_an_sms_and_opt_out_stops_sms(
     make_consent(resident)
     make_contact(resident, phone="2345 6789")  # an HK fixed line
     body = _report(client, headers_for("guard"), resident_id=str(resident.id)).json()
-    assert [(k, s) for _, k, s in _phones(db, body["id"])] == [("call", "pending")]
+    assert [(k, s) for _, k, s in _phones(db, body["id"])] == [("voice", "pending")]
 
 
 def test_staff_acknowledgement_confirms_and_cancels_what_is_pending(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -224,3 +225,53 @@ def test_0016_keeps_the_oldest_running_incident_and_cancels_the_duplicates(
         "reason": "duplicate running incident",
         "kept_incident_id": str(made[0].id),
     }
+
+
+def test_0023_names_calls_voice_in_outbox_rows_and_timeline_events_and_back(
+    database_url: str,
+    db: Session,
+    site: Site,
+    make_resident: Callable[..., Resident],
+) -> None:
+    """One channel word: 0023 turns the old 'call' into 'voice', and its downgrade turns it back."""
+    resident = make_resident()
+    incident = Incident(reference="VOC1", site_id=site.id, resident_id=resident.id, kind="found")
+    db.add(incident)
+    db.flush()
+    call = OutboxMessage(
+        idempotency_key=f"{incident.id}:0:x:voice",
+        incident_id=incident.id,
+        kind="voice",
+        to_phone="+85291234567",
+        template="found_alert",
+    )
+    db.add(call)
+    db.add(
+        IncidentEvent(
+            incident_id=incident.id, type="sent", actor="system", detail={"channel": "voice"}
+        )
+    )
+    db.add(
+        IncidentEvent(
+            incident_id=incident.id, type="sent", actor="system", detail={"channel": "sms"}
+        )
+    )
+    db.commit()
+    db.close()
+
+    def stored() -> tuple[str, list[str]]:
+        with db.get_bind().connect() as connection:
+            kind = connection.execute(text("SELECT kind FROM outbox_message")).scalar_one()
+            details = connection.execute(text("SELECT detail FROM incident_event")).scalars()
+            channels = sorted(
+                (d if isinstance(d, dict) else json.loads(d))["channel"] for d in details
+            )
+        return kind, channels
+
+    config = alembic_config(database_url)
+    command.downgrade(config, "0022")
+    try:
+        assert stored() == ("call", ["call", "sms"])
+    finally:
+        command.upgrade(config, "head")
+    assert stored() == ("voice", ["sms", "voice"])

@@ -12,19 +12,31 @@ import uuid
 
 from sqlmodel import Session, select
 
+from welfare import outbox
 from welfare.authz import Actor, Permission, require_site
+from welfare.channels import ChannelKind
 from welfare.db import utcnow
 from welfare.errors import Conflict, InvalidInput, NotFound
-from welfare.incidents import timeline
 from welfare.incidents.models import Incident, IncidentKind, IncidentStatus
 from welfare.incidents.service import lock_incident
-from welfare.outbox.models import MessageKind, OutboxMessage
+from welfare.outbox import reach
+from welfare.outbox.models import OutboxMessage
 from welfare.residents.models import Contact, Resident
 from welfare.residents.service import audit_resident
 
 # Outbox rows of staff sends carry this step index: no escalation step, so a failure here never
 # moves the escalation on (only steps >= 0 do).
 MANUAL_STEP = -3
+# Staff asked for something the contact's rule refuses: the words say which rule. A channel the
+# contact does not take, or a landline for SMS, is a wrong choice in the request (422); no
+# consent or an opt-out is the contact's own standing answer (409).
+REFUSALS: dict[str, tuple[str | None, str]] = {
+    reach.NO_CONSENT: (None, "this contact has not agreed to be contacted"),
+    reach.NOT_THEIR_CHANNEL[ChannelKind.sms]: ("channel", "this contact takes no SMS"),
+    reach.NOT_THEIR_CHANNEL[ChannelKind.voice]: ("channel", "this contact takes no calls"),
+    reach.OPTED_OUT: (None, "this contact opted out of SMS"),
+    reach.LANDLINE: ("channel", "a landline gets a call, not an SMS"),
+}
 MANUAL_TEMPLATES = {
     IncidentKind.found: "found_alert",
     IncidentKind.welfare_concern: "welfare_concern_alert",
@@ -37,7 +49,7 @@ def notify_contact(
     actor: Actor,
     incident_id: uuid.UUID,
     contact_id: uuid.UUID,
-    channel: MessageKind,
+    channel: ChannelKind,
     request_id: str | None = None,
     now: dt.datetime | None = None,
 ) -> OutboxMessage:
@@ -72,48 +84,25 @@ def notify_contact(
     template = MANUAL_TEMPLATES.get(incident.kind)
     if template is None:
         raise Conflict("a missing-resident alert goes to guards; call the family from the office")
-    if not contact.consent_to_contact:
-        raise Conflict("this contact has not agreed to be contacted")
-    if channel is MessageKind.sms:
-        if "sms" not in contact.channels:
-            raise InvalidInput("channel", "this contact takes no SMS")
-        if contact.sms_opted_out:
-            raise Conflict("this contact opted out of SMS")
-        if contact.phone_line_type == "landline":
-            raise InvalidInput("channel", "a landline gets a call, not an SMS")
-    elif "voice" not in contact.channels:
-        raise InvalidInput("channel", "this contact takes no calls")
-    message = OutboxMessage(
-        idempotency_key=key,
-        incident_id=incident.id,
-        step_index=MANUAL_STEP,
-        contact_id=contact.id,
+    why = reach.refusal(contact, channel)
+    if why is not None:
+        field, words = REFUSALS[why]
+        raise InvalidInput(field, words) if field else Conflict(words)
+    message = outbox.enqueue(
+        session,
         kind=channel,
-        to_phone=contact.phone,
+        to=contact.phone,
         language=contact.language,
         template=template,
-        params={
-            "incident_id": str(incident.id),
-            "reference": incident.reference,
-            "site_id": str(incident.site_id),
-        },
-        next_attempt_at=now,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(message)
-    session.flush()
-    timeline.record(
-        session,
-        incident,
-        "queued",
-        actor=actor,
-        channel=channel.value,
-        step=MANUAL_STEP,
+        key=key,
+        incident=incident,
+        step_index=MANUAL_STEP,
         contact_id=contact.id,
-        message_id=message.id,
-        manual=True,
+        actor=actor,
+        event_detail={"manual": True},
+        now=now,
     )
+    assert message is not None
     resident = session.get(Resident, incident.resident_id)
     assert resident is not None
     audit_resident(

@@ -17,9 +17,10 @@ from typing import Any
 from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
-from welfare import hooks
+from welfare import hooks, outbox
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, Role, require, require_site, visible_site_ids
+from welfare.channels import ChannelKind
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
 from welfare.db import insert_unless_conflict, on_commit, utcnow
@@ -47,7 +48,9 @@ from welfare.incidents.models import (
     NoteVisibility,
     Resolution,
 )
-from welfare.outbox.models import ALL_CLEAR, REACHED, MessageKind, OutboxMessage, OutboxStatus
+from welfare.outbox import queue as outbox_queue
+from welfare.outbox import reach
+from welfare.outbox.models import ALL_CLEAR, REACHED, OutboxMessage, OutboxStatus
 from welfare.pagination import paginate
 from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
@@ -55,7 +58,6 @@ from welfare.sites.models import Site
 from welfare.tags.service import find_live_tag
 from welfare.times import zone
 from welfare.users.models import User, UserSite
-from welfare.wakeup import outbox_queued
 
 REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read over the phone
 
@@ -340,7 +342,7 @@ def alert_guards_on_duty(session: Session, incident: Incident, now: dt.datetime)
             session,
             incident,
             None,
-            MessageKind.sms,
+            ChannelKind.sms,
             to=guard.phone,
             language=guard.language,
             template="missing_alert",
@@ -485,7 +487,7 @@ def record_missed_call(
         session,
         incident,
         "call_missed",
-        channel="call",
+        channel=ChannelKind.voice.value,
         step=message.step_index,
         contact_id=message.contact_id,
         message_id=message.id,
@@ -503,14 +505,6 @@ def missed_call_recorded(session: Session, incident: Incident, message_id: uuid.
         event.type == "call_missed" and event.detail.get("message_id") == str(message_id)
         for event in timeline.events_of(session, incident.id)
     )
-
-
-def _in_quiet_hours(contact: Contact, site: Site, now: dt.datetime) -> bool:
-    start, end = contact.quiet_hours_start, contact.quiet_hours_end
-    if start is None or end is None:
-        return False
-    local = now.astimezone(zone(site.timezone)).time()
-    return start <= local < end if start < end else (local >= start or local < end)
 
 
 def _start_step(
@@ -536,9 +530,9 @@ def _start_step(
         if contact is None:
             skipped.append("contact removed")
         elif not contact.consent_to_contact:
-            skipped.append("no consent to be contacted")
-        elif not step.urgent and _in_quiet_hours(contact, site, now):
-            skipped.append("quiet hours")
+            skipped.append(reach.NO_CONSENT)
+        elif not step.urgent and reach.in_quiet_hours(contact, now, site.timezone):
+            skipped.append(reach.QUIET_HOURS)
         else:
             queued, reasons = _queue_for_contact(session, incident, step, contact, now)
             skipped += reasons
@@ -556,89 +550,41 @@ def _queue(
     session: Session,
     incident: Incident,
     step_index: int | None,
-    kind: MessageKind,
+    kind: ChannelKind,
     *,
     to: str,
     language: str,
     template: str,
     contact_id: uuid.UUID | None = None,
     user_id: uuid.UUID | None = None,
+    params: dict[str, Any] | None = None,
     now: dt.datetime,
 ) -> OutboxMessage:
-    """One outbox row and its "queued" event. `step_index` is the escalation step that caused it,
-    or None for messages outside the escalation (missing alerts to guards, "coming" notices);
-    those are keyed by their template instead, so each is still queued at most once."""
-    message = _new_message(
-        incident,
-        step_index,
-        kind,
+    """One incident row through `outbox.enqueue`. `step_index` is the escalation step that
+    caused it, or None for messages outside the escalation (missing alerts to guards, "coming"
+    notices); those are keyed by their template instead, so each is still queued at most once.
+    Called under the incident's lock, so the key is new."""
+    message = outbox.enqueue(
+        session,
+        kind=kind,
         to=to,
         language=language,
         template=template,
+        key=outbox_queue.incident_key(
+            incident,
+            kind,
+            cause=template if step_index is None else step_index,
+            recipient=contact_id or user_id,
+        ),
+        params=params,
+        incident=incident,
+        step_index=step_index,
         contact_id=contact_id,
         user_id=user_id,
         now=now,
     )
-    session.add(message)
-    outbox_queued(session)
-    timeline.record(
-        session,
-        incident,
-        "queued",
-        channel=kind.value,
-        step=step_index,
-        contact_id=contact_id,
-        user_id=user_id,
-        message_id=message.id,
-    )
+    assert message is not None  # without `once`, enqueue always adds the row
     return message
-
-
-def _new_message(
-    incident: Incident,
-    step_index: int | None,
-    kind: MessageKind,
-    *,
-    to: str,
-    language: str,
-    template: str,
-    contact_id: uuid.UUID | None = None,
-    user_id: uuid.UUID | None = None,
-    now: dt.datetime,
-) -> OutboxMessage:
-    """The row `_queue` adds, not yet added. Its idempotency key (unique in the database) names
-    the step, or for messages outside the escalation the template: one per person and kind."""
-    who = contact_id or user_id
-    cause = template if step_index is None else step_index
-    return OutboxMessage(
-        idempotency_key=f"{incident.id}:{cause}:{who}:{kind.value}",
-        incident_id=incident.id,
-        step_index=step_index,
-        contact_id=contact_id,
-        user_id=user_id,
-        kind=kind,
-        to_phone=to,
-        language=language,
-        template=template,
-        params={
-            "incident_id": str(incident.id),
-            "reference": incident.reference,
-            "site_id": str(incident.site_id),
-        },
-        next_attempt_at=now,
-        created_at=now,
-        updated_at=now,
-    )
-
-
-def sms_refusal(contact: Contact) -> str | None:
-    """Why this contact's number may not be texted (every SMS to a contact keeps this rule, the
-    escalation's), or None when it may."""
-    if contact.sms_opted_out:
-        return "SMS opted out"
-    if contact.phone_line_type == "landline":
-        return "landline: call only"
-    return None
 
 
 def _queue_for_contact(
@@ -646,15 +592,15 @@ def _queue_for_contact(
 ) -> tuple[int, list[str]]:
     reasons: list[str] = []
     template = f"{incident.kind.value}_alert"
-    kinds: list[MessageKind] = []
-    if "sms" in step.channels and "sms" in contact.channels:
-        refusal = sms_refusal(contact)
-        if refusal is not None:
-            reasons.append(refusal)
+    kinds: list[ChannelKind] = []
+    for kind in (ChannelKind.sms, ChannelKind.voice):
+        if kind.value not in step.channels or kind.value not in contact.channels:
+            continue
+        why = reach.refusal(contact, kind)
+        if why is None:
+            kinds.append(kind)
         else:
-            kinds.append(MessageKind.sms)
-    if "voice" in step.channels and "voice" in contact.channels:
-        kinds.append(MessageKind.call)
+            reasons.append(why)
     for kind in kinds:
         _queue(
             session,
@@ -677,7 +623,7 @@ def _queue_for_duty_manager(
     on_duty = [m for m in managers if m.on_duty_since is not None] or list(managers)
     for manager in on_duty:
         assert manager.phone is not None
-        for kind in (MessageKind.sms, MessageKind.call):
+        for kind in (ChannelKind.sms, ChannelKind.voice):
             _queue(
                 session,
                 incident,
@@ -748,24 +694,20 @@ def _queue_coming_notices(
     coming = session.get(Contact, confirmer) if confirmer else None
     for contact_id in sorted(set(reached) - {confirmer}, key=str):
         contact = session.get(Contact, contact_id)
-        if contact is None or sms_refusal(contact) is not None:
+        if contact is None or not reach.can_receive(contact, ChannelKind.sms):
             continue
-        message = _queue(
+        _queue(
             session,
             incident,
             None,
-            MessageKind.sms,
+            ChannelKind.sms,
             to=contact.phone,
             language=contact.language,
             template="coming_notice",
             contact_id=contact.id,
+            params={"relationship": coming.relationship if coming else "staff"},
             now=now,
         )
-        message.params = {
-            **message.params,
-            "relationship": coming.relationship if coming else "staff",
-        }
-        session.add(message)
 
 
 def reached_contacts(session: Session, incident: Incident) -> list[uuid.UUID]:
@@ -800,34 +742,25 @@ def _queue_all_clears(session: Session, incident: Incident, now: dt.datetime) ->
     queued = 0
     for contact_id in reached_contacts(session, incident):
         contact = session.get(Contact, contact_id)
-        if contact is None or not contact.consent_to_contact or "sms" not in contact.channels:
+        if contact is None or not reach.can_receive(contact, ChannelKind.sms):
             continue
-        if sms_refusal(contact) is not None:
-            continue
-        message = _new_message(
-            incident,
-            None,
-            MessageKind.sms,
+        message = outbox.enqueue(
+            session,
+            kind=ChannelKind.sms,
             to=contact.phone,
             language=contact.language,
             template=ALL_CLEAR,
+            key=outbox_queue.incident_key(
+                incident, ChannelKind.sms, cause=ALL_CLEAR, recipient=contact.id
+            ),
+            params={"wording": wording, "at": at.isoformat()},
+            incident=incident,
             contact_id=contact.id,
+            event="all_clear_queued",
+            once=True,  # a second all-clear to anyone is refused by the database
             now=now,
         )
-        message.params = {**message.params, "wording": wording, "at": at.isoformat()}
-        if not insert_unless_conflict(session, message):
-            continue
-        queued += 1
-        timeline.record(
-            session,
-            incident,
-            "all_clear_queued",
-            channel=MessageKind.sms.value,
-            contact_id=contact.id,
-            message_id=message.id,
-        )
-    if queued:
-        outbox_queued(session)
+        queued += message is not None
     return queued
 
 

@@ -8,12 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Enum, Index
 from sqlmodel import Column, Field, SQLModel
 
+from welfare.channels import ChannelKind
 from welfare.db import UTCDateTime, utcnow
-
-
-class MessageKind(StrEnum):
-    sms = "sms"
-    call = "call"
 
 
 class OutboxStatus(StrEnum):
@@ -65,7 +61,7 @@ class OutboxMessage(SQLModel, table=True):
     step_index: int | None = None
     contact_id: uuid.UUID | None = Field(default=None, index=True)
     user_id: uuid.UUID | None = None
-    kind: MessageKind = Field(sa_type=Enum(MessageKind, native_enum=False, length=10))
+    kind: ChannelKind = Field(sa_type=Enum(ChannelKind, native_enum=False, length=10))
     to_phone: str | None = Field(default=None, max_length=32)  # erased with the resident
     language: str = Field(default="en", max_length=35)
     # What to say, rendered by the dispatcher in `language` (welfare never renders provider

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, StringConstraints, field_validat
 from sqlalchemy import JSON, Column, Enum, Text
 from sqlmodel import Field, SQLModel
 
+from welfare.channels import ChannelKind
 from welfare.db import UTCDateTime, utcnow
 from welfare.languages import normalise_language, normalise_languages
 from welfare.sites.models import reject_nul_characters
@@ -215,11 +216,6 @@ class ResidentSummary(SQLModel):
     photo_url: str | None
 
 
-class ContactChannel(StrEnum):
-    sms = "sms"
-    voice = "voice"
-
-
 def _check_quiet_hours(start: dt.time | None, end: dt.time | None) -> None:
     if (start is None) != (end is None):
         raise ValueError(
@@ -239,8 +235,8 @@ class ContactBase(SQLModel):
     phone: str = Field(max_length=32)
     secondary_phone: str | None = Field(default=None, max_length=32)
     language: str = Field(default="en", max_length=35)
-    channels: list[ContactChannel] = Field(
-        default_factory=lambda: [ContactChannel.sms, ContactChannel.voice],
+    channels: list[ChannelKind] = Field(
+        default_factory=lambda: [ChannelKind.sms, ChannelKind.voice],
         sa_column=Column(JSON, nullable=False),
     )
     lives_in_household: bool = False
@@ -257,8 +253,8 @@ class ContactBase(SQLModel):
 
 class ContactCreate(ContactBase):
     priority: int | None = Field(default=None, ge=1, le=100)
-    channels: list[ContactChannel] = Field(
-        default_factory=lambda: [ContactChannel.sms, ContactChannel.voice],
+    channels: list[ChannelKind] = Field(
+        default_factory=lambda: [ChannelKind.sms, ChannelKind.voice],
         min_length=1,
         max_length=2,
     )
@@ -270,7 +266,7 @@ class ContactCreate(ContactBase):
 
     @field_validator("channels")
     @classmethod
-    def _dedupe_channels(cls, value: list[ContactChannel]) -> list[ContactChannel]:
+    def _dedupe_channels(cls, value: list[ChannelKind]) -> list[ChannelKind]:
         return list(dict.fromkeys(value))
 
     @model_validator(mode="after")
@@ -285,7 +281,7 @@ class ContactUpdate(SQLModel):
     phone: str | None = Field(default=None, max_length=32)
     secondary_phone: str | None = Field(default=None, max_length=32)
     language: str | None = Field(default=None, max_length=35)
-    channels: list[ContactChannel] | None = Field(default=None, min_length=1, max_length=2)
+    channels: list[ChannelKind] | None = Field(default=None, min_length=1, max_length=2)
     lives_in_household: bool | None = None
     can_collect: bool | None = None
     quiet_hours_start: dt.time | None = None
@@ -300,7 +296,7 @@ class ContactUpdate(SQLModel):
 
     @field_validator("channels")
     @classmethod
-    def _dedupe_channels(cls, value: list[ContactChannel] | None) -> list[ContactChannel] | None:
+    def _dedupe_channels(cls, value: list[ChannelKind] | None) -> list[ChannelKind] | None:
         return None if value is None else list(dict.fromkeys(value))
 
     @model_validator(mode="before")

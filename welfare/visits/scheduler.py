@@ -25,13 +25,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
+from welfare import outbox
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Role
+from welfare.channels import ChannelKind
 from welfare.consent.models import Consent, ConsentScope
 from welfare.db import session_scope, utcnow
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident
-from welfare.outbox.models import MessageKind, OutboxMessage
 from welfare.residents.models import Resident
 from welfare.sites.models import Site
 from welfare.visits import service as visits
@@ -320,27 +321,17 @@ def run_checkin_calls(session: Session, now: dt.datetime) -> int:
 def _queue_call(
     session: Session, visit: Visit, resident: Resident, attempt: int, now: dt.datetime
 ) -> None:
-    key = f"visit:{visit.id}:call:{attempt}"
-    if session.exec(select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key)).first():
-        return
-    session.add(
-        OutboxMessage(
-            idempotency_key=key,
-            kind=MessageKind.call,
-            to_phone=resident.phone,
-            language=(resident.languages or ["en"])[0],
-            template="checkin_call",
-            params={
-                "visit_id": str(visit.id),
-                "site_id": str(visit.site_id),
-                "attempt": str(attempt),
-            },
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
+    outbox.enqueue(
+        session,
+        kind=ChannelKind.voice,
+        to=resident.phone,
+        language=(resident.languages or ["en"])[0],
+        template="checkin_call",
+        key=f"visit:{visit.id}:call:{attempt}",
+        params={"visit_id": visit.id, "site_id": visit.site_id, "attempt": str(attempt)},
+        once=True,
+        now=now,
     )
-    session.flush()
 
 
 # --- consent reviews ----------------------------------------------------------------------------

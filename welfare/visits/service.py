@@ -17,8 +17,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from welfare import outbox
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, Role, require, require_site, visible_site_ids
+from welfare.channels import ChannelKind
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
 from welfare.db import utcnow
@@ -26,7 +28,7 @@ from welfare.errors import ConfirmationRequired, Conflict, InvalidInput, NotFoun
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import Condition, IncidentCreate, IncidentKind
-from welfare.outbox.models import MessageKind, OutboxMessage, OutboxStatus
+from welfare.outbox.models import OutboxMessage, OutboxStatus
 from welfare.pagination import paginate
 from welfare.residents.models import Resident
 from welfare.residents.service import audit_resident
@@ -95,26 +97,21 @@ def queue_notice(
     params: dict[str, Any],
     now: dt.datetime,
 ) -> bool:
-    """An SMS to a user, once per `key` (a rerun finds the row and queues nothing)."""
+    """An SMS to a user, once per `key` (a rerun, or a racing tick, queues nothing)."""
     assert user.phone is not None
-    if session.exec(select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key)).first():
-        return False
-    session.add(
-        OutboxMessage(
-            idempotency_key=key,
-            user_id=user.id,
-            kind=MessageKind.sms,
-            to_phone=user.phone,
-            language=user.language,
-            template=template,
-            params={k: str(v) for k, v in params.items()},
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
+    queued = outbox.enqueue(
+        session,
+        kind=ChannelKind.sms,
+        to=user.phone,
+        language=user.language,
+        template=template,
+        key=key,
+        params={name: str(value) for name, value in params.items()},
+        user_id=user.id,
+        once=True,
+        now=now,
     )
-    session.flush()
-    return True
+    return queued is not None
 
 
 def visit_params(visit: Visit) -> dict[str, Any]:

@@ -1,0 +1,14 @@
+"""The channel vocabulary: one word per way of reaching someone, the same in contacts' channels,
+escalation policies' steps, outbox rows, timeline events and the JSON API.
+
+`notifications/` registers one sender per kind; a contact lists the kinds they take.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ChannelKind(StrEnum):
+    sms = "sms"
+    voice = "voice"  # a phone call: a script spoken, keys to press
