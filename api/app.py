@@ -47,7 +47,7 @@ from api.routes import (
     webhooks,
 )
 from notifications.runtime import dispatcher
-from notifications.twilio_channel import TwilioChannel
+from notifications.twilio.client import TwilioChannel
 from welfare.db import WalCheckpointer, head_revision, make_engine, make_sessionmaker
 from welfare.settings import Settings, get_settings
 from welfare.wakeup import PgListener

@@ -13,6 +13,9 @@ measures, per incident:
 - report: the `POST /api/v1/incidents` request, as the guard's phone sees it;
 - report -> SMS / call: from the report request's start to the first SMS and the first call of
   the incident reaching the provider (the brief: "within a second");
+- missed call -> next call (a second table): each first contact's phone goes to voicemail
+  (Twilio's signed answering-machine callback); the time until the next contact's call reaches
+  the provider, with no interval waited out (policy `advance_on_miss`);
 - confirm -> guard: each incident's guard holds its live stream (`GET .../events`); the family
   replies "1" by SMS (a signed Twilio webhook) and the time until the guard's stream shows
   "confirmed" is measured; every provider request for the incident after the confirmation was
@@ -46,6 +49,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import text, update
@@ -96,6 +100,22 @@ class TimedTwilio(FakeTwilioServer):
                 self.arrived.notify_all()
         return super()._answer(method, url, form, *args, **kwargs)
 
+    def first_call_at(self, phone: str, timeout: float) -> float:
+        """When the first call to `phone` reached the provider (waiting up to `timeout`)."""
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while True:
+                calls = [t for t, k in self.arrivals.get(phone, []) if k == "call"]
+                if calls:
+                    return calls[0]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RuntimeError("the next contact's call never reached the provider")
+                self.arrived.wait(left)
+
+    def call_sid_to(self, phone: str) -> str:
+        return next(sid for sid, call in list(self.calls.items()) if call["to"] == phone)
+
     def wait_for(self, phones: list[str], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         with self.arrived:
@@ -137,9 +157,10 @@ def database(kind: str, postgres_url: str | None) -> Iterator[str]:
 class World:
     residents: list[tuple[uuid.UUID, str]]  # (resident id, contact phone)
     tokens: list[str]  # one guard per concurrent reporter
+    second: dict[uuid.UUID, str] = field(default_factory=dict)  # resident -> next contact's phone
 
 
-def seed(url: str, residents: int, guards: int) -> World:
+def seed(url: str, residents: int, guards: int, *, second_contact: bool = False) -> World:
     upgrade_database(url)
     engine = make_engine(url)
     factory = make_sessionmaker(engine)
@@ -156,6 +177,22 @@ def seed(url: str, residents: int, guards: int) -> World:
                 Contact, col(Contact.resident_id) == Resident.id
             )
         ).all()
+        second: dict[uuid.UUID, str] = {}
+        if second_contact:  # a daughter after each son, for the missed-call figure
+            for n, (resident_id, _) in enumerate(pairs):
+                phone = f"+8526{n:07d}"
+                session.add(
+                    Contact(
+                        resident_id=resident_id,
+                        name="Daughter",
+                        relationship="daughter",
+                        phone=phone,
+                        language="en",
+                        priority=2,
+                        consent_to_contact=True,
+                    )
+                )
+                second[resident_id] = phone
         tokens = []
         for _ in range(guards):
             guard = users.create_user(
@@ -179,7 +216,7 @@ def seed(url: str, residents: int, guards: int) -> World:
             )
             tokens.append(token)
     engine.dispose()
-    return World(residents=[(r, p) for r, p in pairs], tokens=tokens)
+    return World(residents=[(r, p) for r, p in pairs], tokens=tokens, second=second)
 
 
 # --- processes -----------------------------------------------------------------------------------
@@ -407,6 +444,43 @@ def run(url: str, n: int, samples: int, latency: float) -> Figures:
     return figures
 
 
+def run_missed(url: str, n: int, samples: int, latency: float) -> list[float]:
+    """N incidents at once; each first contact's phone goes to voicemail (Twilio's signed AMD
+    callback, `machine_end_beep`); the time from that callback's start to the next contact's
+    call reaching the provider (advance-on-miss: no interval waited out)."""
+    rounds = max(1, -(-samples // n))
+    world = seed(url, n * rounds, n, second_contact=True)
+    times: list[float] = []
+    with TimedTwilio(latency) as fake, server(url, fake, free_port()) as base:
+        clients = [httpx.Client(base_url=base, timeout=30) for _ in range(n)]
+        for r in range(rounds):
+            batch = world.residents[r * n : (r + 1) * n]
+
+            def report(i: int, batch: list[tuple[uuid.UUID, str]] = batch) -> None:
+                body = {"resident_id": str(batch[i][0]), "client_request_id": uuid.uuid4().hex}
+                headers = {"Authorization": f"Bearer {world.tokens[i]}"}
+                clients[i].post("/api/v1/incidents", json=body, headers=headers).raise_for_status()
+
+            _together(n, report)
+            if not fake.wait_for([phone for _, phone in batch], timeout=60):
+                raise RuntimeError("not every first SMS and call reached the provider in 60 s")
+
+            def voicemail(i: int, batch: list[tuple[uuid.UUID, str]] = batch) -> float:
+                resident_id, phone = batch[i]
+                callback, form = fake.amd_callback_form(fake.call_sid_to(phone), "machine_end_beep")
+                assert callback is not None
+                parts = urlsplit(callback)
+                path = f"{parts.path}?{parts.query}"
+                started = time.perf_counter()
+                clients[i].post(path, data=form, headers=_sign(base, path, form)).raise_for_status()
+                return fake.first_call_at(world.second[resident_id], timeout=60) - started
+
+            times += _together(n, voicemail)
+        for client in clients:
+            client.close()
+    return times
+
+
 def run_baseline(url: str, n: int, samples: int) -> list[float]:
     rounds = max(1, -(-samples // n))
     times: list[float] = []
@@ -476,6 +550,19 @@ def main() -> None:
                 f"{ms(figures.to_sms)} | {ms(figures.to_call)} | {ms(figures.confirm_seen)} | "
                 f"{ms(baseline)} {ratio:6.2f} | {figures.after_confirm:>4}  "
                 f"{'ok' if ok else 'MISSED'}{refused}",
+                flush=True,
+            )
+    print()
+    print("missed call (voicemail) -> the next contact's call reaches the provider, ms p50 p99")
+    for kind in kinds:
+        for n in counts:
+            with database(kind, args.postgres_url) as url:
+                missed = run_missed(url, n, args.samples, args.latency)
+            ok = pct(missed, 99) < BAR_SECONDS
+            failed |= not ok
+            print(
+                f"{kind:<10} {n:>4} {len(missed):>7} | {ms(missed)} | "
+                f"{'ok' if ok else 'MISSED'} (bar < {BAR_SECONDS:g} s)",
                 flush=True,
             )
     sys.exit(1 if failed else 0)

@@ -1,19 +1,29 @@
-"""The channel protocol: what the dispatcher needs from a provider, and nothing Twilio-specific.
+"""What the dispatcher hands a provider, and nothing provider-specific.
 
-Implementations: `TwilioChannel` (notifications/twilio_channel.py), `ConsoleChannel`
-(notifications/console_channel.py); tests add fakes. A channel only talks to the provider: it
-never touches the database. The dispatcher records what it answers.
+The dispatcher renders each outbox row into a neutral `Outgoing`: an SMS's `Text`, or a call's
+`CallScript` (what to say, which keys mean what). A `Sender` takes it to its provider; the
+`ChannelRegistry` says which sender carries each kind of channel (`welfare.channels.ChannelKind`).
+
+Senders: `TwilioSender` (notifications/twilio/sender.py) and `ConsoleChannel`
+(notifications/console_channel.py); tests add fakes at the provider's HTTP boundary. A sender
+only talks to its provider: it never touches the database. The dispatcher records what it
+answers. Adding a channel or a provider: docs/channels.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from notifications.messages import CallPurpose
+from welfare.channels import ChannelKind
 
 
 @dataclass(frozen=True)
 class Accepted:
-    """The provider took the message or call; `provider_id` is its SID."""
+    """The provider took the message or call; `provider_id` is its id for it (a Twilio SID)."""
 
     provider_id: str
     status: str  # the provider's word: queued, accepted, initiated...
@@ -42,39 +52,86 @@ class ChannelError(Exception):
         self.retry_after = retry_after
 
 
-class Channel(Protocol):
-    """`language` is the contact's language tag, which the text was rendered in; a provider
-    needs nothing from it (the text and the TwiML carry it), the console channel shows it."""
+@dataclass(frozen=True)
+class Text:
+    """A written message: an SMS body, or a WhatsApp message's text. `fields` are the named
+    values the text was made from (site, reference, link...): a provider that sends approved
+    templates instead of free text (WhatsApp, mainland China's SMS) sends those."""
+
+    body: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def rendered(cls, render: Callable[..., str], *args: Any, **fields: str) -> Text:
+        """The text `render(*args, **fields)` makes, with its fields kept."""
+        return cls(render(*args, **fields), dict(fields))
+
+
+# What each key of a call does, in words (the console channel shows them). The prompt of the
+# script says what 1 means for the call's purpose: coming, will check, is well.
+CALL_KEYS: Mapping[str, str] = {"1": "confirms", "2": "connects to the site office"}
+
+
+@dataclass(frozen=True)
+class CallScript:
+    """A call: `text` is said, then the prompt for `purpose` ("press 1 if you are coming...");
+    `keys` says what each key does. Without an answer it is said once more, then goodbye.
+    `detect_machine`: an answering machine gets a short voicemail instead, and the call counts
+    as missed (incident calls; a resident's check-in call has no voicemail to leave)."""
+
+    text: str
+    purpose: CallPurpose = "found"
+    keys: Mapping[str, str] = field(default_factory=lambda: dict(CALL_KEYS))
+    detect_machine: bool = False
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One outbox row, rendered, on its way to a sender. `message_id` lets the provider's news
+    about it (delivery, keys, who answered) find the row again."""
+
+    message_id: uuid.UUID
+    kind: ChannelKind
+    to: str
+    language: str | None
+    idempotency_key: str
+    content: Text | CallScript
+    template: str = ""  # what the row is (found_alert, all_clear...), for template providers
+
+
+class Sender(Protocol):
+    """A provider's way of carrying messages of some kinds."""
 
     name: str
 
-    def send_sms(
-        self,
-        *,
-        to: str,
-        body: str,
-        status_callback: str | None,
-        idempotency_key: str,
-        language: str | None = None,
-    ) -> Accepted: ...
+    def send(self, outgoing: Outgoing) -> Accepted:
+        """Hand `outgoing` over; raise `ChannelError` when the provider refuses it."""
+        ...
 
-    def place_call(
-        self,
-        *,
-        to: str,
-        twiml: str,
-        status_callback: str | None,
-        idempotency_key: str,
-        language: str | None = None,
-        machine_callback: str | None = None,
-    ) -> Accepted:
-        """`machine_callback`: where the provider reports who answered (a person or an
-        answering machine), when it can tell; a channel that cannot ignores it."""
+    def rate_key(self, kind: ChannelKind) -> str:
+        """Whom the provider counts this send against (the dispatcher's rate limit per sender)."""
         ...
 
 
-class CallControl(Protocol):
-    """Changing a call while it is live: after an answering machine picked up, the call plays
-    a short voicemail instead of the keypress script (notifications/webhooks.py)."""
+class ChannelRegistry:
+    """Which sender carries each channel kind. A kind without a sender cannot be sent: its rows
+    fail in words ("no sender for whatsapp"), they are never lost silently."""
 
-    def update_call(self, *, provider_id: str, twiml: str) -> None: ...
+    def __init__(self, senders: Mapping[ChannelKind, Sender] | None = None) -> None:
+        self._senders: dict[ChannelKind, Sender] = dict(senders or {})
+
+    @classmethod
+    def every_kind(
+        cls, sender: Sender, kinds: tuple[ChannelKind, ...] | None = None
+    ) -> ChannelRegistry:
+        """One sender for every kind it carries (Twilio and the console carry SMS and calls)."""
+        return cls({kind: sender for kind in kinds or (ChannelKind.sms, ChannelKind.voice)})
+
+    def register(self, kind: ChannelKind, sender: Sender) -> None:
+        self._senders[kind] = sender
+
+    def sender(self, kind: ChannelKind) -> Sender | None:
+        return self._senders.get(kind)
+
+    def kinds(self) -> list[ChannelKind]:
+        return list(self._senders)

@@ -5,16 +5,16 @@
 and answered with a Twilio-shaped SID. With `echo` (the demo passes `print_to_terminal`) each
 send is also shown as the family would get it: the masked number, the language, the SMS text and
 the answer link it carries, or the call's spoken script and the keys it offers (`describe_sms`,
-`describe_call`). The texts
-carry no name or health data (notifications/messages.py), and the number stays masked there too.
-With `on_status` it also simulates the status callbacks Twilio would send, on a timer so the
-demo's timeline moves:
+`describe_call`). The texts carry no name or health data (notifications/messages.py), and the
+number stays masked there too. With `on_status` it also simulates a provider's status news, in
+Twilio's status words (so the demo's timeline moves through the same recording path as
+Twilio's webhooks, notifications/twilio/webhooks.py `apply_console_status`), on a timer:
 
 - SMS: "sent", then "delivered";
 - call: "ringing", then "no-answer" (nobody answers a console call, so it never confirms; the
   escalation moves on exactly as it would with a family that does not pick up).
 
-The news always arrives from another thread, never from inside `send_sms`/`place_call`, even
+The news always arrives from another thread, never from inside `send`, even
 with zero delays: Twilio's callbacks can also arrive before the dispatcher has stored the SID,
 and the receiving side must cope with that.
 """
@@ -28,7 +28,7 @@ import re
 import secrets
 import sys
 import threading
-import xml.etree.ElementTree as ET
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -36,12 +36,12 @@ from typing import Any, Literal, Protocol
 import phonenumbers
 
 from notifications import messages
-from notifications.channels import Accepted
-from notifications.twiml import GATHER_KEYS
+from notifications.channels import Accepted, CallScript, Outgoing, Text
+from welfare.channels import ChannelKind
 
 logger = logging.getLogger(__name__)
 
-Kind = Literal["sms", "call"]
+Kind = Literal["sms", "voice"]
 # provider_id, kind, status, extra
 StatusCallback = Callable[[str, Kind, str, dict[str, Any]], None]
 
@@ -94,31 +94,21 @@ def describe_sms(*, to: str, body: str, language: str | None) -> str:
     return "\n".join(lines)
 
 
-def describe_call(*, to: str, twiml_text: str, language: str | None) -> str:
+def describe_call(*, to: str, script: CallScript, language: str | None) -> str:
     """A call as the family would hear it, for the terminal: masked number, language, what is
-    said before the keypress, the keys on offer, and what happens without one. Read from the
-    call's TwiML (notifications/twiml.py), so it shows what Twilio would say."""
-    try:
-        root: ET.Element | None = ET.fromstring(twiml_text)
-    except ET.ParseError:
-        root = None
-    says = [] if root is None else list(root.iter("Say"))
-    voice = next((say.get("language") for say in says if say.get("language")), None)
+    said before the keypress, the keys on offer, and what happens without one."""
     words = [f"language {_language_words(language)}"] if language else []
-    words += [f"voice {voice}"] if voice else []
-    lines = [f"---- call to {', '.join([mask_phone(to, gap=' '), *words])} ----"]
-    gathers = [] if root is None else root.findall("Gather")
-    if not gathers:
-        spoken = [(say.text or "").strip() for say in says]
-        return "\n".join(lines + ([f"  says: {text}" for text in spoken] or ["  (no speech)"]))
-    first, *rest = [(say.text or "").strip() for say in gathers[0].iter("Say")] or [""]
-    lines.append(f"  says: {first}")
-    lines += [f"        {text}" for text in rest]
-    keys = ", ".join(f"{key} = {meaning}" for key, meaning in GATHER_KEYS.items())
-    lines.append(f"  keys: {keys}")
-    repeat = "said once more" if len(gathers) > 1 else "nothing more"
-    goodbye = [(say.text or "").strip() for say in root.findall("Say")] if root is not None else []
-    lines.append(f"  no key: {repeat}, then: {goodbye[-1]}" if goodbye else f"  no key: {repeat}")
+    head = ", ".join([mask_phone(to, gap=" "), *words, f"voice {messages.say_language(language)}"])
+    keys = ", ".join(f"{key} = {meaning}" for key, meaning in script.keys.items())
+    lines = [
+        f"---- call to {head} ----",
+        f"  says: {script.text}",
+        f"        {messages.call_prompt(language, script.purpose)}",
+        f"  keys: {keys}",
+        f"  no key: said once more, then: {messages.call_goodbye(language)}",
+    ]
+    if script.detect_machine:
+        lines.append("  answering machine: a short voicemail, and the next contact is called")
     return "\n".join(lines)
 
 
@@ -142,9 +132,9 @@ class ConsoleItem:
     kind: Kind
     provider_id: str
     to: str
-    content: str  # the SMS body or the call's TwiML
-    status_callback: str | None
+    content: str  # the SMS body or the call's spoken text
     idempotency_key: str
+    message_id: uuid.UUID | None = None
     at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
@@ -193,41 +183,62 @@ class ConsoleChannel:
         for handle in pending:
             handle.cancel()
 
+    def send(self, outgoing: Outgoing) -> Accepted:
+        content = outgoing.content
+        if isinstance(content, Text):
+            return self.send_sms(
+                to=outgoing.to,
+                body=content.body,
+                idempotency_key=outgoing.idempotency_key,
+                language=outgoing.language,
+                message_id=outgoing.message_id,
+            )
+        assert isinstance(content, CallScript)
+        return self.call(
+            to=outgoing.to,
+            script=content,
+            idempotency_key=outgoing.idempotency_key,
+            language=outgoing.language,
+            message_id=outgoing.message_id,
+        )
+
+    def rate_key(self, kind: ChannelKind) -> str:
+        return f"{kind.value}:{self.name}"
+
     def send_sms(
         self,
         *,
         to: str,
         body: str,
-        status_callback: str | None,
         idempotency_key: str,
         language: str | None = None,
+        message_id: uuid.UUID | None = None,
     ) -> Accepted:
         sid = fake_sid("SM")
-        self._record(ConsoleItem("sms", sid, to, body, status_callback, idempotency_key))
+        self._record(ConsoleItem("sms", sid, to, body, idempotency_key, message_id))
         logger.info("console sms %s to %s (%d characters)", sid, mask_phone(to), len(body))
         logger.debug("console sms %s text: %s", sid, body)
         self._show(lambda: describe_sms(to=to, body=body, language=language))
         self._simulate(sid, "sms", [("sent", {}), ("delivered", {})], self._sms_delays)
         return Accepted(provider_id=sid, status="queued")
 
-    def place_call(
+    def call(
         self,
         *,
         to: str,
-        twiml: str,
-        status_callback: str | None,
+        script: CallScript,
         idempotency_key: str,
         language: str | None = None,
-        machine_callback: str | None = None,
+        message_id: uuid.UUID | None = None,
     ) -> Accepted:
         # No answering machine here: the simulated call rings out unanswered.
         sid = fake_sid("CA")
-        self._record(ConsoleItem("call", sid, to, twiml, status_callback, idempotency_key))
+        self._record(ConsoleItem("voice", sid, to, script.text, idempotency_key, message_id))
         logger.info("console call %s to %s", sid, mask_phone(to))
-        logger.debug("console call %s twiml: %s", sid, twiml)
-        self._show(lambda: describe_call(to=to, twiml_text=twiml, language=language))
+        logger.debug("console call %s script: %s", sid, script.text)
+        self._show(lambda: describe_call(to=to, script=script, language=language))
         steps = [("ringing", {}), ("no-answer", {"duration": 0})]
-        self._simulate(sid, "call", steps, self._call_delays)
+        self._simulate(sid, "voice", steps, self._call_delays)
         return Accepted(provider_id=sid, status="queued")
 
     def _show(self, describe: Callable[[], str]) -> None:

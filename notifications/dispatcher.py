@@ -18,8 +18,16 @@ from functools import partial
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
-from notifications import messages, metrics, twiml
-from notifications.channels import Accepted, Channel, ChannelError
+from notifications import messages, metrics
+from notifications.channels import (
+    Accepted,
+    CallScript,
+    ChannelError,
+    ChannelRegistry,
+    Outgoing,
+    Sender,
+    Text,
+)
 from notifications.ratelimit import SenderRateLimit
 from welfare.channels import ChannelKind
 from welfare.db import session_scope, utcnow
@@ -40,10 +48,6 @@ LOOK_SECONDS = 1.0  # the longest a due row waits without a wake-up (retries, de
 
 class RenderError(Exception):
     """The row asks for a text that does not exist: a bug, not a provider problem."""
-
-
-def webhook_url(settings: Settings, path: str, message_id: uuid.UUID) -> str:
-    return f"{settings.public_base_url}/webhooks/twilio/{path}?message_id={message_id}"
 
 
 def guard_alert_url(settings: Settings, incident_id: uuid.UUID) -> str:
@@ -83,7 +87,10 @@ def _local_clock(value: str, site: Site) -> str:
     return dt.datetime.fromisoformat(value).astimezone(zone(site.timezone)).strftime("%H:%M")
 
 
-def render_unbound(session: Session, message: OutboxMessage, settings: Settings) -> str:
+Content = Text | CallScript
+
+
+def render_unbound(session: Session, message: OutboxMessage, settings: Settings) -> Content:
     """Rows not about an incident: check-in calls to residents, staff notices (visits and
     consent reviews). Their params hold ids and times only."""
     params = message.params
@@ -96,13 +103,12 @@ def render_unbound(session: Session, message: OutboxMessage, settings: Settings)
     lang = message.language
     call = message.kind is ChannelKind.voice
     if message.template == "checkin_call" and call:
-        text = messages.checkin_call_text(lang, site_name=site.name)
-        gather = webhook_url(settings, "gather", message.id)
-        return twiml.call_twiml(lang, text=text, gather_url=gather, purpose="checkin")
+        return CallScript(messages.checkin_call_text(lang, site_name=site.name), "checkin")
     base = settings.public_base_url.rstrip("/")
     if message.template == "consent_review" and not call:
         overdue = params.get("stage") == "overdue"
-        return messages.staff_notice_sms(
+        return Text.rendered(
+            messages.staff_notice_sms,
             lang,
             "consent_unverified" if overdue else "consent_review",
             site_name=site.name,
@@ -111,7 +117,8 @@ def render_unbound(session: Session, message: OutboxMessage, settings: Settings)
             link=f"{base}/api/v1/residents/{params['resident_id']}/consents",
         )
     if message.template in VISIT_NOTICES and not call:
-        return messages.staff_notice_sms(
+        return Text.rendered(
+            messages.staff_notice_sms,
             lang,
             message.template,  # type: ignore[arg-type]
             site_name=site.name,
@@ -127,8 +134,8 @@ VISIT_NOTICES = frozenset(
 )
 
 
-def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
-    """The SMS body or the call's TwiML for this row."""
+def render(session: Session, message: OutboxMessage, settings: Settings) -> Content:
+    """What this row says: an SMS's text or a call's script, in the row's language."""
     if message.incident_id is None:
         return render_unbound(session, message, settings)
     incident = session.get(Incident, message.incident_id) if message.incident_id else None
@@ -139,12 +146,12 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
     place = incident.location or site.name
     lang = message.language
     call = message.kind is ChannelKind.voice
-    gather = webhook_url(settings, "gather", message.id)
     if message.template == "found_alert":
         if call:
             text = messages.found_call_text(lang, site_name=site.name, location=place)
-            return twiml.call_twiml(lang, text=text, gather_url=gather)
-        return messages.found_sms(
+            return CallScript(text, "found", detect_machine=True)
+        return Text.rendered(
+            messages.found_sms,
             lang,
             site_name=site.name,
             location=place,
@@ -155,8 +162,9 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
     if message.template == "welfare_concern_alert":
         if call:
             text = messages.welfare_concern_call_text(lang, site_name=site.name)
-            return twiml.call_twiml(lang, text=text, gather_url=gather, purpose="concern")
-        return messages.welfare_concern_sms(
+            return CallScript(text, "concern", detect_machine=True)
+        return Text.rendered(
+            messages.welfare_concern_sms,
             lang,
             site_name=site.name,
             office_phone=office,
@@ -168,18 +176,20 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
             text = messages.manager_escalation_call_text(
                 lang, site_name=site.name, reference=incident.reference
             )
-            return twiml.call_twiml(lang, text=text, gather_url=gather)
-        return messages.manager_escalation_sms(
-            lang, site_name=site.name, reference=incident.reference
+            return CallScript(text, "found", detect_machine=True)
+        return Text.rendered(
+            messages.manager_escalation_sms, lang, site_name=site.name, reference=incident.reference
         )
     if message.template == "missing_alert" and not call:
         link = guard_alert_url(settings, incident.id)
-        return messages.missing_alert_sms(lang, site_name=site.name, link=link)
+        return Text.rendered(messages.missing_alert_sms, lang, site_name=site.name, link=link)
     if message.template == "coming_notice" and not call:
-        return messages.coming_notice_sms(lang, relationship=message.params.get("relationship"))
+        relationship = message.params.get("relationship")
+        return Text.rendered(messages.coming_notice_sms, lang, relationship=relationship)
     if message.template == ALL_CLEAR and not call:
         at = message.params.get("at")
-        return messages.all_clear_sms(
+        return Text.rendered(
+            messages.all_clear_sms,
             lang,
             "safe" if message.params.get("wording") == "safe" else "closed",
             site_name=site.name,
@@ -190,31 +200,27 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
     raise RenderError(f"no {message.kind.value} text for template {message.template!r}")
 
 
-def sender_key(settings: Settings, channel: Channel, kind: ChannelKind) -> str:
-    """Who the provider counts this send against: the messaging service for SMS when one is
-    set, else the from-number (calls always come from it); the channel's name otherwise."""
-    if kind is ChannelKind.sms and settings.twilio_messaging_service_sid:
-        sender = settings.twilio_messaging_service_sid
-    else:
-        sender = settings.twilio_from_number or channel.name
-    return f"{kind.value}:{sender}"
-
-
 class Dispatcher:
-    """Hands due rows to the channel, up to `concurrency` at once (1: one by one, in order),
-    within the sender's rate limit."""
+    """Hands due rows to the sender of their channel kind, up to `concurrency` at once (1: one
+    by one, in order), within each sender's rate limit. It knows no provider: it renders a
+    neutral `Text` or `CallScript` and the registry's sender does the rest."""
 
     def __init__(
         self,
         factory: sessionmaker[Session],
-        channel: Channel,
+        channels: ChannelRegistry | Sender,
         settings: Settings,
         *,
         concurrency: int = 1,
         rate_limit: SenderRateLimit | None = None,
     ) -> None:
         self.factory = factory
-        self.channel = channel
+        # One sender for every kind is the common case (Twilio, the console, a test's fake).
+        self.channels = (
+            channels
+            if isinstance(channels, ChannelRegistry)
+            else ChannelRegistry.every_kind(channels)
+        )
         self.settings = settings
         self.concurrency = concurrency
         self.rate_limit = rate_limit or SenderRateLimit(settings.outbox_max_per_second)
@@ -280,7 +286,7 @@ class Dispatcher:
         by the rate limit). Not for each send that comes back."""
         return outbox_ready.is_set() or self._more_due or time.monotonic() >= self._look_at
 
-    def _hand_over_in_slot(self, message: OutboxMessage, content: str) -> None:
+    def _hand_over_in_slot(self, message: OutboxMessage, content: Content) -> None:
         """A pool thread: the provider call only. The outcome waits for the worker to record
         it (a crash before then leaves the row 'sending', its attempt counted: the stale-claim
         rule resends it, or a stop records it as possibly sent)."""
@@ -329,7 +335,7 @@ class Dispatcher:
 
     def _gate(
         self, session: Session, claims: list[outbox.Claim], now: dt.datetime | None
-    ) -> tuple[list[tuple[OutboxMessage, str]], bool]:
+    ) -> tuple[list[tuple[OutboxMessage, Content]], bool]:
         """In the caller's transaction: the rows to send now, each with its text, and whether
         any row was put back to wait for the sender's rate limit. Rows no longer ours or
         wanted, or without a text, are settled without a send."""
@@ -339,7 +345,8 @@ class Dispatcher:
             if opened is None:
                 continue
             message, incident = opened
-            wait = self.rate_limit.acquire(sender_key(self.settings, self.channel, message.kind))
+            sender = self.channels.sender(message.kind)
+            wait = self.rate_limit.acquire(sender.rate_key(message.kind)) if sender else 0.0
             if wait > 0:
                 metrics.RATE_LIMITED.labels(channel=message.kind.value).inc()
                 start = now or utcnow()
@@ -372,7 +379,7 @@ class Dispatcher:
             timer.daemon = True
             timer.start()
 
-    def _call_provider(self, message: OutboxMessage, content: str) -> Accepted | ChannelError:
+    def _call_provider(self, message: OutboxMessage, content: Content) -> Accepted | ChannelError:
         try:
             return self._send(message, content)
         except ChannelError as error:
@@ -418,48 +425,23 @@ class Dispatcher:
                 now=now,
             )
 
-    def _send(self, message: OutboxMessage, content: str) -> Accepted:
+    def _send(self, message: OutboxMessage, content: Content) -> Accepted:
         if message.to_phone is None:
             # Erased since it was queued (the gate fails such rows; this is its backstop): a
             # permanent failure in words, never an exception that leaves the row 'sending' to
             # be taken up again every STALE_CLAIM, for ever.
             raise ChannelError(outbox.ERASED_NUMBER, permanent=True)
-        key = message.idempotency_key
-        if message.kind is ChannelKind.sms:
-            return self.channel.send_sms(
+        sender = self.channels.sender(message.kind)
+        if sender is None:
+            raise ChannelError(f"no sender for {message.kind.value}", permanent=True)
+        return sender.send(
+            Outgoing(
+                message_id=message.id,
+                kind=message.kind,
                 to=message.to_phone,
-                body=content,
-                idempotency_key=key,
-                status_callback=webhook_url(self.settings, "message-status", message.id),
                 language=message.language,
+                idempotency_key=message.idempotency_key,
+                content=content,
+                template=message.template,
             )
-        # An answering machine on an incident's call gets a voicemail and the escalation moves
-        # on (notifications/webhooks.py); a resident's check-in call has no voicemail to leave.
-        machine = message.incident_id is not None
-        return self.channel.place_call(
-            to=message.to_phone,
-            twiml=content,
-            idempotency_key=key,
-            status_callback=webhook_url(self.settings, "call-status", message.id),
-            language=message.language,
-            machine_callback=webhook_url(self.settings, "answered-by", message.id)
-            if machine
-            else None,
         )
-
-
-# Provider words -> timeline event types. A voicemail or an answered call without a key is
-# not a confirmation: only the Gather action and SMS replies confirm.
-STATUS_EVENTS = {
-    "sent": "sent_to_carrier",
-    "delivered": "delivered",
-    "undelivered": "undelivered",
-    "failed": "failed",
-    "ringing": "ringing",
-    "in-progress": "answered",
-    "answered": "answered",
-    "completed": "call_ended",
-    "busy": "busy",
-    "no-answer": "no_answer",
-    "canceled": "call_cancelled",
-}

@@ -1,6 +1,6 @@
 """Twilio callbacks under /webhooks/twilio/: form-encoded, signature-checked, no bearer token.
 
-Thin: check the signature, read the form, let notifications/webhooks.py act on it.
+Thin: check the signature, read the form, let notifications/twilio/webhooks.py act on it.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from api.deps import SessionDep, SettingsDep, TransactionRoute
-from notifications import webhooks
-from notifications.channels import CallControl
+from notifications.twilio import urls, webhooks
+from notifications.twilio.webhooks import CallControl
 from welfare.errors import UnsupportedMedia
 
-router = APIRouter(route_class=TransactionRoute, prefix=webhooks.PREFIX, tags=["twilio webhooks"])
+router = APIRouter(route_class=TransactionRoute, prefix=urls.PREFIX, tags=["twilio webhooks"])
 
 XML = "application/xml"
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"

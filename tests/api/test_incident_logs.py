@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 
 from api.app import create_app
 from notifications.dispatcher import Dispatcher
-from notifications.twilio_channel import TwilioChannel
+from notifications.twilio.client import TwilioChannel
 from tests.api.test_webhooks import TOKEN as AUTH_TOKEN
 from tests.api.test_webhooks import post
 from tests.conftest import PASSWORD

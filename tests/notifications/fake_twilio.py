@@ -27,6 +27,7 @@ import json
 import logging
 import re
 import secrets
+import sys
 import threading
 import time
 from collections import deque
@@ -549,6 +550,12 @@ class FakeTwilioServer(FakeTwilioState):
             # The dispatcher connects up to 32 at once; socketserver's default backlog of 5
             # refused some of them under load (Twilio's never does).
             request_queue_size = 128
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                # A client that goes away with a kept-alive connection open (a server process
+                # stopping) is not an error of the fake's; anything else still prints.
+                if not isinstance(sys.exc_info()[1], ConnectionResetError):
+                    super().handle_error(request, client_address)
 
         server = Server(("127.0.0.1", 0), Handler)
         server.daemon_threads = True

@@ -10,6 +10,7 @@ unless the policy says `advance_on_miss: false`.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,14 +26,20 @@ from sqlmodel import Session, col, select
 
 from api.app import create_app
 from notifications.dispatcher import Dispatcher
-from notifications.twilio_channel import TwilioChannel
+from notifications.twilio.client import TwilioChannel
 from tests.api.test_webhooks import BASE, TOKEN, post
 from tests.conftest import SYSTEM
 from tests.notifications.fake_twilio import FakeTwilio
 from welfare.channels import ChannelKind
 from welfare.incidents import policies, timeline
 from welfare.incidents import service as incidents
-from welfare.incidents.models import Incident, IncidentCreate, IncidentEvent, IncidentStatus
+from welfare.incidents.models import (
+    Incident,
+    IncidentCreate,
+    IncidentEvent,
+    IncidentStatus,
+    Resolution,
+)
 from welfare.incidents.policies import PolicyBody
 from welfare.outbox.models import OutboxMessage
 from welfare.residents.models import Contact, Resident
@@ -515,3 +522,70 @@ def test_the_sons_voicemail_gets_the_daughter_called_within_seconds_and_her_1_en
         )
     ).all()
     assert len(steps) == 2
+
+
+ANSWER_LINK = re.compile(r"/r/([A-Za-z0-9_-]{16})")
+
+
+def test_after_the_sons_voicemail_the_daughter_taps_coming_on_her_sms_and_all_get_the_all_clear(
+    line: Line, db: Session, wang: Resident
+) -> None:
+    """The issue's case with the link: son on voicemail -> daughter called and texted within
+    seconds -> she taps "I'm coming" on her SMS link -> nothing more but the coming notice ->
+    the guard hands over -> every contact sent anything gets the all-clear."""
+    incident = open_found(db, wang)
+    line.dispatcher.run_once()
+    son = call_row(db, incident.id, SON)
+    amd(line, son.provider_id or "", "machine_end_beep")
+    at_beep = time.monotonic()
+    line.dispatcher.run_once()
+    assert time.monotonic() - at_beep < 5
+    to_daughter = [r for r in line.fake.sent("Messages") if r.form["To"] == DAUGHTER]
+    assert DAUGHTER in {r.form["To"] for r in line.fake.sent("Calls")} and len(to_daughter) == 1
+
+    # Her SMS carries her link; she opens it and taps "I'm coming" (no sign-in, no key).
+    found = ANSWER_LINK.search(to_daughter[0].form["Body"])
+    assert found, to_daughter[0].form["Body"]
+    page = line.client.get(f"/r/{found.group(1)}")
+    assert page.status_code == 200 and "Wang" not in page.text
+    tapped = line.client.post(f"/r/{found.group(1)}", data={"answer": "coming"})
+    assert tapped.status_code in (200, 303)
+    db.expire_all()
+    confirmed = db.get(Incident, incident.id)
+    assert confirmed is not None and confirmed.status is IncidentStatus.confirmed
+    assert confirmed.confirmed_via == "answer_link"
+    daughter = call_row(db, incident.id, DAUGHTER)
+    status(line, son.provider_id or "", "completed")
+    status(line, daughter.provider_id or "", "no-answer")  # her phone rang out meanwhile
+
+    # Nothing more goes out but the son's "coming" notice, however long we wait.
+    texts_before = len(line.fake.sent("Messages"))
+    calls_before = len(line.fake.sent("Calls"))
+    with line.factory() as session:
+        current = session.get(Incident, incident.id)
+        assert current is not None
+        later = current.opened_at + dt.timedelta(hours=2)
+        incidents.advance(session=session, incident=current, now=later)
+        session.commit()
+    line.dispatcher.run_once(now=later)
+    assert [r.form["To"] for r in line.fake.sent("Messages")[texts_before:]] == [SON]
+    assert len(line.fake.sent("Calls")) == calls_before
+
+    # The guard hands him over: both contacts, each sent something, get the all-clear once.
+    with line.factory() as session:
+        incidents.resolve(
+            session=session,
+            actor=SYSTEM,
+            incident_id=incident.id,
+            data=Resolution(outcome="handed_over", handed_to="his daughter"),
+        )
+        session.commit()
+    texts_before = len(line.fake.sent("Messages"))
+    line.dispatcher.run_once()
+    line.dispatcher.run_once()
+    all_clears = line.fake.sent("Messages")[texts_before:]
+    assert sorted(r.form["To"] for r in all_clears) == sorted([SON, DAUGHTER])
+    assert all("Wang" not in r.form["Body"] for r in all_clears)
+    types = [e.type for e in events(db, incident.id)]
+    assert types.index("voicemail") < types.index("confirmed") < types.index("resolved")
+    assert types.count("all_clear_sent") == 2

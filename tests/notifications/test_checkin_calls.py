@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from api.app import create_app
 from notifications.dispatcher import Dispatcher
-from notifications.twilio_channel import TwilioChannel
+from notifications.twilio.client import TwilioChannel
 from tests.api.test_webhooks import BASE, post
 from tests.api.test_webhooks import TOKEN as AUTH_TOKEN
 from tests.conftest import SYSTEM
@@ -284,7 +284,7 @@ def test_a_call_reaching_the_send_without_a_number_fails_for_good_instead_of_loo
     with world.writers() as session:
         assert scheduler.run_checkin_calls(session, T0) == 1
         session.commit()
-    dispatcher = Dispatcher(world.writers, world.dispatcher.channel, world.dispatcher.settings)
+    dispatcher = Dispatcher(world.writers, world.dispatcher.channels, world.dispatcher.settings)
     try:
         assert dispatcher.pump() == 1  # claimed, through the gate, handed to a send slot
         recorded = 0

@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, select
 
-from notifications import messages, runtime, twiml
-from notifications.channels import Accepted, Channel
+from notifications import messages, runtime
+from notifications.channels import Accepted, CallScript, Sender
 from notifications.console_channel import ConsoleChannel, describe_call, mask_phone
 from tests.conftest import SYSTEM
+from welfare.channels import ChannelKind
 from welfare.demo import seed_demo
 from welfare.incidents import service as incidents
 from welfare.incidents.models import IncidentCreate
@@ -72,17 +73,15 @@ def collector() -> tuple[list[News], Callable[[str, Any, str, dict[str, Any]], N
 
 
 def test_console_channel_is_a_channel() -> None:
-    channel: Channel = ConsoleChannel()
+    channel: Sender = ConsoleChannel()
     assert channel.name == "console"
 
 
 def test_sends_are_recorded_with_twilio_shaped_sids() -> None:
     channel = ConsoleChannel()
 
-    text = channel.send_sms(to=TO, body="Hello", status_callback="https://cb", idempotency_key="a")
-    voice = channel.place_call(
-        to=TO, twiml="<Response/>", status_callback=None, idempotency_key="b"
-    )
+    text = channel.send_sms(to=TO, body="Hello", idempotency_key="a")
+    voice = channel.call(to=TO, script=CallScript("Hi there"), idempotency_key="b")
 
     assert isinstance(text, Accepted) and text.status == "queued"
     assert re.fullmatch(r"SM[0-9a-f]{32}", text.provider_id)
@@ -94,21 +93,21 @@ def test_sends_are_recorded_with_twilio_shaped_sids() -> None:
         TO,
         "Hello",
     )
-    assert (first.status_callback, first.idempotency_key) == ("https://cb", "a")
-    assert (second.kind, second.content, second.idempotency_key) == ("call", "<Response/>", "b")
+    assert first.idempotency_key == "a"
+    assert (second.kind, second.content, second.idempotency_key) == ("voice", "Hi there", "b")
 
 
 def test_repeated_idempotency_key_is_recorded_twice_so_tests_can_see_double_sends() -> None:
     channel = ConsoleChannel()
     for _ in range(2):
-        channel.send_sms(to=TO, body="x", status_callback=None, idempotency_key="same")
+        channel.send_sms(to=TO, body="x", idempotency_key="same")
     assert [item.idempotency_key for item in channel.sent] == ["same", "same"]
     assert len({item.provider_id for item in channel.sent}) == 2
 
 
 def test_sent_is_a_copy_and_clear_empties_it() -> None:
     channel = ConsoleChannel()
-    channel.send_sms(to=TO, body="x", status_callback=None, idempotency_key="k")
+    channel.send_sms(to=TO, body="x", idempotency_key="k")
     channel.sent.clear()
     assert len(channel.sent) == 1
     channel.clear()
@@ -120,7 +119,7 @@ def test_recording_is_thread_safe() -> None:
 
     def send_many(worker: int) -> None:
         for n in range(50):
-            channel.send_sms(to=TO, body="x", status_callback=None, idempotency_key=f"{worker}-{n}")
+            channel.send_sms(to=TO, body="x", idempotency_key=f"{worker}-{n}")
 
     threads = [threading.Thread(target=send_many, args=(w,)) for w in range(8)]
     for thread in threads:
@@ -151,17 +150,17 @@ def test_logs_mask_the_number_and_keep_the_text_out_of_info(
 ) -> None:
     caplog.set_level(logging.INFO, logger="notifications.console_channel")
     channel = ConsoleChannel()
-    channel.send_sms(to=TO, body="Secret words", status_callback=None, idempotency_key="k")
-    channel.place_call(to=TO, twiml="<Say>Hi</Say>", status_callback=None, idempotency_key="k2")
+    channel.send_sms(to=TO, body="Secret words", idempotency_key="k")
+    channel.call(to=TO, script=CallScript("Hi there"), idempotency_key="k2")
 
     assert "+852****4567" in caplog.text
     assert "91234567" not in caplog.text
-    assert "Secret words" not in caplog.text and "<Say>" not in caplog.text
+    assert "Secret words" not in caplog.text and "Hi there" not in caplog.text
 
 
 def test_text_is_only_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="notifications.console_channel")
-    ConsoleChannel().send_sms(to=TO, body="Some words", status_callback=None, idempotency_key="k")
+    ConsoleChannel().send_sms(to=TO, body="Some words", idempotency_key="k")
     debug = [r for r in caplog.records if "Some words" in r.getMessage()]
     assert debug and all(r.levelno == logging.DEBUG for r in debug)
     assert "91234567" not in caplog.text
@@ -172,7 +171,7 @@ def test_sms_news_is_sent_then_delivered_at_the_configured_delays() -> None:
     seen, on_status = collector()
     channel = ConsoleChannel(on_status, sms_delays=(0.5, 1.5), scheduler=timer)
 
-    sid = channel.send_sms(to=TO, body="x", status_callback=None, idempotency_key="k").provider_id
+    sid = channel.send_sms(to=TO, body="x", idempotency_key="k").provider_id
 
     assert seen == []  # never from inside send_sms
     assert timer.run_all() == [0.5, 1.5]
@@ -188,23 +187,19 @@ def test_call_news_is_ringing_then_no_answer_never_answered() -> None:
     seen, on_status = collector()
     channel = ConsoleChannel(on_status, call_delays=(1.0, 3.0), scheduler=timer)
 
-    sid = channel.place_call(
-        to=TO, twiml="<x/>", status_callback=None, idempotency_key="k"
-    ).provider_id
+    sid = channel.call(to=TO, script=CallScript("x"), idempotency_key="k").provider_id
 
     assert timer.run_all() == [1.0, 3.0]
     assert [(s, k, status) for s, k, status, _ in seen] == [
-        (sid, "call", "ringing"),
-        (sid, "call", "no-answer"),
+        (sid, "voice", "ringing"),
+        (sid, "voice", "no-answer"),
     ]
     assert "answered" not in [status for _, _, status, _ in seen]
 
 
 def test_no_on_status_schedules_nothing() -> None:
     timer = FakeTimer()
-    ConsoleChannel(scheduler=timer).send_sms(
-        to=TO, body="x", status_callback=None, idempotency_key="k"
-    )
+    ConsoleChannel(scheduler=timer).send_sms(to=TO, body="x", idempotency_key="k")
     assert timer.scheduled == []
 
 
@@ -212,11 +207,11 @@ def test_close_cancels_pending_news() -> None:
     timer = FakeTimer()
     seen, on_status = collector()
     channel = ConsoleChannel(on_status, scheduler=timer)
-    channel.send_sms(to=TO, body="x", status_callback=None, idempotency_key="k")
+    channel.send_sms(to=TO, body="x", idempotency_key="k")
 
     channel.close()
     timer.run_all()
-    channel.send_sms(to=TO, body="x", status_callback=None, idempotency_key="k2")
+    channel.send_sms(to=TO, body="x", idempotency_key="k2")
     timer.run_all()
 
     assert seen == []
@@ -234,7 +229,7 @@ def test_a_failing_status_handler_does_not_stop_the_next_news(
             raise RuntimeError("boom")
 
     channel = ConsoleChannel(on_status, scheduler=timer)
-    channel.send_sms(to=TO, body="x", status_callback=None, idempotency_key="k")
+    channel.send_sms(to=TO, body="x", idempotency_key="k")
     timer.run_all()
     assert seen == ["sent", "delivered"]
     assert "status handler failed" in caplog.text
@@ -250,10 +245,10 @@ def test_zero_delays_with_real_timers_deliver_in_order() -> None:
             done.set()
 
     channel = ConsoleChannel(on_status, sms_delays=(0, 0), call_delays=(0, 0))
-    channel.send_sms(to=TO, body="x", status_callback=None, idempotency_key="k")
+    channel.send_sms(to=TO, body="x", idempotency_key="k")
     assert done.wait(5)
     done.clear()
-    channel.place_call(to=TO, twiml="<x/>", status_callback=None, idempotency_key="k2")
+    channel.call(to=TO, script=CallScript("x"), idempotency_key="k2")
     assert done.wait(5)
     assert seen == ["sent", "delivered", "ringing", "no-answer"]
     channel.close()
@@ -267,7 +262,7 @@ LINK = "http://127.0.0.1:8000/r/AbCdEfGhIjKlMnOp"
 
 def found_call(lang: str) -> str:
     text = messages.found_call_text(lang, site_name="Harbour View Gardens", location="Lobby")
-    return twiml.call_twiml(lang, text=text, gather_url="https://welfare.test/webhooks/g")
+    return CallScript(text, "found")
 
 
 def test_echo_shows_an_sms_as_the_family_gets_it() -> None:
@@ -281,7 +276,7 @@ def test_echo_shows_an_sms_as_the_family_gets_it() -> None:
         reference="R1",
         link=LINK,
     )
-    channel.send_sms(to=TO, body=body, status_callback=None, idempotency_key="k", language="zh-HK")
+    channel.send_sms(to=TO, body=body, idempotency_key="k", language="zh-HK")
 
     (block,) = shown
     assert block.startswith("---- SMS to +852 ****4567, language zh-CN (contact: zh-HK) ----")
@@ -295,7 +290,7 @@ def test_echo_shows_no_answer_line_for_an_sms_without_an_answer_link() -> None:
     shown: list[str] = []
     channel = ConsoleChannel(echo=shown.append)
     body = messages.coming_notice_sms("en", relationship="son")
-    channel.send_sms(to=TO, body=body, status_callback=None, idempotency_key="k", language="en")
+    channel.send_sms(to=TO, body=body, idempotency_key="k", language="en")
     (block,) = shown
     assert "answer as the family" not in block
 
@@ -303,9 +298,7 @@ def test_echo_shows_no_answer_line_for_an_sms_without_an_answer_link() -> None:
 def test_echo_shows_the_calls_spoken_script_its_keys_and_what_follows_no_key() -> None:
     shown: list[str] = []
     channel = ConsoleChannel(echo=shown.append)
-    channel.place_call(
-        to=TO, twiml=found_call("ko-KR"), status_callback=None, idempotency_key="k", language="ko"
-    )
+    channel.call(to=TO, script=found_call("ko"), idempotency_key="k", language="ko")
 
     (block,) = shown
     lines = block.splitlines()
@@ -318,16 +311,19 @@ def test_echo_shows_the_calls_spoken_script_its_keys_and_what_follows_no_key() -
     assert "<" not in block and "91234567" not in block
 
 
-def test_a_call_that_is_not_a_gather_is_still_shown_without_failing() -> None:
-    assert describe_call(to=TO, twiml_text="not xml", language=None).endswith("(no speech)")
-    block = describe_call(to=TO, twiml_text="<Response><Say>Hi</Say></Response>", language="en")
+def test_an_incident_call_says_a_machine_gets_a_voicemail_and_the_next_contact_is_called() -> None:
+    block = describe_call(to=TO, script=CallScript("Hi", detect_machine=True), language="en")
     assert block.splitlines()[1] == "  says: Hi"
+    assert block.splitlines()[-1].startswith("  answering machine: a short voicemail")
+    assert "answering machine" not in describe_call(
+        to=TO, script=CallScript("Hi", "checkin"), language="en"
+    )
 
 
 def test_without_echo_nothing_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
     channel = ConsoleChannel()
-    channel.send_sms(to=TO, body="Words", status_callback=None, idempotency_key="k")
-    channel.place_call(to=TO, twiml=found_call("en"), status_callback=None, idempotency_key="k2")
+    channel.send_sms(to=TO, body="Words", idempotency_key="k")
+    channel.call(to=TO, script=found_call("en"), idempotency_key="k2")
     assert capsys.readouterr().out == ""
 
 
@@ -336,7 +332,7 @@ def test_a_failing_echo_never_fails_the_send(caplog: pytest.LogCaptureFixture) -
         raise OSError("terminal gone")
 
     channel = ConsoleChannel(echo=broken)
-    accepted = channel.send_sms(to=TO, body="x", status_callback=None, idempotency_key="k")
+    accepted = channel.send_sms(to=TO, body="x", idempotency_key="k")
     assert accepted.status == "queued" and len(channel.sent) == 1
     assert "could not show a send" in caplog.text
 
@@ -362,7 +358,7 @@ def test_a_found_report_in_the_demo_prints_each_sms_and_call_masked_and_without_
     try:
         assert sender.run_once() == 2
     finally:
-        sender.channel.close()  # type: ignore[attr-defined]
+        sender.channels.sender(ChannelKind.sms).close()  # type: ignore[union-attr]
 
     out = capsys.readouterr().out
     assert "---- SMS to +852 ****4567, language zh-CN ----" in out

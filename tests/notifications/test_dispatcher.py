@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
-from notifications.channels import Accepted, ChannelError
-from notifications.dispatcher import Dispatcher, sender_key
+from notifications.channels import Accepted, ChannelError, Outgoing
+from notifications.dispatcher import Dispatcher
 from notifications.ratelimit import SenderRateLimit
-from notifications.webhooks import apply_console_status
+from notifications.twilio.sender import TwilioSender
+from notifications.twilio.webhooks import apply_console_status
 from tests.conftest import SYSTEM
 from welfare import wakeup
 from welfare.channels import ChannelKind
@@ -30,12 +31,24 @@ from welfare.settings import Settings
 
 
 class FakeChannel:
+    """A stand-in for Twilio's two requests (an SMS, a call with its TwiML), and a sender
+    through `TwilioSender` like the real client: the dispatcher's neutral messages arrive here
+    exactly as Twilio would get them. (kind, to, content) per send; "call" is Twilio's word."""
+
     name = "fake"
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         self.sent: list[tuple[str, str, str]] = []  # (kind, to, content)
         self.failures: list[ChannelError] = []
         self.lock = threading.Lock()
+        base = Settings(public_base_url="https://welfare.test", _env_file=None)  # type: ignore[call-arg]
+        self._sender = TwilioSender(self, settings or base)
+
+    def send(self, outgoing: Outgoing) -> Accepted:
+        return self._sender.send(outgoing)
+
+    def rate_key(self, kind: ChannelKind) -> str:
+        return self._sender.rate_key(kind)
 
     def _go(self, kind: str, to: str, content: str) -> Accepted:
         with self.lock:
@@ -528,7 +541,7 @@ def _held_back_resend(
     _age_claims(writers, ids)
     limit = SenderRateLimit(1, clock=lambda: 1000.0)  # one a second, and the clock stands still
     for kind in ChannelKind:
-        assert limit.acquire(sender_key(settings, channel, kind)) == 0.0  # the one is used up
+        assert limit.acquire(channel.rate_key(kind)) == 0.0  # the one is used up
     limited = Dispatcher(writers, channel, settings, rate_limit=limit)
     now = utcnow()
     assert limited.run_once(now=now) == 0  # both held back
@@ -612,7 +625,7 @@ def test_provider_news_is_recorded_once(
 def test_the_real_twilio_sdk_path_records_a_permanent_error_in_words(
     db: Session, writers: sessionmaker[Session], settings: Settings, incident_id: uuid.UUID
 ) -> None:
-    from notifications.twilio_channel import TwilioChannel
+    from notifications.twilio.client import TwilioChannel
     from tests.notifications.fake_twilio import FakeTwilio
 
     account, token = "AC" + "1" * 32, "secret-token"

@@ -30,7 +30,7 @@ from sqlmodel import Session, select
 from api.app import create_app
 from notifications.dispatcher import Dispatcher
 from notifications.ratelimit import SenderRateLimit
-from notifications.twilio_channel import TwilioChannel
+from notifications.twilio.client import TwilioChannel
 from tests.api.test_webhooks import BASE, post
 from tests.api.test_webhooks import TOKEN as AUTH_TOKEN
 from tests.conftest import SYSTEM
@@ -269,7 +269,7 @@ def test_a_status_callback_racing_its_create_answer_neither_deadlocks_nor_is_los
     """Regression (PostgreSQL): the callback stored the SID on the outbox row, then waited for
     the incident the dispatcher had locked, while the dispatcher waited for that row: deadlock.
     Now the callback locks the incident first and simply waits for the send to be recorded."""
-    from notifications.webhooks import provider_status
+    from notifications.twilio.webhooks import provider_status
     from tests.notifications.test_dispatcher import FakeChannel
 
     resident = make_resident()

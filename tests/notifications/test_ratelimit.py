@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
-from notifications.dispatcher import Dispatcher, sender_key
+from notifications.dispatcher import Dispatcher
 from notifications.ratelimit import SenderRateLimit
+from notifications.twilio.sender import TwilioSender
 from tests.conftest import SYSTEM
 from tests.notifications.test_dispatcher import FakeChannel
 from welfare.channels import ChannelKind
@@ -69,12 +70,12 @@ def test_the_sender_is_the_messaging_service_for_sms_and_the_number_for_calls(
 ) -> None:
     channel = FakeChannel()
     number = settings.model_copy(update={"twilio_from_number": "+15005550006"})
-    assert sender_key(number, channel, ChannelKind.sms) == "sms:+15005550006"
-    assert sender_key(number, channel, ChannelKind.voice) == "voice:+15005550006"
+    assert TwilioSender(channel, number).rate_key(ChannelKind.sms) == "sms:+15005550006"
+    assert TwilioSender(channel, number).rate_key(ChannelKind.voice) == "voice:+15005550006"
     service = number.model_copy(update={"twilio_messaging_service_sid": "MG" + "1" * 32})
-    assert sender_key(service, channel, ChannelKind.sms) == "sms:MG" + "1" * 32
-    assert sender_key(service, channel, ChannelKind.voice) == "voice:+15005550006"
-    assert sender_key(settings, channel, ChannelKind.sms) == "sms:fake"
+    assert TwilioSender(channel, service).rate_key(ChannelKind.sms) == "sms:MG" + "1" * 32
+    assert TwilioSender(channel, service).rate_key(ChannelKind.voice) == "voice:+15005550006"
+    assert TwilioSender(channel, settings).rate_key(ChannelKind.sms) == "sms:fake"
 
 
 def _burst(

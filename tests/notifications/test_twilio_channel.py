@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from notifications.channels import Accepted, ChannelError
-from notifications.twilio_channel import (
+from notifications.twilio.client import (
     CALL_RING_SECONDS,
     CALL_STATUS_EVENTS,
     IDEMPOTENCY_HEADER,

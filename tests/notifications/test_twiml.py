@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from notifications import messages
-from notifications.twiml import MAX_INLINE_TWIML, call_twiml, gather_twiml, with_attempt
+from notifications.twilio.twiml import MAX_INLINE_TWIML, call_twiml, gather_twiml, with_attempt
 
 GATHER_URL = "https://welfare.example.org/webhooks/twilio/gather?row=7f3e&sig=abc"
 OFFICE = "+85223456789"

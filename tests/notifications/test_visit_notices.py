@@ -10,11 +10,18 @@ import pytest
 from sqlmodel import Session
 
 from notifications import messages
+from notifications.channels import Text
 from notifications.dispatcher import RenderError, render
 from welfare.channels import ChannelKind
 from welfare.outbox.models import OutboxMessage
 from welfare.settings import Settings
 from welfare.sites.models import Site
+
+
+def sms_text(db: Session, row: OutboxMessage, settings: Settings) -> str:
+    content = render(db, row, settings)
+    assert isinstance(content, Text)
+    return content.body
 
 
 def _row(site: Site, template: str, language: str, **params: str) -> OutboxMessage:
@@ -38,7 +45,7 @@ def test_visit_notices_name_the_time_in_the_sites_zone_and_link_to_the_visit(
 ) -> None:
     visit_id = uuid.uuid4()
     start = dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)  # 10:00 in Hong Kong
-    text = render(
+    text = sms_text(
         db,
         _row(
             site,
@@ -61,7 +68,7 @@ def test_consent_review_notices(
     db: Session, site: Site, settings: Settings, stage: str, word: str
 ) -> None:
     resident_id = uuid.uuid4()
-    text = render(
+    text = sms_text(
         db,
         _row(
             site,

@@ -1,4 +1,4 @@
-"""notifications/webhooks.py without HTTP: status news, lookups, idempotency, the manager's key."""
+"""notifications/twilio/webhooks.py without HTTP: status news, lookups, idempotency, keys."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, select
 
-from notifications import webhooks
 from notifications.dispatcher import Dispatcher
+from notifications.twilio import webhooks
 from tests.conftest import SYSTEM
 from tests.notifications.test_dispatcher import FakeChannel, _events, _rows
 from welfare.audit.models import AuditEntry

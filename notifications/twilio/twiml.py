@@ -31,9 +31,7 @@ from notifications import messages
 from notifications.messages import CallPurpose
 
 GATHER_TIMEOUT_SECONDS = 8
-# What each key does in `gather_twiml`, in words (the console channel shows them). The prompt
-# says what 1 means for the call's purpose: coming, will check, is well.
-GATHER_KEYS = {"1": "confirms", "2": "connects to the site office"}
+# What each key does here is `notifications.channels.CALL_KEYS`: 1 confirms, 2 dials the office.
 DIAL_TIMEOUT_SECONDS = 30
 # Twilio refuses inline TwiML longer than this for calls.create(twiml=...).
 MAX_INLINE_TWIML = 4000

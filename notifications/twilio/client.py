@@ -1,4 +1,5 @@
-"""The Twilio channel: SMS and calls through the official SDK, errors as `ChannelError`.
+"""Twilio's REST client: SMS and calls through the official SDK, errors as `ChannelError`.
+It is also a sender for the dispatcher (`send`, through notifications/twilio/sender.py).
 
 - SMS go through the messaging service when `WELFARE_TWILIO_MESSAGING_SERVICE_SID` is set (its
   sender pool and opt-out handling), otherwise from `WELFARE_TWILIO_FROM_NUMBER`. Calls always
@@ -42,8 +43,10 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from notifications.channels import Accepted, ChannelError
-from notifications.twiml import MAX_INLINE_TWIML
+from notifications.channels import Accepted, ChannelError, Outgoing
+from notifications.twilio.sender import TwilioSender
+from notifications.twilio.twiml import MAX_INLINE_TWIML
+from welfare.channels import ChannelKind
 from welfare.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -278,6 +281,8 @@ class TwilioChannel:
             raise ValueError(
                 "Twilio needs WELFARE_TWILIO_FROM_NUMBER or WELFARE_TWILIO_MESSAGING_SERVICE_SID"
             )
+        self.settings = settings
+        self._sender = TwilioSender(self, settings)
         self._from_number = settings.twilio_from_number
         self._messaging_service_sid = settings.twilio_messaging_service_sid
         self._timeout = request_timeout
@@ -291,6 +296,13 @@ class TwilioChannel:
             settings.twilio_auth_token,
             http_client=self.http_client,
         )
+
+    def send(self, outgoing: Outgoing) -> Accepted:
+        """The dispatcher's neutral message as Twilio requests (notifications/twilio/sender.py)."""
+        return self._sender.send(outgoing)
+
+    def rate_key(self, kind: ChannelKind) -> str:
+        return self._sender.rate_key(kind)
 
     def send_sms(
         self,

@@ -36,18 +36,20 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.voice_response import VoiceResponse
 
-from notifications import messages, metrics, twiml
-from notifications.channels import CallControl, ChannelError
-from notifications.dispatcher import STATUS_EVENTS, webhook_url
+from notifications import messages, metrics
+from notifications.channels import CallScript, ChannelError
+from notifications.dispatcher import RenderError, render
 from notifications.messages import CallPurpose
-from notifications.twilio_channel import PERMANENT_ERRORS
+from notifications.twilio import twiml
+from notifications.twilio.client import PERMANENT_ERRORS
+from notifications.twilio.urls import webhook_url
 from welfare.audit import service as audit
 from welfare.authz import Actor, Role
 from welfare.channels import ChannelKind
@@ -66,7 +68,30 @@ from welfare.webhooks.models import WebhookReceipt
 
 log = logging.getLogger("welfare.webhooks")
 
-PREFIX = "/webhooks/twilio"
+# Provider words -> timeline event types. A voicemail or an answered call without a key is
+# not a confirmation: only the Gather action and SMS replies confirm.
+STATUS_EVENTS = {
+    "sent": "sent_to_carrier",
+    "delivered": "delivered",
+    "undelivered": "undelivered",
+    "failed": "failed",
+    "ringing": "ringing",
+    "in-progress": "answered",
+    "answered": "answered",
+    "completed": "call_ended",
+    "busy": "busy",
+    "no-answer": "no_answer",
+    "canceled": "call_cancelled",
+}
+
+
+class CallControl(Protocol):
+    """Changing a call while it is live: after an answering machine picked up, the call plays
+    a short voicemail instead of the keypress script."""
+
+    def update_call(self, *, provider_id: str, twiml: str) -> None: ...
+
+
 EMPTY_TWIML = str(VoiceResponse().to_xml())
 
 
@@ -373,30 +398,20 @@ def apply_console_status(
 # --- the keypress (Gather action) ---------------------------------------------------------------
 
 
-def _call_text(session: Session, row: OutboxMessage) -> tuple[str, CallPurpose, Site | None]:
-    """The message the call read out, re-rendered for a repeat, with its prompt purpose."""
-    if row.template == "checkin_call":
-        site_id = _message_id(row.params.get("site_id"))
-        site = session.get(Site, site_id) if site_id else None
-        if site is None:
-            return "", "checkin", None
-        return messages.checkin_call_text(row.language, site_name=site.name), "checkin", site
-    incident = _incident_of(session, row)
-    site = session.get(Site, incident.site_id) if incident else None
-    if incident is None or site is None:
+def _call_script(
+    session: Session, settings: Settings, row: OutboxMessage
+) -> tuple[str, CallPurpose, Site | None]:
+    """The message the call read out, rendered again for a repeat (the dispatcher's own
+    rendering), with its prompt purpose and the row's site."""
+    site_id = _message_id(row.params.get("site_id"))
+    site = session.get(Site, site_id) if site_id else None
+    try:
+        script = render(session, row, settings)
+    except RenderError:
         return "", "found", site
-    lang = row.language
-    if row.template == "found_alert":
-        place = incident.location or site.name
-        return messages.found_call_text(lang, site_name=site.name, location=place), "found", site
-    if row.template == "welfare_concern_alert":
-        return messages.welfare_concern_call_text(lang, site_name=site.name), "concern", site
-    if row.template == "manager_escalation":
-        text = messages.manager_escalation_call_text(
-            lang, site_name=site.name, reference=incident.reference
-        )
-        return text, "found", site
-    return "", "found", site
+    if not isinstance(script, CallScript):
+        return "", "found", site
+    return script.text, script.purpose, site
 
 
 def gather(
@@ -418,7 +433,7 @@ def gather(
         return twiml.gather_twiml(
             None, digits=None, attempt=2, gather_url="", office_phone=None, text=""
         )
-    text, purpose, site = _call_text(session, row)
+    text, purpose, site = _call_script(session, settings, row)
     answer = twiml.gather_twiml(
         row.language,
         digits=key,
