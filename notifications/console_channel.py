@@ -6,9 +6,8 @@ and answered with a Twilio-shaped SID. With `echo` (the demo passes `print_to_te
 send is also shown as the family would get it: the masked number, the language, the SMS text and
 the answer link it carries, or the call's spoken script and the keys it offers (`describe_sms`,
 `describe_call`). The texts carry no name or health data (notifications/messages.py), and the
-number stays masked there too. With `on_status` it also simulates a provider's status news, in
-Twilio's status words (so the demo's timeline moves through the same recording path as
-Twilio's webhooks, notifications/twilio/webhooks.py `apply_console_status`), on a timer:
+number stays masked there too. With `on_status` it also simulates a provider's status news in
+the shared status words (recorded like any provider's, notifications/status.py), on a timer:
 
 - SMS: "sent", then "delivered";
 - call: "ringing", then "no-answer" (nobody answers a console call, so it never confirms; the

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from notifications.channels import ChannelRegistry
 from notifications.console_channel import ConsoleChannel, print_to_terminal
 from notifications.dispatcher import Dispatcher
+from notifications.status import apply_status
 from welfare.settings import Settings
 
 log = logging.getLogger("welfare.notifications")
@@ -28,12 +29,10 @@ def build_channels(
         from notifications.twilio.client import TwilioChannel
 
         return ChannelRegistry.every_kind(TwilioChannel(settings))
-    # The console speaks Twilio's status words, so its news takes the webhooks' recording path.
-    from notifications.twilio.webhooks import apply_console_status
 
     def on_status(provider_id: str, kind: str, status: str, extra: dict[str, Any]) -> None:
         try:
-            apply_console_status(factory, provider_id, status, extra)
+            apply_status(factory, provider_id, status, extra)
         except Exception:
             log.exception("could not record simulated %s status", kind)
 

@@ -34,11 +34,9 @@ transaction. Rules:
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.voice_response import VoiceResponse
@@ -47,13 +45,21 @@ from notifications import messages, metrics
 from notifications.channels import CallScript, ChannelError
 from notifications.dispatcher import RenderError, render
 from notifications.messages import CallPurpose
+from notifications.status import (
+    MACHINE_ANSWERS,
+    find_row,
+    first_receipt,
+    incident_of,
+    message_id_of,
+    record_status,
+)
 from notifications.twilio import twiml
 from notifications.twilio.client import PERMANENT_ERRORS
 from notifications.twilio.urls import webhook_url
 from welfare.audit import service as audit
 from welfare.authz import Actor, Role
 from welfare.channels import ChannelKind
-from welfare.db import insert_unless_conflict, on_commit, session_scope
+from welfare.db import on_commit
 from welfare.errors import PermissionDenied
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
@@ -64,25 +70,8 @@ from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
 from welfare.sites.models import Site
 from welfare.visits import service as visits
-from welfare.webhooks.models import WebhookReceipt
 
 log = logging.getLogger("welfare.webhooks")
-
-# Provider words -> timeline event types. A voicemail or an answered call without a key is
-# not a confirmation: only the Gather action and SMS replies confirm.
-STATUS_EVENTS = {
-    "sent": "sent_to_carrier",
-    "delivered": "delivered",
-    "undelivered": "undelivered",
-    "failed": "failed",
-    "ringing": "ringing",
-    "in-progress": "answered",
-    "answered": "answered",
-    "completed": "call_ended",
-    "busy": "busy",
-    "no-answer": "no_answer",
-    "canceled": "call_cancelled",
-}
 
 
 class CallControl(Protocol):
@@ -103,26 +92,6 @@ def _hang_up() -> str:
 
 HANG_UP_TWIML = _hang_up()
 
-# How far along a message or call is; news never moves a row backwards.
-STATUS_RANK = {
-    "accepted": 0,
-    "queued": 0,
-    "initiated": 1,
-    "sending": 1,
-    "sent": 2,
-    "ringing": 2,
-    "in-progress": 3,
-    "answered": 3,
-    "delivered": 4,
-    "undelivered": 4,
-    "failed": 4,
-    "completed": 4,
-    "busy": 4,
-    "no-answer": 4,
-    "canceled": 4,
-    "read": 5,
-}
-
 # Delivery error codes of status callbacks (the API's own codes are in PERMANENT_ERRORS).
 DELIVERY_ERRORS = {
     30003: "the handset is unreachable (switched off or out of coverage)",
@@ -134,16 +103,6 @@ DELIVERY_ERRORS = {
     21610: PERMANENT_ERRORS[21610],
 }
 VALID_DIGITS = frozenset("0123456789*#")
-# Twilio's AnsweredBy words (DetectMessageEnd) that mean no person took the call.
-MACHINE_ANSWERS = frozenset({"machine_end_beep", "machine_end_silence", "machine_end_other", "fax"})
-# A call's final status without a key, as a missed call's outcome ("completed": see below).
-MISSED_STATUSES = {
-    "no-answer": "no_answer",
-    "busy": "busy",
-    "failed": "failed",
-    "canceled": "cancelled",
-    "completed": "no_key",
-}
 
 
 # --- signature ----------------------------------------------------------------------------------
@@ -181,47 +140,6 @@ def check_signature(
 # --- shared helpers -----------------------------------------------------------------------------
 
 
-def _first_receipt(session: Session, key: str) -> bool:
-    """Record that the callback `key` is being acted on; False if it already was."""
-    if session.get(WebhookReceipt, key) is not None:
-        return False
-    return insert_unless_conflict(session, WebhookReceipt(key=key))  # False: a concurrent twin
-
-
-def _message_id(raw: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(raw) if raw else None
-    except ValueError:
-        return None
-
-
-def _find_row(session: Session, message_id: str | None, sid: str | None) -> OutboxMessage | None:
-    """The outbox row by the message_id of our URL, else by the SID; stores a missing SID.
-
-    Locks the row's incident before writing anything, in the dispatcher's order (incident, then
-    row): a callback that arrives while its send is still in flight (before Twilio's create
-    answer reached the dispatcher) waits for that send to be recorded instead of deadlocking
-    with it on PostgreSQL."""
-    row = None
-    parsed = _message_id(message_id)
-    if parsed is not None:
-        row = session.get(OutboxMessage, parsed)
-    if row is None and sid:
-        row = session.exec(select(OutboxMessage).where(OutboxMessage.provider_id == sid)).first()
-    incident = _incident_of(session, row) if row is not None else None
-    if row is not None and incident is not None:
-        incidents.lock_incident(session, incident)
-        session.refresh(row)
-    if row is not None and sid and row.provider_id is None:
-        row.provider_id = sid
-        session.add(row)
-    return row
-
-
-def _incident_of(session: Session, row: OutboxMessage) -> Incident | None:
-    return session.get(Incident, row.incident_id) if row.incident_id else None
-
-
 def _error_code(raw: str | None) -> str | None:
     value = (raw or "").strip()
     return value if value.isdigit() and len(value) <= 10 else None
@@ -245,66 +163,16 @@ def provider_status(
     status: str | None,
     form: Mapping[str, str],
 ) -> bool:
-    """A message-status or call-status callback. False when it changed nothing."""
-    status = (status or "").strip().lower()
-    event_type = STATUS_EVENTS.get(status)
-    if not sid or event_type is None:
-        return False
-    row = _find_row(session, message_id, sid)
-    if row is None:
-        return False
-    if not _first_receipt(session, f"status:{sid}:{status}"):
-        return False
+    """A message-status or call-status callback, recorded through the shared path."""
     code = _error_code(form.get("ErrorCode"))
-    current = row.provider_id == sid
-    if current and STATUS_RANK.get(status, 0) >= STATUS_RANK.get(row.provider_status or "", -1):
-        row.provider_status = status
-        if code and row.error_code is None:
-            row.error_code = code
-            row.error_reason = _error_reason(code)
-        session.add(row)
-    incident = _incident_of(session, row)
-    if incident is None:
-        return True
-    detail: dict[str, Any] = {
-        "channel": row.kind.value,
-        "message_id": row.id,
-        "contact_id": row.contact_id,
-    }
-    if row.user_id is not None:
-        detail["user_id"] = row.user_id
-    if code:
-        detail["error_code"] = code
-        detail["reason"] = _error_reason(code)
-    answered_by = (form.get("AnsweredBy") or "").strip()
-    if answered_by and len(answered_by) <= 30:
-        detail["answered_by"] = answered_by
-    if not current:
-        detail["earlier_attempt"] = True
-    timeline.record(session, incident, event_type, label="provider", **detail)
-    if current and row.kind is ChannelKind.voice and status in MISSED_STATUSES:
-        _call_ended(session, incident, row, status, answered_by)
-    return True
-
-
-def _call_ended(
-    session: Session, incident: Incident, row: OutboxMessage, status: str, answered_by: str
-) -> None:
-    """A call's final status: a missed call unless a key was pressed on it."""
-    outcome = MISSED_STATUSES[status]
-    if status == "completed":
-        if answered_by in MACHINE_ANSWERS:
-            outcome = "voicemail"  # AMD's verdict came with the status (or its callback was lost)
-        elif _key_pressed(session, incident, row):
-            return
-    if incidents.record_missed_call(session, incident, message=row, outcome=outcome):
-        metrics.call_missed(outcome)
-
-
-def _key_pressed(session: Session, incident: Incident, row: OutboxMessage) -> bool:
-    return any(
-        event.type == "key_pressed" and event.detail.get("message_id") == str(row.id)
-        for event in timeline.events_of(session, incident.id)
+    return record_status(
+        session,
+        message_id=message_id,
+        sid=sid,
+        status=status,
+        error_code=code,
+        error_reason=_error_reason(code),
+        answered_by=form.get("AnsweredBy") or "",
     )
 
 
@@ -325,13 +193,13 @@ def answering_machine(
     answered_by = (form.get("AnsweredBy") or "").strip().lower()
     if not sid or answered_by not in MACHINE_ANSWERS:
         return False  # a person (or Twilio could not tell): the script with the keys goes on
-    row = _find_row(session, message_id, sid)
+    row = find_row(session, message_id, sid)
     if row is None or row.kind is not ChannelKind.voice or row.provider_id != sid:
         return False  # not our call, or news about an older attempt of a resent row
-    incident = _incident_of(session, row)
+    incident = incident_of(session, row)
     if incident is None:
         return False
-    if not _first_receipt(session, f"amd:{sid}"):
+    if not first_receipt(session, f"amd:{sid}"):
         return False
     running = incident.status in _LIVE
     timeline.record(
@@ -381,20 +249,6 @@ def leave_voicemail(call_control: CallControl | None, sid: str, content: str) ->
     metrics.voicemail("left")
 
 
-def apply_console_status(
-    factory: sessionmaker[Session], provider_id: str, status: str, extra: Mapping[str, Any]
-) -> bool:
-    """The console channel's simulated news, through the same path as Twilio's callbacks."""
-    with session_scope(factory) as session:
-        return provider_status(
-            session,
-            message_id=None,
-            sid=provider_id,
-            status=status,
-            form={k: str(v) for k, v in extra.items()},
-        )
-
-
 # --- the keypress (Gather action) ---------------------------------------------------------------
 
 
@@ -403,7 +257,7 @@ def _call_script(
 ) -> tuple[str, CallPurpose, Site | None]:
     """The message the call read out, rendered again for a repeat (the dispatcher's own
     rendering), with its prompt purpose and the row's site."""
-    site_id = _message_id(row.params.get("site_id"))
+    site_id = message_id_of(row.params.get("site_id"))
     site = session.get(Site, site_id) if site_id else None
     try:
         script = render(session, row, settings)
@@ -427,7 +281,7 @@ def gather(
     sid = (form.get("CallSid") or "").strip() or None
     digits = (form.get("Digits") or "").strip()
     key = digits[:1] if digits[:1] in VALID_DIGITS else ("?" if digits else "")
-    row = _find_row(session, message_id, sid)
+    row = find_row(session, message_id, sid)
     if row is None:
         # Not one of our calls (or erased since): say goodbye, record nothing.
         return twiml.gather_twiml(
@@ -445,15 +299,15 @@ def gather(
     )
     if row.template == "checkin_call":
         # The resident's own check-in call: a 1 completes the visit (no incident involved).
-        visit_id = _message_id(row.params.get("visit_id"))
+        visit_id = message_id_of(row.params.get("visit_id"))
         receipt = f"gather:{sid or row.id}:{attempt_no}:{digits[:20]}"
-        if key == "1" and visit_id is not None and _first_receipt(session, receipt):
+        if key == "1" and visit_id is not None and first_receipt(session, receipt):
             visits.confirm_checkin(session, visit_id=visit_id, via="keypress")
         return answer
-    incident = _incident_of(session, row)
+    incident = incident_of(session, row)
     if not key or incident is None:
         return answer
-    if not _first_receipt(session, f"gather:{sid or row.id}:{attempt_no}:{digits[:20]}"):
+    if not first_receipt(session, f"gather:{sid or row.id}:{attempt_no}:{digits[:20]}"):
         return answer
     timeline.record(
         session,
@@ -533,14 +387,14 @@ def inbound_sms(session: Session, *, form: Mapping[str, str]) -> None:
     contacts = list(session.exec(select(Contact).where(Contact.phone == sender)).all())
     if not contacts:
         return  # not a number we wrote to: nothing to do, nothing to keep
-    if not _first_receipt(session, f"inbound:{sid}"):
+    if not first_receipt(session, f"inbound:{sid}"):
         return
     body = form.get("Body") or ""
     reply = messages.classify_reply(body)
     opt = reply if reply in ("stop", "start") else messages.twilio_opt_change(body)
     changed: list[Contact] = []
     row = _latest_row_to(session, sender)
-    incident = _incident_of(session, row) if row else None
+    incident = incident_of(session, row) if row else None
     if opt is not None:
         for contact in contacts:
             if contact.sms_opted_out != (opt == "stop"):

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from api.pages.console import ACTOR_LABELS, EVENT_LABELS, REASON_LABELS
 from api.pages.console_admin import ACTION_LABELS
 from api.pages.i18n import translations_for
-from notifications.twilio.webhooks import STATUS_EVENTS
+from notifications.status import STATUS_EVENTS
 from tests.conftest import SYSTEM
 from welfare.audit.models import AuditEntry
 from welfare.audit.service import record as audit_record
@@ -45,6 +45,7 @@ PASS_THROUGH = {
     ("welfare/incidents/photos.py", "action"),
     ("welfare/residents/service.py", "action"),
     ("notifications/twilio/webhooks.py", "event"),
+    ("notifications/status.py", "event"),
     # `outbox.enqueue` writes the event its callers name (read from their `event=` below).
     ("welfare/outbox/queue.py", "event"),
     # The demo's history dates events the services write elsewhere; it adds no type of its own.

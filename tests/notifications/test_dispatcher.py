@@ -15,8 +15,8 @@ from sqlmodel import Session, col, select
 from notifications.channels import Accepted, ChannelError, Outgoing
 from notifications.dispatcher import Dispatcher
 from notifications.ratelimit import SenderRateLimit
+from notifications.status import apply_status
 from notifications.twilio.sender import TwilioSender
-from notifications.twilio.webhooks import apply_console_status
 from tests.conftest import SYSTEM
 from welfare import wakeup
 from welfare.channels import ChannelKind
@@ -616,10 +616,10 @@ def test_provider_news_is_recorded_once(
 ) -> None:
     dispatcher.run_once()
     sms = next(r for r in _rows(db, incident_id) if r.kind == "sms")
-    assert apply_console_status(writers, sms.provider_id, "delivered", {})  # type: ignore[arg-type]
-    assert not apply_console_status(writers, sms.provider_id, "delivered", {})  # type: ignore[arg-type]  # a repeat changes nothing
+    assert apply_status(writers, sms.provider_id, "delivered", {})  # type: ignore[arg-type]
+    assert not apply_status(writers, sms.provider_id, "delivered", {})  # type: ignore[arg-type]  # a repeat changes nothing
     assert _events(db, incident_id).count("delivered") == 1
-    assert not apply_console_status(writers, "SMunknown", "delivered", {})
+    assert not apply_status(writers, "SMunknown", "delivered", {})
 
 
 def test_the_real_twilio_sdk_path_records_a_permanent_error_in_words(
