@@ -114,11 +114,15 @@ class Sender(Protocol):
 
 
 class ChannelRegistry:
-    """Which sender carries each channel kind. A kind without a sender cannot be sent: its rows
-    fail in words ("no sender for whatsapp"), they are never lost silently."""
+    """Which senders carry each channel kind, by provider name. The first registered for a
+    kind is its default; routes per destination (notifications/routes.py) pick others by name.
+    A kind without a sender cannot be sent: its rows fail in words ("no sender for whatsapp"),
+    they are never lost silently."""
 
     def __init__(self, senders: Mapping[ChannelKind, Sender] | None = None) -> None:
-        self._senders: dict[ChannelKind, Sender] = dict(senders or {})
+        self._senders: dict[ChannelKind, dict[str, Sender]] = {}
+        for kind, sender in (senders or {}).items():
+            self.register(kind, sender)
 
     @classmethod
     def every_kind(
@@ -128,10 +132,14 @@ class ChannelRegistry:
         return cls({kind: sender for kind in kinds or (ChannelKind.sms, ChannelKind.voice)})
 
     def register(self, kind: ChannelKind, sender: Sender) -> None:
-        self._senders[kind] = sender
+        self._senders.setdefault(kind, {})[sender.name] = sender
 
-    def sender(self, kind: ChannelKind) -> Sender | None:
-        return self._senders.get(kind)
+    def sender(self, kind: ChannelKind, provider: str | None = None) -> Sender | None:
+        """The sender of `provider` for `kind`, or the kind's default without a name."""
+        senders = self._senders.get(kind, {})
+        if provider is not None:
+            return senders.get(provider)
+        return next(iter(senders.values()), None)
 
     def kinds(self) -> list[ChannelKind]:
         return list(self._senders)

@@ -18,7 +18,7 @@ from functools import partial
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
-from notifications import messages, metrics
+from notifications import messages, metrics, routes
 from notifications.channels import (
     Accepted,
     CallScript,
@@ -345,7 +345,7 @@ class Dispatcher:
             if opened is None:
                 continue
             message, incident = opened
-            sender = self.channels.sender(message.kind)
+            sender = self._sender_for(message)
             wait = self.rate_limit.acquire(sender.rate_key(message.kind)) if sender else 0.0
             if wait > 0:
                 metrics.RATE_LIMITED.labels(channel=message.kind.value).inc()
@@ -355,6 +355,9 @@ class Dispatcher:
                 held_back = True
                 self._look_again_in(wait)
                 continue
+            if sender is not None:
+                message.provider = sender.name  # committed with the gate, before the send
+                session.add(message)
             try:
                 ready.append((message, render(session, message, self.settings)))
             except RenderError as error:
@@ -370,6 +373,19 @@ class Dispatcher:
                 )
         return ready, held_back
 
+    def _sender_for(self, message: OutboxMessage) -> Sender | None:
+        """A fail-over copy's pinned provider; else the first of the destination's route that
+        is registered here; else the kind's default sender."""
+        pinned = message.params.get("provider")
+        if pinned:
+            return self.channels.sender(message.kind, str(pinned))
+        if message.to_phone:
+            for name in routes.route(self.settings, message.kind, message.to_phone):
+                sender = self.channels.sender(message.kind, name)
+                if sender is not None:
+                    return sender
+        return self.channels.sender(message.kind)
+
     def _look_again_in(self, seconds: float) -> None:
         """A row was put back until then: look for it then, and wake the worker for it."""
         look_at = time.monotonic() + seconds
@@ -380,10 +396,15 @@ class Dispatcher:
             timer.start()
 
     def _call_provider(self, message: OutboxMessage, content: Content) -> Accepted | ChannelError:
+        started = time.perf_counter()
         try:
-            return self._send(message, content)
+            outcome: Accepted | ChannelError = self._send(message, content)
         except ChannelError as error:
-            return error
+            outcome = error
+        metrics.provider_answer(
+            message.provider, message.kind.value, outcome, time.perf_counter() - started
+        )
+        return outcome
 
     def _record(
         self,
@@ -414,6 +435,9 @@ class Dispatcher:
                 continue
             message, incident = finished
             metrics.provider_error(message.kind.value, outcome.code, permanent=outcome.permanent)
+            if outbox.is_final_failure(message, permanent=outcome.permanent):
+                # Before the failure is recorded: the copy keeps the step alive meanwhile.
+                routes.fail_over(session, self.settings, message, incident, reason=outcome.reason)
             outbox.record_failure(
                 session,
                 message,
@@ -431,7 +455,7 @@ class Dispatcher:
             # permanent failure in words, never an exception that leaves the row 'sending' to
             # be taken up again every STALE_CLAIM, for ever.
             raise ChannelError(outbox.ERASED_NUMBER, permanent=True)
-        sender = self.channels.sender(message.kind)
+        sender = self.channels.sender(message.kind, message.provider)
         if sender is None:
             raise ChannelError(f"no sender for {message.kind.value}", permanent=True)
         return sender.send(

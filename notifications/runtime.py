@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
+from notifications import routes
 from notifications.channels import ChannelRegistry
 from notifications.console_channel import ConsoleChannel, print_to_terminal
 from notifications.dispatcher import Dispatcher
@@ -25,6 +26,7 @@ def build_channels(
     whose simulated provider news lands on the timeline like Twilio's webhooks would.
     `show_sends` (the demo): the console prints every SMS and call to the terminal as the family
     would get it. A new channel kind or provider registers its sender here (docs/channels.md)."""
+    routes.check(settings)
     if settings.twilio_configured:
         from notifications.twilio.client import TwilioChannel
 

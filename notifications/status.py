@@ -17,13 +17,14 @@ from typing import Any
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, select
 
-from notifications import metrics
+from notifications import metrics, routes
 from welfare.channels import ChannelKind
 from welfare.db import insert_unless_conflict, session_scope
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident
 from welfare.outbox.models import OutboxMessage
+from welfare.settings import Settings
 from welfare.webhooks.models import WebhookReceipt
 
 # Provider words -> timeline event types. A voicemail or an answered call without a key is
@@ -41,6 +42,10 @@ STATUS_EVENTS = {
     "no-answer": "no_answer",
     "canceled": "call_cancelled",
 }
+
+# A message's final news that it did not arrive: it may go once through another provider.
+UNDELIVERED = frozenset({"undelivered", "failed"})
+FINAL_DELIVERY = UNDELIVERED | {"delivered"}
 
 # How far along a message or call is; news never moves a row backwards.
 STATUS_RANK = {
@@ -124,10 +129,12 @@ def record_status(
     error_code: str | None = None,
     error_reason: str | None = None,
     answered_by: str = "",
+    settings: Settings | None = None,
 ) -> bool:
     """A provider's news about a message or call it took (`sid` is its id for it), in the
     shared status words. False when it changed nothing (unknown word or row, a repeat).
-    `error_reason` is our own words for the provider's `error_code`."""
+    `error_reason` is our own words for the provider's `error_code`. With `settings`, a
+    message reported undelivered goes once to the next provider of its route."""
     status = (status or "").strip().lower()
     event_type = STATUS_EVENTS.get(status)
     if not sid or event_type is None:
@@ -146,6 +153,12 @@ def record_status(
             row.error_reason = error_reason
         session.add(row)
     incident = incident_of(session, row)
+    if current and row.kind is not ChannelKind.voice and status in FINAL_DELIVERY:
+        metrics.delivery_report(row.provider, status)
+    undelivered = current and row.kind is not ChannelKind.voice and status in UNDELIVERED
+    if settings is not None and undelivered:
+        reason = error_reason or f"{status}, said {row.provider or 'the provider'}"
+        routes.fail_over(session, settings, row, incident, reason=reason)
     if incident is None:
         return True
     detail: dict[str, Any] = {

@@ -72,6 +72,19 @@ class Settings(BaseSettings):
     # forwarded_allow_ips: comma-separated addresses or "*").
     forwarded_allow_ips: str = "127.0.0.1"
     log_level: str = "INFO"
+    # Which providers carry messages to which destinations, tried in order: calling-code
+    # prefixes, e.g. "+86=aliyun,twilio;+852=twilio" (any other number: the default provider
+    # of its channel kind). A provider that fails a message for good (or reports it
+    # undelivered) hands it once to the next of its route. See notifications/routes.py.
+    routes: str = ""
+
+    @field_validator("routes")
+    @classmethod
+    def _routes_parse(cls, value: str) -> str:
+        from welfare.route_table import parse_routes
+
+        parse_routes(value)  # a wrong table stops the start, in words
+        return value
 
     @field_validator("public_base_url")
     @classmethod

@@ -147,6 +147,7 @@ EVENT_LABELS = {
     "sent": N_("Handed to the provider"),
     "all_clear_queued": N_("All-clear SMS queued"),
     "all_clear_sent": N_("All-clear SMS handed to the provider"),
+    "failover": N_("Provider failed: sent again through the next provider"),
     "retry_scheduled": N_("Retry scheduled"),
     "send_cancelled": N_("Sending cancelled"),
     "possibly_sent": N_("Possibly sent: the provider's answer was lost"),

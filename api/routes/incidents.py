@@ -63,6 +63,8 @@ class NotificationStatus(BaseModel):
     recipient: str
     # What it says: "found_alert", "coming_notice", "all_clear"... (the outbox row's template).
     template: str
+    # Which provider carried it ("twilio", "aliyun"...), once it was handed over.
+    provider: str | None = None
 
 
 class IncidentSummary(BaseModel):
@@ -131,6 +133,7 @@ def notifications_of(session: Session, incident: Incident) -> list[NotificationS
             attempts=m.attempts,
             recipient=recipient_of(m),
             template=m.template,
+            provider=m.provider,
         )
         for m in messages
     ]

@@ -55,13 +55,16 @@ def _xml(content: str = webhooks.EMPTY_TWIML) -> Response:
 
 
 @router.post("/message-status", response_class=Response)
-def message_status(form: FormDep, session: SessionDep, message_id: str | None = None) -> Response:
+def message_status(
+    form: FormDep, session: SessionDep, settings: SettingsDep, message_id: str | None = None
+) -> Response:
     webhooks.provider_status(
         session,
         message_id=message_id,
         sid=form.get("MessageSid") or form.get("SmsSid"),
         status=form.get("MessageStatus") or form.get("SmsStatus"),
         form=form,
+        settings=settings,
     )
     return _xml()
 

@@ -162,8 +162,10 @@ def provider_status(
     sid: str | None,
     status: str | None,
     form: Mapping[str, str],
+    settings: Settings | None = None,
 ) -> bool:
-    """A message-status or call-status callback, recorded through the shared path."""
+    """A message-status or call-status callback, recorded through the shared path (with
+    `settings`, an undelivered message fails over to the next provider of its route)."""
     code = _error_code(form.get("ErrorCode"))
     return record_status(
         session,
@@ -173,6 +175,7 @@ def provider_status(
         error_code=code,
         error_reason=_error_reason(code),
         answered_by=form.get("AnsweredBy") or "",
+        settings=settings,
     )
 
 

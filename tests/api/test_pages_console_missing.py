@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
+from notifications.channels import Text
 from notifications.dispatcher import render
 from welfare.audit.models import AuditEntry
 from welfare.db import utcnow
@@ -95,7 +96,9 @@ def test_staff_raise_a_missing_alert_from_the_resident_page_and_guards_get_it(
     assert (incident.location, incident.description) == (typed["last_seen"], typed["clothing"])
     (sms,) = db.exec(select(OutboxMessage).where(OutboxMessage.incident_id == incident_id)).all()
     assert sms.user_id == guard_on_duty.id and sms.template == "missing_alert"
-    text = render(db, sms, settings)
+    content = render(db, sms, settings)
+    assert isinstance(content, Text)
+    text = content.body
     db.rollback()
     page = client.get(sent.headers["location"])
     assert "Missing alert sent to the guards on duty." in page.text

@@ -76,6 +76,8 @@ class OutboxMessage(SQLModel, table=True):
     claimed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     claim_token: str | None = Field(default=None, max_length=40)
     sent_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The provider that took it (set at the gate); a fail-over copy is pinned to its next one.
+    provider: str | None = Field(default=None, max_length=20)
     provider_id: str | None = Field(default=None, max_length=64, index=True)
     provider_status: str | None = Field(default=None, max_length=30)
     error_code: str | None = Field(default=None, max_length=20)

@@ -330,6 +330,11 @@ def record_sent(
     )
 
 
+def is_final_failure(message: OutboxMessage, *, permanent: bool) -> bool:
+    """Whether `record_failure` will fail this row for good (no retry left)."""
+    return permanent or message.attempts >= MAX_ATTEMPTS
+
+
 def record_failure(
     session: Session,
     message: OutboxMessage,
@@ -347,7 +352,7 @@ def record_failure(
     now = now or utcnow()
     message.error_code, message.error_reason = code, reason[:300]
     message.updated_at = now
-    if not permanent and message.attempts < MAX_ATTEMPTS:
+    if not is_final_failure(message, permanent=permanent):
         delay = BACKOFF_SECONDS[min(message.attempts, len(BACKOFF_SECONDS)) - 1]
         message.status = OutboxStatus.pending
         message.next_attempt_at = now + dt.timedelta(seconds=max(delay, retry_after or 0))
