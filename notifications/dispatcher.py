@@ -25,6 +25,7 @@ from welfare.db import session_scope, utcnow
 from welfare.incidents import answer_links
 from welfare.incidents import service as incidents
 from welfare.incidents.models import Incident
+from welfare.incidents.public_reports import incident_map_link
 from welfare.outbox import service as outbox
 from welfare.outbox.models import ALL_CLEAR, MessageKind, OutboxMessage
 from welfare.phones import display_phone
@@ -143,6 +144,16 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
         if call:
             text = messages.found_call_text(lang, site_name=site.name, location=place)
             return twiml.call_twiml(lang, text=text, gather_url=gather)
+        finder_map = incident_map_link(incident) if incident.public_finder else None
+        if finder_map is not None:
+            return messages.found_by_finder_sms(
+                lang,
+                site_name=site.name,
+                office_phone=office,
+                reference=incident.reference,
+                link=_answer_link(session, message, settings),
+                map_link=finder_map,
+            )
         return messages.found_sms(
             lang,
             site_name=site.name,
@@ -174,6 +185,9 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> str:
     if message.template == "missing_alert" and not call:
         link = guard_alert_url(settings, incident.id)
         return messages.missing_alert_sms(lang, site_name=site.name, link=link)
+    if message.template == "finder_alert" and not call:
+        link = guard_alert_url(settings, incident.id)
+        return messages.finder_alert_sms(lang, site_name=site.name, link=link)
     if message.template == "coming_notice" and not call:
         return messages.coming_notice_sms(lang, relationship=message.params.get("relationship"))
     if message.template == ALL_CLEAR and not call:
