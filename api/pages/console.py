@@ -83,6 +83,7 @@ def nav_items(page_user: PageUser) -> list[tuple[str, str]]:
         ("/console/residents", N_("Residents")),
         ("/console/households", N_("Households")),
         ("/console/labels", N_("QR labels")),
+        ("/console/public-reports", N_("Public reports")),
         ("/manage/visits", N_("Visits")),
     ]
     if page_user.actor.can(Permission.audit_read):

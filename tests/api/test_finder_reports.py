@@ -381,3 +381,86 @@ def test_the_page_says_in_danger_call_999_first_and_shows_the_voice_line(
     reference = public_reports.call_reference(settings.secret_key, code)
     assert len(reference) == public_reports.CALL_REFERENCE_DIGITS and reference.isdigit()
     assert reference in page
+
+
+def test_staff_see_public_reports_and_a_false_alarm_stops_everything(
+    client: TestClient,
+    db: Session,
+    site: Site,
+    tag_of: Callable[..., tuple[Resident, str]],
+    guard_on_duty: User,
+    make_user: Callable[..., User],
+    page_login: Callable[..., str],
+) -> None:
+    _resident, code = tag_of("finder_alerts")
+    status_url = report(client, code, **WHERE).headers["location"]
+    incident = the_incident(db)
+    assert {r.status for r in rows_of(db, incident)} == {OutboxStatus.pending}
+    csrf = page_login(make_user("staff", [site]))
+    listing = client.get("/console/public-reports", headers=HTML)
+    assert listing.status_code == 200 and incident.reference in listing.text
+    assert f"/console/incidents/{incident.id}/false-alarm" in listing.text
+    closed = client.post(
+        f"/console/incidents/{incident.id}/false-alarm",
+        data={"csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert closed.status_code == 303
+    incident = the_incident(db)
+    assert incident.status is IncidentStatus.cancelled and incident.outcome is Outcome.false_alarm
+    assert incident.latitude is None
+    assert {r.status for r in rows_of(db, incident)} == {OutboxStatus.cancelled}
+    after = client.get(closed.headers["location"], headers=HTML).text
+    assert "Closed as a false alarm" in after and "/false-alarm" not in after
+    # Nothing left anywhere: not on the guard's phone, not on the finder's page.
+    page_login(guard_on_duty)
+    assert client.get(f"/guard/alerts/{incident.id}", headers=HTML).status_code == 404
+    client.cookies.clear()
+    assert "This report is closed" in client.get(status_url).text
+
+
+def test_a_false_alarm_is_for_public_reports_only_and_for_staff(
+    client: TestClient,
+    db: Session,
+    site: Site,
+    tag_of: Callable[..., tuple[Resident, str]],
+    make_user: Callable[..., User],
+    page_login: Callable[..., str],
+) -> None:
+    resident, _code = tag_of()
+    opened = incidents.open_incident(
+        session=db,
+        actor=SYSTEM,
+        data=IncidentCreate(resident_id=resident.id, client_request_id="guard-report-1"),
+    )
+    db.commit()
+    csrf = page_login(make_user("staff", [site]))
+    refused = client.post(
+        f"/console/incidents/{opened.incident.id}/false-alarm",
+        data={"csrf_token": csrf},
+        headers=HTML,
+        follow_redirects=False,
+    )
+    assert refused.status_code == 404
+    assert the_incident(db).status is IncidentStatus.notifying
+
+
+def test_the_consent_page_offers_the_two_new_scopes_in_words(
+    client: TestClient,
+    db: Session,
+    site: Site,
+    tag_of: Callable[..., tuple[Resident, str]],
+    make_user: Callable[..., User],
+    page_login: Callable[..., str],
+    headers_for: Callable[..., dict[str, str]],
+) -> None:
+    resident, _code = tag_of("finder_alerts", "public_care_tips")
+    body = client.get(
+        f"/api/v1/residents/{resident.id}/consents", headers=headers_for("staff")
+    ).json()
+    scopes = {s for consent in body["items"] for s in consent["scopes"]}
+    assert {"finder_alerts", "public_care_tips"} <= scopes
+    page_login(make_user("staff", [site]))
+    page = client.get(f"/console/residents/{resident.id}", headers=HTML).text
+    assert "Tell the family when a passer-by finds them" in page
+    assert "Show a passer-by the preferred name and care tips" in page

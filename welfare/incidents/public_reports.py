@@ -32,11 +32,11 @@ from enum import StrEnum
 from sqlalchemy import func
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from welfare.authz import Actor
+from welfare.authz import Actor, Permission, require, visible_site_ids
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
 from welfare.db import UTCDateTime, utcnow
-from welfare.errors import InvalidInput, Throttled
+from welfare.errors import InvalidInput, NotFound, Throttled
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import (
@@ -47,6 +47,7 @@ from welfare.incidents.models import (
     IncidentKind,
     IncidentResponder,
     IncidentStatus,
+    Outcome,
 )
 from welfare.residents.models import Resident
 from welfare.sites.models import Site
@@ -444,14 +445,49 @@ def tag_for_call(session: Session, *, secret: str, reference: str) -> tuple[Resi
     return (resident, site) if site else None
 
 
-def public_reports_of(
-    session: Session, site_ids: set[uuid.UUID] | None, *, limit: int = 100
-) -> list[tuple[PublicReport, Incident]]:
-    """The latest reports that reached an incident at these sites (None: every site)."""
+@dataclass(frozen=True)
+class ReportRow:
+    """A finder's report as staff see it (no address, no code: there are none to show)."""
+
+    at: dt.datetime
+    incident: Incident
+    running: bool
+    timezone: str  # the site's, to show the time in
+
+
+def public_reports_of(*, session: Session, actor: Actor, limit: int = 100) -> list[ReportRow]:
+    """The latest reports that reached an incident at the actor's sites, newest first."""
+    require(actor, Permission.registry_read)
     query = select(PublicReport, Incident).join(
         Incident, col(Incident.id) == col(PublicReport.incident_id)
     )
-    if site_ids is not None:
-        query = query.where(col(Incident.site_id).in_(site_ids))
+    sites = visible_site_ids(actor, Permission.registry_read)
+    if sites is not None:
+        query = query.where(col(Incident.site_id).in_(sites))
     rows = session.exec(query.order_by(col(PublicReport.at).desc()).limit(limit)).all()
-    return [(report, incident) for report, incident in rows]
+    site_ids = {incident.site_id for _report, incident in rows}
+    zones = {
+        site.id: site.timezone
+        for site in session.exec(select(Site).where(col(Site.id).in_(site_ids))).all()
+    }
+    return [
+        ReportRow(
+            at=report.at,
+            incident=incident,
+            running=incident.status not in CLOSED,
+            timezone=zones.get(incident.site_id, "UTC"),
+        )
+        for report, incident in rows
+    ]
+
+
+def false_alarm(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> Incident:
+    """Staff close a finder's report that was not real: cancelled with outcome false_alarm,
+    which stops everything (pending messages, the guards' alert, the finder's live page)."""
+    require(actor, Permission.registry_write)
+    incident = session.get(Incident, incident_id)
+    if incident is None or not incident.public_finder:
+        raise NotFound("public report")
+    return incidents.cancel(
+        session=session, actor=actor, incident_id=incident.id, outcome=Outcome.false_alarm
+    )
