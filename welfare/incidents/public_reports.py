@@ -50,10 +50,11 @@ from welfare.incidents.models import (
     Outcome,
 )
 from welfare.residents.models import Resident
-from welfare.sites.models import Site
+from welfare.sites.models import Site, office_is_open
 from welfare.tags import codes
 from welfare.tags.models import ResidentTag
 from welfare.tags.service import find_live_tag
+from welfare.times import zone
 from welfare.users.service import hash_token
 
 PUBLIC_NOTE = "reported by a member of the public"
@@ -422,27 +423,159 @@ def status(
     return FinderStatus(tuple(progress), False, shown)
 
 
-# --- the call bridge's look-up -------------------------------------------------------------------
+# --- the call bridge ----------------------------------------------------------------------------
+
+# The timeline event of a finder's call (spelt out where it is written, as the console's words
+# test reads it there).
+FINDER_CALL_EVENT = "finder_call"
 
 
-def tag_for_call(session: Session, *, secret: str, reference: str) -> tuple[Resident, Site] | None:
+def tag_for_call(
+    session: Session, *, secret: str, reference: str
+) -> tuple[Resident, Site, ResidentTag] | None:
     """The live tag whose call reference this is; None for none, or for two alike (then the
     call goes to the office as for an unknown reference)."""
     if len(reference) != CALL_REFERENCE_DIGITS or not reference.isdigit():
         return None
-    tags = session.exec(
-        select(ResidentTag.code, ResidentTag.resident_id).where(
-            col(ResidentTag.revoked_at).is_(None)
-        )
-    ).all()
-    matches = [rid for code, rid in tags if call_reference(secret, code) == reference]
+    tags = session.exec(select(ResidentTag).where(col(ResidentTag.revoked_at).is_(None))).all()
+    matches = [tag for tag in tags if call_reference(secret, tag.code) == reference]
     if len(matches) != 1:
         return None
-    resident = session.get(Resident, matches[0])
+    resident = session.get(Resident, matches[0].resident_id)
     if resident is None or resident.erased_at is not None:
         return None
     site = session.get(Site, resident.site_id)
-    return (resident, site) if site else None
+    return (resident, site, matches[0]) if site else None
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One number the finder's call may be put through to, in order."""
+
+    target: str  # "office" or "contact"
+    phone: str
+    contact_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """Where a finder's call goes. `caller_id`: the site's voice number, shown to whoever
+    answers (never the finder's). No legs: nobody may be rung (no caller id to hide behind, no
+    office phone and no family to ring)."""
+
+    incident_id: uuid.UUID | None
+    caller_id: str | None
+    legs: tuple[Leg, ...]
+    office_open: bool
+
+
+def _family_legs(session: Session, resident: Resident) -> list[Leg]:
+    return [
+        Leg("contact", contact.phone, contact.id)
+        for contact in incidents.contacts_of(session, resident.id)
+        if contact.consent_to_contact and contact.phone
+    ]
+
+
+def plan_call(
+    *,
+    session: Session,
+    secret: str,
+    reference: str,
+    caller: str,
+    default_voice: str | None,
+    now: dt.datetime | None = None,
+) -> CallPlan | None:
+    """A finder called the site's voice number and typed the tag's reference. None for an
+    unknown reference.
+
+    The call is a report like the page's (rate-limited per tag and per calling number, keyed
+    hashes only), so it opens or joins the resident's incident and is on its timeline. During the
+    office's hours it goes to the office; otherwise to the family's contacts in order, only under
+    the resident's finder_alerts consent; failing that, to the office anyway."""
+    now = now or utcnow()
+    found = tag_for_call(session, secret=secret, reference=reference)
+    if found is None:
+        return None
+    resident, site, tag = found
+    incident: Incident | None
+    try:
+        incident = alert_office(
+            session=session, secret=secret, code=tag.code, client_addr=f"call:{caller}", now=now
+        ).incident
+    except Throttled:  # reported many times already: the running incident, if any
+        incident = incidents.running_incident(session, resident.id)
+    return _plan(session, resident, site, incident, default_voice, now)
+
+
+def replan_call(
+    *,
+    session: Session,
+    secret: str,
+    reference: str,
+    default_voice: str | None,
+    now: dt.datetime | None = None,
+) -> CallPlan | None:
+    """The plan of a call already under way (the next leg after one nobody answered): the same
+    rules, without reporting it again."""
+    found = tag_for_call(session, secret=secret, reference=reference)
+    if found is None:
+        return None
+    resident, site, _tag = found
+    incident = incidents.running_incident(session, resident.id)
+    return _plan(session, resident, site, incident, default_voice, now or utcnow())
+
+
+def _plan(
+    session: Session,
+    resident: Resident,
+    site: Site,
+    incident: Incident | None,
+    default_voice: str | None,
+    now: dt.datetime,
+) -> CallPlan:
+    local = now.astimezone(zone(site.timezone)).time()
+    office_open = office_is_open(site.office_opens, site.office_closes, local)
+    office = [Leg("office", site.office_phone)] if site.office_phone else []
+    family = (
+        _family_legs(session, resident)
+        if has_scope(session, resident.id, ConsentScope.finder_alerts)
+        else []
+    )
+    legs = office if office_open and office else (family or office)
+    caller_id = voice_number_of(site, default_voice)
+    return CallPlan(
+        incident_id=incident.id if incident else None,
+        caller_id=caller_id,
+        legs=tuple(legs) if caller_id else (),
+        office_open=office_open,
+    )
+
+
+def record_call(
+    session: Session,
+    *,
+    incident_id: uuid.UUID | None,
+    leg: int,
+    target: str,
+    contact_id: uuid.UUID | None,
+    status: str,
+) -> None:
+    """A leg of a finder's call on the incident's timeline: being put through ("dialling"),
+    then how it ended (Twilio's DialCallStatus). No phone number, never the finder's."""
+    incident = session.get(Incident, incident_id) if incident_id else None
+    if incident is None:
+        return
+    timeline.record(
+        session,
+        incident,
+        "finder_call",
+        label="public",
+        leg=leg,
+        target=target,
+        contact_id=contact_id,
+        status=status,
+    )
 
 
 @dataclass(frozen=True)

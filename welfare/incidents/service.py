@@ -74,7 +74,8 @@ def policy_for(session: Session, site_id: uuid.UUID, resident_id: uuid.UUID | No
     return Policy.from_json(chosen.settings if chosen else None)
 
 
-def _contacts(session: Session, resident_id: uuid.UUID) -> list[Contact]:
+def contacts_of(session: Session, resident_id: uuid.UUID) -> list[Contact]:
+    """The resident's contacts in the order they are called."""
     return list(
         session.exec(
             select(Contact)
@@ -379,7 +380,7 @@ def start_escalation(session: Session, incident: Incident, now: dt.datetime) -> 
         policy = Policy(**{**policy.to_json(), "urgent": True, "channels": tuple(policy.channels)})
     # Kept referenced until the steps are started: the session's identity map holds loaded
     # rows only weakly, and `_start_step` gets each contact by id.
-    contact_rows = _contacts(session, incident.resident_id)
+    contact_rows = contacts_of(session, incident.resident_id)
     contacts = [str(c.id) for c in contact_rows]
     steps = plan(policy, contacts)
     incident.escalation = {
