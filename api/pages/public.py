@@ -49,8 +49,9 @@ router = APIRouter(route_class=TransactionRoute, include_in_schema=False)
 PUBLIC_CSRF_COOKIE = "welfare_public_csrf"
 TagCode = Annotated[str, Path(max_length=100)]
 FinderToken = Annotated[str, Path(max_length=100)]
-# The status page reloads itself this often (a meta refresh: no script needed).
-STATUS_REFRESH_SECONDS = 15
+# The status page reloads itself this often (a meta refresh: no script needed); within the
+# answer links' per-token allowance (one request every 6 seconds).
+STATUS_REFRESH_SECONDS = 8
 PROGRESS_WORDS = {
     "office": N_("The office has it"),
     "family_told": N_("The family has been told"),

@@ -14,9 +14,11 @@
       form.elements.latitude.value = position.coords.latitude.toFixed(6);
       form.elements.longitude.value = position.coords.longitude.toFixed(6);
       state.textContent = state.dataset.wordsLocated;
+      state.hidden = false;
       button.hidden = true;
     }, function () {
       state.textContent = state.dataset.wordsDenied;
+      state.hidden = false;
       button.disabled = false;
     }, { enableHighAccuracy: true, timeout: 10000, maximumAge: 60000 });
   });
