@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from notifications.dispatcher import render
-from tests.conftest import ALL_SCOPES, SYSTEM, form_csrf
+from tests.api.test_public_finder import alert
+from tests.conftest import ALL_SCOPES, SYSTEM
 from welfare.db import utcnow
 from welfare.incidents import public_reports
 from welfare.incidents import service as incidents
@@ -67,13 +68,8 @@ def guard_on_duty(db: Session, site: Site, make_user: Callable[..., User]) -> Us
 
 
 def report(client: TestClient, code: str, **form: str) -> Any:
-    page = client.get(f"/t/{code}")
-    return client.post(
-        f"/t/{code}/alert",
-        data={"csrf_token": form_csrf(page.text), **form},
-        headers=HTML,
-        follow_redirects=False,
-    )
+    """A finder's report from the tag's page, as the browser posts it."""
+    return alert(client, code, **form)
 
 
 def _detached(db: Session, rows: list[Any]) -> list[Any]:
@@ -114,6 +110,7 @@ def test_a_finder_shares_where_and_a_message_and_the_office_and_guards_on_duty_h
     tag_of: Callable[..., tuple[Resident, str]],
     guard_on_duty: User,
     page_login: Callable[..., str],
+    login: Callable[..., dict[str, str]],
     make_user: Callable[..., User],
     site: Site,
 ) -> None:
@@ -149,6 +146,9 @@ def test_a_finder_shares_where_and_a_message_and_the_office_and_guards_on_duty_h
     assert alert.status_code == 200
     assert "A member of the public found this resident" in alert.text and MAP in alert.text
     assert f"/guard/alerts/{incident.id}" in client.get("/guard/alerts", headers=HTML).text
+    card = client.get(f"/api/v1/alerts/{incident.id}", headers=login(guard_on_duty)).json()
+    assert card["found_by_public"] is True and card["map_url"] == MAP
+    assert "medical_notes" not in card and "Alzheimer" not in str(card)
     # The office's board shows it at once, with the map link.
     db.rollback()  # a fresh read: the requests wrote since
     page_login(make_user("staff", [site]))

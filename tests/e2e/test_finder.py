@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from notifications.dispatcher import render
 from tests.conftest import ALL_SCOPES, SYSTEM, TEST_SECRET
 from tests.e2e.conftest import PHONE, Screenshot
-from tests.e2e.test_guard_tap_targets import MEASURE
+from tests.e2e.test_answer_link import _check_layout
 from welfare.db import utcnow
 from welfare.incidents import answer_links
 from welfare.incidents.models import Incident
@@ -30,12 +30,6 @@ WHERE = {"latitude": 22.28012, "longitude": 114.15013}
 MAP = "https://maps.google.com/?q=22.28012,114.15013"
 # The page reloads itself every 8 seconds; the worker sends within a second or two.
 SELF_UPDATE_MS = 25_000
-
-
-def _check_layout(page: Any) -> None:
-    found = page.evaluate(MEASURE)
-    assert found["small"] == [], found["small"]
-    assert found["overflowing"] == [] and found["scroll"] <= 0, found
 
 
 def _finder_context(browser: Any, live_server: str, locale: str) -> Any:
