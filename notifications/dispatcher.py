@@ -34,6 +34,7 @@ from welfare.db import session_scope, utcnow
 from welfare.incidents import answer_links
 from welfare.incidents import service as incidents
 from welfare.incidents.models import Incident
+from welfare.incidents.public_reports import incident_map_link
 from welfare.outbox import service as outbox
 from welfare.outbox.models import ALL_CLEAR, OutboxMessage
 from welfare.phones import display_phone
@@ -150,6 +151,17 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> Cont
         if call:
             text = messages.found_call_text(lang, site_name=site.name, location=place)
             return CallScript(text, "found", detect_machine=True)
+        finder_map = incident_map_link(incident) if incident.public_finder else None
+        if finder_map is not None:
+            return Text.rendered(
+                messages.found_by_finder_sms,
+                lang,
+                site_name=site.name,
+                office_phone=office,
+                reference=incident.reference,
+                link=_answer_link(session, message, settings),
+                map_link=finder_map,
+            )
         return Text.rendered(
             messages.found_sms,
             lang,
@@ -183,6 +195,9 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> Cont
     if message.template == "missing_alert" and not call:
         link = guard_alert_url(settings, incident.id)
         return Text.rendered(messages.missing_alert_sms, lang, site_name=site.name, link=link)
+    if message.template == "finder_alert" and not call:
+        link = guard_alert_url(settings, incident.id)
+        return Text.rendered(messages.finder_alert_sms, lang, site_name=site.name, link=link)
     if message.template == "coming_notice" and not call:
         relationship = message.params.get("relationship")
         return Text.rendered(messages.coming_notice_sms, lang, relationship=relationship)

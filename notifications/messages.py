@@ -193,6 +193,54 @@ def found_sms(
     )
 
 
+def found_by_finder_sms(
+    lang: str | None,
+    *,
+    site_name: str,
+    office_phone: str,
+    reference: str,
+    link: str,
+    map_link: str,
+) -> str:
+    """To an emergency contact, when a member of the public found the resident and shared where
+    (the resident's finder_alerts consent): the finder's map link, then the answer link. The
+    most compact wordings leave out the office phone (the answer page has it); the map link,
+    the reference and the answer link are never cut."""
+    variants: dict[Language, list[Render]] = {
+        "en": [
+            lambda site, phone, ref, link, map: (
+                f"{site}: a member of the public has found the resident you are an emergency "
+                f"contact for and is waiting with them here: {map} Call {phone}. Ref {ref}. "
+                f"Coming? {link}"
+            ),
+            lambda site, phone, ref, link, map: (
+                f"{site}: resident found by a passer-by at {map} Call {phone} Ref {ref} {link}"
+            ),
+            lambda site, phone, ref, link, map: f"{site}: found {map} Ref {ref} {link}",
+        ],
+        "zh-CN": [
+            lambda site, phone, ref, link, map: (
+                f"{site}：有路人找到住户，正陪同等候，位置 {map} 电话{phone}，编号{ref} {link}"
+            ),
+            lambda site, phone, ref, link, map: (
+                f"{site}：路人找到住户，位置 {map} 编号{ref} 答复 {link}"
+            ),
+        ],
+        "ko-KR": [
+            lambda site, phone, ref, link, map: (
+                f"{site}: 시민이 입주민을 찾아 함께 기다리고 있습니다. 위치 {map} 전화 {phone} "
+                f"참조 {ref} {link}"
+            ),
+            lambda site, phone, ref, link, map: f"{site}: 입주민 발견 {map} 참조 {ref} {link}",
+        ],
+    }
+    return _fit(
+        variants[pick_language(lang)],
+        {"phone": office_phone, "ref": reference, "link": link, "map": map_link},
+        {"site": site_name},
+    )
+
+
 def welfare_concern_sms(
     lang: str | None, *, site_name: str, office_phone: str, reference: str, link: str
 ) -> str:
@@ -261,6 +309,32 @@ def missing_alert_sms(lang: str | None, *, site_name: str, link: str) -> str:
                 f"알림에서 확인하세요: {link}"
             ),
             lambda site, link: f"{site}: 입주민 실종 신고. 상세: {link}",
+        ],
+    }
+    return _fit(variants[pick_language(lang)], {"link": link}, {"site": site_name})
+
+
+def finder_alert_sms(lang: str | None, *, site_name: str, link: str) -> str:
+    """To a guard on duty: a member of the public found a resident and is waiting with them;
+    where, and who, is behind the (login) link."""
+    variants: dict[Language, list[Render]] = {
+        "en": [
+            lambda site, link: (
+                f"{site}: a member of the public has found a resident and is waiting with them. "
+                f"Open the alert for where: {link}"
+            ),
+            lambda site, link: f"{site}: a resident was found by a passer-by. Where: {link}",
+        ],
+        "zh-CN": [
+            lambda site, link: f"{site}：有路人找到住户并在陪同等候。请打开提醒查看位置：{link}",
+            lambda site, link: f"{site}：路人找到住户，位置：{link}",
+        ],
+        "ko-KR": [
+            lambda site, link: (
+                f"{site}: 시민이 입주민을 찾아 함께 기다리고 있습니다. 위치는 알림에서 "
+                f"확인하세요: {link}"
+            ),
+            lambda site, link: f"{site}: 시민이 입주민 발견. 위치: {link}",
         ],
     }
     return _fit(variants[pick_language(lang)], {"link": link}, {"site": site_name})

@@ -74,7 +74,7 @@ def _headers(response: Response) -> Response:
     return response
 
 
-def _gone(request: Request, status_code: int = 404, retry_after: float = 0) -> Response:
+def gone_page(request: Request, status_code: int = 404, retry_after: float = 0) -> Response:
     """The same page for an unknown, malformed or dead token (and, with 429, for too many
     requests): nothing in it tells one from another."""
     language = request_language(request)
@@ -104,7 +104,7 @@ def _target(request: Request, token: str) -> str:
 
 def _throttled(request: Request, token: str) -> Response | None:
     wait = limits_of(request).wait(client_addr(request), token)
-    return _gone(request, 429, wait) if wait > 0 else None
+    return gone_page(request, 429, wait) if wait > 0 else None
 
 
 @router.get("/r/{token}")
@@ -116,7 +116,7 @@ def answer_page(request: Request, token: Token, session: SessionDep) -> Response
         return throttled
     page = answer_links.open_page(session=session, token=token)
     if page is None:
-        return _gone(request)
+        return gone_page(request)
     language = _language(request, page)
     office = page.office_phone
     response = render(
@@ -149,5 +149,5 @@ def answer(
         return throttled
     page = answer_links.answer(session=session, token=token, value=answer_links.Answer(value))
     if page is None:
-        return _gone(request)
+        return gone_page(request)
     return _headers(RedirectResponse(_target(request, token), status_code=303))

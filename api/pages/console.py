@@ -39,6 +39,7 @@ from welfare.incidents.models import (
     Outcome,
     Resolution,
 )
+from welfare.incidents.public_reports import incident_map_link
 from welfare.outbox.models import OutboxMessage
 from welfare.phones import display_phone
 from welfare.residents import service as residents
@@ -83,6 +84,7 @@ def nav_items(page_user: PageUser) -> list[tuple[str, str]]:
         ("/console/residents", N_("Residents")),
         ("/console/households", N_("Households")),
         ("/console/labels", N_("QR labels")),
+        ("/console/public-reports", N_("Public reports")),
         ("/manage/visits", N_("Visits")),
     ]
     if page_user.actor.can(Permission.audit_read):
@@ -127,6 +129,7 @@ KIND_LABELS = {
     "missing": N_("Missing resident"),
     "welfare_concern": N_("Welfare concern"),
 }
+FOUND_BY_PUBLIC = N_("Found by a member of the public")
 CONDITION_LABELS = {"well": N_("Well"), "distressed": N_("Distressed"), "injured": N_("Injured")}
 OUTCOME_LABELS = {
     "handed_over": N_("Handed over"),
@@ -180,6 +183,8 @@ EVENT_LABELS = {
     "photo_deleted": N_("Photo deleted"),
     "claimed": N_("A guard took it on"),
     "public_report": N_("Reported by a member of the public"),
+    "finder_location_erased": N_("The finder's shared location erased"),
+    "finder_call": N_("A finder's call put through"),
     "visit_concern": N_("Concern from a welfare visit"),
     "checkin_unanswered": N_("Check-in calls not answered"),
 }
@@ -317,6 +322,8 @@ class BoardRow:
     minutes_open: int
     overdue: bool
     url: str
+    # Where a member of the public who found them is waiting (their shared location), if shared.
+    map_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -397,7 +404,9 @@ def board_rows(session: Session, page_user: PageUser) -> list[BoardRow]:
                 id=str(incident.id),
                 reference=incident.reference,
                 kind=incident.kind.value,
-                kind_label=label(language, KIND_LABELS, incident.kind.value),
+                kind_label=gettext(language, FOUND_BY_PUBLIC)
+                if incident.public_finder
+                else label(language, KIND_LABELS, incident.kind.value),
                 status=incident.status.value,
                 status_label=label(language, STATUS_LABELS, incident.status.value),
                 condition_label=label(language, CONDITION_LABELS, incident.condition.value),
@@ -407,6 +416,7 @@ def board_rows(session: Session, page_user: PageUser) -> list[BoardRow]:
                 minutes_open=int((now - incident.opened_at).total_seconds() // 60),
                 overdue=overdue,
                 url=f"/console/incidents/{incident.id}",
+                map_url=incident_map_link(incident) if incident.public_finder else None,
             )
         )
     out.sort(key=lambda r: (not r.overdue, -r.minutes_open if r.overdue else r.minutes_open))

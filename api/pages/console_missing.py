@@ -5,6 +5,10 @@ built by `welfare.incidents.alerts.card_of` and drawn by the guard app's own par
 the dispatcher's own text), with fields for where the resident was last seen and what they
 wore; confirming opens the incident through the same service call as `POST /api/v1/incidents`.
 A running incident of the resident is reused, as there.
+
+And the other way round, what members of the public reported (issue 20): the latest finders'
+reports, each with a "false alarm" close for a report that was not real, which stops everything
+(`public_reports.false_alarm`).
 """
 
 from __future__ import annotations
@@ -17,19 +21,23 @@ from fastapi.responses import Response
 
 from api.deps import SessionDep, SettingsDep, TransactionRoute
 from api.pages.console import (
+    OUTCOME_LABELS,
+    STATUS_LABELS,
     ConsoleUserDep,
     CsrfField,
     console_render,
+    label,
     new_request_id,
     see_other,
 )
 from api.pages.deps import PageUser, check_form_csrf
 from api.pages.guard import language_label
 from api.pages.i18n import N_, gettext
+from api.pages.rendering import local_time
 from notifications.dispatcher import guard_alert_url
 from notifications.messages import missing_alert_sms
 from welfare.errors import InvalidInput
-from welfare.incidents import alerts
+from welfare.incidents import alerts, public_reports
 from welfare.incidents import service as incidents
 from welfare.incidents.models import IncidentCreate, IncidentKind
 from welfare.residents import service as residents
@@ -190,3 +198,46 @@ def missing_raise(
         )
     done = "missing" if opened.created else "missing_running"
     return see_other(f"/console/incidents/{opened.incident.id}?done={done}")
+
+
+@router.get("/public-reports")
+def public_report_list(
+    request: Request, session: SessionDep, page_user: ConsoleUserDep
+) -> Response:
+    """What members of the public reported from a tag's page, newest first."""
+    language = page_user.language
+    rows = [
+        {
+            "at": local_time(row.at, row.timezone),
+            "reference": row.incident.reference,
+            "url": f"/console/incidents/{row.incident.id}",
+            "incident_id": row.incident.id,
+            "status": row.incident.status.value,
+            "status_label": label(language, STATUS_LABELS, row.incident.status.value),
+            "outcome_label": label(language, OUTCOME_LABELS, row.incident.outcome.value)
+            if row.incident.outcome
+            else "",
+            "running": row.running,
+        }
+        for row in public_reports.public_reports_of(session=session, actor=page_user.actor)
+    ]
+    return console_render(
+        request,
+        page_user,
+        "console/public_reports.html",
+        {"rows": rows, "done": request.query_params.get("done") == "false_alarm"},
+        section="/console/public-reports",
+    )
+
+
+@router.post("/incidents/{incident_id}/false-alarm")
+def public_report_false_alarm(
+    incident_id: uuid.UUID,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    csrf_token: CsrfField = None,
+) -> Response:
+    """A finder's report was not real: close it as a false alarm; everything stops."""
+    check_form_csrf(page_user, csrf_token)
+    public_reports.false_alarm(session=session, actor=page_user.actor, incident_id=incident_id)
+    return see_other("/console/public-reports?done=false_alarm")

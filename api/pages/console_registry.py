@@ -77,6 +77,8 @@ SCOPE_LABELS = {
     "welfare_visits": N_("Welfare visits"),
     "photo": N_("Photo"),
     "share_with_responders": N_("Share with police and ambulance"),
+    "finder_alerts": N_("Tell the family when a passer-by finds them"),
+    "public_care_tips": N_("Show a passer-by the preferred name and care tips"),
 }
 GIVEN_BY_LABELS = {
     "resident": N_("The resident"),
@@ -940,7 +942,7 @@ def consent_record(
     given_by_relationship: Annotated[str, Form(max_length=100)] = "",
     evidence: Annotated[str, Form(max_length=1000)] = "",
     method: Annotated[str, Form(max_length=20)] = "",
-    scopes: Annotated[list[str] | None, Form(max_length=5)] = None,
+    scopes: Annotated[list[str] | None, Form(max_length=len(ConsentScope))] = None,
     given_on: Annotated[str, Form(max_length=10)] = "",
     csrf_token: CsrfField = None,
 ) -> Response:
@@ -1384,6 +1386,7 @@ TEXT_FIELDS = (
     "medical_notes",
     "approach",
     "routines",
+    "public_care_tips",
 )
 SEX_LABELS = {
     "female": N_("Female"),

@@ -21,7 +21,7 @@ from api.pages.i18n import N_, gettext
 from api.pages.rendering import render
 from welfare.authz import Permission
 from welfare.errors import DomainError, InvalidInput, PayloadTooLarge, UnsupportedMedia
-from welfare.incidents import alerts, guard_view
+from welfare.incidents import alerts, guard_view, responders
 from welfare.incidents import photos as incident_photos
 from welfare.incidents import service as incidents
 from welfare.incidents.models import (
@@ -624,6 +624,21 @@ def guard_alert(
         "guard/alert.html",
         {**_guard_context(page_user), "alert": card, "active": "alerts"},
     )
+
+
+@router.post("/guard/alerts/{incident_id}/going")
+def guard_going(
+    incident_id: uuid.UUID,
+    session: SessionDep,
+    page_user: PageUserDep,
+    csrf_token: CsrfField = None,
+) -> Response:
+    """A guard takes on a resident a member of the public found (the finder's page then says a
+    guard is coming), and gets the live incident."""
+    check_form_csrf(page_user, csrf_token)
+    alerts.alert(session=session, actor=page_user.actor, incident_id=incident_id)
+    responders.claim(session=session, actor=page_user.actor, incident_id=incident_id)
+    return _see_other(f"/guard/incidents/{incident_id}")
 
 
 @router.get("/guard/offline")

@@ -36,6 +36,10 @@ class AlertCard(BaseModel):
     distinguishing_marks: str | None
     walking_aid: str | None
     places: list[str]
+    # A member of the public found them and is waiting with them (at `last_seen`, and at
+    # `map_url` when they shared where): go to them.
+    found_by_public: bool = False
+    map_url: str | None = None
 
 
 @router.get("", response_model=ListResponse[AlertCard])

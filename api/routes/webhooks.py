@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from api.deps import SessionDep, SettingsDep, TransactionRoute
-from notifications.twilio import urls, webhooks
+from notifications.twilio import finder_bridge, urls, webhooks
 from notifications.twilio.webhooks import CallControl
 from welfare.errors import UnsupportedMedia
 
@@ -107,3 +107,48 @@ def gather(
 def inbound_sms(form: FormDep, session: SessionDep) -> Response:
     webhooks.inbound_sms(session, form=form)
     return _xml()
+
+
+# --- the finder's call (notifications/twilio/finder_bridge.py) ----------------------------------
+
+
+@router.post("/finder/voice", response_class=Response)
+def finder_voice(form: FormDep, settings: SettingsDep) -> Response:
+    """A finder calls the site's voice number: the greeting and a Gather for the reference."""
+    return _xml(finder_bridge.answer(settings))
+
+
+@router.post("/finder/reference", response_class=Response)
+def finder_reference(
+    form: FormDep, session: SessionDep, settings: SettingsDep, attempt: str | None = None
+) -> Response:
+    """The finder typed the reference: put through to the office or the family."""
+    return _xml(
+        finder_bridge.reference(
+            session,
+            settings,
+            digits=form.get("Digits", ""),
+            caller=form.get("From", ""),
+            attempt=attempt,
+        )
+    )
+
+
+@router.post("/finder/dialled", response_class=Response)
+def finder_dialled(
+    form: FormDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    reference: str | None = None,
+    leg: str | None = None,
+) -> Response:
+    """How a leg of the finder's call ended; the next leg when nobody answered."""
+    return _xml(
+        finder_bridge.dialled(
+            session,
+            settings,
+            reference_digits=reference,
+            leg=leg,
+            status=form.get("DialCallStatus"),
+        )
+    )

@@ -40,7 +40,17 @@
         tr.appendChild(cell("", link));
         tr.appendChild(cell(item.who));
         tr.appendChild(cell(item.unit));
-        tr.appendChild(cell(item.kind_label + " · " + item.condition_label));
+        const kind = cell(item.kind_label + " · " + item.condition_label);
+        if (item.map_url) {
+          const map = document.createElement("a");
+          map.href = item.map_url;
+          map.rel = "noreferrer";
+          map.dataset.mapLink = "";
+          map.textContent = board.dataset.mapLabel;
+          kind.appendChild(document.createTextNode(" "));
+          kind.appendChild(map);
+        }
+        tr.appendChild(kind);
         const status = document.createElement("span");
         status.appendChild(badge(item.status_label, "status-" + item.status));
         if (item.overdue) {

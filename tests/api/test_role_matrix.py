@@ -729,7 +729,16 @@ CASES += [
         (403, 403, 403, 403, 403, 403),
         form={"AccountSid": "AC0"},
     )
-    for name in ("message-status", "call-status", "gather", "inbound-sms", "answered-by")
+    for name in (
+        "message-status",
+        "call-status",
+        "gather",
+        "inbound-sms",
+        "answered-by",
+        "finder/voice",
+        "finder/reference",
+        "finder/dialled",
+    )
 ]
 
 

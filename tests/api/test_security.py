@@ -217,7 +217,7 @@ class World:
 
     def resident(self) -> Resident:
         self.last_resident = resident = self.make["resident"](
-            household=self.make["household"](unit=uuid.uuid4().hex[:6])
+            household=self.make["household"](unit=uuid.uuid4().hex[:12])
         )
         self.make["consent"](resident)
         self.make["contact"](resident)

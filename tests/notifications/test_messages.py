@@ -16,6 +16,8 @@ from notifications.messages import (
     all_clear_sms,
     classify_reply,
     coming_notice_sms,
+    finder_alert_sms,
+    found_by_finder_sms,
     found_sms,
     manager_escalation_sms,
     missing_alert_sms,
@@ -34,6 +36,8 @@ LINK = "https://welfare.example.org/alerts/0f5a3c1e"
 # The longest realistic answer link: a 40-character base URL, "/r/" and a 16-character token.
 BASE_40 = "https://welfare.harbourviewgarden.com.hk"
 ANSWER = f"{BASE_40}/r/Xk3_9aQzT1-vLm0P"
+# The longest map link a finder's coordinates make (public_reports.map_link).
+MAP = "https://maps.google.com/?q=-22.28012,-114.15012"
 
 SMS_BUILDERS: dict[str, Callable[[str, str, str], str]] = {
     "found": lambda lang, site, place: found_sms(
@@ -52,6 +56,15 @@ SMS_BUILDERS: dict[str, Callable[[str, str, str], str]] = {
     ),
     "missing_alert": lambda lang, site, place: missing_alert_sms(lang, site_name=site, link=LINK),
     "coming_notice": lambda lang, site, place: coming_notice_sms(lang, relationship="son"),
+    "found_by_finder": lambda lang, site, place: found_by_finder_sms(
+        lang,
+        site_name=site,
+        office_phone="+86 21 6123 4567",
+        reference=REF,
+        link=ANSWER,
+        map_link=MAP,
+    ),
+    "finder_alert": lambda lang, site, place: finder_alert_sms(lang, site_name=site, link=LINK),
     "manager_escalation": lambda lang, site, place: manager_escalation_sms(
         lang, site_name=site, reference=REF, link=LINK
     ),
@@ -247,7 +260,15 @@ def test_each_language_reads_in_its_own_script(lang: str) -> None:
 
 @pytest.mark.parametrize(
     "builder",
-    [found_sms, welfare_concern_sms, missing_alert_sms, manager_escalation_sms, all_clear_sms],
+    [
+        found_sms,
+        found_by_finder_sms,
+        finder_alert_sms,
+        welfare_concern_sms,
+        missing_alert_sms,
+        manager_escalation_sms,
+        all_clear_sms,
+    ],
 )
 def test_sms_templates_take_no_name(builder: Callable[..., str]) -> None:
     parameters = set(inspect.signature(builder).parameters)

@@ -22,6 +22,10 @@ class ConsentScope(StrEnum):
     welfare_visits = "welfare_visits"
     photo = "photo"
     share_with_responders = "share_with_responders"
+    # A finder's report on the tag's page reaches the family too (the escalation runs).
+    finder_alerts = "finder_alerts"
+    # The tag's page shows a stranger the preferred name and the resident's care tips.
+    public_care_tips = "public_care_tips"
 
 
 class GivenByKind(StrEnum):
@@ -42,7 +46,7 @@ class ConsentCreate(SQLModel):
     given_by_relationship: str | None = Field(default=None, max_length=100)
     evidence: str | None = Field(default=None, max_length=1000)
     method: ConsentMethod
-    scopes: list[ConsentScope] = Field(min_length=1, max_length=5)
+    scopes: list[ConsentScope] = Field(min_length=1, max_length=len(ConsentScope))
     given_at: Instant | None = None
     review_due: Instant | None = None
 

@@ -170,6 +170,7 @@ PERSONAL_FIELDS = (
     "medical_notes",
     "approach",
     "routines",
+    "public_care_tips",
 )
 
 

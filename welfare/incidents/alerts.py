@@ -1,5 +1,9 @@
 """Missing-resident alerts as guards see them: while the incident is open, and only then.
 
+A resident a member of the public found (`Incident.public_finder`, welfare/incidents/
+public_reports.py) is an alert too: the card then says where the finder is waiting, with the map
+link of the coordinates they shared, so the nearest guard can go.
+
 `card_of` is the one builder of what a guard sees; the console's preview before staff raise an
 alert uses it too, so the preview is the alert. On a missing incident `location` is where the
 resident was last seen and `description` what they were wearing then.
@@ -12,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from welfare.authz import Actor, Permission, require_site, visible_site_ids
@@ -20,6 +25,7 @@ from welfare.consent.scopes import has_scope
 from welfare.db import utcnow
 from welfare.errors import InvalidInput, NotFound
 from welfare.incidents.models import CLOSED, Incident, IncidentKind
+from welfare.incidents.public_reports import incident_map_link
 from welfare.incidents.service import guards_on_duty
 from welfare.residents.models import Resident
 from welfare.residents.service import audit_resident, load_resident, unit_label
@@ -36,11 +42,16 @@ def card_of(
     last_seen: str | None,
     last_seen_clothing: str | None,
     note: str | None,
+    found_by_public: bool = False,
+    map_url: str | None = None,
 ) -> dict[str, Any]:
     """What a guard sees of a missing resident: the name card, the description, the places;
-    no medical notes, no contacts."""
+    no medical notes, no contacts. `found_by_public`: a finder is waiting with them (at
+    `last_seen`, and at `map_url` when they shared where)."""
     return {
         "incident_id": incident_id,
+        "found_by_public": found_by_public,
+        "map_url": map_url,
         "reference": reference,
         "opened_at": opened_at,
         "last_seen": last_seen,
@@ -86,13 +97,25 @@ def _card(session: Session, actor: Actor, incident: Incident) -> dict[str, Any] 
         last_seen=incident.location,
         last_seen_clothing=incident.description,
         note=incident.note,
+        found_by_public=incident.kind is IncidentKind.found,
+        map_url=incident_map_link(incident),
+    )
+
+
+def _is_alert(incident: Incident) -> bool:
+    return incident.kind is IncidentKind.missing or (
+        incident.kind is IncidentKind.found and bool(incident.public_finder)
     )
 
 
 def open_alerts(*, session: Session, actor: Actor) -> list[dict[str, Any]]:
     sites = visible_site_ids(actor, Permission.guard_ops)
     query = select(Incident).where(
-        Incident.kind == IncidentKind.missing, col(Incident.status).not_in(CLOSED)
+        or_(
+            Incident.kind == IncidentKind.missing,
+            (Incident.kind == IncidentKind.found) & col(Incident.public_finder).is_(True),
+        ),
+        col(Incident.status).not_in(CLOSED),
     )
     if sites is not None:
         query = query.where(col(Incident.site_id).in_(sites))
@@ -102,7 +125,7 @@ def open_alerts(*, session: Session, actor: Actor) -> list[dict[str, Any]]:
 
 def alert(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> dict[str, Any]:
     incident = session.get(Incident, incident_id)
-    if incident is None or incident.kind is not IncidentKind.missing or incident.status in CLOSED:
+    if incident is None or not _is_alert(incident) or incident.status in CLOSED:
         raise NotFound("alert")
     require_site(actor, Permission.guard_ops, incident.site_id, "alert")
     card = _card(session, actor, incident)

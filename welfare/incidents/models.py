@@ -145,6 +145,9 @@ class Incident(SQLModel, table=True):
         default=None, sa_type=Enum(Outcome, native_enum=False, length=20)
     )
     handed_to: str | None = Field(default=None, max_length=200)
+    # A member of the public reported it (welfare/incidents/public_reports.py): guards on duty get
+    # it as an alert, and the finder's coordinates on it are erased when it closes.
+    public_finder: bool | None = None
     # One photo the guard took (random file names under the media dir; see incidents/photos.py).
     photo_file: str | None = Field(default=None, max_length=100)
     thumbnail_file: str | None = Field(default=None, max_length=100)

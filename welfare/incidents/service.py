@@ -46,6 +46,7 @@ from welfare.incidents.models import (
     IncidentKind,
     IncidentStatus,
     NoteVisibility,
+    Outcome,
     Resolution,
 )
 from welfare.outbox import queue as outbox_queue
@@ -75,7 +76,8 @@ def policy_for(session: Session, site_id: uuid.UUID, resident_id: uuid.UUID | No
     return Policy.from_json(chosen.settings if chosen else None)
 
 
-def _contacts(session: Session, resident_id: uuid.UUID) -> list[Contact]:
+def contacts_of(session: Session, resident_id: uuid.UUID) -> list[Contact]:
+    """The resident's contacts in the order they are called."""
     return list(
         session.exec(
             select(Contact)
@@ -332,9 +334,12 @@ def guards_on_duty(session: Session, site_id: uuid.UUID) -> list[User]:
     return [g for g in reachable_users(session, site_id, Role.guard) if g.on_duty_since]
 
 
-def alert_guards_on_duty(session: Session, incident: Incident, now: dt.datetime) -> int:
+def alert_guards_on_duty(
+    session: Session, incident: Incident, now: dt.datetime, *, template: str = "missing_alert"
+) -> int:
     """Every guard on duty at the site gets an SMS pointing at the alert (photo, description and
-    likely places are behind sign-in, never in the SMS)."""
+    likely places are behind sign-in, never in the SMS). `template`: "missing_alert", or
+    "finder_alert" for a resident a member of the public found (public_reports.py)."""
     guards = guards_on_duty(session, incident.site_id)
     for guard in guards:
         assert guard.phone is not None
@@ -345,11 +350,11 @@ def alert_guards_on_duty(session: Session, incident: Incident, now: dt.datetime)
             ChannelKind.sms,
             to=guard.phone,
             language=guard.language,
-            template="missing_alert",
+            template=template,
             user_id=guard.id,
             now=now,
         )
-    timeline.record(session, incident, "guards_alerted", guards=len(guards))
+    timeline.record(session, incident, "guards_alerted", guards=len(guards), template=template)
     return len(guards)
 
 
@@ -377,7 +382,7 @@ def start_escalation(session: Session, incident: Incident, now: dt.datetime) -> 
         policy = Policy(**{**policy.to_json(), "urgent": True, "channels": tuple(policy.channels)})
     # Kept referenced until the steps are started: the session's identity map holds loaded
     # rows only weakly, and `_start_step` gets each contact by id.
-    contact_rows = _contacts(session, incident.resident_id)
+    contact_rows = contacts_of(session, incident.resident_id)
     contacts = [str(c.id) for c in contact_rows]
     steps = plan(policy, contacts)
     incident.escalation = {
@@ -869,6 +874,7 @@ def resolve(
     incident.outcome = data.outcome
     incident.handed_to = data.handed_to
     incident.closed_at = incident.updated_at = now
+    _erase_finder_location(session, incident)
     if data.outcome == "handed_over":
         incident.handed_over_at = now
         timeline.record(session, incident, "handed_over", actor=actor)
@@ -910,7 +916,15 @@ def _add_wandering_history(session: Session, incident: Incident, now: dt.datetim
         timeline.record(session, incident, "photo_refresh_due", resident_id=resident.id)
 
 
-def cancel(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> Incident:
+def cancel(
+    *,
+    session: Session,
+    actor: Actor,
+    incident_id: uuid.UUID,
+    outcome: Outcome | None = None,
+) -> Incident:
+    """Close without a resolution: everything pending stops, contacts reached get a neutral
+    all-clear. `outcome` false_alarm: a member of the public's report was not real."""
     incident = _load(session, actor, incident_id, Permission.guard_ops)
     _require_may_close(session, actor, incident, "cancel")
     lock_incident(session, incident)
@@ -919,12 +933,22 @@ def cancel(*, session: Session, actor: Actor, incident_id: uuid.UUID) -> Inciden
     now = utcnow()
     _stop(session, incident, now)
     incident.status = IncidentStatus.cancelled
+    incident.outcome = outcome
     incident.closed_at = incident.updated_at = now
+    _erase_finder_location(session, incident)
     session.add(incident)
-    timeline.record(session, incident, "cancelled", actor=actor)
-    _audit(session, actor, incident, "incident.cancel")
+    said = {"outcome": outcome.value} if outcome else {}
+    timeline.record(session, incident, "cancelled", actor=actor, **said)
+    _audit(session, actor, incident, "incident.cancel", **said)
     _queue_all_clears(session, incident, now)
     return incident
+
+
+def _erase_finder_location(session: Session, incident: Incident) -> None:
+    """A member of the public's coordinates stay on the incident only while it runs."""
+    if incident.public_finder and incident.latitude is not None:
+        incident.latitude = incident.longitude = None
+        timeline.record(session, incident, "finder_location_erased")
 
 
 def _stop(session: Session, incident: Incident, now: dt.datetime) -> int:

@@ -18,6 +18,22 @@ from welfare.times import Day
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LanguageTag = Annotated[str, StringConstraints(max_length=35), AfterValidator(normalise_language)]
 LONG_TEXT = 4000
+CARE_TIPS_MAX = 300
+CARE_TIPS_LINES = 3
+
+
+def check_care_tips(value: str | None) -> str | None:
+    """Two or three short lines for a stranger: blank lines dropped, at most CARE_TIPS_LINES."""
+    if value is None:
+        return None
+    lines = [" ".join(line.split()) for line in value.splitlines()]
+    lines = [line for line in lines if line]
+    if len(lines) > CARE_TIPS_LINES:
+        raise ValueError(
+            f"care tips for a stranger are at most {CARE_TIPS_LINES} short lines; "
+            "keep only what helps someone look after them for a few minutes"
+        )
+    return "\n".join(lines) or None
 
 
 class Sex(StrEnum):
@@ -72,9 +88,18 @@ class ResidentFields(SQLModel):
     medical_notes: str | None = Field(default=None, max_length=LONG_TEXT)
     approach: str | None = Field(default=None, max_length=LONG_TEXT)
     routines: str | None = Field(default=None, max_length=LONG_TEXT)
+    # What a stranger who finds them may read on the tag's page, under the public_care_tips
+    # consent scope: two or three short lines ("speaks Mandarin; calm him by talking about his
+    # grandson"). Never medical notes, never the unit.
+    public_care_tips: str | None = Field(default=None, max_length=CARE_TIPS_MAX)
     risk_level: RiskLevel = RiskLevel.medium
     # The resident's own phone (E.164 once validated): automated check-in calls ring it.
     phone: str | None = Field(default=None, max_length=32)
+
+    @field_validator("public_care_tips")
+    @classmethod
+    def _care_tips_lines(cls, value: str | None) -> str | None:
+        return check_care_tips(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -126,6 +151,7 @@ class ResidentUpdate(SQLModel):
         default=None, max_length=30
     )
     routines: str | None = Field(default=None, max_length=LONG_TEXT)
+    public_care_tips: str | None = Field(default=None, max_length=CARE_TIPS_MAX)
     wandering_history: list[WanderingEntry] | None = Field(default=None, max_length=500)
     risk_level: RiskLevel | None = None
     phone: str | None = Field(default=None, max_length=32)
@@ -134,6 +160,11 @@ class ResidentUpdate(SQLModel):
     @classmethod
     def _dedupe_languages(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else normalise_languages(value)
+
+    @field_validator("public_care_tips")
+    @classmethod
+    def _care_tips_lines(cls, value: str | None) -> str | None:
+        return check_care_tips(value)
 
     @model_validator(mode="before")
     @classmethod

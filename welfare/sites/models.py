@@ -31,12 +31,37 @@ def reject_nul_characters(data: Any) -> Any:
     return data
 
 
+def check_office_hours(opens: dt.time | None, closes: dt.time | None) -> None:
+    """Office hours are both given or neither, and are not an empty span."""
+    if (opens is None) != (closes is None):
+        raise ValueError(
+            "office_opens and office_closes go together: give both, such as 09:00 and 18:00, "
+            "or neither"
+        )
+    if opens is not None and opens == closes:
+        raise ValueError("office_opens and office_closes must differ")
+
+
+def office_is_open(opens: dt.time | None, closes: dt.time | None, local: dt.time) -> bool:
+    """Whether `local` (the site's wall-clock time) is within the hours; no hours: never."""
+    if opens is None or closes is None:
+        return False
+    return opens <= local < closes if opens < closes else (local >= opens or local < closes)
+
+
 class SiteBase(SQLModel):
     name: str = Field(min_length=1, max_length=NAME_MAX)
     timezone: str = Field(default="UTC", max_length=64)
     phone_region: str = Field(default="GB", min_length=2, max_length=2)
     office_phone: str | None = Field(default=None, max_length=32)
     address: str | None = Field(default=None, max_length=500)
+    # The number a finder calls (the tag's page shows it); the call is put through to the office
+    # during its hours, else to the family, with this number as caller id (none sees the other's).
+    # None: the provider's from-number (WELFARE_TWILIO_FROM_NUMBER).
+    voice_number: str | None = Field(default=None, max_length=32)
+    # The office's hours in the site's time zone; both or neither (None: no set hours).
+    office_opens: dt.time | None = None
+    office_closes: dt.time | None = None
     # Two-factor sign-in: staff and managers read medical notes, so new sites require it of
     # them; guards see only the minimal card, so for them it is the site's choice.
     require_second_factor_staff: bool = True
@@ -46,6 +71,11 @@ class SiteBase(SQLModel):
     @classmethod
     def _valid_timezone(cls, value: str) -> str:
         return check_timezone(value)
+
+    @model_validator(mode="after")
+    def _hours_together(self) -> Any:
+        check_office_hours(self.office_opens, self.office_closes)
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -63,6 +93,9 @@ class SiteUpdate(SQLModel):
     phone_region: str | None = Field(default=None, min_length=2, max_length=2)
     office_phone: str | None = Field(default=None, max_length=32)
     address: str | None = Field(default=None, max_length=500)
+    voice_number: str | None = Field(default=None, max_length=32)
+    office_opens: dt.time | None = None
+    office_closes: dt.time | None = None
     require_second_factor_staff: bool | None = None
     require_second_factor_guards: bool | None = None
 

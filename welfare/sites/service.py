@@ -21,6 +21,7 @@ from welfare.sites.models import (
     Site,
     SiteCreate,
     SiteUpdate,
+    check_office_hours,
 )
 
 
@@ -42,6 +43,11 @@ def create_site(*, session: Session, actor: Actor, data: SiteCreate) -> Site:
         if data.office_phone
         else None,
         address=data.address,
+        voice_number=normalise_phone(data.voice_number, region, "voice_number")
+        if data.voice_number
+        else None,
+        office_opens=data.office_opens,
+        office_closes=data.office_closes,
         require_second_factor_staff=data.require_second_factor_staff,
         require_second_factor_guards=data.require_second_factor_guards,
     )
@@ -88,9 +94,18 @@ def update_site(*, session: Session, actor: Actor, site_id: uuid.UUID, data: Sit
     for name in ("require_second_factor_staff", "require_second_factor_guards"):
         if changes.get(name) is not None:
             setattr(site, name, changes[name])
-    if "office_phone" in changes:
-        raw = changes["office_phone"]
-        site.office_phone = normalise_phone(raw, site.phone_region, "office_phone") if raw else None
+    for name in ("office_phone", "voice_number"):
+        if name in changes:
+            raw = changes[name]
+            setattr(site, name, normalise_phone(raw, site.phone_region, name) if raw else None)
+    if "office_opens" in changes or "office_closes" in changes:
+        opens = changes.get("office_opens", site.office_opens)
+        closes = changes.get("office_closes", site.office_closes)
+        try:
+            check_office_hours(opens, closes)
+        except ValueError as exc:
+            raise InvalidInput("office_opens", str(exc)) from exc
+        site.office_opens, site.office_closes = opens, closes
     session.add(site)
     audit_record(
         session,
