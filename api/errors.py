@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.deps import CsrfRefused
 from api.pages.deps import (
     ENROLMENT_PATH,
     EnrolmentRequired,
@@ -39,6 +40,10 @@ ERROR_PAGES = {
     429: (N_("Too many attempts"), N_("Wait a few minutes and try again.")),
     503: (N_("Try again shortly"), N_("The service is busy or restarting.")),
 }
+CSRF_PAGE = (
+    N_("This form has expired"),
+    N_("The page was open too long or in another session. Reload it and send the form again."),
+)
 NOT_PAGES = ("/api/", "/webhooks/", "/static/", "/docs", "/openapi.json", "/metrics")
 
 
@@ -50,10 +55,14 @@ def wants_html(request: Request) -> bool:
 
 
 def error_page(
-    request: Request, status_code: int, headers: dict[str, str] | None = None
+    request: Request,
+    status_code: int,
+    headers: dict[str, str] | None = None,
+    words: tuple[str, str] | None = None,
 ) -> Response:
     language = getattr(request.state, "language", None) or request_language(request)
-    title, message = ERROR_PAGES.get(status_code, (N_("Something went wrong"), N_("Try again.")))
+    fallback = (N_("Something went wrong"), N_("Try again."))
+    title, message = words or ERROR_PAGES.get(status_code, fallback)
     response = render(
         request,
         "error.html",
@@ -92,7 +101,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, Throttled):
             headers["Retry-After"] = str(exc.retry_after_seconds)
         if wants_html(request):
-            return error_page(request, exc.status_hint, headers)
+            words = CSRF_PAGE if isinstance(exc, CsrfRefused) else None
+            return error_page(request, exc.status_hint, headers, words)
         if isinstance(exc, NotAuthenticated):
             headers["WWW-Authenticate"] = "Bearer"
         extra = getattr(exc, "extra", None)
