@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -20,6 +22,7 @@ from api.pages.deps import (
     login_url,
     request_language,
 )
+from api.pages.forms import value_problem
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import render
 from welfare.errors import DomainError, InvalidInput, NotAuthenticated, Throttled
@@ -59,6 +62,7 @@ def error_page(
     status_code: int,
     headers: dict[str, str] | None = None,
     words: tuple[str, str] | None = None,
+    problems: list[tuple[str, str]] | None = None,
 ) -> Response:
     language = getattr(request.state, "language", None) or request_language(request)
     fallback = (N_("Something went wrong"), N_("Try again."))
@@ -66,12 +70,27 @@ def error_page(
     response = render(
         request,
         "error.html",
-        {"title": gettext(language, title), "message": gettext(language, message)},
+        {
+            "title": gettext(language, title),
+            "message": gettext(language, message),
+            "problems": problems or [],
+        },
         status_code=status_code,
         language=language,
     )
     response.headers.update(headers or {})
     return response
+
+
+def _problems(request: Request, errors: Sequence[Any]) -> list[tuple[str, str]]:
+    """Each refused field of a form (named as the form names it) and what to give instead, in
+    the reader's language; the error page lists them."""
+    language = getattr(request.state, "language", None) or request_language(request)
+    found: dict[str, str] = {}
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
+        found.setdefault(loc[-1] if loc else "", value_problem(language, error))
+    return list(found.items())
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -113,10 +132,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         if wants_html(request):
-            return error_page(request, 422)
-        # Echoing the input back could copy personal data into logs and proxies: drop it.
+            return error_page(request, 422, problems=_problems(request, exc.errors()))
+        # Echoing the input back could copy personal data into logs and proxies: drop it. The
+        # message says what to give instead, not only that the value is wrong.
         errors = [
-            {k: v for k, v in e.items() if k not in ("input", "ctx", "url")} for e in exc.errors()
+            {k: v for k, v in e.items() if k not in ("input", "ctx", "url")}
+            | {"msg": value_problem("en", e)}
+            for e in exc.errors()
         ]
         return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
@@ -126,8 +148,11 @@ def install_error_handlers(app: FastAPI) -> None:
         # input's fault, answered like a refused request body (and without the input).
         log.warning("model validation error on %s %s", request.method, request.url.path)
         if wants_html(request):
-            return error_page(request, 422)
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+            return error_page(request, 422, problems=_problems(request, exc.errors()))
+        errors = [
+            {"loc": list(e["loc"]), "msg": value_problem("en", e), "type": e["type"]}
+            for e in exc.errors()
+        ]
         return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(IntegrityError)

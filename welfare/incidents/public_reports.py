@@ -115,7 +115,7 @@ def alert_office(
     now = now or utcnow()
     location = (location or "").strip() or None
     if location is not None and (len(location) > 300 or "\x00" in location):
-        raise InvalidInput("location", "at most 300 characters")
+        raise InvalidInput("location", "too long: shorten it to at most 300 characters")
     tag_key = _key(secret, "tag", codes.rate_key(code))
     addr_key = _key(secret, "addr", client_addr)
     if _count_since(session, PublicReport.tag_key, tag_key, now - PER_TAG_WINDOW) >= PER_TAG_LIMIT:
