@@ -22,7 +22,7 @@ from api.pages.deps import (
     login_url,
     request_language,
 )
-from api.pages.forms import value_problem
+from api.pages.forms import page_value_problem, value_problem
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import render
 from welfare.errors import DomainError, InvalidInput, NotAuthenticated, Throttled
@@ -89,7 +89,7 @@ def _problems(request: Request, errors: Sequence[Any]) -> list[tuple[str, str]]:
     found: dict[str, str] = {}
     for error in errors:
         loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
-        found.setdefault(loc[-1] if loc else "", value_problem(language, error))
+        found.setdefault(loc[-1] if loc else "", page_value_problem(language, error))
     return list(found.items())
 
 

@@ -21,7 +21,7 @@ from api.pages.console import (
     see_other,
 )
 from api.pages.deps import PageUser, check_form_csrf
-from api.pages.forms import NUL_TEXT, TOO_LONG, phone_error, value_problem
+from api.pages.forms import NUL_TEXT, TOO_LONG, page_value_problem, phone_error
 from api.pages.i18n import N_, gettext
 from welfare.authz import Permission
 from welfare.consent import service as consents
@@ -215,7 +215,7 @@ def _hint(page_user: PageUser, field: str, error: Any = None) -> str:
     if field in FIELD_HINTS:
         return gettext(page_user.language, FIELD_HINTS[field])
     if error is not None:
-        return value_problem(page_user.language, error)
+        return page_value_problem(page_user.language, error)
     return gettext(page_user.language, NUL_TEXT)
 
 

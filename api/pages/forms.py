@@ -109,6 +109,14 @@ def value_problem(language: str, error: Mapping[str, Any]) -> str:
         return str(error.get("msg", ""))
 
 
+def page_value_problem(language: str, error: Mapping[str, Any]) -> str:
+    """`value_problem` for a page's reader: a model's refusal of a NUL character (its words
+    name the byte, for the API's readers) is said as people see it."""
+    if error.get("type") == "value_error" and "NUL" in str(error.get("msg", "")):
+        return gettext(language, NUL_TEXT)
+    return value_problem(language, error)
+
+
 class FormValueRefused(InvalidInput):
     """A form value a model refused; keeps pydantic's error so a page can say it in its
     reader's language (`value_problem`)."""
@@ -119,7 +127,7 @@ class FormValueRefused(InvalidInput):
         self.error = error
 
     def words(self, language: str) -> str:
-        return value_problem(language, self.error)
+        return page_value_problem(language, self.error)
 
 
 def form_model(model: type[Model], **values: Any) -> Model:
