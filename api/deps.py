@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import hmac
 import inspect
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -55,8 +58,65 @@ def client_addr(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def csrf_token_for(settings: Settings, session_token: str) -> str:
+CSRF_REFUSED = "missing or wrong CSRF token: reload the page and try again"
+
+
+class CsrfRefused(PermissionDenied):
+    """A cookie-signed change without its session's CSRF token (403; a page says to reload)."""
+
+    def __init__(self) -> None:
+        super().__init__(CSRF_REFUSED)
+
+
+def csrf_secret_for(settings: Settings, session_token: str) -> str:
+    """The session's CSRF secret (hex): the same for the whole session, never put in a page."""
     return hmac.new(settings.secret_key.encode(), session_token.encode(), "sha256").hexdigest()
+
+
+# BREACH: pages go out gzip-compressed with reflected input next to the CSRF token, so a
+# token that were the same in every response could be guessed a character at a time from the
+# compressed sizes. Every token handed out is masked as Django does: a fresh random pad each
+# time, token = base64url(pad + (pad XOR secret)); it unmasks to the session's secret.
+_SECRET_BYTES = 32
+_MASKED_LENGTH = 86  # base64url of 64 bytes, without its "==" padding
+
+
+def mask_csrf_secret(secret: str) -> str:
+    raw = bytes.fromhex(secret)
+    pad = secrets.token_bytes(len(raw))
+    masked = bytes(a ^ b for a, b in zip(pad, raw, strict=True))
+    return base64.urlsafe_b64encode(pad + masked).rstrip(b"=").decode()
+
+
+def csrf_token_for(settings: Settings, session_token: str) -> str:
+    """A masked CSRF token for the session: different at every call, each one accepted."""
+    return mask_csrf_secret(csrf_secret_for(settings, session_token))
+
+
+def _unmask(sent: bytes) -> bytes | None:
+    """The secret (hex, as bytes) behind a token sent back, or None for one that is no token.
+    The unmasked secret itself is still taken: a guard phone's offline shell, cached by the
+    service worker before tokens were masked, sends it with the reports it kept."""
+    if len(sent) == 2 * _SECRET_BYTES:
+        return sent
+    if len(sent) != _MASKED_LENGTH:
+        return None
+    try:
+        raw = base64.b64decode(sent + b"==", altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    pad, masked = raw[:_SECRET_BYTES], raw[_SECRET_BYTES:]
+    return bytes(a ^ b for a, b in zip(pad, masked, strict=True)).hex().encode()
+
+
+def csrf_token_matches(submitted: str | None, secret: str) -> bool:
+    """Whether a token sent back (masked, or the bare secret) belongs to the session."""
+    # Compared as bytes: compare_digest raises on non-ASCII str (a header is latin-1).
+    sent = (submitted or "").encode("latin-1", "replace")
+    if len(sent) > 200:
+        return False
+    unmasked = _unmask(sent)
+    return unmasked is not None and hmac.compare_digest(unmasked, secret.encode())
 
 
 def _token_from(request: Request, settings: Settings) -> str:
@@ -68,11 +128,9 @@ def _token_from(request: Request, settings: Settings) -> str:
     if cookie:
         # Cookies ride along on cross-site requests: state changes need the CSRF header too.
         if request.method not in SAFE_METHODS:
-            # Compared as bytes: compare_digest raises on non-ASCII str (a header is latin-1).
-            sent = request.headers.get(CSRF_HEADER, "").encode("latin-1", "replace")
-            expected = csrf_token_for(settings, cookie).encode()
-            if not hmac.compare_digest(sent, expected):
-                raise PermissionDenied("missing or wrong CSRF token")
+            sent = request.headers.get(CSRF_HEADER)
+            if not csrf_token_matches(sent, csrf_secret_for(settings, cookie)):
+                raise CsrfRefused()
         return cookie
     raise NotAuthenticated("not signed in")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -12,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.deps import CsrfRefused
 from api.pages.deps import (
     ENROLMENT_PATH,
     EnrolmentRequired,
@@ -19,6 +22,7 @@ from api.pages.deps import (
     login_url,
     request_language,
 )
+from api.pages.forms import page_value_problem, value_problem
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import render
 from welfare.errors import DomainError, InvalidInput, NotAuthenticated, Throttled
@@ -39,6 +43,10 @@ ERROR_PAGES = {
     429: (N_("Too many attempts"), N_("Wait a few minutes and try again.")),
     503: (N_("Try again shortly"), N_("The service is busy or restarting.")),
 }
+CSRF_PAGE = (
+    N_("This form has expired"),
+    N_("The page was open too long or in another session. Reload it and send the form again."),
+)
 NOT_PAGES = ("/api/", "/webhooks/", "/static/", "/docs", "/openapi.json", "/metrics")
 
 
@@ -50,19 +58,39 @@ def wants_html(request: Request) -> bool:
 
 
 def error_page(
-    request: Request, status_code: int, headers: dict[str, str] | None = None
+    request: Request,
+    status_code: int,
+    headers: dict[str, str] | None = None,
+    words: tuple[str, str] | None = None,
+    problems: list[tuple[str, str]] | None = None,
 ) -> Response:
     language = getattr(request.state, "language", None) or request_language(request)
-    title, message = ERROR_PAGES.get(status_code, (N_("Something went wrong"), N_("Try again.")))
+    fallback = (N_("Something went wrong"), N_("Try again."))
+    title, message = words or ERROR_PAGES.get(status_code, fallback)
     response = render(
         request,
         "error.html",
-        {"title": gettext(language, title), "message": gettext(language, message)},
+        {
+            "title": gettext(language, title),
+            "message": gettext(language, message),
+            "problems": problems or [],
+        },
         status_code=status_code,
         language=language,
     )
     response.headers.update(headers or {})
     return response
+
+
+def _problems(request: Request, errors: Sequence[Any]) -> list[tuple[str, str]]:
+    """Each refused field of a form (named as the form names it) and what to give instead, in
+    the reader's language; the error page lists them."""
+    language = getattr(request.state, "language", None) or request_language(request)
+    found: dict[str, str] = {}
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
+        found.setdefault(loc[-1] if loc else "", page_value_problem(language, error))
+    return list(found.items())
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -92,7 +120,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, Throttled):
             headers["Retry-After"] = str(exc.retry_after_seconds)
         if wants_html(request):
-            return error_page(request, exc.status_hint, headers)
+            words = CSRF_PAGE if isinstance(exc, CsrfRefused) else None
+            return error_page(request, exc.status_hint, headers, words)
         if isinstance(exc, NotAuthenticated):
             headers["WWW-Authenticate"] = "Bearer"
         extra = getattr(exc, "extra", None)
@@ -103,10 +132,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         if wants_html(request):
-            return error_page(request, 422)
-        # Echoing the input back could copy personal data into logs and proxies: drop it.
+            return error_page(request, 422, problems=_problems(request, exc.errors()))
+        # Echoing the input back could copy personal data into logs and proxies: drop it. The
+        # message says what to give instead, not only that the value is wrong.
         errors = [
-            {k: v for k, v in e.items() if k not in ("input", "ctx", "url")} for e in exc.errors()
+            {k: v for k, v in e.items() if k not in ("input", "ctx", "url")}
+            | {"msg": value_problem("en", e)}
+            for e in exc.errors()
         ]
         return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
@@ -116,8 +148,11 @@ def install_error_handlers(app: FastAPI) -> None:
         # input's fault, answered like a refused request body (and without the input).
         log.warning("model validation error on %s %s", request.method, request.url.path)
         if wants_html(request):
-            return error_page(request, 422)
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+            return error_page(request, 422, problems=_problems(request, exc.errors()))
+        errors = [
+            {"loc": list(e["loc"]), "msg": value_problem("en", e), "type": e["type"]}
+            for e in exc.errors()
+        ]
         return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(IntegrityError)

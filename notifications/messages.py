@@ -168,11 +168,11 @@ def found_sms(
         ],
         "zh-CN": [
             lambda site, place, phone, ref, link: (
-                f"{site}：住户已在{place}被找到，工作人员陪同中。如会前来请回复1或点链接，"
+                f"{site}：居民已在{place}被找到，工作人员陪同中。如会前来请回复1或点链接，"
                 f"或致电{phone}。编号{ref} {link}"
             ),
             lambda site, place, phone, ref, link: (
-                f"{site}：住户已在{place}找到，有人陪同。请点链接答复，"
+                f"{site}：居民已在{place}找到，有人陪同。请点链接答复，"
                 f"电话{phone}，编号{ref} {link}"
             ),
         ],
@@ -220,10 +220,10 @@ def found_by_finder_sms(
         ],
         "zh-CN": [
             lambda site, phone, ref, link, map: (
-                f"{site}：有路人找到住户，正陪同等候，位置 {map} 电话{phone}，编号{ref} {link}"
+                f"{site}：有路人找到居民，正陪同等候，位置 {map} 电话{phone}，编号{ref} {link}"
             ),
             lambda site, phone, ref, link, map: (
-                f"{site}：路人找到住户，位置 {map} 编号{ref} 答复 {link}"
+                f"{site}：路人找到居民，位置 {map} 编号{ref} 答复 {link}"
             ),
         ],
         "ko-KR": [
@@ -263,11 +263,11 @@ def welfare_concern_sms(
         ],
         "zh-CN": [
             lambda site, phone, ref, link: (
-                f"{site}：今天的例行问候未能联系上住户。如您会跟进请回复1或点链接，"
+                f"{site}：今天的例行问候未能联系上居民。如您会跟进请回复1或点链接，"
                 f"或致电{phone}。编号{ref} {link}"
             ),
             lambda site, phone, ref, link: (
-                f"{site}：今天的问候未能联系上住户。请点链接答复，电话{phone}，编号{ref} {link}"
+                f"{site}：今天的问候未能联系上居民。请点链接答复，电话{phone}，编号{ref} {link}"
             ),
         ],
         "ko-KR": [
@@ -299,9 +299,9 @@ def missing_alert_sms(lang: str | None, *, site_name: str, link: str) -> str:
         ],
         "zh-CN": [
             lambda site, link: (
-                f"{site}：有住户被报告走失。请打开提醒查看照片、外貌特征及可能去的地方：{link}"
+                f"{site}：有居民被报告走失。请打开提醒查看照片、外貌特征及可能去的地方：{link}"
             ),
-            lambda site, link: f"{site}：有住户走失，详情：{link}",
+            lambda site, link: f"{site}：有居民走失，详情：{link}",
         ],
         "ko-KR": [
             lambda site, link: (
@@ -326,8 +326,8 @@ def finder_alert_sms(lang: str | None, *, site_name: str, link: str) -> str:
             lambda site, link: f"{site}: a resident was found by a passer-by. Where: {link}",
         ],
         "zh-CN": [
-            lambda site, link: f"{site}：有路人找到住户并在陪同等候。请打开提醒查看位置：{link}",
-            lambda site, link: f"{site}：路人找到住户，位置：{link}",
+            lambda site, link: f"{site}：有路人找到居民并在陪同等候。请打开提醒查看位置：{link}",
+            lambda site, link: f"{site}：路人找到居民，位置：{link}",
         ],
         "ko-KR": [
             lambda site, link: (
@@ -420,7 +420,7 @@ def coming_notice_sms(lang: str | None, *, relationship: str | None) -> str:
     words = _relationship_words(relationship)
     language = pick_language(lang)
     if language == "zh-CN":
-        who = f"住户的{words[1]}" if words else "另一位紧急联系人"
+        who = f"居民的{words[1]}" if words else "另一位紧急联系人"
         return f"最新消息：{who}已确认会前来。谢谢。"
     if language == "ko-KR":
         who = f"입주민의 {words[2]}께서" if words else "다른 비상연락처 분께서"
@@ -460,7 +460,7 @@ def all_clear_sms(
             ],
             "zh-CN": [
                 lambda site, ref, phone, at: (
-                    f"{site}：编号{ref}：住户已安全，并于{at}完成交接。您无需再做任何事。"
+                    f"{site}：编号{ref}：居民已安全，并于{at}完成交接。您无需再做任何事。"
                     f"如有疑问请致电{phone}。"
                 )
             ],
@@ -532,7 +532,7 @@ _STAFF_NOTICES: dict[StaffNotice, dict[Language, str]] = {
     },
     "visit_not_home": {
         "en": "{site}: a resident was not home at two visits in a row ({when}). Details: {link}",
-        "zh-CN": "{site}：住户连续两次探访不在家（{when}）。详情：{link}",
+        "zh-CN": "{site}：居民连续两次探访不在家（{when}）。详情：{link}",
         "ko-KR": "{site}: 입주민이 두 번 연속 방문 때 부재중이었습니다({when}). 상세: {link}",
     },
     "visit_concern": {
@@ -542,12 +542,12 @@ _STAFF_NOTICES: dict[StaffNotice, dict[Language, str]] = {
     },
     "consent_review": {
         "en": "{site}: a resident's consent is due for review on {when}. Details: {link}",
-        "zh-CN": "{site}：有住户的同意书需在{when}前复核。详情：{link}",
+        "zh-CN": "{site}：有居民的同意书需在{when}前复核。详情：{link}",
         "ko-KR": "{site}: 입주민 동의서 검토 기한이 {when}입니다. 상세: {link}",
     },
     "consent_unverified": {
         "en": "{site}: a resident's consent review was due {when}; it is now unverified. {link}",
-        "zh-CN": "{site}：有住户的同意书已于{when}到期未复核，现为未核实。{link}",
+        "zh-CN": "{site}：有居民的同意书已于{when}到期未复核，现为未核实。{link}",
         "ko-KR": "{site}: 입주민 동의서 검토 기한({when})이 지나 미확인 상태입니다. {link}",
     },
 }
@@ -594,7 +594,7 @@ def found_call_text(lang: str | None, *, site_name: str, location: str) -> str:
     language = pick_language(lang)
     if language == "zh-CN":
         return (
-            f"您好，这里是{site}。您登记为其紧急联系人的住户已在{place}被找到，"
+            f"您好，这里是{site}。您登记为其紧急联系人的居民已在{place}被找到，"
             "现由我们的工作人员陪同。"
         )
     if language == "ko-KR":
@@ -625,7 +625,7 @@ def welfare_concern_call_text(lang: str | None, *, site_name: str) -> str:
     site = _spoken(site_name)
     language = pick_language(lang)
     if language == "zh-CN":
-        return f"您好，这里是{site}。今天的例行问候未能联系上您登记为其紧急联系人的住户。"
+        return f"您好，这里是{site}。今天的例行问候未能联系上您登记为其紧急联系人的居民。"
     if language == "ko-KR":
         return (
             f"안녕하세요, {site}입니다. 오늘 안부 확인 때 비상연락처로 등록하신 입주민과 "
@@ -678,13 +678,13 @@ def call_thanks(lang: str | None, purpose: CallPurpose = "found") -> str:
     texts: dict[CallPurpose, dict[Language, str]] = {
         "found": {
             "en": "Thank you. Our staff will wait with the resident until you arrive. Goodbye.",
-            "zh-CN": "谢谢您。我们的工作人员会陪同住户等您到来。再见。",
+            "zh-CN": "谢谢您。我们的工作人员会陪同居民等您到来。再见。",
             "ko-KR": "감사합니다. 도착하실 때까지 직원이 입주민과 함께 기다리겠습니다. "
             "안녕히 계세요.",
         },
         "concern": {
             "en": "Thank you. Please let the office know how they are. Goodbye.",
-            "zh-CN": "谢谢您。请把住户的情况告知管理处。再见。",
+            "zh-CN": "谢谢您。请把居民的情况告知管理处。再见。",
             "ko-KR": "감사합니다. 확인하신 뒤 관리사무소에 알려 주세요. 안녕히 계세요.",
         },
         "checkin": {
@@ -746,7 +746,7 @@ def voicemail_text(lang: str | None, *, reference: str, office_phone: str | None
     language = pick_language(lang)
     if language == "zh-CN":
         call = f"请尽快致电管理处：{phone}。" if phone else "请尽快致电管理处。"
-        return f"您好，这是一条紧急留言，关于您登记为其紧急联系人的住户。编号{ref}。{call}再见。"
+        return f"您好，这是一条紧急留言，关于您登记为其紧急联系人的居民。编号{ref}。{call}再见。"
     if language == "ko-KR":
         call = (
             f"관리사무소 {phone}번으로 바로 전화해 주세요."

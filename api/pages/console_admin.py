@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from api.deps import SessionDep, TransactionRoute
 from api.pages.console import ConsoleUserDep, CsrfField, console_render, see_other
 from api.pages.deps import PageUser, check_form_csrf, viewer_timezone
-from api.pages.forms import phone_error
+from api.pages.forms import phone_error, refused_words
 from api.pages.i18n import N_, gettext
 from welfare.audit.service import list_entries, verify_chain
 from welfare.authz import Permission, Role, require
@@ -57,15 +57,9 @@ def _t(page_user: PageUser, message: str) -> str:
 
 
 def _user_errors(page_user: PageUser, exc: Exception) -> list[str]:
-    fields: list[str] = []
-    if isinstance(exc, ValidationError):
-        fields = [str(e["loc"][0]) for e in exc.errors() if e["loc"]]
-    elif isinstance(exc, InvalidInput):
-        fields = [str(exc.loc[-1])] if exc.loc else []
     if isinstance(exc, InvalidPhone):
         return [phone_error(page_user.language, exc)]
-    messages = [_t(page_user, USER_FIELDS[f]) for f in dict.fromkeys(fields) if f in USER_FIELDS]
-    return messages or [gettext(page_user.language, "Please check what you entered.")]
+    return refused_words(page_user.language, exc, USER_FIELDS)
 
 
 def _all_sites(session: Session, page_user: PageUser) -> list[Site]:
@@ -79,7 +73,9 @@ def _parse_ids(values: list[str] | None) -> list[uuid.UUID]:
         try:
             out.append(uuid.UUID(value))
         except ValueError:
-            raise InvalidInput("site_ids", "not a site id") from None
+            raise InvalidInput(
+                "site_ids", "not a site id: choose the sites from the list"
+            ) from None
     return out
 
 

@@ -14,7 +14,8 @@ from api.deps import SessionDep, SettingsDep, TransactionRoute
 from api.pages.console import ConsoleUserDep, CsrfField, console_render, see_other
 from api.pages.console_admin import _all_sites, _parse_ids
 from api.pages.deps import PageUser, check_form_csrf
-from api.pages.i18n import N_, gettext
+from api.pages.forms import refused_words
+from api.pages.i18n import N_
 from welfare.authz import Permission, require
 from welfare.errors import InvalidInput
 from welfare.identity import service as identity
@@ -36,13 +37,7 @@ Text = Annotated[str, Form(max_length=2000)]
 
 
 def _errors(page_user: PageUser, exc: Exception) -> list[str]:
-    fields: list[str] = []
-    if isinstance(exc, ValidationError):
-        fields = [str(e["loc"][0]) for e in exc.errors() if e["loc"]]
-    elif isinstance(exc, InvalidInput):
-        fields = [str(exc.loc[-1])] if exc.loc else []
-    found = [gettext(page_user.language, FIELDS[f]) for f in dict.fromkeys(fields) if f in FIELDS]
-    return found or [gettext(page_user.language, "Please check what you entered.")]
+    return refused_words(page_user.language, exc, FIELDS)
 
 
 def _domains(value: str) -> list[str]:

@@ -31,6 +31,7 @@ from api.pages.console import (
     see_other,
 )
 from api.pages.deps import PageUser, check_form_csrf
+from api.pages.forms import refused_words
 from api.pages.guard import language_label
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import local_time
@@ -48,6 +49,13 @@ router = APIRouter(route_class=TransactionRoute, prefix="/console", include_in_s
 PlaceField = Annotated[str, Form(max_length=300)]
 NoteField = Annotated[str, Form(max_length=2000)]
 SEARCH_LIMIT = 20
+# What the alert form says of a refused field, and how to put it right.
+ALERT_FIELDS = {
+    "resident_id": N_(
+        "This resident is not in the registry of your sites any more: open the registry and"
+        " choose them again."
+    ),
+}
 NO_CONSENT = N_(
     "This resident has no lost-person consent: guards cannot be alerted about them. Phone the "
     "family and the police."
@@ -184,8 +192,10 @@ def missing_raise(
         )
     except InvalidInput as exc:
         session.rollback()
-        message = NO_CONSENT if "consent" in exc.message else N_("Please check what you entered.")
-        error = gettext(page_user.language, message)
+        if "consent" in exc.message:
+            error = gettext(page_user.language, NO_CONSENT)
+        else:
+            error = refused_words(page_user.language, exc, ALERT_FIELDS)[0]
         return _confirm_page(
             request,
             session,

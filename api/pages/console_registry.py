@@ -21,7 +21,7 @@ from api.pages.console import (
     see_other,
 )
 from api.pages.deps import PageUser, check_form_csrf
-from api.pages.forms import NUL_TEXT, phone_error
+from api.pages.forms import NUL_TEXT, TOO_LONG, page_value_problem, phone_error
 from api.pages.i18n import N_, gettext
 from welfare.authz import Permission
 from welfare.consent import service as consents
@@ -195,7 +195,6 @@ FIELD_HINTS = {
     "building": N_("Type the building, e.g. 1 or Block A (at most 50 characters)."),
     "unit": N_("Type the unit, e.g. 1609 (at most 50 characters)."),
 }
-TOO_LONG = N_("This is too long: shorten it to at most %(limit)s characters.")
 
 
 def _model_error_field(error: Any) -> str:
@@ -217,10 +216,9 @@ def _hint(page_user: PageUser, field: str, error: Any = None) -> str:
         return gettext(page_user.language, NUL_TEXT)
     if field in FIELD_HINTS:
         return gettext(page_user.language, FIELD_HINTS[field])
-    if error is not None and error.get("type") == "string_too_long":
-        limit = (error.get("ctx") or {}).get("max_length", "")
-        return gettext(page_user.language, TOO_LONG) % {"limit": limit}
-    return str(error.get("msg", "")) if error is not None else gettext(page_user.language, NUL_TEXT)
+    if error is not None:
+        return page_value_problem(page_user.language, error)
+    return gettext(page_user.language, NUL_TEXT)
 
 
 def _field_errors(page_user: PageUser, exc: Exception) -> dict[str, str]:
@@ -349,7 +347,7 @@ def _typed_site(page_user: PageUser, session: Session, site_id: str) -> uuid.UUI
         try:
             return uuid.UUID(site_id)
         except ValueError:
-            raise InvalidInput("site_id", "not a site id") from None
+            raise InvalidInput("site_id", "not a site id: choose the sites from the list") from None
     visible = _visible_sites(session, page_user)
     if len(visible) == 1:
         return visible[0].id
@@ -363,9 +361,9 @@ def _typed_household(
     clicked to create it) a new one, written and audited by the sites service. None when it
     does not exist and creating it was not asked for."""
     if not building.strip():
-        raise InvalidInput("building", "building must not be blank")
+        raise InvalidInput("building", "type the building, e.g. 1 or Block A")
     if not unit.strip():
-        raise InvalidInput("unit", "unit must not be blank")
+        raise InvalidInput("unit", "type the unit, e.g. 1609")
     site = _typed_site(page_user, session, site_id)
     found = sites.find_household(
         session=session, actor=page_user.actor, site_id=site, building=building, unit=unit

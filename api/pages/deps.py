@@ -13,14 +13,17 @@ from sqlmodel import Session, col, select
 
 from api.deps import (
     SESSION_COOKIE,
+    CsrfRefused,
     SettingsDep,
     auth_session,
     client_addr,
-    csrf_token_for,
+    csrf_secret_for,
+    csrf_token_matches,
+    mask_csrf_secret,
 )
 from api.pages.i18n import negotiate, ui_language
 from welfare.authz import Actor, Role
-from welfare.errors import NotAuthenticated, PermissionDenied
+from welfare.errors import NotAuthenticated
 from welfare.sites.models import Site
 from welfare.users import service as users
 from welfare.users.models import UI_LANGUAGES, User
@@ -45,7 +48,12 @@ class PageUser:
     display_name: str
     role: Role
     language: str
-    csrf_token: str
+    csrf_secret: str
+
+    @property
+    def csrf_token(self) -> str:
+        """A freshly masked token each time a page asks for one (see `mask_csrf_secret`)."""
+        return mask_csrf_secret(self.csrf_secret)
 
     @property
     def is_guard(self) -> bool:
@@ -108,7 +116,7 @@ def get_enrolling_page_user(request: Request, settings: SettingsDep) -> PageUser
         display_name=user.display_name,
         role=user.role,
         language=user.language if user.language in UI_LANGUAGES else "en",
-        csrf_token=csrf_token_for(settings, token),
+        csrf_secret=csrf_secret_for(settings, token),
     )
     request.state.page_user = page_user
     request.state.language = page_user.language
@@ -130,9 +138,8 @@ EnrollingPageUserDep = Annotated[PageUser, Depends(get_enrolling_page_user)]
 
 def check_form_csrf(page_user: PageUser, submitted: str | None) -> None:
     """Every cookie-authenticated form carries the session's CSRF token."""
-    sent = (submitted or "").encode("latin-1", "replace")
-    if not hmac.compare_digest(sent, page_user.csrf_token.encode()):
-        raise PermissionDenied("missing or wrong CSRF token")
+    if not csrf_token_matches(submitted, page_user.csrf_secret):
+        raise CsrfRefused()
 
 
 def new_login_csrf() -> str:
@@ -144,7 +151,7 @@ def check_login_csrf(request: Request, submitted: str | None) -> None:
     cookie = (request.cookies.get(LOGIN_CSRF_COOKIE) or "").encode("latin-1", "replace")
     sent = (submitted or "").encode("latin-1", "replace")
     if not cookie or not hmac.compare_digest(sent, cookie):
-        raise PermissionDenied("missing or wrong CSRF token")
+        raise CsrfRefused()
 
 
 def home_for(role: Role) -> str:

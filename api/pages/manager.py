@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from api.deps import SessionDep, SettingsDep, TransactionRoute
 from api.pages import manager_views as views
 from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf
-from api.pages.forms import form_model
+from api.pages.forms import FormValueRefused, form_model
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import render
 from welfare.authz import Permission, Role, require, visible_site_ids
@@ -113,8 +113,12 @@ def _t(page_user: PageUser, message: str) -> str:
 
 
 def _field_error(page_user: PageUser, exc: InvalidInput) -> str:
-    name = exc.loc[-1] if exc.loc else ""
-    return _t(page_user, FIELD_ERRORS.get(str(name), N_("Some of the values are not valid.")))
+    name = str(exc.loc[-1]) if exc.loc else ""
+    if name in FIELD_ERRORS:
+        return _t(page_user, FIELD_ERRORS[name])
+    if isinstance(exc, FormValueRefused):
+        return exc.words(page_user.language)
+    return _t(page_user, N_("Some of the values are not valid."))
 
 
 def _sites(session: Session, page_user: PageUser) -> list[Site]:

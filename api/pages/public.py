@@ -26,7 +26,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, TransactionRoute, client_addr
+from api.deps import (
+    SESSION_COOKIE,
+    CsrfRefused,
+    SessionDep,
+    SettingsDep,
+    TransactionRoute,
+    client_addr,
+)
 from api.pages.answer import gone_page, limits_of
 from api.pages.deps import (
     CSRF_FIELD,
@@ -39,7 +46,7 @@ from api.pages.deps import (
 from api.pages.guard import CHECK_THE_CODE, card_page
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import render
-from welfare.errors import InvalidInput, PermissionDenied, Throttled
+from welfare.errors import InvalidInput, Throttled
 from welfare.incidents import guard_view, public_reports
 from welfare.lookup import service as lookups
 from welfare.phones import display_phone
@@ -180,7 +187,7 @@ def alert_office(
     cookie = (request.cookies.get(PUBLIC_CSRF_COOKIE) or "").encode("latin-1", "replace")
     sent = (csrf_token or "").encode("latin-1", "replace")
     if not cookie or not hmac.compare_digest(sent, cookie):
-        raise PermissionDenied("missing or wrong CSRF token")
+        raise CsrfRefused()
     typed = {"location": location or "", "message": message or ""}
     try:
         sent = public_reports.alert_office(

@@ -299,7 +299,7 @@ async def read_upload(request: Request, settings: SettingsDep) -> bytes:
                 break
         data = b"".join(chunks)[:limit]
     if not data:
-        raise InvalidInput("file", "the file is empty")
+        raise InvalidInput("file", "the file is empty: choose the photo again")
     return data
 
 

@@ -142,7 +142,7 @@ def upload_photo(
     thumbnail. The content decides the type, not the file name or declared type."""
     data = file.file.read(settings.max_photo_bytes + 1)
     if not data:
-        raise InvalidInput("file", "the file is empty")
+        raise InvalidInput("file", "the file is empty: choose the photo again")
     resident = residents.set_photo(
         session=session, actor=actor, settings=settings, resident_id=resident_id, data=data
     )

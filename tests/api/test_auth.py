@@ -128,7 +128,7 @@ def test_sign_in_sets_an_httponly_samesite_lax_session_cookie(
     assert "path=/" in parts
     assert "secure" in parts  # public_base_url is https in the test settings
     assert f"max-age={settings.session_ttl_hours * 3600}" in parts
-    assert len(response.headers["x-csrf-token"]) == 64
+    assert len(response.headers["x-csrf-token"]) == 86  # masked: base64url of pad + secret
 
 
 def test_username_is_matched_case_insensitively(client: TestClient, make_user, site) -> None:
@@ -539,7 +539,9 @@ def test_cookie_writes_without_the_csrf_header_are_403(
     cookie_sign_in(client, user)
     response = client.patch(ME, json={"display_name": "Changed"})
     assert response.status_code == 403
-    assert response.json() == {"detail": "missing or wrong CSRF token"}
+    assert response.json() == {
+        "detail": "missing or wrong CSRF token: reload the page and try again"
+    }
     assert client.post("/api/v1/auth/logout").status_code == 403
     wrong = client.patch(ME, json={"display_name": "Changed"}, headers={"X-CSRF-Token": "0" * 64})
     assert wrong.status_code == 403
@@ -600,7 +602,9 @@ def test_non_ascii_csrf_header_is_403_not_a_server_error(
     cookie_sign_in(client, user)
     response = client.patch(ME, json={"display_name": "X"}, headers={"X-CSRF-Token": b"\xe9t\xe9"})
     assert response.status_code == 403
-    assert response.json() == {"detail": "missing or wrong CSRF token"}
+    assert response.json() == {
+        "detail": "missing or wrong CSRF token: reload the page and try again"
+    }
 
 
 def test_nul_characters_in_the_sign_in_form_are_a_plain_401(

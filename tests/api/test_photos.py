@@ -266,7 +266,7 @@ def test_truncated_or_corrupt_image_is_422_not_500(
     assert response.json()["detail"] == [
         {
             "loc": ["body", "file"],
-            "msg": "the image is damaged or cannot be read",
+            "msg": "the image is damaged or cannot be read: use a JPEG, PNG or WebP photo",
             "type": "value_error",
         }
     ]

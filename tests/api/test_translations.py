@@ -201,3 +201,36 @@ def test_unknown_languages_fall_back_to_english() -> None:
     assert negotiate("ko") == "ko-KR"
     assert negotiate("de-DE,fr;q=0.5") == "en"
     assert negotiate(None) == "en"
+
+
+# The words for the person and for the flat are kept apart in every string, not only in the
+# menu: a string about the resident never says household (住户, the console's "Households").
+NOT_THE_RESIDENT = {"zh-CN": ("住户",), "ko-KR": ("거주자", "입주자")}
+
+
+@pytest.mark.parametrize("language", OFFERED)
+def test_a_string_about_the_resident_never_calls_them_the_household(language: str) -> None:
+    slips = [
+        (message, translation)
+        for message, translation in catalogue(language).items()
+        if re.search(r"\bresidents?\b|\bresident's\b", message, re.IGNORECASE)
+        and any(word in translation for word in NOT_THE_RESIDENT[language])
+    ]
+    assert slips == []
+
+
+@pytest.mark.parametrize("language", OFFERED)
+def test_no_translation_is_left_in_english(language: str) -> None:
+    """A msgstr copied from its msgid (or English words left in it) reads as untranslated;
+    codes, units and product names (PIN, QR, CSV, cm, RRULE) may stay as they are."""
+    keep = {"PIN", "QR", "CSV", "JPEG", "PNG", "WebP", "GPS", "IP", "ID", "URL", "URI", "IT"}
+    keep |= {"cm", "RRULE", "RFC", "DTSTART", "UNTIL", "FREQ", "WEEKLY", "BYDAY", "MO", "TH"}
+    keep |= {"OpenID", "Connect", "Acme", "English", "https", "welfare", "audit", "verify"}
+    keep |= {"acme", "com", "name", "example", "zh", "CN", "KR", "ko", "en", "JSON"}
+    keep |= {"true", "false"}
+    left = []
+    for message, translation in catalogue(language).items():
+        words = set(re.findall(r"[A-Za-z]{2,}", PLACEHOLDER.sub("", translation)))
+        if words - keep:
+            left.append((message, translation, sorted(words - keep)))
+    assert left == []

@@ -79,7 +79,7 @@ def test_the_son_opens_the_link_taps_coming_and_sees_it_answered(
     screenshot(phone, "answer-link-en")
 
     phone.goto(f"/r/{token}")  # the son's own language: Chinese
-    phone.get_by_role("heading", name="住户已被找到").wait_for()
+    phone.get_by_role("heading", name="居民已被找到").wait_for()
     _check_layout(phone)
     screenshot(phone, "answer-link-zh")
 

@@ -608,7 +608,7 @@ def test_after_confirmation_only_the_coming_notice_goes_out(
     dispatcher.run_once()
     assert [(kind, to) for kind, to, _ in channel.sent] == [("sms", "+85291234567")]
     # The son reads Chinese: his notice names the daughter in Chinese, never in English.
-    assert channel.sent[0][2] == "最新消息：住户的女儿已确认会前来。谢谢。"  # noqa: RUF001
+    assert channel.sent[0][2] == "最新消息：居民的女儿已确认会前来。谢谢。"  # noqa: RUF001
 
 
 def test_provider_news_is_recorded_once(

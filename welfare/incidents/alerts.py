@@ -158,7 +158,11 @@ def preview(
     of the resident's card; refused like the raising itself for an erased record."""
     resident = load_resident(session, actor, resident_id, Permission.registry_write)
     if resident.erased_at is not None:
-        raise InvalidInput("resident_id", "unknown resident")
+        raise InvalidInput(
+            "resident_id",
+            "unknown resident: give the id of a resident at one of your sites,"
+            " as GET /api/v1/residents lists them",
+        )
     site = session.get(Site, resident.site_id)
     assert site is not None
     audit_resident(session, actor, "alert.preview", resident, purpose="missing alert preview")

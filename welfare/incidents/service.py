@@ -120,15 +120,27 @@ def _resolve_resident(session: Session, actor: Actor, data: IncidentCreate) -> R
         tag = find_live_tag(session, data.tag)
         resident = session.get(Resident, tag.resident_id) if tag else None
         if resident is None:
-            raise InvalidInput("tag", "unknown or revoked tag")
+            raise InvalidInput(
+                "tag",
+                "unknown or revoked tag: check the code printed on the tag, or search by flat or"
+                " name",
+            )
     elif data.resident_id:
         resident = session.get(Resident, data.resident_id)
         if resident is None:
-            raise InvalidInput("resident_id", "unknown resident")
+            raise InvalidInput(
+                "resident_id",
+                "unknown resident: give the id of a resident at one of your sites,"
+                " as GET /api/v1/residents lists them",
+            )
     if resident is None:
         return None
     if resident.erased_at is not None or not actor.in_site(resident.site_id):
-        raise InvalidInput("resident_id" if data.resident_id else "tag", "unknown resident")
+        raise InvalidInput(
+            "resident_id" if data.resident_id else "tag",
+            "unknown resident: give the id of a resident at one of your sites, as GET"
+            " /api/v1/residents lists them",
+        )
     # A guard may act on a resident only under a live lost-person consent.
     if not has_scope(session, resident.id, ConsentScope.lost_person_response):
         raise InvalidInput(
@@ -148,7 +160,10 @@ def _site_for_unknown(session: Session, actor: Actor, data: IncidentCreate) -> S
         site_id = data.site_id
     site = session.get(Site, site_id)
     if site is None or not actor.in_site(site.id):
-        raise InvalidInput("site_id", "unknown site")
+        raise InvalidInput(
+            "site_id",
+            "unknown site: give the id of one of your sites, as GET /api/v1/sites lists them",
+        )
     return site
 
 
@@ -814,7 +829,9 @@ def acknowledge(
     if contact_id is not None:
         contact = session.get(Contact, contact_id)
         if contact is None or contact.resident_id != incident.resident_id:
-            raise InvalidInput("contact_id", "not a contact of this resident")
+            raise InvalidInput(
+                "contact_id", "not a contact of this resident: give the id of one of their contacts"
+            )
     if not confirm(
         session=session, incident=incident, via="staff", actor=actor, contact_id=contact_id
     ):

@@ -65,9 +65,11 @@ class WanderingEntry(BaseModel):
 
 def _check_birth(birth_year: int | None, birth_date: dt.date | None) -> None:
     if birth_year and birth_date and birth_date.year != birth_year:
-        raise ValueError("birth_year and birth_date disagree")
+        raise ValueError(
+            "birth_year and birth_date disagree: give the year of the date, or only one of them"
+        )
     if birth_date and birth_date > dt.date.today():
-        raise ValueError("birth_date is in the future")
+        raise ValueError("birth_date is in the future: give a past date like 1940-05-01")
 
 
 class ResidentFields(SQLModel):

@@ -35,7 +35,7 @@ def process_photo(data: bytes, *, max_bytes: int, max_side: int, thumb_side: int
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"photo is larger than {max_bytes // 1024} KiB")
     if not data:
-        raise InvalidInput("file", "the file is empty")
+        raise InvalidInput("file", "the file is empty: choose the photo again")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -55,7 +55,9 @@ def process_photo(data: bytes, *, max_bytes: int, max_side: int, thumb_side: int
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, UnidentifiedImageError) and not _has_accepted_signature(data):
             raise UnsupportedMedia("photos must be JPEG, PNG or WebP") from exc
-        raise InvalidInput("file", "the image is damaged or cannot be read") from exc
+        raise InvalidInput(
+            "file", "the image is damaged or cannot be read: use a JPEG, PNG or WebP photo"
+        ) from exc
 
     image.thumbnail((max_side, max_side))
     photo = _encode(image)

@@ -46,7 +46,11 @@ SENSITIVE_FIELDS = (
 def _household_in_site(session: Session, actor: Actor, household_id: uuid.UUID) -> Household:
     household = session.get(Household, household_id)
     if household is None or not actor.in_site(household.site_id):
-        raise InvalidInput("household_id", "unknown household")
+        raise InvalidInput(
+            "household_id",
+            "unknown household: give the id of a household at one of your sites,"
+            " as GET /api/v1/households lists them",
+        )
     return household
 
 
@@ -239,7 +243,7 @@ def update_resident(
             )
         resident.household_id = household.id
     if "full_name" in changes and not data.full_name:
-        raise InvalidInput("full_name", "must not be empty")
+        raise InvalidInput("full_name", "the full name cannot be blank: type it, e.g. Wang Jianguo")
     for name, value in changes.items():
         if name == "household_id":
             continue
@@ -248,7 +252,7 @@ def update_resident(
         if value is None and name in ("aliases", "languages", "places", "wandering_history"):
             value = []
         if value is None and name in ("sex", "risk_level"):
-            raise InvalidInput(name, "must not be null")
+            raise InvalidInput(name, "cannot be emptied: leave the field out to keep its value")
         if name == "phone" and value:
             value = _resident_phone(session, resident.site_id, value)
         setattr(resident, name, value)
@@ -257,9 +261,14 @@ def update_resident(
         and resident.birth_date
         and resident.birth_date.year != resident.birth_year
     ):
-        raise InvalidInput("birth_date", "birth_year and birth_date disagree")
+        raise InvalidInput(
+            "birth_date",
+            "birth_year and birth_date disagree: give the year of the date, or only one of them",
+        )
     if resident.birth_date and resident.birth_date > dt.date.today():
-        raise InvalidInput("birth_date", "birth_date is in the future")
+        raise InvalidInput(
+            "birth_date", "birth_date is in the future: give a past date like 1940-05-01"
+        )
     if (
         resident.full_name
         and resident.household_id
@@ -524,7 +533,7 @@ def update_contact(
             "quiet_hours_start",
             "quiet_hours_end",
         ):
-            raise InvalidInput(name, "must not be null")
+            raise InvalidInput(name, "cannot be emptied: leave the field out to keep its value")
         setattr(contact, name, value)
     contact.updated_at = utcnow()
     session.add(contact)

@@ -143,13 +143,16 @@ def _ensure_unit_free(
 def create_household(*, session: Session, actor: Actor, data: HouseholdCreate) -> Household:
     site = session.get(Site, data.site_id)
     if site is None:
-        raise InvalidInput("site_id", "unknown site")
+        raise InvalidInput(
+            "site_id",
+            "unknown site: give the id of one of your sites, as GET /api/v1/sites lists them",
+        )
     require_site(actor, Permission.registry_write, site.id, "site")
     building, unit = data.building.strip(), data.unit.strip()
     if not building:
-        raise InvalidInput("building", "building must not be blank")
+        raise InvalidInput("building", "type the building, e.g. 1 or Block A")
     if not unit:
-        raise InvalidInput("unit", "unit must not be blank")
+        raise InvalidInput("unit", "type the unit, e.g. 1609")
     _ensure_unit_free(session, site.id, building, unit, None)
     household = Household(
         site_id=site.id,
@@ -247,9 +250,9 @@ def update_household(
     building = (changes.get("building") or household.building).strip()
     unit = (changes.get("unit") or household.unit).strip()
     if not building:
-        raise InvalidInput("building", "building must not be blank")
+        raise InvalidInput("building", "type the building, e.g. 1 or Block A")
     if not unit:
-        raise InvalidInput("unit", "unit must not be blank")
+        raise InvalidInput("unit", "type the unit, e.g. 1609")
     _ensure_unit_free(session, site.id, building, unit, household.id)
     household.building, household.unit = building, unit
     if "landline" in changes:

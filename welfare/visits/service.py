@@ -184,7 +184,10 @@ def _check_assignee(session: Session, site_id: uuid.UUID, user_id: uuid.UUID | N
     user = session.get(User, user_id)
     member = session.get(UserSite, (user_id, site_id)) if user else None
     if user is None or member is None or not user.is_active:
-        raise InvalidInput("assignee_user_id", "not an active user of this site")
+        raise InvalidInput(
+            "assignee_user_id",
+            "not an active user of this site: choose an active staff member or manager of the site",
+        )
     if user.role == Role.guard:
         raise InvalidInput("assignee_user_id", "visits are assigned to staff or managers")
 
@@ -203,7 +206,11 @@ def _check_shape(session: Session, schedule: VisitSchedule, resident: Resident) 
 def _resident_for_visits(session: Session, actor: Actor, resident_id: uuid.UUID) -> Resident:
     resident = session.get(Resident, resident_id)
     if resident is None or resident.erased_at is not None:
-        raise InvalidInput("resident_id", "unknown resident")
+        raise InvalidInput(
+            "resident_id",
+            "unknown resident: give the id of a resident at one of your sites,"
+            " as GET /api/v1/residents lists them",
+        )
     require_site(actor, Permission.visits_schedule, resident.site_id, "resident")
     if not has_scope(session, resident.id, ConsentScope.welfare_visits):
         raise InvalidInput("resident_id", "this resident has not consented to welfare visits")
@@ -304,7 +311,7 @@ def update_schedule(
     changes = data.model_dump(exclude_unset=True)
     for name in ("kind", "rrule", "window_start", "window_end", "start_date", "active"):
         if name in changes and changes[name] is None:
-            raise InvalidInput(name, "must not be null")
+            raise InvalidInput(name, "cannot be emptied: leave the field out to keep its value")
     resident = session.get(Resident, schedule.resident_id)
     assert resident is not None
     if changes.get("active") and not has_scope(session, resident.id, ConsentScope.welfare_visits):
