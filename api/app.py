@@ -24,6 +24,7 @@ from api.pages import console_registry as console_registry_pages
 from api.pages import guard as guard_pages
 from api.pages import guard_pwa as guard_pwa_pages
 from api.pages import manager as manager_pages
+from api.pages import manager_policy as manager_policy_pages
 from api.pages import public as public_pages
 from api.pages import quick_sign_in as quick_sign_in_pages
 from api.pages.rendering import STATIC_DIR
@@ -154,6 +155,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         console_identity_pages,
         console_missing_pages,
         manager_pages,
+        manager_policy_pages,
         quick_sign_in_pages,
     ):
         app.include_router(page_module.router)
