@@ -67,7 +67,7 @@ def limits_of(request: Request) -> AnswerLimits:
     return limits
 
 
-def _headers(response: Response) -> Response:
+def private_link_headers(response: Response) -> Response:
     # The token is in the URL: never sent on as a referrer, never indexed.
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Robots-Tag"] = "noindex"
@@ -87,7 +87,7 @@ def _gone(request: Request, status_code: int = 404, retry_after: float = 0) -> R
     )
     if retry_after:
         response.headers["Retry-After"] = str(max(int(retry_after) + 1, 1))
-    return _headers(response)
+    return private_link_headers(response)
 
 
 def _language(request: Request, page: answer_links.AnswerPage) -> str:
@@ -133,7 +133,7 @@ def answer_page(request: Request, token: Token, session: SessionDep) -> Response
         },
         language=language,
     )
-    return _headers(response)
+    return private_link_headers(response)
 
 
 @router.post("/r/{token}")
@@ -150,4 +150,4 @@ def answer(
     page = answer_links.answer(session=session, token=token, value=answer_links.Answer(value))
     if page is None:
         return _gone(request)
-    return _headers(RedirectResponse(_target(request, token), status_code=303))
+    return private_link_headers(RedirectResponse(_target(request, token), status_code=303))

@@ -83,6 +83,7 @@ def nav_items(page_user: PageUser) -> list[tuple[str, str]]:
         ("/console/residents", N_("Residents")),
         ("/console/households", N_("Households")),
         ("/console/labels", N_("QR labels")),
+        ("/console/contacts/unverified", N_("Unverified contacts")),
         ("/manage/visits", N_("Visits")),
     ]
     if page_user.actor.can(Permission.audit_read):
@@ -728,7 +729,7 @@ def incident_live(
     )
 
 
-def _action_error(language: str, exc: Exception) -> tuple[str, int]:
+def action_error(language: str, exc: Exception) -> tuple[str, int]:
     if isinstance(exc, Conflict):
         if "already" in exc.detail:
             return gettext(language, "This incident is already confirmed or closed."), 409
@@ -774,7 +775,7 @@ def incident_notify(
         )
     except (Conflict, InvalidInput) as exc:
         session.rollback()
-        error, status = _action_error(page_user.language, exc)
+        error, status = action_error(page_user.language, exc)
         return incident_page(
             request, session, page_user, incident_id, error=error, status_code=status
         )
@@ -802,7 +803,7 @@ def incident_acknowledge(
         )
     except (Conflict, InvalidInput) as exc:
         session.rollback()
-        error, status = _action_error(page_user.language, exc)
+        error, status = action_error(page_user.language, exc)
         return incident_page(
             request, session, page_user, incident_id, error=error, status_code=status
         )
@@ -879,7 +880,7 @@ def incident_resolve(
         )
     except Conflict as exc:
         session.rollback()
-        error, status = _action_error(language, exc)
+        error, status = action_error(language, exc)
         return incident_page(
             request, session, page_user, incident_id, error=error, status_code=status, form=typed
         )
@@ -899,7 +900,7 @@ def incident_cancel(
         incidents.cancel(session=session, actor=page_user.actor, incident_id=incident_id)
     except Conflict as exc:
         session.rollback()
-        error, status = _action_error(page_user.language, exc)
+        error, status = action_error(page_user.language, exc)
         return incident_page(
             request, session, page_user, incident_id, error=error, status_code=status
         )
