@@ -174,14 +174,10 @@ def _site_name(session: Session, contact: Contact) -> str:
     return site.name if site else ""
 
 
-def verify_by_link(
-    session: Session, token: str, now: dt.datetime | None = None
-) -> ThanksPage | None:
-    """The contact opened their test link: the number is verified. None for an unknown,
-    malformed or expired token, all alike. The first opening verifies and is audited; later
-    ones only show the page again (two taps at once record one: the link's first use is one
-    conditional UPDATE)."""
-    now = now or utcnow()
+def _live(
+    session: Session, token: str, now: dt.datetime
+) -> tuple[ContactTestLink, Contact] | None:
+    """The link behind a token and its contact, until it expires; None for anything else."""
     if not TOKEN_SHAPE.fullmatch(token):
         return None
     link = session.exec(
@@ -190,8 +186,21 @@ def verify_by_link(
     if link is None or link.expires_at <= now:
         return None
     contact = session.get(Contact, link.contact_id)
-    if contact is None:
+    return None if contact is None else (link, contact)
+
+
+def verify_by_link(
+    session: Session, token: str, now: dt.datetime | None = None
+) -> ThanksPage | None:
+    """The contact opened their test link: the number is verified. None for an unknown,
+    malformed or expired token, all alike. The first opening verifies and is audited; later
+    ones only show the page again (two taps at once record one: the link's first use is one
+    conditional UPDATE)."""
+    now = now or utcnow()
+    found = _live(session, token, now)
+    if found is None:
         return None
+    link, contact = found
     first = session.execute(
         update(ContactTestLink)
         .where(col(ContactTestLink.id) == link.id, col(ContactTestLink.used_at).is_(None))
