@@ -525,6 +525,21 @@ _STAFF_NOTICES: dict[StaffNotice, dict[Language, str]] = {
     },
 }
 
+# Compact wordings, tried when the full one does not fit (an English text turns UCS-2 with a
+# Chinese or Korean site name): the count and the link are never cut.
+_STAFF_NOTICES_COMPACT: dict[StaffNotice, dict[Language, str]] = {
+    "consent_review_contacts": {
+        "en": "{site}: consent review {when}. {count} contacts not verified: {link}",
+        "zh-CN": "{site}：同意书{when}待复核，{count}位联系人未验证：{link}",
+        "ko-KR": "{site}: 동의서 검토 {when}, 미확인 연락처 {count}명: {link}",
+    },
+    "consent_unverified_contacts": {
+        "en": "{site}: consent overdue {when}. {count} contacts not verified: {link}",
+        "zh-CN": "{site}：同意书{when}逾期，{count}位联系人未验证：{link}",
+        "ko-KR": "{site}: 동의서 기한 {when} 지남, 미확인 연락처 {count}명: {link}",
+    },
+}
+
 _VISIT_KIND_WORDS: dict[str, dict[Language, str]] = {
     "home_visit": {"en": "home visit", "zh-CN": "上门探访", "ko-KR": "방문"},
     "phone_checkin": {"en": "phone check-in", "zh-CN": "电话问候", "ko-KR": "안부 전화"},
@@ -546,13 +561,18 @@ def staff_notice_sms(
     sign in for the rest. `count`: how many contacts are not verified, for the `_contacts`
     notices."""
     language = pick_language(lang)
-    template = _STAFF_NOTICES[notice][language]
+    templates = [_STAFF_NOTICES[notice][language]]
+    if notice in _STAFF_NOTICES_COMPACT:
+        templates.append(_STAFF_NOTICES_COMPACT[notice][language])
     kind_words = _VISIT_KIND_WORDS.get(kind, _VISIT_KIND_WORDS["home_visit"])[language]
 
-    def render(site: str, when: str, link: str) -> str:
-        return template.format(site=site, kind=kind_words, when=when, link=link, count=count)
+    def wording(template: str) -> Render:
+        def render(site: str, when: str, link: str) -> str:
+            return template.format(site=site, kind=kind_words, when=when, link=link, count=count)
 
-    return _fit([render], {"when": when, "link": link}, {"site": site_name})
+        return render
+
+    return _fit([wording(t) for t in templates], {"when": when, "link": link}, {"site": site_name})
 
 
 # --- Voice -------------------------------------------------------------------------------------

@@ -411,4 +411,4 @@ def test_the_consent_reminder_counts_unverified_contacts_and_links_to_their_list
         assert body.endswith(f"/api/v1/residents/{resident.id}/consents")
     else:
         assert "1 contacts not verified" in body
-        assert body.endswith(f"https://welfare.test/console/contacts/unverified?site_id={site.id}")
+        assert body.endswith("https://welfare.test/console/contacts/unverified")
