@@ -74,14 +74,17 @@ def private_link_headers(response: Response) -> Response:
     return response
 
 
-def _gone(request: Request, status_code: int = 404, retry_after: float = 0) -> Response:
+def gone_page(
+    request: Request, status_code: int = 404, retry_after: float = 0, *, test_link: bool = False
+) -> Response:
     """The same page for an unknown, malformed or dead token (and, with 429, for too many
-    requests): nothing in it tells one from another."""
+    requests): nothing in it tells one from another. `test_link`: the words for a contact
+    test's link (api/pages/contact_test.py)."""
     language = request_language(request)
     response = render(
         request,
         "public/answer_gone.html",
-        {"throttled": status_code == 429},
+        {"throttled": status_code == 429, "test_link": test_link},
         status_code=status_code,
         language=language,
     )
@@ -104,7 +107,7 @@ def _target(request: Request, token: str) -> str:
 
 def _throttled(request: Request, token: str) -> Response | None:
     wait = limits_of(request).wait(client_addr(request), token)
-    return _gone(request, 429, wait) if wait > 0 else None
+    return gone_page(request, 429, wait) if wait > 0 else None
 
 
 @router.get("/r/{token}")
@@ -116,7 +119,7 @@ def answer_page(request: Request, token: Token, session: SessionDep) -> Response
         return throttled
     page = answer_links.open_page(session=session, token=token)
     if page is None:
-        return _gone(request)
+        return gone_page(request)
     language = _language(request, page)
     office = page.office_phone
     response = render(
@@ -149,5 +152,5 @@ def answer(
         return throttled
     page = answer_links.answer(session=session, token=token, value=answer_links.Answer(value))
     if page is None:
-        return _gone(request)
+        return gone_page(request)
     return private_link_headers(RedirectResponse(_target(request, token), status_code=303))

@@ -345,6 +345,17 @@ def resident_new(request: Request, session: SessionDep, page_user: ConsoleUserDe
     return _new_resident_page(request, session, page_user)
 
 
+def _chosen_site(site_list: list[Site], site_id: str) -> uuid.UUID | None:
+    """The site a page's `?site_id=` names, or the user's only one; None while they have
+    several and chose none."""
+    if site_id:
+        try:
+            return uuid.UUID(site_id)
+        except ValueError:
+            raise NotFound("site") from None
+    return site_list[0].id if len(site_list) == 1 else None
+
+
 def _typed_site(page_user: PageUser, session: Session, site_id: str) -> uuid.UUID:
     """The site a typed building and unit belong to: the one chosen, or the user's only one."""
     if site_id:
@@ -967,14 +978,7 @@ def contacts_unverified(
 ) -> Response:
     """The site's family contacts never verified, or not in the last 12 months."""
     site_list = _visible_sites(session, page_user)
-    chosen: uuid.UUID | None = None
-    if site_id:
-        try:
-            chosen = uuid.UUID(site_id)
-        except ValueError:
-            raise NotFound("site") from None
-    elif len(site_list) == 1:
-        chosen = site_list[0].id
+    chosen = _chosen_site(site_list, site_id)
     site = session.get(Site, chosen) if chosen else None
     rows = contact_checks.list_unverified(session, page_user.actor, chosen) if chosen else []
     return console_render(
@@ -1402,14 +1406,7 @@ def labels_sheet(
     site_id: Annotated[str, Query(max_length=40)] = "",
 ) -> Response:
     site_list = _visible_sites(session, page_user)
-    chosen: uuid.UUID | None = None
-    if site_id:
-        try:
-            chosen = uuid.UUID(site_id)
-        except ValueError:
-            raise NotFound("site") from None
-    elif len(site_list) == 1:
-        chosen = site_list[0].id
+    chosen = _chosen_site(site_list, site_id)
     site: Site | None = None
     labels: list[Any] = []
     if chosen is not None:

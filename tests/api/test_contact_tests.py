@@ -1,3 +1,5 @@
+# Fixtures imported from the domain tests are parameters here, which ruff reads as redefinitions.
+# ruff: noqa: F811
 """Testing a family contact (issue 15 item 5) through the API, the console, the public `/v/`
 page, the test call's keypress webhook and the consent review reminder."""
 
@@ -7,25 +9,29 @@ import datetime as dt
 import re
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, select
 
-from api.app import create_app
 from notifications.dispatcher import Dispatcher
 from notifications.messages import sms_segments
-from tests.api.test_webhooks import TOKEN, post
+from tests.api.test_webhooks import post, signed_settings, twilio  # noqa: F401  (fixtures)
 from tests.notifications.test_dispatcher import FakeChannel
+from tests.welfare.test_contact_checks import (  # noqa: F401  (fixtures)
+    channel,
+    dispatcher,
+    fresh,
+    resident,
+    son,
+)
 from welfare.audit.models import AuditEntry
 from welfare.authz import Role
 from welfare.consent.models import Consent
 from welfare.outbox.models import OutboxMessage
 from welfare.residents.models import Contact, Resident, VerifiedVia
-from welfare.settings import Settings
 from welfare.sites.models import Site
 from welfare.users.models import User
 from welfare.visits import scheduler
@@ -36,40 +42,21 @@ LINK = re.compile(r"https://welfare\.test/v/([A-Za-z0-9_-]+)")
 PERSONAL = ["Wang", "Jianguo", "Lei", "Alzheimer", "grandson"]
 
 
-@pytest.fixture
-def channel() -> FakeChannel:
-    return FakeChannel()
-
-
-@pytest.fixture
-def dispatcher(
-    writers: sessionmaker[Session], channel: FakeChannel, settings: Settings
-) -> Dispatcher:
-    return Dispatcher(writers, channel, settings)
-
-
-@pytest.fixture
-def resident(make_resident: Callable[..., Resident], make_consent: Callable[..., Any]) -> Resident:
-    resident = make_resident()
-    make_consent(resident)
-    return resident
-
-
-@pytest.fixture
-def son(resident: Resident, make_contact: Callable[..., Contact]) -> Contact:
-    return make_contact(resident)
-
-
-def fresh(db: Session, contact_id: uuid.UUID) -> Contact:
-    db.rollback()
-    db.expire_all()
-    contact = db.get(Contact, contact_id)
-    assert contact is not None
-    return contact
-
-
 def contact_test_url(resident: Resident, contact: Contact) -> str:
     return f"/api/v1/residents/{resident.id}/contacts/{contact.id}/test"
+
+
+def send_test_sms(
+    client: TestClient,
+    headers: dict[str, str],
+    resident: Resident,
+    son: Contact,
+    dispatcher: Dispatcher,
+) -> None:
+    """Staff ask for a test SMS through the API, and the dispatcher sends it."""
+    queued = client.post(contact_test_url(resident, son), json={"channel": "sms"}, headers=headers)
+    assert queued.status_code == 202, queued.text
+    dispatcher.run_once()
 
 
 def sent_link(channel: FakeChannel) -> str:
@@ -183,10 +170,7 @@ def test_the_page_thanks_in_the_contacts_language_with_nothing_personal_and_twic
     dispatcher: Dispatcher,
     channel: FakeChannel,
 ) -> None:
-    client.post(
-        contact_test_url(resident, son), json={"channel": "sms"}, headers=headers_for("staff")
-    )
-    dispatcher.run_once()
+    send_test_sms(client, headers_for("staff"), resident, son, dispatcher)
     (body,) = [content for _, _, content in channel.sent]
     assert sms_segments(body) <= 2
     token = sent_link(channel)
@@ -216,10 +200,7 @@ def test_unknown_malformed_and_expired_links_get_the_same_404(
     channel: FakeChannel,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    client.post(
-        contact_test_url(resident, son), json={"channel": "sms"}, headers=headers_for("staff")
-    )
-    dispatcher.run_once()
+    send_test_sms(client, headers_for("staff"), resident, son, dispatcher)
     token = sent_link(channel)
     client.cookies.clear()
     unknown = client.get("/v/AAAAAAAAAAAAAAAA", headers=HTML)
@@ -322,14 +303,6 @@ def test_the_unverified_page_names_them_in_the_users_language_and_is_in_the_menu
 
 
 # --- the test call's key -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def twilio(settings: Settings) -> Iterator[TestClient]:
-    application = create_app(settings.model_copy(update={"twilio_auth_token": TOKEN}))
-    with TestClient(application, base_url="https://welfare.test") as test_client:
-        yield test_client
-    application.state.engine.dispose()
 
 
 def test_key_1_on_the_test_call_verifies_the_contact_once_and_says_thanks(

@@ -70,6 +70,16 @@ def son(resident: Resident, make_contact: Callable[..., Contact]) -> Contact:
     return make_contact(resident)
 
 
+@pytest.fixture
+def son_token(
+    db: Session, site: Site, son: Contact, dispatcher: Dispatcher, channel: FakeChannel
+) -> str:
+    """A test SMS sent to the son: the token of the link it carries."""
+    send(db, site, son, ChannelKind.sms)
+    dispatcher.run_once()
+    return sent_token(channel)
+
+
 def staff_of(site: Site) -> Actor:
     return Actor(user_id=uuid.uuid4(), role=Role.staff, site_ids=frozenset({site.id}))
 
@@ -238,15 +248,11 @@ def test_a_resend_carries_the_same_link_and_another_test_another_link(
 
 def test_opening_the_link_verifies_once_and_a_second_tap_changes_nothing(
     db: Session,
-    site: Site,
     son: Contact,
-    dispatcher: Dispatcher,
-    channel: FakeChannel,
+    son_token: str,
     writers: sessionmaker[Session],
 ) -> None:
-    send(db, site, son, ChannelKind.sms)
-    dispatcher.run_once()
-    token = sent_token(channel)
+    token = son_token
     assert fresh(db, son.id).verified_at is None
     page = verify(writers, token)
     assert page.site_name == "Harbour View Gardens" and page.language == "zh-CN"
@@ -262,15 +268,11 @@ def test_opening_the_link_verifies_once_and_a_second_tap_changes_nothing(
 
 def test_unknown_malformed_and_expired_links_verify_nothing(
     db: Session,
-    site: Site,
     son: Contact,
-    dispatcher: Dispatcher,
-    channel: FakeChannel,
+    son_token: str,
     writers: sessionmaker[Session],
 ) -> None:
-    send(db, site, son, ChannelKind.sms)
-    dispatcher.run_once()
-    token = sent_token(channel)
+    token = son_token
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=7, minutes=1)
     assert verify(writers, token, later) is None
     assert verify(writers, "A" * 16) is None
@@ -448,16 +450,12 @@ def test_a_double_click_at_once_queues_one_test(
 def test_two_taps_at_once_verify_once(
     database_url: str,
     db: Session,
-    site: Site,
     son: Contact,
-    dispatcher: Dispatcher,
-    channel: FakeChannel,
+    son_token: str,
     writers: sessionmaker[Session],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    send(db, site, son, ChannelKind.sms)
-    dispatcher.run_once()
-    token = sent_token(channel)
+    token = son_token
     racers = 2 if database_url.startswith("postgresql") else 1
     barrier = threading.Barrier(racers, timeout=30)
     live = contact_checks._live

@@ -174,9 +174,7 @@ def _site_name(session: Session, contact: Contact) -> str:
     return site.name if site else ""
 
 
-def _live(
-    session: Session, token: str, now: dt.datetime
-) -> tuple[ContactTestLink, Contact] | None:
+def _live(session: Session, token: str, now: dt.datetime) -> tuple[ContactTestLink, Contact] | None:
     """The link behind a token and its contact, until it expires; None for anything else."""
     if not TOKEN_SHAPE.fullmatch(token):
         return None
