@@ -1,3 +1,5 @@
+# Fixtures imported from other tests are parameters here, which ruff reads as redefinitions.
+# ruff: noqa: F811
 """Testing a family contact before it matters (issue 15 item 5): the test SMS and its link, the
 test call, what verifies, what a new number undoes, who is listed as unverified, and the races
 (a double click, two taps at once) on PostgreSQL with real connections."""
@@ -23,6 +25,7 @@ from notifications.dispatcher import Dispatcher
 from notifications.messages import sms_segments
 from tests.conftest import SYSTEM, TEST_SECRET
 from tests.notifications.test_dispatcher import FakeChannel
+from tests.welfare.test_answer_links import channel, dispatcher  # noqa: F401  (fixtures)
 from welfare.audit.models import AuditEntry
 from welfare.authz import Actor, Role
 from welfare.channels import ChannelKind
@@ -47,18 +50,6 @@ PERSONAL = ["Wang", "Jianguo", "Lei", "Alzheimer", "grandson", "son"]
 
 
 @pytest.fixture
-def channel() -> FakeChannel:
-    return FakeChannel()
-
-
-@pytest.fixture
-def dispatcher(
-    writers: sessionmaker[Session], channel: FakeChannel, settings: Settings
-) -> Dispatcher:
-    return Dispatcher(writers, channel, settings)
-
-
-@pytest.fixture
 def resident(make_resident: Callable[..., Resident], make_consent: Callable[..., Any]) -> Resident:
     resident = make_resident()
     make_consent(resident)
@@ -78,6 +69,17 @@ def son_token(
     send(db, site, son, ChannelKind.sms)
     dispatcher.run_once()
     return sent_token(channel)
+
+
+def change_phone(db: Session, contact: Contact, phone: str) -> None:
+    residents.update_contact(
+        session=db,
+        actor=SYSTEM,
+        resident_id=contact.resident_id,
+        contact_id=contact.id,
+        data=ContactUpdate(phone=phone),
+    )
+    db.commit()
 
 
 def staff_of(site: Site) -> Actor:
@@ -298,23 +300,9 @@ def test_a_new_number_is_unverified_and_the_old_numbers_link_dies(
     assert fresh(db, son.id).verified_at is not None
     db.rollback()
     # The same number typed again changes nothing.
-    residents.update_contact(
-        session=db,
-        actor=SYSTEM,
-        resident_id=resident.id,
-        contact_id=son.id,
-        data=ContactUpdate(phone="9123 4567"),
-    )
-    db.commit()
+    change_phone(db, son, "9123 4567")
     assert fresh(db, son.id).verified_at is not None
-    residents.update_contact(
-        session=db,
-        actor=SYSTEM,
-        resident_id=resident.id,
-        contact_id=son.id,
-        data=ContactUpdate(phone="9876 5432"),
-    )
-    db.commit()
+    change_phone(db, son, "9876 5432")
     changed = fresh(db, son.id)
     assert changed.verified_at is None and changed.verified_via is None
     assert db.exec(select(ContactTestLink)).all() == []
@@ -352,14 +340,7 @@ def test_key_1_on_the_test_call_verifies_unless_the_number_changed_since(
     assert contact_checks.verify_by_key(db, message)
     db.commit()
     assert fresh(db, son.id).verified_via is VerifiedVia.keypress
-    residents.update_contact(
-        session=db,
-        actor=SYSTEM,
-        resident_id=resident.id,
-        contact_id=son.id,
-        data=ContactUpdate(phone="9876 5432"),
-    )
-    db.commit()
+    change_phone(db, son, "9876 5432")
     row = db.get(OutboxMessage, message.id)
     assert row is not None and row.to_phone == SON
     assert not contact_checks.verify_by_key(db, row)
