@@ -555,7 +555,7 @@ def staff_notice_sms(
     kind: str,
     when: str,
     link: str,
-    count: int = 0,
+    count: int | str = 0,
 ) -> str:
     """To staff or a manager: no name, unit or note, only what happened, when, and a link to
     sign in for the rest. `count`: how many contacts are not verified, for the `_contacts`
