@@ -8,29 +8,15 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from api.deps import ActorDep, SessionDep, TransactionRoute
+from api.routes.incident_contacts import NotifyBody, NotifyQueued
 from api.schemas import ListResponse
-from welfare.channels import ChannelKind
 from welfare.residents import contact_checks
 from welfare.residents.models import VerifiedVia
 
 router = APIRouter(route_class=TransactionRoute, tags=["contacts"])
-
-
-class TestBody(BaseModel):
-    channel: ChannelKind
-    # Repeating a request id returns the message already queued (double clicks, retries).
-    request_id: str | None = Field(default=None, min_length=8, max_length=64, pattern=r"^[\w-]+$")
-
-
-class TestQueued(BaseModel):
-    message_id: uuid.UUID
-    contact_id: uuid.UUID
-    channel: str
-    status: str
-    queued_at: dt.datetime
 
 
 class UnverifiedContact(BaseModel):
@@ -46,30 +32,23 @@ class UnverifiedContact(BaseModel):
 
 @router.post(
     "/api/v1/residents/{resident_id}/contacts/{contact_id}/test",
-    response_model=TestQueued,
+    response_model=NotifyQueued,
     status_code=status.HTTP_202_ACCEPTED,
 )
 def send_test(
     resident_id: uuid.UUID,
     contact_id: uuid.UUID,
-    body: TestBody,
+    body: NotifyBody,
     session: SessionDep,
     actor: ActorDep,
-) -> TestQueued:
+) -> NotifyQueued:
     """Send this contact a test SMS (with a link to tap) or a test call (press 1); either
     marks the contact verified (staff and up). Refused for a contact without consent to be
     contacted, a channel they do not take, an SMS opt-out or an SMS to a landline."""
     message = contact_checks.send_contact_test(
         session, actor, contact_id, body.channel, body.request_id, resident_id=resident_id
     )
-    assert message.contact_id is not None
-    return TestQueued(
-        message_id=message.id,
-        contact_id=message.contact_id,
-        channel=message.kind.value,
-        status=message.status.value,
-        queued_at=message.created_at,
-    )
+    return NotifyQueued.of(message)
 
 
 @router.get("/api/v1/contacts/unverified", response_model=ListResponse[UnverifiedContact])
