@@ -21,6 +21,7 @@ from api.pages import console_admin as console_admin_pages
 from api.pages import console_identity as console_identity_pages
 from api.pages import console_missing as console_missing_pages
 from api.pages import console_registry as console_registry_pages
+from api.pages import contact_test as contact_test_pages
 from api.pages import guard as guard_pages
 from api.pages import guard_pwa as guard_pwa_pages
 from api.pages import manager as manager_pages
@@ -33,6 +34,7 @@ from api.routes import (
     audit,
     auth,
     consents,
+    contact_tests,
     health,
     identity_providers,
     incident_contacts,
@@ -131,6 +133,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         audit,
         incidents,
         incident_contacts,
+        contact_tests,
         alerts,
         policies,
         visits,
@@ -149,6 +152,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         guard_pwa_pages,
         public_pages,
         answer_pages,
+        contact_test_pages,
         console_pages,
         console_registry_pages,
         console_admin_pages,

@@ -18,7 +18,7 @@ from functools import partial
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
-from notifications import messages, metrics, routes
+from notifications import contact_tests, messages, metrics, routes
 from notifications.channels import (
     Accepted,
     CallScript,
@@ -105,17 +105,27 @@ def render_unbound(session: Session, message: OutboxMessage, settings: Settings)
     call = message.kind is ChannelKind.voice
     if message.template == "checkin_call" and call:
         return CallScript(messages.checkin_call_text(lang, site_name=site.name), "checkin")
+    if message.template == contact_tests.TEMPLATE:
+        content = contact_tests.render(session, message, settings, site)
+        if content is None:
+            raise RenderError("the contact test's link is gone")
+        return content
     base = settings.public_base_url.rstrip("/")
     if message.template == "consent_review" and not call:
         overdue = params.get("stage") == "overdue"
+        notice = "consent_unverified" if overdue else "consent_review"
+        unverified = int(params.get("unverified_contacts") or 0)
         return Text.rendered(
             messages.staff_notice_sms,
             lang,
-            "consent_unverified" if overdue else "consent_review",
+            f"{notice}_contacts" if unverified else notice,
             site_name=site.name,
             kind="",
             when=_local_when(params["review_due"], site, date_only=True),
-            link=f"{base}/api/v1/residents/{params['resident_id']}/consents",
+            link=contact_tests.unverified_url(settings)
+            if unverified
+            else f"{base}/api/v1/residents/{params['resident_id']}/consents",
+            count=str(unverified),
         )
     if message.template in VISIT_NOTICES and not call:
         return Text.rendered(

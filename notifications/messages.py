@@ -34,7 +34,7 @@ from typing import Literal
 
 Language = Literal["en", "zh-CN", "ko-KR"]
 LANGUAGES: tuple[Language, ...] = ("en", "zh-CN", "ko-KR")
-CallPurpose = Literal["found", "checkin", "concern"]
+CallPurpose = Literal["found", "checkin", "concern", "contact_test"]
 Reply = Literal["confirm", "stop", "start", "help"]
 
 MAX_SEGMENTS = 2
@@ -340,6 +340,35 @@ def finder_alert_sms(lang: str | None, *, site_name: str, link: str) -> str:
     return _fit(variants[pick_language(lang)], {"link": link}, {"site": site_name})
 
 
+def contact_test_sms(lang: str | None, *, site_name: str, link: str) -> str:
+    """A test of a family contact's number (welfare/residents/contact_checks.py): tap the link
+    to confirm it reaches them. No name, no resident, nothing has happened."""
+    variants: dict[Language, list[Render]] = {
+        "en": [
+            lambda site, link: (
+                f"{site}: this is a test. You are listed as an emergency contact; nothing has "
+                f"happened. Please tap to confirm this number: {link}"
+            ),
+            lambda site, link: f"{site}: a test, nothing has happened. Confirm this number: {link}",
+        ],
+        "zh-CN": [
+            lambda site, link: (
+                f"{site}：这是一条测试短信。您登记为紧急联系人，并无事情发生。"
+                f"请点击确认此号码 {link}"
+            ),
+            lambda site, link: f"{site}：测试短信，并无事情发生。请点击确认号码 {link}",
+        ],
+        "ko-KR": [
+            lambda site, link: (
+                f"{site}: 테스트 문자입니다. 비상연락처로 등록되어 있으며 아무 일도 없습니다. "
+                f"이 번호를 확인하려면 누르세요 {link}"
+            ),
+            lambda site, link: f"{site}: 테스트입니다. 번호 확인 {link}",
+        ],
+    }
+    return _fit(variants[pick_language(lang)], {"link": link}, {"site": site_name})
+
+
 def manager_escalation_sms(
     lang: str | None, *, site_name: str, reference: str, link: str | None = None
 ) -> str:
@@ -512,6 +541,8 @@ StaffNotice = Literal[
     "visit_concern",
     "consent_review",
     "consent_unverified",
+    "consent_review_contacts",
+    "consent_unverified_contacts",
 ]
 
 _STAFF_NOTICES: dict[StaffNotice, dict[Language, str]] = {
@@ -550,6 +581,37 @@ _STAFF_NOTICES: dict[StaffNotice, dict[Language, str]] = {
         "zh-CN": "{site}：有居民的同意书已于{when}到期未复核，现为未核实。{link}",
         "ko-KR": "{site}: 입주민 동의서 검토 기한({when})이 지나 미확인 상태입니다. {link}",
     },
+    # The same, when the site has family contacts not verified (welfare/residents/
+    # contact_checks.py): the link opens the signed-in list that names them.
+    "consent_review_contacts": {
+        "en": "{site}: a resident's consent is due for review on {when}. "
+        "{count} contacts not verified: {link}",
+        "zh-CN": "{site}：有住户的同意书需在{when}前复核。{count}位联系人未验证：{link}",
+        "ko-KR": "{site}: 입주민 동의서 검토 기한이 {when}입니다. 미확인 연락처 {count}명: {link}",
+    },
+    "consent_unverified_contacts": {
+        "en": "{site}: a resident's consent review was due {when}; it is now unverified. "
+        "{count} contacts not verified: {link}",
+        "zh-CN": "{site}：有住户的同意书已于{when}到期未复核，现为未核实。"
+        "{count}位联系人未验证：{link}",
+        "ko-KR": "{site}: 입주민 동의서 검토 기한({when})이 지나 미확인 상태입니다. "
+        "미확인 연락처 {count}명: {link}",
+    },
+}
+
+# Compact wordings, tried when the full one does not fit (an English text turns UCS-2 with a
+# Chinese or Korean site name): the count and the link are never cut.
+_STAFF_NOTICES_COMPACT: dict[StaffNotice, dict[Language, str]] = {
+    "consent_review_contacts": {
+        "en": "{site}: consent review {when}. {count} contacts not verified: {link}",
+        "zh-CN": "{site}：同意书{when}待复核，{count}位联系人未验证：{link}",
+        "ko-KR": "{site}: 동의서 검토 {when}, 미확인 연락처 {count}명: {link}",
+    },
+    "consent_unverified_contacts": {
+        "en": "{site}: consent overdue {when}. {count} contacts not verified: {link}",
+        "zh-CN": "{site}：同意书{when}逾期，{count}位联系人未验证：{link}",
+        "ko-KR": "{site}: 동의서 기한 {when} 지남, 미확인 연락처 {count}명: {link}",
+    },
 }
 
 _VISIT_KIND_WORDS: dict[str, dict[Language, str]] = {
@@ -560,18 +622,31 @@ _VISIT_KIND_WORDS: dict[str, dict[Language, str]] = {
 
 
 def staff_notice_sms(
-    lang: str | None, notice: StaffNotice, *, site_name: str, kind: str, when: str, link: str
+    lang: str | None,
+    notice: StaffNotice,
+    *,
+    site_name: str,
+    kind: str,
+    when: str,
+    link: str,
+    count: int | str = 0,
 ) -> str:
     """To staff or a manager: no name, unit or note, only what happened, when, and a link to
-    sign in for the rest."""
+    sign in for the rest. `count`: how many contacts are not verified, for the `_contacts`
+    notices."""
     language = pick_language(lang)
-    template = _STAFF_NOTICES[notice][language]
+    templates = [_STAFF_NOTICES[notice][language]]
+    if notice in _STAFF_NOTICES_COMPACT:
+        templates.append(_STAFF_NOTICES_COMPACT[notice][language])
     kind_words = _VISIT_KIND_WORDS.get(kind, _VISIT_KIND_WORDS["home_visit"])[language]
 
-    def render(site: str, when: str, link: str) -> str:
-        return template.format(site=site, kind=kind_words, when=when, link=link)
+    def wording(template: str) -> Render:
+        def render(site: str, when: str, link: str) -> str:
+            return template.format(site=site, kind=kind_words, when=when, link=link, count=count)
 
-    return _fit([render], {"when": when, "link": link}, {"site": site_name})
+        return render
+
+    return _fit([wording(t) for t in templates], {"when": when, "link": link}, {"site": site_name})
 
 
 # --- Voice -------------------------------------------------------------------------------------
@@ -618,6 +693,18 @@ def checkin_call_text(lang: str | None, *, site_name: str) -> str:
     if language == "ko-KR":
         return f"안녕하세요, {site}에서 드리는 안부 확인 전화입니다."
     return f"Hello, this is your check-in call from {site}."
+
+
+def contact_test_call_text(lang: str | None, *, site_name: str) -> str:
+    """A test call to a family contact, read out before `call_prompt(lang, "contact_test")`
+    ("press 1 to confirm this number")."""
+    site = _spoken(site_name)
+    language = pick_language(lang)
+    if language == "zh-CN":
+        return f"这是{site}的测试电话，并无事情发生。"
+    if language == "ko-KR":
+        return f"{site}의 테스트 전화입니다. 아무 일도 없습니다."
+    return f"This is a test from {site}. Nothing has happened."
 
 
 def welfare_concern_call_text(lang: str | None, *, site_name: str) -> str:
@@ -669,6 +756,11 @@ def call_prompt(lang: str | None, purpose: CallPurpose = "found") -> str:
             "zh-CN": "如果您一切安好，请按1。如需与管理处通话，请按2。",
             "ko-KR": "잘 지내고 계시면 1번을, 관리사무소와 통화하시려면 2번을 눌러 주세요.",
         },
+        "contact_test": {
+            "en": "Press 1 to confirm this number.",
+            "zh-CN": "请按1确认此号码。",
+            "ko-KR": "이 번호를 확인하시려면 1번을 눌러 주세요.",
+        },
     }
     return prompts[purpose][language]
 
@@ -691,6 +783,11 @@ def call_thanks(lang: str | None, purpose: CallPurpose = "found") -> str:
             "en": "Thank you, we are glad you are well. Goodbye.",
             "zh-CN": "谢谢您，很高兴知道您一切安好。再见。",
             "ko-KR": "감사합니다. 잘 지내고 계셔서 다행입니다. 안녕히 계세요.",
+        },
+        "contact_test": {
+            "en": "Thank you, this number is confirmed. Goodbye.",
+            "zh-CN": "谢谢您，此号码已确认。再见。",
+            "ko-KR": "감사합니다. 이 번호가 확인되었습니다. 안녕히 계세요.",
         },
     }
     return texts[purpose][language]

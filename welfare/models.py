@@ -22,7 +22,7 @@ from welfare.lookup.models import (
     LookupWord,
 )
 from welfare.outbox.models import OutboxMessage
-from welfare.residents.models import Contact, Resident
+from welfare.residents.models import Contact, ContactTestLink, Resident
 from welfare.sites.models import Household, Site
 from welfare.tags.models import ResidentTag
 from welfare.users.models import (
@@ -47,6 +47,7 @@ __all__ = [
     "CalendarToken",
     "Consent",
     "Contact",
+    "ContactTestLink",
     "EscalationPolicy",
     "Household",
     "IdentityProvider",

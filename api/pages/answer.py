@@ -67,27 +67,30 @@ def limits_of(request: Request) -> AnswerLimits:
     return limits
 
 
-def _headers(response: Response) -> Response:
+def private_link_headers(response: Response) -> Response:
     # The token is in the URL: never sent on as a referrer, never indexed.
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Robots-Tag"] = "noindex"
     return response
 
 
-def gone_page(request: Request, status_code: int = 404, retry_after: float = 0) -> Response:
+def gone_page(
+    request: Request, status_code: int = 404, retry_after: float = 0, *, test_link: bool = False
+) -> Response:
     """The same page for an unknown, malformed or dead token (and, with 429, for too many
-    requests): nothing in it tells one from another."""
+    requests): nothing in it tells one from another. `test_link`: the words for a contact
+    test's link (api/pages/contact_test.py)."""
     language = request_language(request)
     response = render(
         request,
         "public/answer_gone.html",
-        {"throttled": status_code == 429},
+        {"throttled": status_code == 429, "test_link": test_link},
         status_code=status_code,
         language=language,
     )
     if retry_after:
         response.headers["Retry-After"] = str(max(int(retry_after) + 1, 1))
-    return _headers(response)
+    return private_link_headers(response)
 
 
 def _language(request: Request, page: answer_links.AnswerPage) -> str:
@@ -133,7 +136,7 @@ def answer_page(request: Request, token: Token, session: SessionDep) -> Response
         },
         language=language,
     )
-    return _headers(response)
+    return private_link_headers(response)
 
 
 @router.post("/r/{token}")
@@ -150,4 +153,4 @@ def answer(
     page = answer_links.answer(session=session, token=token, value=answer_links.Answer(value))
     if page is None:
         return gone_page(request)
-    return _headers(RedirectResponse(_target(request, token), status_code=303))
+    return private_link_headers(RedirectResponse(_target(request, token), status_code=303))

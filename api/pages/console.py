@@ -85,6 +85,7 @@ def nav_items(page_user: PageUser) -> list[tuple[str, str]]:
         ("/console/households", N_("Households")),
         ("/console/labels", N_("QR labels")),
         ("/console/public-reports", N_("Public reports")),
+        ("/console/contacts/unverified", N_("Unverified contacts")),
         ("/manage/visits", N_("Visits")),
     ]
     if page_user.actor.can(Permission.audit_read):
@@ -738,7 +739,7 @@ def incident_live(
     )
 
 
-def _action_error(language: str, exc: Exception) -> tuple[str, int]:
+def action_error(language: str, exc: Exception) -> tuple[str, int]:
     if isinstance(exc, Conflict):
         if "already" in exc.detail:
             return gettext(language, "This incident is already confirmed or closed."), 409
@@ -784,7 +785,7 @@ def incident_notify(
         )
     except (Conflict, InvalidInput) as exc:
         session.rollback()
-        error, status = _action_error(page_user.language, exc)
+        error, status = action_error(page_user.language, exc)
         return incident_page(
             request, session, page_user, incident_id, error=error, status_code=status
         )
@@ -812,7 +813,7 @@ def incident_acknowledge(
         )
     except (Conflict, InvalidInput) as exc:
         session.rollback()
-        error, status = _action_error(page_user.language, exc)
+        error, status = action_error(page_user.language, exc)
         return incident_page(
             request, session, page_user, incident_id, error=error, status_code=status
         )
@@ -889,7 +890,7 @@ def incident_resolve(
         )
     except Conflict as exc:
         session.rollback()
-        error, status = _action_error(language, exc)
+        error, status = action_error(language, exc)
         return incident_page(
             request, session, page_user, incident_id, error=error, status_code=status, form=typed
         )
@@ -909,7 +910,7 @@ def incident_cancel(
         incidents.cancel(session=session, actor=page_user.actor, incident_id=incident_id)
     except Conflict as exc:
         session.rollback()
-        error, status = _action_error(page_user.language, exc)
+        error, status = action_error(page_user.language, exc)
         return incident_page(
             request, session, page_user, incident_id, error=error, status_code=status
         )

@@ -17,13 +17,16 @@ from api.deps import SessionDep, SettingsDep, TransactionRoute
 from api.pages.console import (
     ConsoleUserDep,
     CsrfField,
+    action_error,
     console_render,
+    new_request_id,
     see_other,
 )
 from api.pages.deps import PageUser, check_form_csrf
 from api.pages.forms import NUL_TEXT, TOO_LONG, page_value_problem, phone_error
 from api.pages.i18n import N_, gettext
 from welfare.authz import Permission
+from welfare.channels import ChannelKind
 from welfare.consent import service as consents
 from welfare.consent.models import (
     Consent,
@@ -43,6 +46,7 @@ from welfare.errors import (
 )
 from welfare.incidents.models import CLOSED, Incident
 from welfare.phones import InvalidPhone, display_phone
+from welfare.residents import contact_checks
 from welfare.residents import service as residents
 from welfare.residents.models import (
     Contact,
@@ -341,6 +345,17 @@ def resident_new(request: Request, session: SessionDep, page_user: ConsoleUserDe
     return _new_resident_page(request, session, page_user)
 
 
+def _chosen_site(site_list: list[Site], site_id: str) -> uuid.UUID | None:
+    """The site a page's `?site_id=` names, or the user's only one; None while they have
+    several and chose none."""
+    if site_id:
+        try:
+            return uuid.UUID(site_id)
+        except ValueError:
+            raise NotFound("site") from None
+    return site_list[0].id if len(site_list) == 1 else None
+
+
 def _typed_site(page_user: PageUser, session: Session, site_id: str) -> uuid.UUID:
     """The site a typed building and unit belong to: the one chosen, or the user's only one."""
     if site_id:
@@ -548,6 +563,7 @@ def _resident_context(
         "new_contact": {"language": contact_language_for(resident)},
         "show_phone": display_phone,
         "timezone": site.timezone if site else None,
+        "request_id": new_request_id(),
     }
 
 
@@ -923,6 +939,60 @@ def contact_delete(
         session=session, actor=page_user.actor, resident_id=resident_id, contact_id=contact_id
     )
     return see_other(f"/console/residents/{resident_id}?done=contact_removed#contacts")
+
+
+@router.post("/residents/{resident_id}/contacts/{contact_id}/test")
+def contact_test(
+    request: Request,
+    resident_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    page_user: ConsoleUserDep,
+    channel: Annotated[ChannelKind, Form()],
+    request_id: Annotated[str, Form(min_length=8, max_length=64, pattern=r"^[\w-]+$")],
+    csrf_token: CsrfField = None,
+) -> Response:
+    """Send the contact a test SMS (with its link) or a test call (press 1)."""
+    check_form_csrf(page_user, csrf_token)
+    try:
+        contact_checks.send_contact_test(
+            session, page_user.actor, contact_id, channel, request_id, resident_id=resident_id
+        )
+    except (Conflict, InvalidInput) as exc:
+        session.rollback()
+        error, status = action_error(page_user.language, exc)
+        return resident_page(
+            request, session, settings, page_user, resident_id, error=error, status_code=status
+        )
+    done = "test_sms" if channel is ChannelKind.sms else "test_call"
+    return see_other(f"/console/residents/{resident_id}?done={done}#contacts")
+
+
+@router.get("/contacts/unverified")
+def contacts_unverified(
+    request: Request,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    site_id: Annotated[str, Query(max_length=40)] = "",
+) -> Response:
+    """The site's family contacts never verified, or not in the last 12 months."""
+    site_list = _visible_sites(session, page_user)
+    chosen = _chosen_site(site_list, site_id)
+    site = session.get(Site, chosen) if chosen else None
+    rows = contact_checks.list_unverified(session, page_user.actor, chosen) if chosen else []
+    return console_render(
+        request,
+        page_user,
+        "console/contacts_unverified.html",
+        {
+            "sites": site_list,
+            "site": site,
+            "rows": rows,
+            "timezone": site.timezone if site else None,
+        },
+        section="/console/contacts/unverified",
+    )
 
 
 # consents
@@ -1336,14 +1406,7 @@ def labels_sheet(
     site_id: Annotated[str, Query(max_length=40)] = "",
 ) -> Response:
     site_list = _visible_sites(session, page_user)
-    chosen: uuid.UUID | None = None
-    if site_id:
-        try:
-            chosen = uuid.UUID(site_id)
-        except ValueError:
-            raise NotFound("site") from None
-    elif len(site_list) == 1:
-        chosen = site_list[0].id
+    chosen = _chosen_site(site_list, site_id)
     site: Site | None = None
     labels: list[Any] = []
     if chosen is not None:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from api.deps import ActorDep, SessionDep, TransactionRoute
 from welfare.channels import ChannelKind
 from welfare.incidents import manual
+from welfare.outbox.models import OutboxMessage
 
 router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/incidents", tags=["incidents"])
 
@@ -27,6 +28,18 @@ class NotifyQueued(BaseModel):
     channel: str
     status: str
     queued_at: dt.datetime
+
+    @classmethod
+    def of(cls, message: OutboxMessage) -> NotifyQueued:
+        """The queued row, as a staff send's answer (also a contact test's)."""
+        assert message.contact_id is not None
+        return cls(
+            message_id=message.id,
+            contact_id=message.contact_id,
+            channel=message.kind.value,
+            status=message.status.value,
+            queued_at=message.created_at,
+        )
 
 
 @router.post(
@@ -52,11 +65,4 @@ def notify_contact(
         channel=body.channel,
         request_id=body.request_id,
     )
-    assert message.contact_id is not None
-    return NotifyQueued(
-        message_id=message.id,
-        contact_id=message.contact_id,
-        channel=message.kind.value,
-        status=message.status.value,
-        queued_at=message.created_at,
-    )
+    return NotifyQueued.of(message)

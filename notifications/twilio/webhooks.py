@@ -41,7 +41,7 @@ from sqlmodel import Session, col, select
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.voice_response import VoiceResponse
 
-from notifications import messages, metrics
+from notifications import contact_tests, messages, metrics
 from notifications.channels import CallScript, ChannelError
 from notifications.dispatcher import RenderError, render
 from notifications.messages import CallPurpose
@@ -66,6 +66,7 @@ from welfare.incidents import timeline
 from welfare.incidents.models import Incident, IncidentStatus
 from welfare.outbox.models import OutboxMessage
 from welfare.phones import display_phone
+from welfare.residents import contact_checks
 from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
 from welfare.sites.models import Site
@@ -306,6 +307,12 @@ def gather(
         receipt = f"gather:{sid or row.id}:{attempt_no}:{digits[:20]}"
         if key == "1" and visit_id is not None and first_receipt(session, receipt):
             visits.confirm_checkin(session, visit_id=visit_id, via="keypress")
+        return answer
+    if row.template == contact_tests.TEMPLATE:
+        # A contact test call: a 1 proves the number reaches them (no incident involved).
+        receipt = f"gather:{sid or row.id}:{attempt_no}:{digits[:20]}"
+        if key == "1" and first_receipt(session, receipt):
+            contact_checks.verify_by_key(session, row)
         return answer
     incident = incident_of(session, row)
     if not key or incident is None:

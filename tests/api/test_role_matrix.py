@@ -658,6 +658,29 @@ CASES += [
 ]
 
 
+def _resident_contact(world: World) -> dict[str, Any]:
+    resident = world.resident()
+    return {"resident_id": resident.id, "contact_id": world.make_contact(resident).id}
+
+
+# Test a contact's number (a test SMS or call), and the site's unverified contacts: staff and up.
+CASES += [
+    Case(
+        "POST",
+        "/api/v1/residents/{resident_id}/contacts/{contact_id}/test",
+        (401, 403, 202, 202, 202, 404),
+        params=_resident_contact,
+        json=lambda w: {"channel": "sms"},
+    ),
+    Case(
+        "GET",
+        "/api/v1/contacts/unverified",
+        (401, 403, 200, 200, 200, 404),
+        query=lambda w: {"site_id": str(w.site.id)},
+    ),
+]
+
+
 # The guard lookup: everyone of the site; staff of another site get 200 with no cards.
 CASES += [
     Case(

@@ -16,6 +16,7 @@ from notifications.messages import (
     all_clear_sms,
     classify_reply,
     coming_notice_sms,
+    contact_test_sms,
     finder_alert_sms,
     found_by_finder_sms,
     found_sms,
@@ -38,6 +39,9 @@ BASE_40 = "https://welfare.harbourviewgarden.com.hk"
 ANSWER = f"{BASE_40}/r/Xk3_9aQzT1-vLm0P"
 # The longest map link a finder's coordinates make (public_reports.map_link).
 MAP = "https://maps.google.com/?q=-22.28012,-114.15012"
+# A contact test's link (`/v/`), and the console's list of unverified contacts of a site.
+TEST_LINK = f"{BASE_40}/v/Xk3_9aQzT1-vLm0P"
+UNVERIFIED_LINK = f"{BASE_40}/console/contacts/unverified"
 
 SMS_BUILDERS: dict[str, Callable[[str, str, str], str]] = {
     "found": lambda lang, site, place: found_sms(
@@ -73,6 +77,27 @@ SMS_BUILDERS: dict[str, Callable[[str, str, str], str]] = {
     ),
     "all_clear_closed": lambda lang, site, place: all_clear_sms(
         lang, "closed", site_name=site, reference=REF, office_phone=PHONE, at="12:40"
+    ),
+    "contact_test": lambda lang, site, place: contact_test_sms(
+        lang, site_name=site, link=TEST_LINK
+    ),
+    "consent_review_contacts": lambda lang, site, place: messages.staff_notice_sms(
+        lang,
+        "consent_review_contacts",
+        site_name=site,
+        kind="",
+        when="2027-01-31",
+        link=UNVERIFIED_LINK,
+        count=128,
+    ),
+    "consent_unverified_contacts": lambda lang, site, place: messages.staff_notice_sms(
+        lang,
+        "consent_unverified_contacts",
+        site_name=site,
+        kind="",
+        when="2027-01-31",
+        link=UNVERIFIED_LINK,
+        count=128,
     ),
 }
 HEALTH_WORDS = [
@@ -463,3 +488,48 @@ def test_the_all_clear_says_safe_with_the_time_or_closed_and_keeps_the_reference
             lang, wording, site_name=LONG_CJK, reference=REF, office_phone=PHONE, at="12:40"
         )
         assert sms_segments(long) <= 2 and REF in long and PHONE in long
+
+
+# --- contact tests (issue 15 item 5) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("site", ["Harbour View", "海景花园", "해운대 아이파크", LONG_CJK])
+def test_the_contact_test_sms_ends_with_its_whole_link_and_names_the_site(
+    lang: str, site: str
+) -> None:
+    text = contact_test_sms(lang, site_name=site, link=TEST_LINK)
+    assert text.endswith(f" {TEST_LINK}") and sms_segments(text) <= 2, text
+    if site != LONG_CJK:
+        assert site in text
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_contact_test_call_says_the_site_and_asks_for_1_to_confirm(lang: str) -> None:
+    text = messages.contact_test_call_text(lang, site_name="Harbour View")
+    assert "Harbour View" in text
+    prompt = messages.call_prompt(lang, "contact_test")
+    assert "1" in prompt and "2" not in prompt
+    assert messages.call_thanks(lang, "contact_test") != messages.call_thanks(lang, "found")
+    if lang == "en":
+        assert text == "This is a test from Harbour View. Nothing has happened."
+        assert prompt == "Press 1 to confirm this number."
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("notice", ["consent_review_contacts", "consent_unverified_contacts"])
+def test_the_consent_reminder_says_how_many_contacts_are_not_verified(
+    lang: str, notice: str
+) -> None:
+    text = messages.staff_notice_sms(
+        lang,
+        notice,  # type: ignore[arg-type]
+        site_name="Harbour View",
+        kind="",
+        when="2027-01-31",
+        link=UNVERIFIED_LINK,
+        count=7,
+    )
+    assert "7" in text and text.endswith(UNVERIFIED_LINK) and sms_segments(text) <= 2
+    if lang == "en":
+        assert "7 contacts not verified" in text

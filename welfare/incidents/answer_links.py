@@ -42,7 +42,7 @@ from welfare.users.service import hash_token
 TOKEN_BYTES = 12  # 96 bits, 16 characters
 _PURPOSE = b"welfare-answer-link-v1:"
 # What a token can look like: anything else is refused before a database read.
-_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16}")
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16}")
 # Timeline event types (each has words on the console: api/pages/console.py EVENT_LABELS; the
 # calls below spell them out, as tests/api/test_pages_console_words.py reads them there).
 OPENED_EVENT = "answer_link_opened"
@@ -73,9 +73,11 @@ class AnswerLink(SQLModel, table=True):
     answered_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-def derive_token(secret_key: str, link_id: uuid.UUID) -> str:
-    """The link's raw token: 96 bits of HMAC-SHA256 under the secret key (see the docstring)."""
-    digest = hmac.new(secret_key.encode(), _PURPOSE + link_id.bytes, hashlib.sha256).digest()
+def derive_token(secret_key: str, link_id: uuid.UUID, purpose: bytes = _PURPOSE) -> str:
+    """The link's raw token: 96 bits of HMAC-SHA256 under the secret key (see the docstring).
+    Another kind of link (a contact test's) passes its own `purpose`, so no token of one kind
+    is ever a token of the other."""
+    digest = hmac.new(secret_key.encode(), purpose + link_id.bytes, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:TOKEN_BYTES]).decode("ascii")
 
 
@@ -137,7 +139,7 @@ class AnswerPage:
 def _live(session: Session, token: str) -> tuple[AnswerLink, Incident, Contact] | None:
     """The link behind a token, while its incident runs; None for anything else (unknown,
     malformed, dead), all alike."""
-    if not _TOKEN_SHAPE.fullmatch(token):
+    if not TOKEN_SHAPE.fullmatch(token):
         return None
     link = session.exec(
         select(AnswerLink).where(AnswerLink.token_hash == hash_token(token))

@@ -16,7 +16,7 @@ from welfare import outbox
 from welfare.authz import Actor, Permission, require_site
 from welfare.channels import ChannelKind
 from welfare.db import utcnow
-from welfare.errors import Conflict, InvalidInput, NotFound
+from welfare.errors import Conflict, NotFound
 from welfare.incidents.models import Incident, IncidentKind, IncidentStatus
 from welfare.incidents.service import lock_incident
 from welfare.outbox import reach
@@ -27,16 +27,6 @@ from welfare.residents.service import audit_resident
 # Outbox rows of staff sends carry this step index: no escalation step, so a failure here never
 # moves the escalation on (only steps >= 0 do).
 MANUAL_STEP = -3
-# Staff asked for something the contact's rule refuses: the words say which rule. A channel the
-# contact does not take, or a landline for SMS, is a wrong choice in the request (422); no
-# consent or an opt-out is the contact's own standing answer (409).
-REFUSALS: dict[str, tuple[str | None, str]] = {
-    reach.NO_CONSENT: (None, "this contact has not agreed to be contacted"),
-    reach.NOT_THEIR_CHANNEL[ChannelKind.sms]: ("channel", "this contact takes no SMS"),
-    reach.NOT_THEIR_CHANNEL[ChannelKind.voice]: ("channel", "this contact takes no calls"),
-    reach.OPTED_OUT: (None, "this contact opted out of SMS"),
-    reach.LANDLINE: ("channel", "a landline gets a call, not an SMS"),
-}
 MANUAL_TEMPLATES = {
     IncidentKind.found: "found_alert",
     IncidentKind.welfare_concern: "welfare_concern_alert",
@@ -84,10 +74,7 @@ def notify_contact(
     template = MANUAL_TEMPLATES.get(incident.kind)
     if template is None:
         raise Conflict("a missing-resident alert goes to guards; call the family from the office")
-    why = reach.refusal(contact, channel)
-    if why is not None:
-        field, words = REFUSALS[why]
-        raise InvalidInput(field, words) if field else Conflict(words)
+    reach.refuse_if_barred(contact, channel)
     message = outbox.enqueue(
         session,
         kind=channel,

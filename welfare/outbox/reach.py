@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from welfare.channels import ChannelKind
+from welfare.errors import Conflict, InvalidInput
 from welfare.residents.models import Contact
 from welfare.times import zone
 
@@ -47,6 +48,27 @@ def refusal(
     if at is not None and timezone is not None and in_quiet_hours(contact, at, timezone):
         return QUIET_HOURS
     return None
+
+
+# Staff asked for something the contact's rule refuses (a "send now", a contact test): the words
+# say which rule. A channel the contact does not take, or a landline for SMS, is a wrong choice
+# in the request (422); no consent or an opt-out is the contact's own standing answer (409).
+REFUSALS: dict[str, tuple[str | None, str]] = {
+    NO_CONSENT: (None, "this contact has not agreed to be contacted"),
+    NOT_THEIR_CHANNEL[ChannelKind.sms]: ("channel", "this contact takes no SMS"),
+    NOT_THEIR_CHANNEL[ChannelKind.voice]: ("channel", "this contact takes no calls"),
+    OPTED_OUT: (None, "this contact opted out of SMS"),
+    LANDLINE: ("channel", "a landline gets a call, not an SMS"),
+}
+
+
+def refuse_if_barred(contact: Contact, channel: ChannelKind) -> None:
+    """For a staff member's deliberate send: raise the 422 or 409 that says which rule bars
+    `contact` from `channel` (quiet hours do not hold such a send back)."""
+    why = refusal(contact, channel)
+    if why is not None:
+        field, words = REFUSALS[why]
+        raise InvalidInput(field, words) if field else Conflict(words)
 
 
 def can_receive(

@@ -49,6 +49,13 @@ class RiskLevel(StrEnum):
     high = "high"
 
 
+class VerifiedVia(StrEnum):
+    """How a contact's number was last proved to reach them."""
+
+    sms_link = "sms_link"
+    keypress = "keypress"
+
+
 class ConsentState(StrEnum):
     active = "active"
     unverified = "unverified"
@@ -346,8 +353,31 @@ class Contact(ContactBase, table=True):
     priority: int = Field(ge=1)
     phone_line_type: str = Field(default="mobile", max_length=16)
     sms_opted_out: bool = False
+    # When a test SMS link or a test call's key 1 last proved this number reaches the contact
+    # (welfare/residents/contact_checks.py); a new number clears it.
+    verified_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    verified_via: VerifiedVia | None = Field(
+        default=None, sa_type=Enum(VerifiedVia, native_enum=False, length=16)
+    )
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ContactTestLink(SQLModel, table=True):
+    """The link of one test SMS to one contact (`/v/<token>`): only the token's hash is kept
+    (see welfare/residents/contact_checks.py). Dies with the contact, with a new phone number
+    and after `expires_at`."""
+
+    __tablename__ = "contact_test_link"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    contact_id: uuid.UUID = Field(foreign_key="contact.id", index=True, ondelete="CASCADE")
+    # The staff request that sent it: one link per test, however often it is clicked.
+    request_key: str = Field(max_length=120, unique=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: dt.datetime = Field(sa_type=UTCDateTime)
+    used_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ContactPublic(ContactBase):
@@ -356,5 +386,7 @@ class ContactPublic(ContactBase):
     priority: int
     phone_line_type: str
     sms_opted_out: bool
+    verified_at: dt.datetime | None = None
+    verified_via: VerifiedVia | None = None
     created_at: dt.datetime
     updated_at: dt.datetime

@@ -21,6 +21,7 @@ from welfare.phones import InvalidPhone, PhoneProblem, example_phone, line_type,
 from welfare.residents.models import (
     Contact,
     ContactCreate,
+    ContactTestLink,
     ContactUpdate,
     Resident,
     ResidentCreate,
@@ -525,6 +526,10 @@ def update_contact(
         raise InvalidInput(
             "quiet_hours_start", "quiet hours need a distinct start and end, such as 22:00 to 07:00"
         )
+    # A new number is unverified: what a test proved was about the old one.
+    new_number = "phone" in changes and changes["phone"] != contact.phone
+    if new_number:
+        _forget_verification(session, contact)
     for name, value in changes.items():
         if name == "priority":
             continue
@@ -548,9 +553,19 @@ def update_contact(
         resident,
         entity="contact",
         entity_id=contact.id,
-        detail={"fields": sorted(changes)},
+        detail={"fields": sorted(changes)} | ({"verification_cleared": True} if new_number else {}),
     )
     return contact
+
+
+def _forget_verification(session: Session, contact: Contact) -> None:
+    """The contact's number changes: not verified any more, and the test links sent to the old
+    number die (a tap on one must not verify the new number)."""
+    contact.verified_at = contact.verified_via = None
+    for link in session.exec(
+        select(ContactTestLink).where(ContactTestLink.contact_id == contact.id)
+    ).all():
+        session.delete(link)
 
 
 def delete_contact(

@@ -33,6 +33,7 @@ from welfare.consent.models import Consent, ConsentScope
 from welfare.db import session_scope, utcnow
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident
+from welfare.residents import contact_checks
 from welfare.residents.models import Resident
 from welfare.sites.models import Site
 from welfare.visits import service as visits
@@ -375,6 +376,9 @@ def consent_reviews(session: Session, now: dt.datetime) -> int:
         staff = visits.users_at_site(session, site_id, (Role.staff,)) or visits.users_at_site(
             session, site_id, (Role.manager,)
         )
+        # The reminder also counts the site's family contacts not verified (no names: its link
+        # opens the signed-in list that has them).
+        unverified = contact_checks.count_unverified(session, site_id, now) if staff else 0
         for user in staff:
             visits.queue_notice(
                 session,
@@ -387,6 +391,7 @@ def consent_reviews(session: Session, now: dt.datetime) -> int:
                     "site_id": site_id,
                     "review_due": consent.review_due.isoformat(),
                     "stage": stage,
+                    "unverified_contacts": unverified,
                 },
                 now=now,
             )
