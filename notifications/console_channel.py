@@ -40,7 +40,7 @@ from welfare.channels import ChannelKind
 
 logger = logging.getLogger(__name__)
 
-Kind = Literal["sms", "voice"]
+Kind = Literal["sms", "voice", "whatsapp"]
 # provider_id, kind, status, extra
 StatusCallback = Callable[[str, Kind, str, dict[str, Any]], None]
 
@@ -83,11 +83,12 @@ def _language_words(language: str | None) -> str:
 _ANSWER_LINK = re.compile(r"https?://\S+/r/[A-Za-z0-9_-]{16}(?![A-Za-z0-9_-])")
 
 
-def describe_sms(*, to: str, body: str, language: str | None) -> str:
+def describe_sms(*, to: str, body: str, language: str | None, whatsapp: bool = False) -> str:
     """An SMS as the family would get it, for the terminal: masked number, language, text, and
     the answer link it carries on a line of its own, for whoever runs the demo to open and
     answer as the family would ("I'm coming", "I can't come")."""
-    head = f"SMS to {mask_phone(to, gap=' ')}, language {_language_words(language)}"
+    what = "WhatsApp" if whatsapp else "SMS"
+    head = f"{what} to {mask_phone(to, gap=' ')}, language {_language_words(language)}"
     lines = [f"---- {head} ----", *(f"  {line}" for line in body.splitlines())]
     lines += [f"  answer as the family: {link}" for link in _ANSWER_LINK.findall(body)]
     return "\n".join(lines)
@@ -191,6 +192,7 @@ class ConsoleChannel:
                 idempotency_key=outgoing.idempotency_key,
                 language=outgoing.language,
                 message_id=outgoing.message_id,
+                whatsapp=outgoing.kind is ChannelKind.whatsapp,
             )
         assert isinstance(content, CallScript)
         return self.call(
@@ -212,13 +214,15 @@ class ConsoleChannel:
         idempotency_key: str,
         language: str | None = None,
         message_id: uuid.UUID | None = None,
+        whatsapp: bool = False,
     ) -> Accepted:
         sid = fake_sid("SM")
-        self._record(ConsoleItem("sms", sid, to, body, idempotency_key, message_id))
-        logger.info("console sms %s to %s (%d characters)", sid, mask_phone(to), len(body))
-        logger.debug("console sms %s text: %s", sid, body)
-        self._show(lambda: describe_sms(to=to, body=body, language=language))
-        self._simulate(sid, "sms", [("sent", {}), ("delivered", {})], self._sms_delays)
+        kind: Kind = "whatsapp" if whatsapp else "sms"
+        self._record(ConsoleItem(kind, sid, to, body, idempotency_key, message_id))
+        logger.info("console %s %s to %s (%d characters)", kind, sid, mask_phone(to), len(body))
+        logger.debug("console %s %s text: %s", kind, sid, body)
+        self._show(lambda: describe_sms(to=to, body=body, language=language, whatsapp=whatsapp))
+        self._simulate(sid, kind, [("sent", {}), ("delivered", {})], self._sms_delays)
         return Accepted(provider_id=sid, status="queued")
 
     def call(

@@ -462,7 +462,7 @@ class Dispatcher:
             metrics.provider_error(message.kind.value, outcome.code, permanent=outcome.permanent)
             if outbox.is_final_failure(message, permanent=outcome.permanent):
                 # Before the failure is recorded: the copy keeps the step alive meanwhile.
-                routes.fail_over(session, self.settings, message, incident, reason=outcome.reason)
+                routes.carry_on(session, self.settings, message, incident, reason=outcome.reason)
             outbox.record_failure(
                 session,
                 message,

@@ -586,13 +586,13 @@ _STAFF_NOTICES: dict[StaffNotice, dict[Language, str]] = {
     "consent_review_contacts": {
         "en": "{site}: a resident's consent is due for review on {when}. "
         "{count} contacts not verified: {link}",
-        "zh-CN": "{site}：有住户的同意书需在{when}前复核。{count}位联系人未验证：{link}",
+        "zh-CN": "{site}：有居民的同意书需在{when}前复核。{count}位联系人未验证：{link}",
         "ko-KR": "{site}: 입주민 동의서 검토 기한이 {when}입니다. 미확인 연락처 {count}명: {link}",
     },
     "consent_unverified_contacts": {
         "en": "{site}: a resident's consent review was due {when}; it is now unverified. "
         "{count} contacts not verified: {link}",
-        "zh-CN": "{site}：有住户的同意书已于{when}到期未复核，现为未核实。"
+        "zh-CN": "{site}：有居民的同意书已于{when}到期未复核，现为未核实。"
         "{count}位联系人未验证：{link}",
         "ko-KR": "{site}: 입주민 동의서 검토 기한({when})이 지나 미확인 상태입니다. "
         "미확인 연락처 {count}명: {link}",

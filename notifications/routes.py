@@ -5,6 +5,9 @@ providers that carry messages to a calling code, in the order they are tried. On
 that are switched on (their credentials set) and carry the row's channel kind count; a number no
 entry matches goes to the default sender of its kind.
 
+WhatsApp: a WhatsApp message that fails (outside the 24-hour window without an approved
+template, a number without WhatsApp...) goes by SMS instead, at once (`carry_on`).
+
 Fail-over: when the provider a row went through fails it for good (a permanent error, or its
 retries ran out) or reports it undelivered, `fail_over` queues the same message once through
 the next provider of the route that has not had it (a copy pinned to that provider, in the same
@@ -24,15 +27,17 @@ from welfare import outbox
 from welfare.channels import ChannelKind
 from welfare.db import on_commit
 from welfare.incidents.models import Incident
+from welfare.outbox import reach
 from welfare.outbox.models import OutboxMessage
+from welfare.residents.models import Contact
 from welfare.route_table import parse_routes, providers_for
 from welfare.settings import Settings
 
 # The channel kinds each provider this project knows can carry.
 PROVIDER_KINDS: dict[str, frozenset[ChannelKind]] = {
-    "twilio": frozenset({ChannelKind.sms, ChannelKind.voice}),
+    "twilio": frozenset({ChannelKind.sms, ChannelKind.voice, ChannelKind.whatsapp}),
     "aliyun": frozenset({ChannelKind.sms}),
-    "console": frozenset({ChannelKind.sms, ChannelKind.voice}),
+    "console": frozenset({ChannelKind.sms, ChannelKind.voice, ChannelKind.whatsapp}),
 }
 
 
@@ -79,6 +84,53 @@ def tried(message: OutboxMessage) -> list[str]:
     """The providers this message already went through (this row's, and its copies' before)."""
     earlier = [str(name) for name in message.params.get("tried", [])]
     return earlier + ([message.provider] if message.provider else [])
+
+
+def carry_on(
+    session: Session,
+    settings: Settings,
+    message: OutboxMessage,
+    incident: Incident | None,
+    *,
+    reason: str,
+) -> OutboxMessage | None:
+    """A message that could not reach its person this way (failed for good, or reported
+    undelivered): a WhatsApp message goes by SMS instead; anything else once through the next
+    provider of its route."""
+    if message.kind is ChannelKind.whatsapp:
+        return fall_back_to_sms(session, message, incident, reason=reason)
+    return fail_over(session, settings, message, incident, reason=reason)
+
+
+def fall_back_to_sms(
+    session: Session, message: OutboxMessage, incident: Incident | None, *, reason: str
+) -> OutboxMessage | None:
+    """The same message by SMS, at once, when the contact's number may be texted (consent, no
+    opt-out, not a landline: SMS need not be among their chosen channels, WhatsApp failed)."""
+    contact = session.get(Contact, message.contact_id) if message.contact_id else None
+    if contact is None or message.to_phone is None:
+        return None
+    if reach.refusal(contact, ChannelKind.sms) not in (
+        None,
+        reach.NOT_THEIR_CHANNEL[ChannelKind.sms],
+    ):
+        return None
+    params = {k: v for k, v in message.params.items() if k not in ("provider", "tried")}
+    return outbox.enqueue(
+        session,
+        kind=ChannelKind.sms,
+        to=message.to_phone,
+        language=message.language,
+        template=message.template,
+        key=f"{message.idempotency_key}:sms"[:200],
+        params=params,
+        incident=incident,
+        step_index=message.step_index,
+        contact_id=message.contact_id,
+        event="whatsapp_fallback",
+        event_detail={"failed_message_id": message.id, "reason": reason},
+        once=True,
+    )
 
 
 def fail_over(

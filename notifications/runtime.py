@@ -14,6 +14,7 @@ from notifications.channels import ChannelRegistry
 from notifications.console_channel import ConsoleChannel, print_to_terminal
 from notifications.dispatcher import Dispatcher
 from notifications.status import apply_status
+from welfare.channels import CONTACT_CHANNELS, ChannelKind
 from welfare.settings import Settings
 
 log = logging.getLogger("welfare.notifications")
@@ -30,7 +31,10 @@ def build_channels(
     if settings.twilio_configured:
         from notifications.twilio.client import TwilioChannel
 
-        return ChannelRegistry.every_kind(TwilioChannel(settings))
+        kinds = (ChannelKind.sms, ChannelKind.voice)
+        if settings.twilio_whatsapp_from:  # without a sender, WhatsApp rows go by SMS instead
+            kinds += (ChannelKind.whatsapp,)
+        return ChannelRegistry.every_kind(TwilioChannel(settings), kinds)
 
     def on_status(provider_id: str, kind: str, status: str, extra: dict[str, Any]) -> None:
         try:
@@ -43,7 +47,7 @@ def build_channels(
         echo=print_to_terminal if show_sends else None,
         call_delays=(0.5, settings.console_call_ring_seconds),
     )
-    return ChannelRegistry.every_kind(console)
+    return ChannelRegistry.every_kind(console, CONTACT_CHANNELS)
 
 
 def dispatcher(

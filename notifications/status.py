@@ -158,7 +158,7 @@ def record_status(
     undelivered = current and row.kind is not ChannelKind.voice and status in UNDELIVERED
     if settings is not None and undelivered:
         reason = error_reason or f"{status}, said {row.provider or 'the provider'}"
-        routes.fail_over(session, settings, row, incident, reason=reason)
+        routes.carry_on(session, settings, row, incident, reason=reason)
     if incident is None:
         return True
     detail: dict[str, Any] = {

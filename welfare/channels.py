@@ -12,3 +12,10 @@ from enum import StrEnum
 class ChannelKind(StrEnum):
     sms = "sms"
     voice = "voice"  # a phone call: a script spoken, keys to press
+    whatsapp = "whatsapp"  # a written message, like an SMS, through WhatsApp
+
+
+# The kinds a family contact may choose to be reached by.
+CONTACT_CHANNELS = (ChannelKind.sms, ChannelKind.voice, ChannelKind.whatsapp)
+# The written ones: a policy step's "sms" covers every written channel a contact takes.
+WRITTEN = frozenset({ChannelKind.sms, ChannelKind.whatsapp})

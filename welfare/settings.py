@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     twilio_from_number: str | None = None
     twilio_messaging_service_sid: str | None = None
     twilio_api_base_url: str = TWILIO_DEFAULT_API_BASE_URL
+    # WhatsApp through Twilio: the sender ("whatsapp:+14155238886"), and the approved templates
+    # a business needs to start a conversation: per outbox template, the Content SID per
+    # language and which of the text's fields fill {{1}}, {{2}}...:
+    # {"found_alert": {"content_sid": {"en": "HX...", "zh-CN": "HX..."},
+    #                  "variables": ["site_name", "reference", "link"]}}
+    twilio_whatsapp_from: str | None = None
+    twilio_whatsapp_templates: str = "{}"
 
     # None: decided by the database (on for SQLite, off otherwise).
     run_worker_in_process: bool | None = None
@@ -77,6 +84,21 @@ class Settings(BaseSettings):
     # of its channel kind). A provider that fails a message for good (or reports it
     # undelivered) hands it once to the next of its route. See notifications/routes.py.
     routes: str = ""
+
+    @field_validator("twilio_whatsapp_from")
+    @classmethod
+    def _whatsapp_sender(cls, value: str | None) -> str | None:
+        if value and not value.startswith("whatsapp:+"):
+            raise ValueError("give the WhatsApp sender as whatsapp:+ and its number in E.164")
+        return value
+
+    @field_validator("twilio_whatsapp_templates")
+    @classmethod
+    def _whatsapp_templates(cls, value: str) -> str:
+        from welfare.whatsapp_templates import parse_templates
+
+        parse_templates(value)  # a wrong table stops the start, in words
+        return value
 
     @field_validator("routes")
     @classmethod

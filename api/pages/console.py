@@ -152,6 +152,7 @@ EVENT_LABELS = {
     "all_clear_queued": N_("All-clear SMS queued"),
     "all_clear_sent": N_("All-clear SMS handed to the provider"),
     "failover": N_("Provider failed: sent again through the next provider"),
+    "whatsapp_fallback": N_("WhatsApp did not reach them: sent by SMS instead"),
     "retry_scheduled": N_("Retry scheduled"),
     "send_cancelled": N_("Sending cancelled"),
     "possibly_sent": N_("Possibly sent: the provider's answer was lost"),
@@ -227,7 +228,12 @@ REASON_LABELS = {
     ),
     "duplicate running incident": N_("duplicate running incident"),
 }
-CHANNEL_LABELS = {"sms": N_("SMS"), "call": N_("Call"), "voice": N_("Call")}
+CHANNEL_LABELS = {
+    "sms": N_("SMS"),
+    "call": N_("Call"),
+    "voice": N_("Call"),
+    "whatsapp": N_("WhatsApp"),
+}
 # Outbox states and the provider's words, for a contact's status column.
 DELIVERY_LABELS = {
     "pending": N_("waiting"),
@@ -253,6 +259,7 @@ DELIVERY_LABELS = {
 VIA_LABELS = {
     "keypress": N_("by pressing 1 on the call"),
     "sms_reply": N_("by SMS reply"),
+    "whatsapp_reply": N_("by WhatsApp reply"),
     "answer_link": N_("on the answer link"),
     "manager": N_("by the duty manager"),
     "staff": N_("reached by staff on the phone"),

@@ -26,7 +26,7 @@ from api.pages.deps import PageUser, check_form_csrf
 from api.pages.forms import NUL_TEXT, TOO_LONG, page_value_problem, phone_error
 from api.pages.i18n import N_, gettext
 from welfare.authz import Permission
-from welfare.channels import ChannelKind
+from welfare.channels import CONTACT_CHANNELS, ChannelKind
 from welfare.consent import service as consents
 from welfare.consent.models import (
     Consent,
@@ -679,6 +679,7 @@ def _contact_form_values(
     language: str,
     sms: bool,
     voice: bool,
+    whatsapp: bool,
     lives_in_household: bool,
     can_collect: bool,
     consent_to_contact: bool,
@@ -694,6 +695,7 @@ def _contact_form_values(
         "language": language,
         "sms": sms,
         "voice": voice,
+        "whatsapp": whatsapp,
         "lives_in_household": lives_in_household,
         "can_collect": can_collect,
         "consent_to_contact": consent_to_contact,
@@ -704,7 +706,7 @@ def _contact_form_values(
 
 
 def _contact_data(values: dict[str, Any]) -> dict[str, Any]:
-    channels = [c for c, on in (("sms", values["sms"]), ("voice", values["voice"])) if on]
+    channels = [kind.value for kind in CONTACT_CHANNELS if values.get(kind.value)]
     return {
         "name": values["name"].strip(),
         "relationship": values["relationship"].strip(),
@@ -735,6 +737,7 @@ def contact_create(
     language: Annotated[str, Form(max_length=35)] = "en",
     sms: Annotated[bool, Form()] = False,
     voice: Annotated[bool, Form()] = False,
+    whatsapp: Annotated[bool, Form()] = False,
     lives_in_household: Annotated[bool, Form()] = False,
     can_collect: Annotated[bool, Form()] = False,
     consent_to_contact: Annotated[bool, Form()] = False,
@@ -752,6 +755,7 @@ def contact_create(
         language,
         sms,
         voice,
+        whatsapp,
         lives_in_household,
         can_collect,
         consent_to_contact,
@@ -835,6 +839,7 @@ def _contact_values(contact: Contact) -> dict[str, Any]:
         contact.language,
         "sms" in contact.channels,
         "voice" in contact.channels,
+        "whatsapp" in contact.channels,
         contact.lives_in_household,
         contact.can_collect,
         contact.consent_to_contact,
@@ -874,6 +879,7 @@ def contact_update(
     language: Annotated[str, Form(max_length=35)] = "en",
     sms: Annotated[bool, Form()] = False,
     voice: Annotated[bool, Form()] = False,
+    whatsapp: Annotated[bool, Form()] = False,
     lives_in_household: Annotated[bool, Form()] = False,
     can_collect: Annotated[bool, Form()] = False,
     consent_to_contact: Annotated[bool, Form()] = False,
@@ -891,6 +897,7 @@ def contact_update(
         language,
         sms,
         voice,
+        whatsapp,
         lives_in_household,
         can_collect,
         consent_to_contact,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import email.utils
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -80,6 +81,12 @@ PERMANENT_ERRORS: dict[int, str] = {
     21220: "the call is no longer in progress",
     13223: "the number is not in a valid format for calls",
     13224: "the number is not a valid phone number for calls",
+    # WhatsApp: each of these sends the message by SMS instead (notifications/routes.py).
+    63003: "WhatsApp could not find this number (it may not use WhatsApp)",
+    63007: "the WhatsApp sender is not set up on the Twilio account",
+    63016: "outside WhatsApp's 24-hour window, and no approved template for this message",
+    63024: "the number cannot receive WhatsApp messages",
+    63032: "WhatsApp would not deliver to this user (their choice or WhatsApp's limits)",
 }
 # Codes that say "try again later".
 TRANSIENT_ERRORS: dict[int, str] = {
@@ -284,6 +291,7 @@ class TwilioChannel:
         self.settings = settings
         self._sender = TwilioSender(self, settings)
         self._from_number = settings.twilio_from_number
+        self._whatsapp_from = settings.twilio_whatsapp_from
         self._messaging_service_sid = settings.twilio_messaging_service_sid
         self._timeout = request_timeout
         self.http_client = RoutingHttpClient(
@@ -322,6 +330,36 @@ class TwilioChannel:
             params["status_callback"] = status_callback
         message = self._call("sms", idempotency_key, lambda: self.client.messages.create(**params))
         return self._accepted("sms", message.sid, message.status, default="queued")
+
+    def send_whatsapp(
+        self,
+        *,
+        to: str,
+        body: str,
+        status_callback: str | None,
+        idempotency_key: str,
+        content_sid: str | None = None,
+        content_variables: dict[str, str] | None = None,
+    ) -> Accepted:
+        """A WhatsApp message: an approved template (`content_sid` with its numbered
+        variables), which may start a conversation, or a free text, which WhatsApp delivers only
+        within 24 hours of the person's last message (else 63016, and SMS takes over)."""
+        if not self._whatsapp_from:
+            raise ChannelError(
+                "no WhatsApp sender is configured (WELFARE_TWILIO_WHATSAPP_FROM)", permanent=True
+            )
+        params: dict[str, Any] = {"to": f"whatsapp:{to}", "from_": self._whatsapp_from}
+        if content_sid:
+            params["content_sid"] = content_sid
+            params["content_variables"] = json.dumps(content_variables or {}, ensure_ascii=False)
+        else:
+            params["body"] = body
+        if status_callback:
+            params["status_callback"] = status_callback
+        message = self._call(
+            "whatsapp", idempotency_key, lambda: self.client.messages.create(**params)
+        )
+        return self._accepted("whatsapp", message.sid, message.status, default="queued")
 
     def place_call(
         self,

@@ -17,6 +17,7 @@ from notifications.twilio import twiml
 from notifications.twilio.urls import webhook_url
 from welfare.channels import ChannelKind
 from welfare.settings import Settings
+from welfare.whatsapp_templates import parse_templates
 
 
 class TwilioRequests(Protocol):
@@ -30,6 +31,17 @@ class TwilioRequests(Protocol):
         status_callback: str | None,
         idempotency_key: str,
         language: str | None = None,
+    ) -> Accepted: ...
+
+    def send_whatsapp(
+        self,
+        *,
+        to: str,
+        body: str,
+        status_callback: str | None,
+        idempotency_key: str,
+        content_sid: str | None = None,
+        content_variables: dict[str, str] | None = None,
     ) -> Accepted: ...
 
     def place_call(
@@ -49,9 +61,12 @@ class TwilioSender:
         self.requests = requests
         self.settings = settings
         self.name = requests.name
+        self.whatsapp_templates = parse_templates(settings.twilio_whatsapp_templates)
 
     def send(self, outgoing: Outgoing) -> Accepted:
         content = outgoing.content
+        if isinstance(content, Text) and outgoing.kind is ChannelKind.whatsapp:
+            return self._whatsapp(outgoing, content)
         if isinstance(content, Text):
             return self.requests.send_sms(
                 to=outgoing.to,
@@ -72,11 +87,35 @@ class TwilioSender:
             else None,
         )
 
+    def _whatsapp(self, outgoing: Outgoing, content: Text) -> Accepted:
+        """The approved template for this message and language when there is one (its
+        variables from the text's fields), else the text itself."""
+        template = self.whatsapp_templates.get(outgoing.template)
+        sid = template.sid_for(outgoing.language) if template else None
+        variables = (
+            {
+                str(n): str(content.fields.get(name) or "")
+                for n, name in enumerate(template.variables, 1)
+            }
+            if template and sid
+            else None
+        )
+        return self.requests.send_whatsapp(
+            to=outgoing.to,
+            body=content.body,
+            idempotency_key=outgoing.idempotency_key,
+            status_callback=webhook_url(self.settings, "message-status", outgoing.message_id),
+            content_sid=sid,
+            content_variables=variables,
+        )
+
     def rate_key(self, kind: ChannelKind) -> str:
         """Twilio counts SMS against the messaging service when one is set, else against the
         from-number; calls always come from the number."""
         if kind is ChannelKind.sms and self.settings.twilio_messaging_service_sid:
             sender = self.settings.twilio_messaging_service_sid
+        elif kind is ChannelKind.whatsapp:
+            sender = self.settings.twilio_whatsapp_from or self.name
         else:
             sender = self.settings.twilio_from_number or self.name
         return f"{kind.value}:{sender}"

@@ -389,9 +389,12 @@ def _audit_opt_change(
 
 
 def inbound_sms(session: Session, *, form: Mapping[str, str]) -> None:
-    """A contact's reply: confirm, or mirror Twilio's STOP/START onto the contact."""
+    """A contact's reply by SMS or WhatsApp: confirm, or mirror Twilio's STOP/START onto the
+    contact (an SMS's only: a WhatsApp STOP is WhatsApp's own business, not an SMS opt-out)."""
     sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
     sender = (form.get("From") or "").strip()
+    channel = ChannelKind.whatsapp if sender.startswith("whatsapp:") else ChannelKind.sms
+    sender = sender.removeprefix("whatsapp:")
     if not sid or not sender:
         return
     contacts = list(session.exec(select(Contact).where(Contact.phone == sender)).all())
@@ -402,6 +405,8 @@ def inbound_sms(session: Session, *, form: Mapping[str, str]) -> None:
     body = form.get("Body") or ""
     reply = messages.classify_reply(body)
     opt = reply if reply in ("stop", "start") else messages.twilio_opt_change(body)
+    if channel is ChannelKind.whatsapp:
+        opt = None
     changed: list[Contact] = []
     row = _latest_row_to(session, sender)
     incident = incident_of(session, row) if row else None
@@ -419,7 +424,7 @@ def inbound_sms(session: Session, *, form: Mapping[str, str]) -> None:
         incident,
         "sms_reply",
         label="contact",
-        channel="sms",
+        channel=channel.value,
         reply=reply or "other",
         message_id=row.id,
         contact_id=row.contact_id,
@@ -434,6 +439,6 @@ def inbound_sms(session: Session, *, form: Mapping[str, str]) -> None:
         incidents.confirm(
             session=session,
             incident=incidents.answered_incident(session, incident),
-            via="sms_reply",
+            via="sms_reply" if channel is ChannelKind.sms else "whatsapp_reply",
             contact_id=row.contact_id,
         )

@@ -179,7 +179,7 @@ def test_sms_opted_out_and_line_type_are_not_settable_by_the_api(
         ({"channels": []}, ["body", "channels"]),
         ({"channels": ["fax"]}, ["body", "channels", 0]),
         ({"channels": "sms"}, ["body", "channels"]),
-        ({"channels": ["sms", "voice", "sms"]}, ["body", "channels"]),
+        ({"channels": ["sms", "voice", "whatsapp", "sms"]}, ["body", "channels"]),
         ({"priority": 0}, ["body", "priority"]),
         ({"priority": 101}, ["body", "priority"]),
         ({"priority": "first"}, ["body", "priority"]),

@@ -311,7 +311,17 @@ class FakeTwilioState:
             return _json(400, twilio_error(400, 21604, "A 'To' phone number is required."))
         if not sender and not service:
             return _json(400, twilio_error(400, 21603, "A 'From' phone number is required."))
-        if not form.get("Body"):
+        whatsapp = to.startswith("whatsapp:")
+        if whatsapp and not str(sender or "").startswith("whatsapp:"):
+            return _json(
+                400,
+                twilio_error(
+                    400, 63007, "Twilio could not find a Channel with the specified From address"
+                ),
+            )
+        if form.get("ContentSid") and not str(form["ContentSid"]).startswith("HX"):
+            return _json(400, twilio_error(400, 21656, "The ContentSid is invalid."))
+        if not form.get("Body") and not form.get("ContentSid"):
             return _json(400, twilio_error(400, 21602, "Message body is required."))
         if self.magic_numbers and to in MAGIC_SMS:
             code, text = MAGIC_SMS[to]
@@ -321,7 +331,9 @@ class FakeTwilioState:
         record = {
             "account_sid": account,
             "api_version": "2010-04-01",
-            "body": form["Body"],
+            "body": form.get("Body", ""),
+            "_content_sid": form.get("ContentSid"),
+            "_content_variables": form.get("ContentVariables"),
             "date_created": _rfc2822(now),
             "date_updated": _rfc2822(now),
             "date_sent": None,

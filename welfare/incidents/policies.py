@@ -23,7 +23,11 @@ from welfare.sites.models import Site
 class PolicyBody(BaseModel):
     contact_interval_seconds: int = Field(default=120, ge=30, le=3600)
     manager_after_seconds: int = Field(default=600, ge=0, le=24 * 3600)
-    channels: list[Literal["sms", "voice"]] = Field(default=["sms", "voice"], min_length=1)
+    # "sms" means every written channel the contact takes (SMS, WhatsApp); "whatsapp" alone
+    # means WhatsApp only for those who take it.
+    channels: list[Literal["sms", "voice", "whatsapp"]] = Field(
+        default=["sms", "voice"], min_length=1
+    )
     repeat_list: int = Field(default=1, ge=0, le=3)
     urgent: bool = False
     # A contact's call that ends without a key (voicemail, no answer, busy, hung up) starts the

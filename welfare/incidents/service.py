@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from welfare import hooks, outbox
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, Role, require, require_site, visible_site_ids
-from welfare.channels import ChannelKind
+from welfare.channels import CONTACT_CHANNELS, WRITTEN, ChannelKind
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
 from welfare.db import insert_unless_conflict, on_commit, utcnow
@@ -607,14 +607,22 @@ def _queue(
     return message
 
 
+def step_carries(step: Step, kind: ChannelKind) -> bool:
+    """Whether a step sends `kind`: the policy's "sms" means every written channel the contact
+    takes (SMS and WhatsApp: someone abroad may read only WhatsApp)."""
+    if kind.value in step.channels:
+        return True
+    return kind in WRITTEN and ChannelKind.sms.value in step.channels
+
+
 def _queue_for_contact(
     session: Session, incident: Incident, step: Step, contact: Contact, now: dt.datetime
 ) -> tuple[int, list[str]]:
     reasons: list[str] = []
     template = f"{incident.kind.value}_alert"
     kinds: list[ChannelKind] = []
-    for kind in (ChannelKind.sms, ChannelKind.voice):
-        if kind.value not in step.channels or kind.value not in contact.channels:
+    for kind in CONTACT_CHANNELS:
+        if not step_carries(step, kind) or kind.value not in contact.channels:
             continue
         why = reach.refusal(contact, kind)
         if why is None:
@@ -709,18 +717,20 @@ def confirm(
 def _queue_coming_notices(
     session: Session, incident: Incident, confirmer: uuid.UUID | None, now: dt.datetime
 ) -> None:
-    """Contacts already reached get a short '<relationship> is coming' SMS."""
+    """Contacts already reached get a short '<relationship> is coming' text (SMS, or WhatsApp
+    for a contact who takes only that)."""
     reached = reached_contacts(session, incident)
     coming = session.get(Contact, confirmer) if confirmer else None
     for contact_id in sorted(set(reached) - {confirmer}, key=str):
         contact = session.get(Contact, contact_id)
-        if contact is None or not reach.can_receive(contact, ChannelKind.sms):
+        kind = reach.written_channel(contact) if contact is not None else None
+        if contact is None or kind is None:
             continue
         _queue(
             session,
             incident,
             None,
-            ChannelKind.sms,
+            kind,
             to=contact.phone,
             language=contact.language,
             template="coming_notice",
@@ -749,27 +759,29 @@ def reached_contacts(session: Session, incident: Incident) -> list[uuid.UUID]:
 
 
 def _queue_all_clears(session: Session, incident: Incident, now: dt.datetime) -> int:
-    """The incident closed: every contact sent anything for it gets one short SMS saying so,
-    if they may be texted (consent to be contacted, SMS among their channels, the escalation's
-    SMS rule). "safe" with the hand-over time when the resident was handed over; a neutral
-    "closed" otherwise (cancelled, or resolved another way: nothing about their health). The
-    row's unique idempotency key (incident, template, contact) lets the database refuse a
-    second all-clear to anyone, whatever races; the refused one is skipped. Returns how many
-    were queued."""
+    """The incident closed: every contact sent anything for it gets one short text saying so,
+    by SMS if they may be texted, else by WhatsApp if they take it (`reach.written_channel`).
+    "safe" with the hand-over time when the resident was handed over; a neutral "closed"
+    otherwise (cancelled, or resolved another way: nothing about their health). The row's
+    unique idempotency key (incident, template, contact) lets the database refuse a second
+    all-clear to anyone, whatever races; the refused one is skipped. Returns how many were
+    queued."""
     safe = incident.status is IncidentStatus.resolved and incident.outcome == "handed_over"
     wording = "safe" if safe else "closed"
     at = (incident.handed_over_at if safe else incident.closed_at) or now
     queued = 0
     for contact_id in reached_contacts(session, incident):
         contact = session.get(Contact, contact_id)
-        if contact is None or not reach.can_receive(contact, ChannelKind.sms):
+        kind = reach.written_channel(contact) if contact is not None else None
+        if contact is None or kind is None:
             continue
         message = outbox.enqueue(
             session,
-            kind=ChannelKind.sms,
+            kind=kind,
             to=contact.phone,
             language=contact.language,
             template=ALL_CLEAR,
+            # One all-clear per contact whatever the channel: the key names SMS for both.
             key=outbox_queue.incident_key(
                 incident, ChannelKind.sms, cause=ALL_CLEAR, recipient=contact.id
             ),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from welfare.channels import ChannelKind
+from welfare.channels import WRITTEN, ChannelKind
 from welfare.errors import Conflict, InvalidInput
 from welfare.residents.models import Contact
 from welfare.times import zone
@@ -18,6 +18,7 @@ NO_CONSENT = "no consent to be contacted"
 NOT_THEIR_CHANNEL = {
     ChannelKind.sms: "takes no SMS",
     ChannelKind.voice: "takes no calls",
+    ChannelKind.whatsapp: "takes no WhatsApp",
 }
 OPTED_OUT = "SMS opted out"
 LANDLINE = "landline: call only"
@@ -40,11 +41,10 @@ def refusal(
         return NO_CONSENT
     if channel.value not in contact.channels:
         return NOT_THEIR_CHANNEL[channel]
-    if channel is ChannelKind.sms:
-        if contact.sms_opted_out:
-            return OPTED_OUT
-        if contact.phone_line_type == "landline":
-            return LANDLINE
+    if channel is ChannelKind.sms and contact.sms_opted_out:
+        return OPTED_OUT
+    if channel in WRITTEN and contact.phone_line_type == "landline":
+        return LANDLINE
     if at is not None and timezone is not None and in_quiet_hours(contact, at, timezone):
         return QUIET_HOURS
     return None
@@ -57,8 +57,9 @@ REFUSALS: dict[str, tuple[str | None, str]] = {
     NO_CONSENT: (None, "this contact has not agreed to be contacted"),
     NOT_THEIR_CHANNEL[ChannelKind.sms]: ("channel", "this contact takes no SMS"),
     NOT_THEIR_CHANNEL[ChannelKind.voice]: ("channel", "this contact takes no calls"),
+    NOT_THEIR_CHANNEL[ChannelKind.whatsapp]: ("channel", "this contact takes no WhatsApp"),
     OPTED_OUT: (None, "this contact opted out of SMS"),
-    LANDLINE: ("channel", "a landline gets a call, not an SMS"),
+    LANDLINE: ("channel", "a landline gets a call, not an SMS or WhatsApp"),
 }
 
 
@@ -79,6 +80,15 @@ def can_receive(
     timezone: str | None = None,
 ) -> bool:
     return refusal(contact, channel, at=at, timezone=timezone) is None
+
+
+def written_channel(contact: Contact) -> ChannelKind | None:
+    """The channel a short follow-up text goes by (a coming notice, the all-clear): SMS when
+    the contact may be texted, else WhatsApp when they take it; None when neither."""
+    for kind in (ChannelKind.sms, ChannelKind.whatsapp):
+        if can_receive(contact, kind):
+            return kind
+    return None
 
 
 def in_quiet_hours(contact: Contact, at: dt.datetime, timezone: str) -> bool:

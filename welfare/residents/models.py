@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, StringConstraints, field_validat
 from sqlalchemy import JSON, Column, Enum, Text
 from sqlmodel import Field, SQLModel
 
-from welfare.channels import ChannelKind
+from welfare.channels import CONTACT_CHANNELS, ChannelKind
 from welfare.db import UTCDateTime, utcnow
 from welfare.languages import normalise_language, normalise_languages
 from welfare.sites.models import reject_nul_characters
@@ -256,6 +256,15 @@ class ResidentSummary(SQLModel):
     photo_url: str | None
 
 
+def _contact_channels(value: list[ChannelKind]) -> list[ChannelKind]:
+    """Each once, and only kinds a family contact can be reached by."""
+    wrong = [kind for kind in value if kind not in CONTACT_CHANNELS]
+    if wrong:
+        words = ", ".join(kind.value for kind in CONTACT_CHANNELS)
+        raise ValueError(f"{wrong[0].value!r} is not a way to reach a contact: use {words}")
+    return list(dict.fromkeys(value))
+
+
 def _check_quiet_hours(start: dt.time | None, end: dt.time | None) -> None:
     if (start is None) != (end is None):
         raise ValueError(
@@ -296,7 +305,7 @@ class ContactCreate(ContactBase):
     channels: list[ChannelKind] = Field(
         default_factory=lambda: [ChannelKind.sms, ChannelKind.voice],
         min_length=1,
-        max_length=2,
+        max_length=len(CONTACT_CHANNELS),
     )
 
     @field_validator("language")
@@ -307,7 +316,7 @@ class ContactCreate(ContactBase):
     @field_validator("channels")
     @classmethod
     def _dedupe_channels(cls, value: list[ChannelKind]) -> list[ChannelKind]:
-        return list(dict.fromkeys(value))
+        return _contact_channels(value)
 
     @model_validator(mode="after")
     def _quiet_hours_pair(self) -> ContactCreate:
@@ -321,7 +330,9 @@ class ContactUpdate(SQLModel):
     phone: str | None = Field(default=None, max_length=32)
     secondary_phone: str | None = Field(default=None, max_length=32)
     language: str | None = Field(default=None, max_length=35)
-    channels: list[ChannelKind] | None = Field(default=None, min_length=1, max_length=2)
+    channels: list[ChannelKind] | None = Field(
+        default=None, min_length=1, max_length=len(CONTACT_CHANNELS)
+    )
     lives_in_household: bool | None = None
     can_collect: bool | None = None
     quiet_hours_start: dt.time | None = None
@@ -337,7 +348,7 @@ class ContactUpdate(SQLModel):
     @field_validator("channels")
     @classmethod
     def _dedupe_channels(cls, value: list[ChannelKind] | None) -> list[ChannelKind] | None:
-        return None if value is None else list(dict.fromkeys(value))
+        return None if value is None else _contact_channels(value)
 
     @model_validator(mode="before")
     @classmethod
