@@ -672,3 +672,30 @@ def test_only_the_aliyun_package_imports_alibabas_sdk() -> None:
             if name.startswith(("alibabacloud", "darabonba", "notifications.aliyun")):
                 leaks.append(f"{where}: {name}")
     assert leaks == []
+
+
+def test_two_workers_polling_at_once_record_each_report_once(
+    db: Session,
+    dispatcher: Dispatcher,
+    fake: FakeAliyunServer,
+    mainland: uuid.UUID,
+    writers: sessionmaker[Session],
+) -> None:
+    sender = dispatcher.channels.sender(ChannelKind.sms)
+    assert isinstance(sender, AliyunSmsSender)
+    dispatcher.run_once()
+    fake.report(_biz_id(_rows(db, mainland)[0]), 3)
+    barrier = threading.Barrier(2)
+    recorded: list[int] = []
+
+    def worker() -> None:
+        barrier.wait()
+        recorded.append(reports.poll_once(sender, writers))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(recorded) == [0, 1]
+    assert [t for t, _ in _events(db, mainland)].count("delivered") == 1
