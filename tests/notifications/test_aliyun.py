@@ -12,12 +12,13 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 from sqlalchemy.orm import sessionmaker
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from notifications import runtime
 from notifications.aliyun import reports
@@ -30,15 +31,12 @@ from notifications.aliyun.sms import (
 from notifications.channels import ChannelError, ChannelRegistry, Outgoing, Text
 from notifications.console_channel import ConsoleChannel
 from notifications.dispatcher import Dispatcher
-from tests.conftest import SYSTEM
 from tests.notifications.fake_aliyun import FakeAliyunServer
+from tests.notifications.test_dispatcher import _rows, report_found  # noqa: F401 (a fixture)
 from welfare.channels import ChannelKind
 from welfare.db import utcnow
-from welfare.incidents import service as incidents
 from welfare.incidents import timeline
-from welfare.incidents.models import IncidentCreate
 from welfare.outbox.models import OutboxMessage, OutboxStatus
-from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
 
 KEY_ID = "LTAI5tTestKeyId000000000"
@@ -353,41 +351,14 @@ def test_the_templates_setting_is_json_in_the_environment(
 
 
 @pytest.fixture
-def report_found(
-    db: Session,
-    make_resident: Callable[..., Resident],
-    make_consent: Callable[..., Any],
-    make_contact: Callable[..., Contact],
-) -> Callable[..., uuid.UUID]:
+def report_sms_only(report_found: Callable[..., uuid.UUID]) -> Callable[..., uuid.UUID]:  # noqa: F811
     """A resident found, whose contacts are (relationship, phone, language) and take SMS only."""
-
-    def report(*contacts: tuple[str, str, str]) -> uuid.UUID:
-        resident = make_resident()
-        make_consent(resident)
-        for relationship, phone, language in contacts:
-            make_contact(
-                resident,
-                relationship=relationship,
-                phone=phone,
-                language=language,
-                channels=["sms"],
-            )
-        opened = incidents.open_incident(
-            session=db,
-            actor=SYSTEM,
-            data=IncidentCreate(
-                resident_id=resident.id, client_request_id=uuid.uuid4().hex, location="3号楼大堂"
-            ),
-        )
-        db.commit()
-        return opened.incident.id
-
-    return report
+    return partial(report_found, location="3号楼大堂", channels=["sms"])
 
 
 @pytest.fixture
-def mainland(report_found: Callable[..., uuid.UUID]) -> uuid.UUID:
-    return report_found(
+def mainland(report_sms_only: Callable[..., uuid.UUID]) -> uuid.UUID:
+    return report_sms_only(
         ("son", "+86 138 0013 8000", "zh-CN"), ("daughter", "+86 139 0013 9000", "en")
     )
 
@@ -400,18 +371,6 @@ def dispatcher(
     sms = AliyunSmsSender(configured, request_timeout=2.0)
     registry = ChannelRegistry({ChannelKind.sms: sms, ChannelKind.voice: ConsoleChannel()})
     return Dispatcher(writers, registry, configured)
-
-
-def _rows(db: Session, incident_id: uuid.UUID) -> list[OutboxMessage]:
-    db.expire_all()
-    rows = db.exec(
-        select(OutboxMessage)
-        .where(OutboxMessage.incident_id == incident_id)
-        .order_by(col(OutboxMessage.created_at), col(OutboxMessage.to_phone))
-    ).all()
-    db.expunge_all()
-    db.rollback()
-    return list(rows)
 
 
 def _events(db: Session, incident_id: uuid.UUID) -> list[tuple[str, dict[str, Any]]]:
@@ -490,9 +449,9 @@ def test_a_missing_template_fails_the_row_in_words(
     writers: sessionmaker[Session],
     settings: Settings,
     fake: FakeAliyunServer,
-    report_found: Callable[..., uuid.UUID],
+    report_sms_only: Callable[..., uuid.UUID],
 ) -> None:
-    incident_id = report_found(("son", "+86 138 0013 8000", "ko-KR"))
+    incident_id = report_sms_only(("son", "+86 138 0013 8000", "ko-KR"))
     configured = aliyun_settings(fake, settings)
     sms = AliyunSmsSender(configured)
     Dispatcher(writers, ChannelRegistry({ChannelKind.sms: sms}), configured).run_once()
@@ -513,24 +472,37 @@ def _biz_id(row: OutboxMessage) -> str:
     return (row.provider_id or "").removeprefix("aliyun:")
 
 
-def test_delivery_reports_land_on_the_timeline_once(
-    db: Session,
-    dispatcher: Dispatcher,
-    fake: FakeAliyunServer,
-    mainland: uuid.UUID,
-    writers: sessionmaker[Session],
-) -> None:
+@pytest.fixture
+def aliyun(dispatcher: Dispatcher) -> AliyunSmsSender:
+    """The dispatcher's SMS sender, which also asks for the reports."""
     sender = dispatcher.channels.sender(ChannelKind.sms)
     assert isinstance(sender, AliyunSmsSender)
+    return sender
+
+
+@pytest.fixture
+def son_sms(db: Session, dispatcher: Dispatcher, mainland: uuid.UUID) -> OutboxMessage:
+    """The son's found alert, sent through Aliyun."""
     dispatcher.run_once()
     [row] = _rows(db, mainland)
-    assert reports.poll_once(sender, writers) == 1  # waiting for the carrier: on its way
-    fake.report(_biz_id(row), 3)
-    assert reports.poll_once(sender, writers) == 1
+    return row
+
+
+def test_delivery_reports_land_on_the_timeline_once(
+    db: Session,
+    aliyun: AliyunSmsSender,
+    fake: FakeAliyunServer,
+    mainland: uuid.UUID,
+    son_sms: OutboxMessage,
+    writers: sessionmaker[Session],
+) -> None:
+    assert reports.poll_once(aliyun, writers) == 1  # waiting for the carrier: on its way
+    fake.report(_biz_id(son_sms), 3)
+    assert reports.poll_once(aliyun, writers) == 1
     [query] = fake.queries()[-1:]
-    assert query.query["PhoneNumber"] == "13800138000" and query.query["BizId"] == _biz_id(row)
+    assert query.query["PhoneNumber"] == "13800138000" and query.query["BizId"] == _biz_id(son_sms)
     asked = len(fake.queries())
-    assert reports.poll_once(sender, writers) == 0  # final: not asked again
+    assert reports.poll_once(aliyun, writers) == 0  # final: not asked again
     assert len(fake.queries()) == asked
     types = [t for t, _ in _events(db, mainland)]
     assert types.count("sent_to_carrier") == 1 and types.count("delivered") == 1
@@ -539,17 +511,14 @@ def test_delivery_reports_land_on_the_timeline_once(
 
 def test_an_undelivered_report_carries_the_carriers_code_in_our_words(
     db: Session,
-    dispatcher: Dispatcher,
+    aliyun: AliyunSmsSender,
     fake: FakeAliyunServer,
     mainland: uuid.UUID,
+    son_sms: OutboxMessage,
     writers: sessionmaker[Session],
 ) -> None:
-    sender = dispatcher.channels.sender(ChannelKind.sms)
-    assert isinstance(sender, AliyunSmsSender)
-    dispatcher.run_once()
-    [row] = _rows(db, mainland)
-    fake.report(_biz_id(row), 2, "MK:0001")
-    assert reports.poll_once(sender, writers) == 1
+    fake.report(_biz_id(son_sms), 2, "MK:0001")
+    assert reports.poll_once(aliyun, writers) == 1
     [undelivered] = [d for t, d in _events(db, mainland) if t == "undelivered"]
     assert undelivered["error_code"] == "MK:0001"
     assert undelivered["reason"] == "the carrier reported the SMS as not delivered (Aliyun MK:0001)"
@@ -560,36 +529,32 @@ def test_an_undelivered_report_carries_the_carriers_code_in_our_words(
 def test_reports_stop_for_the_round_on_an_aliyun_error_and_come_next_round(
     db: Session,
     dispatcher: Dispatcher,
+    aliyun: AliyunSmsSender,
     fake: FakeAliyunServer,
-    report_found: Callable[..., uuid.UUID],
+    report_sms_only: Callable[..., uuid.UUID],
     writers: sessionmaker[Session],
 ) -> None:
-    sender = dispatcher.channels.sender(ChannelKind.sms)
-    assert isinstance(sender, AliyunSmsSender)
-    first = report_found(("son", "+86 138 0013 8000", "zh-CN"))
-    second = report_found(("son", "+86 139 0013 9000", "zh-CN"))
+    first = report_sms_only(("son", "+86 138 0013 8000", "zh-CN"))
+    second = report_sms_only(("son", "+86 139 0013 9000", "zh-CN"))
     dispatcher.run_once()
     for incident_id in (first, second):
         fake.report(_biz_id(_rows(db, incident_id)[0]), 3)
     fake.fail_next("Throttling.User", status=400)
     asked = len(fake.queries())
-    assert reports.poll_once(sender, writers) == 0
+    assert reports.poll_once(aliyun, writers) == 0
     assert len(fake.queries()) == asked + 1  # the second row was not asked after the refusal
-    assert reports.poll_once(sender, writers) == 2
+    assert reports.poll_once(aliyun, writers) == 2
 
 
 def test_sms_older_than_the_report_window_are_no_longer_asked_about(
     db: Session,
-    dispatcher: Dispatcher,
+    aliyun: AliyunSmsSender,
     fake: FakeAliyunServer,
-    mainland: uuid.UUID,
+    son_sms: OutboxMessage,
     writers: sessionmaker[Session],
 ) -> None:
-    sender = dispatcher.channels.sender(ChannelKind.sms)
-    assert isinstance(sender, AliyunSmsSender)
-    dispatcher.run_once()
     later = utcnow() + reports.REPORT_WINDOW + dt.timedelta(minutes=1)
-    assert reports.poll_once(sender, writers, now=later) == 0
+    assert reports.poll_once(aliyun, writers, now=later) == 0
     assert fake.queries() == []
 
 
@@ -602,17 +567,16 @@ def test_an_sms_sent_around_beijing_midnight_is_looked_up_under_both_days() -> N
 def test_the_worker_round_starts_report_polls_at_their_interval_and_stop_waits_for_them(
     db: Session,
     dispatcher: Dispatcher,
+    aliyun: AliyunSmsSender,
     fake: FakeAliyunServer,
     mainland: uuid.UUID,
+    son_sms: OutboxMessage,
     writers: sessionmaker[Session],
 ) -> None:
-    sender = dispatcher.channels.sender(ChannelKind.sms)
-    assert isinstance(sender, AliyunSmsSender)
     clock = [100.0]
-    poller = reports.AliyunReportPoller(sender, writers, interval=60, clock=lambda: clock[0])
+    poller = reports.AliyunReportPoller(aliyun, writers, interval=60, clock=lambda: clock[0])
     round_, stop = runtime.worker_round(dispatcher, [poller])
-    dispatcher.run_once()
-    fake.report(_biz_id(_rows(db, mainland)[0]), 3)
+    fake.report(_biz_id(son_sms), 3)
     round_()
     poller.close()  # the round ran in its own thread
     assert [t for t, _ in _events(db, mainland)].count("delivered") == 1
@@ -661,36 +625,27 @@ def test_concurrent_sends_through_one_sender_each_reach_aliyun_once(
 
 
 def test_only_the_aliyun_package_imports_alibabas_sdk() -> None:
-    from tests.notifications.test_channels import ROOT, WIRING, _imports
+    from tests.notifications.test_channels import imports_outside
 
-    leaks = []
-    for path in sorted((ROOT / "notifications").rglob("*.py")):
-        where = str(path.relative_to(ROOT))
-        if where.startswith("notifications/aliyun/") or where in WIRING:
-            continue
-        for name in _imports(path):
-            if name.startswith(("alibabacloud", "darabonba", "notifications.aliyun")):
-                leaks.append(f"{where}: {name}")
-    assert leaks == []
+    sdk = ("alibabacloud_dysmsapi20170525", "alibabacloud_tea_openapi", "darabonba")
+    assert imports_outside("notifications/aliyun", (*sdk, "notifications.aliyun")) == []
 
 
 def test_two_workers_polling_at_once_record_each_report_once(
     db: Session,
-    dispatcher: Dispatcher,
+    aliyun: AliyunSmsSender,
     fake: FakeAliyunServer,
     mainland: uuid.UUID,
+    son_sms: OutboxMessage,
     writers: sessionmaker[Session],
 ) -> None:
-    sender = dispatcher.channels.sender(ChannelKind.sms)
-    assert isinstance(sender, AliyunSmsSender)
-    dispatcher.run_once()
-    fake.report(_biz_id(_rows(db, mainland)[0]), 3)
+    fake.report(_biz_id(son_sms), 3)
     barrier = threading.Barrier(2)
     recorded: list[int] = []
 
     def worker() -> None:
         barrier.wait()
-        recorded.append(reports.poll_once(sender, writers))
+        recorded.append(reports.poll_once(aliyun, writers))
 
     threads = [threading.Thread(target=worker) for _ in range(2)]
     for thread in threads:
