@@ -95,7 +95,10 @@ def report_pollers(settings: Settings, factory: sessionmaker[Session]) -> list[R
 
         pollers.append(
             AliyunReportPoller(
-                AliyunSmsSender(settings), factory, interval=settings.aliyun_report_poll_seconds
+                AliyunSmsSender(settings),
+                factory,
+                interval=settings.aliyun_report_poll_seconds,
+                settings=settings,
             )
         )
     return pollers

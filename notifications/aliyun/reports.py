@@ -1,10 +1,11 @@
 """Aliyun's delivery reports, fetched by polling `QuerySendDetails` (the report push needs a
 public MNS queue or HTTP endpoint registered with Alibaba; polling works from anywhere).
 
-Every `interval` seconds, for the SMS sent through Aliyun (provider id "aliyun:<BizId>") in the
-last `REPORT_WINDOW` that have no final status yet, newest first and at most `BATCH` a round:
-ask for the SMS's report and record it in the shared words through
-`notifications.status.apply_status`, which puts it on the incident's timeline once:
+Every `interval` seconds, for the SMS sent through Aliyun (the row's provider; its provider id
+is the BizId) in the last `REPORT_WINDOW` that have no final status yet, newest first and at
+most `BATCH` a round: ask for the SMS's report and record it in the shared words through
+`notifications.status.apply_status`, which puts it on the incident's timeline once (and, given
+the settings, hands an undelivered SMS to the next provider of its route):
 
 - SendStatus 3: "delivered".
 - SendStatus 2: "undelivered", with the carrier's ErrCode and our words for it.
@@ -29,12 +30,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, or_, select
 
-from notifications.aliyun.sms import PROVIDER_PREFIX, AliyunSmsSender, SendDetail
+from notifications.aliyun.sms import NAME, AliyunSmsSender, SendDetail
 from notifications.channels import ChannelError
 from notifications.status import apply_status
 from welfare.channels import ChannelKind
 from welfare.db import session_scope, utcnow
 from welfare.outbox.models import OutboxMessage, OutboxStatus
+from welfare.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +56,9 @@ class Waiting:
     """An SMS sent through Aliyun whose report has not come yet."""
 
     message_id: uuid.UUID
-    provider_id: str
+    biz_id: str  # the row's provider id
     phone: str
     sent_at: dt.datetime
-
-    @property
-    def biz_id(self) -> str:
-        return self.provider_id.removeprefix(PROVIDER_PREFIX)
 
 
 def waiting_for_reports(
@@ -70,7 +68,8 @@ def waiting_for_reports(
     rows = session.exec(
         select(OutboxMessage)
         .where(
-            col(OutboxMessage.provider_id).startswith(PROVIDER_PREFIX),
+            OutboxMessage.provider == NAME,
+            col(OutboxMessage.provider_id).is_not(None),
             OutboxMessage.kind == ChannelKind.sms,
             OutboxMessage.status == OutboxStatus.sent,
             col(OutboxMessage.to_phone).is_not(None),
@@ -112,10 +111,13 @@ def report_words(detail: SendDetail) -> tuple[str, dict[str, str]] | None:
 
 
 def poll_once(
-    sender: AliyunSmsSender, factory: sessionmaker[Session], now: dt.datetime | None = None
+    sender: AliyunSmsSender,
+    factory: sessionmaker[Session],
+    settings: Settings | None = None,
+    now: dt.datetime | None = None,
 ) -> int:
     """One round: fetch and record the reports of the SMS still waiting; returns how many pieces
-    of news changed something."""
+    of news changed something. With `settings`, an undelivered SMS fails over (routes)."""
     with session_scope(factory) as session:
         waiting = waiting_for_reports(session, now)
     recorded = 0
@@ -126,7 +128,7 @@ def poll_once(
             log.warning("aliyun reports stopped for this round: %s", error.reason)
             break
         news = report_words(detail) if detail is not None else None
-        if news is not None and apply_status(factory, sms.provider_id, *news):
+        if news is not None and apply_status(factory, sms.biz_id, *news, settings=settings):
             recorded += 1
     return recorded
 
@@ -150,10 +152,12 @@ class AliyunReportPoller:
         factory: sessionmaker[Session],
         *,
         interval: float,
+        settings: Settings | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sender = sender
         self.factory = factory
+        self.settings = settings
         self.interval = interval
         self.clock = clock
         self._next_at: float | None = None
@@ -173,7 +177,7 @@ class AliyunReportPoller:
 
     def _round(self) -> None:
         try:
-            poll_once(self.sender, self.factory)
+            poll_once(self.sender, self.factory, self.settings)
         except Exception:
             log.exception("aliyun report round failed; retrying next interval")
 

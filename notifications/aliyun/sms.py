@@ -8,7 +8,7 @@ sent. A template or language without a code fails permanently, in words.
 
 - `SendSms(PhoneNumbers, SignName, TemplateCode, TemplateParam, OutId)`: the number is the
   E.164 +86 number without the "+" ("8613800138000"), OutId the outbox row's id. Aliyun answers
-  HTTP 200 with Code "OK" and a BizId (our provider id, as "aliyun:<BizId>"), or with an error
+  HTTP 200 with Code "OK" and a BizId (the row's provider id), or with an error
   Code; signature, key and throttling errors come as HTTP 4xx/5xx with the same JSON.
 - `QuerySendDetails(PhoneNumber, BizId, SendDate)`: the delivery report of one SMS
   (reports.py polls it).
@@ -46,7 +46,6 @@ from welfare.settings import Settings
 logger = logging.getLogger(__name__)
 
 NAME = "aliyun"
-PROVIDER_PREFIX = "aliyun:"  # outbox rows' provider_id: which provider's id it is (reports.py)
 REQUEST_TIMEOUT_SECONDS = 10.0
 CONNECT_TIMEOUT_SECONDS = 5.0
 MAINLAND = "+86"
@@ -268,7 +267,7 @@ class AliyunSmsSender:
         if not body.biz_id:
             raise _logged("sms", ChannelError("Aliyun's answer carried no BizId"))
         logger.info("aliyun sms %s accepted", body.biz_id)
-        return Accepted(provider_id=f"{PROVIDER_PREFIX}{body.biz_id}", status="accepted")
+        return Accepted(provider_id=str(body.biz_id), status="accepted")
 
     def send_details(self, *, phone: str, biz_id: str, send_date: dt.date) -> list[SendDetail]:
         """The delivery reports Aliyun holds for the SMS `biz_id` sent to `phone` (E.164 +86)

@@ -33,6 +33,7 @@ from notifications.console_channel import ConsoleChannel
 from notifications.dispatcher import Dispatcher
 from tests.notifications.fake_aliyun import FakeAliyunServer
 from tests.notifications.test_dispatcher import _rows, report_found  # noqa: F401 (a fixture)
+from tests.notifications.test_routes import Provider
 from welfare.channels import ChannelKind
 from welfare.db import utcnow
 from welfare.incidents import timeline
@@ -130,7 +131,7 @@ def test_an_sms_is_the_approved_template_with_the_texts_fields_and_the_row_id(
     assert request.query["OutId"] == str(message.message_id)
     assert "body" not in request.query["TemplateParam"]  # our free text is not what goes out
     [sms] = fake.messages.values()
-    assert accepted.provider_id == f"aliyun:{sms.biz_id}"
+    assert accepted.provider_id == sms.biz_id
 
 
 def test_the_template_follows_the_contacts_language(
@@ -397,7 +398,7 @@ def test_a_found_alert_to_a_mainland_contact_goes_out_through_aliyun_without_nam
     [row] = _rows(db, mainland)
     assert row.status == OutboxStatus.sent
     assert request.query["OutId"] == str(row.id)
-    assert row.provider_id == f"aliyun:{next(iter(fake.messages))}"
+    assert (row.provider, row.provider_id) == ("aliyun", next(iter(fake.messages)))
 
 
 def test_a_permanent_aliyun_error_moves_the_escalation_on(
@@ -469,7 +470,8 @@ def test_a_missing_template_fails_the_row_in_words(
 
 
 def _biz_id(row: OutboxMessage) -> str:
-    return (row.provider_id or "").removeprefix("aliyun:")
+    assert row.provider == "aliyun" and row.provider_id
+    return row.provider_id
 
 
 @pytest.fixture
@@ -594,13 +596,14 @@ def test_build_channels_adds_aliyun_only_when_its_credentials_are_set(
     settings: Settings, writers: sessionmaker[Session], fake: FakeAliyunServer
 ) -> None:
     without = runtime.build_channels(settings, writers)
-    assert without.provider("aliyun") is None
+    assert without.sender(ChannelKind.sms, "aliyun") is None
     assert runtime.report_pollers(settings, writers) == []
     configured = aliyun_settings(fake, settings)
     registry = runtime.build_channels(configured, writers)
-    assert isinstance(registry.provider("aliyun"), AliyunSmsSender)
+    assert isinstance(registry.sender(ChannelKind.sms, "aliyun"), AliyunSmsSender)
+    assert registry.sender(ChannelKind.voice, "aliyun") is None  # SMS only
     # A route picks it for +86; it is never every SMS's default sender.
-    assert registry.sender(ChannelKind.sms) is registry.provider("console")
+    assert registry.sender(ChannelKind.sms) is registry.sender(ChannelKind.sms, "console")
     [poller] = runtime.report_pollers(configured, writers)
     assert isinstance(poller, reports.AliyunReportPoller)
     assert poller.interval == configured.aliyun_report_poll_seconds
@@ -654,3 +657,63 @@ def test_two_workers_polling_at_once_record_each_report_once(
         thread.join()
     assert sorted(recorded) == [0, 1]
     assert [t for t, _ in _events(db, mainland)].count("delivered") == 1
+
+
+# --- routes and fail-over (notifications/routes.py) -----------------------------------------------
+
+
+@pytest.fixture
+def routed(
+    writers: sessionmaker[Session], settings: Settings, fake: FakeAliyunServer
+) -> tuple[Dispatcher, Provider]:
+    """+86 goes through Aliyun, then Twilio (a stand-in, the default sender of both kinds)."""
+    configured = aliyun_settings(
+        fake,
+        settings,
+        routes="+86=aliyun,twilio",
+        twilio_account_sid="AC" + "1" * 32,
+        twilio_auth_token="token",
+        twilio_from_number="+15005550006",
+    )
+    twilio = Provider("twilio")
+    registry = ChannelRegistry.every_kind(twilio)
+    registry.register(ChannelKind.sms, AliyunSmsSender(configured, request_timeout=2.0))
+    return Dispatcher(writers, registry, configured), twilio
+
+
+def test_a_mainland_sms_aliyun_cannot_send_goes_once_through_twilio(
+    db: Session, routed: tuple[Dispatcher, Provider], fake: FakeAliyunServer, mainland: uuid.UUID
+) -> None:
+    dispatcher, twilio = routed
+    fake.fail_next("isv.AMOUNT_NOT_ENOUGH")  # the balance is used up: a person must top it up
+    dispatcher.run_once()
+    dispatcher.run_once()
+    assert [item.to for item in twilio.sent] == [SON]
+    assert len(fake.sent()) == 1  # Aliyun was asked once, never again for this message
+    [failover] = [d for t, d in _events(db, mainland) if t == "failover"]
+    assert (failover["from_provider"], failover["to_provider"]) == ("aliyun", "twilio")
+    assert (
+        failover["reason"]
+        == "Aliyun isv.AMOUNT_NOT_ENOUGH: " + PERMANENT_ERRORS["isv.AMOUNT_NOT_ENOUGH"]
+    )
+
+
+def test_an_sms_aliyun_reports_undelivered_goes_once_through_twilio(
+    db: Session,
+    routed: tuple[Dispatcher, Provider],
+    fake: FakeAliyunServer,
+    mainland: uuid.UUID,
+    writers: sessionmaker[Session],
+) -> None:
+    dispatcher, twilio = routed
+    dispatcher.run_once()
+    [row] = _rows(db, mainland)
+    fake.report(_biz_id(row), 2, "MK:0001")
+    aliyun = dispatcher.channels.sender(ChannelKind.sms, "aliyun")
+    assert isinstance(aliyun, AliyunSmsSender)
+    assert reports.poll_once(aliyun, writers, dispatcher.settings) == 1
+    assert reports.poll_once(aliyun, writers, dispatcher.settings) == 0  # a repeat: no copy
+    dispatcher.run_once()
+    assert [item.to for item in twilio.sent] == [SON]
+    types = [t for t, _ in _events(db, mainland)]
+    assert types.count("undelivered") == 1 and types.count("failover") == 1
