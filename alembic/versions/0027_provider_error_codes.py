@@ -1,7 +1,7 @@
 """outbox error codes up to 64 characters: Alibaba Cloud's are words, not numbers
 
 Revision ID: 0027
-Revises: 0024_finder
+Revises: 0025
 Create Date: 2026-12-03 07:20:00.000000
 
 Twilio's error codes are five digits; Alibaba Cloud's are dotted words such as
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0027"
-down_revision: str | None = "0024_finder"
+down_revision: str | None = "0025"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
