@@ -49,7 +49,7 @@ from api.routes import (
     visits,
     webhooks,
 )
-from notifications.runtime import dispatcher
+from notifications.runtime import worker_jobs
 from notifications.twilio.client import TwilioChannel
 from welfare.db import WalCheckpointer, head_revision, make_engine, make_sessionmaker
 from welfare.settings import Settings, get_settings
@@ -107,8 +107,8 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         if settings.worker_in_process:
             # SQLite: one process does everything. Elsewhere `welfare worker` runs separately.
             factory = app.state.sessionmaker
-            sender = dispatcher(settings, factory, show_sends=demo)
-            app.state.worker = start_in_thread(settings, factory, sender.pump, sender.close)
+            dispatch_round, on_stop = worker_jobs(settings, factory, show_sends=demo)
+            app.state.worker = start_in_thread(settings, factory, dispatch_round, on_stop)
         yield
         if app.state.worker is not None:
             app.state.worker.stop()

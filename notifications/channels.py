@@ -4,7 +4,8 @@ The dispatcher renders each outbox row into a neutral `Outgoing`: an SMS's `Text
 `CallScript` (what to say, which keys mean what). A `Sender` takes it to its provider; the
 `ChannelRegistry` says which sender carries each kind of channel (`welfare.channels.ChannelKind`).
 
-Senders: `TwilioSender` (notifications/twilio/sender.py) and `ConsoleChannel`
+Senders: `TwilioSender` (notifications/twilio/sender.py), `AliyunSmsSender`
+(notifications/aliyun/sms.py, mainland-China SMS) and `ConsoleChannel`
 (notifications/console_channel.py); tests add fakes at the provider's HTTP boundary. A sender
 only talks to its provider: it never touches the database. The dispatcher records what it
 answers. Adding a channel or a provider: docs/channels.md.

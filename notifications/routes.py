@@ -44,7 +44,7 @@ PROVIDER_KINDS: dict[str, frozenset[ChannelKind]] = {
 # Whether each provider is switched on by the settings (its credentials are set).
 SWITCHED_ON: dict[str, Callable[[Settings], bool]] = {
     "twilio": lambda settings: settings.twilio_configured,
-    "aliyun": lambda settings: bool(getattr(settings, "aliyun_configured", False)),
+    "aliyun": lambda settings: settings.aliyun_configured,
     "console": lambda settings: not settings.twilio_configured,
 }
 

@@ -4,7 +4,8 @@ dispatcher round."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
@@ -26,8 +27,21 @@ def build_channels(
     """Twilio for SMS and calls when its credentials are set; otherwise the console channel,
     whose simulated provider news lands on the timeline like Twilio's webhooks would.
     `show_sends` (the demo): the console prints every SMS and call to the terminal as the family
-    would get it. A new channel kind or provider registers its sender here (docs/channels.md)."""
+    would get it. Aliyun (mainland-China SMS) is registered for SMS too when its credentials
+    are set, after the default, so a route picks it by name (+86) and it is never every SMS's
+    default. A new channel kind or provider registers its sender here (docs/channels.md)."""
     routes.check(settings)
+    registry = _default_channels(settings, factory, show_sends=show_sends)
+    if settings.aliyun_configured:
+        from notifications.aliyun.sms import AliyunSmsSender
+
+        registry.register(ChannelKind.sms, AliyunSmsSender(settings))
+    return registry
+
+
+def _default_channels(
+    settings: Settings, factory: sessionmaker[Session], *, show_sends: bool
+) -> ChannelRegistry:
     if settings.twilio_configured:
         from notifications.twilio.client import TwilioChannel
 
@@ -63,4 +77,65 @@ def dispatcher(
         channels or build_channels(settings, factory, show_sends=show_sends),
         settings,
         concurrency=settings.dispatch_concurrency,
+    )
+
+
+class ReportPoller(Protocol):
+    """A provider's delivery-report job, driven from the worker's round."""
+
+    def tick(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+def report_pollers(settings: Settings, factory: sessionmaker[Session]) -> list[ReportPoller]:
+    """The providers' report pollers the settings ask for: Aliyun's `QuerySendDetails` every
+    `WELFARE_ALIYUN_REPORT_POLL_SECONDS` when its credentials are set."""
+    pollers: list[ReportPoller] = []
+    if settings.aliyun_configured:
+        from notifications.aliyun.reports import AliyunReportPoller
+        from notifications.aliyun.sms import AliyunSmsSender
+
+        pollers.append(
+            AliyunReportPoller(
+                AliyunSmsSender(settings),
+                factory,
+                interval=settings.aliyun_report_poll_seconds,
+                settings=settings,
+            )
+        )
+    return pollers
+
+
+def worker_round(
+    sender: Dispatcher, pollers: list[ReportPoller]
+) -> tuple[Callable[[], int], Callable[[], None]]:
+    """The worker's round and shutdown with the report pollers in them: pass the first as
+    `dispatch_round` and the second as `on_stop` (`run_worker`, `start_in_thread`). A poller's
+    tick only starts its round in a thread of its own when it is due; it never counts as work
+    done, so the worker's drain loop ends as before."""
+
+    def round_() -> int:
+        for poller in pollers:
+            try:
+                poller.tick()
+            except Exception:
+                log.exception("starting a report poll failed")
+        return sender.pump()
+
+    def stop() -> None:
+        sender.close()
+        for poller in pollers:
+            poller.close()
+
+    return round_, stop
+
+
+def worker_jobs(
+    settings: Settings, factory: sessionmaker[Session], *, show_sends: bool = False
+) -> tuple[Callable[[], int], Callable[[], None]]:
+    """What an entry point's worker runs: the dispatcher's round with the providers' report
+    pollers in it, and its shutdown."""
+    return worker_round(
+        dispatcher(settings, factory, show_sends=show_sends), report_pollers(settings, factory)
     )

@@ -204,10 +204,16 @@ def _key_pressed(session: Session, incident: Incident, row: OutboxMessage) -> bo
 
 
 def apply_status(
-    factory: sessionmaker[Session], provider_id: str, status: str, extra: Mapping[str, Any]
+    factory: sessionmaker[Session],
+    provider_id: str,
+    status: str,
+    extra: Mapping[str, Any],
+    *,
+    settings: Settings | None = None,
 ) -> bool:
     """News that arrives outside a webhook (the console channel's simulation, a provider's
-    delivery reports fetched by polling), recorded in a transaction of its own."""
+    delivery reports fetched by polling), recorded in a transaction of its own. With
+    `settings`, an undelivered message fails over as in `record_status`."""
     with session_scope(factory) as session:
         return record_status(
             session,
@@ -217,4 +223,5 @@ def apply_status(
             error_code=extra.get("error_code"),
             error_reason=extra.get("error_reason"),
             answered_by=str(extra.get("answered_by") or ""),
+            settings=settings,
         )

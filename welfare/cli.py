@@ -115,7 +115,7 @@ def worker() -> None:
     import signal
     import threading
 
-    from notifications.runtime import dispatcher
+    from notifications.runtime import worker_jobs
     from welfare.worker import run_worker
 
     settings = get_settings()
@@ -132,8 +132,8 @@ def worker() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         factory = _sessions(settings)
-        sender = dispatcher(settings, factory)
-        run_worker(settings, factory, stop, sender.pump, on_stop=sender.close)
+        dispatch_round, on_stop = worker_jobs(settings, factory)
+        run_worker(settings, factory, stop, dispatch_round, on_stop=on_stop)
     except KeyboardInterrupt:
         stop.set()
 

@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Shipped so the demo works out of the box; `ensure_safe_for_serving` refuses it elsewhere.
 DEFAULT_SECRET_KEY = "insecure-demo-secret-change-me"
 TWILIO_DEFAULT_API_BASE_URL = "https://api.twilio.com"
+ALIYUN_DEFAULT_ENDPOINT = "dysmsapi.aliyuncs.com"
+# The languages an Aliyun template code is given for (notifications/messages.py's LANGUAGES).
+ALIYUN_TEMPLATE_LANGUAGES = ("en", "zh-CN", "ko-KR")
 
 
 class UnsafeSettingsError(RuntimeError):
@@ -58,6 +61,18 @@ class Settings(BaseSettings):
     #                  "variables": ["site_name", "reference", "link"]}}
     twilio_whatsapp_from: str | None = None
     twilio_whatsapp_templates: str = "{}"
+
+    # Alibaba Cloud SMS for mainland-China numbers (docs/aliyun.md): on when the key pair and
+    # the sign name are set. The endpoint is a host (https) or an http(s):// URL (a local fake).
+    aliyun_access_key_id: str | None = None
+    aliyun_access_key_secret: str | None = None
+    aliyun_sign_name: str | None = None
+    aliyun_endpoint: str = ALIYUN_DEFAULT_ENDPOINT
+    # Per outbox template and language, the approved Aliyun TemplateCode, as JSON:
+    # {"found_alert": {"zh-CN": "SMS_123", "en": "SMS_124"}, ...}
+    aliyun_templates: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # How often delivery reports are fetched (QuerySendDetails) for SMS without a final status.
+    aliyun_report_poll_seconds: float = Field(default=60.0, ge=5, le=3600)
 
     # None: decided by the database (on for SQLite, off otherwise).
     run_worker_in_process: bool | None = None
@@ -113,6 +128,24 @@ class Settings(BaseSettings):
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("aliyun_templates")
+    @classmethod
+    def _known_template_languages(
+        cls, value: dict[str, dict[str, str]]
+    ) -> dict[str, dict[str, str]]:
+        for template, codes in value.items():
+            for language, code in codes.items():
+                if language not in ALIYUN_TEMPLATE_LANGUAGES:
+                    raise ValueError(
+                        f"WELFARE_ALIYUN_TEMPLATES: {template} has a code for {language!r}; the "
+                        f"languages are {', '.join(ALIYUN_TEMPLATE_LANGUAGES)}"
+                    )
+                if not code.strip():
+                    raise ValueError(
+                        f"WELFARE_ALIYUN_TEMPLATES: {template} in {language} has an empty code"
+                    )
+        return value
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -123,6 +156,12 @@ class Settings(BaseSettings):
             self.twilio_account_sid
             and self.twilio_auth_token
             and (self.twilio_from_number or self.twilio_messaging_service_sid)
+        )
+
+    @property
+    def aliyun_configured(self) -> bool:
+        return bool(
+            self.aliyun_access_key_id and self.aliyun_access_key_secret and self.aliyun_sign_name
         )
 
     @property

@@ -102,13 +102,21 @@ def report_found(
     make_consent: Callable[..., Any],
     make_contact: Callable[..., Contact],
 ) -> Callable[..., uuid.UUID]:
-    """Report a new resident found whose contacts are (relationship, phone, language)s."""
+    """Report a new resident found whose contacts are (relationship, phone, language)s, on
+    their default channels or on `channels`."""
 
-    def report(*contacts: tuple[str, str, str], location: str | None = None) -> uuid.UUID:
+    def report(
+        *contacts: tuple[str, str, str],
+        location: str | None = None,
+        channels: list[str] | None = None,
+    ) -> uuid.UUID:
         resident = make_resident()
         make_consent(resident)
+        chosen = {"channels": channels} if channels is not None else {}
         for relationship, phone, language in contacts:
-            make_contact(resident, relationship=relationship, phone=phone, language=language)
+            make_contact(
+                resident, relationship=relationship, phone=phone, language=language, **chosen
+            )
         opened = incidents.open_incident(
             session=db,
             actor=SYSTEM,

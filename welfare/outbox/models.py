@@ -80,7 +80,7 @@ class OutboxMessage(SQLModel, table=True):
     provider: str | None = Field(default=None, max_length=20)
     provider_id: str | None = Field(default=None, max_length=64, index=True)
     provider_status: str | None = Field(default=None, max_length=30)
-    error_code: str | None = Field(default=None, max_length=20)
+    error_code: str | None = Field(default=None, max_length=64)  # Aliyun: dotted words
     error_reason: str | None = Field(default=None, max_length=300)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
