@@ -13,6 +13,9 @@ from notifications.channels import ChannelRegistry
 from notifications.console_channel import ConsoleChannel, print_to_terminal
 from notifications.dispatcher import Dispatcher
 from notifications.status import apply_status
+from notifications.webpush.sender import WebPushSender, vapid_subject
+from welfare.channels import ChannelKind
+from welfare.push import service as push
 from welfare.settings import Settings
 
 log = logging.getLogger("welfare.notifications")
@@ -24,11 +27,14 @@ def build_channels(
     """Twilio for SMS and calls when its credentials are set; otherwise the console channel,
     whose simulated provider news lands on the timeline like Twilio's webhooks would.
     `show_sends` (the demo): the console prints every SMS and call to the terminal as the family
-    would get it. A new channel kind or provider registers its sender here (docs/channels.md)."""
+    would get it. Pushes to staff phones go through the web push sender either way. A new
+    channel kind or provider registers its sender here (docs/channels.md)."""
     if settings.twilio_configured:
         from notifications.twilio.client import TwilioChannel
 
-        return ChannelRegistry.every_kind(TwilioChannel(settings))
+        registry = ChannelRegistry.every_kind(TwilioChannel(settings))
+        registry.register(ChannelKind.push, webpush_sender(settings, factory))
+        return registry
 
     def on_status(provider_id: str, kind: str, status: str, extra: dict[str, Any]) -> None:
         try:
@@ -41,7 +47,18 @@ def build_channels(
         echo=print_to_terminal if show_sends else None,
         call_delays=(0.5, settings.console_call_ring_seconds),
     )
-    return ChannelRegistry.every_kind(console)
+    registry = ChannelRegistry.every_kind(console)
+    registry.register(ChannelKind.push, webpush_sender(settings, factory))
+    return registry
+
+
+def webpush_sender(settings: Settings, factory: sessionmaker[Session]) -> WebPushSender:
+    """Pushes to staff phones, signed with the service's VAPID key (made now if this is the
+    first start: welfare/push/service.py)."""
+    keys = push.ensure_vapid_keys(factory, settings)
+    return WebPushSender(
+        keys.private_key, vapid_subject(settings), ttl_seconds=settings.push_ttl_seconds
+    )
 
 
 def dispatcher(

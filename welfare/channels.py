@@ -12,3 +12,6 @@ from enum import StrEnum
 class ChannelKind(StrEnum):
     sms = "sms"
     voice = "voice"  # a phone call: a script spoken, keys to press
+    # A notification on a staff member's phone through the browser's push service
+    # (docs/web-push.md): never to family contacts, who are reached by SMS and calls.
+    push = "push"

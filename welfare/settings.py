@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     twilio_messaging_service_sid: str | None = None
     twilio_api_base_url: str = TWILIO_DEFAULT_API_BASE_URL
 
+    # Web push (docs/web-push.md). Without keys here the service makes a pair at first start and
+    # keeps it in the database (the private key sealed), so every process signs with the same.
+    vapid_private_key: str | None = None  # base64url of the raw 32-byte P-256 private key
+    vapid_public_key: str | None = None  # base64url of the uncompressed public point
+    # Who runs the service, for push services to write to: "mailto:..." or "https://...".
+    # Unset: the public base URL when it is https, else a mailto at the service's host.
+    vapid_subject: str | None = None
+    # How long a push service keeps an alert for a phone that is offline before dropping it.
+    push_ttl_seconds: int = Field(default=900, ge=0, le=24 * 3600)
+
     # None: decided by the database (on for SQLite, off otherwise).
     run_worker_in_process: bool | None = None
     # The console channel's unanswered call rings this long before "no answer" (a real phone

@@ -148,6 +148,7 @@ EVENT_LABELS = {
     "all_clear_queued": N_("All-clear SMS queued"),
     "all_clear_sent": N_("All-clear SMS handed to the provider"),
     "retry_scheduled": N_("Retry scheduled"),
+    "push_fallback": N_("Push failed: SMS instead"),
     "send_cancelled": N_("Sending cancelled"),
     "possibly_sent": N_("Possibly sent: the provider's answer was lost"),
     "failed": N_("Failed"),
@@ -220,7 +221,12 @@ REASON_LABELS = {
     ),
     "duplicate running incident": N_("duplicate running incident"),
 }
-CHANNEL_LABELS = {"sms": N_("SMS"), "call": N_("Call"), "voice": N_("Call")}
+CHANNEL_LABELS = {
+    "sms": N_("SMS"),
+    "call": N_("Call"),
+    "voice": N_("Call"),
+    "push": N_("Push notification"),
+}
 # Outbox states and the provider's words, for a contact's status column.
 DELIVERY_LABELS = {
     "pending": N_("waiting"),
