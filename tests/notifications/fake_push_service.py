@@ -7,23 +7,39 @@ subscription, so the real `pywebpush` code (encryption, VAPID signature, the POS
 - `FakePushService` listens on 127.0.0.1 (an ephemeral port, in a thread), records every POST
   (path, headers, body) and answers 201 Created with a Location, or what `answer_next(status)`
   queued (404, 410, 500...). `endpoint(name)` is a subscription's address at it.
+  `FakePushService(tls_dir=...)` serves https with a self-signed certificate for 127.0.0.1
+  written there (`ca_file`: point REQUESTS_CA_BUNDLE at it), for an endpoint the API accepts.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import ipaddress
 import json
 import secrets
+import ssl
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import http_ece
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.x509 import (
+    CertificateBuilder,
+    DNSName,
+    IPAddress,
+    Name,
+    NameAttribute,
+    SubjectAlternativeName,
+    random_serial_number,
+)
+from cryptography.x509.oid import NameOID
 
 
 def b64url(data: bytes) -> str:
@@ -83,8 +99,40 @@ class PushRequest:
     body: bytes
 
 
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = Name([NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            SubjectAlternativeName(
+                [IPAddress(ipaddress.ip_address("127.0.0.1")), DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "push-service.pem", folder / "push-service.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
 class FakePushService:
-    def __init__(self) -> None:
+    def __init__(self, tls_dir: Path | None = None) -> None:
         self.requests: list[PushRequest] = []
         self._answers: deque[int] = deque()
         self._lock = threading.Lock()
@@ -107,7 +155,15 @@ class FakePushService:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.ca_file: Path | None = None
+        scheme = "http"
+        if tls_dir is not None:
+            self.ca_file, key_file = _self_signed(tls_dir)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.ca_file, key_file)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            scheme = "https"
+        self.base_url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
