@@ -34,6 +34,7 @@ REFUSALS: dict[str, tuple[str | None, str]] = {
     reach.NO_CONSENT: (None, "this contact has not agreed to be contacted"),
     reach.NOT_THEIR_CHANNEL[ChannelKind.sms]: ("channel", "this contact takes no SMS"),
     reach.NOT_THEIR_CHANNEL[ChannelKind.voice]: ("channel", "this contact takes no calls"),
+    reach.NOT_THEIR_CHANNEL[ChannelKind.push]: ("channel", "a contact gets an SMS or a call"),
     reach.OPTED_OUT: (None, "this contact opted out of SMS"),
     reach.LANDLINE: ("channel", "a landline gets a call, not an SMS"),
 }

@@ -17,6 +17,7 @@ NO_CONSENT = "no consent to be contacted"
 NOT_THEIR_CHANNEL = {
     ChannelKind.sms: "takes no SMS",
     ChannelKind.voice: "takes no calls",
+    ChannelKind.push: "push is for staff phones",
 }
 OPTED_OUT = "SMS opted out"
 LANDLINE = "landline: call only"

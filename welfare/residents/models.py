@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, StringConstraints, field_validat
 from sqlalchemy import JSON, Column, Enum, Text
 from sqlmodel import Field, SQLModel
 
-from welfare.channels import ChannelKind
+from welfare.channels import ChannelKind, only_contact_kinds
 from welfare.db import UTCDateTime, utcnow
 from welfare.languages import normalise_language, normalise_languages
 from welfare.sites.models import reject_nul_characters
@@ -267,7 +267,7 @@ class ContactCreate(ContactBase):
     @field_validator("channels")
     @classmethod
     def _dedupe_channels(cls, value: list[ChannelKind]) -> list[ChannelKind]:
-        return list(dict.fromkeys(value))
+        return only_contact_kinds(value)
 
     @model_validator(mode="after")
     def _quiet_hours_pair(self) -> ContactCreate:
@@ -297,7 +297,7 @@ class ContactUpdate(SQLModel):
     @field_validator("channels")
     @classmethod
     def _dedupe_channels(cls, value: list[ChannelKind] | None) -> list[ChannelKind] | None:
-        return None if value is None else list(dict.fromkeys(value))
+        return None if value is None else only_contact_kinds(value)
 
     @model_validator(mode="before")
     @classmethod
