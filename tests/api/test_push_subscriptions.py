@@ -5,6 +5,7 @@ guard's home page offers "Turn on alerts" with the service's VAPID public key.""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -12,8 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from tests.conftest import SYSTEM
 from tests.notifications.fake_push_service import BrowserKeys
 from welfare.audit.models import AuditEntry
+from welfare.incidents import service as incidents
+from welfare.incidents.models import IncidentCreate
 from welfare.push import service as push
 from welfare.push.models import PushSubscription
 from welfare.settings import Settings
@@ -133,3 +137,35 @@ def test_the_guard_home_offers_alerts_with_the_services_public_key(
     assert "Turn on alerts on this phone" in page.text
     worker = client.get("/sw.js").text
     assert 'addEventListener("push"' in worker and 'addEventListener("notificationclick"' in worker
+
+
+def test_a_family_contact_cannot_be_given_push_nor_sent_one_by_staff(
+    client: TestClient,
+    db: Session,
+    headers_for: Callable[..., dict[str, str]],
+    make_resident: Callable[..., Any],
+    make_consent: Callable[..., Any],
+    make_contact: Callable[..., Any],
+) -> None:
+    staff = headers_for("staff")
+    resident = make_resident()
+    make_consent(resident)
+    url = f"/api/v1/residents/{resident.id}/contacts"
+    body = {"name": "Wang Lei", "relationship": "son", "phone": "9123 4567"}
+    refused = client.post(url, json=body | {"channels": ["sms", "push"]}, headers=staff)
+    assert refused.status_code == 422 and "push is for staff phones only" in refused.text
+    contact = make_contact(resident)
+    patched = client.patch(f"{url}/{contact.id}", json={"channels": ["push"]}, headers=staff)
+    assert patched.status_code == 422 and "push is for staff phones only" in patched.text
+    opened = incidents.open_incident(
+        session=db,
+        actor=SYSTEM,
+        data=IncidentCreate(resident_id=resident.id, client_request_id=uuid.uuid4().hex),
+    )
+    db.commit()
+    sent = client.post(
+        f"/api/v1/incidents/{opened.incident.id}/contacts/{contact.id}/notify",
+        json={"channel": "push"},
+        headers=staff,
+    )
+    assert sent.status_code == 422 and "a contact gets an SMS or a call" in sent.text

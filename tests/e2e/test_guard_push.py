@@ -99,6 +99,28 @@ def _until(page: Any, check: Callable[[], Any], what: str, seconds: float = 10) 
     raise AssertionError(f"waited {seconds} s for {what}")
 
 
+def _deliver(context: Any, page: Any, origin: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Hand `data` to the service worker's push handler as the browser does when a push
+    arrives (CDP), and return the notifications it then shows."""
+    cdp = context.new_cdp_session(page)
+    registrations: list[dict[str, Any]] = []
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda event: registrations.extend(event["registrations"]),
+    )
+    cdp.send("ServiceWorker.enable")
+    _until(page, lambda: registrations, "the service worker's registration")
+    cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {
+            "origin": origin,
+            "registrationId": registrations[0]["registrationId"],
+            "data": json.dumps(data),
+        },
+    )
+    return _until(page, lambda: page.evaluate(SHOWN), "the notification")  # type: ignore[no-any-return]
+
+
 def test_guard_turns_on_alerts_and_a_missing_alert_shows_as_a_notification_with_the_photo(
     browser: Any,
     live_server: str,
@@ -173,23 +195,7 @@ def test_guard_turns_on_alerts_and_a_missing_alert_shows_as_a_notification_with_
         assert [(m.kind, m.user_id) for m in sent] == [(ChannelKind.push, guard.id)]
 
         # The phone gets it: the service worker's push handler shows the notification.
-        cdp = context.new_cdp_session(page)
-        registrations: list[dict[str, Any]] = []
-        cdp.on(
-            "ServiceWorker.workerRegistrationUpdated",
-            lambda event: registrations.extend(event["registrations"]),
-        )
-        cdp.send("ServiceWorker.enable")
-        _until(page, lambda: registrations, "the service worker's registration")
-        cdp.send(
-            "ServiceWorker.deliverPushMessage",
-            {
-                "origin": live_server,
-                "registrationId": registrations[0]["registrationId"],
-                "data": json.dumps(payload),
-            },
-        )
-        [shown] = _until(page, lambda: page.evaluate(SHOWN), "the notification")
+        [shown] = _deliver(context, page, live_server, payload)
         assert shown["title"] == "Resident missing"
         assert shown["body"].startswith(site.name) and resident.full_name not in shown["body"]
         assert shown["data"] == {"url": f"/guard/alerts/{incident_id}"}
@@ -217,14 +223,6 @@ def test_a_phone_signed_out_shows_the_notification_with_the_icon_instead_of_the_
         page.goto("/guard")
         page.evaluate("navigator.serviceWorker.ready.then(() => true)")
         context.clear_cookies()  # the photo is behind sign-in: the fetch is refused
-        cdp = context.new_cdp_session(page)
-        registrations: list[dict[str, Any]] = []
-        cdp.on(
-            "ServiceWorker.workerRegistrationUpdated",
-            lambda event: registrations.extend(event["registrations"]),
-        )
-        cdp.send("ServiceWorker.enable")
-        _until(page, lambda: registrations, "the service worker's registration")
         alert = str(uuid.uuid4())
         data = {
             "title": "Resident missing",
@@ -233,15 +231,7 @@ def test_a_phone_signed_out_shows_the_notification_with_the_icon_instead_of_the_
             "image": f"/api/v1/lookup/{uuid.uuid4()}/photo",
             "tag": alert,
         }
-        cdp.send(
-            "ServiceWorker.deliverPushMessage",
-            {
-                "origin": live_server,
-                "registrationId": registrations[0]["registrationId"],
-                "data": json.dumps(data),
-            },
-        )
-        [shown] = _until(page, lambda: page.evaluate(SHOWN), "the notification")
+        [shown] = _deliver(context, page, live_server, data)
         assert shown["image"] == "" and shown["icon"].endswith("/static/icons/icon-192.png")
     finally:
         context.close()

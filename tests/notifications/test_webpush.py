@@ -9,6 +9,7 @@ import datetime as dt
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -167,6 +168,37 @@ def _dispatcher(
     return Dispatcher(writers, registry, settings), sms
 
 
+@dataclass(frozen=True)
+class Alerted:
+    """A guard on duty whose phone subscribed at the stand-in, and the missing alert for them."""
+
+    guard_id: uuid.UUID
+    subscription_id: uuid.UUID
+    incident_id: uuid.UUID
+
+
+@pytest.fixture
+def alerted(
+    db: Session,
+    site: Site,
+    make_user: Callable[..., User],
+    resident: Resident,
+    push_service: FakePushService,
+) -> Alerted:
+    guard = _guard(make_user, db, site, "9345 1609")
+    subscription = _subscribe(db, guard, push_service.endpoint(), BrowserKeys())
+    ids = guard.id, subscription.id
+    return Alerted(*ids, _missing(db, resident).id)
+
+
+@pytest.fixture
+def sending(
+    writers: sessionmaker[Session], settings: Settings, db: Session
+) -> tuple[Dispatcher, FakeChannel]:
+    """The dispatcher with the real push sender, and a fake for SMS and calls."""
+    return _dispatcher(writers, settings, db)
+
+
 def _drain(dispatcher: Dispatcher, now: dt.datetime | None = None) -> None:
     while dispatcher.run_once(now=now):
         pass
@@ -208,50 +240,39 @@ def test_a_subscribed_guard_gets_the_alert_by_push_and_one_without_by_sms(
 @pytest.mark.parametrize("status", [410, 404])
 def test_a_gone_subscription_is_removed_and_the_alert_goes_by_sms_at_once(
     db: Session,
-    writers: sessionmaker[Session],
-    settings: Settings,
-    site: Site,
-    make_user: Callable[..., User],
-    resident: Resident,
+    alerted: Alerted,
+    sending: tuple[Dispatcher, FakeChannel],
     push_service: FakePushService,
     status: int,
 ) -> None:
-    guard = _guard(make_user, db, site, "9345 1609")
-    subscription_id = _subscribe(db, guard, push_service.endpoint(), BrowserKeys()).id
-    incident = _missing(db, resident)
     push_service.answer_next(status)
-    dispatcher, sms = _dispatcher(writers, settings, db)
+    dispatcher, sms = sending
     _drain(dispatcher)
     assert [(kind, to) for kind, to, _ in sms.sent] == [("sms", GUARD_PHONE)]
-    assert _rows(db, incident.id) == [
+    assert _rows(db, alerted.incident_id) == [
         ("push", GUARD_PHONE, OutboxStatus.failed),
         ("sms", GUARD_PHONE, OutboxStatus.sent),
     ]
     db.expire_all()
-    assert db.get(PushSubscription, subscription_id) is None
+    assert db.get(PushSubscription, alerted.subscription_id) is None
     gone = db.exec(select(AuditEntry).where(AuditEntry.action == "push.subscription_gone")).all()
-    assert [entry.entity_id for entry in gone] == [str(subscription_id)]
-    fallback = [e for e in timeline.events_of(db, incident.id) if e.type == "push_fallback"]
+    assert [entry.entity_id for entry in gone] == [str(alerted.subscription_id)]
+    events = timeline.events_of(db, alerted.incident_id)
+    fallback = [e for e in events if e.type == "push_fallback"]
     assert len(fallback) == 1 and fallback[0].detail["channel"] == "sms"
     assert fallback[0].detail["reason"] == GONE[status]
     # The next alert goes by SMS from the start.
-    assert push.target_for(db, guard.id) is None
+    assert push.target_for(db, alerted.guard_id) is None
 
 
 def test_a_push_service_that_keeps_failing_gets_three_tries_then_the_sms_goes(
     db: Session,
-    writers: sessionmaker[Session],
-    settings: Settings,
-    site: Site,
-    make_user: Callable[..., User],
-    resident: Resident,
+    alerted: Alerted,
+    sending: tuple[Dispatcher, FakeChannel],
     push_service: FakePushService,
 ) -> None:
-    guard = _guard(make_user, db, site, "9345 1609")
-    subscription_id = _subscribe(db, guard, push_service.endpoint(), BrowserKeys()).id
-    incident = _missing(db, resident)
     push_service.answer_next(500, 500, 500)
-    dispatcher, sms = _dispatcher(writers, settings, db)
+    dispatcher, sms = sending
     now = utcnow()
     for seconds in (0, 3, 10):  # past each backoff
         _drain(dispatcher, now + dt.timedelta(seconds=seconds))
@@ -260,30 +281,25 @@ def test_a_push_service_that_keeps_failing_gets_three_tries_then_the_sms_goes(
     assert len(push_service.requests) == 3
     assert [(kind, to) for kind, to, _ in sms.sent] == [("sms", GUARD_PHONE)]
     db.expire_all()
-    assert db.get(PushSubscription, subscription_id) is not None  # a 500 is not "gone"
-    types = [e.type for e in timeline.events_of(db, incident.id)]
+    assert db.get(PushSubscription, alerted.subscription_id) is not None  # a 500 is not gone
+    types = [e.type for e in timeline.events_of(db, alerted.incident_id)]
     assert types.count("retry_scheduled") == 2 and types.count("push_fallback") == 1
 
 
 def test_a_subscription_removed_after_queueing_sends_the_sms_instead(
     db: Session,
-    writers: sessionmaker[Session],
-    settings: Settings,
-    site: Site,
-    make_user: Callable[..., User],
-    resident: Resident,
+    alerted: Alerted,
+    sending: tuple[Dispatcher, FakeChannel],
     push_service: FakePushService,
 ) -> None:
-    guard = _guard(make_user, db, site, "9345 1609")
-    subscription_id = _subscribe(db, guard, push_service.endpoint(), BrowserKeys()).id
-    incident = _missing(db, resident)
-    db.delete(db.get(PushSubscription, subscription_id))
+    db.delete(db.get(PushSubscription, alerted.subscription_id))
     db.commit()
-    dispatcher, sms = _dispatcher(writers, settings, db)
+    dispatcher, sms = sending
     _drain(dispatcher)
     assert push_service.requests == []
     assert [(kind, to) for kind, to, _ in sms.sent] == [("sms", GUARD_PHONE)]
-    [event] = [e for e in timeline.events_of(db, incident.id) if e.type == "push_fallback"]
+    events = timeline.events_of(db, alerted.incident_id)
+    [event] = [e for e in events if e.type == "push_fallback"]
     assert event.detail["reason"] == "the phone's push subscription was removed"
 
 
