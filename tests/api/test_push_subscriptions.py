@@ -96,7 +96,10 @@ def test_the_same_phone_subscribing_again_renews_its_row_and_a_shared_phone_foll
     login: Callable[..., dict[str, str]],
 ) -> None:
     first, second = make_user("guard", [site]), make_user("guard", [site])
-    made = client.post(URL, headers=login(first), json=_body()).json()
+    keys = BrowserKeys()
+    made = client.post(URL, headers=login(first), json=_body(keys=keys)).json()
+    renewed = client.post(URL, headers=login(first), json=_body(keys=keys))  # a page load
+    assert renewed.status_code == 201 and renewed.json()["id"] == made["id"]
     new_keys = BrowserKeys()
     again = client.post(URL, headers=login(first), json=_body(keys=new_keys))
     assert again.status_code == 201 and again.json()["id"] == made["id"]
@@ -107,6 +110,8 @@ def test_the_same_phone_subscribing_again_renews_its_row_and_a_shared_phone_foll
     assert [(r.user_id, r.p256dh) for r in rows] == [(second.id, new_keys.p256dh)]
     assert client.get(URL, headers=login(first)).json() == []
     assert push.target_for(db, first.id) is None
+    audited = db.exec(select(AuditEntry).where(AuditEntry.action == "push.subscribe")).all()
+    assert [e.detail.get("from_user_id") for e in audited] == [None, None, str(first.id)]
 
 
 def test_a_user_keeps_at_most_a_few_phones_the_oldest_goes(

@@ -206,6 +206,9 @@ def subscribe(
             .with_for_update()
             .execution_options(populate_existing=True)
         ).one()
+        same = (row.user_id, row.p256dh, row.auth) == (user.id, data.keys.p256dh, data.keys.auth)
+        if same:  # the app renewing it on a page load: nothing changed, nothing to audit
+            return row
         if row.user_id != user.id:
             detail["from_user_id"] = str(row.user_id)
         row.user_id, row.user_agent = user.id, agent
