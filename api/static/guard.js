@@ -402,6 +402,12 @@
       }
       return null;
     };
+    const pushState = function (n) {
+      if (n.status === "failed") return [w.push_failed, "bad"];
+      if (n.status === "sent") return [w.push_sent, ""];
+      if (n.status === "pending" || n.status === "claimed" || n.status === "sending") return [w.push_queued, ""];
+      return null;
+    };
     function stateOf(messages, confirmed) {
       if (confirmed) return [[w.confirmed, "ok"]];
       const parts = [];
@@ -411,7 +417,9 @@
       };
       const sms = lastOf("sms");
       const call = lastOf("voice");
+      const pushed = lastOf("push");
       if (call) { const s = callState(call); if (s) parts.push(s); }
+      if (pushed && !(sms && pushed.status === "failed")) { const s = pushState(pushed); if (s) parts.push(s); }
       if (sms) { const s = smsState(sms); if (s) parts.push(s); }
       return parts.length ? parts : [[w.not_contacted, ""]];
     }
