@@ -406,7 +406,8 @@ class Dispatcher:
             try:
                 ready.append((message, render(session, message, self.settings)))
             except RenderError as error:
-                log.error("outbox row %s cannot be rendered: %s", claim.message_id, error)
+                level = logging.INFO if isinstance(error, Unsendable) else logging.ERROR
+                log.log(level, "outbox row %s cannot be rendered: %s", claim.message_id, error)
                 outbox.record_failure(
                     session,
                     message,
