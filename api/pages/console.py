@@ -220,6 +220,14 @@ REASON_LABELS = {
         "no phone number: erased since the message was queued"
     ),
     "duplicate running incident": N_("duplicate running incident"),
+    # Why a push to a staff phone failed (notifications/webpush/sender.py), before its SMS.
+    "the phone's push subscription has expired": N_("the phone's push subscription has expired"),
+    "the phone unsubscribed": N_("the phone unsubscribed"),
+    "the phone's push subscription was removed": N_("the phone's push subscription was removed"),
+    "the push service could not be reached": N_("the push service could not be reached"),
+    "the push service refused our VAPID key for this phone": N_(
+        "the push service refused our VAPID key for this phone"
+    ),
 }
 CHANNEL_LABELS = {
     "sms": N_("SMS"),
