@@ -4,9 +4,10 @@ The dispatcher renders each outbox row into a neutral `Outgoing`: an SMS's `Text
 `CallScript` (what to say, which keys mean what). A `Sender` takes it to its provider; the
 `ChannelRegistry` says which sender carries each kind of channel (`welfare.channels.ChannelKind`).
 
-Senders: `TwilioSender` (notifications/twilio/sender.py), `AliyunSmsSender`
-(notifications/aliyun/sms.py, mainland-China SMS) and `ConsoleChannel`
-(notifications/console_channel.py); tests add fakes at the provider's HTTP boundary. A sender
+A push is a `Notice`. Senders: `TwilioSender` (notifications/twilio/sender.py), `AliyunSmsSender`
+(notifications/aliyun/sms.py, mainland-China SMS), `WebPushSender`
+(notifications/webpush/sender.py) and `ConsoleChannel` (notifications/console_channel.py);
+tests add fakes at the provider's HTTP boundary. A sender
 only talks to its provider: it never touches the database. The dispatcher records what it
 answers. Adding a channel or a provider: docs/channels.md.
 """
@@ -87,6 +88,30 @@ class CallScript:
 
 
 @dataclass(frozen=True)
+class PushTarget:
+    """Where a push goes: the browser's endpoint at its push service and the keys that encrypt
+    the payload for it alone (from the user's push subscription)."""
+
+    endpoint: str
+    p256dh: str
+    auth: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A notification on a phone (web push): a title and a short body saying no more than the
+    SMS would, the page it opens (`url`, a path behind sign-in), and a picture to show when the
+    phone can fetch it (`image`, a path behind sign-in; else the site's icon)."""
+
+    title: str
+    body: str
+    url: str
+    target: PushTarget
+    image: str | None = None
+    tag: str = ""  # a newer notice with the same tag replaces the older one on the phone
+
+
+@dataclass(frozen=True)
 class Outgoing:
     """One outbox row, rendered, on its way to a sender. `message_id` lets the provider's news
     about it (delivery, keys, who answered) find the row again."""
@@ -96,7 +121,7 @@ class Outgoing:
     to: str
     language: str | None
     idempotency_key: str
-    content: Text | CallScript
+    content: Text | CallScript | Notice
     template: str = ""  # what the row is (found_alert, all_clear...), for template providers
 
 

@@ -24,7 +24,9 @@ from notifications.channels import (
     CallScript,
     ChannelError,
     ChannelRegistry,
+    Notice,
     Outgoing,
+    PushTarget,
     Sender,
     Text,
 )
@@ -38,6 +40,8 @@ from welfare.incidents.public_reports import incident_map_link
 from welfare.outbox import service as outbox
 from welfare.outbox.models import ALL_CLEAR, OutboxMessage
 from welfare.phones import display_phone
+from welfare.push import service as push
+from welfare.residents.models import Resident
 from welfare.settings import Settings
 from welfare.sites.models import Site
 from welfare.times import zone
@@ -49,6 +53,17 @@ LOOK_SECONDS = 1.0  # the longest a due row waits without a wake-up (retries, de
 
 class RenderError(Exception):
     """The row asks for a text that does not exist: a bug, not a provider problem."""
+
+    reason = "no message text"  # the words on the timeline
+
+
+class Unsendable(RenderError):
+    """The row's recipient is gone since it was queued (a push subscription removed): the row
+    fails in these words, and a push falls back to SMS."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def guard_alert_url(settings: Settings, incident_id: uuid.UUID) -> str:
@@ -88,7 +103,38 @@ def _local_clock(value: str, site: Site) -> str:
     return dt.datetime.fromisoformat(value).astimezone(zone(site.timezone)).strftime("%H:%M")
 
 
-Content = Text | CallScript
+Content = Text | CallScript | Notice
+
+
+def render_push(session: Session, message: OutboxMessage, incident: Incident, site: Site) -> Notice:
+    """A push row's notification: what the SMS says, without its link (the notification opens
+    the page itself), and the photo's thumbnail behind sign-in when there is one."""
+    found = push.subscription(session, message.params.get("subscription_id"))
+    if found is None:
+        raise Unsendable("the phone's push subscription was removed")
+    target = PushTarget(found.endpoint, found.p256dh, found.auth)
+    if message.template == "missing_alert":
+        title, body = messages.push_notice(message.language, "missing_alert", site_name=site.name)
+        resident = session.get(Resident, incident.resident_id) if incident.resident_id else None
+        image = f"/api/v1/lookup/{resident.id}/photo" if resident and resident.photo_file else None
+        return Notice(title, body, f"/guard/alerts/{incident.id}", target, image, str(incident.id))
+    if message.template == "manager_escalation":
+        title, body = messages.push_notice(
+            message.language,
+            "manager_escalation",
+            site_name=site.name,
+            reference=incident.reference,
+        )
+        image = f"/api/v1/incidents/{incident.id}/photo?size=thumbnail"
+        return Notice(
+            title,
+            body,
+            f"/console/incidents/{incident.id}",
+            target,
+            image if incident.thumbnail_file else None,
+            str(incident.id),
+        )
+    raise RenderError(f"no push notice for template {message.template!r}")
 
 
 def render_unbound(session: Session, message: OutboxMessage, settings: Settings) -> Content:
@@ -155,6 +201,8 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> Cont
         raise RenderError("outbox row without an incident")
     office = display_phone(site.office_phone) if site.office_phone else ""
     place = incident.location or site.name
+    if message.kind is ChannelKind.push:
+        return render_push(session, message, incident, site)
     lang = message.language
     call = message.kind is ChannelKind.voice
     if message.template == "found_alert":
@@ -386,12 +434,13 @@ class Dispatcher:
             try:
                 ready.append((message, render(session, message, self.settings)))
             except RenderError as error:
-                log.error("outbox row %s cannot be rendered: %s", claim.message_id, error)
+                level = logging.INFO if isinstance(error, Unsendable) else logging.ERROR
+                log.log(level, "outbox row %s cannot be rendered: %s", claim.message_id, error)
                 outbox.record_failure(
                     session,
                     message,
                     incident,
-                    reason="no message text",
+                    reason=error.reason,
                     code=None,
                     permanent=True,
                     now=now,
@@ -452,6 +501,15 @@ class Dispatcher:
                 outbox.Accepted(sent.id, outcome.provider_id, outcome.status, sent.claim_token)
             )
         outbox.record_sent(session, accepted, now=now)
+        push.mark_success(
+            session,
+            (
+                str(sent.params.get("subscription_id"))
+                for sent, outcome in outcomes
+                if sent.kind is ChannelKind.push and not isinstance(outcome, ChannelError)
+            ),
+            now or utcnow(),
+        )
         for sent, outcome in outcomes:
             if not isinstance(outcome, ChannelError):
                 continue

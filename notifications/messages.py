@@ -369,6 +369,55 @@ def contact_test_sms(lang: str | None, *, site_name: str, link: str) -> str:
     return _fit(variants[pick_language(lang)], {"link": link}, {"site": site_name})
 
 
+PushTemplate = Literal["missing_alert", "manager_escalation"]
+
+# A push notification's (title, body) per template: no more than the SMS says (the site and,
+# for the manager, the reference; the details are behind sign-in, as the SMS's link is).
+PUSH_NOTICES: dict[Language, dict[PushTemplate, tuple[str, str]]] = {
+    "en": {
+        "missing_alert": (
+            "Resident missing",
+            "{site}: a resident has been reported missing. Open the alert for the photo, "
+            "description and likely places.",
+        ),
+        "manager_escalation": (
+            "An incident needs you",
+            "{site}: no emergency contact has confirmed for incident {ref}. "
+            "Please take over the response.",
+        ),
+    },
+    "zh-CN": {
+        "missing_alert": (
+            "住户走失",
+            "{site}：有住户被报告走失。请打开提醒查看照片、外貌特征及可能去的地方。",
+        ),
+        "manager_escalation": (
+            "有事件需要您处理",
+            "{site}：事件{ref}仍无紧急联系人确认，请您接手处理。",
+        ),
+    },
+    "ko-KR": {
+        "missing_alert": (
+            "입주민 실종",
+            "{site}: 입주민 실종 신고가 접수되었습니다. 사진, 인상착의, 갈 만한 장소는 "
+            "알림에서 확인하세요.",
+        ),
+        "manager_escalation": (
+            "처리가 필요한 사건",
+            "{site}: 사건 {ref}에 대해 확인한 비상연락처가 없습니다. 대응을 맡아 주세요.",
+        ),
+    },
+}
+
+
+def push_notice(
+    lang: str | None, template: PushTemplate, *, site_name: str, reference: str = ""
+) -> tuple[str, str]:
+    """A push notification's title and body in the recipient's language."""
+    title, body = PUSH_NOTICES[pick_language(lang)][template]
+    return title, body.format(site=site_name, ref=reference)
+
+
 def manager_escalation_sms(
     lang: str | None, *, site_name: str, reference: str, link: str | None = None
 ) -> str:

@@ -15,7 +15,9 @@ from notifications.channels import ChannelRegistry
 from notifications.console_channel import ConsoleChannel, print_to_terminal
 from notifications.dispatcher import Dispatcher
 from notifications.status import apply_status
+from notifications.webpush.sender import WebPushSender, vapid_subject
 from welfare.channels import CONTACT_CHANNELS, ChannelKind
+from welfare.push import service as push
 from welfare.settings import Settings
 
 log = logging.getLogger("welfare.notifications")
@@ -36,6 +38,8 @@ def build_channels(
         from notifications.aliyun.sms import AliyunSmsSender
 
         registry.register(ChannelKind.sms, AliyunSmsSender(settings))
+    # Pushes to staff phones go through the web push sender whichever provider texts.
+    registry.register(ChannelKind.push, webpush_sender(settings, factory))
     return registry
 
 
@@ -62,6 +66,15 @@ def _default_channels(
         call_delays=(0.5, settings.console_call_ring_seconds),
     )
     return ChannelRegistry.every_kind(console, CONTACT_CHANNELS)
+
+
+def webpush_sender(settings: Settings, factory: sessionmaker[Session]) -> WebPushSender:
+    """Pushes to staff phones, signed with the service's VAPID key (made now if this is the
+    first start: welfare/push/service.py)."""
+    keys = push.ensure_vapid_keys(factory, settings)
+    return WebPushSender(
+        keys.private_key, vapid_subject(settings), ttl_seconds=settings.push_ttl_seconds
+    )
 
 
 def dispatcher(

@@ -22,6 +22,7 @@ from welfare.lookup.models import (
     LookupWord,
 )
 from welfare.outbox.models import OutboxMessage
+from welfare.push.models import PushSubscription, VapidKey
 from welfare.residents.models import Contact, ContactTestLink, Resident
 from welfare.sites.models import Household, Site
 from welfare.tags.models import ResidentTag
@@ -66,6 +67,7 @@ __all__ = [
     "OutboxMessage",
     "Passkey",
     "PublicReport",
+    "PushSubscription",
     "RecoveryCode",
     "Resident",
     "ResidentTag",
@@ -74,6 +76,7 @@ __all__ = [
     "User",
     "UserIdentity",
     "UserSite",
+    "VapidKey",
     "Visit",
     "VisitSchedule",
     "WebAuthnChallenge",

@@ -74,6 +74,21 @@ class Settings(BaseSettings):
     # How often delivery reports are fetched (QuerySendDetails) for SMS without a final status.
     aliyun_report_poll_seconds: float = Field(default=60.0, ge=5, le=3600)
 
+    # Web push (docs/web-push.md). Without keys here the service makes a pair at first start and
+    # keeps it in the database (the private key sealed), so every process signs with the same.
+    vapid_private_key: str | None = None  # base64url of the raw 32-byte P-256 private key
+    vapid_public_key: str | None = None  # base64url of the uncompressed public point
+    # Who runs the service, for push services to write to: "mailto:..." or "https://...".
+    # Unset: the public base URL when it is https, else a mailto at the service's host.
+    vapid_subject: str | None = None
+    # How long a push service keeps an alert for a phone that is offline before dropping it.
+    push_ttl_seconds: int = Field(default=900, ge=0, le=24 * 3600)
+    # The push services a phone's subscription may point at (host, or ".suffix" for any of its
+    # subdomains): the worker posts to the endpoint a signed-in user gives, so only these.
+    push_service_hosts: str = (
+        "fcm.googleapis.com,updates.push.services.mozilla.com,.push.apple.com,.notify.windows.com"
+    )
+
     # None: decided by the database (on for SQLite, off otherwise).
     run_worker_in_process: bool | None = None
     # The console channel's unanswered call rings this long before "no answer" (a real phone

@@ -154,6 +154,7 @@ EVENT_LABELS = {
     "failover": N_("Provider failed: sent again through the next provider"),
     "whatsapp_fallback": N_("WhatsApp did not reach them: sent by SMS instead"),
     "retry_scheduled": N_("Retry scheduled"),
+    "push_fallback": N_("Push failed: SMS instead"),
     "send_cancelled": N_("Sending cancelled"),
     "possibly_sent": N_("Possibly sent: the provider's answer was lost"),
     "failed": N_("Failed"),
@@ -227,12 +228,21 @@ REASON_LABELS = {
         "no phone number: erased since the message was queued"
     ),
     "duplicate running incident": N_("duplicate running incident"),
+    # Why a push to a staff phone failed (notifications/webpush/sender.py), before its SMS.
+    "the phone's push subscription has expired": N_("the phone's push subscription has expired"),
+    "the phone unsubscribed": N_("the phone unsubscribed"),
+    "the phone's push subscription was removed": N_("the phone's push subscription was removed"),
+    "the push service could not be reached": N_("the push service could not be reached"),
+    "the push service refused our VAPID key for this phone": N_(
+        "the push service refused our VAPID key for this phone"
+    ),
 }
 CHANNEL_LABELS = {
     "sms": N_("SMS"),
     "call": N_("Call"),
     "voice": N_("Call"),
     "whatsapp": N_("WhatsApp"),
+    "push": N_("Push notification"),
 }
 # Outbox states and the provider's words, for a contact's status column.
 DELIVERY_LABELS = {

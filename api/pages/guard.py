@@ -35,6 +35,7 @@ from welfare.incidents.models import (
 from welfare.lookup import service as lookups
 from welfare.lookup.models import LookupCard
 from welfare.phones import display_phone
+from welfare.push import service as push
 from welfare.settings import Settings
 from welfare.sites.models import Site
 from welfare.tags import codes
@@ -65,6 +66,9 @@ LIVE_WORDS = {
     "sms_sent": N_("SMS sent"),
     "sms_delivered": N_("SMS delivered"),
     "sms_failed": N_("SMS failed"),
+    "push_queued": N_("Notification queued"),
+    "push_sent": N_("Notification sent"),
+    "push_failed": N_("Notification failed"),
     "calling": N_("Calling"),
     "on_call": N_("On the call"),
     "no_answer": N_("No answer"),
@@ -93,6 +97,13 @@ QUEUE_WORDS = {
         "The photo cannot be kept on this phone while there is no signal: the report will be "
         "sent without it. Add the photo on the incident page later."
     ),
+    "push_on": N_("Alerts are on for this phone: they arrive as notifications, not SMS."),
+    "push_denied": N_(
+        "Notifications are blocked for this site. Allow them in the browser's settings, then tap "
+        "again. Until then alerts come by SMS."
+    ),
+    "push_failed": N_("Alerts could not be turned on. They still come by SMS. Try again later."),
+    "push_off": N_("Alerts for this phone are off: they come by SMS."),
 }
 # A typed code whose check character does not match (the scan page and the tag URL).
 CHECK_THE_CODE = N_(
@@ -141,7 +152,9 @@ def _on_duty(session: SessionDep, page_user: PageUser) -> bool:
 
 
 @router.get("/guard")
-def guard_home(request: Request, session: SessionDep, page_user: PageUserDep) -> Response:
+def guard_home(
+    request: Request, session: SessionDep, settings: SettingsDep, page_user: PageUserDep
+) -> Response:
     open_alerts = alerts.open_alerts(session=session, actor=page_user.actor)
     return render(
         request,
@@ -151,6 +164,7 @@ def guard_home(request: Request, session: SessionDep, page_user: PageUserDep) ->
             "on_duty": _on_duty(session, page_user),
             "alert_count": len(open_alerts),
             "active": "home",
+            "vapid_public_key": push.vapid_keys(session, settings).public_key,
         },
     )
 

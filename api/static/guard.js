@@ -402,6 +402,12 @@
       }
       return null;
     };
+    const pushState = function (n) {
+      if (n.status === "failed") return [w.push_failed, "bad"];
+      if (n.status === "sent") return [w.push_sent, ""];
+      if (n.status === "pending" || n.status === "claimed" || n.status === "sending") return [w.push_queued, ""];
+      return null;
+    };
     function stateOf(messages, confirmed) {
       if (confirmed) return [[w.confirmed, "ok"]];
       const parts = [];
@@ -411,7 +417,9 @@
       };
       const sms = lastOf("sms");
       const call = lastOf("voice");
+      const pushed = lastOf("push");
       if (call) { const s = callState(call); if (s) parts.push(s); }
+      if (pushed && !(sms && pushed.status === "failed")) { const s = pushState(pushed); if (s) parts.push(s); }
       if (sms) { const s = smsState(sms); if (s) parts.push(s); }
       return parts.length ? parts : [[w.not_contacted, ""]];
     }
@@ -470,4 +478,87 @@
 
   if (loadQueue().length) showWaiting();
   if (navigator.onLine !== false) flush();
+
+  // --- alerts by push on this phone (docs/web-push.md) ----------------------------------------
+  // Permission is asked only when the guard taps the button; the subscription goes to
+  // /api/v1/me/push-subscriptions, and its id stays here so "Turn off" can remove it.
+  const PUSH_ID_KEY = "welfare.pushSubscriptionId.v1";
+  const pushBox = document.getElementById("push-alerts");
+  if (pushBox && "serviceWorker" in navigator && "PushManager" in window && "Notification" in window && window.isSecureContext) {
+    const pushState = document.getElementById("push-state");
+    const pushOn = document.getElementById("push-on");
+    const pushOff = document.getElementById("push-off");
+    function showPush(on, message) {
+      pushOn.hidden = on;
+      pushOff.hidden = !on;
+      pushState.hidden = !message;
+      pushState.textContent = message || "";
+    }
+    function serverKey() {
+      const text = pushBox.dataset.vapidKey.replace(/-/g, "+").replace(/_/g, "/");
+      const raw = atob(text + "=".repeat((4 - (text.length % 4)) % 4));
+      return Uint8Array.from(raw, function (c) { return c.charCodeAt(0); });
+    }
+    async function registration() {
+      await navigator.serviceWorker.register("/sw.js", { scope: "/" });
+      return navigator.serviceWorker.ready;
+    }
+    async function tellServer(subscription) {
+      const response = await fetch("/api/v1/me/push-subscriptions", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": window.welfare.csrf },
+        body: JSON.stringify(subscription.toJSON()),
+      });
+      if (!response.ok) throw new Error("push subscription refused: " + response.status);
+      localStorage.setItem(PUSH_ID_KEY, (await response.json()).id);
+    }
+    pushOn.addEventListener("click", async function () {
+      pushOn.disabled = true;
+      try {
+        const permission = await Notification.requestPermission();
+        if (permission !== "granted") { showPush(false, words.push_denied); return; }
+        const reg = await registration();
+        const subscription = (await reg.pushManager.getSubscription()) ||
+          (await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: serverKey() }));
+        await tellServer(subscription);
+        showPush(true, words.push_on);
+      } catch (e) {
+        showPush(false, words.push_failed);
+      } finally {
+        pushOn.disabled = false;
+      }
+    });
+    pushOff.addEventListener("click", async function () {
+      pushOff.disabled = true;
+      try {
+        const reg = await registration();
+        const subscription = await reg.pushManager.getSubscription();
+        if (subscription) await subscription.unsubscribe();
+        const id = localStorage.getItem(PUSH_ID_KEY);
+        if (id) {
+          await fetch("/api/v1/me/push-subscriptions/" + encodeURIComponent(id), {
+            method: "DELETE",
+            credentials: "same-origin",
+            headers: { Accept: "application/json", "X-CSRF-Token": window.welfare.csrf },
+          });
+          localStorage.removeItem(PUSH_ID_KEY);
+        }
+        showPush(false, words.push_off);
+      } catch (e) {
+        showPush(true, words.push_failed);
+      } finally {
+        pushOff.disabled = false;
+      }
+    });
+    pushBox.hidden = false;
+    // Already on: renew it with the server (keys may have changed, or another user subscribed
+    // this shared phone before), without asking anything.
+    if (Notification.permission === "granted") {
+      registration().then(function (reg) { return reg.pushManager.getSubscription(); }).then(function (subscription) {
+        if (!subscription) return;
+        return tellServer(subscription).then(function () { showPush(true, words.push_on); });
+      }).catch(function () { /* the button stays */ });
+    }
+  }
 })();

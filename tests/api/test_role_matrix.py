@@ -20,6 +20,7 @@ from PIL import Image
 from sqlmodel import Session, select
 
 from tests.conftest import PASSWORD, SYSTEM
+from tests.notifications.fake_push_service import BrowserKeys
 from welfare.authz import Actor, Role
 from welfare.consent import service as consents
 from welfare.consent.models import ConsentCreate
@@ -32,6 +33,7 @@ from welfare.incidents import policies, responders
 from welfare.incidents import service as incidents
 from welfare.incidents.models import IncidentCreate
 from welfare.incidents.policies import PolicyBody
+from welfare.push.models import PushSubscription
 from welfare.residents import service as residents
 from welfare.settings import Settings
 from welfare.sites.models import Site
@@ -91,6 +93,14 @@ class World:
         self.db.add(pin)
         self.db.commit()
         return pin.id
+
+    def push_subscription_of_someone_else(self) -> uuid.UUID:
+        user = self.make_user("guard", [self.site])
+        body = BrowserKeys().subscription(f"https://push.example/{_unique()}")
+        row = PushSubscription(user_id=user.id, endpoint=body["endpoint"], **body["keys"])
+        self.db.add(row)
+        self.db.commit()
+        return row.id
 
     def identity_provider(self) -> dict[str, Any]:
         provider = identity.create_provider(
@@ -206,6 +216,23 @@ CASES: list[Case] = [
         "/api/v1/me/passkeys/{passkey_id}",
         (401, 404, 404, 404, 404, 404),
         params=lambda w: w.user_and_passkey(),
+    ),
+    # Everyone signed in manages the phones that get their alerts by push; someone else's is
+    # not found (validation and isolation: test_push_subscriptions.py).
+    Case("GET", "/api/v1/me/push-subscriptions", (401, 200, 200, 200, 200, 200)),
+    Case(
+        "POST",
+        "/api/v1/me/push-subscriptions",
+        (401, 201, 201, 201, 201, 201),
+        json=lambda w: BrowserKeys().subscription(
+            f"https://fcm.googleapis.com/fcm/send/{_unique()}"
+        ),
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/me/push-subscriptions/{subscription_id}",
+        (401, 404, 404, 404, 404, 404),
+        params=lambda w: {"subscription_id": w.push_subscription_of_someone_else()},
     ),
     # users: admins only
     Case("GET", "/api/v1/users", (401, 403, 403, 403, 200, 403)),

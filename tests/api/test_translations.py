@@ -227,7 +227,7 @@ def test_no_translation_is_left_in_english(language: str) -> None:
     keep |= {"cm", "RRULE", "RFC", "DTSTART", "UNTIL", "FREQ", "WEEKLY", "BYDAY", "MO", "TH"}
     keep |= {"OpenID", "Connect", "Acme", "English", "https", "welfare", "audit", "verify"}
     keep |= {"acme", "com", "name", "example", "zh", "CN", "KR", "ko", "en", "JSON"}
-    keep |= {"true", "false", "WhatsApp"}
+    keep |= {"true", "false", "WhatsApp", "VAPID"}
     left = []
     for message, translation in catalogue(language).items():
         words = set(re.findall(r"[A-Za-z]{2,}", PLACEHOLDER.sub("", translation)))

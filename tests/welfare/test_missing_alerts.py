@@ -88,7 +88,7 @@ def test_on_duty_guards_get_an_sms_and_off_duty_ones_do_not(
     assert "guards_alerted" in [e["type"] for e in body["timeline"]]
     rows = _rows(db, body["id"])
     assert [(r.to_phone, r.template) for r in rows] == [("+85293451609", "missing_alert")]
-    text = render(db, rows[0], settings)
+    text = render(db, rows[0], settings).body  # type: ignore[union-attr]
     assert f"https://welfare.test/guard/alerts/{body['id']}" in text and "Park" not in text
     assert "/api/" not in text
 

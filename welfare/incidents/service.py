@@ -53,6 +53,7 @@ from welfare.outbox import queue as outbox_queue
 from welfare.outbox import reach
 from welfare.outbox.models import ALL_CLEAR, REACHED, OutboxMessage, OutboxStatus
 from welfare.pagination import paginate
+from welfare.push import service as push
 from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
 from welfare.sites.models import Site
@@ -353,22 +354,12 @@ def alert_guards_on_duty(
     session: Session, incident: Incident, now: dt.datetime, *, template: str = "missing_alert"
 ) -> int:
     """Every guard on duty at the site gets an SMS pointing at the alert (photo, description and
-    likely places are behind sign-in, never in the SMS). `template`: "missing_alert", or
+    likely places are behind sign-in, never in the SMS), or a push instead on the phone they
+    turned alerts on for (welfare/push/service.py). `template`: "missing_alert", or
     "finder_alert" for a resident a member of the public found (public_reports.py)."""
     guards = guards_on_duty(session, incident.site_id)
     for guard in guards:
-        assert guard.phone is not None
-        _queue(
-            session,
-            incident,
-            None,
-            ChannelKind.sms,
-            to=guard.phone,
-            language=guard.language,
-            template=template,
-            user_id=guard.id,
-            now=now,
-        )
+        _queue_for_user(session, incident, None, guard, template, now)
     timeline.record(session, incident, "guards_alerted", guards=len(guards), template=template)
     return len(guards)
 
@@ -651,19 +642,45 @@ def _queue_for_duty_manager(
     on_duty = [m for m in managers if m.on_duty_since is not None] or list(managers)
     for manager in on_duty:
         assert manager.phone is not None
-        for kind in (ChannelKind.sms, ChannelKind.voice):
-            _queue(
-                session,
-                incident,
-                step.index,
-                kind,
-                to=manager.phone,
-                language=manager.language,
-                template="manager_escalation",
-                user_id=manager.id,
-                now=now,
-            )
+        _queue_for_user(session, incident, step.index, manager, "manager_escalation", now)
+        _queue(
+            session,
+            incident,
+            step.index,
+            ChannelKind.voice,
+            to=manager.phone,
+            language=manager.language,
+            template="manager_escalation",
+            user_id=manager.id,
+            now=now,
+        )
     return 2 * len(on_duty)
+
+
+def _queue_for_user(
+    session: Session,
+    incident: Incident,
+    step_index: int | None,
+    user: User,
+    template: str,
+    now: dt.datetime,
+) -> OutboxMessage:
+    """A staff member's written message: a push to the phone they turned alerts on for, else
+    the SMS. The push row keeps their number for the SMS it falls back to when it fails."""
+    assert user.phone is not None
+    target = push.target_for(session, user.id)
+    return _queue(
+        session,
+        incident,
+        step_index,
+        ChannelKind.push if target else ChannelKind.sms,
+        to=user.phone,
+        language=user.language,
+        template=template,
+        user_id=user.id,
+        params={"subscription_id": target.id} if target else None,
+        now=now,
+    )
 
 
 # --- confirmation and staff actions ------------------------------------------------------------

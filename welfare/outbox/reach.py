@@ -19,6 +19,7 @@ NOT_THEIR_CHANNEL = {
     ChannelKind.sms: "takes no SMS",
     ChannelKind.voice: "takes no calls",
     ChannelKind.whatsapp: "takes no WhatsApp",
+    ChannelKind.push: "push is for staff phones",
 }
 OPTED_OUT = "SMS opted out"
 LANDLINE = "landline: call only"
@@ -58,6 +59,7 @@ REFUSALS: dict[str, tuple[str | None, str]] = {
     NOT_THEIR_CHANNEL[ChannelKind.sms]: ("channel", "this contact takes no SMS"),
     NOT_THEIR_CHANNEL[ChannelKind.voice]: ("channel", "this contact takes no calls"),
     NOT_THEIR_CHANNEL[ChannelKind.whatsapp]: ("channel", "this contact takes no WhatsApp"),
+    NOT_THEIR_CHANNEL[ChannelKind.push]: ("channel", "a contact gets an SMS, a call or WhatsApp"),
     OPTED_OUT: (None, "this contact opted out of SMS"),
     LANDLINE: ("channel", "a landline gets a call, not an SMS or WhatsApp"),
 }

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import bindparam, case, func, or_, update
 from sqlmodel import Session, col, select
 
+from welfare.channels import ChannelKind
 from welfare.db import utcnow
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
@@ -29,6 +30,8 @@ from welfare.outbox.models import ALL_CLEAR, OutboxMessage, OutboxStatus
 # cancelled.
 STALE_CLAIM = dt.timedelta(seconds=30)
 MAX_ATTEMPTS = 5
+# A push that fails is not retried for long: its SMS fallback is the better retry.
+MAX_ATTEMPTS_BY_KIND = {ChannelKind.push: 3}
 BACKOFF_SECONDS = (2, 5, 15, 30)  # after attempt 1, 2, 3, 4
 # Messages that still go out after confirmation: they are about the confirmation.
 AFTER_CONFIRMATION = {"coming_notice"}
@@ -332,7 +335,7 @@ def record_sent(
 
 def is_final_failure(message: OutboxMessage, *, permanent: bool) -> bool:
     """Whether `record_failure` will fail this row for good (no retry left)."""
-    return permanent or message.attempts >= MAX_ATTEMPTS
+    return permanent or message.attempts >= MAX_ATTEMPTS_BY_KIND.get(message.kind, MAX_ATTEMPTS)
 
 
 def record_failure(
@@ -384,6 +387,10 @@ def record_failure(
         error_code=code,
         reason=reason,
     )
+    if message.kind is ChannelKind.push:
+        from welfare.push import service as push  # push queues through the outbox
+
+        push.fall_back_to_sms(session, message, incident, reason=reason, code=code, now=now)
     mark_step_failed_if_dead(session, incident, message.step_index, now)
 
 

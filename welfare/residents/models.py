@@ -261,7 +261,8 @@ def _contact_channels(value: list[ChannelKind]) -> list[ChannelKind]:
     wrong = [kind for kind in value if kind not in CONTACT_CHANNELS]
     if wrong:
         words = ", ".join(kind.value for kind in CONTACT_CHANNELS)
-        raise ValueError(f"{wrong[0].value!r} is not a way to reach a contact: use {words}")
+        staff_only = " (push is for staff phones only)" if ChannelKind.push in wrong else ""
+        raise ValueError(f"a contact takes {words}{staff_only}")
     return list(dict.fromkeys(value))
 
 
