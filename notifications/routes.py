@@ -116,20 +116,15 @@ def fall_back_to_sms(
     ):
         return None
     params = {k: v for k, v in message.params.items() if k not in ("provider", "tried")}
-    return outbox.enqueue(
+    return _again(
         session,
+        message,
+        incident,
         kind=ChannelKind.sms,
-        to=message.to_phone,
-        language=message.language,
-        template=message.template,
-        key=f"{message.idempotency_key}:sms"[:200],
+        key_suffix="sms",
         params=params,
-        incident=incident,
-        step_index=message.step_index,
-        contact_id=message.contact_id,
         event="whatsapp_fallback",
-        event_detail={"failed_message_id": message.id, "reason": reason},
-        once=True,
+        detail={"reason": reason},
     )
 
 
@@ -152,28 +147,47 @@ def fail_over(
     if not done or not following:
         return None
     provider = following[0]
-    params = {**message.params, "provider": provider, "tried": done}
-    copy = outbox.enqueue(
+    copy = _again(
         session,
+        message,
+        incident,
         kind=message.kind,
+        key_suffix=f"via:{provider}",
+        params={**message.params, "provider": provider, "tried": done},
+        event="failover",
+        detail={"from_provider": done[-1], "to_provider": provider, "reason": reason},
+    )
+    if copy is not None:
+        on_commit(session, partial(metrics.failover, done[-1], provider))
+    return copy
+
+
+def _again(
+    session: Session,
+    message: OutboxMessage,
+    incident: Incident | None,
+    *,
+    kind: ChannelKind,
+    key_suffix: str,
+    params: dict[str, object],
+    event: str,
+    detail: dict[str, object],
+) -> OutboxMessage | None:
+    """A copy of `message` in its escalation step, once (a repeated report finds the key)."""
+    assert message.to_phone is not None
+    return outbox.enqueue(
+        session,
+        kind=kind,
         to=message.to_phone,
         language=message.language,
         template=message.template,
-        key=f"{message.idempotency_key}:via:{provider}"[:200],
+        key=f"{message.idempotency_key}:{key_suffix}"[:200],
         params=params,
         incident=incident,
         step_index=message.step_index,
         contact_id=message.contact_id,
         user_id=message.user_id,
-        event="failover",
-        event_detail={
-            "from_provider": done[-1],
-            "to_provider": provider,
-            "failed_message_id": message.id,
-            "reason": reason,
-        },
+        event=event,
+        event_detail={"failed_message_id": message.id, **detail},
         once=True,
     )
-    if copy is not None:
-        on_commit(session, partial(metrics.failover, done[-1], provider))
-    return copy
