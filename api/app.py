@@ -53,7 +53,6 @@ from api.routes import push as push_routes
 from notifications.runtime import worker_jobs
 from notifications.twilio.client import TwilioChannel
 from welfare.db import WalCheckpointer, head_revision, make_engine, make_sessionmaker
-from welfare.push import service as push
 from welfare.settings import Settings, get_settings
 from welfare.wakeup import PgListener
 from welfare.worker import start_in_thread
@@ -106,8 +105,6 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
             else None
         )
         checkpointer = WalCheckpointer(engine).start() if engine.dialect.name == "sqlite" else None
-        # The VAPID key pair for web push, made at first start and kept (docs/web-push.md).
-        push.ensure_vapid_keys(app.state.sessionmaker, settings)
         if settings.worker_in_process:
             # SQLite: one process does everything. Elsewhere `welfare worker` runs separately.
             factory = app.state.sessionmaker

@@ -69,11 +69,12 @@ def _default_channels(
 
 
 def webpush_sender(settings: Settings, factory: sessionmaker[Session]) -> WebPushSender:
-    """Pushes to staff phones, signed with the service's VAPID key (made now if this is the
-    first start: welfare/push/service.py)."""
-    keys = push.ensure_vapid_keys(factory, settings)
+    """Pushes to staff phones, signed with the service's VAPID key (read, or made if this is
+    the first start, at the first push: welfare/push/service.py)."""
     return WebPushSender(
-        keys.private_key, vapid_subject(settings), ttl_seconds=settings.push_ttl_seconds
+        lambda: push.ensure_vapid_keys(factory, settings).private_key,
+        vapid_subject(settings),
+        ttl_seconds=settings.push_ttl_seconds,
     )
 
 

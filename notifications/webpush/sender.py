@@ -7,7 +7,9 @@ the picture to fetch (a path behind sign-in) and a tag. It says no more than the
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import requests
@@ -43,14 +45,17 @@ class WebPushSender:
 
     def __init__(
         self,
-        private_key: str,
+        private_key: str | Callable[[], str],
         subject: str,
         *,
         ttl_seconds: int = 900,
         timeout: float = 10.0,
         http: requests.Session | None = None,
     ) -> None:
+        # A callable is asked once, at the first push: the key lives in the database, which a
+        # process may not reach yet when it starts (its /readyz says so; the start must not fail).
         self._private_key = private_key
+        self._key_lock = threading.Lock()
         self._subject = subject
         self._ttl = ttl_seconds
         self._timeout = timeout
@@ -58,6 +63,12 @@ class WebPushSender:
 
     def rate_key(self, kind: ChannelKind) -> str:
         return self.name
+
+    def _vapid_key(self) -> str:
+        with self._key_lock:
+            if callable(self._private_key):
+                self._private_key = self._private_key()
+            return self._private_key
 
     def send(self, outgoing: Outgoing) -> Accepted:
         notice = outgoing.content
@@ -77,7 +88,7 @@ class WebPushSender:
                     "keys": {"p256dh": notice.target.p256dh, "auth": notice.target.auth},
                 },
                 data=json.dumps(payload, ensure_ascii=False),
-                vapid_private_key=self._private_key,
+                vapid_private_key=self._vapid_key(),
                 vapid_claims={"sub": self._subject},  # a new dict: pywebpush adds aud and exp
                 ttl=self._ttl,
                 timeout=self._timeout,

@@ -142,7 +142,7 @@ def vapid_keys(session: Session, settings: Settings) -> VapidKeys:
 
 
 def ensure_vapid_keys(factory: sessionmaker[Session], settings: Settings) -> VapidKeys:
-    """At start: make the pair if there is none yet, in its own transaction."""
+    """Make the pair if there is none yet, in a transaction of its own (the first push)."""
     with session_scope(factory) as session:
         return vapid_keys(session, settings)
 
