@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from api import app as app_module
 from notifications import runtime
 from tests.e2e.conftest import PHONE
 from welfare.residents.models import Contact, Resident
@@ -32,7 +31,7 @@ def printed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         return build(*args, **{**kwargs, "show_sends": True})
 
     monkeypatch.setattr(runtime, "print_to_terminal", blocks.append)
-    monkeypatch.setattr(app_module, "dispatcher", showing)
+    monkeypatch.setattr(runtime, "dispatcher", showing)  # what the app's worker_jobs builds
     yield blocks
 
 
