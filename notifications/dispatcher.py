@@ -37,6 +37,7 @@ from welfare.incidents import answer_links
 from welfare.incidents import service as incidents
 from welfare.incidents.models import Incident
 from welfare.incidents.public_reports import incident_map_link
+from welfare.outbox import limits
 from welfare.outbox import service as outbox
 from welfare.outbox.models import ALL_CLEAR, OutboxMessage
 from welfare.phones import display_phone
@@ -258,7 +259,12 @@ def render(session: Session, message: OutboxMessage, settings: Settings) -> Cont
         return Text.rendered(messages.finder_alert_sms, lang, site_name=site.name, link=link)
     if message.template == "coming_notice" and not call:
         relationship = message.params.get("relationship")
-        return Text.rendered(messages.coming_notice_sms, lang, relationship=relationship)
+        return Text.rendered(
+            messages.coming_notice_sms,
+            lang,
+            relationship=relationship,
+            reference=incident.reference,
+        )
     if message.template == ALL_CLEAR and not call:
         at = message.params.get("at")
         return Text.rendered(
@@ -297,6 +303,7 @@ class Dispatcher:
         self.settings = settings
         self.concurrency = concurrency
         self.rate_limit = rate_limit or SenderRateLimit(settings.outbox_max_per_second)
+        self.limits = limits.RecipientLimits.from_settings(settings)
         self._pool: ThreadPoolExecutor | None = None
         self._slots_lock = threading.Lock()
         self._in_flight = 0
@@ -410,8 +417,9 @@ class Dispatcher:
         self, session: Session, claims: list[outbox.Claim], now: dt.datetime | None
     ) -> tuple[list[tuple[OutboxMessage, Content]], bool]:
         """In the caller's transaction: the rows to send now, each with its text, and whether
-        any row was put back to wait for the sender's rate limit. Rows no longer ours or
-        wanted, or without a text, are settled without a send."""
+        any row was put back to wait (the sender's rate limit, or the recipient's allowance).
+        Rows no longer ours or wanted, without a text, or held back by a limit per recipient
+        (welfare/outbox/limits.py) are settled without a send."""
         ready = []
         held_back = False
         for claim, opened in zip(claims, outbox.open_sends(session, claims, now=now), strict=True):
@@ -432,7 +440,7 @@ class Dispatcher:
                 message.provider = sender.name  # committed with the gate, before the send
                 session.add(message)
             try:
-                ready.append((message, render(session, message, self.settings)))
+                content = render(session, message, self.settings)
             except RenderError as error:
                 level = logging.INFO if isinstance(error, Unsendable) else logging.ERROR
                 log.log(level, "outbox row %s cannot be rendered: %s", claim.message_id, error)
@@ -445,6 +453,17 @@ class Dispatcher:
                     permanent=True,
                     now=now,
                 )
+                continue
+            body = content.body if isinstance(content, Text) else None
+            held = limits.check(session, self.limits, message, body, now=now)
+            if held is not None:
+                metrics.HELD_BACK.labels(channel=message.kind.value, limit=held.limit).inc()
+                outbox.hold_back(session, claim, message, incident, held, now=now)
+                if held.until is not None:
+                    held_back = True
+                    self._look_again_in((held.until - (now or utcnow())).total_seconds())
+                continue
+            ready.append((message, content))
         return ready, held_back
 
     def _sender_for(self, message: OutboxMessage) -> Sender | None:

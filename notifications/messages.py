@@ -488,23 +488,25 @@ def _relationship_words(relationship: str | None) -> tuple[str, str, str] | None
     return None
 
 
-def coming_notice_sms(lang: str | None, *, relationship: str | None) -> str:
+def coming_notice_sms(lang: str | None, *, relationship: str | None, reference: str) -> str:
     """To contacts already notified: someone confirmed and is coming. Never a name.
 
     `relationship` is the confirming contact's relationship to the resident ("son", "daughter
     (works abroad)"); only a known relationship word is repeated, anything else becomes
-    "another contact".
+    "another contact". The incident's `reference` says which alert it answers (and keeps a
+    second incident's notice from being the same text as the first's: the limits per recipient
+    send the same text to a number once a day).
     """
     words = _relationship_words(relationship)
     language = pick_language(lang)
     if language == "zh-CN":
         who = f"居民的{words[1]}" if words else "另一位紧急联系人"
-        return f"最新消息：{who}已确认会前来。谢谢。"
+        return f"最新消息（{reference}）：{who}已确认会前来。谢谢。"
     if language == "ko-KR":
         who = f"입주민의 {words[2]}께서" if words else "다른 비상연락처 분께서"
-        return f"안내: {who} 오시기로 하셨습니다. 감사합니다."
+        return f"안내({reference}): {who} 오시기로 하셨습니다. 감사합니다."
     who = f"the resident's {words[0]}" if words else "another emergency contact"
-    return f"Update: {who} has confirmed they are coming. Thank you."
+    return f"Update on {reference}: {who} has confirmed they are coming. Thank you."
 
 
 AllClear = Literal["safe", "closed"]

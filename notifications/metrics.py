@@ -20,6 +20,12 @@ RATE_LIMITED = Counter(
     "Sends held back by the per-sender rate limit (tried again in a moment)",
     ["channel"],
 )
+HELD_BACK = Counter(
+    "welfare_messages_held_back_total",
+    "Messages a limit per recipient kept back: the same text again (held for good), or too "
+    "many to one number outside an escalation (sent later)",
+    ["channel", "limit"],
+)
 
 CALLS_MISSED = Counter(
     "welfare_calls_missed_total",

@@ -23,6 +23,7 @@ from welfare.db import insert_unless_conflict, session_scope
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident
+from welfare.outbox import limits
 from welfare.outbox.models import OutboxMessage
 from welfare.settings import Settings
 from welfare.webhooks.models import WebhookReceipt
@@ -156,6 +157,8 @@ def record_status(
     if current and row.kind is not ChannelKind.voice and status in FINAL_DELIVERY:
         metrics.delivery_report(row.provider, status)
     undelivered = current and row.kind is not ChannelKind.voice and status in UNDELIVERED
+    if undelivered:
+        limits.forget(session, row.id)  # it never arrived: the same text may go again
     if settings is not None and undelivered:
         reason = error_reason or f"{status}, said {row.provider or 'the provider'}"
         routes.carry_on(session, settings, row, incident, reason=reason)

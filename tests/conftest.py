@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Engine, make_url, text, update
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col
 
@@ -39,7 +39,18 @@ from welfare.users import second_factor, totp
 from welfare.users import service as users
 from welfare.users.models import User, UserCreate
 
-POSTGRES_URL = os.environ.get("WELFARE_TEST_POSTGRES_URL")
+
+def _per_worker(url: str | None) -> str | None:
+    """Under pytest-xdist each worker gets its own database (`<name>_gw0`, ...) next to the one
+    named: the PostgreSQL fixtures drop and truncate whole schemas."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    named = make_url(normalise_url(url))
+    return named.set(database=f"{named.database}_{worker}").render_as_string(hide_password=False)
+
+
+POSTGRES_URL = _per_worker(os.environ.get("WELFARE_TEST_POSTGRES_URL"))
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 PASSWORD = "correct horse battery"
 
@@ -70,6 +81,24 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     connection.close()
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def postgres_worker_database() -> None:
+    """Creates this worker's database (see `_per_worker`) when it is not there yet."""
+    if not POSTGRES_URL or not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    url = make_url(POSTGRES_URL)
+    admin = make_engine(url.set(database="postgres").render_as_string(hide_password=False))
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            exists = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
+            ).first()
+            if not exists:
+                connection.execute(text(f'CREATE DATABASE "{url.database}"'))
+    finally:
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
@@ -302,6 +304,16 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def upsert(dialect: str | Session | Connection) -> Any:
+    """The dialect's INSERT, which has `on_conflict_do_nothing` / `on_conflict_do_update` (the
+    one place that picks PostgreSQL's or SQLite's): `upsert(session)(table).values(...)`."""
+    if isinstance(dialect, Session):
+        dialect = dialect.get_bind().dialect.name
+    elif isinstance(dialect, Connection):
+        dialect = dialect.dialect.name
+    return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
 def insert_unless_conflict(session: Session, row: Any) -> bool:

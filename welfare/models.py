@@ -21,7 +21,7 @@ from welfare.lookup.models import (
     LookupVariant,
     LookupWord,
 )
-from welfare.outbox.models import OutboxMessage
+from welfare.outbox.models import OutboxMessage, RecipientAllowance, RecipientText
 from welfare.push.models import PushSubscription, VapidKey
 from welfare.residents.models import Contact, ContactTestLink, Resident
 from welfare.sites.models import Household, Site
@@ -68,6 +68,8 @@ __all__ = [
     "Passkey",
     "PublicReport",
     "PushSubscription",
+    "RecipientAllowance",
+    "RecipientText",
     "RecoveryCode",
     "Resident",
     "ResidentTag",

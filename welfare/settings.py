@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     # Outbound messages per second per sender (from-number or messaging service), across all
     # workers; 0 turns the limit off. See notifications/ratelimit.py.
     outbox_max_per_second: float = Field(default=10.0, ge=0)
+    # Limits per recipient (welfare/outbox/limits.py; 0 turns one off): messages that are not
+    # about an incident go to one number at most `recipient_limit` times per
+    # `recipient_limit_minutes` (the rest wait); the same text goes to one number once within
+    # `identical_text_hours` (the repeat is held back: mainland carriers reject the third).
+    recipient_limit: int = Field(default=5, ge=0)
+    recipient_limit_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    identical_text_hours: int = Field(default=24, ge=0, le=24 * 30)
     # Which proxies may set X-Forwarded-For/-Proto for `welfare serve` (uvicorn's
     # forwarded_allow_ips: comma-separated addresses or "*").
     forwarded_allow_ips: str = "127.0.0.1"

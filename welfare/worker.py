@@ -31,6 +31,7 @@ from welfare.db import session_scope, utcnow
 from welfare.heartbeat import service as heartbeats
 from welfare.identity.models import OidcLogin
 from welfare.incidents import photos as incident_photos
+from welfare.outbox import limits
 from welfare.settings import Settings
 from welfare.users.models import AuthSession, SignInChallenge
 from welfare.users.passkeys import prune_challenges
@@ -58,6 +59,7 @@ class HousekeepingResult:
     incident_photos: int = 0
     passkey_challenges: int = 0
     pending_sign_ins: int = 0  # password-then-code steps and company sign-ins never finished
+    recipient_limits: int = 0  # what the limits per recipient no longer look at
 
 
 def housekeeping(session: Session, settings: Settings) -> HousekeepingResult:
@@ -78,6 +80,7 @@ def housekeeping(session: Session, settings: Settings) -> HousekeepingResult:
         session.exec(delete(table).where(col(table.expires_at) <= now)).rowcount  # type: ignore[call-overload]
         for table in (SignInChallenge, OidcLogin)
     )
+    recipient_rows = limits.prune(session, limits.RecipientLimits.from_settings(settings), now)
     return HousekeepingResult(
         login_failures=failures,
         sessions=sessions,
@@ -86,6 +89,7 @@ def housekeeping(session: Session, settings: Settings) -> HousekeepingResult:
         incident_photos=photos,
         passkey_challenges=challenges,
         pending_sign_ins=pending,
+        recipient_limits=recipient_rows,
     )
 
 

@@ -40,7 +40,7 @@ from welfare.incidents.models import (
     Resolution,
 )
 from welfare.incidents.public_reports import incident_map_link
-from welfare.outbox.models import OutboxMessage
+from welfare.outbox.models import OutboxMessage, OutboxStatus
 from welfare.phones import display_phone
 from welfare.residents import service as residents
 from welfare.residents.models import Contact, Resident
@@ -157,6 +157,7 @@ EVENT_LABELS = {
     "push_fallback": N_("Push failed: SMS instead"),
     "send_cancelled": N_("Sending cancelled"),
     "possibly_sent": N_("Possibly sent: the provider's answer was lost"),
+    "held_back": N_("Held back: a limit per recipient"),
     "failed": N_("Failed"),
     "sent_to_carrier": N_("Sent to the carrier"),
     "delivered": N_("Delivered"),
@@ -228,6 +229,11 @@ REASON_LABELS = {
         "no phone number: erased since the message was queued"
     ),
     "duplicate running incident": N_("duplicate running incident"),
+    # Why a limit per recipient held a message back (welfare/outbox/limits.py).
+    "the same text went to this number earlier": N_(
+        "the same text went to this number earlier"
+    ),
+    "too many messages to this number": N_("too many messages to this number"),
     # Why a push to a staff phone failed (notifications/webpush/sender.py), before its SMS.
     "the phone's push subscription has expired": N_("the phone's push subscription has expired"),
     "the phone unsubscribed": N_("the phone unsubscribed"),
@@ -253,6 +259,7 @@ DELIVERY_LABELS = {
     "failed": N_("failed"),
     "cancelled": N_("not sent (stopped)"),
     "unknown": N_("possibly sent"),
+    "held": N_("held back"),
     "queued": N_("queued"),
     "accepted": N_("accepted"),
     "delivered": N_("delivered"),
@@ -545,6 +552,8 @@ class ContactRow:
 
 def _latest_status(language: str, messages: list[OutboxMessage], kind: ChannelKind) -> str:
     rows = [m for m in messages if m.kind is kind]
+    # A repeat held back as the same text says nothing about the one they have: show that one.
+    rows = [m for m in rows if m.status is not OutboxStatus.held] or rows
     if not rows:
         return ""
     last = rows[-1]

@@ -446,6 +446,7 @@ ACTION_LABELS = {
     "contact.update": N_("Changed a contact"),
     "contact.delete": N_("Removed a contact"),
     "contact.test": N_("Sent a contact a test message"),
+    "message.held_back": N_("Held a message back (a limit per recipient)"),
     "contact.verified": N_("Contact confirmed their number"),
     "contact.unverified_list": N_("Listed the unverified contacts"),
     "consent.list": N_("Read the consents"),

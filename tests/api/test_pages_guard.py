@@ -74,17 +74,21 @@ def incident_count(db: Session) -> int:
 # --- sign-in and roles ---------------------------------------------------------------------------
 
 
+# Fixed, so pytest-xdist's workers collect the same test ids.
+SOME_ID = "6f1d2b9e-0c4a-4f7e-9a51-3b8e2d7c1a40"
+
+
 @pytest.mark.parametrize(
     "path",
     [
         "/guard",
         "/guard/search?q=1609",
         "/guard/scan",
-        f"/guard/residents/{uuid.uuid4()}",
-        f"/guard/residents/{uuid.uuid4()}/found",
-        f"/guard/incidents/{uuid.uuid4()}",
+        f"/guard/residents/{SOME_ID}",
+        f"/guard/residents/{SOME_ID}/found",
+        f"/guard/incidents/{SOME_ID}",
         "/guard/alerts",
-        f"/guard/alerts/{uuid.uuid4()}",
+        f"/guard/alerts/{SOME_ID}",
         "/guard/offline",
     ],
 )
@@ -98,8 +102,8 @@ def test_guard_pages_send_signed_out_visitors_to_sign_in(client: TestClient, pat
     "path",
     [
         "/guard/duty",
-        f"/guard/residents/{uuid.uuid4()}/found",
-        f"/guard/incidents/{uuid.uuid4()}/handover",
+        f"/guard/residents/{SOME_ID}/found",
+        f"/guard/incidents/{SOME_ID}/handover",
     ],
 )
 def test_guard_forms_send_signed_out_visitors_to_sign_in(client: TestClient, path: str) -> None:

@@ -289,7 +289,7 @@ def test_echo_shows_an_sms_as_the_family_gets_it() -> None:
 def test_echo_shows_no_answer_line_for_an_sms_without_an_answer_link() -> None:
     shown: list[str] = []
     channel = ConsoleChannel(echo=shown.append)
-    body = messages.coming_notice_sms("en", relationship="son")
+    body = messages.coming_notice_sms("en", relationship="son", reference="7K3QAB")
     channel.send_sms(to=TO, body=body, idempotency_key="k", language="en")
     (block,) = shown
     assert "answer as the family" not in block

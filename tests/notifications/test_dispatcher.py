@@ -598,6 +598,7 @@ def test_after_confirmation_only_the_coming_notice_goes_out(
     dispatcher.run_once()  # the son's SMS and call
     with writers() as session:
         incident = session.get(Incident, incident_id)
+        reference = incident.reference  # type: ignore[union-attr]
         start = dt.datetime.fromisoformat(incident.escalation["started_at"])  # type: ignore[union-attr]
         incidents.advance(
             session=session,
@@ -616,7 +617,7 @@ def test_after_confirmation_only_the_coming_notice_goes_out(
     dispatcher.run_once()
     assert [(kind, to) for kind, to, _ in channel.sent] == [("sms", "+85291234567")]
     # The son reads Chinese: his notice names the daughter in Chinese, never in English.
-    assert channel.sent[0][2] == "最新消息：居民的女儿已确认会前来。谢谢。"  # noqa: RUF001
+    assert channel.sent[0][2] == f"最新消息（{reference}）：居民的女儿已确认会前来。谢谢。"  # noqa: RUF001
 
 
 def test_provider_news_is_recorded_once(

@@ -131,11 +131,16 @@ def test_no_confirmation_reaches_the_duty_manager_by_sms_and_call_in_their_langu
     _advance(writers, incident_id, start + dt.timedelta(seconds=119))
     assert _manager_rows(db, incident_id) == []  # not before the manager's time
     # One contact, two minutes apart: the manager's step falls at 120 s (with the son's second
-    # round, the list again after the manager).
+    # round, the list again after the manager: his call again, his SMS held back as the same
+    # text he has had since 0 s).
     _advance(writers, incident_id, start + dt.timedelta(seconds=120))
     channel.sent.clear()
     assert dispatcher.run_once(now=start + dt.timedelta(seconds=120)) == 4
-    assert sorted(to for _, to, _ in channel.sent) == [SON] * 2 + [MANAGER] * 2
+    assert sorted((to, kind) for kind, to, _ in channel.sent) == [
+        (SON, "call"),
+        (MANAGER, "call"),
+        (MANAGER, "sms"),
+    ]
 
     sms_text, spoken, prompt, say_language = EXPECTED[language]
     sent = {kind: content for kind, to, content in channel.sent if to == MANAGER}

@@ -20,7 +20,9 @@ NOT_THE_RESIDENT = {"zh-CN": ["住户"], "ko-KR": ["거주자", "입주자"]}
 
 def _texts(language: str) -> dict[str, str]:
     texts = {name: build(language, "海景花园", "大堂") for name, build in SMS_BUILDERS.items()}
-    texts["coming_notice_daughter"] = coming_notice_sms(language, relationship="daughter")
+    texts["coming_notice_daughter"] = coming_notice_sms(
+        language, relationship="daughter", reference="7K3QAB"
+    )
     texts["found_call"] = found_call_text(language, site_name="海景花园", location="大堂")
     texts["checkin_call"] = checkin_call_text(language, site_name="海景花园")
     texts["concern_call"] = welfare_concern_call_text(language, site_name="海景花园")

@@ -59,7 +59,9 @@ SMS_BUILDERS: dict[str, Callable[[str, str, str], str]] = {
         lang, site_name=site, office_phone=PHONE, reference=REF, link=ANSWER
     ),
     "missing_alert": lambda lang, site, place: missing_alert_sms(lang, site_name=site, link=LINK),
-    "coming_notice": lambda lang, site, place: coming_notice_sms(lang, relationship="son"),
+    "coming_notice": lambda lang, site, place: coming_notice_sms(
+        lang, relationship="son", reference="7K3QAB"
+    ),
     "found_by_finder": lambda lang, site, place: found_by_finder_sms(
         lang,
         site_name=site,
@@ -325,7 +327,7 @@ def test_no_health_words_in_sms(lang: str, name: str) -> None:
 def test_coming_notice_names_the_relationship(
     lang: str, relationship: str, words: tuple[str, str, str]
 ) -> None:
-    text = coming_notice_sms(lang, relationship=relationship)
+    text = coming_notice_sms(lang, relationship=relationship, reference="7K3QAB")
     expected = {"en": words[0], "zh-CN": words[1], "ko-KR": words[2]}[lang]
     assert expected in text
     assert sms_segments(text) == 1
@@ -336,7 +338,7 @@ def test_coming_notice_names_the_relationship(
 def test_coming_notice_never_repeats_unknown_relationship_text(
     lang: str, relationship: str | None
 ) -> None:
-    text = coming_notice_sms(lang, relationship=relationship)
+    text = coming_notice_sms(lang, relationship=relationship, reference="7K3QAB")
     assert "Wang" not in text and "Kim" not in text
     who = {
         "en": "another emergency contact",

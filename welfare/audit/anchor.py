@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from welfare.audit.models import AuditEntry, AuditHead
 from welfare.audit.service import GENESIS_HASH, verify_chain
+from welfare.db import upsert as db_upsert
 from welfare.db import utcnow
 
 ANCHOR_TYPE = "welfare.audit.head"
@@ -81,9 +80,9 @@ def anchor_if_moved(session: Session, key: str) -> str | None:
     connection = session.connection()
     anchored = connection.execute(_ANCHORED_FOR_UPDATE).scalar()
     if anchored is None:  # the first anchoring; two at once queue on the key, one inserts
-        upsert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+        insert = db_upsert(connection)
         connection.execute(
-            upsert(AuditHead)
+            insert(AuditHead)
             .values(id=ANCHORED_ROW_ID, hash=GENESIS_HASH)
             .on_conflict_do_nothing(index_elements=["id"])
         )

@@ -13,8 +13,6 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event, func, insert, literal, text, true, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
@@ -23,6 +21,7 @@ from sqlmodel import Session, col, select
 import welfare.wakeup  # noqa: F401
 from welfare.audit.models import AuditEntry, AuditHead
 from welfare.authz import Actor, Permission, visible_site_ids
+from welfare.db import upsert as db_upsert
 from welfare.db import utcnow
 
 GENESIS_HASH = "0" * 64
@@ -68,11 +67,11 @@ _HEAD_FOR_UPDATE = select(AuditHead.hash).where(AuditHead.id == _HEAD_ID).with_f
 def _start_head(dialect: str) -> Any:
     """The head row when it is missing (a table emptied by hand): the newest entry's hash, or
     the genesis hash. An upsert, so concurrent first appenders still queue on one row."""
-    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = db_upsert(dialect)
     newest = select(AuditEntry.hash).order_by(col(AuditEntry.id).desc()).limit(1)
     start = select(literal(_HEAD_ID), func.coalesce(newest.scalar_subquery(), GENESIS_HASH))
     return (
-        upsert(AuditHead)
+        insert(AuditHead)
         # WHERE: SQLite would read the ON of ON CONFLICT as a join's.
         .from_select(["id", "hash"], start.where(true()))
         .on_conflict_do_update(index_elements=["id"], set_={"hash": AuditHead.hash})

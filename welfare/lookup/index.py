@@ -14,11 +14,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import delete, insert, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from welfare.consent.models import Consent, ConsentScope
+from welfare.db import upsert
 from welfare.lookup.models import (
     LookupEntry,
     LookupName,
@@ -109,16 +108,11 @@ def _findable(session: Session, resident_ids: Sequence[uuid.UUID]) -> set[uuid.U
 # --- the vocabulary of name words, for typo tolerance ------------------------------------------
 
 
-def _upsert(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
-    return pg_insert if dialect == "postgresql" else sqlite_insert
-
-
 def _add_words(session: Session, counts: Counter[str]) -> None:
     if not counts:
         return
-    upsert = _upsert(session)
-    words = upsert(LookupWord)
+    insert_ = upsert(session)
+    words = insert_(LookupWord)
     connection = session.connection()
     connection.execute(
         words.on_conflict_do_update(
@@ -131,7 +125,7 @@ def _add_words(session: Session, counts: Counter[str]) -> None:
         for w in sorted(counts)
         for v in sorted(deletes(w, typo_budget(w)))
     ]
-    connection.execute(upsert(LookupVariant).on_conflict_do_nothing(), variants)
+    connection.execute(insert_(LookupVariant).on_conflict_do_nothing(), variants)
 
 
 def _drop_words(session: Session, counts: Counter[str]) -> None:
@@ -170,7 +164,7 @@ def _tokens(names: str, description: str) -> Counter[tuple[str, str]]:
 def _add_tokens(session: Session, counts: Counter[tuple[str, str]]) -> None:
     if not counts:
         return
-    tokens = _upsert(session)(LookupToken)
+    tokens = upsert(session)(LookupToken)
     session.connection().execute(
         tokens.on_conflict_do_update(
             index_elements=["field", "token"],

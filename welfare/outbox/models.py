@@ -24,6 +24,9 @@ class OutboxStatus(StrEnum):
     # No longer wanted while 'sending' (the incident stopped, the worker died with the send in
     # its hands): attempted, outcome unknown. Staff read it as "possibly sent"; never resent.
     unknown = "unknown"
+    # Held back for good by a limit per recipient (the same text went to the number earlier):
+    # nothing went out, on purpose (welfare/outbox/limits.py).
+    held = "held"
 
 
 # Rows the provider has or may have: their contact was sent something (an SMS or a call).
@@ -40,6 +43,7 @@ STATUS_TEXT = {
     OutboxStatus.failed: "failed",
     OutboxStatus.cancelled: "not sent (stopped)",
     OutboxStatus.unknown: "possibly sent",
+    OutboxStatus.held: "held back (the same text went earlier)",
 }
 
 
@@ -84,3 +88,26 @@ class OutboxMessage(SQLModel, table=True):
     error_reason: str | None = Field(default=None, max_length=300)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class RecipientText(SQLModel, table=True):
+    """Which row last sent a text to a number, and when (welfare/outbox/limits.py): the same text
+    goes to one number once within the window. Both keys are HMACs, never the number or text."""
+
+    __tablename__ = "recipient_text"
+
+    phone_key: str = Field(primary_key=True, max_length=64)
+    text_key: str = Field(primary_key=True, max_length=64)
+    message_id: uuid.UUID = Field(index=True)
+    sent_at: dt.datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class RecipientAllowance(SQLModel, table=True):
+    """The times of the messages outside an escalation that went to a number within the window
+    (welfare/outbox/limits.py); the key is an HMAC of the number."""
+
+    __tablename__ = "recipient_allowance"
+
+    phone_key: str = Field(primary_key=True, max_length=64)
+    recent: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime, index=True)

@@ -14,11 +14,14 @@ from typing import Any
 from sqlalchemy import bindparam, case, func, or_, update
 from sqlmodel import Session, col, select
 
-from welfare.channels import ChannelKind
+from welfare.audit import service as audit
+from welfare.authz import Actor
+from welfare.channels import WRITTEN, ChannelKind
 from welfare.db import utcnow
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import CLOSED, Incident, IncidentStatus
+from welfare.outbox import limits
 from welfare.outbox.models import ALL_CLEAR, OutboxMessage, OutboxStatus
 
 # Crash rules. A row left 'claimed' this long was claimed by a worker that died before handing
@@ -125,6 +128,62 @@ def defer(
         .values(**values)
     ).rowcount
     return bool(moved)
+
+
+def hold_back(
+    session: Session,
+    claim: Claim,
+    message: OutboxMessage,
+    incident: Incident | None,
+    held: limits.Held,
+    *,
+    now: dt.datetime | None = None,
+) -> None:
+    """In the gate's transaction: a limit per recipient keeps `message` back. Nothing goes out
+    and the attempt the gate counted is taken back. Too many messages to the number: the row
+    waits until `held.until`. The same text went earlier: the row is held for good, and its step
+    moves on if nothing else of it is left. An incident's row says so on its timeline; any
+    other row in the audit, once (not at every wait)."""
+    now = now or utcnow()
+    first_time = message.error_reason != held.reason
+    if held.until is not None:
+        defer(session, claim, until=held.until, now=now)
+        message.error_code, message.error_reason = None, held.reason
+    else:
+        message.status = OutboxStatus.held
+        message.attempts -= 1
+        message.claim_token = None
+        message.error_code, message.error_reason = None, held.reason
+        message.updated_at = now
+    session.add(message)
+    detail = {
+        "channel": message.kind.value,
+        "message_id": str(message.id),
+        "reason": held.reason,
+        **({"until": held.until.isoformat()} if held.until else {}),
+        **({"since": held.since.isoformat()} if held.since else {}),
+    }
+    if incident is not None:
+        timeline.record(session, incident, "held_back", contact_id=message.contact_id, **detail)
+        if held.until is None:
+            mark_step_failed_if_dead(session, incident, message.step_index, now)
+    elif first_time:
+        audit.record(
+            session,
+            actor=Actor.system(),
+            action="message.held_back",
+            entity="outbox_message",
+            entity_id=message.id,
+            site_id=_site_of(message),
+            detail={**detail, "template": message.template},
+        )
+
+
+def _site_of(message: OutboxMessage) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(message.params["site_id"]))
+    except (KeyError, ValueError):
+        return None
 
 
 def open_sends(
@@ -375,6 +434,8 @@ def record_failure(
         return
     message.status = OutboxStatus.failed
     session.add(message)
+    if message.kind in WRITTEN:
+        limits.forget(session, message.id)  # it never arrived: the same text may go again
     if incident is None:
         return
     timeline.record(
@@ -397,7 +458,8 @@ def record_failure(
 def mark_step_failed_if_dead(
     session: Session, incident: Incident, step_index: int | None, now: dt.datetime
 ) -> None:
-    """Every message of the step failed (or went unanswered for good): pull the next forward."""
+    """Every message of the step failed (or went unanswered for good, or was held back as the
+    same text again): pull the next forward."""
     if step_index is None:
         return
     siblings = session.exec(
@@ -405,7 +467,7 @@ def mark_step_failed_if_dead(
             OutboxMessage.incident_id == incident.id, OutboxMessage.step_index == step_index
         )
     ).all()
-    if siblings and all(s == OutboxStatus.failed for s in siblings):
+    if siblings and all(s in (OutboxStatus.failed, OutboxStatus.held) for s in siblings):
         event = timeline.record(
             session, incident, "step_failed", step=step_index, reasons=["every message failed"]
         )

@@ -13,8 +13,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import delete, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from welfare import outbox
@@ -23,7 +21,7 @@ from welfare.authz import Actor, Permission, Role, require, require_site, visibl
 from welfare.channels import ChannelKind
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
-from welfare.db import utcnow
+from welfare.db import upsert, utcnow
 from welfare.errors import ConfirmationRequired, Conflict, InvalidInput, NotFound
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
@@ -152,8 +150,7 @@ def assignees_of(session: Session, visit: Visit) -> list[User]:
 
 def mark_once(session: Session, key: str, now: dt.datetime) -> bool:
     """Insert the job mark `key`; False if it was there already (also under a race)."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = upsert(session)
     statement = (
         insert(JobMark)
         .values(key=key, at=now)
