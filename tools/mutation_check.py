@@ -52,6 +52,7 @@ RACES = "tests/welfare/test_incident_races.py::"
 ACTIONS = "tests/api/test_incident_actions.py::"
 NO5XX = "tests/api/test_no_5xx.py::"
 ALL_CLEAR = "tests/notifications/test_all_clear.py::"
+LIMITS = "tests/notifications/test_recipient_limits.py::"
 
 # fmt: off
 MUTATIONS: list[M] = [
@@ -116,6 +117,9 @@ MUTATIONS: list[M] = [
     M("times: a typed day of any year", "welfare/times.py", "        raise ValueError(\"give a date like 2026-11-01\") from None\n    return check_year(day)", "        raise ValueError(\"give a date like 2026-11-01\") from None\n    return day", (NO5XX + "test_the_visit_calendar_refuses_a_day_outside_the_years_with_its_page", NO5XX + "test_the_audit_page_refuses_a_day_outside_the_years_in_words")),  # noqa: E501
     M("forms: a refused model value escapes the form", "api/pages/forms.py", "    except ValidationError as exc:", "    except KeyError as exc:", (NO5XX + "test_a_schedule_form_value_the_model_refuses_is_shown_on_the_form",)),  # noqa: E501
     M("stream: event ids past 64 bits", "api/routes/incidents.py", "last_event_id: Annotated[int | None, Header(ge=0, le=MAX_EVENT_ID)] = None,", "last_event_id: Annotated[int | None, Header(ge=0)] = None,", (NO5XX + "test_the_event_stream_refuses_an_id_past_64_bits_before_it_starts",)),  # noqa: E501
+    M("limits: the same text again goes out", "welfare/outbox/limits.py", "                table.c.sent_at <= now - limits.identical_within,", "                True,", (LIMITS + "test_the_same_text_to_one_number_goes_once_a_day_and_the_repeat_is_held_in_the_audit[sqlite]",)),  # noqa: E501
+    M("limits: an incident's messages use up the allowance", "welfare/outbox/limits.py", "    if limits.per_window and message.incident_id is None:", "    if limits.per_window:", (LIMITS + "test_an_incidents_messages_are_never_slowed_and_use_no_allowance[sqlite]",)),  # noqa: E501
+    M("limits: a failed text still holds back the next", "welfare/outbox/service.py", "        limits.forget(session, message.id)  # it never arrived: the same text may go again", "        pass", (LIMITS + "test_a_text_that_never_arrived_does_not_hold_back_the_next[sqlite]",)),  # noqa: E501
     M("webhooks: any body is read as a form", "api/routes/webhooks.py", "    if media_type != FORM_MEDIA_TYPE:", "    if False:", (NO5XX + "test_a_webhook_that_is_not_a_url_encoded_form_is_a_415",)),  # noqa: E501
 ]
 # fmt: on

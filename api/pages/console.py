@@ -230,9 +230,7 @@ REASON_LABELS = {
     ),
     "duplicate running incident": N_("duplicate running incident"),
     # Why a limit per recipient held a message back (welfare/outbox/limits.py).
-    "the same text went to this number earlier": N_(
-        "the same text went to this number earlier"
-    ),
+    "the same text went to this number earlier": N_("the same text went to this number earlier"),
     "too many messages to this number": N_("too many messages to this number"),
     # Why a push to a staff phone failed (notifications/webpush/sender.py), before its SMS.
     "the phone's push subscription has expired": N_("the phone's push subscription has expired"),
