@@ -16,12 +16,10 @@ from sqlmodel import Session
 from notifications.dispatcher import Dispatcher
 from notifications.messages import sms_segments
 from tests.conftest import SYSTEM
-from tests.notifications.test_dispatcher import FakeChannel
+from tests.notifications.fake_channel import FakeChannel
 from tests.welfare.test_answer_links import (  # noqa: F401  (fixtures)
     DAUGHTER,
     SON,
-    channel,
-    dispatcher,
     family,
     sms_to,
     token_sent_to,

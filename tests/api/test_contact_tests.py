@@ -19,10 +19,8 @@ from sqlmodel import Session, select
 from notifications.dispatcher import Dispatcher
 from notifications.messages import sms_segments
 from tests.api.test_webhooks import post, signed_settings, twilio  # noqa: F401  (fixtures)
-from tests.notifications.test_dispatcher import FakeChannel
+from tests.notifications.fake_channel import FakeChannel
 from tests.welfare.test_contact_checks import (  # noqa: F401  (fixtures)
-    channel,
-    dispatcher,
     fresh,
     resident,
     son,

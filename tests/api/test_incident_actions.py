@@ -203,7 +203,7 @@ def test_resolving_through_the_api_shows_the_all_clear_queued_for_the_son(
     settings: Any,
 ) -> None:
     from notifications.dispatcher import Dispatcher
-    from tests.notifications.test_dispatcher import FakeChannel
+    from tests.notifications.fake_channel import FakeChannel
 
     guard = login(make_user("guard", [site]))
     incident_id = _open(client, guard, resident_id=str(wang.id)).json()["id"]

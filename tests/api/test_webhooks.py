@@ -18,7 +18,8 @@ from twilio.request_validator import RequestValidator
 from api.app import create_app
 from notifications.dispatcher import Dispatcher
 from tests.conftest import SYSTEM
-from tests.notifications.test_dispatcher import FakeChannel, _events, _rows
+from tests.notifications.fake_channel import FakeChannel
+from tests.notifications.test_dispatcher import _events, _rows
 from welfare.audit.models import AuditEntry
 from welfare.channels import ChannelKind
 from welfare.db import utcnow
@@ -66,11 +67,6 @@ def post(
     sig = signature if signature is not None else sign(signed_url or BASE + path, form, token)
     headers = {"X-Twilio-Signature": sig} if sig else {}
     return client.post(path, data=form, headers=headers)
-
-
-@pytest.fixture
-def channel() -> FakeChannel:
-    return FakeChannel()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from notifications.dispatcher import Dispatcher
 from notifications.messages import sms_segments
 from tests.conftest import SYSTEM
-from tests.notifications.test_dispatcher import FakeChannel
+from tests.notifications.fake_channel import FakeChannel
 from welfare.channels import ChannelKind
 from welfare.errors import Conflict
 from welfare.incidents import service as incidents
@@ -25,23 +25,10 @@ from welfare.outbox import queue as outbox_queue
 from welfare.outbox import service as outbox
 from welfare.outbox.models import ALL_CLEAR, OutboxMessage, OutboxStatus
 from welfare.residents.models import Contact, Resident
-from welfare.settings import Settings
 from welfare.times import zone
 
 SON = "+85291234567"
 DAUGHTER = "+85261234567"
-
-
-@pytest.fixture
-def channel() -> FakeChannel:
-    return FakeChannel()
-
-
-@pytest.fixture
-def dispatcher(
-    writers: sessionmaker[Session], channel: FakeChannel, settings: Settings
-) -> Dispatcher:
-    return Dispatcher(writers, channel, settings)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from notifications.dispatcher import Dispatcher
 from tests.conftest import SYSTEM
-from tests.notifications.test_dispatcher import FakeChannel
+from tests.notifications.fake_channel import FakeChannel
 from welfare.authz import Role
 from welfare.incidents import service as incidents
 from welfare.incidents.models import Incident, IncidentCreate

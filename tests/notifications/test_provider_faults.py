@@ -270,7 +270,7 @@ def test_a_status_callback_racing_its_create_answer_neither_deadlocks_nor_is_los
     the incident the dispatcher had locked, while the dispatcher waited for that row: deadlock.
     Now the callback locks the incident first and simply waits for the send to be recorded."""
     from notifications.twilio.webhooks import provider_status
-    from tests.notifications.test_dispatcher import FakeChannel
+    from tests.notifications.fake_channel import FakeChannel
 
     resident = make_resident()
     make_consent(resident)

@@ -15,7 +15,7 @@ from notifications.dispatcher import Dispatcher
 from notifications.ratelimit import SenderRateLimit
 from notifications.twilio.sender import TwilioSender
 from tests.conftest import SYSTEM
-from tests.notifications.test_dispatcher import FakeChannel
+from tests.notifications.fake_channel import FakeChannel
 from welfare.channels import ChannelKind
 from welfare.db import utcnow
 from welfare.incidents import service as incidents

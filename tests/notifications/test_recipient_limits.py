@@ -21,7 +21,7 @@ from notifications.channels import ChannelError
 from notifications.dispatcher import Dispatcher
 from notifications.status import record_status
 from tests.conftest import SYSTEM
-from tests.notifications.test_dispatcher import FakeChannel
+from tests.notifications.fake_channel import FakeChannel
 from welfare import outbox
 from welfare.audit.models import AuditEntry
 from welfare.channels import ChannelKind
@@ -77,18 +77,6 @@ def _row(db: Session, message_id: uuid.UUID) -> OutboxMessage:
 def _held_entries(db: Session) -> list[AuditEntry]:
     db.rollback()
     return list(db.exec(select(AuditEntry).where(AuditEntry.action == "message.held_back")).all())
-
-
-@pytest.fixture
-def channel() -> FakeChannel:
-    return FakeChannel()
-
-
-@pytest.fixture
-def dispatcher(
-    writers: sessionmaker[Session], channel: FakeChannel, settings: Settings
-) -> Dispatcher:
-    return Dispatcher(writers, channel, settings)
 
 
 # --- the same text once ------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from notifications.dispatcher import Dispatcher
 from notifications.twilio import webhooks
 from tests.conftest import SYSTEM
-from tests.notifications.test_dispatcher import FakeChannel, _events, _rows
+from tests.notifications.test_dispatcher import _events, _rows
 from welfare.audit.models import AuditEntry
 from welfare.channels import ChannelKind
 from welfare.errors import PermissionDenied
@@ -27,18 +27,6 @@ from welfare.users.models import User
 from welfare.webhooks.models import WebhookReceipt
 
 TOKEN = "twilio-auth-token-for-tests"
-
-
-@pytest.fixture
-def channel() -> FakeChannel:
-    return FakeChannel()
-
-
-@pytest.fixture
-def dispatcher(
-    writers: sessionmaker[Session], channel: FakeChannel, settings: Settings
-) -> Dispatcher:
-    return Dispatcher(writers, channel, settings)
 
 
 @pytest.fixture

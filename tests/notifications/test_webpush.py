@@ -20,8 +20,8 @@ from notifications.channels import ChannelError, ChannelRegistry, Notice, Outgoi
 from notifications.dispatcher import Dispatcher
 from notifications.webpush.sender import GONE, WebPushSender
 from tests.conftest import SYSTEM
+from tests.notifications.fake_channel import FakeChannel
 from tests.notifications.fake_push_service import BrowserKeys, FakePushService, vapid_claims
-from tests.notifications.test_dispatcher import FakeChannel
 from welfare.audit.models import AuditEntry
 from welfare.channels import ChannelKind
 from welfare.db import make_engine, make_sessionmaker, utcnow

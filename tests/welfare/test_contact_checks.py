@@ -1,5 +1,4 @@
 # Fixtures imported from other tests are parameters here, which ruff reads as redefinitions.
-# ruff: noqa: F811
 """Testing a family contact before it matters (issue 15 item 5): the test SMS and its link, the
 test call, what verifies, what a new number undoes, who is listed as unverified, and the races
 (a double click, two taps at once) on PostgreSQL with real connections."""
@@ -24,8 +23,7 @@ from notifications.console_channel import ConsoleChannel
 from notifications.dispatcher import Dispatcher
 from notifications.messages import sms_segments
 from tests.conftest import SYSTEM, TEST_SECRET
-from tests.notifications.test_dispatcher import FakeChannel
-from tests.welfare.test_answer_links import channel, dispatcher  # noqa: F401  (fixtures)
+from tests.notifications.fake_channel import FakeChannel
 from welfare.audit.models import AuditEntry
 from welfare.authz import Actor, Role
 from welfare.channels import ChannelKind
