@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from tests.conftest import SYSTEM
 from tests.notifications.fake_push_service import BrowserKeys
@@ -110,7 +110,9 @@ def test_the_same_phone_subscribing_again_renews_its_row_and_a_shared_phone_foll
     assert [(r.user_id, r.p256dh) for r in rows] == [(second.id, new_keys.p256dh)]
     assert client.get(URL, headers=login(first)).json() == []
     assert push.target_for(db, first.id) is None
-    audited = db.exec(select(AuditEntry).where(AuditEntry.action == "push.subscribe")).all()
+    audited = db.exec(
+        select(AuditEntry).where(AuditEntry.action == "push.subscribe").order_by(col(AuditEntry.id))
+    ).all()
     assert [e.detail.get("from_user_id") for e in audited] == [None, None, str(first.id)]
 
 
