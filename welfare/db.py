@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, DateTime, Engine, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -24,6 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.sql.selectable import GenerativeSelect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
 
@@ -31,6 +32,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_AUTOCHECKPOINT_PAGES = 16_384  # 64 MB of WAL at the default 4 KB page
 _GATE_HELD = "welfare_write_gate"
+
+# A select of any kind (SQLAlchemy's or SQLModel's), given back as the same kind.
+SelectT = TypeVar("SelectT", bound=GenerativeSelect)
 
 
 def utcnow() -> dt.datetime:
@@ -306,14 +310,33 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def dialect_name(dialect: str | Session | Connection) -> str:
+    """The dialect's name ("postgresql", "sqlite") of a session or a connection."""
+    if isinstance(dialect, Session):
+        return dialect.get_bind().dialect.name
+    if isinstance(dialect, Connection):
+        return dialect.dialect.name
+    return dialect
+
+
 def upsert(dialect: str | Session | Connection) -> Any:
     """The dialect's INSERT, which has `on_conflict_do_nothing` / `on_conflict_do_update` (the
     one place that picks PostgreSQL's or SQLite's): `upsert(session)(table).values(...)`."""
-    if isinstance(dialect, Session):
-        dialect = dialect.get_bind().dialect.name
-    elif isinstance(dialect, Connection):
-        dialect = dialect.dialect.name
-    return pg_insert if dialect == "postgresql" else sqlite_insert
+    return pg_insert if dialect_name(dialect) == "postgresql" else sqlite_insert
+
+
+def for_update(
+    dialect: str | Session | Connection,
+    query: SelectT,
+    *,
+    skip_locked: bool = False,
+    of: Any = None,
+) -> SelectT:
+    """`query` with row locks on PostgreSQL (`FOR UPDATE [OF ...] [SKIP LOCKED]`); on SQLite
+    unchanged, as BEGIN IMMEDIATE already makes each transaction the only writer."""
+    if dialect_name(dialect) != "postgresql":
+        return query
+    return query.with_for_update(skip_locked=skip_locked, of=of)
 
 
 def insert_unless_conflict(session: Session, row: Any) -> bool:

@@ -23,7 +23,7 @@ from welfare.authz import Actor, Permission, Role, require, require_site, visibl
 from welfare.channels import CONTACT_CHANNELS, WRITTEN, ChannelKind
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
-from welfare.db import insert_unless_conflict, on_commit, utcnow
+from welfare.db import for_update, insert_unless_conflict, on_commit, utcnow
 from welfare.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from welfare.incidents import photos as incident_photos
 from welfare.incidents import timeline
@@ -102,14 +102,13 @@ def lock_incidents(
     ids = set(incident_ids)
     if not ids:
         return {}
-    query = (
+    query = for_update(
+        session,
         select(Incident)
         .where(col(Incident.id).in_(list(ids)))
         .order_by(col(Incident.id))
-        .execution_options(populate_existing=True)
+        .execution_options(populate_existing=True),
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
     return {incident.id: incident for incident in session.exec(query).all()}
 
 

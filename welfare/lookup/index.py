@@ -13,11 +13,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, text, update
+from sqlalchemy import delete, insert, update
 from sqlmodel import Session, col, select
 
 from welfare.consent.models import Consent, ConsentScope
 from welfare.db import upsert
+from welfare.lookup.engine import for_dialect
 from welfare.lookup.models import (
     LookupEntry,
     LookupName,
@@ -25,6 +26,8 @@ from welfare.lookup.models import (
     LookupVariant,
     LookupWord,
 )
+from welfare.lookup.pg_trigram import TRIGRAM_INDEXES
+from welfare.lookup.sqlite_fts import FTS_TABLE
 from welfare.lookup.text import (
     building_key,
     deletes,
@@ -39,31 +42,13 @@ from welfare.lookup.text import (
 from welfare.residents.models import Resident
 from welfare.sites.models import Household
 
-# Objects migrations 0004 and 0009 create outside the SQLModel metadata: the SQLite FTS5 table
-# (and the shadow tables FTS5 makes for itself) and the PostgreSQL GIN indexes: trigrams over the
-# vocabulary (lookup_token), and each entry's names and description as an array of words. 0014
-# turns their `fastupdate` off: a pending list is read whole by every search.
-FTS_TABLE = "lookup_fts"
-TRIGRAM_INDEXES = (
-    "ix_lookup_entry_names_trgm",  # 0004; dropped by 0009
-    "ix_lookup_entry_description_trgm",  # 0004; dropped by 0009
-    "ix_lookup_token_trgm",
-    "ix_lookup_entry_names_words",
-    "ix_lookup_entry_description_words",
-)
-TOKEN_FIELDS = ("names", "description")
 BATCH = 2000
 
 
-def words_array_sql(column: str) -> str:
-    """The expression the PostgreSQL word indexes are built on; a query must repeat it exactly
-    (literally: a bind parameter in it would stop the planner from matching the index)."""
-    assert column in TOKEN_FIELDS
-    return f"string_to_array(translate(lookup_entry.{column}, '|', ' '), ' ')"
-
-
 def is_index_object(name: str | None, type_: str) -> bool:
-    """True for the search objects Alembic's comparison must not see (alembic/env.py)."""
+    """True for the search objects Alembic's comparison must not see (alembic/env.py): the
+    text engines' objects that migrations make outside the SQLModel metadata, SQLite's FTS5
+    table (and the shadow tables FTS5 makes for itself) and PostgreSQL's GIN indexes."""
     if not name:
         return False
     if type_ == "table":
@@ -263,8 +248,8 @@ def refresh_household(session: Session, household_id: uuid.UUID) -> None:
 
 
 def remove_resident(session: Session, resident_id: uuid.UUID, *, purge: bool = False) -> None:
-    """Take a resident out of the lookup. `purge` (erasure) also compacts SQLite's full-text
-    index, so no fragment of the erased names survives in its older segments."""
+    """Take a resident out of the lookup. `purge` (erasure) also has the text engine compact
+    its index (SQLite's FTS5), so no fragment of the erased names survives in older segments."""
     session.flush()
     entry = session.exec(select(LookupEntry).where(LookupEntry.resident_id == resident_id)).first()
     if entry is not None:
@@ -274,12 +259,8 @@ def remove_resident(session: Session, resident_id: uuid.UUID, *, purge: bool = F
         session.flush()
         _drop_words(session, Counter(words))
         _drop_tokens(session, tokens)
-    if purge and session.get_bind().dialect.name == "sqlite":
-        # FTS5 (before 3.42's secure-delete) only marks rows deleted; 'optimize' rewrites the
-        # index into one segment without them, and secure_delete zeroes the freed pages.
-        session.connection().execute(
-            text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES('optimize')")
-        )
+    if purge:
+        for_dialect(session).purge(session)
 
 
 # --- many residents -----------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The guard lookup: who is this person? By tag, flat, name (with typos) or description.
 
 Candidates come from the search tables (`welfare.lookup.index`) through indexes only: the FTS5
-trigram table on SQLite; on PostgreSQL the word vocabulary (trigram index over short words) and
-a GIN index over each entry's words; B-trees for flats, exact names and typo keys. At
+trigram table on SQLite (`sqlite_fts`); on PostgreSQL the word vocabulary (trigram index over
+short words) and a GIN index over each entry's words (`pg_trigram`); B-trees for flats, exact
+names and typo keys. The text engine is picked once per lookup (`engine.for_dialect`). At
 most a few hundred candidates are ranked in Python; the best `limit` become cards, checked once
 more against the registry and the consents before anything is shown.
 
@@ -22,21 +23,10 @@ import functools
 import heapq
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import (
-    String,
-    any_,
-    bindparam,
-    exists,
-    func,
-    true,
-)
-from sqlalchemy import column as sql_column
-from sqlalchemy import table as sql_table
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, exists, func, true
 from sqlmodel import Session, col, select
 
 from welfare.audit.service import AuditSubject
@@ -47,7 +37,8 @@ from welfare.consent.models import Consent, ConsentScope
 from welfare.consent.service import derive_state, live_scopes
 from welfare.db import utcnow
 from welfare.errors import InvalidInput, NotFound
-from welfare.lookup.index import FTS_TABLE, words_array_sql
+from welfare.lookup.candidates import ENTRY_COLUMNS, Entry, fetch_entries, per_sites
+from welfare.lookup.engine import TextEngine, TextSearch, for_dialect
 from welfare.lookup.models import (
     LookupCard,
     LookupEntry,
@@ -74,8 +65,6 @@ from welfare.tags.models import ResidentTag
 
 MAX_QUERY = 200
 MAX_LIMIT = 50
-CANDIDATES = 100  # per candidate query: the bound on the work one lookup can do
-SELECTIVE = 4  # a word group this many times commoner than the rarest is not an index condition
 STOPWORDS = {"a", "an", "and", "the", "with", "in", "of", "wearing", "has", "uses", "on"}
 
 SCORE_TAG = 1000
@@ -87,27 +76,12 @@ SCORE_FUZZY = 600  # - 50 per edit, floor 401
 SCORE_DESCRIPTION = 300  # + up to 50 for whole words
 
 
-class _Entry(NamedTuple):
-    """A candidate: lookup_entry's columns as a plain tuple. Not an ORM object (nothing to
-    track), not a SQLAlchemy Row either: ranking reads a few hundred attributes a lookup, at
-    ten times a tuple's cost on a Row."""
-
-    resident_id: uuid.UUID
-    building: str
-    unit: str
-    names: str
-    description: str
-
-
 @dataclass
 class _Hit:
-    entry: _Entry
+    entry: Entry
     score: int
     matched: str
     terms: tuple[str, ...] = ()
-
-
-_COLUMNS = tuple(getattr(LookupEntry, name) for name in _Entry._fields)
 
 
 def lookup(
@@ -170,15 +144,8 @@ def lookup(
 # --- candidates ---------------------------------------------------------------------------------
 
 
-# Statements are built once, LIMIT included (building one costs about as much as running it);
-# `sites` is left out for the system actor, who sees every site.
-def _per_sites(query: Any) -> dict[bool, Any]:
-    in_sites = col(LookupEntry.site_id).in_(bindparam("sites", expanding=True))
-    return {False: query.limit(CANDIDATES), True: query.where(in_sites).limit(CANDIDATES)}
-
-
-_TAG_QUERY = _per_sites(
-    select(*_COLUMNS)
+_TAG_QUERY = per_sites(
+    select(*ENTRY_COLUMNS)
     .join(ResidentTag, col(ResidentTag.resident_id) == col(LookupEntry.resident_id))
     .where(
         col(ResidentTag.code).in_(bindparam("codes", expanding=True)),
@@ -186,47 +153,32 @@ _TAG_QUERY = _per_sites(
     )
 )
 _UNIT_QUERY = {
-    with_building: _per_sites(
-        select(*_COLUMNS).where(
+    with_building: per_sites(
+        select(*ENTRY_COLUMNS).where(
             LookupEntry.unit == bindparam("unit"),
             *([LookupEntry.building == bindparam("building")] if with_building else []),
         )
     )
     for with_building in (False, True)
 }
-_EXACT_NAME_QUERY = _per_sites(
-    select(*_COLUMNS)
+_EXACT_NAME_QUERY = per_sites(
+    select(*ENTRY_COLUMNS)
     .join(LookupName, col(LookupName.entry_id) == col(LookupEntry.id))
     .where(LookupName.name == bindparam("name"))
 )
-_FTS = sql_table(FTS_TABLE, sql_column("rowid"), sql_column(FTS_TABLE))
-# The full-text table drives the join, so LIMIT stops it after enough matches.
-_FTS_QUERY = _per_sites(
-    select(*_COLUMNS)
-    .select_from(_FTS)
-    .join(LookupEntry, col(LookupEntry.id) == _FTS.c.rowid)
-    .where(_FTS.c[FTS_TABLE].op("MATCH")(bindparam("match")))
-)
 
 
-def _variants(as_array: bool) -> Any:
+def _variants(engine: TextEngine) -> Any:
     """The indexed typo keys among `keys`, as "variant word" pairs (both are ASCII letters only,
-    see `typo_budget`). On PostgreSQL the keys are one array parameter (`= ANY`), not an IN list
-    of as many parameters as keys, so the statement's text depends only on the number of words
-    and the driver's prepared statements save its planning (0.4-0.7 ms for three words, where
-    running it takes 0.2)."""
+    see `typo_budget`), the keys passed as the engine plans them best."""
     variant = col(LookupVariant.variant)
-    keys = (
-        variant == any_(bindparam("keys", type_=ARRAY(String)))
-        if as_array
-        else variant.in_(bindparam("keys", expanding=True))
-    )
+    keys = engine.typo_keys(variant)
     pairs = func.aggregate_strings(variant + " " + LookupVariant.word, ",")
     return select(pairs).where(keys).scalar_subquery()
 
 
 @functools.cache
-def _probe_query(count: int, in_sites: bool, postgres: bool) -> Any:
+def _probe_query(count: int, in_sites: bool, engine: TextEngine) -> Any:
     """For `count` words at once: does any indexed name word start with word i (one B-tree
     range probe each), which of their typo keys are indexed, with their words, and which entries
     carry the query as a whole name. One round trip for all: the probe's single row joined to
@@ -241,24 +193,10 @@ def _probe_query(count: int, in_sites: bool, postgres: bool) -> Any:
             ).label(f"k{i}")
             for i in range(count)
         ),
-        _variants(postgres).label("variants"),
+        _variants(engine).label("variants"),
     ).subquery("probe")
     exact = _EXACT_NAME_QUERY[in_sites].subquery("exact")
     return select(probe, exact).select_from(probe.outerjoin(exact, true()))
-
-
-def _rows(
-    session: Session,
-    query: dict[bool, Any],
-    sites: frozenset[uuid.UUID] | None,
-    **params: Any,
-) -> list[_Entry]:
-    """Plain rows through Core: the candidates are data to rank, not objects to track."""
-    if sites is not None:
-        params["sites"] = list(sites)
-    return [
-        _Entry._make(row) for row in session.connection().execute(query[sites is not None], params)
-    ]
 
 
 def _by_tag(
@@ -267,7 +205,7 @@ def _by_tag(
     """By the stored forms a typed code may take (`codes.read_typed`)."""
     if not code.forms:
         return []
-    rows = _rows(session, _TAG_QUERY, sites, codes=list(code.forms))
+    rows = fetch_entries(session, _TAG_QUERY, sites, codes=list(code.forms))
     return [_Hit(entry, SCORE_TAG, "tag") for entry in rows]
 
 
@@ -285,19 +223,20 @@ def _by_query(
     if not folded:
         return [], "name"
     words = folded.split()
-    probe = _probe(session, folded, words, sites)
-    # Every phrase the name and description tiers may look for, fetched together (PostgreSQL).
-    vocabulary = _Vocabulary(session)
-    vocabulary.want("names", [p for w in words if probe.known.get(w, True) for p in _phrases(w)])
-    vocabulary.want("names", [n for near in probe.near.values() for n in near])
+    engine = for_dialect(session)
+    probe = _probe(session, engine, folded, words, sites)
+    # Every phrase the name and description tiers may look for, named before the first match.
+    search = engine.search(session)
+    search.want("names", [p for w in words if probe.known.get(w, True) for p in _phrases(w)])
+    search.want("names", [n for near in probe.near.values() for n in near])
     described = _description_words(folded)
-    vocabulary.want("description", [p for w in described for p in _phrases(w)])
-    hits = _by_name(session, folded, words, probe, sites, limit, vocabulary)
+    search.want("description", [p for w in described for p in _phrases(w)])
+    hits = _by_name(folded, words, probe, sites, limit, search)
     for hit in hits:
         hit.terms = _found_terms(hit.entry.names, words)
     if len({h.entry.resident_id for h in hits}) < limit:
         # Descriptions rank below every name match: look only when names leave room.
-        hits += _by_description(session, described, sites, vocabulary)
+        hits += _by_description(described, sites, search)
     return hits, "name"
 
 
@@ -312,7 +251,9 @@ def _by_unit(session: Session, readings: list, sites: frozenset[uuid.UUID] | Non
         with_building = reading.building is not None
         score = SCORE_UNIT if with_building else SCORE_ANY_BUILDING
         params = {"building": reading.building} if with_building else {}
-        rows = _rows(session, _UNIT_QUERY[with_building], sites, unit=reading.unit, **params)
+        rows = fetch_entries(
+            session, _UNIT_QUERY[with_building], sites, unit=reading.unit, **params
+        )
         hits += [_Hit(e, score, "unit") for e in rows]
     return hits
 
@@ -328,158 +269,19 @@ def _phrases(word: str) -> list[str]:
     return [a + word + b for a in bounds for b in bounds]
 
 
-def _text_match(
-    session: Session,
-    column: str,
-    groups: list[list[str]],
-    sites: frozenset[uuid.UUID] | None,
-    vocabulary: _Vocabulary,
-) -> list[_Entry]:
-    """Entries whose `column` contains, for every group, one of its phrases."""
-    if session.get_bind().dialect.name == "sqlite":
-        expression = " AND ".join(
-            "(" + " OR ".join(f'"{p}"' for p in group) + ")" for group in groups
-        )
-        return _rows(session, _FTS_QUERY, sites, match=f"{column} : ({expression})")
-    return _word_match(session, column, groups, sites, vocabulary)
-
-
-_ENTRY_COLUMNS = ", ".join(_Entry._fields)
-
-
-def _driver_rows(session: Session, sql: str, params: list[Any]) -> list[Any]:
-    """PostgreSQL: run `sql` (psycopg placeholders) on the session's connection, unprepared.
-
-    For the two statements whose best plan depends on the values (which vocabulary words a
-    pattern can find through the trigram index; how many entries carry the words found). Sent
-    unprepared, each is planned with its values, as literals would be; psycopg would otherwise
-    prepare a statement run five times, and PostgreSQL may then keep a generic plan that cannot
-    see the patterns and walks the vocabulary. Fixed SQL text also saves composing a statement
-    per lookup, which costs as much as running it. Through SQLAlchemy all the same, for its
-    error handling (a lost connection is a 503 and leaves the pool)."""
-    connection = session.connection()
-    driver = connection.connection.driver_connection
-    threshold = driver.prepare_threshold
-    driver.prepare_threshold = None
-    try:
-        return list(connection.exec_driver_sql(sql, tuple(params)).all())
-    finally:
-        driver.prepare_threshold = threshold
-
-
-def _pattern(phrase: str) -> str:
-    """The vocabulary words a phrase finds, as a LIKE pattern. A phrase is a word, or a short
-    word bounded on one or both sides by a separator (`_phrases`); inside a field it can only
-    lie within one word, so "the field contains the phrase" is "one of the field's words
-    contains the word, starts with it, ends with it or is it". Folded words hold no LIKE
-    wildcards."""
-    bounds = (NAME_SEPARATOR, " ")
-    word = phrase.strip(NAME_SEPARATOR + " ")
-    starts, ends = phrase[0] in bounds, phrase[-1] in bounds
-    return ("" if starts else "%") + word + ("" if ends else "%")
-
-
-def _finds(pattern: str, token: str) -> bool:
-    """`token LIKE pattern`, for the patterns `_pattern` makes."""
-    word = pattern.strip("%")
-    if pattern.startswith("%") and pattern.endswith("%"):
-        return word in token
-    if pattern.startswith("%"):
-        return token.endswith(word)
-    if pattern.endswith("%"):
-        return token.startswith(word)
-    return token == word
-
-
-# Per field: its whole words by the primary key, the rest through the trigram index.
-_VOCABULARY_FIELD = "(field = %s AND (token = ANY(%s::text[]) OR token LIKE ANY(%s::text[])))"
-
-
-class _Vocabulary:
-    """PostgreSQL: the vocabulary words each phrase finds, with how many entries carry each.
-    A lookup names up front every phrase its tiers may need (`want`); the first text match
-    fetches them all in one statement, later tiers find theirs already there."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.wanted: set[tuple[str, str]] = set()
-        self.found: dict[tuple[str, str], dict[str, int]] = {}
-
-    def want(self, column: str, phrases: Iterable[str]) -> None:
-        self.wanted.update((column, _pattern(p)) for p in phrases)
-
-    def words(self, column: str, phrases: Iterable[str]) -> dict[str, int]:
-        keys = {(column, _pattern(p)) for p in phrases}
-        if not keys <= self.found.keys():
-            self._fetch((keys | self.wanted) - self.found.keys())
-        out: dict[str, int] = {}
-        for key in keys:
-            out.update(self.found[key])
-        return out
-
-    def _fetch(self, keys: set[tuple[str, str]]) -> None:
-        by_column: dict[str, list[str]] = defaultdict(list)
-        for column, pattern in sorted(keys):
-            by_column[column].append(pattern)
-            self.found[(column, pattern)] = {}
-        params: list[Any] = []
-        for column, patterns in by_column.items():
-            whole = [p for p in patterns if "%" not in p]
-            params += [column, whole, [p for p in patterns if "%" in p]]
-        sql = "SELECT field, token, refs FROM lookup_token WHERE " + " OR ".join(
-            [_VOCABULARY_FIELD] * len(by_column)
-        )
-        for column, token, refs in _driver_rows(self.session, sql, params):
-            for pattern in by_column.get(column, ()):
-                if _finds(pattern, token):
-                    self.found[(column, pattern)][token] = refs
-
-
-def _word_match(
-    session: Session,
-    column: str,
-    groups: list[list[str]],
-    sites: frozenset[uuid.UUID] | None,
-    vocabulary: _Vocabulary,
-) -> list[_Entry]:
-    """PostgreSQL: for each group, the vocabulary words its phrases find (`_Vocabulary`); then
-    the entries whose words overlap every group's, from a GIN index over each entry's word
-    array, first `CANDIDATES` only.
-
-    The planner sees the words (`_driver_rows`) with the column's element statistics: where
-    matches are dense it stops after the first `CANDIDATES`, where they are rare it takes the
-    index. Only the selective groups (within `SELECTIVE` times the rarest one's count) are
-    index conditions; the common ones (a short word such as "ng" finds every "-ng" name) are
-    checked on the rows the index returns (`IS TRUE` keeps them out of the index, whose work
-    grows with every posting list it has to merge)."""
-    found = [vocabulary.words(column, group) for group in groups]
-    if not all(found):
-        return []  # a group no indexed word matches: nothing can match every group
-    words = words_array_sql(column)
-    counts = [sum(f.values()) for f in found]
-    rarest = min(counts)
-    conditions: list[str] = []
-    params: list[Any] = []
-    for tokens, count in sorted(zip(found, counts, strict=True), key=lambda fc: fc[1]):
-        overlap = f"{words} && %s::text[]"
-        conditions.append(overlap if count <= SELECTIVE * rarest else f"({overlap}) IS TRUE")
-        params.append(sorted(tokens))
-    if sites is not None:
-        conditions.append("site_id = ANY(%s::uuid[])")
-        params.append(list(sites))
-    sql = f"SELECT {_ENTRY_COLUMNS} FROM lookup_entry WHERE {' AND '.join(conditions)} LIMIT %s"
-    return [_Entry._make(row) for row in _driver_rows(session, sql, [*params, CANDIDATES])]
-
-
 @dataclass
 class _Probe:
     known: dict[str, bool]  # per typo-budget word: does any indexed name word start with it?
     near: dict[str, dict[str, int]]  # per word: indexed name words within its budget, distance
-    exact: list[_Entry]  # the entries carrying the query as one of their names
+    exact: list[Entry]  # the entries carrying the query as one of their names
 
 
 def _probe(
-    session: Session, folded: str, words: list[str], sites: frozenset[uuid.UUID] | None
+    session: Session,
+    engine: TextEngine,
+    folded: str,
+    words: list[str],
+    sites: frozenset[uuid.UUID] | None,
 ) -> _Probe:
     """What the name vocabulary says about the query, in one statement: which Latin words
     start an indexed name word (one none starts cannot be in a name as typed, so the scans that
@@ -489,7 +291,9 @@ def _probe(
     fuzzy = list(dict.fromkeys(w for w in words if typo_budget(w)))
     if not fuzzy:
         return _Probe(
-            {}, {w: {} for w in words}, _rows(session, _EXACT_NAME_QUERY, sites, name=folded)
+            {},
+            {w: {} for w in words},
+            fetch_entries(session, _EXACT_NAME_QUERY, sites, name=folded),
         )
     keys = {w: deletes(w, typo_budget(w)) for w in fuzzy}
     params: dict[str, Any] = {"keys": sorted(set().union(*keys.values())), "name": folded}
@@ -498,12 +302,11 @@ def _probe(
         params[f"high{i}"] = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     if sites is not None:
         params["sites"] = list(sites)
-    postgres = session.get_bind().dialect.name == "postgresql"
-    statement = _probe_query(len(fuzzy), sites is not None, postgres)
+    statement = _probe_query(len(fuzzy), sites is not None, engine)
     rows = session.connection().execute(statement, params).all()
     starts, pairs = rows[0][: len(fuzzy)], rows[0][len(fuzzy)]
     exact = [
-        _Entry._make(getattr(row, name) for name in _Entry._fields)
+        Entry._make(getattr(row, name) for name in Entry._fields)
         for row in rows
         if row.resident_id is not None
     ]
@@ -526,13 +329,12 @@ def _probe(
 
 
 def _by_name(
-    session: Session,
     folded: str,
     words: list[str],
     probe: _Probe,
     sites: frozenset[uuid.UUID] | None,
     limit: int,
-    vocabulary: _Vocabulary,
+    search: TextSearch,
 ) -> list[_Hit]:
     """Tier by tier, each only while the tiers above leave room in the first `limit`: exact
     names, then every word somewhere in a name, then names within the typo budget."""
@@ -542,18 +344,18 @@ def _by_name(
         hits = [_Hit(entry, SCORE_EXACT_NAME, "name") for entry in probe.exact]
         if len(hits) < limit:
             groups = [_phrases(w) for w in words]
-            rows = _text_match(session, "names", groups, sites, vocabulary)
+            rows = search.match("names", groups, sites)
             hits += _scored(rows, folded, words, {})
     if len({h.entry.resident_id for h in hits}) < limit and known:
         groups = [sorted({*(_phrases(w) if known.get(w, True) else ()), *near[w]}) for w in words]
         if any(near.values()) and all(groups):
-            rows = _text_match(session, "names", groups, sites, vocabulary)
+            rows = search.match("names", groups, sites)
             hits += _scored(rows, folded, words, near)
     return hits
 
 
 def _scored(
-    rows: list[_Entry], folded: str, words: list[str], near: dict[str, dict[str, int]]
+    rows: list[Entry], folded: str, words: list[str], near: dict[str, dict[str, int]]
 ) -> list[_Hit]:
     hits = []
     for entry in rows:
@@ -597,14 +399,11 @@ def _description_words(folded: str) -> list[str]:
 
 
 def _by_description(
-    session: Session,
-    words: list[str],
-    sites: frozenset[uuid.UUID] | None,
-    vocabulary: _Vocabulary,
+    words: list[str], sites: frozenset[uuid.UUID] | None, search: TextSearch
 ) -> list[_Hit]:
     hits = []
     groups = [_phrases(w) for w in words]
-    for entry in _text_match(session, "description", groups, sites, vocabulary):
+    for entry in search.match("description", groups, sites):
         tokens = set(entry.description.replace(NAME_SEPARATOR, " ").split())
         whole = sum(1 for w in words if w in tokens)
         score = SCORE_DESCRIPTION + round(50 * whole / len(words))

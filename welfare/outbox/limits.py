@@ -31,7 +31,7 @@ from sqlalchemy import delete, or_
 from sqlmodel import Session, col, select
 
 from welfare.channels import WRITTEN, ChannelKind
-from welfare.db import upsert, utcnow
+from welfare.db import for_update, upsert, utcnow
 from welfare.outbox.models import OutboxMessage, RecipientAllowance, RecipientText
 from welfare.settings import Settings
 
@@ -158,9 +158,9 @@ def _allowance_used_up(
         .values(phone_key=phone, recent=[], updated_at=now)
         .on_conflict_do_nothing(index_elements=[table.c.phone_key])
     )
-    query = select(RecipientAllowance).where(col(RecipientAllowance.phone_key) == phone)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
+    query = for_update(
+        session, select(RecipientAllowance).where(col(RecipientAllowance.phone_key) == phone)
+    )
     allowance = session.exec(query.execution_options(populate_existing=True)).one()
     cutoff = now - limits.window
     recent = sorted(t for t in map(dt.datetime.fromisoformat, allowance.recent) if t > cutoff)

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from welfare.audit import service as audit
 from welfare.authz import Actor
 from welfare.channels import WRITTEN, ChannelKind
-from welfare.db import utcnow
+from welfare.db import for_update, utcnow
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import CLOSED, Incident, IncidentStatus
@@ -68,13 +68,13 @@ def claim_due(session: Session, *, limit: int = 20, now: dt.datetime | None = No
         col(OutboxMessage.status).in_((OutboxStatus.claimed, OutboxStatus.sending))
         & (col(OutboxMessage.claimed_at) < now - STALE_CLAIM),
     )
-    query = (
+    query = for_update(
+        session,
         select(OutboxMessage.id, OutboxMessage.incident_id, OutboxMessage.status)
         .where(due)
-        .order_by(col(OutboxMessage.next_attempt_at))
+        .order_by(col(OutboxMessage.next_attempt_at)),
+        skip_locked=True,
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
     rows = list(session.exec(query.limit(limit)).all())
     if not rows:
         return []
@@ -331,11 +331,12 @@ def record_sent(
     incidents.lock_incidents(session, incident_ids)
     # The tokens now, the rows locked on PostgreSQL (a takeover's `claim_due` skips locked rows;
     # on SQLite this transaction is the one writer): a row ours here is still ours at the update.
-    query = select(OutboxMessage.id, OutboxMessage.claim_token).where(
-        col(OutboxMessage.id).in_(list(tokens))
+    query = for_update(
+        session,
+        select(OutboxMessage.id, OutboxMessage.claim_token).where(
+            col(OutboxMessage.id).in_(list(tokens))
+        ),
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
     current = dict(session.exec(query).all())
     ours = {message_id for message_id, token in current.items() if token == tokens[message_id]}
     accepted = [item for item in accepted if item.message_id in ours]

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
@@ -30,7 +28,7 @@ from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Role
 from welfare.channels import ChannelKind
 from welfare.consent.models import Consent, ConsentScope
-from welfare.db import session_scope, utcnow
+from welfare.db import session_scope, upsert, utcnow
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident
 from welfare.residents import contact_checks
@@ -170,8 +168,7 @@ def _insert_visits(
         return 0
     # A plain executemany (the drivers' fast path); what was new is counted by the unique
     # index before and after, since an executemany's rowcount is not reliable.
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = upsert(session)
     before = _count_visits(session, schedule_ids)
     statement = insert(Visit).on_conflict_do_nothing(index_elements=["schedule_id", "window_start"])
     session.connection().execute(statement, rows)

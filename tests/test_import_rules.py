@@ -1,0 +1,148 @@
+"""Which way imports go (docs/architecture.md), checked on the source: `welfare` imports neither
+the HTTP side (`api`, FastAPI, Starlette) nor `notifications` nor Twilio, and the domain folders
+under `welfare/` gain no new pair that imports each other.
+
+Every import counts, the ones inside functions too: a deferred import is still a dependency,
+only one taken later."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import NamedTuple
+
+ROOT = Path(__file__).resolve().parent.parent
+WELFARE = ROOT / "welfare"
+FORBIDDEN_IN_WELFARE = ("api", "notifications", "fastapi", "starlette", "twilio")
+# The command line is an entry point (it starts the app and the worker): it may import them,
+# inside its commands only, so that importing `welfare` never loads them.
+ENTRY_POINT = WELFARE / "cli.py"
+
+# Pairs of domain folders that import each other today. The list may only shrink: a new pair
+# fails the test, and so does a pair that is gone (take it out, so the list stays true).
+KNOWN_TWO_WAY: set[frozenset[str]] = {
+    frozenset(pair)
+    for pair in [
+        ("consent", "incidents"),
+        ("consent", "lookup"),
+        ("consent", "residents"),
+        ("consent", "tags"),
+        ("consent", "visits"),
+        ("incidents", "outbox"),
+        ("incidents", "push"),
+        ("incidents", "residents"),
+        ("lookup", "residents"),
+        ("lookup", "sites"),
+        ("outbox", "push"),
+        ("outbox", "residents"),
+        ("residents", "sites"),
+    ]
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+class Imported(NamedTuple):
+    name: str  # dotted; for `from a import b` both `a` and `a.b` (b may be a module)
+    deferred: bool  # inside a function: run only when it is called
+
+
+def imports(source: str, module: str, *, is_package: bool = False) -> list[Imported]:
+    """Every import in `source` (the text of `module`), at any depth."""
+    package = module if is_package else module.rpartition(".")[0]
+    found: list[Imported] = []
+
+    def visit(node: ast.AST, deferred: bool) -> None:
+        if isinstance(node, ast.Import):
+            found.extend(Imported(alias.name, deferred) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolved against this module's package
+                parts = package.split(".")
+                anchor = parts[: len(parts) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            found.append(Imported(base, deferred))
+            found.extend(Imported(f"{base}.{alias.name}", deferred) for alias in node.names)
+        inside = deferred or isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+        for child in ast.iter_child_nodes(node):
+            visit(child, inside)
+
+    visit(ast.parse(source), deferred=False)
+    return found
+
+
+def _imports_of(path: Path) -> list[Imported]:
+    return imports(
+        path.read_text(encoding="utf-8"), _module_name(path), is_package=path.name == "__init__.py"
+    )
+
+
+def _welfare_files() -> list[Path]:
+    return sorted(WELFARE.rglob("*.py"))
+
+
+def _domain(module: str) -> str | None:
+    """The folder under welfare/ a dotted name belongs to (None for welfare/db.py and the
+    other modules beside the folders)."""
+    parts = module.split(".")
+    if len(parts) < 2 or parts[0] != "welfare":
+        return None
+    return parts[1] if (WELFARE / parts[1]).is_dir() else None
+
+
+def two_way_pairs() -> set[frozenset[str]]:
+    edges: set[tuple[str, str]] = set()
+    for path in _welfare_files():
+        source = _domain(_module_name(path))
+        if source is None:
+            continue
+        for imported in _imports_of(path):
+            target = _domain(imported.name)
+            if target is not None and target != source:
+                edges.add((source, target))
+    return {frozenset((a, b)) for a, b in edges if (b, a) in edges}
+
+
+def test_welfare_imports_neither_the_http_side_nor_notifications_nor_twilio() -> None:
+    offenders = sorted(
+        {
+            f"{path.relative_to(ROOT)} imports {imported.name}"
+            for path in _welfare_files()
+            for imported in _imports_of(path)
+            if imported.name.split(".")[0] in FORBIDDEN_IN_WELFARE
+            and not (path == ENTRY_POINT and imported.deferred)
+        }
+    )
+    assert offenders == []
+
+
+def test_no_new_pair_of_domain_folders_imports_each_other() -> None:
+    pairs = two_way_pairs()
+    new = sorted(sorted(pair) for pair in pairs - KNOWN_TWO_WAY)
+    gone = sorted(sorted(pair) for pair in KNOWN_TWO_WAY - pairs)
+    assert new == [], "a new two-way dependency between welfare/ folders"
+    assert gone == [], "gone from the code: take these out of KNOWN_TWO_WAY"
+
+
+def test_the_reader_sees_every_kind_of_import() -> None:
+    source = """
+import fastapi
+from twilio.rest import Client
+from . import sibling
+from ..db import upsert
+
+
+def command() -> None:
+    from api.app import create_app
+"""
+    found = imports(source, "welfare.lookup.service")
+    assert Imported("fastapi", False) in found
+    assert Imported("twilio.rest.Client", False) in found
+    assert Imported("welfare.lookup.sibling", False) in found
+    assert Imported("welfare.db.upsert", False) in found
+    assert Imported("api.app", True) in found
