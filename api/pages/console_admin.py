@@ -14,10 +14,11 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from api.deps import SessionDep, TransactionRoute
-from api.pages.console import ConsoleUserDep, CsrfField, console_render, see_other
-from api.pages.deps import PageUser, check_form_csrf, viewer_timezone
+from api.pages.console import ConsoleUserDep, CsrfField, console_render
+from api.pages.deps import PageUser, check_form_csrf, t, viewer_timezone
 from api.pages.forms import phone_error, refused_words
 from api.pages.i18n import N_, gettext
+from api.pages.rendering import see_other
 from welfare.audit.service import list_entries, verify_chain
 from welfare.authz import Permission, Role, require
 from welfare.errors import Conflict, InvalidInput, NotFound
@@ -50,10 +51,6 @@ USER_FIELDS = {
     "site_ids": N_("Choose the sites."),
     "language": N_("Choose a language."),
 }
-
-
-def _t(page_user: PageUser, message: str) -> str:
-    return gettext(page_user.language, message)
 
 
 def _user_errors(page_user: PageUser, exc: Exception) -> list[str]:
@@ -110,7 +107,7 @@ def _users_page(
             "offset": offset,
             "page_size": PAGE_SIZE,
             "sites": site_list,
-            "roles": [(r.value, _t(page_user, ROLE_LABELS[r.value])) for r in Role],
+            "roles": [(r.value, t(page_user, ROLE_LABELS[r.value])) for r in Role],
             "role_labels": ROLE_LABELS,
             "languages": UI_LANGUAGES,
             "form": form or {},
@@ -229,7 +226,7 @@ def _user_page(
             "form": form or current,
             "errors": errors or [],
             "sites": _all_sites(session, page_user),
-            "roles": [(r.value, _t(page_user, ROLE_LABELS[r.value])) for r in Role],
+            "roles": [(r.value, t(page_user, ROLE_LABELS[r.value])) for r in Role],
             "languages": UI_LANGUAGES,
             "is_self": str(user.id) == page_user.user_id,
             "sessions": users.admin_list_sessions(
@@ -337,7 +334,7 @@ def user_password(
         )
     except ValidationError:
         session.rollback()
-        errors = [_t(page_user, USER_FIELDS["password"])]
+        errors = [t(page_user, USER_FIELDS["password"])]
         return _user_page(request, session, page_user, user_id, errors=errors, status_code=422)
     return see_other(f"/console/users/{user_id}?done=password")
 

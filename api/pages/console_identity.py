@@ -11,11 +11,12 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from api.deps import SessionDep, SettingsDep, TransactionRoute
-from api.pages.console import ConsoleUserDep, CsrfField, console_render, see_other
+from api.pages.console import ConsoleUserDep, CsrfField, console_render
 from api.pages.console_admin import _all_sites, _parse_ids
 from api.pages.deps import PageUser, check_form_csrf
 from api.pages.forms import refused_words
 from api.pages.i18n import N_
+from api.pages.rendering import see_other
 from welfare.authz import Permission, require
 from welfare.errors import InvalidInput
 from welfare.identity import service as identity

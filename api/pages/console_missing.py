@@ -28,13 +28,12 @@ from api.pages.console import (
     console_render,
     label,
     new_request_id,
-    see_other,
 )
 from api.pages.deps import PageUser, check_form_csrf
 from api.pages.forms import refused_words
 from api.pages.guard import language_label
 from api.pages.i18n import N_, gettext
-from api.pages.rendering import local_time
+from api.pages.rendering import local_time, see_other
 from notifications.dispatcher import guard_alert_url
 from notifications.messages import missing_alert_sms
 from welfare.errors import InvalidInput

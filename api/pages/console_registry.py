@@ -20,11 +20,11 @@ from api.pages.console import (
     action_error,
     console_render,
     new_request_id,
-    see_other,
 )
-from api.pages.deps import PageUser, check_form_csrf
+from api.pages.deps import PageUser, check_form_csrf, t
 from api.pages.forms import NUL_TEXT, TOO_LONG, page_value_problem, phone_error
 from api.pages.i18n import N_, gettext
+from api.pages.rendering import see_other
 from welfare.authz import Permission
 from welfare.channels import CONTACT_CHANNELS, ChannelKind
 from welfare.consent import service as consents
@@ -137,10 +137,6 @@ FIELD_LABELS = {
 }
 
 
-def _t(page_user: PageUser, message: str) -> str:
-    return gettext(page_user.language, message)
-
-
 def contact_language_for(resident: Resident) -> str:
     """A new contact's language: the resident's first language the messages exist in (a family
     usually shares it), matched by tag or by language ("ko" and "zh-HK" read ko-KR and zh-CN);
@@ -246,7 +242,7 @@ def _field_errors(page_user: PageUser, exc: Exception) -> dict[str, str]:
 
 def _error_summary(page_user: PageUser, errors: dict[str, str]) -> str:
     names = [
-        _t(page_user, FIELD_LABELS[f]) if f in FIELD_LABELS else f for f in errors if f != "form"
+        t(page_user, FIELD_LABELS[f]) if f in FIELD_LABELS else f for f in errors if f != "form"
     ]
     if not names:
         return errors.get("form") or gettext(page_user.language, "Please check what you entered.")
@@ -505,9 +501,9 @@ def _consent_rows(page_user: PageUser, rows: list[Consent]) -> list[dict[str, An
     return [
         {
             "consent": c,
-            "scopes": [_t(page_user, SCOPE_LABELS.get(s, s)) for s in c.scopes],
-            "given_by": _t(page_user, GIVEN_BY_LABELS[c.given_by_kind.value]),
-            "method": _t(page_user, METHOD_LABELS[c.method.value]),
+            "scopes": [t(page_user, SCOPE_LABELS.get(s, s)) for s in c.scopes],
+            "given_by": t(page_user, GIVEN_BY_LABELS[c.given_by_kind.value]),
+            "method": t(page_user, METHOD_LABELS[c.method.value]),
             "overdue": c.withdrawn_at is None and c.review_due <= now,
         }
         for c in rows
@@ -554,11 +550,11 @@ def _resident_context(
         "can_write": page_user.actor.can(Permission.registry_write),
         "can_photo": ConsentScope.photo in scopes,
         "can_tag": ConsentScope.lost_person_response in scopes,
-        "scope_choices": [(s.value, _t(page_user, SCOPE_LABELS[s.value])) for s in ConsentScope],
+        "scope_choices": [(s.value, t(page_user, SCOPE_LABELS[s.value])) for s in ConsentScope],
         "given_by_choices": [
-            (k.value, _t(page_user, GIVEN_BY_LABELS[k.value])) for k in GivenByKind
+            (k.value, t(page_user, GIVEN_BY_LABELS[k.value])) for k in GivenByKind
         ],
-        "method_choices": [(m.value, _t(page_user, METHOD_LABELS[m.value])) for m in ConsentMethod],
+        "method_choices": [(m.value, t(page_user, METHOD_LABELS[m.value])) for m in ConsentMethod],
         "contact_languages": CONTACT_LANGUAGES,
         "new_contact": {"language": contact_language_for(resident)},
         "show_phone": display_phone,
@@ -1151,7 +1147,7 @@ def _withdraw_page(
             "resident": resident,
             "consent": _consent_rows(page_user, [consent])[0],
             "erases": erases,
-            "lost": [_t(page_user, SCOPE_LABELS[s.value]) for s in lost],
+            "lost": [t(page_user, SCOPE_LABELS[s.value]) for s in lost],
             "contacts_count": len(
                 residents.list_contacts(
                     session=session, actor=page_user.actor, resident_id=resident.id

@@ -14,15 +14,15 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from sqlmodel import Session, col, select
 
 from api.deps import SessionDep, SettingsDep, TransactionRoute
 from api.pages import manager_views as views
-from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf
+from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf, t
 from api.pages.forms import FormValueRefused, form_model
-from api.pages.i18n import N_, gettext
-from api.pages.rendering import render
+from api.pages.i18n import N_
+from api.pages.rendering import render, see_other
 from welfare.authz import Permission, Role, require, visible_site_ids
 from welfare.db import utcnow
 from welfare.errors import ConfirmationRequired, Conflict, InvalidInput, NotFound
@@ -95,10 +95,6 @@ FIELD_ERRORS = {
 }
 
 
-def _see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
 def staff_page_user(page_user: PageUserDep) -> PageUser:
     """Staff, managers and admins; guards are refused (403)."""
     require(page_user.actor, Permission.registry_read)
@@ -108,17 +104,13 @@ def staff_page_user(page_user: PageUserDep) -> PageUser:
 StaffUserDep = Annotated[PageUser, Depends(staff_page_user)]
 
 
-def _t(page_user: PageUser, message: str) -> str:
-    return gettext(page_user.language, message)
-
-
 def _field_error(page_user: PageUser, exc: InvalidInput) -> str:
     name = str(exc.loc[-1]) if exc.loc else ""
     if name in FIELD_ERRORS:
-        return _t(page_user, FIELD_ERRORS[name])
+        return t(page_user, FIELD_ERRORS[name])
     if isinstance(exc, FormValueRefused):
         return exc.words(page_user.language)
-    return _t(page_user, N_("Some of the values are not valid."))
+    return t(page_user, N_("Some of the values are not valid."))
 
 
 def _sites(session: Session, page_user: PageUser) -> list[Site]:
@@ -239,7 +231,7 @@ def _find_visits(
 
 @router.get("")
 def manage_home(page_user: StaffUserDep) -> Response:
-    return _see_other("/manage/visits")
+    return see_other("/manage/visits")
 
 
 # --- visits: calendar and list ------------------------------------------------------------------
@@ -321,7 +313,7 @@ def visits_page(
         message = (
             _field_error(page_user, exc)
             if isinstance(exc, InvalidInput) and exc.loc and exc.loc[-1] in ("start_to", "date")
-            else _t(page_user, N_("Some of the filters are not valid."))
+            else t(page_user, N_("Some of the filters are not valid."))
         )
         context["error"] = message
         return render(request, "manager/visits.html", context, status_code=422)
@@ -421,7 +413,7 @@ def record_visit(
     visit = visits.get_visit(session=session, actor=page_user.actor, visit_id=visit_id)
     form = {"outcome": outcome, "notes": notes, "follow_up": follow_up}
     if outcome not in {o.value for o in VisitOutcome}:
-        error = _t(page_user, N_("Choose what you found."))
+        error = t(page_user, N_("Choose what you found."))
         return _visit_page(
             request, session, page_user, visit, form=form, error=error, status_code=422
         )
@@ -448,13 +440,13 @@ def record_visit(
                 request, session, page_user, visit, form=form, confirm_early=True, status_code=409
             )
         if isinstance(exc, Conflict):
-            error, code = _t(page_user, N_("This visit was already recorded.")), 409
+            error, code = t(page_user, N_("This visit was already recorded.")), 409
         else:
             error, code = _field_error(page_user, exc), 422
         return _visit_page(
             request, session, page_user, visit, form=form, error=error, status_code=code
         )
-    return _see_other(f"/manage/visits/{visit_id}?saved=1")
+    return see_other(f"/manage/visits/{visit_id}?saved=1")
 
 
 # --- schedules ----------------------------------------------------------------------------------
@@ -521,13 +513,13 @@ def _rule_text(page_user: PageUser, rule: str) -> str:
     form = views.parse_rule(rule)
     if form.preset == "weekly":
         days = ", ".join(
-            _t(page_user, views.WEEKDAY_SHORT[views.WEEKDAYS.index(d)]) for d in form.weekdays
+            t(page_user, views.WEEKDAY_SHORT[views.WEEKDAYS.index(d)]) for d in form.weekdays
         )
-        return _t(page_user, N_("Weekly: {days}")).format(days=days)
+        return t(page_user, N_("Weekly: {days}")).format(days=days)
     if form.preset == "every_n_days":
-        return _t(page_user, N_("Every {n} days")).format(n=form.every_days)
+        return t(page_user, N_("Every {n} days")).format(n=form.every_days)
     if form.preset == "monthly":
-        return _t(page_user, N_("Monthly on day {n}")).format(n=form.month_day)
+        return t(page_user, N_("Monthly on day {n}")).format(n=form.month_day)
     return rule
 
 
@@ -690,9 +682,9 @@ EXTRA_FIELD_ERRORS = {
 def _schedule_error(page_user: PageUser, exc: InvalidInput) -> str:
     name = str(exc.loc[-1]) if exc.loc else ""
     if name == "rule_builder":
-        return _t(page_user, exc.message)
+        return t(page_user, exc.message)
     if name in EXTRA_FIELD_ERRORS:
-        return _t(page_user, EXTRA_FIELD_ERRORS[name])
+        return t(page_user, EXTRA_FIELD_ERRORS[name])
     return _field_error(page_user, exc)
 
 
@@ -771,7 +763,7 @@ def create_schedule(
             error=_schedule_error(page_user, exc),
             status_code=422,
         )
-    return _see_other(f"/manage/schedules/{schedule.id}?saved=1")
+    return see_other(f"/manage/schedules/{schedule.id}?saved=1")
 
 
 @router.get("/schedules/{schedule_id}")
@@ -836,7 +828,7 @@ def update_schedule(
             error=_schedule_error(page_user, exc),
             status_code=422,
         )
-    return _see_other(f"/manage/schedules/{schedule_id}?saved=1")
+    return see_other(f"/manage/schedules/{schedule_id}?saved=1")
 
 
 @router.post("/schedules/{schedule_id}/end")
@@ -848,7 +840,7 @@ def end_schedule(
 ) -> Response:
     check_form_csrf(page_user, csrf_token)
     visits.end_schedule(session=session, actor=page_user.actor, schedule_id=schedule_id)
-    return _see_other(f"/manage/schedules/{schedule_id}?ended=1")
+    return see_other(f"/manage/schedules/{schedule_id}?ended=1")
 
 
 # --- reports ------------------------------------------------------------------------------------
@@ -901,7 +893,7 @@ def reports_page(
         end=now,
         timezone=site.timezone,
     )
-    staff_word = _t(page_user, N_("Site staff"))
+    staff_word = t(page_user, N_("Site staff"))
     assignee_rows = [
         (
             row["assignee"] if row["assignee_user_id"] else staff_word,
@@ -933,8 +925,8 @@ def reports_page(
                 "chart": views.line_chart(
                     months,
                     [
-                        (_t(page_user, N_("Median")), "series-median", median),
-                        (_t(page_user, N_("90th percentile")), "series-p90", p90),
+                        (t(page_user, N_("Median")), "series-median", median),
+                        (t(page_user, N_("90th percentile")), "series-p90", p90),
                     ],
                 ),
                 "rows": [
@@ -1024,5 +1016,5 @@ def calendar_feed_change(
     if action == "revoke":
         with contextlib.suppress(NotFound):  # nothing to revoke: what the user wanted anyway
             visits.revoke_calendar_token(session=session, actor=page_user.actor, user_id=user_id)
-        return _see_other("/manage/calendar-feed?revoked=1")
+        return see_other("/manage/calendar-feed?revoked=1")
     raise InvalidInput("action", "issue or revoke")
