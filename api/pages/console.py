@@ -795,16 +795,9 @@ def refused_action(
     """The incident page again, saying why the action was refused (`action_error`)."""
     error, status = action_error(page_user.language, exc)
     return FormError(
-        partial(
-            incident_page,
-            request,
-            session,
-            page_user,
-            incident_id,
-            error=error,
-            status_code=status,
-            form=form,
-        )
+        partial(incident_page, request, session, page_user, incident_id, form=form),
+        error=error,
+        status_code=status,
     )
 
 

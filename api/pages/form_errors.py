@@ -1,5 +1,5 @@
 """One way to answer a form the person must put right: the handler raises `FormError` with the
-page to draw again (what they typed, what to change, the status), and `PageRoute` rolls the
+page to draw again, what they typed, what to change and the status, and `PageRoute` rolls the
 request's changes back and draws it.
 
 The answer is drawn inside the endpoint's own trip to the thread pool, not by an exception
@@ -21,21 +21,24 @@ from api.deps import TransactionRoute
 
 
 class FormError(Exception):
-    """The form is drawn again by `redraw` (with the values typed, the field messages and the
-    status it answers, usually 422 or 409) after the request's changes are rolled back.
+    """A form the person must put right. After the request's changes are rolled back its page
+    is drawn again: `redraw(status_code=..., **messages)`, where `redraw` already holds the
+    values typed (`functools.partial`) and `messages` say what to change (`error=`, `errors=`,
+    as the page's function names them)."""
 
-    Build `redraw` with the messages already worked out (`functools.partial`): the exception
-    that caused them is gone by the time it runs."""
-
-    def __init__(self, redraw: Callable[[], Response]) -> None:
+    def __init__(
+        self, redraw: Callable[..., Response], *, status_code: int = 422, **messages: Any
+    ) -> None:
         super().__init__("the form is drawn again with what to change")
         self.redraw = redraw
+        self.status_code = status_code
+        self.messages = messages
 
 
 def _redraw(error: FormError, kwargs: dict[str, Any]) -> Response:
     for session in (value for value in kwargs.values() if isinstance(value, Session)):
         session.rollback()
-    return error.redraw()
+    return error.redraw(status_code=error.status_code, **error.messages)
 
 
 def _answering_form_errors(endpoint: Callable[..., Any]) -> Callable[..., Any]:
@@ -61,8 +64,9 @@ def _answering_form_errors(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class PageRoute(TransactionRoute):
-    """A page route: a `FormError` from the endpoint is answered with the form drawn again, in
-    the same transaction trip, which `TransactionRoute` then ends (the redraw only reads)."""
+    """A page route: a `FormError` from the endpoint is answered with the form drawn again in
+    the endpoint's trip; `TransactionRoute` then commits what the redraw did (its reads, the
+    audit of what it shows), as when each handler drew the page itself."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, _answering_form_errors(endpoint), **kwargs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -17,9 +18,10 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 from sqlmodel import Session, col, select
 
-from api.deps import SessionDep, SettingsDep, TransactionRoute
+from api.deps import SessionDep, SettingsDep
 from api.pages import manager_views as views
 from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf, t
+from api.pages.form_errors import FormError, PageRoute
 from api.pages.forms import FormValueRefused, form_model
 from api.pages.i18n import N_
 from api.pages.rendering import render, see_other
@@ -45,7 +47,7 @@ from welfare.visits.models import (
     VisitStatus,
 )
 
-router = APIRouter(route_class=TransactionRoute, prefix="/manage", include_in_schema=False)
+router = APIRouter(route_class=PageRoute, prefix="/manage", include_in_schema=False)
 
 CsrfField = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)]
 ShortText = Annotated[str, Form(max_length=100)]
@@ -412,11 +414,10 @@ def record_visit(
     check_form_csrf(page_user, csrf_token)
     visit = visits.get_visit(session=session, actor=page_user.actor, visit_id=visit_id)
     form = {"outcome": outcome, "notes": notes, "follow_up": follow_up}
+    # After a rollback `visit` is read again when the page uses it.
+    redraw = partial(_visit_page, request, session, page_user, visit, form=form)
     if outcome not in {o.value for o in VisitOutcome}:
-        error = t(page_user, N_("Choose what you found."))
-        return _visit_page(
-            request, session, page_user, visit, form=form, error=error, status_code=422
-        )
+        return redraw(error=t(page_user, N_("Choose what you found.")), status_code=422)
     try:
         visits.record_visit(
             session=session,
@@ -430,22 +431,15 @@ def record_visit(
                 confirm_early=confirm_early,
             ),
         )
-    except (InvalidInput, Conflict) as exc:
-        session.rollback()
-        visit = visits.get_visit(session=session, actor=page_user.actor, visit_id=visit_id)
-        if isinstance(exc, ConfirmationRequired):
-            # Asked, not refused: the same form again, with the question and a button that
-            # answers it.
-            return _visit_page(
-                request, session, page_user, visit, form=form, confirm_early=True, status_code=409
-            )
-        if isinstance(exc, Conflict):
-            error, code = t(page_user, N_("This visit was already recorded.")), 409
-        else:
-            error, code = _field_error(page_user, exc), 422
-        return _visit_page(
-            request, session, page_user, visit, form=form, error=error, status_code=code
-        )
+    except ConfirmationRequired as exc:
+        # Asked, not refused: the same form again, with the question and a button that answers
+        # it.
+        raise FormError(redraw, confirm_early=True, status_code=409) from exc
+    except Conflict as exc:
+        error = t(page_user, N_("This visit was already recorded."))
+        raise FormError(redraw, error=error, status_code=409) from exc
+    except InvalidInput as exc:
+        raise FormError(redraw, error=_field_error(page_user, exc)) from exc
     return see_other(f"/manage/visits/{visit_id}?saved=1")
 
 
@@ -751,8 +745,8 @@ def create_schedule(
         )
         scheduler.generate_schedule(session, schedule, utcnow())
     except InvalidInput as exc:
-        session.rollback()
-        return _schedule_form_page(
+        redraw = partial(
+            _schedule_form_page,
             request,
             session,
             page_user,
@@ -760,9 +754,8 @@ def create_schedule(
             schedule=None,
             site=site,
             sites=sites,
-            error=_schedule_error(page_user, exc),
-            status_code=422,
         )
+        raise FormError(redraw, error=_schedule_error(page_user, exc)) from exc
     return see_other(f"/manage/schedules/{schedule.id}?saved=1")
 
 
@@ -813,11 +806,10 @@ def update_schedule(
         )
         scheduler.generate_schedule(session, schedule, now)
     except InvalidInput as exc:
-        session.rollback()
-        schedule = visits.get_schedule(
-            session=session, actor=page_user.actor, schedule_id=schedule_id
-        )
-        return _schedule_form_page(
+        # The schedule's site cannot change (ScheduleUpdate has none); its other values are
+        # read again after the rollback.
+        redraw = partial(
+            _schedule_form_page,
             request,
             session,
             page_user,
@@ -825,9 +817,8 @@ def update_schedule(
             schedule=schedule,
             site=session.get(Site, schedule.site_id),
             sites=[],
-            error=_schedule_error(page_user, exc),
-            status_code=422,
         )
+        raise FormError(redraw, error=_schedule_error(page_user, exc)) from exc
     return see_other(f"/manage/schedules/{schedule_id}?saved=1")
 
 
