@@ -13,7 +13,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
@@ -44,7 +44,7 @@ from api.pages.deps import (
     viewer_timezone,
 )
 from api.pages.i18n import N_, gettext, ui_language
-from api.pages.rendering import render
+from api.pages.rendering import render, see_other
 from welfare.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, Throttled
 from welfare.identity import service as identity
 from welfare.settings import Settings
@@ -59,15 +59,11 @@ FormText = Annotated[str, Form(max_length=300)]
 OptionalFormText = Annotated[str | None, Form(max_length=2000)]
 
 
-def _see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
 @router.get("/")
 def home(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     if not request.cookies.get(SESSION_COOKIE):
-        return _see_other("/login")
-    return _see_other(home_for(get_page_user(request, settings).role))
+        return see_other("/login")
+    return see_other(home_for(get_page_user(request, settings).role))
 
 
 def _chosen_language(value: str | None) -> str | None:
@@ -117,7 +113,7 @@ def login_form(request: Request) -> Response:
 
 
 def _signed_in(settings: Settings, token: str, target: str) -> Response:
-    return _session_cookie(_see_other(target), settings, token)
+    return _session_cookie(see_other(target), settings, token)
 
 
 def _session_cookie(response: Response, settings: Settings, token: str) -> Response:
@@ -277,7 +273,7 @@ def logout(
     else:
         users.sign_out(session=session, actor=page_user.actor)
     # On a shared phone the next guard signs in with their PIN.
-    response = _see_other("/login/pin" if quick_sign_in_pages.has_device(request) else "/login")
+    response = see_other("/login/pin" if quick_sign_in_pages.has_device(request) else "/login")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
@@ -330,10 +326,10 @@ def revoke_session(
     with contextlib.suppress(NotFound):
         users.revoke_own_session(session=session, actor=page_user.actor, session_id=session_id)
     if session_id == page_user.actor.session_id:
-        response = _see_other("/login")
+        response = see_other("/login")
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
-    return _see_other("/account?saved=session")
+    return see_other("/account?saved=session")
 
 
 @router.post("/account/sessions/revoke-others")
@@ -344,7 +340,7 @@ def revoke_other_sessions(
 ) -> Response:
     check_form_csrf(page_user, csrf_token)
     users.revoke_other_sessions(session=session, actor=page_user.actor)
-    return _see_other("/account?saved=others")
+    return see_other("/account?saved=others")
 
 
 @router.post("/account/language")
@@ -369,7 +365,7 @@ def change_language(
     users.update_profile(
         session=session, actor=page_user.actor, data=ProfileUpdate(language=language)
     )
-    return _see_other("/account?saved=language")
+    return see_other("/account?saved=language")
 
 
 @router.post("/account/password")
@@ -407,7 +403,7 @@ def change_password(
         else:
             error = gettext(language, "The current password is not right.")
         return _account_page(request, session, settings, page_user, error=error, status_code=422)
-    return _see_other("/account?saved=password")
+    return see_other("/account?saved=password")
 
 
 # --- two-factor sign-in -----------------------------------------------------------------------
@@ -491,7 +487,7 @@ def two_factor_start(
     check_form_csrf(page_user, csrf_token)
     with contextlib.suppress(Conflict):  # already on: the page says so
         second_factor.start_enrolment(session=session, settings=settings, actor=page_user.actor)
-    return _see_other("/account/two-factor")
+    return see_other("/account/two-factor")
 
 
 @router.post("/account/two-factor/confirm")
@@ -548,7 +544,7 @@ def two_factor_disable(
         )
     except (InvalidInput, Throttled, Conflict) as exc:
         return _code_error(request, session, settings, page_user, exc)
-    return _see_other("/account?saved=two-factor-off")
+    return see_other("/account?saved=two-factor-off")
 
 
 # --- passkeys -----------------------------------------------------------------------------------
@@ -662,7 +658,7 @@ def passkey_remove(
     check_form_csrf(page_user, csrf_token)
     with contextlib.suppress(NotFound):
         passkeys.remove_own_passkey(session=session, actor=page_user.actor, passkey_id=passkey_id)
-    return _see_other("/account?saved=passkey-removed#passkeys")
+    return see_other("/account?saved=passkey-removed#passkeys")
 
 
 @router.post("/login/passkey/options")

@@ -11,17 +11,19 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 from sqlmodel import Session, col, select
 
-from api.deps import SessionDep, TransactionRoute
+from api.deps import SessionDep
 from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf
+from api.pages.form_errors import FormError, PageRoute
 from api.pages.forms import NUL_TEXT
 from api.pages.i18n import N_, gettext
-from api.pages.rendering import local_time, render
+from api.pages.rendering import local_time, render, see_other
 from welfare.authz import Permission, Role
 from welfare.channels import ChannelKind
 from welfare.db import utcnow
@@ -47,7 +49,7 @@ from welfare.residents.models import Contact, Resident
 from welfare.sites.models import Household, Site
 from welfare.users.models import User
 
-router = APIRouter(route_class=TransactionRoute, prefix="/console", include_in_schema=False)
+router = APIRouter(route_class=PageRoute, prefix="/console", include_in_schema=False)
 
 CsrfField = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)]
 ShortField = Annotated[str, Form(max_length=300)]
@@ -71,10 +73,6 @@ def get_console_user(request: Request, page_user: PageUserDep) -> PageUser:
 
 
 ConsoleUserDep = Annotated[PageUser, Depends(get_console_user)]
-
-
-def see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
 
 
 def nav_items(page_user: PageUser) -> list[tuple[str, str]]:
@@ -786,6 +784,23 @@ def action_error(language: str, exc: Exception) -> tuple[str, int]:
     raise exc
 
 
+def refused_action(
+    request: Request,
+    session: Session,
+    page_user: PageUser,
+    incident_id: uuid.UUID,
+    exc: Exception,
+    form: dict[str, str] | None = None,
+) -> FormError:
+    """The incident page again, saying why the action was refused (`action_error`)."""
+    error, status = action_error(page_user.language, exc)
+    return FormError(
+        partial(incident_page, request, session, page_user, incident_id, form=form),
+        error=error,
+        status_code=status,
+    )
+
+
 @router.post("/incidents/{incident_id}/notify")
 def incident_notify(
     request: Request,
@@ -808,11 +823,7 @@ def incident_notify(
             request_id=request_id,
         )
     except (Conflict, InvalidInput) as exc:
-        session.rollback()
-        error, status = action_error(page_user.language, exc)
-        return incident_page(
-            request, session, page_user, incident_id, error=error, status_code=status
-        )
+        raise refused_action(request, session, page_user, incident_id, exc) from exc
     return see_other(f"/console/incidents/{incident_id}?done=notify")
 
 
@@ -836,11 +847,7 @@ def incident_acknowledge(
             session=session, actor=page_user.actor, incident_id=incident_id, contact_id=contact
         )
     except (Conflict, InvalidInput) as exc:
-        session.rollback()
-        error, status = action_error(page_user.language, exc)
-        return incident_page(
-            request, session, page_user, incident_id, error=error, status_code=status
-        )
+        raise refused_action(request, session, page_user, incident_id, exc) from exc
     return see_other(f"/console/incidents/{incident_id}?done=acknowledge")
 
 
@@ -913,11 +920,7 @@ def incident_resolve(
             ),
         )
     except Conflict as exc:
-        session.rollback()
-        error, status = action_error(language, exc)
-        return incident_page(
-            request, session, page_user, incident_id, error=error, status_code=status, form=typed
-        )
+        raise refused_action(request, session, page_user, incident_id, exc, typed) from exc
     return see_other(f"/console/incidents/{incident_id}?done=resolve")
 
 
@@ -933,9 +936,5 @@ def incident_cancel(
     try:
         incidents.cancel(session=session, actor=page_user.actor, incident_id=incident_id)
     except Conflict as exc:
-        session.rollback()
-        error, status = action_error(page_user.language, exc)
-        return incident_page(
-            request, session, page_user, incident_id, error=error, status_code=status
-        )
+        raise refused_action(request, session, page_user, incident_id, exc) from exc
     return see_other(f"/console/incidents/{incident_id}?done=cancel")

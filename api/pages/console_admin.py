@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
+from functools import partial
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -13,15 +14,16 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from api.deps import SessionDep, TransactionRoute
-from api.pages.console import ConsoleUserDep, CsrfField, console_render, see_other
-from api.pages.deps import PageUser, check_form_csrf, viewer_timezone
-from api.pages.forms import phone_error, refused_words
+from api.deps import SessionDep
+from api.pages.console import ConsoleUserDep, CsrfField, console_render
+from api.pages.deps import PageUser, check_form_csrf, t, viewer_timezone
+from api.pages.form_errors import FormError, PageRoute
+from api.pages.forms import refused_words
 from api.pages.i18n import N_, gettext
+from api.pages.rendering import see_other
 from welfare.audit.service import list_entries, verify_chain
 from welfare.authz import Permission, Role, require
 from welfare.errors import Conflict, InvalidInput, NotFound
-from welfare.phones import InvalidPhone
 from welfare.residents import service as residents
 from welfare.residents.models import Resident
 from welfare.sites import service as sites
@@ -31,7 +33,7 @@ from welfare.users import quick_sign_in, second_factor
 from welfare.users import service as users
 from welfare.users.models import UI_LANGUAGES, User, UserCreate, UserUpdate
 
-router = APIRouter(route_class=TransactionRoute, prefix="/console", include_in_schema=False)
+router = APIRouter(route_class=PageRoute, prefix="/console", include_in_schema=False)
 
 PAGE_SIZE = 50
 ROLE_LABELS = {
@@ -50,16 +52,6 @@ USER_FIELDS = {
     "site_ids": N_("Choose the sites."),
     "language": N_("Choose a language."),
 }
-
-
-def _t(page_user: PageUser, message: str) -> str:
-    return gettext(page_user.language, message)
-
-
-def _user_errors(page_user: PageUser, exc: Exception) -> list[str]:
-    if isinstance(exc, InvalidPhone):
-        return [phone_error(page_user.language, exc)]
-    return refused_words(page_user.language, exc, USER_FIELDS)
 
 
 def _all_sites(session: Session, page_user: PageUser) -> list[Site]:
@@ -110,7 +102,7 @@ def _users_page(
             "offset": offset,
             "page_size": PAGE_SIZE,
             "sites": site_list,
-            "roles": [(r.value, _t(page_user, ROLE_LABELS[r.value])) for r in Role],
+            "roles": [(r.value, t(page_user, ROLE_LABELS[r.value])) for r in Role],
             "role_labels": ROLE_LABELS,
             "languages": UI_LANGUAGES,
             "form": form or {},
@@ -157,6 +149,7 @@ def user_create(
         "email": email,
         "site_ids": site_ids or [],
     }  # the password is never sent back
+    redraw = partial(_users_page, request, session, page_user, form=typed)
     try:
         user = users.create_user(
             session=session,
@@ -173,30 +166,14 @@ def user_create(
             ),
         )
     except (ValidationError, InvalidInput) as exc:
-        session.rollback()
-        return _users_page(
-            request,
-            session,
-            page_user,
-            form=typed,
-            errors=_user_errors(page_user, exc),
-            status_code=422,
-        )
+        raise FormError(redraw, errors=refused_words(page_user.language, exc, USER_FIELDS)) from exc
     except Conflict as exc:
-        session.rollback()
         message = (
             N_("That e-mail address belongs to another user.")
             if exc.extra.get("field") == "email"
             else N_("That username is taken.")
         )
-        return _users_page(
-            request,
-            session,
-            page_user,
-            form=typed,
-            errors=[gettext(page_user.language, message)],
-            status_code=409,
-        )
+        raise FormError(redraw, errors=[t(page_user, message)], status_code=409) from exc
     return see_other(f"/console/users/{user.id}?done=created")
 
 
@@ -229,7 +206,7 @@ def _user_page(
             "form": form or current,
             "errors": errors or [],
             "sites": _all_sites(session, page_user),
-            "roles": [(r.value, _t(page_user, ROLE_LABELS[r.value])) for r in Role],
+            "roles": [(r.value, t(page_user, ROLE_LABELS[r.value])) for r in Role],
             "languages": UI_LANGUAGES,
             "is_self": str(user.id) == page_user.user_id,
             "sessions": users.admin_list_sessions(
@@ -283,6 +260,7 @@ def user_update(
         "site_ids": site_ids or [],
         "is_active": is_active,
     }
+    redraw = partial(_user_page, request, session, page_user, user_id, form=typed)
     try:
         users.update_user(
             session=session,
@@ -299,22 +277,14 @@ def user_update(
             ),
         )
     except (ValidationError, InvalidInput) as exc:
-        session.rollback()
-        errors = _user_errors(page_user, exc)
-        return _user_page(
-            request, session, page_user, user_id, errors=errors, form=typed, status_code=422
-        )
+        raise FormError(redraw, errors=refused_words(page_user.language, exc, USER_FIELDS)) from exc
     except Conflict as exc:
-        session.rollback()
         message = (
             N_("That e-mail address belongs to another user.")
             if exc.extra.get("field") == "email"
             else N_("You cannot demote or deactivate yourself; ask another admin.")
         )
-        errors = [gettext(page_user.language, message)]
-        return _user_page(
-            request, session, page_user, user_id, errors=errors, form=typed, status_code=409
-        )
+        raise FormError(redraw, errors=[t(page_user, message)], status_code=409) from exc
     return see_other(f"/console/users/{user_id}?done=saved")
 
 
@@ -335,10 +305,9 @@ def user_password(
             user_id=user_id,
             data=UserUpdate(password=password),
         )
-    except ValidationError:
-        session.rollback()
-        errors = [_t(page_user, USER_FIELDS["password"])]
-        return _user_page(request, session, page_user, user_id, errors=errors, status_code=422)
+    except ValidationError as exc:
+        redraw = partial(_user_page, request, session, page_user, user_id)
+        raise FormError(redraw, errors=[t(page_user, USER_FIELDS["password"])]) from exc
     return see_other(f"/console/users/{user_id}?done=password")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -10,19 +11,21 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from api.deps import SessionDep, SettingsDep, TransactionRoute
-from api.pages.console import ConsoleUserDep, CsrfField, console_render, see_other
+from api.deps import SessionDep, SettingsDep
+from api.pages.console import ConsoleUserDep, CsrfField, console_render
 from api.pages.console_admin import _all_sites, _parse_ids
 from api.pages.deps import PageUser, check_form_csrf
+from api.pages.form_errors import FormError, PageRoute
 from api.pages.forms import refused_words
 from api.pages.i18n import N_
+from api.pages.rendering import see_other
 from welfare.authz import Permission, require
 from welfare.errors import InvalidInput
 from welfare.identity import service as identity
 from welfare.identity.models import IdentityProviderCreate, IdentityProviderUpdate
 from welfare.settings import Settings
 
-router = APIRouter(route_class=TransactionRoute, prefix="/console", include_in_schema=False)
+router = APIRouter(route_class=PageRoute, prefix="/console", include_in_schema=False)
 
 SECTION = "/console/identity-providers"
 FIELDS = {
@@ -34,10 +37,6 @@ FIELDS = {
     "site_ids": N_("Choose at least one site."),
 }
 Text = Annotated[str, Form(max_length=2000)]
-
-
-def _errors(page_user: PageUser, exc: Exception) -> list[str]:
-    return refused_words(page_user.language, exc, FIELDS)
 
 
 def _domains(value: str) -> list[str]:
@@ -130,16 +129,8 @@ def provider_create(
             ),
         )
     except (ValidationError, InvalidInput) as exc:
-        session.rollback()
-        return _list_page(
-            request,
-            session,
-            settings,
-            page_user,
-            form=typed,
-            errors=_errors(page_user, exc),
-            status_code=422,
-        )
+        redraw = partial(_list_page, request, session, settings, page_user, form=typed)
+        raise FormError(redraw, errors=refused_words(page_user.language, exc, FIELDS)) from exc
     return see_other(f"{SECTION}/{provider.id}?done=created")
 
 
@@ -240,17 +231,10 @@ def provider_update(
             ),
         )
     except (ValidationError, InvalidInput) as exc:
-        session.rollback()
-        return _provider_page(
-            request,
-            session,
-            settings,
-            page_user,
-            provider_id,
-            form=typed,
-            errors=_errors(page_user, exc),
-            status_code=422,
+        redraw = partial(
+            _provider_page, request, session, settings, page_user, provider_id, form=typed
         )
+        raise FormError(redraw, errors=refused_words(page_user.language, exc, FIELDS)) from exc
     return see_other(f"{SECTION}/{provider_id}?done=saved")
 
 

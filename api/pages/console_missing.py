@@ -14,12 +14,13 @@ reports, each with a "false alarm" close for a report that was not real, which s
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
-from api.deps import SessionDep, SettingsDep, TransactionRoute
+from api.deps import SessionDep, SettingsDep
 from api.pages.console import (
     OUTCOME_LABELS,
     STATUS_LABELS,
@@ -28,13 +29,13 @@ from api.pages.console import (
     console_render,
     label,
     new_request_id,
-    see_other,
 )
 from api.pages.deps import PageUser, check_form_csrf
+from api.pages.form_errors import FormError, PageRoute
 from api.pages.forms import refused_words
 from api.pages.guard import language_label
 from api.pages.i18n import N_, gettext
-from api.pages.rendering import local_time
+from api.pages.rendering import local_time, see_other
 from notifications.dispatcher import guard_alert_url
 from notifications.messages import missing_alert_sms
 from welfare.errors import InvalidInput
@@ -44,7 +45,7 @@ from welfare.incidents.models import IncidentCreate, IncidentKind
 from welfare.residents import service as residents
 from welfare.settings import Settings
 
-router = APIRouter(route_class=TransactionRoute, prefix="/console", include_in_schema=False)
+router = APIRouter(route_class=PageRoute, prefix="/console", include_in_schema=False)
 
 PlaceField = Annotated[str, Form(max_length=300)]
 NoteField = Annotated[str, Form(max_length=2000)]
@@ -191,21 +192,14 @@ def missing_raise(
             ),
         )
     except InvalidInput as exc:
-        session.rollback()
         if "consent" in exc.message:
             error = gettext(page_user.language, NO_CONSENT)
         else:
             error = refused_words(page_user.language, exc, ALERT_FIELDS)[0]
-        return _confirm_page(
-            request,
-            session,
-            settings,
-            page_user,
-            resident_id,
-            form=typed,
-            error=error,
-            status_code=422,
+        redraw = partial(
+            _confirm_page, request, session, settings, page_user, resident_id, form=typed
         )
+        raise FormError(redraw, error=error) from exc
     done = "missing" if opened.created else "missing_running"
     return see_other(f"/console/incidents/{opened.incident.id}?done={done}")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -13,18 +15,19 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from api.deps import SessionDep, SettingsDep, TransactionRoute
+from api.deps import SessionDep, SettingsDep
 from api.pages.console import (
     ConsoleUserDep,
     CsrfField,
     action_error,
     console_render,
     new_request_id,
-    see_other,
 )
-from api.pages.deps import PageUser, check_form_csrf
+from api.pages.deps import PageUser, check_form_csrf, t
+from api.pages.form_errors import FormError, PageRoute
 from api.pages.forms import NUL_TEXT, TOO_LONG, page_value_problem, phone_error
 from api.pages.i18n import N_, gettext
+from api.pages.rendering import see_other
 from welfare.authz import Permission
 from welfare.channels import CONTACT_CHANNELS, ChannelKind
 from welfare.consent import service as consents
@@ -63,7 +66,7 @@ from welfare.tags import service as tags
 from welfare.tags.sheet import label_reference, label_sheet, qr_svg_data_uri
 from welfare.times import parse_day
 
-router = APIRouter(route_class=TransactionRoute, prefix="/console", include_in_schema=False)
+router = APIRouter(route_class=PageRoute, prefix="/console", include_in_schema=False)
 
 PAGE_SIZE = 50
 Text200 = Annotated[str, Form(max_length=200)]
@@ -135,10 +138,6 @@ FIELD_LABELS = {
     "routines": N_("Routines"),
     "notes": N_("Notes"),
 }
-
-
-def _t(page_user: PageUser, message: str) -> str:
-    return gettext(page_user.language, message)
 
 
 def contact_language_for(resident: Resident) -> str:
@@ -246,13 +245,27 @@ def _field_errors(page_user: PageUser, exc: Exception) -> dict[str, str]:
 
 def _error_summary(page_user: PageUser, errors: dict[str, str]) -> str:
     names = [
-        _t(page_user, FIELD_LABELS[f]) if f in FIELD_LABELS else f for f in errors if f != "form"
+        t(page_user, FIELD_LABELS[f]) if f in FIELD_LABELS else f for f in errors if f != "form"
     ]
     if not names:
         return errors.get("form") or gettext(page_user.language, "Please check what you entered.")
     return gettext(page_user.language, "Please check: %(fields)s") % {
         "fields": ", ".join(dict.fromkeys(names))
     }
+
+
+def _refused_fields(
+    page_user: PageUser, exc: Exception, redraw: Callable[..., Response]
+) -> FormError:
+    """The form again, each refused field with what to give instead and a summary naming them."""
+    errors = _field_errors(page_user, exc)
+    return FormError(redraw, errors=errors, error=_error_summary(page_user, errors))
+
+
+def _erased(page_user: PageUser, redraw: Callable[..., Response]) -> FormError:
+    """The resident's page again: the record was erased (consent withdrawn) meanwhile."""
+    error = gettext(page_user.language, "This record was erased after consent was withdrawn.")
+    return FormError(redraw, error=error, status_code=409)
 
 
 def _visible_sites(session: Session, page_user: PageUser) -> list[Site]:
@@ -468,24 +481,11 @@ def resident_create(
             session=session, actor=page_user.actor, data=data, allow_duplicate=allow_duplicate
         )
     except (ValidationError, InvalidInput) as exc:
-        session.rollback()
-        errors = _field_errors(page_user, exc)
-        return _new_resident_page(
-            request,
-            session,
-            page_user,
-            form=typed,
-            errors=errors,
-            error=_error_summary(page_user, errors),
-            status_code=422,
-        )
+        redraw = partial(_new_resident_page, request, session, page_user, form=typed)
+        raise _refused_fields(page_user, exc, redraw) from exc
     except Conflict as exc:
-        session.rollback()
-        return _new_resident_page(
-            request,
-            session,
-            page_user,
-            form=typed,
+        raise FormError(
+            partial(_new_resident_page, request, session, page_user, form=typed),
             error=gettext(
                 page_user.language,
                 "Someone with this name is already registered at this household. Open their "
@@ -493,7 +493,7 @@ def resident_create(
             ),
             duplicate_id=str(exc.extra.get("existing_id", "")),
             status_code=409,
-        )
+        ) from exc
     return see_other(f"/console/residents/{resident.id}?done=created")
 
 
@@ -505,9 +505,9 @@ def _consent_rows(page_user: PageUser, rows: list[Consent]) -> list[dict[str, An
     return [
         {
             "consent": c,
-            "scopes": [_t(page_user, SCOPE_LABELS.get(s, s)) for s in c.scopes],
-            "given_by": _t(page_user, GIVEN_BY_LABELS[c.given_by_kind.value]),
-            "method": _t(page_user, METHOD_LABELS[c.method.value]),
+            "scopes": [t(page_user, SCOPE_LABELS.get(s, s)) for s in c.scopes],
+            "given_by": t(page_user, GIVEN_BY_LABELS[c.given_by_kind.value]),
+            "method": t(page_user, METHOD_LABELS[c.method.value]),
             "overdue": c.withdrawn_at is None and c.review_due <= now,
         }
         for c in rows
@@ -554,11 +554,11 @@ def _resident_context(
         "can_write": page_user.actor.can(Permission.registry_write),
         "can_photo": ConsentScope.photo in scopes,
         "can_tag": ConsentScope.lost_person_response in scopes,
-        "scope_choices": [(s.value, _t(page_user, SCOPE_LABELS[s.value])) for s in ConsentScope],
+        "scope_choices": [(s.value, t(page_user, SCOPE_LABELS[s.value])) for s in ConsentScope],
         "given_by_choices": [
-            (k.value, _t(page_user, GIVEN_BY_LABELS[k.value])) for k in GivenByKind
+            (k.value, t(page_user, GIVEN_BY_LABELS[k.value])) for k in GivenByKind
         ],
-        "method_choices": [(m.value, _t(page_user, METHOD_LABELS[m.value])) for m in ConsentMethod],
+        "method_choices": [(m.value, t(page_user, METHOD_LABELS[m.value])) for m in ConsentMethod],
         "contact_languages": CONTACT_LANGUAGES,
         "new_contact": {"language": contact_language_for(resident)},
         "show_phone": display_phone,
@@ -620,8 +620,7 @@ async def resident_photo(
 ) -> Response:
     check_form_csrf(page_user, csrf_token)
     data = await photo.read(settings.max_photo_bytes + 1) if photo is not None else b""
-    error: str | None = None
-    status = 200
+    redraw = partial(resident_page, request, session, settings, page_user, resident_id)
     try:
         if not data:
             raise InvalidInput("photo", "empty")
@@ -632,24 +631,20 @@ async def resident_photo(
             resident_id=resident_id,
             data=data,
         )
-    except PayloadTooLarge:
-        error, status = gettext(page_user.language, "That photo is too large."), 413
-    except UnsupportedMedia:
-        error, status = gettext(page_user.language, "Use a JPEG, PNG or WebP photo."), 415
-    except InvalidInput:
-        error, status = gettext(page_user.language, "Choose a photo to upload."), 422
-    except Conflict:
-        error, status = (
-            gettext(
-                page_user.language, "Record a consent that covers the photo before storing one."
-            ),
-            409,
+    except PayloadTooLarge as exc:
+        error = gettext(page_user.language, "That photo is too large.")
+        raise FormError(redraw, error=error, status_code=413) from exc
+    except UnsupportedMedia as exc:
+        error = gettext(page_user.language, "Use a JPEG, PNG or WebP photo.")
+        raise FormError(redraw, error=error, status_code=415) from exc
+    except InvalidInput as exc:
+        error = gettext(page_user.language, "Choose a photo to upload.")
+        raise FormError(redraw, error=error) from exc
+    except Conflict as exc:
+        error = gettext(
+            page_user.language, "Record a consent that covers the photo before storing one."
         )
-    if error:
-        session.rollback()
-        return resident_page(
-            request, session, settings, page_user, resident_id, error=error, status_code=status
-        )
+        raise FormError(redraw, error=error, status_code=409) from exc
     return see_other(f"/console/residents/{resident_id}?done=photo")
 
 
@@ -763,6 +758,7 @@ def contact_create(
         quiet_end,
         priority,
     )
+    redraw = partial(resident_page, request, session, settings, page_user, resident_id)
     try:
         residents.create_contact(
             session=session,
@@ -771,33 +767,10 @@ def contact_create(
             data=ContactCreate(**_contact_data(values)),
         )
     except (ValidationError, InvalidInput) as exc:
-        session.rollback()
-        errors = _field_errors(page_user, exc)
-        return resident_page(
-            request,
-            session,
-            settings,
-            page_user,
-            resident_id,
-            error=_error_summary(page_user, errors),
-            errors=errors,
-            form=values,
-            form_name="contact",
-            status_code=422,
-        )
-    except Conflict:
-        session.rollback()
-        return resident_page(
-            request,
-            session,
-            settings,
-            page_user,
-            resident_id,
-            error=gettext(
-                page_user.language, "This record was erased after consent was withdrawn."
-            ),
-            status_code=409,
-        )
+        with_form = partial(redraw, form=values, form_name="contact")
+        raise _refused_fields(page_user, exc, with_form) from exc
+    except Conflict as exc:
+        raise _erased(page_user, redraw) from exc
     return see_other(f"/console/residents/{resident_id}?done=contact#contacts")
 
 
@@ -914,22 +887,20 @@ def contact_update(
             data=ContactUpdate(**_contact_data(values)),
         )
     except (ValidationError, InvalidInput) as exc:
-        session.rollback()
-        contact = residents.get_contact(
-            session=session, actor=page_user.actor, resident_id=resident_id, contact_id=contact_id
-        )
-        errors = _field_errors(page_user, exc)
-        return _contact_edit_page(
-            request,
-            session,
-            page_user,
-            resident_id,
-            contact,
-            form=values,
-            errors=errors,
-            error=_error_summary(page_user, errors),
-            status_code=422,
-        )
+
+        def redraw(**messages: Any) -> Response:
+            # Read (and audited) after the rollback, as the page's own GET reads it.
+            contact = residents.get_contact(
+                session=session,
+                actor=page_user.actor,
+                resident_id=resident_id,
+                contact_id=contact_id,
+            )
+            return _contact_edit_page(
+                request, session, page_user, resident_id, contact, form=values, **messages
+            )
+
+        raise _refused_fields(page_user, exc, redraw) from exc
     return see_other(f"/console/residents/{resident_id}?done=contact#contacts")
 
 
@@ -967,11 +938,9 @@ def contact_test(
             session, page_user.actor, contact_id, channel, request_id, resident_id=resident_id
         )
     except (Conflict, InvalidInput) as exc:
-        session.rollback()
         error, status = action_error(page_user.language, exc)
-        return resident_page(
-            request, session, settings, page_user, resident_id, error=error, status_code=status
-        )
+        redraw = partial(resident_page, request, session, settings, page_user, resident_id)
+        raise FormError(redraw, error=error, status_code=status) from exc
     done = "test_sms" if channel is ChannelKind.sms else "test_call"
     return see_other(f"/console/residents/{resident_id}?done={done}#contacts")
 
@@ -1031,6 +1000,7 @@ def consent_record(
         "scopes": scopes or [],
         "given_on": given_on,
     }
+    redraw = partial(resident_page, request, session, settings, page_user, resident_id)
     try:
         given_at = None
         if given_on:
@@ -1052,33 +1022,10 @@ def consent_record(
             session=session, actor=page_user.actor, resident_id=resident_id, data=data
         )
     except (ValidationError, InvalidInput) as exc:
-        session.rollback()
-        errors = _field_errors(page_user, exc)
-        return resident_page(
-            request,
-            session,
-            settings,
-            page_user,
-            resident_id,
-            error=_error_summary(page_user, errors),
-            errors=errors,
-            form=typed,
-            form_name="consent",
-            status_code=422,
-        )
-    except Conflict:
-        session.rollback()
-        return resident_page(
-            request,
-            session,
-            settings,
-            page_user,
-            resident_id,
-            error=gettext(
-                page_user.language, "This record was erased after consent was withdrawn."
-            ),
-            status_code=409,
-        )
+        with_form = partial(redraw, form=typed, form_name="consent")
+        raise _refused_fields(page_user, exc, with_form) from exc
+    except Conflict as exc:
+        raise _erased(page_user, redraw) from exc
     return see_other(f"/console/residents/{resident_id}?done=consent#consents")
 
 
@@ -1151,7 +1098,7 @@ def _withdraw_page(
             "resident": resident,
             "consent": _consent_rows(page_user, [consent])[0],
             "erases": erases,
-            "lost": [_t(page_user, SCOPE_LABELS[s.value]) for s in lost],
+            "lost": [t(page_user, SCOPE_LABELS[s.value]) for s in lost],
             "contacts_count": len(
                 residents.list_contacts(
                     session=session, actor=page_user.actor, resident_id=resident.id
@@ -1216,17 +1163,12 @@ def consent_withdraw(
             consent_id=consent_id,
             reason=reason.strip() or None,
         )
-    except Conflict:
-        session.rollback()
-        return _withdraw_page(
-            request,
-            session,
-            page_user,
-            resident_id,
-            consent_id,
+    except Conflict as exc:
+        raise FormError(
+            partial(_withdraw_page, request, session, page_user, resident_id, consent_id),
             error=gettext(page_user.language, "This consent is already withdrawn."),
             status_code=409,
-        )
+        ) from exc
     return see_other(f"/console/residents/{resident_id}?done=withdrawn#consents")
 
 
@@ -1245,17 +1187,12 @@ def tag_issue(
     check_form_csrf(page_user, csrf_token)
     try:
         tags.issue_tag(session=session, actor=page_user.actor, resident_id=resident_id)
-    except Conflict:
-        session.rollback()
-        return resident_page(
-            request,
-            session,
-            settings,
-            page_user,
-            resident_id,
+    except Conflict as exc:
+        raise FormError(
+            partial(resident_page, request, session, settings, page_user, resident_id),
             error=gettext(page_user.language, "Record a lost-person consent before issuing a tag."),
             status_code=409,
-        )
+        ) from exc
     return see_other(f"/console/residents/{resident_id}?done=tag#tag")
 
 
@@ -1271,17 +1208,12 @@ def tag_revoke(
     check_form_csrf(page_user, csrf_token)
     try:
         tags.revoke_tag(session=session, actor=page_user.actor, resident_id=resident_id)
-    except NotFound:
-        session.rollback()
-        return resident_page(
-            request,
-            session,
-            settings,
-            page_user,
-            resident_id,
+    except NotFound as exc:
+        raise FormError(
+            partial(resident_page, request, session, settings, page_user, resident_id),
             error=gettext(page_user.language, "There is no tag to revoke."),
             status_code=409,
-        )
+        ) from exc
     return see_other(f"/console/residents/{resident_id}?done=tag_revoked#tag")
 
 
@@ -1372,32 +1304,16 @@ def household_create(
             ),
         )
     except (ValidationError, InvalidInput) as exc:
-        session.rollback()
-        errors = _field_errors(page_user, exc)
-        return _households_page(
-            request,
-            session,
-            page_user,
-            form=typed,
-            errors=errors,
-            error=_error_summary(page_user, errors),
-            status_code=422,
-        )
-    except Conflict:
-        session.rollback()
-        return _households_page(
-            request,
-            session,
-            page_user,
-            form=typed,
-            errors={
-                "unit": gettext(
-                    page_user.language, "This building and unit already exist at the site."
-                )
-            },
-            error=gettext(page_user.language, "This building and unit already exist at the site."),
+        redraw = partial(_households_page, request, session, page_user, form=typed)
+        raise _refused_fields(page_user, exc, redraw) from exc
+    except Conflict as exc:
+        taken = gettext(page_user.language, "This building and unit already exist at the site.")
+        raise FormError(
+            partial(_households_page, request, session, page_user, form=typed),
+            errors={"unit": taken},
+            error=taken,
             status_code=409,
-        )
+        ) from exc
     return see_other(f"/console/households?q={quote(household.unit_label)}&done=created")
 
 
@@ -1556,51 +1472,43 @@ async def resident_update(
         elif len(value) > limits.get(name, 2000):
             limit = limits.get(name, 2000)
             errors[name] = gettext(page_user.language, TOO_LONG) % {"limit": limit}
-    changes: dict[str, Any] = {}
-    conflict = False
-    if not errors:
-        try:
-            changes = {name: typed[name].strip() or None for name in TEXT_FIELDS}
-            changes.update(
-                {
-                    "aliases": _split(typed["aliases"]),
-                    "languages": _split(typed["languages"]),
-                    "places": _split(typed["places"], "\n"),
-                    "birth_year": _number("birth_year", typed["birth_year"]),
-                    "height_cm": _number("height_cm", typed["height_cm"]),
-                    "sex": typed["sex"] or "unknown",
-                    "risk_level": typed["risk_level"] or "medium",
-                }
-            )
-            residents.update_resident(
-                session=session,
-                actor=page_user.actor,
-                resident_id=resident_id,
-                data=ResidentUpdate(**changes),
-            )
-        except (ValidationError, InvalidInput) as exc:
-            session.rollback()
-            errors = _field_errors(page_user, exc)
-        except Conflict:
-            session.rollback()
-            conflict = True
-            errors = {
-                "full_name": gettext(
-                    page_user.language,
-                    "Someone with this name is already registered at this household.",
-                )
-            }
-    if errors:
+
+    def redraw(**messages: Any) -> Response:
         resident = residents.load_resident(
             session, page_user.actor, resident_id, Permission.registry_write
         )
-        return _edit_page(
-            request,
-            page_user,
-            resident,
-            form=typed,
-            errors=errors,
-            error=_error_summary(page_user, errors),
-            status_code=409 if conflict else 422,
+        return _edit_page(request, page_user, resident, form=typed, **messages)
+
+    if errors:
+        return redraw(errors=errors, error=_error_summary(page_user, errors), status_code=422)
+    try:
+        changes: dict[str, Any] = {name: typed[name].strip() or None for name in TEXT_FIELDS}
+        changes.update(
+            {
+                "aliases": _split(typed["aliases"]),
+                "languages": _split(typed["languages"]),
+                "places": _split(typed["places"], "\n"),
+                "birth_year": _number("birth_year", typed["birth_year"]),
+                "height_cm": _number("height_cm", typed["height_cm"]),
+                "sex": typed["sex"] or "unknown",
+                "risk_level": typed["risk_level"] or "medium",
+            }
         )
+        residents.update_resident(
+            session=session,
+            actor=page_user.actor,
+            resident_id=resident_id,
+            data=ResidentUpdate(**changes),
+        )
+    except (ValidationError, InvalidInput) as exc:
+        raise _refused_fields(page_user, exc, redraw) from exc
+    except Conflict as exc:
+        errors = {
+            "full_name": gettext(
+                page_user.language,
+                "Someone with this name is already registered at this household.",
+            )
+        }
+        error = _error_summary(page_user, errors)
+        raise FormError(redraw, errors=errors, error=error, status_code=409) from exc
     return see_other(f"/console/residents/{resident_id}?done=details")

@@ -21,7 +21,7 @@ from api.deps import (
     csrf_token_matches,
     mask_csrf_secret,
 )
-from api.pages.i18n import negotiate, ui_language
+from api.pages.i18n import gettext, negotiate, ui_language
 from welfare.authz import Actor, Role
 from welfare.errors import NotAuthenticated
 from welfare.sites.models import Site
@@ -58,6 +58,11 @@ class PageUser:
     @property
     def is_guard(self) -> bool:
         return self.role == Role.guard
+
+
+def t(page_user: PageUser, message: str) -> str:
+    """`message` in the page user's language."""
+    return gettext(page_user.language, message)
 
 
 def request_language(request: Request) -> str:

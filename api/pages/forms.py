@@ -161,9 +161,12 @@ def phone_error(language: str, exc: InvalidPhone) -> str:
 
 
 def refused_words(language: str, exc: Exception, hints: Mapping[str, str]) -> list[str]:
-    """One message a refused field, in the reader's language: the page's own hint for the
-    field, else what is wrong with the value (`value_problem`); a domain refusal of a field
-    without a hint keeps the domain's words."""
+    """One message a refused field, in the reader's language: what is wrong with a refused
+    phone number (`phone_error`), else the page's own hint for the field, else what is wrong
+    with the value (`value_problem`); a domain refusal of a field without a hint keeps the
+    domain's words."""
+    if isinstance(exc, InvalidPhone):
+        return [phone_error(language, exc)]
     found: dict[str, str] = {}
     if isinstance(exc, ValidationError):
         for error in exc.errors():

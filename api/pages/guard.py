@@ -13,12 +13,12 @@ from urllib.parse import quote, urlsplit
 
 from babel import Locale, UnknownLocaleError
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from api.deps import SessionDep, SettingsDep, TransactionRoute
 from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf
 from api.pages.i18n import N_, gettext
-from api.pages.rendering import render
+from api.pages.rendering import render, see_other
 from welfare.authz import Permission
 from welfare.errors import DomainError, InvalidInput, PayloadTooLarge, UnsupportedMedia
 from welfare.incidents import alerts, guard_view, responders
@@ -122,10 +122,6 @@ PHOTO_NOTICES = {
 }
 
 
-def _see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
 def _words(language: str, table: dict[str, str]) -> dict[str, str]:
     return {key: gettext(language, text) for key, text in table.items()}
 
@@ -180,7 +176,7 @@ def guard_duty(
     if on_duty not in ("true", "false"):
         raise InvalidInput("on_duty", "true or false")
     users.set_duty(session=session, actor=page_user.actor, on_duty=on_duty == "true")
-    return _see_other("/guard")
+    return see_other("/guard")
 
 
 @router.get("/guard/search")
@@ -223,11 +219,11 @@ def guard_scan(
         tag = tag_code_from(code)
         typed = codes.read_typed(tag)
         if typed.printed:
-            return _see_other("/t/" + typed.printed)
+            return see_other("/t/" + typed.printed)
         if typed.mistyped:
             error = gettext(page_user.language, CHECK_THE_CODE)
         elif tag and len(tag) <= 64 and "/" not in tag:  # a token issued before printed codes
-            return _see_other("/t/" + quote(tag, safe=""))
+            return see_other("/t/" + quote(tag, safe=""))
         else:
             error = gettext(page_user.language, "That is not a tag code. Check it and try again.")
         return render(
@@ -392,7 +388,7 @@ def _after_report(
     # The same form sent twice (a double tap) stores its photo once.
     replay = not opened.created and incident.client_request_id == report.client_request_id
     if not data or (replay and incident.photo_file):
-        return _see_other(url)
+        return see_other(url)
     try:
         incident_photos.set_photo(
             session=session,
@@ -402,8 +398,8 @@ def _after_report(
             data=data,
         )
     except DomainError as exc:  # raised before anything is written: the report still commits
-        return _see_other(f"{url}?photo={_photo_outcome(exc)}")
-    return _see_other(f"{url}?photo=added")
+        return see_other(f"{url}?photo={_photo_outcome(exc)}")
+    return see_other(f"{url}?photo=added")
 
 
 # --- an unknown person: not in the registry, or not found by the search ------------------------
@@ -565,7 +561,7 @@ def guard_incident_photo(
         return _incident_page(
             request, session, page_user, incident_id, error=error, status_code=exc.status_hint
         )
-    return _see_other(f"/guard/incidents/{incident_id}?photo=added")
+    return see_other(f"/guard/incidents/{incident_id}?photo=added")
 
 
 @router.get("/guard/incidents/{incident_id}")
@@ -602,7 +598,7 @@ def guard_handover(
             note=(note or "").strip() or None,
         ),
     )
-    return _see_other(f"/guard/incidents/{incident_id}")
+    return see_other(f"/guard/incidents/{incident_id}")
 
 
 def _timezone(session: SessionDep, page_user: PageUser) -> str | None:
@@ -652,7 +648,7 @@ def guard_going(
     check_form_csrf(page_user, csrf_token)
     alerts.alert(session=session, actor=page_user.actor, incident_id=incident_id)
     responders.claim(session=session, actor=page_user.actor, incident_id=incident_id)
-    return _see_other(f"/guard/incidents/{incident_id}")
+    return see_other(f"/guard/incidents/{incident_id}")
 
 
 @router.get("/guard/offline")

@@ -10,19 +10,21 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from sqlmodel import Session, col, select
 
-from api.deps import SessionDep, SettingsDep, TransactionRoute
+from api.deps import SessionDep, SettingsDep
 from api.pages import manager_views as views
-from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf
+from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf, t
+from api.pages.form_errors import FormError, PageRoute
 from api.pages.forms import FormValueRefused, form_model
-from api.pages.i18n import N_, gettext
-from api.pages.rendering import render
+from api.pages.i18n import N_
+from api.pages.rendering import render, see_other
 from welfare.authz import Permission, Role, require, visible_site_ids
 from welfare.db import utcnow
 from welfare.errors import ConfirmationRequired, Conflict, InvalidInput, NotFound
@@ -45,7 +47,7 @@ from welfare.visits.models import (
     VisitStatus,
 )
 
-router = APIRouter(route_class=TransactionRoute, prefix="/manage", include_in_schema=False)
+router = APIRouter(route_class=PageRoute, prefix="/manage", include_in_schema=False)
 
 CsrfField = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)]
 ShortText = Annotated[str, Form(max_length=100)]
@@ -95,10 +97,6 @@ FIELD_ERRORS = {
 }
 
 
-def _see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
 def staff_page_user(page_user: PageUserDep) -> PageUser:
     """Staff, managers and admins; guards are refused (403)."""
     require(page_user.actor, Permission.registry_read)
@@ -108,17 +106,13 @@ def staff_page_user(page_user: PageUserDep) -> PageUser:
 StaffUserDep = Annotated[PageUser, Depends(staff_page_user)]
 
 
-def _t(page_user: PageUser, message: str) -> str:
-    return gettext(page_user.language, message)
-
-
 def _field_error(page_user: PageUser, exc: InvalidInput) -> str:
     name = str(exc.loc[-1]) if exc.loc else ""
     if name in FIELD_ERRORS:
-        return _t(page_user, FIELD_ERRORS[name])
+        return t(page_user, FIELD_ERRORS[name])
     if isinstance(exc, FormValueRefused):
         return exc.words(page_user.language)
-    return _t(page_user, N_("Some of the values are not valid."))
+    return t(page_user, N_("Some of the values are not valid."))
 
 
 def _sites(session: Session, page_user: PageUser) -> list[Site]:
@@ -239,7 +233,7 @@ def _find_visits(
 
 @router.get("")
 def manage_home(page_user: StaffUserDep) -> Response:
-    return _see_other("/manage/visits")
+    return see_other("/manage/visits")
 
 
 # --- visits: calendar and list ------------------------------------------------------------------
@@ -321,7 +315,7 @@ def visits_page(
         message = (
             _field_error(page_user, exc)
             if isinstance(exc, InvalidInput) and exc.loc and exc.loc[-1] in ("start_to", "date")
-            else _t(page_user, N_("Some of the filters are not valid."))
+            else t(page_user, N_("Some of the filters are not valid."))
         )
         context["error"] = message
         return render(request, "manager/visits.html", context, status_code=422)
@@ -420,11 +414,10 @@ def record_visit(
     check_form_csrf(page_user, csrf_token)
     visit = visits.get_visit(session=session, actor=page_user.actor, visit_id=visit_id)
     form = {"outcome": outcome, "notes": notes, "follow_up": follow_up}
+    # After a rollback `visit` is read again when the page uses it.
+    redraw = partial(_visit_page, request, session, page_user, visit, form=form)
     if outcome not in {o.value for o in VisitOutcome}:
-        error = _t(page_user, N_("Choose what you found."))
-        return _visit_page(
-            request, session, page_user, visit, form=form, error=error, status_code=422
-        )
+        return redraw(error=t(page_user, N_("Choose what you found.")), status_code=422)
     try:
         visits.record_visit(
             session=session,
@@ -438,23 +431,16 @@ def record_visit(
                 confirm_early=confirm_early,
             ),
         )
-    except (InvalidInput, Conflict) as exc:
-        session.rollback()
-        visit = visits.get_visit(session=session, actor=page_user.actor, visit_id=visit_id)
-        if isinstance(exc, ConfirmationRequired):
-            # Asked, not refused: the same form again, with the question and a button that
-            # answers it.
-            return _visit_page(
-                request, session, page_user, visit, form=form, confirm_early=True, status_code=409
-            )
-        if isinstance(exc, Conflict):
-            error, code = _t(page_user, N_("This visit was already recorded.")), 409
-        else:
-            error, code = _field_error(page_user, exc), 422
-        return _visit_page(
-            request, session, page_user, visit, form=form, error=error, status_code=code
-        )
-    return _see_other(f"/manage/visits/{visit_id}?saved=1")
+    except ConfirmationRequired as exc:
+        # Asked, not refused: the same form again, with the question and a button that answers
+        # it.
+        raise FormError(redraw, confirm_early=True, status_code=409) from exc
+    except Conflict as exc:
+        error = t(page_user, N_("This visit was already recorded."))
+        raise FormError(redraw, error=error, status_code=409) from exc
+    except InvalidInput as exc:
+        raise FormError(redraw, error=_field_error(page_user, exc)) from exc
+    return see_other(f"/manage/visits/{visit_id}?saved=1")
 
 
 # --- schedules ----------------------------------------------------------------------------------
@@ -521,13 +507,13 @@ def _rule_text(page_user: PageUser, rule: str) -> str:
     form = views.parse_rule(rule)
     if form.preset == "weekly":
         days = ", ".join(
-            _t(page_user, views.WEEKDAY_SHORT[views.WEEKDAYS.index(d)]) for d in form.weekdays
+            t(page_user, views.WEEKDAY_SHORT[views.WEEKDAYS.index(d)]) for d in form.weekdays
         )
-        return _t(page_user, N_("Weekly: {days}")).format(days=days)
+        return t(page_user, N_("Weekly: {days}")).format(days=days)
     if form.preset == "every_n_days":
-        return _t(page_user, N_("Every {n} days")).format(n=form.every_days)
+        return t(page_user, N_("Every {n} days")).format(n=form.every_days)
     if form.preset == "monthly":
-        return _t(page_user, N_("Monthly on day {n}")).format(n=form.month_day)
+        return t(page_user, N_("Monthly on day {n}")).format(n=form.month_day)
     return rule
 
 
@@ -690,9 +676,9 @@ EXTRA_FIELD_ERRORS = {
 def _schedule_error(page_user: PageUser, exc: InvalidInput) -> str:
     name = str(exc.loc[-1]) if exc.loc else ""
     if name == "rule_builder":
-        return _t(page_user, exc.message)
+        return t(page_user, exc.message)
     if name in EXTRA_FIELD_ERRORS:
-        return _t(page_user, EXTRA_FIELD_ERRORS[name])
+        return t(page_user, EXTRA_FIELD_ERRORS[name])
     return _field_error(page_user, exc)
 
 
@@ -759,8 +745,8 @@ def create_schedule(
         )
         scheduler.generate_schedule(session, schedule, utcnow())
     except InvalidInput as exc:
-        session.rollback()
-        return _schedule_form_page(
+        redraw = partial(
+            _schedule_form_page,
             request,
             session,
             page_user,
@@ -768,10 +754,9 @@ def create_schedule(
             schedule=None,
             site=site,
             sites=sites,
-            error=_schedule_error(page_user, exc),
-            status_code=422,
         )
-    return _see_other(f"/manage/schedules/{schedule.id}?saved=1")
+        raise FormError(redraw, error=_schedule_error(page_user, exc)) from exc
+    return see_other(f"/manage/schedules/{schedule.id}?saved=1")
 
 
 @router.get("/schedules/{schedule_id}")
@@ -821,11 +806,10 @@ def update_schedule(
         )
         scheduler.generate_schedule(session, schedule, now)
     except InvalidInput as exc:
-        session.rollback()
-        schedule = visits.get_schedule(
-            session=session, actor=page_user.actor, schedule_id=schedule_id
-        )
-        return _schedule_form_page(
+        # The schedule's site cannot change (ScheduleUpdate has none); its other values are
+        # read again after the rollback.
+        redraw = partial(
+            _schedule_form_page,
             request,
             session,
             page_user,
@@ -833,10 +817,9 @@ def update_schedule(
             schedule=schedule,
             site=session.get(Site, schedule.site_id),
             sites=[],
-            error=_schedule_error(page_user, exc),
-            status_code=422,
         )
-    return _see_other(f"/manage/schedules/{schedule_id}?saved=1")
+        raise FormError(redraw, error=_schedule_error(page_user, exc)) from exc
+    return see_other(f"/manage/schedules/{schedule_id}?saved=1")
 
 
 @router.post("/schedules/{schedule_id}/end")
@@ -848,7 +831,7 @@ def end_schedule(
 ) -> Response:
     check_form_csrf(page_user, csrf_token)
     visits.end_schedule(session=session, actor=page_user.actor, schedule_id=schedule_id)
-    return _see_other(f"/manage/schedules/{schedule_id}?ended=1")
+    return see_other(f"/manage/schedules/{schedule_id}?ended=1")
 
 
 # --- reports ------------------------------------------------------------------------------------
@@ -901,7 +884,7 @@ def reports_page(
         end=now,
         timezone=site.timezone,
     )
-    staff_word = _t(page_user, N_("Site staff"))
+    staff_word = t(page_user, N_("Site staff"))
     assignee_rows = [
         (
             row["assignee"] if row["assignee_user_id"] else staff_word,
@@ -933,8 +916,8 @@ def reports_page(
                 "chart": views.line_chart(
                     months,
                     [
-                        (_t(page_user, N_("Median")), "series-median", median),
-                        (_t(page_user, N_("90th percentile")), "series-p90", p90),
+                        (t(page_user, N_("Median")), "series-median", median),
+                        (t(page_user, N_("90th percentile")), "series-p90", p90),
                     ],
                 ),
                 "rows": [
@@ -1024,5 +1007,5 @@ def calendar_feed_change(
     if action == "revoke":
         with contextlib.suppress(NotFound):  # nothing to revoke: what the user wanted anyway
             visits.revoke_calendar_token(session=session, actor=page_user.actor, user_id=user_id)
-        return _see_other("/manage/calendar-feed?revoked=1")
+        return see_other("/manage/calendar-feed?revoked=1")
     raise InvalidInput("action", "issue or revoke")

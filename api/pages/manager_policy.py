@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from annotated_types import Ge, Le
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
@@ -20,7 +20,7 @@ from api.deps import SessionDep, TransactionRoute
 from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf
 from api.pages.i18n import N_, gettext
 from api.pages.manager import _choose_site, _resident_names, _sites
-from api.pages.rendering import render
+from api.pages.rendering import render, see_other
 from welfare.authz import Permission, require
 from welfare.errors import NotFound
 from welfare.incidents import policies
@@ -179,10 +179,6 @@ def _policy_page(
     return render(request, "manager/policy.html", context, status_code=status_code)
 
 
-def _see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
 @router.get("/policy")
 def policy_page(
     request: Request, session: SessionDep, page_user: ManagerUserDep, site_id: str | None = None
@@ -237,4 +233,4 @@ def save_policy(
             status_code=422,
         )
     policies.set_policy(session=session, actor=page_user.actor, body=body, site_id=site.id)
-    return _see_other(f"/manage/policy?site_id={site.id}&saved=1")
+    return see_other(f"/manage/policy?site_id={site.id}&saved=1")

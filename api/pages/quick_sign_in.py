@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
@@ -24,7 +24,7 @@ from api.pages.deps import (
     viewer_timezone,
 )
 from api.pages.i18n import N_, gettext
-from api.pages.rendering import render
+from api.pages.rendering import render, see_other
 from welfare.authz import Role
 from welfare.errors import InvalidInput, NotAuthenticated, NotFound, Throttled
 from welfare.settings import Settings
@@ -55,10 +55,6 @@ def has_device(request: Request) -> bool:
     return bool(request.cookies.get(DEVICE_COOKIE))
 
 
-def _see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
 def _pin_page(
     request: Request,
     session: Session,
@@ -69,7 +65,7 @@ def _pin_page(
 ) -> Response:
     guards = quick_sign_in.guards_on_device(session, request.cookies.get(DEVICE_COOKIE))
     if not guards and error is None:
-        return _see_other("/login")
+        return see_other("/login")
     token = new_login_csrf()
     response = render(
         request,
@@ -123,7 +119,7 @@ def pin_sign_in(
         return _pin_page(request, session, error=error, status_code=401, chosen=pin_id)
     except NotAuthenticated:
         return _pin_page(request, session, error=gettext(language, NOT_SET_UP), status_code=401)
-    response = _see_other("/guard")
+    response = see_other("/guard")
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -207,7 +203,7 @@ def set_up(
             isinstance(exc, InvalidInput) and bool(exc.loc) and exc.loc[-1] == "current_password"
         )
         return again(WRONG_PASSWORD if wrong_password else PIN_RULES, 422)
-    response = _see_other("/account/quick-sign-in?saved=1")
+    response = see_other("/account/quick-sign-in?saved=1")
     _remember_device(response, settings, device_token)
     return response
 
@@ -235,4 +231,4 @@ def remove(
     check_form_csrf(page_user, csrf_token)
     with contextlib.suppress(NotFound):
         quick_sign_in.revoke_own(session=session, actor=page_user.actor, pin_id=pin_id)
-    return _see_other("/account/quick-sign-in?removed=1")
+    return see_other("/account/quick-sign-in?removed=1")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
@@ -135,3 +135,9 @@ def render(
     values.update(context or {})
     html = environment(language).get_template(template).render(values)
     return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+
+
+def see_other(url: str) -> RedirectResponse:
+    """After a form is taken: the browser loads `url` with a GET (303), so a reload does not
+    post the form again."""
+    return RedirectResponse(url, status_code=303)
