@@ -155,7 +155,7 @@ def test_the_quick_start_is_two_commands_a_demo_and_the_ci_test_command() -> Non
     demo, tests = quick_start()
     assert "\n" not in demo and "\n" not in tests
     assert demo.endswith("welfare demo") and "[test]" not in demo
-    assert tests.endswith("python -m pytest")
+    assert tests.endswith("python -m pytest -n auto")
     assert tests in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
 
 
