@@ -30,13 +30,10 @@ from dataclasses import dataclass
 from sqlalchemy import delete, or_
 from sqlmodel import Session, col, select
 
-from welfare.channels import WRITTEN, ChannelKind
+from welfare.channels import CONTACT_CHANNELS, WRITTEN, ChannelKind
 from welfare.db import for_update, upsert, utcnow
 from welfare.outbox.models import OutboxMessage, RecipientAllowance, RecipientText
 from welfare.settings import Settings
-
-# The kinds that go to a phone number (a push goes to a phone's browser, not a number).
-TO_A_NUMBER = frozenset({ChannelKind.sms, ChannelKind.voice, ChannelKind.whatsapp})
 
 # The reasons on the timeline and the audit (the console translates them).
 SAME_TEXT = "the same text went to this number earlier"
@@ -96,14 +93,18 @@ def check(
 ) -> Held | None:
     """In the gate's transaction: None when `message` (its text `body`, None for a call) may go
     now, and then it counts against the limits; else why it is held back."""
-    if message.to_phone is None or message.kind not in TO_A_NUMBER:
+    # The kinds that go to a phone number (a push goes to a phone's browser, not a number).
+    if message.to_phone is None or message.kind not in CONTACT_CHANNELS:
         return None
     now = now or utcnow()
     phone = phone_key(limits, message.to_phone)
     failover_copy = bool(message.params.get("tried"))  # the same message, through the next one
-    written = body is not None and message.kind in WRITTEN
-    if written and limits.identical_within and not failover_copy:
-        assert body is not None
+    if (
+        body is not None
+        and message.kind in WRITTEN
+        and limits.identical_within
+        and not failover_copy
+    ):
         since = _same_text_sent(session, limits, message, phone, body, now)
         if since is not None:
             return Held(SAME_TEXT, since=since)
