@@ -16,11 +16,6 @@ from api.observability import RequestContext, app_registry
 from api.pages import account as account_pages
 from api.pages import answer as answer_pages
 from api.pages import company_sign_in as company_sign_in_pages
-from api.pages import console as console_pages
-from api.pages import console_admin as console_admin_pages
-from api.pages import console_identity as console_identity_pages
-from api.pages import console_missing as console_missing_pages
-from api.pages import console_registry as console_registry_pages
 from api.pages import contact_test as contact_test_pages
 from api.pages import guard as guard_pages
 from api.pages import guard_pwa as guard_pwa_pages
@@ -28,6 +23,11 @@ from api.pages import manager as manager_pages
 from api.pages import manager_policy as manager_policy_pages
 from api.pages import public as public_pages
 from api.pages import quick_sign_in as quick_sign_in_pages
+from api.pages.console import admin as console_admin_pages
+from api.pages.console import identity as console_identity_pages
+from api.pages.console import incidents as console_incident_pages
+from api.pages.console import missing as console_missing_pages
+from api.pages.console import registry as console_registry_pages
 from api.pages.rendering import STATIC_DIR
 from api.routes import (
     alerts,
@@ -165,7 +165,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         public_pages,
         answer_pages,
         contact_test_pages,
-        console_pages,
+        console_incident_pages,
         console_registry_pages,
         console_admin_pages,
         console_identity_pages,

@@ -2,8 +2,8 @@
 
 Seeds N residents (default 2,000) with `welfare.seed`, opens K found incidents (default 100; the
 board shows up to 200) through the incident service, then times what the board's poll does
-(`api.pages.console.board_rows`: the open incidents, their name card, and the overdue check)
-and what the incident page reads (`incident_context`, audit entries included). Prints p50 and
+(`api.pages.console.incidents.board_rows`: the open incidents, their name card, and the overdue
+check) and what the incident page reads (`incident_context`, audit entries included). Prints p50 and
 p99. SQLite in a temporary file. Never part of the test run.
 """
 
@@ -22,7 +22,7 @@ from sqlmodel import col, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.pages.console import board_rows, incident_context
+from api.pages.console.incidents import board_rows, incident_context
 from api.pages.deps import PageUser
 from welfare.authz import Actor, Role
 from welfare.consent.models import Consent

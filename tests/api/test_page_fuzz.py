@@ -59,8 +59,8 @@ SWEEP_ROLES = ("guard", "admin")  # the guard's pages, and every other page
 # Every module of api/pages with a router: a new page module is fuzzed without being listed.
 PAGE_MODULES = tuple(
     module
-    for info in pkgutil.iter_modules(api.pages.__path__)
-    if hasattr(module := importlib.import_module(f"api.pages.{info.name}"), "router")
+    for info in pkgutil.walk_packages(api.pages.__path__, "api.pages.")
+    if hasattr(module := importlib.import_module(info.name), "router")
 )
 FILE_FIELDS = {"photo"}
 
@@ -470,7 +470,7 @@ def test_every_page_route_as_every_role_gives_no_5xx(
     users, known = world
     routes = page_routes()
     assert len(routes) > 70 and {m.__name__ for m in PAGE_MODULES} >= {
-        "api.pages.console_missing",
+        "api.pages.console.missing",
         "api.pages.guard",
     }  # every page, not a filtered few
     statuses: dict[int, int] = {}

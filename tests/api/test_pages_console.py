@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import pkgutil
 import re
 import uuid
 from collections.abc import Callable
@@ -589,21 +591,16 @@ def test_notify_api_respects_opt_out_and_missing_consent_to_be_contacted(
 
 def _console_routes() -> list[tuple[str, str]]:
     """Every console route with its path parameters filled with random ids."""
-    from api.pages import (
-        console,
-        console_admin,
-        console_identity,
-        console_missing,
-        console_registry,
-    )
+    import api.pages.console
 
     out: list[tuple[str, str]] = []
+    # Every page module of the console, a new one included without being listed.
+    modules = [
+        importlib.import_module(info.name)
+        for info in pkgutil.iter_modules(api.pages.console.__path__, "api.pages.console.")
+    ]
     routes = [
-        *console.router.routes,
-        *console_registry.router.routes,
-        *console_admin.router.routes,
-        *console_missing.router.routes,
-        *console_identity.router.routes,
+        route for module in modules if hasattr(module, "router") for route in module.router.routes
     ]
     for route in routes:
         path = getattr(route, "path", "")

@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from api.pages.console import ACTOR_LABELS, EVENT_LABELS, REASON_LABELS
-from api.pages.console_admin import ACTION_LABELS
+from api.pages.console.admin import ACTION_LABELS
+from api.pages.console.words import ACTOR_LABELS, EVENT_LABELS, REASON_LABELS
 from api.pages.i18n import translations_for
 from notifications.status import STATUS_EVENTS
 from tests.conftest import SYSTEM

@@ -43,7 +43,7 @@ TOKEN_BYTES = 12  # 96 bits, 16 characters
 _PURPOSE = b"welfare-answer-link-v1:"
 # What a token can look like: anything else is refused before a database read.
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16}")
-# Timeline event types (each has words on the console: api/pages/console.py EVENT_LABELS; the
+# Timeline event types (each has words on the console: api/pages/console/words.py EVENT_LABELS; the
 # calls below spell them out, as tests/api/test_pages_console_words.py reads them there).
 OPENED_EVENT = "answer_link_opened"
 COMING_EVENT = "answer_link_coming"

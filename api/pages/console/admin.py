@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from api.deps import SessionDep
-from api.pages.console import ConsoleUserDep, CsrfField, console_render
+from api.pages.console.frame import ConsoleUserDep, CsrfField, console_render
 from api.pages.deps import PageUser, check_form_csrf, t, viewer_timezone
 from api.pages.form_errors import FormError, PageRoute
 from api.pages.forms import refused_words

@@ -21,15 +21,8 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from api.deps import SessionDep, SettingsDep
-from api.pages.console import (
-    OUTCOME_LABELS,
-    STATUS_LABELS,
-    ConsoleUserDep,
-    CsrfField,
-    console_render,
-    label,
-    new_request_id,
-)
+from api.pages.console.frame import ConsoleUserDep, CsrfField, console_render, new_request_id
+from api.pages.console.words import OUTCOME_LABELS, STATUS_LABELS, label
 from api.pages.deps import PageUser, check_form_csrf
 from api.pages.form_errors import FormError, PageRoute
 from api.pages.forms import refused_words

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from api.deps import SessionDep, SettingsDep
-from api.pages.console import (
+from api.pages.console.frame import (
     ConsoleUserDep,
     CsrfField,
     action_error,

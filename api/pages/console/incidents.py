@@ -1,4 +1,4 @@
-"""The staff console: the incident board and the incident page (issue 5, item 4).
+"""The staff console: the incident board and the incident page.
 
 Routes stay thin: every read and write goes through the services in welfare/*, which check the
 role and the site and write the audit and the timeline. Guards are sent to their own app.
@@ -7,27 +7,49 @@ role and the site and write the audit and the timeline. Guards are sent to their
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlmodel import Session, col, select
 
 from api.deps import SessionDep
-from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf
+from api.pages.console.frame import (
+    ConsoleUserDep,
+    CsrfField,
+    action_error,
+    console_render,
+    new_request_id,
+)
+from api.pages.console.words import (
+    ACTOR_LABELS,
+    CALL_OUTCOME_LABELS,
+    CHANNEL_LABELS,
+    CONDITION_LABELS,
+    DELIVERY_LABELS,
+    EVENT_LABELS,
+    FOUND_BY_PUBLIC,
+    KIND_LABELS,
+    OUTCOME_LABELS,
+    REASON_LABELS,
+    STATUS_LABELS,
+    VIA_LABELS,
+    VISIT_OUTCOME_LABELS,
+    label,
+)
+from api.pages.deps import PageUser, check_form_csrf
 from api.pages.form_errors import FormError, PageRoute
 from api.pages.forms import NUL_TEXT
-from api.pages.i18n import N_, gettext
-from api.pages.rendering import local_time, render, see_other
+from api.pages.i18n import gettext
+from api.pages.rendering import local_time, see_other
 from welfare.authz import Permission, Role
 from welfare.channels import ChannelKind
 from welfare.db import utcnow
-from welfare.errors import Conflict, InvalidInput, PermissionDenied
+from welfare.errors import Conflict, InvalidInput
 from welfare.incidents import manual, timeline
 from welfare.incidents import photos as incident_photos
 from welfare.incidents import service as incidents
@@ -51,252 +73,12 @@ from welfare.users.models import User
 
 router = APIRouter(route_class=PageRoute, prefix="/console", include_in_schema=False)
 
-CsrfField = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)]
 ShortField = Annotated[str, Form(max_length=300)]
 NoteField = Annotated[str, Form(max_length=2000)]
 
 BOARD_LIMIT = 200
 CLOSED_PAGE = 50
 POLL_SECONDS = 3
-
-
-# --- who may use the console --------------------------------------------------------------------
-
-
-def get_console_user(request: Request, page_user: PageUserDep) -> PageUser:
-    """Staff, managers and admins. Guards are sent to the guard app (GET) or refused (POST)."""
-    if page_user.role == Role.guard:
-        if request.method == "GET":
-            raise HTTPException(status_code=303, headers={"Location": "/guard"})
-        raise PermissionDenied("guards use the guard app")
-    return page_user
-
-
-ConsoleUserDep = Annotated[PageUser, Depends(get_console_user)]
-
-
-def nav_items(page_user: PageUser) -> list[tuple[str, str]]:
-    """The console's menu: what this role may open (labels are translated in the template)."""
-    items = [
-        ("/console", N_("Incidents")),
-        ("/console/residents", N_("Residents")),
-        ("/console/households", N_("Households")),
-        ("/console/labels", N_("QR labels")),
-        ("/console/public-reports", N_("Public reports")),
-        ("/console/contacts/unverified", N_("Unverified contacts")),
-        ("/manage/visits", N_("Visits")),
-    ]
-    if page_user.actor.can(Permission.audit_read):
-        items.append(("/console/audit", N_("Access audit")))
-    if page_user.actor.can(Permission.users_manage):
-        items.append(("/console/users", N_("Users")))
-    if page_user.actor.can(Permission.sites_manage):
-        items.append(("/console/sites", N_("Sites")))
-        items.append(("/console/identity-providers", N_("Company sign-in")))
-    return items
-
-
-def console_render(
-    request: Request,
-    page_user: PageUser,
-    template: str,
-    context: dict[str, Any],
-    *,
-    status_code: int = 200,
-    section: str = "",
-) -> Response:
-    values = {"nav_items": nav_items(page_user), "section": section, **context}
-    return render(request, template, values, status_code=status_code)
-
-
-def new_request_id() -> str:
-    """A one-time id put in action forms: a double click never queues two messages."""
-    return secrets.token_hex(12)
-
-
-# --- words shown for codes ----------------------------------------------------------------------
-
-STATUS_LABELS = {
-    "open": N_("Open"),
-    "notifying": N_("Notifying"),
-    "confirmed": N_("Confirmed"),
-    "resolved": N_("Resolved"),
-    "cancelled": N_("Cancelled"),
-}
-KIND_LABELS = {
-    "found": N_("Found resident"),
-    "missing": N_("Missing resident"),
-    "welfare_concern": N_("Welfare concern"),
-}
-FOUND_BY_PUBLIC = N_("Found by a member of the public")
-CONDITION_LABELS = {"well": N_("Well"), "distressed": N_("Distressed"), "injured": N_("Injured")}
-OUTCOME_LABELS = {
-    "handed_over": N_("Handed over"),
-    "returned_home": N_("Returned home"),
-    "hospital": N_("Hospital"),
-    "police": N_("Police"),
-    "false_alarm": N_("False alarm"),
-}
-EVENT_LABELS = {
-    "reported": N_("Reported"),
-    "report_repeated": N_("Reported again"),
-    "found": N_("Found"),
-    "guards_alerted": N_("Guards on duty alerted"),
-    "escalation_planned": N_("Escalation planned"),
-    "escalation_step": N_("Escalation step started"),
-    "step_failed": N_("Step reached no one"),
-    "queued": N_("Message queued"),
-    "sent": N_("Handed to the provider"),
-    "all_clear_queued": N_("All-clear SMS queued"),
-    "all_clear_sent": N_("All-clear SMS handed to the provider"),
-    "failover": N_("Provider failed: sent again through the next provider"),
-    "whatsapp_fallback": N_("WhatsApp did not reach them: sent by SMS instead"),
-    "retry_scheduled": N_("Retry scheduled"),
-    "push_fallback": N_("Push failed: SMS instead"),
-    "send_cancelled": N_("Sending cancelled"),
-    "possibly_sent": N_("Possibly sent: the provider's answer was lost"),
-    "held_back": N_("Held back: a limit per recipient"),
-    "failed": N_("Failed"),
-    "sent_to_carrier": N_("Sent to the carrier"),
-    "delivered": N_("Delivered"),
-    "undelivered": N_("Not delivered"),
-    "ringing": N_("Ringing"),
-    "answered": N_("Answered"),
-    "call_ended": N_("Call ended"),
-    "busy": N_("Busy"),
-    "no_answer": N_("No answer"),
-    "call_cancelled": N_("Call cancelled"),
-    "voicemail": N_("Voicemail"),
-    "call_missed": N_("Call ended without a key"),
-    "key_pressed": N_("Key pressed"),
-    "sms_reply": N_("SMS reply"),
-    "sms_opt_out": N_("Opted out of SMS"),
-    "sms_opt_in": N_("Opted in to SMS"),
-    "answer_link_opened": N_("Answer link opened"),
-    "answer_link_coming": N_("Answered on the link: coming"),
-    "answer_link_cannot": N_("Answered on the link: cannot come"),
-    "confirmed": N_("Confirmed: someone is coming"),
-    "note": N_("Note"),
-    "handed_over": N_("Handed over"),
-    "resolved": N_("Resolved"),
-    "cancelled": N_("Cancelled"),
-    "photo_refresh_due": N_("Photo is old: take a new one"),
-    "photo_added": N_("Photo added"),
-    "photo_deleted": N_("Photo deleted"),
-    "claimed": N_("A guard took it on"),
-    "public_report": N_("Reported by a member of the public"),
-    "finder_location_erased": N_("The finder's shared location erased"),
-    "finder_call": N_("A finder's call put through"),
-    "visit_concern": N_("Concern from a welfare visit"),
-    "checkin_unanswered": N_("Check-in calls not answered"),
-}
-# A visit's outcome on a "visit_concern" event (no outcome recorded: the check-in went unanswered).
-VISIT_OUTCOME_LABELS = {
-    "well": N_("Well"),
-    "concern": N_("Concern"),
-    "not_home": N_("Not home"),
-    "refused": N_("Refused"),
-    "hospitalised": N_("Hospitalised"),
-    "no_answer": N_("No answer"),
-}
-# How a contact's call ended without a key (a "call_missed" event's outcome).
-CALL_OUTCOME_LABELS = {
-    "voicemail": N_("voicemail"),
-    "no_answer": N_("no answer"),
-    "busy": N_("busy"),
-    "no_key": N_("hung up without a key"),
-    "failed": N_("call failed"),
-    "cancelled": N_("call cancelled"),
-}
-# The fixed reasons the services write on events (a provider's error text is shown as it is).
-REASON_LABELS = {
-    "contact removed": N_("contact removed"),
-    "no consent to be contacted": N_("no consent to be contacted"),
-    "quiet hours": N_("quiet hours"),
-    "no manager with a phone": N_("no manager with a phone"),
-    "SMS opted out": N_("SMS opted out"),
-    "landline: call only": N_("landline: call only"),
-    "every message failed": N_("every message failed"),
-    "consent withdrawn": N_("consent withdrawn"),
-    "retention": N_("the retention period ended"),
-    "incident confirmed": N_("the incident was confirmed"),
-    "incident resolved": N_("the incident was resolved"),
-    "incident cancelled": N_("the incident was cancelled"),
-    "no message text": N_("no message text"),
-    "no phone number: erased since the message was queued": N_(
-        "no phone number: erased since the message was queued"
-    ),
-    "duplicate running incident": N_("duplicate running incident"),
-    # Why a limit per recipient held a message back (welfare/outbox/limits.py).
-    "the same text went to this number earlier": N_("the same text went to this number earlier"),
-    "too many messages to this number": N_("too many messages to this number"),
-    # Why a push to a staff phone failed (notifications/webpush/sender.py), before its SMS.
-    "the phone's push subscription has expired": N_("the phone's push subscription has expired"),
-    "the phone unsubscribed": N_("the phone unsubscribed"),
-    "the phone's push subscription was removed": N_("the phone's push subscription was removed"),
-    "the push service could not be reached": N_("the push service could not be reached"),
-    "the push service refused our VAPID key for this phone": N_(
-        "the push service refused our VAPID key for this phone"
-    ),
-}
-CHANNEL_LABELS = {
-    "sms": N_("SMS"),
-    "call": N_("Call"),
-    "voice": N_("Call"),
-    "whatsapp": N_("WhatsApp"),
-    "push": N_("Push notification"),
-}
-# Outbox states and the provider's words, for a contact's status column.
-DELIVERY_LABELS = {
-    "pending": N_("waiting"),
-    "claimed": N_("waiting"),
-    "sending": N_("sending"),
-    "sent": N_("sent"),
-    "failed": N_("failed"),
-    "cancelled": N_("not sent (stopped)"),
-    "unknown": N_("possibly sent"),
-    "held": N_("held back"),
-    "queued": N_("queued"),
-    "accepted": N_("accepted"),
-    "delivered": N_("delivered"),
-    "undelivered": N_("not delivered"),
-    "ringing": N_("ringing"),
-    "in-progress": N_("answered"),
-    "answered": N_("answered"),
-    "completed": N_("call ended"),
-    "busy": N_("busy"),
-    "no-answer": N_("no answer"),
-    "canceled": N_("call cancelled"),
-    "initiated": N_("calling"),
-}
-VIA_LABELS = {
-    "keypress": N_("by pressing 1 on the call"),
-    "sms_reply": N_("by SMS reply"),
-    "whatsapp_reply": N_("by WhatsApp reply"),
-    "answer_link": N_("on the answer link"),
-    "manager": N_("by the duty manager"),
-    "staff": N_("reached by staff on the phone"),
-}
-ACTOR_LABELS = {
-    "system": N_("system"),
-    "guard": N_("guard"),
-    "staff": N_("staff"),
-    "manager": N_("manager"),
-    "admin": N_("admin"),
-    "provider": N_("provider"),
-    "contact": N_("contact"),
-    "public": N_("public"),
-}
-
-
-def label(language: str, table: dict[str, str], code: str | None) -> str:
-    if code is None:
-        return ""
-    return gettext(language, table[code]) if code in table else code
-
-
-def all_labels(language: str, table: dict[str, str]) -> dict[str, str]:
-    return {code: gettext(language, text) for code, text in table.items()}
 
 
 # --- the board ----------------------------------------------------------------------------------
@@ -759,29 +541,6 @@ def incident_live(
         },
         headers={"Cache-Control": "no-store"},
     )
-
-
-def action_error(language: str, exc: Exception) -> tuple[str, int]:
-    if isinstance(exc, Conflict):
-        if "already" in exc.detail:
-            return gettext(language, "This incident is already confirmed or closed."), 409
-        if "opted out" in exc.detail:
-            return gettext(language, "This contact opted out of SMS. Call instead."), 409
-        if "agreed" in exc.detail:
-            return gettext(language, "This contact has not agreed to be contacted."), 409
-        if "missing" in exc.detail:
-            return gettext(
-                language,
-                "A missing-resident alert goes to guards. Phone the family from the office.",
-            ), 409
-        return gettext(language, "That cannot be done now."), 409
-    if isinstance(exc, InvalidInput):
-        if "landline" in exc.message:
-            return gettext(language, "This number is a landline: call it instead."), 422
-        if "no SMS" in exc.message or "no calls" in exc.message:
-            return gettext(language, "This contact does not take that kind of message."), 422
-        return gettext(language, "Please check what you entered."), 422
-    raise exc
 
 
 def refused_action(

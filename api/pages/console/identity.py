@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from api.deps import SessionDep, SettingsDep
-from api.pages.console import ConsoleUserDep, CsrfField, console_render
-from api.pages.console_admin import _all_sites, _parse_ids
+from api.pages.console.admin import _all_sites, _parse_ids
+from api.pages.console.frame import ConsoleUserDep, CsrfField, console_render
 from api.pages.deps import PageUser, check_form_csrf
 from api.pages.form_errors import FormError, PageRoute
 from api.pages.forms import refused_words

@@ -1,0 +1,1 @@
+"""The staff console's pages, one module per area, beside the console's frame and words."""
