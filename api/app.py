@@ -19,8 +19,6 @@ from api.pages import company_sign_in as company_sign_in_pages
 from api.pages import contact_test as contact_test_pages
 from api.pages import guard as guard_pages
 from api.pages import guard_pwa as guard_pwa_pages
-from api.pages import manager as manager_pages
-from api.pages import manager_policy as manager_policy_pages
 from api.pages import public as public_pages
 from api.pages import quick_sign_in as quick_sign_in_pages
 from api.pages.console import admin as console_admin_pages
@@ -28,6 +26,11 @@ from api.pages.console import identity as console_identity_pages
 from api.pages.console import incidents as console_incident_pages
 from api.pages.console import missing as console_missing_pages
 from api.pages.console import registry as console_registry_pages
+from api.pages.manager import calendar as manager_calendar_pages
+from api.pages.manager import policy as manager_policy_pages
+from api.pages.manager import reports as manager_report_pages
+from api.pages.manager import schedules as manager_schedule_pages
+from api.pages.manager import visits as manager_visit_pages
 from api.pages.rendering import STATIC_DIR
 from api.routes import (
     alerts,
@@ -170,7 +173,10 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         console_admin_pages,
         console_identity_pages,
         console_missing_pages,
-        manager_pages,
+        manager_visit_pages,
+        manager_schedule_pages,
+        manager_report_pages,
+        manager_calendar_pages,
         manager_policy_pages,
         quick_sign_in_pages,
     ):

@@ -10,8 +10,11 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import ActorDep, SessionDep, TransactionRoute
 from welfare.db import utcnow
+from welfare.reports import exports
+from welfare.reports import response_times as times
+from welfare.reports import visits as completion
+from welfare.reports.models import ResponseTimes, VisitCompletion
 from welfare.times import Instant
-from welfare.visits import reports
 
 router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/reports", tags=["reports"])
 
@@ -23,10 +26,10 @@ def visit_completion(
     site_id: uuid.UUID | None = None,
     start: Instant | None = None,
     end: Instant | None = None,
-) -> dict[str, Any]:
+) -> VisitCompletion:
     """Visits whose window ended in [start, end) (default the last 30 days): due, completed,
     missed and the completion rate, in total, per assignee and per resident."""
-    return reports.visit_completion(
+    return completion.visit_completion(
         session=session, actor=actor, now=utcnow(), site_id=site_id, start=start, end=end
     )
 
@@ -39,10 +42,10 @@ def response_times(
     start: Instant | None = None,
     end: Instant | None = None,
     timezone: str = "UTC",
-) -> dict[str, Any]:
+) -> ResponseTimes:
     """Per month: median and 90th percentile seconds from an incident's opening to its first
     message handed to the provider, to a confirmation, and to the hand-over."""
-    return reports.response_times(
+    return times.response_times(
         session=session,
         actor=actor,
         now=utcnow(),
@@ -71,7 +74,7 @@ def visits_csv(
 ) -> StreamingResponse:
     """Visits (no notes). Cells that a spreadsheet would read as a formula are quoted."""
     lines = list(
-        reports.visits_csv(
+        exports.visits_csv(
             session=session, actor=actor, now=utcnow(), site_id=site_id, start=start, end=end
         )
     )
@@ -88,7 +91,7 @@ def incidents_csv(
 ) -> StreamingResponse:
     """Incidents: times, statuses and outcomes only (no notes, places or health data)."""
     lines = list(
-        reports.incidents_csv(
+        exports.incidents_csv(
             session=session, actor=actor, now=utcnow(), site_id=site_id, start=start, end=end
         )
     )

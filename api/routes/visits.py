@@ -13,7 +13,7 @@ from api.schemas import ListResponse
 from welfare.db import utcnow
 from welfare.errors import NotFound
 from welfare.times import Instant
-from welfare.visits import reports, scheduler
+from welfare.visits import calendar, scheduler
 from welfare.visits import service as visits
 from welfare.visits.models import (
     ScheduleCreate,
@@ -193,7 +193,7 @@ def calendar_feed(token: str, session: SessionDep, settings: SettingsDep) -> Res
     if found is None:
         raise NotFound("calendar")
     user, rows = found
-    body = reports.ical_feed(user, rows, settings.public_base_url, now)
+    body = calendar.ical_feed(user, rows, settings.public_base_url, now)
     return Response(
         content=body,
         media_type="text/calendar; charset=utf-8",

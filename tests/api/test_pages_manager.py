@@ -954,7 +954,7 @@ def test_recording_a_visit_before_its_window_asks_first(
 
 
 def test_a_long_name_on_a_bar_chart_is_cut_with_an_ellipsis_and_a_short_one_is_whole() -> None:
-    from api.pages.manager_views import bar_chart
+    from api.pages.manager.views import bar_chart
 
     chart = bar_chart([("Joyce Ng (office staff)", 0.82, "82%"), ("Site staff", 0.6, "60%")])
     assert [bar.label for bar in chart.bars] == ["Joyce Ng (of\u2026", "Site staff"]

@@ -18,10 +18,10 @@ from sqlmodel import Session, col, select
 from welfare.audit.models import AuditEntry
 from welfare.db import utcnow
 from welfare.incidents.models import Incident
+from welfare.reports import exports
 from welfare.residents.models import Resident
 from welfare.sites.models import Site
 from welfare.users.models import User
-from welfare.visits import reports
 from welfare.visits.models import CalendarToken, Visit, VisitSchedule, VisitStatus
 
 BODY: dict[str, Any] = {
@@ -347,8 +347,8 @@ def test_csv_exports_carry_no_notes_and_defuse_formulas(
 
 @pytest.mark.parametrize("value", ["=1+2", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"])
 def test_csv_cells_that_look_like_formulas_are_quoted(value: str) -> None:
-    assert reports.csv_cell(value) == "'" + value
-    assert reports.csv_cell("plain") == "plain"
+    assert exports.csv_cell(value) == "'" + value
+    assert exports.csv_cell("plain") == "plain"
 
 
 def test_calendar_feed_behind_a_revocable_secret(

@@ -17,10 +17,10 @@ from welfare.authz import Actor
 from welfare.demo import seed_demo
 from welfare.demo_portraits import COLOURS, draw_portrait
 from welfare.incidents.models import Incident, IncidentEvent, IncidentStatus
+from welfare.reports import response_times, visits
 from welfare.residents.models import Resident
 from welfare.settings import Settings
 from welfare.users.models import User
-from welfare.visits import reports
 from welfare.visits.models import Visit, VisitOutcome, VisitSchedule, VisitStatus
 
 NOW = dt.datetime(2026, 11, 20, 6, 30, tzinfo=dt.UTC)  # 14:30 in Hong Kong, a Friday
@@ -96,19 +96,19 @@ def test_the_managers_reports_over_the_demo_show_figures(db: Session) -> None:
     site, _ = seed_demo(db, now=NOW)
     db.commit()
     actor = Actor.system()
-    completion = reports.visit_completion(session=db, actor=actor, now=NOW, site_id=site.id)
-    assert completion["total"]["due"] > 10
-    assert 0 < completion["total"]["missed"] < completion["total"]["completed"]
-    assert 0.5 < completion["total"]["rate"] < 1
-    assert len(completion["by_resident"]) == 4 and len(completion["by_assignee"]) == 3
-    times = reports.response_times(
+    completion = visits.visit_completion(session=db, actor=actor, now=NOW, site_id=site.id)
+    assert completion.total.due > 10
+    assert 0 < completion.total.missed < completion.total.completed
+    assert completion.total.rate is not None and 0.5 < completion.total.rate < 1
+    assert len(completion.by_resident) == 4 and len(completion.by_assignee) == 3
+    times = response_times.response_times(
         session=db, actor=actor, now=NOW, site_id=site.id, timezone=site.timezone
     )
-    assert len(times["months"]) >= 3
-    for month in times["months"]:
-        assert month["incidents"] > 0
-        assert month["to_first_message"]["median_seconds"] > 0
-    assert any(m["to_hand_over"]["count"] for m in times["months"])
+    assert len(times.months) >= 3
+    for month in times.months:
+        assert month.incidents > 0
+        assert (month.to_first_message.median_seconds or 0) > 0
+    assert any(m.to_hand_over.count for m in times.months)
 
 
 def test_the_demo_history_is_made_once_and_the_same_every_time(db: Session) -> None:

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from api.deps import SessionDep, TransactionRoute
 from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf
 from api.pages.i18n import N_, gettext
-from api.pages.manager import _choose_site, _resident_names, _sites
+from api.pages.manager.frame import choose_site, resident_names, visible_sites
 from api.pages.rendering import render, see_other
 from welfare.authz import Permission, require
 from welfare.errors import NotFound
@@ -129,7 +129,7 @@ def _overrides(session: Session, language: str, site: Site) -> list[dict[str, An
             EscalationPolicy.site_id == site.id, col(EscalationPolicy.resident_id).is_not(None)
         )
     ).all()
-    names = _resident_names(session, {r.resident_id for r in rows if r.resident_id})
+    names = resident_names(session, {r.resident_id for r in rows if r.resident_id})
     out = [
         {
             "resident_id": row.resident_id,
@@ -183,8 +183,8 @@ def _policy_page(
 def policy_page(
     request: Request, session: SessionDep, page_user: ManagerUserDep, site_id: str | None = None
 ) -> Response:
-    sites = _sites(session, page_user)
-    return _policy_page(request, session, page_user, sites=sites, site=_choose_site(sites, site_id))
+    sites = visible_sites(session, page_user)
+    return _policy_page(request, session, page_user, sites=sites, site=choose_site(sites, site_id))
 
 
 @router.post("/policy")
@@ -202,9 +202,9 @@ def save_policy(
     advance_on_miss: Annotated[bool, Form()] = False,
 ) -> Response:
     check_form_csrf(page_user, csrf_token)
-    sites = _sites(session, page_user)
+    sites = visible_sites(session, page_user)
     # The form names its site; one that is not the user's is not found (404).
-    site = _choose_site(sites, site_id) if site_id else None
+    site = choose_site(sites, site_id) if site_id else None
     if site is None:
         raise NotFound("site")
     form = {
