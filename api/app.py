@@ -22,6 +22,7 @@ from api.pages import guard_pwa as guard_pwa_pages
 from api.pages import public as public_pages
 from api.pages import quick_sign_in as quick_sign_in_pages
 from api.pages.console import admin as console_admin_pages
+from api.pages.console import board as console_board_pages
 from api.pages.console import identity as console_identity_pages
 from api.pages.console import incidents as console_incident_pages
 from api.pages.console import missing as console_missing_pages
@@ -168,6 +169,7 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         public_pages,
         answer_pages,
         contact_test_pages,
+        console_board_pages,
         console_incident_pages,
         console_registry_pages,
         console_admin_pages,
