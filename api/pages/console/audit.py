@@ -151,24 +151,12 @@ def _day(value: str, tz: ZoneInfo) -> dt.datetime | None:
     return dt.datetime.combine(parse_day(value), dt.time(0), tz) if value else None
 
 
-@router.get("/audit")
-def audit_page(
-    request: Request,
-    session: SessionDep,
-    page_user: ConsoleUserDep,
-    resident: Annotated[str, Query(max_length=200)] = "",
-    resident_id: Annotated[str, Query(max_length=40)] = "",
-    user: Annotated[str, Query(max_length=63)] = "",
-    since: Annotated[str, Query(max_length=10)] = "",
-    until: Annotated[str, Query(max_length=10)] = "",
-    action: Annotated[str, Query(max_length=64)] = "",
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-    verify: bool = False,
-) -> Response:
-    require(page_user.actor, Permission.audit_read)
+def _chosen_resident(
+    session: Session, page_user: PageUser, resident: str, resident_id: str, errors: list[str]
+) -> tuple[Resident | None, list[Resident]]:
+    """The resident the filter names (by id, or the one a search finds) and, when the search
+    finds several, the ones to choose from; a message in `errors` when none."""
     language = page_user.language
-    errors: list[str] = []
-    tz = _zone(session, page_user)
     chosen: Resident | None = None
     choices: list[Resident] = []
     if resident_id:
@@ -188,38 +176,106 @@ def audit_page(
             choices = list(found)
         else:
             errors.append(gettext(language, "No resident matches."))
+    return chosen, choices
+
+
+def _filter_user(session: Session, language: str, user: str, errors: list[str]) -> User | None:
+    """The user the filter names by username; a message in `errors` when there is none."""
     user_row: User | None = None
     if user.strip():
         user_row = session.exec(select(User).where(User.username == user.strip().lower())).first()
         if user_row is None:
             errors.append(gettext(language, "No user has that username."))
+    return user_row
+
+
+def _period(
+    since: str, until: str, tz: ZoneInfo, language: str, errors: list[str]
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """From the start of `since` to the end of `until`, days in `tz`; a message in `errors`
+    when a date is not one."""
     try:
         since_at = _day(since, tz)
         until_day = _day(until, tz)
     except ValueError:
         since_at = until_day = None
         errors.append(gettext(language, "Dates look like 2026-11-01."))
-    until_at = until_day + dt.timedelta(days=1) if until_day else None
-    rows: list[Any] = []
-    total = 0
-    if not errors and not choices:
-        rows, total = list_entries(
-            session,
-            actor=page_user.actor,
-            resident_id=chosen.id if chosen else None,
-            user_id=user_row.id if user_row else None,
-            since=since_at,
-            until=until_at,
-            action=action.strip() or None,
-            limit=PAGE_SIZE,
-            offset=offset,
-        )
+    return since_at, until_day + dt.timedelta(days=1) if until_day else None
+
+
+def _entries(
+    session: Session,
+    page_user: PageUser,
+    who: tuple[uuid.UUID | None, uuid.UUID | None],
+    period: tuple[dt.datetime | None, dt.datetime | None],
+    action: str,
+    offset: int,
+) -> tuple[list[Any], int]:
+    """One page of the entries the filter selects: of the resident and by the user in `who`,
+    within `period`, of the action typed."""
+    resident_id, user_id = who
+    since, until = period
+    return list_entries(
+        session,
+        actor=page_user.actor,
+        resident_id=resident_id,
+        user_id=user_id,
+        since=since,
+        until=until,
+        action=action.strip() or None,
+        limit=PAGE_SIZE,
+        offset=offset,
+    )
+
+
+def _entry_rows(session: Session, language: str, rows: list[Any]) -> list[dict[str, Any]]:
+    """The audit entries as the page shows them: who, what and in which role."""
     actor_ids = {r.actor_id for r in rows if r.actor_id}
     usernames = (
         dict(session.exec(select(User.id, User.username).where(col(User.id).in_(actor_ids))).all())
         if actor_ids
         else {}
     )
+    return [
+        {
+            "entry": r,
+            "who": usernames.get(r.actor_id, gettext(language, "system")),
+            "action_label": _action_label(language, r.action, r.detail),
+            "role_label": gettext(language, ROLE_LABELS[r.actor_role])
+            if r.actor_role in ROLE_LABELS
+            else r.actor_role,
+        }
+        for r in rows
+    ]
+
+
+@router.get("/audit")
+def audit_page(
+    request: Request,
+    session: SessionDep,
+    page_user: ConsoleUserDep,
+    resident: Annotated[str, Query(max_length=200)] = "",
+    resident_id: Annotated[str, Query(max_length=40)] = "",
+    user: Annotated[str, Query(max_length=63)] = "",
+    since: Annotated[str, Query(max_length=10)] = "",
+    until: Annotated[str, Query(max_length=10)] = "",
+    action: Annotated[str, Query(max_length=64)] = "",
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    verify: bool = False,
+) -> Response:
+    require(page_user.actor, Permission.audit_read)
+    language = page_user.language
+    errors: list[str] = []
+    tz = _zone(session, page_user)
+    chosen, choices = _chosen_resident(session, page_user, resident, resident_id, errors)
+    user_row = _filter_user(session, language, user, errors)
+    since_at, until_at = _period(since, until, tz, language, errors)
+    rows: list[Any] = []
+    total = 0
+    if not errors and not choices:
+        who = (chosen.id if chosen else None, user_row.id if user_row else None)
+        rows, total = _entries(session, page_user, who, (since_at, until_at), action, offset)
+    entry_rows = _entry_rows(session, language, rows)
     report = verify_chain(session) if verify else None
     query = {
         "resident": resident,
@@ -234,17 +290,7 @@ def audit_page(
         page_user,
         "console/audit.html",
         {
-            "rows": [
-                {
-                    "entry": r,
-                    "who": usernames.get(r.actor_id, gettext(language, "system")),
-                    "action_label": _action_label(language, r.action, r.detail),
-                    "role_label": gettext(language, ROLE_LABELS[r.actor_role])
-                    if r.actor_role in ROLE_LABELS
-                    else r.actor_role,
-                }
-                for r in rows
-            ],
+            "rows": entry_rows,
             "total": total,
             "offset": offset,
             "page_size": PAGE_SIZE,

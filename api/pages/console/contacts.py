@@ -208,6 +208,29 @@ def contact_edit(
     )
 
 
+def _contact_edit_again(
+    request: Request,
+    session: Session,
+    page_user: PageUser,
+    resident_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    *,
+    form: dict[str, Any],
+    **messages: Any,
+) -> Response:
+    """The contact's form again with what was typed. The contact is read (and audited) after
+    the rollback, as the page's own GET reads it."""
+    contact = residents.get_contact(
+        session=session,
+        actor=page_user.actor,
+        resident_id=resident_id,
+        contact_id=contact_id,
+    )
+    return _contact_edit_page(
+        request, session, page_user, resident_id, contact, form=form, **messages
+    )
+
+
 @router.post("/residents/{resident_id}/contacts/{contact_id}")
 def contact_update(
     request: Request,
@@ -257,19 +280,9 @@ def contact_update(
             data=ContactUpdate(**_contact_data(values)),
         )
     except (ValidationError, InvalidInput) as exc:
-
-        def redraw(**messages: Any) -> Response:
-            # Read (and audited) after the rollback, as the page's own GET reads it.
-            contact = residents.get_contact(
-                session=session,
-                actor=page_user.actor,
-                resident_id=resident_id,
-                contact_id=contact_id,
-            )
-            return _contact_edit_page(
-                request, session, page_user, resident_id, contact, form=values, **messages
-            )
-
+        redraw = partial(
+            _contact_edit_again, request, session, page_user, resident_id, contact_id, form=values
+        )
         raise refused_fields(page_user, exc, redraw) from exc
     return see_other(f"/console/residents/{resident_id}?done=contact#contacts")
 

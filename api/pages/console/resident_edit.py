@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.datastructures import FormData
 
 from api.deps import SessionDep, SettingsDep
 from api.pages.console.fields import error_summary, refused_fields, split
@@ -126,6 +127,51 @@ def _number(field: str, value: str) -> int | None:
     return int(value)
 
 
+# What the details form may hold: the longer texts up to 4,000 characters, the rest 2,000.
+DETAIL_LIMITS = {"care_needs": 4000, "medical_notes": 4000, "approach": 4000, "routines": 4000}
+
+
+def _typed_details(form: FormData) -> dict[str, str]:
+    """The details form's values as typed (a file sent for a field reads as empty)."""
+    typed: dict[str, str] = {}
+    for name in (*TEXT_FIELDS, "aliases", "languages", "places", "birth_year", "height_cm"):
+        value = form.get(name, "")
+        typed[name] = value if isinstance(value, str) else ""
+    for name in ("sex", "risk_level"):
+        value = form.get(name, "")
+        typed[name] = value[:20] if isinstance(value, str) else ""
+    return typed
+
+
+def _details_problems(language: str, typed: dict[str, str]) -> dict[str, str]:
+    """The fields refused before the model sees them: a NUL character, or too long."""
+    errors: dict[str, str] = {}
+    for name, value in typed.items():
+        if "\x00" in value:
+            errors[name] = gettext(language, NUL_TEXT)
+        elif len(value) > DETAIL_LIMITS.get(name, 2000):
+            limit = DETAIL_LIMITS.get(name, 2000)
+            errors[name] = gettext(language, TOO_LONG) % {"limit": limit}
+    return errors
+
+
+def _details_update(typed: dict[str, str]) -> ResidentUpdate:
+    """The change the details form asks for (raises InvalidInput for a number that is not)."""
+    changes: dict[str, Any] = {name: typed[name].strip() or None for name in TEXT_FIELDS}
+    changes.update(
+        {
+            "aliases": split(typed["aliases"]),
+            "languages": split(typed["languages"]),
+            "places": split(typed["places"], "\n"),
+            "birth_year": _number("birth_year", typed["birth_year"]),
+            "height_cm": _number("height_cm", typed["height_cm"]),
+            "sex": typed["sex"] or "unknown",
+            "risk_level": typed["risk_level"] or "medium",
+        }
+    )
+    return ResidentUpdate(**changes)
+
+
 @router.post("/residents/{resident_id}/edit")
 async def resident_update(
     request: Request,
@@ -135,21 +181,8 @@ async def resident_update(
 ) -> Response:
     form = await request.form()
     check_form_csrf(page_user, str(form.get("csrf_token") or ""))
-    limits = {"care_needs": 4000, "medical_notes": 4000, "approach": 4000, "routines": 4000}
-    typed: dict[str, str] = {}
-    for name in (*TEXT_FIELDS, "aliases", "languages", "places", "birth_year", "height_cm"):
-        value = form.get(name, "")
-        typed[name] = value if isinstance(value, str) else ""
-    for name in ("sex", "risk_level"):
-        value = form.get(name, "")
-        typed[name] = value[:20] if isinstance(value, str) else ""
-    errors: dict[str, str] = {}
-    for name, value in typed.items():
-        if "\x00" in value:
-            errors[name] = gettext(page_user.language, NUL_TEXT)
-        elif len(value) > limits.get(name, 2000):
-            limit = limits.get(name, 2000)
-            errors[name] = gettext(page_user.language, TOO_LONG) % {"limit": limit}
+    typed = _typed_details(form)
+    errors = _details_problems(page_user.language, typed)
 
     def redraw(**messages: Any) -> Response:
         resident = residents.load_resident(
@@ -160,23 +193,11 @@ async def resident_update(
     if errors:
         return redraw(errors=errors, error=error_summary(page_user, errors), status_code=422)
     try:
-        changes: dict[str, Any] = {name: typed[name].strip() or None for name in TEXT_FIELDS}
-        changes.update(
-            {
-                "aliases": split(typed["aliases"]),
-                "languages": split(typed["languages"]),
-                "places": split(typed["places"], "\n"),
-                "birth_year": _number("birth_year", typed["birth_year"]),
-                "height_cm": _number("height_cm", typed["height_cm"]),
-                "sex": typed["sex"] or "unknown",
-                "risk_level": typed["risk_level"] or "medium",
-            }
-        )
         residents.update_resident(
             session=session,
             actor=page_user.actor,
             resident_id=resident_id,
-            data=ResidentUpdate(**changes),
+            data=_details_update(typed),
         )
     except (ValidationError, InvalidInput) as exc:
         raise refused_fields(page_user, exc, redraw) from exc

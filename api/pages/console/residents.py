@@ -4,6 +4,7 @@ contact, consent, tag and photo forms on it draw again when a value is refused).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any
 
@@ -168,6 +169,48 @@ def _typed_household(
     )
 
 
+def _resident_data(typed: dict[str, str], household_id: str) -> ResidentCreate:
+    """The new resident as typed on the form, in the household chosen or typed."""
+    return ResidentCreate(
+        household_id=household_id or None,  # type: ignore[arg-type]
+        full_name=typed["full_name"].strip(),
+        preferred_name=typed["preferred_name"].strip() or None,
+        languages=split(typed["languages"]),
+        approach=typed["approach"].strip() or None,
+        care_needs=typed["care_needs"].strip() or None,
+        medical_notes=typed["medical_notes"].strip() or None,
+        places=split(typed["places"], "\n"),
+    )
+
+
+def _offer_household(redraw: Callable[..., Response], page_user: PageUser, label: str) -> Response:
+    """The form again, offering to create the household typed (nothing is created yet)."""
+    return redraw(
+        offer_household=label,
+        error=gettext(
+            page_user.language,
+            "There is no household %(unit)s at this site yet. Create it and add "
+            "the resident, or choose an existing household.",
+        )
+        % {"unit": label},
+        status_code=422,
+    )
+
+
+def _duplicate(page_user: PageUser, redraw: Callable[..., Response], exc: Conflict) -> FormError:
+    """The form again, linking the resident already registered under this name."""
+    return FormError(
+        redraw,
+        error=gettext(
+            page_user.language,
+            "Someone with this name is already registered at this household. Open their "
+            "record, or register anyway if it is a different person.",
+        ),
+        duplicate_id=str(exc.extra.get("existing_id", "")),
+        status_code=409,
+    )
+
+
 @router.post("/residents")
 def resident_create(
     request: Request,
@@ -204,6 +247,7 @@ def resident_create(
         "create_household": create_household,
     }
     label = f"{building.strip()}-{unit.strip()}"
+    redraw = partial(_new_resident_page, request, session, page_user, form=typed)
     try:
         if not household_id and (building.strip() or unit.strip()):
             # Created only when the person clicked to create exactly this one.
@@ -211,48 +255,18 @@ def resident_create(
                 session, page_user, site_id, building, unit, create=create_household == label
             )
             if household is None:  # not a household yet: offer to create it, create nothing
-                return _new_resident_page(
-                    request,
-                    session,
-                    page_user,
-                    form=typed,
-                    offer_household=label,
-                    error=gettext(
-                        page_user.language,
-                        "There is no household %(unit)s at this site yet. Create it and add "
-                        "the resident, or choose an existing household.",
-                    )
-                    % {"unit": label},
-                    status_code=422,
-                )
+                return _offer_household(redraw, page_user, label)
             household_id = str(household.id)
-        data = ResidentCreate(
-            household_id=household_id or None,  # type: ignore[arg-type]
-            full_name=full_name.strip(),
-            preferred_name=preferred_name.strip() or None,
-            languages=split(languages),
-            approach=approach.strip() or None,
-            care_needs=care_needs.strip() or None,
-            medical_notes=medical_notes.strip() or None,
-            places=split(places, "\n"),
-        )
         resident = residents.create_resident(
-            session=session, actor=page_user.actor, data=data, allow_duplicate=allow_duplicate
+            session=session,
+            actor=page_user.actor,
+            data=_resident_data(typed, household_id),
+            allow_duplicate=allow_duplicate,
         )
     except (ValidationError, InvalidInput) as exc:
-        redraw = partial(_new_resident_page, request, session, page_user, form=typed)
         raise refused_fields(page_user, exc, redraw) from exc
     except Conflict as exc:
-        raise FormError(
-            partial(_new_resident_page, request, session, page_user, form=typed),
-            error=gettext(
-                page_user.language,
-                "Someone with this name is already registered at this household. Open their "
-                "record, or register anyway if it is a different person.",
-            ),
-            duplicate_id=str(exc.extra.get("existing_id", "")),
-            status_code=409,
-        ) from exc
+        raise _duplicate(page_user, redraw, exc) from exc
     return see_other(f"/console/residents/{resident.id}?done=created")
 
 
