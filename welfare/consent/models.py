@@ -10,8 +10,8 @@ from sqlalchemy import JSON, Column, Enum
 from sqlmodel import Field, SQLModel
 
 from welfare.db import UTCDateTime, utcnow
-from welfare.sites.models import reject_nul_characters
 from welfare.times import Instant
+from welfare.validators import reject_nul_characters
 
 DEFAULT_REVIEW_MONTHS = 12
 

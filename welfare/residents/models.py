@@ -12,8 +12,8 @@ from sqlmodel import Field, SQLModel
 from welfare.channels import CONTACT_CHANNELS, ChannelKind
 from welfare.db import UTCDateTime, utcnow
 from welfare.languages import normalise_language, normalise_languages
-from welfare.sites.models import reject_nul_characters
 from welfare.times import Day
+from welfare.validators import reject_nul_characters
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LanguageTag = Annotated[str, StringConstraints(max_length=35), AfterValidator(normalise_language)]
