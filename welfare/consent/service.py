@@ -11,6 +11,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import delete
 from sqlmodel import Session, col
 
+from welfare.audit.service import audit_resident
 from welfare.authz import Actor, Permission
 from welfare.consent.models import DEFAULT_REVIEW_MONTHS, Consent, ConsentCreate, ConsentScope
 from welfare.consent.scopes import consents_of, derive_state, has_scope, live_scopes  # noqa: F401 (re-exported)
@@ -21,7 +22,7 @@ from welfare.incidents.service import scrub_for_erasure
 from welfare.lookup import index as lookup_index
 from welfare.residents.models import ConsentState, Contact, Resident
 from welfare.residents.photos import PhotoStore
-from welfare.residents.service import audit_resident, load_resident
+from welfare.residents.service import load_resident
 from welfare.settings import Settings
 from welfare.tags.models import ResidentTag
 from welfare.visits.service import scrub_for_erasure as scrub_visits_for_erasure

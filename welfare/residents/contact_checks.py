@@ -35,6 +35,7 @@ from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
 from welfare import outbox
+from welfare.audit.service import audit_resident
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, require_site
 from welfare.channels import ChannelKind
@@ -45,7 +46,7 @@ from welfare.outbox import reach
 from welfare.outbox.models import OutboxMessage
 from welfare.outbox.queue import already_queued
 from welfare.residents.models import Contact, ContactTestLink, Resident, VerifiedVia
-from welfare.residents.service import audit_resident, load_resident
+from welfare.residents.service import load_resident
 from welfare.sites.models import Site
 from welfare.users.service import hash_token
 

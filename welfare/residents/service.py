@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import String, column, exists, func, literal, or_
 from sqlmodel import Session, col, select
 
+from welfare.audit.service import audit_resident
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, require_site, visible_site_ids
 from welfare.consent.models import ConsentScope
@@ -109,31 +110,6 @@ def create_resident(
         detail={"fields": sorted(data.model_fields_set)},
     )
     return resident
-
-
-def audit_resident(
-    session: Session,
-    actor: Actor,
-    action: str,
-    resident: Resident,
-    *,
-    entity: str = "resident",
-    entity_id: uuid.UUID | None = None,
-    purpose: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """An audit entry about (something of) one resident: ids only, never the person's data."""
-    audit_record(
-        session,
-        actor=actor,
-        action=action,
-        entity=entity,
-        entity_id=entity_id or resident.id,
-        resident_id=resident.id,
-        site_id=resident.site_id,
-        purpose=purpose,
-        detail=detail,
-    )
 
 
 def load_resident(

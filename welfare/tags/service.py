@@ -11,6 +11,7 @@ from qrcode.constants import ERROR_CORRECT_Q
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from welfare.audit.service import audit_resident
 from welfare.authz import Actor, Permission
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
@@ -18,7 +19,7 @@ from welfare.db import utcnow
 from welfare.errors import Conflict, NotFound
 from welfare.phones import display_phone
 from welfare.residents.models import Resident
-from welfare.residents.service import audit_resident, load_resident
+from welfare.residents.service import load_resident
 from welfare.sites.models import Site
 from welfare.tags import codes
 from welfare.tags.models import ResidentTag
