@@ -1,11 +1,15 @@
-"""Tiny after-commit hooks for code outside the domain (metrics), so welfare imports neither
-prometheus nor the API. A listener must be quick and must not raise; one that does is logged
-and skipped."""
+"""Tiny hooks. After-commit ones for code outside the domain (metrics), so welfare imports
+neither prometheus nor the API: a listener must be quick and must not raise; one that does is
+logged and skipped. In-transaction ones between the folders under welfare/ (see below).
+"""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
+
+from sqlmodel import Session
 
 log = logging.getLogger("welfare.hooks")
 
@@ -25,3 +29,35 @@ def incident_confirmed(kind: str, seconds: float) -> None:
             listener(kind, seconds)
         except Exception:
             log.exception("incident-confirmed listener failed")
+
+
+# In-transaction hooks: a folder announces that a record changed, and the folders that follow
+# it (the lookup index follows residents and households) do their part in the same transaction,
+# so the announcer need not import them. Unlike the after-commit listeners above, a listener
+# that raises fails the change. The lookup registers its listeners when `welfare.lookup` is
+# imported (the app, the command line and `welfare.models` all import it).
+RecordChanged = Callable[[Session, uuid.UUID], None]
+_resident_changed: list[RecordChanged] = []
+_household_changed: list[RecordChanged] = []
+
+
+def on_resident_changed(listener: RecordChanged) -> None:
+    if listener not in _resident_changed:
+        _resident_changed.append(listener)
+
+
+def resident_changed(session: Session, resident_id: uuid.UUID) -> None:
+    """A resident's record or consents changed (a write, not yet committed)."""
+    for listener in list(_resident_changed):
+        listener(session, resident_id)
+
+
+def on_household_changed(listener: RecordChanged) -> None:
+    if listener not in _household_changed:
+        _household_changed.append(listener)
+
+
+def household_changed(session: Session, household_id: uuid.UUID) -> None:
+    """A household's building or unit changed (a write, not yet committed)."""
+    for listener in list(_household_changed):
+        listener(session, household_id)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import String, column, exists, func, literal, or_
 from sqlmodel import Session, col, select
 
+from welfare import hooks
 from welfare.audit.service import audit_resident
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, require_site, visible_site_ids
@@ -16,7 +17,6 @@ from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
 from welfare.db import on_commit, utcnow
 from welfare.errors import Conflict, InvalidInput, NotFound
-from welfare.lookup import index as lookup_index
 from welfare.pagination import paginate
 from welfare.phones import InvalidPhone, PhoneProblem, example_phone, line_type, normalise_phone
 from welfare.residents.models import (
@@ -101,7 +101,7 @@ def create_resident(
     resident.birth_date = data.birth_date
     session.add(resident)
     session.flush()
-    lookup_index.refresh_resident(session, resident.id)  # lookup index: keep in step
+    hooks.resident_changed(session, resident.id)  # lookup index: keep in step
     audit_resident(
         session,
         actor,
@@ -259,7 +259,7 @@ def update_resident(
             )
     resident.updated_at = utcnow()
     session.add(resident)
-    lookup_index.refresh_resident(session, resident.id)  # lookup index: keep in step
+    hooks.resident_changed(session, resident.id)  # lookup index: keep in step
     audit_resident(
         session,
         actor,

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
+from welfare import hooks
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, require, require_site, visible_site_ids
 from welfare.errors import Conflict, InvalidInput, NotFound
-from welfare.lookup import index as lookup_index
 from welfare.pagination import paginate
 from welfare.phones import normalise_phone, valid_region
 from welfare.residents.models import Resident
@@ -260,7 +260,7 @@ def update_household(
     if "notes" in changes:
         household.notes = changes["notes"]
     session.add(household)
-    lookup_index.refresh_household(session, household.id)  # lookup index: keep in step
+    hooks.household_changed(session, household.id)  # lookup index: keep in step
     audit_record(
         session,
         actor=actor,
