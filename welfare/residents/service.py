@@ -31,7 +31,7 @@ from welfare.residents.models import (
 from welfare.residents.photos import PhotoStore, store_photo
 from welfare.settings import Settings
 from welfare.sites.models import Household, Site
-from welfare.sites.service import household_label
+from welfare.sites.service import get_household, household_label
 
 # Fields whose reading is audited: anything beyond the name card.
 SENSITIVE_FIELDS = (
@@ -560,4 +560,32 @@ def delete_contact(
         resident,
         entity="contact",
         entity_id=contact.id,
+    )
+
+
+# --- households ---------------------------------------------------------------------------------
+
+
+def delete_household(*, session: Session, actor: Actor, household_id: uuid.UUID) -> None:
+    """A household goes only while no resident is registered there (a rule about residents,
+    so it lives with them rather than in the sites service)."""
+    household = get_household(
+        session=session,
+        actor=actor,
+        household_id=household_id,
+        permission=Permission.registry_write,
+    )
+    occupied = session.exec(
+        select(Resident.id).where(Resident.household_id == household.id).limit(1)
+    ).first()
+    if occupied:
+        raise Conflict("the household still has registered residents; move them first")
+    session.delete(household)
+    audit_record(
+        session,
+        actor=actor,
+        action="household.delete",
+        entity="household",
+        entity_id=household.id,
+        site_id=household.site_id,
     )

@@ -13,7 +13,6 @@ from welfare.authz import Actor, Permission, require, require_site, visible_site
 from welfare.errors import Conflict, InvalidInput, NotFound
 from welfare.pagination import paginate
 from welfare.phones import normalise_phone, valid_region
-from welfare.residents.models import Resident
 from welfare.sites.models import (
     Household,
     HouseholdCreate,
@@ -271,26 +270,3 @@ def update_household(
         detail={"fields": sorted(changes)},
     )
     return household
-
-
-def delete_household(*, session: Session, actor: Actor, household_id: uuid.UUID) -> None:
-    household = get_household(
-        session=session,
-        actor=actor,
-        household_id=household_id,
-        permission=Permission.registry_write,
-    )
-    occupied = session.exec(
-        select(Resident.id).where(Resident.household_id == household.id).limit(1)
-    ).first()
-    if occupied:
-        raise Conflict("the household still has registered residents; move them first")
-    session.delete(household)
-    audit_record(
-        session,
-        actor=actor,
-        action="household.delete",
-        entity="household",
-        entity_id=household.id,
-        site_id=household.site_id,
-    )
