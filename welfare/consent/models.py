@@ -28,6 +28,15 @@ class ConsentScope(StrEnum):
     public_care_tips = "public_care_tips"
 
 
+class ConsentState(StrEnum):
+    """What a resident's consents add up to (`scopes.derive_state`)."""
+
+    active = "active"
+    unverified = "unverified"
+    withdrawn = "withdrawn"
+    none = "none"
+
+
 class GivenByKind(StrEnum):
     resident = "resident"
     guardian = "guardian"

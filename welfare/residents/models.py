@@ -10,6 +10,7 @@ from sqlalchemy import JSON, Column, Enum, Text
 from sqlmodel import Field, SQLModel
 
 from welfare.channels import CONTACT_CHANNELS, ChannelKind
+from welfare.consent.models import ConsentState
 from welfare.db import UTCDateTime, utcnow
 from welfare.languages import normalise_language, normalise_languages
 from welfare.times import Day
@@ -54,13 +55,6 @@ class VerifiedVia(StrEnum):
 
     sms_link = "sms_link"
     keypress = "keypress"
-
-
-class ConsentState(StrEnum):
-    active = "active"
-    unverified = "unverified"
-    withdrawn = "withdrawn"
-    none = "none"
 
 
 class WanderingEntry(BaseModel):

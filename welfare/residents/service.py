@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import String, column, exists, func, literal, or_
+from sqlalchemy import String, column, delete, exists, func, literal, or_
 from sqlmodel import Session, col, select
 
 from welfare import hooks
@@ -589,3 +589,55 @@ def delete_household(*, session: Session, actor: Actor, household_id: uuid.UUID)
         entity_id=household.id,
         site_id=household.site_id,
     )
+
+
+# --- erasure (the flow is welfare/erasure.py) ---------------------------------------------------
+
+
+def erase_photo(session: Session, settings: Settings, resident: Resident) -> None:
+    """The photo consent went: the photo and its thumbnail are deleted (the files on commit)."""
+    store = PhotoStore(settings.media_dir)
+    names = (resident.photo_file, resident.thumbnail_file)
+    on_commit(session, lambda: [store.delete(n) for n in names])
+    resident.photo_file = resident.thumbnail_file = resident.photo_updated_at = None
+    resident.photo_illustration = None
+    session.add(resident)
+
+
+PERSONAL_FIELDS = (
+    "full_name",
+    "phone",
+    "preferred_name",
+    "birth_year",
+    "birth_date",
+    "height_cm",
+    "build",
+    "hair",
+    "eyes",
+    "distinguishing_marks",
+    "clothing",
+    "walking_aid",
+    "care_needs",
+    "medical_notes",
+    "approach",
+    "routines",
+    "public_care_tips",
+)
+
+
+def scrub_for_erasure(session: Session, settings: Settings, resident: Resident) -> None:
+    """The registry consent went: personal fields, the photo and the contacts (with their
+    numbers) are deleted, not hidden. A tombstone (id, site, dates) remains."""
+    erase_photo(session, settings, resident)
+    for name in PERSONAL_FIELDS:
+        setattr(resident, name, None)
+    resident.aliases, resident.languages, resident.places, resident.wandering_history = (
+        [],
+        [],
+        [],
+        [],
+    )
+    resident.household_id = None
+    resident.erased_at = resident.updated_at = utcnow()
+    session.add(resident)
+    session.exec(delete(Contact).where(col(Contact.resident_id) == resident.id))

@@ -8,7 +8,7 @@ import uuid
 import qrcode
 from PIL import Image, ImageDraw, ImageFont
 from qrcode.constants import ERROR_CORRECT_Q
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from welfare.audit.service import audit_resident
@@ -36,6 +36,11 @@ def live_tag(session: Session, resident_id: uuid.UUID) -> ResidentTag | None:
             ResidentTag.resident_id == resident_id, col(ResidentTag.revoked_at).is_(None)
         )
     ).first()
+
+
+def scrub_for_erasure(session: Session, resident_id: uuid.UUID) -> None:
+    """The record was erased: printed labels stop resolving, a scan of its tag finds nothing."""
+    session.exec(delete(ResidentTag).where(col(ResidentTag.resident_id) == resident_id))  # type: ignore[call-overload]
 
 
 def find_live_tag(session: Session, typed: str) -> ResidentTag | None:

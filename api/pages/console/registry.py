@@ -28,9 +28,9 @@ from api.pages.form_errors import FormError, PageRoute
 from api.pages.forms import NUL_TEXT, TOO_LONG, page_value_problem, phone_error
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import see_other
+from welfare import consents
 from welfare.authz import Permission
 from welfare.channels import CONTACT_CHANNELS, ChannelKind
-from welfare.consent import service as consents
 from welfare.consent.models import (
     Consent,
     ConsentCreate,
