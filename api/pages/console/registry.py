@@ -28,7 +28,7 @@ from api.pages.form_errors import FormError, PageRoute
 from api.pages.forms import NUL_TEXT, TOO_LONG, page_value_problem, phone_error
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import see_other
-from welfare import consents
+from welfare import consents, contact_checks
 from welfare.authz import Permission
 from welfare.channels import CONTACT_CHANNELS, ChannelKind
 from welfare.consent.models import (
@@ -49,7 +49,6 @@ from welfare.errors import (
 )
 from welfare.incidents.models import CLOSED, Incident
 from welfare.phones import InvalidPhone, display_phone
-from welfare.residents import contact_checks
 from welfare.residents import service as residents
 from welfare.residents.models import (
     Contact,

@@ -1,5 +1,8 @@
 """Test a family contact before it matters: a test SMS with a link, or a test call (press 1).
 
+A flow beside the folders: it reads the registry (welfare/residents/), queues through the outbox
+and shares the answer links' token scheme (welfare/incidents/answer_links.py).
+
 Staff send either from the console or the API (`send_contact_test`). A tapped link
 (`verify_by_link`) or key 1 on the test call (`verify_by_key`) proves the number reaches the
 contact: `contact.verified_at` and `verified_via` are set, with an audit entry. A contact never
