@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from sqlmodel import Session
 
@@ -61,3 +62,30 @@ def household_changed(session: Session, household_id: uuid.UUID) -> None:
     """A household's building or unit changed (a write, not yet committed)."""
     for listener in list(_household_changed):
         listener(session, household_id)
+
+
+class _Incident(Protocol):
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+class IncidentEventWriter(Protocol):
+    def __call__(self, session: Session, incident: Any, type_: str, /, **detail: Any) -> object: ...
+
+
+_incident_event: list[IncidentEventWriter] = []
+
+
+def on_incident_event(writer: IncidentEventWriter) -> None:
+    """The incidents register their one timeline writer (welfare/incidents/__init__.py)."""
+    if writer not in _incident_event:
+        _incident_event.append(writer)
+
+
+def incident_event(session: Session, incident: _Incident, type_: str, **detail: Any) -> None:
+    """An event on an incident's timeline, from a folder below the incidents (the outbox queue).
+    Registered when `welfare.incidents` is imported, which any incident object implies."""
+    if not _incident_event:
+        raise RuntimeError("no incident timeline writer registered (import welfare.incidents)")
+    for writer in list(_incident_event):
+        writer(session, incident, type_, **detail)

@@ -1,6 +1,9 @@
 """The outbox seen from the domain: claiming due rows, recording what the provider said, and
 moving the escalation on when a step reached no one. Provider-free: the dispatcher in
-`notifications/` does the talking."""
+`notifications/` does the talking.
+
+A flow beside the folders: the send gate reads and locks incidents (welfare/incidents/), the
+rows are the outbox's (welfare/outbox/), a failed push falls back to SMS (welfare/push/)."""
 
 from __future__ import annotations
 
