@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sqlmodel import Session, col, func, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from welfare.authz import Actor, Permission
 from welfare.consent.models import Consent, ConsentScope
@@ -115,8 +116,8 @@ def plan_for(session: Session, resident: Resident, consent: Consent) -> ErasureP
     )
 
 
-def _count(session: Session, query: object) -> int:
-    return int(session.exec(query).one())  # type: ignore[call-overload]
+def _count(session: Session, query: SelectOfScalar[int]) -> int:
+    return session.exec(query).one()
 
 
 def apply(session: Session, settings: Settings, resident: Resident, plan: ErasurePlan) -> None:

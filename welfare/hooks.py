@@ -36,7 +36,8 @@ def incident_confirmed(kind: str, seconds: float) -> None:
 # it (the lookup index follows residents and households) do their part in the same transaction,
 # so the announcer need not import them. Unlike the after-commit listeners above, a listener
 # that raises fails the change. The lookup registers its listeners when `welfare.lookup` is
-# imported (the app, the command line and `welfare.models` all import it).
+# imported: the app's routes, welfare/erasure.py (so the consent flows and the demo),
+# welfare/seed.py and welfare/models.py (so the tests and Alembic) import it.
 RecordChanged = Callable[[Session, uuid.UUID], None]
 _resident_changed: list[RecordChanged] = []
 _household_changed: list[RecordChanged] = []
