@@ -1,4 +1,4 @@
-"""What a contact test says (welfare/residents/contact_checks.py): the test SMS with its
+"""What a contact test says (welfare/contact_checks.py): the test SMS with its
 `/v/<token>` link, and the test call's script ("This is a test from <site>. Press 1 to confirm
 this number."), in the contact's language, as the dispatcher's neutral `Text` or
 `CallScript` (the keypress webhook renders the call again for a repeat).
@@ -12,9 +12,9 @@ from sqlmodel import Session
 
 from notifications import messages
 from notifications.channels import CallScript, Text
+from welfare import contact_checks
 from welfare.channels import ChannelKind
 from welfare.outbox.models import OutboxMessage
-from welfare.residents import contact_checks
 from welfare.settings import Settings
 from welfare.sites.models import Site
 

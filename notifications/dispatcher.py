@@ -31,6 +31,7 @@ from notifications.channels import (
     Text,
 )
 from notifications.ratelimit import SenderRateLimit
+from welfare import delivery as outbox
 from welfare.channels import ChannelKind
 from welfare.db import session_scope, utcnow
 from welfare.incidents import answer_links
@@ -38,7 +39,6 @@ from welfare.incidents import service as incidents
 from welfare.incidents.models import Incident
 from welfare.incidents.public_reports import incident_map_link
 from welfare.outbox import limits
-from welfare.outbox import service as outbox
 from welfare.outbox.models import ALL_CLEAR, OutboxMessage
 from welfare.phones import display_phone
 from welfare.push import service as push

@@ -341,7 +341,7 @@ def finder_alert_sms(lang: str | None, *, site_name: str, link: str) -> str:
 
 
 def contact_test_sms(lang: str | None, *, site_name: str, link: str) -> str:
-    """A test of a family contact's number (welfare/residents/contact_checks.py): tap the link
+    """A test of a family contact's number (welfare/contact_checks.py): tap the link
     to confirm it reaches them. No name, no resident, nothing has happened."""
     variants: dict[Language, list[Render]] = {
         "en": [

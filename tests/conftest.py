@@ -27,8 +27,8 @@ from sqlmodel import Session, col
 from api.app import create_app
 from notifications.dispatcher import Dispatcher
 from tests.notifications.fake_channel import FakeChannel
+from welfare import consents
 from welfare.authz import Actor, Role
-from welfare.consent import service as consents
 from welfare.consent.models import Consent, ConsentCreate
 from welfare.db import make_engine, make_sessionmaker, normalise_url, upgrade_database, utcnow
 from welfare.models import metadata

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from welfare.authz import Actor, Role
 from welfare.consent.models import ConsentCreate, ConsentScope
-from welfare.consent.service import record_consent
+from welfare.consents import record_consent
 from welfare.demo_history import seed_history
 from welfare.demo_portraits import add_portraits
 from welfare.residents import service as residents

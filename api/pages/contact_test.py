@@ -1,6 +1,6 @@
 """A contact test's link `/v/{token}`: no sign-in, the token is the credential.
 
-Opening it confirms the number (welfare/residents/contact_checks.py `verify_by_link`) and says
+Opening it confirms the number (welfare/contact_checks.py `verify_by_link`) and says
 so, in the contact's language, with the site's name and nothing else about anyone. Opening it
 again says the same. Unknown, malformed and expired tokens all get the same 404 page; requests
 share the answer page's rate limits (per client address and per token, api/pages/answer.py).
@@ -18,7 +18,7 @@ from api.pages.answer import Token, gone_page, limits_of, private_link_headers
 from api.pages.i18n import ui_language
 from api.pages.rendering import render
 from notifications.messages import pick_language
-from welfare.residents import contact_checks
+from welfare import contact_checks
 
 router = APIRouter(route_class=TransactionRoute, include_in_schema=False)
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 
 from api.deps import ActorDep, SessionDep, SettingsDep, TransactionRoute
 from api.schemas import ListResponse
-from welfare.consent import service as consents
+from welfare import consents
 from welfare.consent.models import Consent, ConsentCreate, ConsentPublic, ConsentWithdraw
 from welfare.db import utcnow
 

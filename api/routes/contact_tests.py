@@ -1,5 +1,5 @@
 """Test a family contact's number (a test SMS with its link, or a test call: press 1), and the
-site's contacts not verified (welfare/residents/contact_checks.py)."""
+site's contacts not verified (welfare/contact_checks.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from api.deps import ActorDep, SessionDep, TransactionRoute
 from api.routes.incident_contacts import NotifyBody, NotifyQueued
 from api.schemas import ListResponse
-from welfare.residents import contact_checks
+from welfare import contact_checks
 from welfare.residents.models import VerifiedVia
 
 router = APIRouter(route_class=TransactionRoute, tags=["contacts"])

@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from api.deps import ActorDep, PageDep, SessionDep, SettingsDep, TransactionRoute
 from api.schemas import ListResponse
-from welfare.consent import service as consents
+from welfare import consents
 from welfare.errors import InvalidInput
 from welfare.residents import service as residents
 from welfare.residents.models import (

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from api.deps import ActorDep, PageDep, SessionDep, TransactionRoute
 from api.schemas import ListResponse
+from welfare.residents import service as residents
 from welfare.sites import service as sites
 from welfare.sites.models import (
     Household,
@@ -100,5 +101,5 @@ def update_household(
 
 @router.delete("/households/{household_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_household(household_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> Response:
-    sites.delete_household(session=session, actor=actor, household_id=household_id)
+    residents.delete_household(session=session, actor=actor, household_id=household_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -56,6 +56,7 @@ from notifications.status import (
 from notifications.twilio import twiml
 from notifications.twilio.client import PERMANENT_ERRORS
 from notifications.twilio.urls import webhook_url
+from welfare import contact_checks
 from welfare.audit import service as audit
 from welfare.authz import Actor, Role
 from welfare.channels import ChannelKind
@@ -66,7 +67,6 @@ from welfare.incidents import timeline
 from welfare.incidents.models import Incident, IncidentStatus
 from welfare.outbox.models import OutboxMessage
 from welfare.phones import display_phone
-from welfare.residents import contact_checks
 from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
 from welfare.sites.models import Site

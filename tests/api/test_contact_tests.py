@@ -203,7 +203,7 @@ def test_unknown_malformed_and_expired_links_get_the_same_404(
     client.cookies.clear()
     unknown = client.get("/v/AAAAAAAAAAAAAAAA", headers=HTML)
     malformed = client.get("/v/nope", headers=HTML)
-    from welfare.residents import contact_checks
+    from welfare import contact_checks
 
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=8)
     monkeypatch.setattr(contact_checks, "utcnow", lambda: later)

@@ -12,8 +12,8 @@ from PIL import Image
 from sqlmodel import Session, col, select
 
 from tests.conftest import SYSTEM
+from welfare import consents
 from welfare.audit.models import AuditEntry
-from welfare.consent import service as consents
 from welfare.consent.models import ConsentCreate
 from welfare.residents import service as residents
 from welfare.residents.models import Resident

@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from tests.conftest import SYSTEM
+from welfare import delivery as outbox
 from welfare.audit.models import AuditEntry
 from welfare.db import utcnow
 from welfare.incidents import service as incidents
 from welfare.incidents.models import Incident, IncidentCreate, IncidentEvent, Outcome, Resolution
-from welfare.outbox import service as outbox
 from welfare.outbox.models import OutboxMessage, OutboxStatus
 from welfare.residents.models import Contact, Resident
 from welfare.sites.models import Site

@@ -448,7 +448,7 @@ def test_label_sheet_has_one_label_per_tagged_consented_resident_and_no_names(
         tags.issue_tag(session=db, actor=SYSTEM, resident_id=resident.id)
     db.commit()
     # Li Na's lost-person consent is replaced by one without that scope: no label.
-    from welfare.consent import service as consents
+    from welfare import consents
 
     only = db.exec(select(Consent).where(Consent.resident_id == no_lost_person.id)).one()
     make_consent(no_lost_person, scopes=["registry"])

@@ -25,11 +25,11 @@ from welfare.audit.models import AuditEntry
 from welfare.audit.service import record as audit_record
 from welfare.authz import Role
 from welfare.db import utcnow
+from welfare.delivery import ERASED_NUMBER
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import IncidentCreate, IncidentKind, IncidentStatus
 from welfare.outbox import reach
-from welfare.outbox.service import ERASED_NUMBER
 from welfare.residents.models import Resident
 from welfare.sites.models import Site
 from welfare.tags import service as tags

@@ -21,8 +21,8 @@ from sqlmodel import Session, select
 
 from tests.conftest import PASSWORD, SYSTEM
 from tests.notifications.fake_push_service import BrowserKeys
+from welfare import consents
 from welfare.authz import Actor, Role
-from welfare.consent import service as consents
 from welfare.consent.models import ConsentCreate
 from welfare.db import utcnow
 from welfare.heartbeat import service as heartbeats

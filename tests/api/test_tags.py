@@ -13,7 +13,7 @@ from qrcode.constants import ERROR_CORRECT_Q
 from sqlmodel import Session, select
 
 from tests.conftest import SYSTEM
-from welfare.consent import service as consents
+from welfare import consents
 from welfare.consent.models import ConsentCreate
 from welfare.residents.models import Resident
 from welfare.settings import Settings

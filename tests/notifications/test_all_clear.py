@@ -16,13 +16,13 @@ from notifications.dispatcher import Dispatcher
 from notifications.messages import sms_segments
 from tests.conftest import SYSTEM
 from tests.notifications.fake_channel import FakeChannel
+from welfare import delivery as outbox
 from welfare.channels import ChannelKind
 from welfare.errors import Conflict
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident, IncidentCreate, IncidentStatus, Resolution
 from welfare.outbox import queue as outbox_queue
-from welfare.outbox import service as outbox
 from welfare.outbox.models import ALL_CLEAR, OutboxMessage, OutboxStatus
 from welfare.residents.models import Contact, Resident
 from welfare.times import zone

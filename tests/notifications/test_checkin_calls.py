@@ -23,10 +23,10 @@ from tests.api.test_webhooks import BASE, post
 from tests.api.test_webhooks import TOKEN as AUTH_TOKEN
 from tests.conftest import SYSTEM
 from tests.notifications.fake_twilio import FakeTwilio
-from welfare.consent import service as consents
+from welfare import consents
+from welfare import delivery as outbox
 from welfare.db import make_engine, make_sessionmaker
 from welfare.incidents.models import Incident, IncidentKind, IncidentStatus
-from welfare.outbox import service as outbox
 from welfare.outbox.models import OutboxMessage, OutboxStatus
 from welfare.residents.models import Resident
 from welfare.settings import Settings

@@ -18,13 +18,13 @@ from notifications.ratelimit import SenderRateLimit
 from notifications.status import apply_status
 from tests.conftest import SYSTEM
 from tests.notifications.fake_channel import FakeChannel
+from welfare import delivery as outbox
 from welfare import wakeup
 from welfare.channels import ChannelKind
 from welfare.db import utcnow
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident, IncidentCreate, IncidentStatus
-from welfare.outbox import service as outbox
 from welfare.outbox.models import OutboxMessage, OutboxStatus
 from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings

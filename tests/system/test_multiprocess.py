@@ -4,7 +4,7 @@ The killed worker leads the visit scheduler; the survivor must take the leadersh
 
 Every due message must reach the provider; none twice, except rows whose send was in flight in
 the killed worker (claimed, maybe handed over, never recorded): those are resent after the stale
-claim window, because for an emergency a duplicate SMS beats silence (welfare/outbox/service.py).
+claim window, because for an emergency a duplicate SMS beats silence (welfare/delivery.py).
 """
 
 from __future__ import annotations

@@ -13,12 +13,12 @@ from PIL import Image
 from sqlmodel import Session, select
 
 from tests.conftest import SYSTEM
+from welfare import consents
 from welfare.audit.models import AuditEntry
-from welfare.consent import service as consents
-from welfare.consent.models import Consent, ConsentCreate
+from welfare.consent.models import Consent, ConsentCreate, ConsentState
 from welfare.db import utcnow
 from welfare.residents import service as residents
-from welfare.residents.models import ConsentState, Contact, Resident
+from welfare.residents.models import Contact, Resident
 from welfare.settings import Settings
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)

@@ -24,13 +24,13 @@ from notifications.dispatcher import Dispatcher
 from notifications.messages import sms_segments
 from tests.conftest import SYSTEM, TEST_SECRET
 from tests.notifications.fake_channel import FakeChannel
+from welfare import contact_checks
 from welfare.audit.models import AuditEntry
 from welfare.authz import Actor, Role
 from welfare.channels import ChannelKind
 from welfare.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from welfare.outbox import reach
 from welfare.outbox.models import OutboxMessage
-from welfare.residents import contact_checks
 from welfare.residents import service as residents
 from welfare.residents.models import (
     Contact,

@@ -18,10 +18,10 @@ from sqlmodel import Session, col, func, select
 from alembic import command
 from tests.conftest import SYSTEM
 from tests.welfare.test_migrations import empty_database_url  # noqa: F401 (fixture)
+from welfare import consents
 from welfare.audit.models import AuditEntry
 from welfare.audit.service import verify_chain
 from welfare.authz import Actor, Role
-from welfare.consent import service as consents
 from welfare.consent.models import Consent, ConsentCreate
 from welfare.db import UTCDateTime, alembic_config, make_engine, upgrade_database, utcnow
 from welfare.errors import InvalidInput, PermissionDenied

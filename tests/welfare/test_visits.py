@@ -12,9 +12,9 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
 from tests.conftest import SYSTEM
+from welfare import consents
 from welfare.audit.models import AuditEntry
 from welfare.authz import Actor, Role
-from welfare.consent import service as consents
 from welfare.errors import InvalidInput
 from welfare.incidents.models import Incident, IncidentKind
 from welfare.outbox.models import OutboxMessage

@@ -10,7 +10,7 @@ import weakref
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, event, func, insert, literal, text, true, update
 from sqlalchemy.orm import SessionTransaction
@@ -216,6 +216,41 @@ def record(
         entity_id=entity_id,
         purpose=purpose,
         subjects=[AuditSubject(resident_id, site_id, detail or {})],
+    )
+
+
+class AboutResident(Protocol):
+    """What an entry about a resident takes from the record (a `Resident`): its ids."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def site_id(self) -> uuid.UUID: ...
+
+
+def audit_resident(
+    session: Session,
+    actor: Actor,
+    action: str,
+    resident: AboutResident,
+    *,
+    entity: str = "resident",
+    entity_id: uuid.UUID | None = None,
+    purpose: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """An audit entry about (something of) one resident: ids only, never the person's data."""
+    record(
+        session,
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_id=entity_id or resident.id,
+        resident_id=resident.id,
+        site_id=resident.site_id,
+        purpose=purpose,
+        detail=detail,
     )
 
 

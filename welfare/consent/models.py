@@ -10,8 +10,8 @@ from sqlalchemy import JSON, Column, Enum
 from sqlmodel import Field, SQLModel
 
 from welfare.db import UTCDateTime, utcnow
-from welfare.sites.models import reject_nul_characters
 from welfare.times import Instant
+from welfare.validators import reject_nul_characters
 
 DEFAULT_REVIEW_MONTHS = 12
 
@@ -26,6 +26,15 @@ class ConsentScope(StrEnum):
     finder_alerts = "finder_alerts"
     # The tag's page shows a stranger the preferred name and the resident's care tips.
     public_care_tips = "public_care_tips"
+
+
+class ConsentState(StrEnum):
+    """What a resident's consents add up to (`scopes.derive_state`)."""
+
+    active = "active"
+    unverified = "unverified"
+    withdrawn = "withdrawn"
+    none = "none"
 
 
 class GivenByKind(StrEnum):

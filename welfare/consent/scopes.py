@@ -8,8 +8,7 @@ from collections.abc import Iterable
 
 from sqlmodel import Session, col, select
 
-from welfare.consent.models import Consent, ConsentScope
-from welfare.residents.models import ConsentState
+from welfare.consent.models import Consent, ConsentScope, ConsentState
 
 
 def derive_state(consents: Iterable[Consent], now: dt.datetime) -> ConsentState:

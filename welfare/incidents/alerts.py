@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
+from welfare.audit.service import audit_resident
 from welfare.authz import Actor, Permission, require_site, visible_site_ids
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
@@ -28,7 +29,7 @@ from welfare.incidents.models import CLOSED, Incident, IncidentKind
 from welfare.incidents.public_reports import incident_map_link
 from welfare.incidents.service import guards_on_duty
 from welfare.residents.models import Resident
-from welfare.residents.service import audit_resident, load_resident, unit_label
+from welfare.residents.service import load_resident, unit_label
 from welfare.sites.models import Site
 
 

@@ -13,6 +13,7 @@ import uuid
 from sqlmodel import Session, select
 
 from welfare import outbox
+from welfare.audit.service import audit_resident
 from welfare.authz import Actor, Permission, require_site
 from welfare.channels import ChannelKind
 from welfare.db import utcnow
@@ -22,7 +23,6 @@ from welfare.incidents.service import lock_incident
 from welfare.outbox import reach
 from welfare.outbox.models import OutboxMessage
 from welfare.residents.models import Contact, Resident
-from welfare.residents.service import audit_resident
 
 # Outbox rows of staff sends carry this step index: no escalation step, so a failure here never
 # moves the escalation on (only steps >= 0 do).

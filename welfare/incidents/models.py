@@ -10,7 +10,7 @@ from sqlalchemy import JSON, BigInteger, Column, Enum, Index, Integer, Text, Uni
 from sqlmodel import Field, SQLModel
 
 from welfare.db import UTCDateTime, utcnow
-from welfare.sites.models import reject_nul_characters
+from welfare.validators import reject_nul_characters
 
 
 class IncidentKind(StrEnum):

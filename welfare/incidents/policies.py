@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session, select
 
+from welfare.audit.service import audit_resident
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, require_site
 from welfare.db import utcnow
@@ -16,7 +17,6 @@ from welfare.errors import NotFound
 from welfare.incidents.escalation import Policy
 from welfare.incidents.models import EscalationPolicy
 from welfare.residents.models import Resident
-from welfare.residents.service import audit_resident
 from welfare.sites.models import Site
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from welfare.audit.service import audit_resident
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, require_site
 from welfare.consent.models import ConsentScope
@@ -23,7 +24,6 @@ from welfare.errors import Conflict, NotFound, PermissionDenied
 from welfare.incidents import timeline
 from welfare.incidents.models import CLOSED, Incident, IncidentResponder
 from welfare.residents.models import Contact, Resident
-from welfare.residents.service import audit_resident
 from welfare.sites.models import Household, Site
 
 

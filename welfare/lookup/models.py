@@ -15,7 +15,7 @@ import uuid
 from sqlalchemy import Column, Index, Text
 from sqlmodel import Field, SQLModel
 
-from welfare.residents.models import ConsentState
+from welfare.consent.models import ConsentState
 
 
 class LookupEntry(SQLModel, table=True):

@@ -33,8 +33,8 @@ from welfare.audit.service import AuditSubject
 from welfare.audit.service import record as audit_record
 from welfare.audit.service import record_many as audit_record_many
 from welfare.authz import Actor, Permission, require_site, visible_site_ids
-from welfare.consent.models import Consent, ConsentScope
-from welfare.consent.service import derive_state, live_scopes
+from welfare.consent.models import Consent, ConsentScope, ConsentState
+from welfare.consent.scopes import derive_state, live_scopes
 from welfare.db import utcnow
 from welfare.errors import InvalidInput, NotFound
 from welfare.lookup.candidates import ENTRY_COLUMNS, Entry, fetch_entries, per_sites
@@ -56,7 +56,7 @@ from welfare.lookup.text import (
     split_names,
     typo_budget,
 )
-from welfare.residents.models import ConsentState, Resident
+from welfare.residents.models import Resident
 from welfare.residents.photos import PhotoStore
 from welfare.settings import Settings
 from welfare.sites.models import Household

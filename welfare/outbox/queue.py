@@ -1,5 +1,6 @@
 """`enqueue`: the one way any code adds an outbound row (an SMS, a call, later a WhatsApp message
-or a push). It writes the row, the incident's "queued" event when the row is about an incident,
+or a push). It writes the row, the incident's "queued" event when the row is about an incident
+(through `welfare.hooks.incident_event`: the timeline is the incidents', which build on this),
 and wakes the dispatcher when the transaction commits, so the first message leaves at once
 instead of at the next poll.
 
@@ -11,17 +12,29 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import Session, select
 
+from welfare import hooks
 from welfare.authz import Actor
 from welfare.channels import ChannelKind
 from welfare.db import insert_unless_conflict, utcnow
-from welfare.incidents import timeline
-from welfare.incidents.models import Incident
 from welfare.outbox.models import OutboxMessage
 from welfare.wakeup import outbox_queued
+
+
+class Incident(Protocol):
+    """What a row about an incident takes from it (a `welfare.incidents.models.Incident`)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def reference(self) -> str: ...
+
+    @property
+    def site_id(self) -> uuid.UUID: ...
 
 
 def incident_key(
@@ -98,8 +111,8 @@ def enqueue(
     else:
         session.add(message)
     outbox_queued(session)
-    if incident is not None:
-        timeline.record(
+    if incident is not None:  # on its timeline (welfare/incidents/timeline.py, through the hook)
+        hooks.incident_event(
             session,
             incident,
             event,

@@ -28,7 +28,6 @@ from welfare.authz import Actor
 from welfare.channels import ChannelKind
 from welfare.db import insert_unless_conflict, session_scope, utcnow
 from welfare.errors import InvalidInput, NotFound
-from welfare.incidents.models import Incident
 from welfare.outbox import queue as outbox_queue
 from welfare.outbox.models import OutboxMessage
 from welfare.push.models import (
@@ -333,7 +332,7 @@ def mark_success(session: Session, subscription_ids: Iterable[str], now: dt.date
 def fall_back_to_sms(
     session: Session,
     message: OutboxMessage,
-    incident: Incident | None,
+    incident: outbox_queue.Incident | None,
     *,
     reason: str,
     code: str | None,

@@ -10,10 +10,11 @@ from sqlalchemy import JSON, Column, Enum, Text
 from sqlmodel import Field, SQLModel
 
 from welfare.channels import CONTACT_CHANNELS, ChannelKind
+from welfare.consent.models import ConsentState
 from welfare.db import UTCDateTime, utcnow
 from welfare.languages import normalise_language, normalise_languages
-from welfare.sites.models import reject_nul_characters
 from welfare.times import Day
+from welfare.validators import reject_nul_characters
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LanguageTag = Annotated[str, StringConstraints(max_length=35), AfterValidator(normalise_language)]
@@ -54,13 +55,6 @@ class VerifiedVia(StrEnum):
 
     sms_link = "sms_link"
     keypress = "keypress"
-
-
-class ConsentState(StrEnum):
-    active = "active"
-    unverified = "unverified"
-    withdrawn = "withdrawn"
-    none = "none"
 
 
 class WanderingEntry(BaseModel):
@@ -366,7 +360,7 @@ class Contact(ContactBase, table=True):
     phone_line_type: str = Field(default="mobile", max_length=16)
     sms_opted_out: bool = False
     # When a test SMS link or a test call's key 1 last proved this number reaches the contact
-    # (welfare/residents/contact_checks.py); a new number clears it.
+    # (welfare/contact_checks.py); a new number clears it.
     verified_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     verified_via: VerifiedVia | None = Field(
         default=None, sa_type=Enum(VerifiedVia, native_enum=False, length=16)
@@ -377,7 +371,7 @@ class Contact(ContactBase, table=True):
 
 class ContactTestLink(SQLModel, table=True):
     """The link of one test SMS to one contact (`/v/<token>`): only the token's hash is kept
-    (see welfare/residents/contact_checks.py). Dies with the contact, with a new phone number
+    (see welfare/contact_checks.py). Dies with the contact, with a new phone number
     and after `expires_at`."""
 
     __tablename__ = "contact_test_link"

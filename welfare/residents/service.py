@@ -6,16 +6,17 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import String, column, exists, func, literal, or_
+from sqlalchemy import String, column, delete, exists, func, literal, or_
 from sqlmodel import Session, col, select
 
+from welfare import hooks
+from welfare.audit.service import audit_resident
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, require_site, visible_site_ids
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
 from welfare.db import on_commit, utcnow
 from welfare.errors import Conflict, InvalidInput, NotFound
-from welfare.lookup import index as lookup_index
 from welfare.pagination import paginate
 from welfare.phones import InvalidPhone, PhoneProblem, example_phone, line_type, normalise_phone
 from welfare.residents.models import (
@@ -30,7 +31,7 @@ from welfare.residents.models import (
 from welfare.residents.photos import PhotoStore, store_photo
 from welfare.settings import Settings
 from welfare.sites.models import Household, Site
-from welfare.sites.service import household_label
+from welfare.sites.service import get_household, household_label
 
 # Fields whose reading is audited: anything beyond the name card.
 SENSITIVE_FIELDS = (
@@ -100,7 +101,7 @@ def create_resident(
     resident.birth_date = data.birth_date
     session.add(resident)
     session.flush()
-    lookup_index.refresh_resident(session, resident.id)  # lookup index: keep in step
+    hooks.resident_changed(session, resident.id)  # lookup index: keep in step
     audit_resident(
         session,
         actor,
@@ -109,31 +110,6 @@ def create_resident(
         detail={"fields": sorted(data.model_fields_set)},
     )
     return resident
-
-
-def audit_resident(
-    session: Session,
-    actor: Actor,
-    action: str,
-    resident: Resident,
-    *,
-    entity: str = "resident",
-    entity_id: uuid.UUID | None = None,
-    purpose: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """An audit entry about (something of) one resident: ids only, never the person's data."""
-    audit_record(
-        session,
-        actor=actor,
-        action=action,
-        entity=entity,
-        entity_id=entity_id or resident.id,
-        resident_id=resident.id,
-        site_id=resident.site_id,
-        purpose=purpose,
-        detail=detail,
-    )
 
 
 def load_resident(
@@ -283,7 +259,7 @@ def update_resident(
             )
     resident.updated_at = utcnow()
     session.add(resident)
-    lookup_index.refresh_resident(session, resident.id)  # lookup index: keep in step
+    hooks.resident_changed(session, resident.id)  # lookup index: keep in step
     audit_resident(
         session,
         actor,
@@ -585,3 +561,83 @@ def delete_contact(
         entity="contact",
         entity_id=contact.id,
     )
+
+
+# --- households ---------------------------------------------------------------------------------
+
+
+def delete_household(*, session: Session, actor: Actor, household_id: uuid.UUID) -> None:
+    """A household goes only while no resident is registered there (a rule about residents,
+    so it lives with them rather than in the sites service)."""
+    household = get_household(
+        session=session,
+        actor=actor,
+        household_id=household_id,
+        permission=Permission.registry_write,
+    )
+    occupied = session.exec(
+        select(Resident.id).where(Resident.household_id == household.id).limit(1)
+    ).first()
+    if occupied:
+        raise Conflict("the household still has registered residents; move them first")
+    session.delete(household)
+    audit_record(
+        session,
+        actor=actor,
+        action="household.delete",
+        entity="household",
+        entity_id=household.id,
+        site_id=household.site_id,
+    )
+
+
+# --- erasure (the flow is welfare/erasure.py) ---------------------------------------------------
+
+
+def erase_photo(session: Session, settings: Settings, resident: Resident) -> None:
+    """The photo consent went: the photo and its thumbnail are deleted (the files on commit)."""
+    store = PhotoStore(settings.media_dir)
+    names = (resident.photo_file, resident.thumbnail_file)
+    on_commit(session, lambda: [store.delete(n) for n in names])
+    resident.photo_file = resident.thumbnail_file = resident.photo_updated_at = None
+    resident.photo_illustration = None
+    session.add(resident)
+
+
+PERSONAL_FIELDS = (
+    "full_name",
+    "phone",
+    "preferred_name",
+    "birth_year",
+    "birth_date",
+    "height_cm",
+    "build",
+    "hair",
+    "eyes",
+    "distinguishing_marks",
+    "clothing",
+    "walking_aid",
+    "care_needs",
+    "medical_notes",
+    "approach",
+    "routines",
+    "public_care_tips",
+)
+
+
+def scrub_for_erasure(session: Session, settings: Settings, resident: Resident) -> None:
+    """The registry consent went: personal fields, the photo and the contacts (with their
+    numbers) are deleted, not hidden. A tombstone (id, site, dates) remains."""
+    erase_photo(session, settings, resident)
+    for name in PERSONAL_FIELDS:
+        setattr(resident, name, None)
+    resident.aliases, resident.languages, resident.places, resident.wandering_history = (
+        [],
+        [],
+        [],
+        [],
+    )
+    resident.household_id = None
+    resident.erased_at = resident.updated_at = utcnow()
+    session.add(resident)
+    session.exec(delete(Contact).where(col(Contact.resident_id) == resident.id))

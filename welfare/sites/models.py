@@ -10,25 +10,9 @@ from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from welfare.db import UTCDateTime, utcnow
 from welfare.times import check_timezone
+from welfare.validators import reject_nul_characters
 
 NAME_MAX = 200
-
-
-def reject_nul_characters(data: Any) -> Any:
-    """A `mode="before"` model check: no real text holds NUL, and PostgreSQL cannot store it."""
-
-    def has_nul(value: Any) -> bool:
-        if isinstance(value, str):
-            return "\x00" in value
-        if isinstance(value, dict):
-            return any(has_nul(v) for v in value.values())
-        if isinstance(value, list | tuple):
-            return any(has_nul(v) for v in value)
-        return False
-
-    if has_nul(data):
-        raise ValueError("text must not contain NUL (\\x00) characters")
-    return data
 
 
 def check_office_hours(opens: dt.time | None, closes: dt.time | None) -> None:

@@ -7,13 +7,12 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
+from welfare import hooks
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, require, require_site, visible_site_ids
 from welfare.errors import Conflict, InvalidInput, NotFound
-from welfare.lookup import index as lookup_index
 from welfare.pagination import paginate
 from welfare.phones import normalise_phone, valid_region
-from welfare.residents.models import Resident
 from welfare.sites.models import (
     Household,
     HouseholdCreate,
@@ -260,7 +259,7 @@ def update_household(
     if "notes" in changes:
         household.notes = changes["notes"]
     session.add(household)
-    lookup_index.refresh_household(session, household.id)  # lookup index: keep in step
+    hooks.household_changed(session, household.id)  # lookup index: keep in step
     audit_record(
         session,
         actor=actor,
@@ -271,26 +270,3 @@ def update_household(
         detail={"fields": sorted(changes)},
     )
     return household
-
-
-def delete_household(*, session: Session, actor: Actor, household_id: uuid.UUID) -> None:
-    household = get_household(
-        session=session,
-        actor=actor,
-        household_id=household_id,
-        permission=Permission.registry_write,
-    )
-    occupied = session.exec(
-        select(Resident.id).where(Resident.household_id == household.id).limit(1)
-    ).first()
-    if occupied:
-        raise Conflict("the household still has registered residents; move them first")
-    session.delete(household)
-    audit_record(
-        session,
-        actor=actor,
-        action="household.delete",
-        entity="household",
-        entity_id=household.id,
-        site_id=household.site_id,
-    )

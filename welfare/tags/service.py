@@ -8,9 +8,10 @@ import uuid
 import qrcode
 from PIL import Image, ImageDraw, ImageFont
 from qrcode.constants import ERROR_CORRECT_Q
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
+from welfare.audit.service import audit_resident
 from welfare.authz import Actor, Permission
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
@@ -18,7 +19,7 @@ from welfare.db import utcnow
 from welfare.errors import Conflict, NotFound
 from welfare.phones import display_phone
 from welfare.residents.models import Resident
-from welfare.residents.service import audit_resident, load_resident
+from welfare.residents.service import load_resident
 from welfare.sites.models import Site
 from welfare.tags import codes
 from welfare.tags.models import ResidentTag
@@ -35,6 +36,11 @@ def live_tag(session: Session, resident_id: uuid.UUID) -> ResidentTag | None:
             ResidentTag.resident_id == resident_id, col(ResidentTag.revoked_at).is_(None)
         )
     ).first()
+
+
+def scrub_for_erasure(session: Session, resident_id: uuid.UUID) -> None:
+    """The record was erased: printed labels stop resolving, a scan of its tag finds nothing."""
+    session.exec(delete(ResidentTag).where(col(ResidentTag.resident_id) == resident_id))  # type: ignore[call-overload]
 
 
 def find_live_tag(session: Session, typed: str) -> ResidentTag | None:

@@ -17,12 +17,12 @@ from qrcode.constants import ERROR_CORRECT_Q
 from qrcode.image.svg import SvgPathImage
 from sqlmodel import Session, col, select
 
+from welfare.audit.service import audit_resident
 from welfare.authz import Actor, Permission, require_site
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
 from welfare.errors import NotFound
 from welfare.residents.models import Resident
-from welfare.residents.service import audit_resident
 from welfare.sites.models import Household, Site
 from welfare.tags.models import ResidentTag
 from welfare.tags.service import printed_code, tag_url

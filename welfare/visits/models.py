@@ -12,8 +12,8 @@ from sqlalchemy import Column, Enum, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from welfare.db import UTCDateTime, utcnow
-from welfare.sites.models import reject_nul_characters
 from welfare.times import Day
+from welfare.validators import reject_nul_characters
 
 
 class VisitKind(StrEnum):

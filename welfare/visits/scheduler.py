@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, func, text
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
-from welfare import outbox
+from welfare import contact_checks, outbox
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Role
 from welfare.channels import ChannelKind
@@ -31,7 +31,6 @@ from welfare.consent.models import Consent, ConsentScope
 from welfare.db import session_scope, upsert, utcnow
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident
-from welfare.residents import contact_checks
 from welfare.residents.models import Resident
 from welfare.sites.models import Site
 from welfare.visits import service as visits

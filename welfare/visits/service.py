@@ -16,6 +16,7 @@ from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from welfare import outbox
+from welfare.audit.service import audit_resident
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, Role, require, require_site, visible_site_ids
 from welfare.channels import ChannelKind
@@ -29,7 +30,6 @@ from welfare.incidents.models import Condition, IncidentCreate, IncidentKind
 from welfare.outbox.models import OutboxMessage, OutboxStatus
 from welfare.pagination import paginate
 from welfare.residents.models import Resident
-from welfare.residents.service import audit_resident
 from welfare.sites.models import Site
 from welfare.users.models import User, UserSite
 from welfare.users.service import hash_token

@@ -21,7 +21,7 @@ from api.pages.deps import PageUser, check_form_csrf, t
 from api.pages.form_errors import FormError, PageRoute
 from api.pages.i18n import gettext
 from api.pages.rendering import see_other
-from welfare.consent import service as consents
+from welfare import consents
 from welfare.consent.models import Consent, ConsentCreate, ConsentScope
 from welfare.consent.scopes import consents_of, live_scopes
 from welfare.errors import Conflict, InvalidInput, NotFound

@@ -26,9 +26,9 @@ from api.pages.console.residents import resident_page
 from api.pages.deps import PageUser, check_form_csrf
 from api.pages.form_errors import FormError, PageRoute
 from api.pages.rendering import see_other
+from welfare import contact_checks
 from welfare.channels import CONTACT_CHANNELS, ChannelKind
 from welfare.errors import Conflict, InvalidInput
-from welfare.residents import contact_checks
 from welfare.residents import service as residents
 from welfare.residents.models import Contact, ContactCreate, ContactUpdate
 from welfare.sites.models import Site

@@ -34,8 +34,8 @@ from api.pages.deps import PageUser, check_form_csrf, t
 from api.pages.form_errors import FormError, PageRoute
 from api.pages.i18n import gettext
 from api.pages.rendering import see_other
+from welfare import consents
 from welfare.authz import Permission
-from welfare.consent import service as consents
 from welfare.consent.models import ConsentMethod, ConsentScope, GivenByKind
 from welfare.consent.scopes import live_scopes
 from welfare.errors import Conflict, InvalidInput, PermissionDenied

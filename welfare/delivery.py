@@ -1,6 +1,9 @@
 """The outbox seen from the domain: claiming due rows, recording what the provider said, and
 moving the escalation on when a step reached no one. Provider-free: the dispatcher in
-`notifications/` does the talking."""
+`notifications/` does the talking.
+
+A flow beside the folders: the send gate reads and locks incidents (welfare/incidents/), the
+rows are the outbox's (welfare/outbox/), a failed push falls back to SMS (welfare/push/)."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from welfare.incidents import timeline
 from welfare.incidents.models import CLOSED, Incident, IncidentStatus
 from welfare.outbox import limits
 from welfare.outbox.models import ALL_CLEAR, OutboxMessage, OutboxStatus
+from welfare.push import service as push
 
 # Crash rules. A row left 'claimed' this long was claimed by a worker that died before handing
 # it over: nothing went out, claim it again. A row left 'sending' this long belongs to a worker
@@ -450,8 +454,6 @@ def record_failure(
         reason=reason,
     )
     if message.kind is ChannelKind.push:
-        from welfare.push import service as push  # push queues through the outbox
-
         push.fall_back_to_sms(session, message, incident, reason=reason, code=code, now=now)
     mark_step_failed_if_dead(session, incident, message.step_index, now)
 

@@ -1,5 +1,8 @@
 """Test a family contact before it matters: a test SMS with a link, or a test call (press 1).
 
+A flow beside the folders: it reads the registry (welfare/residents/), queues through the outbox
+and shares the answer links' token scheme (welfare/incidents/answer_links.py).
+
 Staff send either from the console or the API (`send_contact_test`). A tapped link
 (`verify_by_link`) or key 1 on the test call (`verify_by_key`) proves the number reaches the
 contact: `contact.verified_at` and `verified_via` are set, with an audit entry. A contact never
@@ -35,6 +38,7 @@ from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
 from welfare import outbox
+from welfare.audit.service import audit_resident
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, require_site
 from welfare.channels import ChannelKind
@@ -45,7 +49,7 @@ from welfare.outbox import reach
 from welfare.outbox.models import OutboxMessage
 from welfare.outbox.queue import already_queued
 from welfare.residents.models import Contact, ContactTestLink, Resident, VerifiedVia
-from welfare.residents.service import audit_resident, load_resident
+from welfare.residents.service import load_resident
 from welfare.sites.models import Site
 from welfare.users.service import hash_token
 
