@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from api.deps import SessionDep, SettingsDep
 from api.pages.console.fields import SCOPE_LABELS, Text200, consent_rows, erased, refused_fields
@@ -21,14 +21,10 @@ from api.pages.deps import PageUser, check_form_csrf, t
 from api.pages.form_errors import FormError, PageRoute
 from api.pages.i18n import gettext
 from api.pages.rendering import see_other
-from welfare import consents
-from welfare.consent.models import Consent, ConsentCreate, ConsentScope
-from welfare.consent.scopes import consents_of, live_scopes
+from welfare import consents, erasure
+from welfare.consent.models import ConsentCreate, ConsentScope
 from welfare.errors import Conflict, InvalidInput, NotFound
-from welfare.incidents.models import CLOSED, Incident
 from welfare.residents import service as residents
-from welfare.residents.models import Resident
-from welfare.tags import service as tags
 from welfare.times import parse_day
 
 router = APIRouter(route_class=PageRoute, prefix="/console", include_in_schema=False)
@@ -89,34 +85,6 @@ def consent_record(
     return see_other(f"/console/residents/{resident_id}?done=consent#consents")
 
 
-def _erasure_plan(
-    session: Session, resident: Resident, consent: Consent
-) -> tuple[str, list[ConsentScope]]:
-    """What withdrawing this consent erases: "record", "photo" or "nothing", and the scopes
-    no consent covers any more. The same rule the service applies."""
-    others = [c for c in consents_of(session, resident.id) if c.id != consent.id]
-    remaining = live_scopes(others)
-    lost = sorted(set(live_scopes([consent])) - remaining)
-    if ConsentScope.registry not in remaining:
-        return "record", lost
-    if ConsentScope.photo not in remaining and resident.photo_file:
-        return "photo", lost
-    if ConsentScope.photo in lost and _incident_photo_count(session, resident):
-        return "photo", lost
-    return "nothing", lost
-
-
-def _incident_photo_count(session: Session, resident: Resident) -> int:
-    """Photos guards took of the resident on incidents (erased with the photo scope)."""
-    return len(
-        session.exec(
-            select(Incident.id).where(
-                Incident.resident_id == resident.id, col(Incident.photo_file).is_not(None)
-            )
-        ).all()
-    )
-
-
 def _withdraw_page(
     request: Request,
     session: Session,
@@ -140,16 +108,8 @@ def _withdraw_page(
     consent = next((c for c in consent_list if c.id == consent_id), None)
     if consent is None:
         raise NotFound("consent")
-    erases, lost = _erasure_plan(session, resident, consent)
-    incidents_open = 0
-    if erases == "record":
-        incidents_open = len(
-            session.exec(
-                select(Incident.id).where(
-                    Incident.resident_id == resident.id, col(Incident.status).not_in(CLOSED)
-                )
-            ).all()
-        )
+    # The rule the withdrawal then applies (welfare/erasure.py), shown before it is applied.
+    plan = erasure.plan_for(session, resident, consent)
     return console_render(
         request,
         page_user,
@@ -157,18 +117,12 @@ def _withdraw_page(
         {
             "resident": resident,
             "consent": consent_rows(page_user, [consent])[0],
-            "erases": erases,
-            "lost": [t(page_user, SCOPE_LABELS[s.value]) for s in lost],
-            "contacts_count": len(
-                residents.list_contacts(
-                    session=session, actor=page_user.actor, resident_id=resident.id
-                )
-            )
-            if resident.erased_at is None
-            else 0,
-            "has_tag": tags.live_tag(session, resident.id) is not None,
-            "incidents_open": incidents_open,
-            "incident_photos": _incident_photo_count(session, resident),
+            "erases": plan.erases,
+            "lost": [t(page_user, SCOPE_LABELS[s.value]) for s in plan.lost],
+            "contacts_count": plan.contacts,
+            "has_tag": plan.tag,
+            "incidents_open": plan.incidents_open,
+            "incident_photos": plan.incident_photos,
             "error": error,
             "reason": reason,
         },
