@@ -37,7 +37,8 @@ def incident_confirmed(kind: str, seconds: float) -> None:
 # so the announcer need not import them. Unlike the after-commit listeners above, a listener
 # that raises fails the change. The lookup registers its listeners when `welfare.lookup` is
 # imported: the app's routes, welfare/erasure.py (so the consent flows and the demo),
-# welfare/seed.py and welfare/models.py (so the tests and Alembic) import it.
+# welfare/seed.py and welfare/models.py (so the tests and Alembic) import it. A change with no
+# listener raises: a program that forgot the import would leave the index silently stale.
 RecordChanged = Callable[[Session, uuid.UUID], None]
 _resident_changed: list[RecordChanged] = []
 _household_changed: list[RecordChanged] = []
@@ -50,6 +51,8 @@ def on_resident_changed(listener: RecordChanged) -> None:
 
 def resident_changed(session: Session, resident_id: uuid.UUID) -> None:
     """A resident's record or consents changed (a write, not yet committed)."""
+    if not _resident_changed:
+        raise RuntimeError("nothing follows residents' changes (import welfare.lookup)")
     for listener in list(_resident_changed):
         listener(session, resident_id)
 
@@ -61,6 +64,8 @@ def on_household_changed(listener: RecordChanged) -> None:
 
 def household_changed(session: Session, household_id: uuid.UUID) -> None:
     """A household's building or unit changed (a write, not yet committed)."""
+    if not _household_changed:
+        raise RuntimeError("nothing follows households' changes (import welfare.lookup)")
     for listener in list(_household_changed):
         listener(session, household_id)
 
