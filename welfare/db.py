@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, DateTime, Engine, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, String, create_engine, event, func
+from sqlalchemy import column as sa_column
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
@@ -337,6 +338,22 @@ def for_update(
     if dialect_name(dialect) != "postgresql":
         return query
     return query.with_for_update(skip_locked=skip_locked, of=of)
+
+
+def takes_row_locks(dialect: str | Session | Connection) -> bool:
+    """Whether locking a row serialises work on it across processes: on PostgreSQL; SQLite's
+    BEGIN IMMEDIATE already makes each transaction the only writer."""
+    return dialect_name(dialect) == "postgresql"
+
+
+def json_array_elements(dialect: str | Session | Connection, column: Any) -> Any:
+    """A JSON list column's elements as a table with one text column, `value` (PostgreSQL's
+    json_array_elements_text, SQLite's json_each), to search each element on its own."""
+    if dialect_name(dialect) == "postgresql":
+        function = func.json_array_elements_text(column)
+    else:
+        function = func.json_each(column)
+    return function.table_valued(sa_column("value", String))
 
 
 def insert_unless_conflict(session: Session, row: Any) -> bool:

@@ -23,7 +23,7 @@ from welfare.authz import Actor, Permission, Role, require, require_site, visibl
 from welfare.channels import CONTACT_CHANNELS, WRITTEN, ChannelKind
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
-from welfare.db import for_update, insert_unless_conflict, on_commit, utcnow
+from welfare.db import for_update, insert_unless_conflict, on_commit, takes_row_locks, utcnow
 from welfare.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from welfare.incidents import photos as incident_photos
 from welfare.incidents import timeline
@@ -90,7 +90,7 @@ def contacts_of(session: Session, resident_id: uuid.UUID) -> list[Contact]:
 
 def lock_incident(session: Session, incident: Incident) -> None:
     """Serialise work on one incident across processes (SQLite's BEGIN IMMEDIATE already does)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if takes_row_locks(session):
         lock_incidents(session, [incident.id])  # reloads this very object, locked
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import String, column, delete, exists, func, literal, or_
+from sqlalchemy import delete, exists, literal, or_
 from sqlmodel import Session, col, select
 
 from welfare import hooks
@@ -15,7 +15,7 @@ from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Permission, require_site, visible_site_ids
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
-from welfare.db import on_commit, utcnow
+from welfare.db import json_array_elements, on_commit, utcnow
 from welfare.errors import Conflict, InvalidInput, NotFound
 from welfare.pagination import paginate
 from welfare.phones import InvalidPhone, PhoneProblem, example_phone, line_type, normalise_phone
@@ -142,11 +142,7 @@ def get_resident(
 def _alias_contains(session: Session, term: str) -> Any:
     """True where one alias contains `term`; each element is searched on its own, so the JSON
     list's punctuation ('"', ',', '[') never matches."""
-    if session.get_bind().dialect.name == "postgresql":
-        function = func.json_array_elements_text(col(Resident.aliases))
-    else:
-        function = func.json_each(col(Resident.aliases))
-    elements = function.table_valued(column("value", String))
+    elements = json_array_elements(session, col(Resident.aliases))
     return exists(
         select(literal(1))
         .select_from(elements)
