@@ -93,12 +93,15 @@ class TimedTwilio(FakeTwilioServer):
 
     def _answer(self, method: str, url: str, form: Any, *args: Any, **kwargs: Any) -> Any:
         now = time.perf_counter()
+        answer = super()._answer(method, url, form, *args, **kwargs)
+        # Told only once the fake has stored the message or call: a waiter woken earlier could
+        # look the call up (`call_sid_to`) before it is there.
         if method == "POST" and isinstance(form.get("To"), str):
             kind = "sms" if "/Messages" in url else "call"
             with self.arrived:
                 self.arrivals[form["To"]].append((now, kind))
                 self.arrived.notify_all()
-        return super()._answer(method, url, form, *args, **kwargs)
+        return answer
 
     def first_call_at(self, phone: str, timeout: float) -> float:
         """When the first call to `phone` reached the provider (waiting up to `timeout`)."""
