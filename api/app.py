@@ -21,11 +21,20 @@ from api.pages import guard as guard_pages
 from api.pages import guard_pwa as guard_pwa_pages
 from api.pages import public as public_pages
 from api.pages import quick_sign_in as quick_sign_in_pages
-from api.pages.console import admin as console_admin_pages
+from api.pages.console import audit as console_audit_pages
+from api.pages.console import board as console_board_pages
+from api.pages.console import consents as console_consent_pages
+from api.pages.console import contacts as console_contact_pages
+from api.pages.console import households as console_household_pages
 from api.pages.console import identity as console_identity_pages
 from api.pages.console import incidents as console_incident_pages
+from api.pages.console import labels as console_label_pages
 from api.pages.console import missing as console_missing_pages
-from api.pages.console import registry as console_registry_pages
+from api.pages.console import resident_edit as console_resident_edit_pages
+from api.pages.console import residents as console_resident_pages
+from api.pages.console import sites as console_site_pages
+from api.pages.console import tags as console_tag_pages
+from api.pages.console import users as console_user_pages
 from api.pages.manager import calendar as manager_calendar_pages
 from api.pages.manager import policy as manager_policy_pages
 from api.pages.manager import reports as manager_report_pages
@@ -168,9 +177,20 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         public_pages,
         answer_pages,
         contact_test_pages,
+        console_board_pages,
         console_incident_pages,
-        console_registry_pages,
-        console_admin_pages,
+        # /console/residents/new (residents) before /console/residents/{resident_id}: the
+        # routes are tried in this order.
+        console_resident_pages,
+        console_resident_edit_pages,
+        console_contact_pages,
+        console_consent_pages,
+        console_tag_pages,
+        console_household_pages,
+        console_label_pages,
+        console_user_pages,
+        console_site_pages,
+        console_audit_pages,
         console_identity_pages,
         console_missing_pages,
         manager_visit_pages,

@@ -2,9 +2,10 @@
 
 Seeds N residents (default 2,000) with `welfare.seed`, opens K found incidents (default 100; the
 board shows up to 200) through the incident service, then times what the board's poll does
-(`api.pages.console.incidents.board_rows`: the open incidents, their name card, and the overdue
-check) and what the incident page reads (`incident_context`, audit entries included). Prints p50 and
-p99. SQLite in a temporary file. Never part of the test run.
+(the read model `welfare.incidents.staff_view.board`: the open incidents, their name card, and
+the overdue check) and what the incident page reads (`staff_view.staff_incident`, audit entries
+included), and counts the queries of one poll (it must not grow with K). Prints p50 and p99.
+SQLite in a temporary file. Never part of the test run.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from sqlmodel import col, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.pages.console.incidents import board_rows, incident_context
-from api.pages.deps import PageUser
+from sqlalchemy import event
+
 from welfare.authz import Actor, Role
 from welfare.consent.models import Consent
 from welfare.db import make_engine, make_sessionmaker, session_scope, upgrade_database
 from welfare.incidents import service as incidents
+from welfare.incidents import staff_view
 from welfare.incidents.models import IncidentCreate
 from welfare.residents.models import Resident
 from welfare.seed import seed_residents
@@ -73,30 +75,31 @@ def main() -> None:
                     ),
                 )
         actor = Actor(user_id=uuid.uuid4(), role=Role.staff, site_ids=frozenset({site_id}))
-        page_user = PageUser(
-            actor=actor,
-            user_id=str(actor.user_id),
-            display_name="bench",
-            role=Role.staff,
-            language="en",
-            csrf_token="",
-        )
 
         def poll() -> None:
             with session_scope(factory) as session:
-                board_rows(session, page_user)
+                staff_view.board(session=session, actor=actor)
 
         with session_scope(factory) as session:
-            shown = len(board_rows(session, page_user))
+            statements: list[str] = []
+
+            def count(*_args: object) -> None:
+                statements.append("")
+
+            engine = session.get_bind()
+            event.listen(engine, "before_cursor_execute", count)
+            shown = len(staff_view.board(session=session, actor=actor))
+            event.remove(engine, "before_cursor_execute", count)
             first = incidents.list_incidents(
                 session=session, actor=system, limit=1, offset=0, open_only=True
             )[0][0].id
 
         def page() -> None:
             with session_scope(factory) as session:
-                incident_context(session, page_user, first)
+                staff_view.staff_incident(session=session, actor=actor, incident_id=first)
 
         p50, p99 = timed(args.runs, poll)
+        print(f"board poll, {shown} open incidents: {len(statements)} queries")
         print(f"board poll, {shown} open incidents: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
         p50, p99 = timed(args.runs, page)
         print(f"incident page data (audited reads): p50 {p50:.1f} ms, p99 {p99:.1f} ms")

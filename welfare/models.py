@@ -12,8 +12,13 @@ from welfare.identity.models import (
     UserIdentity,
 )
 from welfare.incidents.answer_links import AnswerLink
-from welfare.incidents.models import EscalationPolicy, Incident, IncidentEvent, IncidentResponder
-from welfare.incidents.public_reports import PublicReport
+from welfare.incidents.models import (
+    EscalationPolicy,
+    Incident,
+    IncidentEvent,
+    IncidentResponder,
+    PublicReport,
+)
 from welfare.lookup.models import (
     LookupEntry,
     LookupName,

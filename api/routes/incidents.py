@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -12,7 +11,6 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 from starlette.datastructures import UploadFile
@@ -23,151 +21,25 @@ from welfare import wakeup
 from welfare.authz import Actor
 from welfare.errors import InvalidInput
 from welfare.incidents import photos as incident_photos
-from welfare.incidents import responders, timeline
+from welfare.incidents import responders, staff_view, timeline
 from welfare.incidents import service as incidents
 from welfare.incidents.models import (
     CLOSED,
+    AcknowledgeBody,
     Incident,
     IncidentCreate,
+    IncidentDetail,
     IncidentEvent,
+    IncidentSummary,
     NoteCreate,
+    ResidentForResponder,
     Resolution,
 )
-from welfare.outbox.models import STATUS_TEXT, OutboxMessage
 
 # Event ids are 64-bit signed on PostgreSQL; a larger one would fail the query mid-stream.
 MAX_EVENT_ID = 2**63 - 1
 
 router = APIRouter(route_class=TransactionRoute, prefix="/api/v1/incidents", tags=["incidents"])
-
-
-class TimelineEvent(BaseModel):
-    at: dt.datetime
-    type: str
-    actor: str
-    detail: dict[str, Any]
-
-
-class NotificationStatus(BaseModel):
-    message_id: uuid.UUID
-    contact_id: uuid.UUID | None
-    user_id: uuid.UUID | None
-    channel: str
-    status: str
-    status_text: str  # the status in words: "possibly sent" for 'unknown'
-    provider_status: str | None
-    provider_error: str | None
-    step: int | None
-    attempts: int
-    # Whom it went to: "contact", "guard" (the missing alert to guards on duty), "duty_manager".
-    recipient: str
-    # What it says: "found_alert", "coming_notice", "all_clear"... (the outbox row's template).
-    template: str
-    # Which provider carried it ("twilio", "aliyun"...), once it was handed over.
-    provider: str | None = None
-
-
-class IncidentSummary(BaseModel):
-    id: uuid.UUID
-    reference: str
-    kind: str
-    status: str
-    site_id: uuid.UUID
-    resident_id: uuid.UUID | None
-    condition: str
-    location: str | None
-    opened_at: dt.datetime
-    confirmed_at: dt.datetime | None
-    closed_at: dt.datetime | None
-    outcome: str | None
-
-
-class IncidentDetail(IncidentSummary):
-    latitude: float | None
-    longitude: float | None
-    note: str | None
-    description: str | None
-    handed_to: str | None
-    confirmed_via: str | None
-    confirmed_contact_id: uuid.UUID | None
-    photo_url: str | None
-    timeline: list[TimelineEvent]
-    notifications: list[NotificationStatus]
-
-
-class AcknowledgeBody(BaseModel):
-    contact_id: uuid.UUID | None = None
-
-
-def _summary(incident: Incident) -> dict[str, Any]:
-    return IncidentSummary.model_validate(incident, from_attributes=True).model_dump()
-
-
-def recipient_of(message: OutboxMessage) -> str:
-    if message.contact_id is not None or message.user_id is None:
-        return "contact"
-    return "guard" if message.template == "missing_alert" else "duty_manager"
-
-
-def notifications_of(session: Session, incident: Incident) -> list[NotificationStatus]:
-    messages = timeline.unflushed(session, incident, OutboxMessage)
-    if messages is None:
-        messages = session.exec(
-            select(OutboxMessage)
-            .where(OutboxMessage.incident_id == incident.id)
-            .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
-        ).all()
-    else:  # the database's order (both store a UUID's bytes in order)
-        messages.sort(key=lambda m: (m.created_at, m.id.hex))
-    return [
-        NotificationStatus(
-            message_id=m.id,
-            contact_id=m.contact_id,
-            user_id=m.user_id,
-            channel=m.kind.value,
-            status=m.status.value,
-            status_text=STATUS_TEXT[m.status],
-            provider_status=m.provider_status,
-            provider_error=m.error_reason,
-            step=m.step_index,
-            attempts=m.attempts,
-            recipient=recipient_of(m),
-            template=m.template,
-            provider=m.provider,
-        )
-        for m in messages
-    ]
-
-
-def detail_of(session: Session, incident: Incident, actor: Actor) -> IncidentDetail:
-    # A report that just opened the incident answers from what it made (inserted at commit).
-    made = timeline.unflushed(session, incident, IncidentEvent)
-    events = [
-        TimelineEvent(
-            at=e.at, type=e.type, actor=e.actor, detail=timeline.for_viewer(actor, e.type, e.detail)
-        )
-        for e in (made if made is not None else timeline.events_of(session, incident.id))
-    ]
-    return IncidentDetail.model_validate(
-        {
-            **_summary(incident),
-            **{
-                k: getattr(incident, k)
-                for k in (
-                    "latitude",
-                    "longitude",
-                    "note",
-                    "description",
-                    "handed_to",
-                    "confirmed_via",
-                    "confirmed_contact_id",
-                )
-            },
-            "photo_url": incident_photos.photo_url(incident),
-            "timeline": events,
-            "notifications": notifications_of(session, incident),
-        }
-    )
 
 
 @router.post(
@@ -189,7 +61,7 @@ def open_incident(
     opened = incidents.open_incident(session=session, actor=actor, data=data)
     if not opened.created:
         response.status_code = status.HTTP_200_OK
-    return detail_of(session, opened.incident, actor)
+    return staff_view.detail_of(session, opened.incident, actor)
 
 
 @router.get("", response_model=ListResponse[IncidentSummary])
@@ -209,7 +81,7 @@ def list_incidents(
         site_id=site_id,
     )
     return ListResponse(
-        items=[IncidentSummary.model_validate(_summary(r)) for r in rows],
+        items=[staff_view.summary_of(r) for r in rows],
         total=total,
         limit=page.limit,
         offset=page.offset,
@@ -218,8 +90,7 @@ def list_incidents(
 
 @router.get("/{incident_id}", response_model=IncidentDetail)
 def read_incident(incident_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> IncidentDetail:
-    incident = incidents.get_incident(session=session, actor=actor, incident_id=incident_id)
-    return detail_of(session, incident, actor)
+    return staff_view.read_detail(session=session, actor=actor, incident_id=incident_id)
 
 
 @router.post("/{incident_id}/acknowledge", response_model=IncidentDetail)
@@ -230,7 +101,7 @@ def acknowledge(
     incident = incidents.acknowledge(
         session=session, actor=actor, incident_id=incident_id, contact_id=body.contact_id
     )
-    return detail_of(session, incident, actor)
+    return staff_view.detail_of(session, incident, actor)
 
 
 @router.post("/{incident_id}/notes", response_model=IncidentDetail)
@@ -244,7 +115,7 @@ def add_note(
         note=body.text,
         visibility=body.visibility,
     )
-    return detail_of(session, incident, actor)
+    return staff_view.detail_of(session, incident, actor)
 
 
 @router.post("/{incident_id}/resolve", response_model=IncidentDetail)
@@ -252,13 +123,13 @@ def resolve(
     incident_id: uuid.UUID, body: Resolution, session: SessionDep, actor: ActorDep
 ) -> IncidentDetail:
     incident = incidents.resolve(session=session, actor=actor, incident_id=incident_id, data=body)
-    return detail_of(session, incident, actor)
+    return staff_view.detail_of(session, incident, actor)
 
 
 @router.post("/{incident_id}/cancel", response_model=IncidentDetail)
 def cancel(incident_id: uuid.UUID, session: SessionDep, actor: ActorDep) -> IncidentDetail:
     incident = incidents.cancel(session=session, actor=actor, incident_id=incident_id)
-    return detail_of(session, incident, actor)
+    return staff_view.detail_of(session, incident, actor)
 
 
 @router.post(
@@ -273,7 +144,7 @@ def claim(
     resident's card and household (`GET .../resident`). Claiming again answers 200."""
     incident, created = responders.claim(session=session, actor=actor, incident_id=incident_id)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return detail_of(session, incident, actor)
+    return staff_view.detail_of(session, incident, actor)
 
 
 # --- the photo a guard took ---------------------------------------------------------------------
@@ -347,7 +218,7 @@ def upload_photo(
     incident = incident_photos.set_photo(
         session=session, actor=actor, settings=settings, incident_id=incident_id, data=data
     )
-    return detail_of(session, incident, actor)
+    return staff_view.detail_of(session, incident, actor)
 
 
 @router.get("/{incident_id}/photo", response_class=Response, responses=IMAGE_RESPONSE)
@@ -369,35 +240,6 @@ def read_photo(
         thumbnail=thumbnail or size == "thumbnail",
     )
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
-
-
-class HouseholdView(BaseModel):
-    building: str | None
-    unit: str | None
-    unit_label: str | None
-    site_name: str | None
-    address: str | None
-
-
-class ContactName(BaseModel):
-    name: str
-    relationship: str
-    priority: int
-    lives_in_household: bool
-    can_collect: bool
-
-
-class ResidentForResponder(BaseModel):
-    incident_id: uuid.UUID
-    resident_id: uuid.UUID
-    preferred_name: str | None
-    full_name: str | None
-    languages: list[str]
-    approach: str | None
-    photo_url: str | None
-    places: list[str]
-    household: HouseholdView
-    contacts: list[ContactName]
 
 
 @router.get("/{incident_id}/resident", response_model=ResidentForResponder)
@@ -455,11 +297,11 @@ def _changes(
             detail = timeline.for_viewer(actor, event.type, event.detail)
             body |= {"actor": event.actor, "detail": detail}
             frames.append(_sse("timeline", body, event.id))
-        status_now = IncidentSummary.model_validate(_summary(incident)).model_dump(mode="json")
+        status_now = staff_view.summary_of(incident).model_dump(mode="json")
         if status_now != seen.status:
             seen.status = status_now
             frames.append(_sse("status", status_now))
-        notes = [n.model_dump(mode="json") for n in notifications_of(session, incident)]
+        notes = [n.model_dump(mode="json") for n in staff_view.notifications_of(session, incident)]
         if notes != seen.notifications:
             seen.notifications = notes
             frames.append(_sse("notifications", notes))

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from api.pages.console.admin import ACTION_LABELS
+from api.pages.console.audit import ACTION_LABELS
 from api.pages.console.words import ACTOR_LABELS, EVENT_LABELS, REASON_LABELS
 from api.pages.i18n import translations_for
 from notifications.status import STATUS_EVENTS

@@ -17,8 +17,7 @@ from sqlmodel import Session, select
 from tests.conftest import SYSTEM, form_csrf
 from welfare.errors import Throttled
 from welfare.incidents import public_reports
-from welfare.incidents.models import Incident, IncidentEvent
-from welfare.incidents.public_reports import PublicReport
+from welfare.incidents.models import Incident, IncidentEvent, PublicReport
 from welfare.outbox.models import OutboxMessage
 from welfare.residents import service as residents
 from welfare.residents.models import Resident

@@ -5,7 +5,7 @@ import uuid
 from enum import StrEnum
 from typing import Any
 
-from pydantic import model_validator
+from pydantic import BaseModel, model_validator
 from sqlalchemy import JSON, BigInteger, Column, Enum, Index, Integer, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
@@ -198,3 +198,114 @@ class IncidentResponder(SQLModel, table=True):
     incident_id: uuid.UUID = Field(foreign_key="incident.id", primary_key=True, ondelete="CASCADE")
     user_id: uuid.UUID = Field(foreign_key="user_account.id", primary_key=True, ondelete="CASCADE")
     claimed_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class PublicReport(SQLModel, table=True):
+    """One press of "alert the office" (whether or not the code was a live tag)."""
+
+    __tablename__ = "public_report"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    tag_key: str = Field(max_length=64, index=True)
+    addr_key: str = Field(max_length=64, index=True)
+    incident_id: uuid.UUID | None = Field(
+        default=None, foreign_key="incident.id", ondelete="SET NULL"
+    )
+    # The SHA-256 of the finder's status link token (None: a report from before the links).
+    token_hash: str | None = Field(default=None, max_length=64, unique=True, index=True)
+
+
+# --- what the JSON API answers (api/routes/incidents.py) ------------------------------------------
+
+
+class AcknowledgeBody(BaseModel):
+    contact_id: uuid.UUID | None = None
+
+
+class TimelineEvent(BaseModel):
+    at: dt.datetime
+    type: str
+    actor: str
+    detail: dict[str, Any]
+
+
+class NotificationStatus(BaseModel):
+    message_id: uuid.UUID
+    contact_id: uuid.UUID | None
+    user_id: uuid.UUID | None
+    channel: str
+    status: str
+    status_text: str  # the status in words: "possibly sent" for 'unknown'
+    provider_status: str | None
+    provider_error: str | None
+    step: int | None
+    attempts: int
+    # Whom it went to: "contact", "guard" (the missing alert to guards on duty), "duty_manager".
+    recipient: str
+    # What it says: "found_alert", "coming_notice", "all_clear"... (the outbox row's template).
+    template: str
+    # Which provider carried it ("twilio", "aliyun"...), once it was handed over.
+    provider: str | None = None
+
+
+class IncidentSummary(BaseModel):
+    id: uuid.UUID
+    reference: str
+    kind: str
+    status: str
+    site_id: uuid.UUID
+    resident_id: uuid.UUID | None
+    condition: str
+    location: str | None
+    opened_at: dt.datetime
+    confirmed_at: dt.datetime | None
+    closed_at: dt.datetime | None
+    outcome: str | None
+
+
+class IncidentDetail(IncidentSummary):
+    latitude: float | None
+    longitude: float | None
+    note: str | None
+    description: str | None
+    handed_to: str | None
+    confirmed_via: str | None
+    confirmed_contact_id: uuid.UUID | None
+    photo_url: str | None
+    timeline: list[TimelineEvent]
+    notifications: list[NotificationStatus]
+    # Unconfirmed past its target (welfare/incidents/staff_view.py `is_overdue`): the board's
+    # red rows.
+    overdue: bool
+    # The escalation already started a duty-manager step.
+    reached_manager: bool
+
+
+class HouseholdView(BaseModel):
+    building: str | None
+    unit: str | None
+    unit_label: str | None
+    site_name: str | None
+    address: str | None
+
+
+class ContactName(BaseModel):
+    name: str
+    relationship: str
+    priority: int
+    lives_in_household: bool
+    can_collect: bool
+
+
+class ResidentForResponder(BaseModel):
+    incident_id: uuid.UUID
+    resident_id: uuid.UUID
+    preferred_name: str | None
+    full_name: str | None
+    languages: list[str]
+    approach: str | None
+    photo_url: str | None
+    places: list[str]
+    household: HouseholdView
+    contacts: list[ContactName]

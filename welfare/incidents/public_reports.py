@@ -30,13 +30,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import func
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from welfare.authz import Actor, Permission, require, visible_site_ids
 from welfare.channels import ChannelKind
 from welfare.consent.models import ConsentScope
 from welfare.consent.scopes import has_scope
-from welfare.db import UTCDateTime, utcnow
+from welfare.db import utcnow
 from welfare.errors import InvalidInput, NotFound, Throttled
 from welfare.incidents import service as incidents
 from welfare.incidents import timeline
@@ -49,6 +49,7 @@ from welfare.incidents.models import (
     IncidentResponder,
     IncidentStatus,
     Outcome,
+    PublicReport,
 )
 from welfare.outbox import reach
 from welfare.residents.models import Resident
@@ -69,22 +70,6 @@ LOCATION_MAX = 300
 CALL_REFERENCE_DIGITS = 8  # typed on a phone's keypad; one in a hundred million per tag
 TOKEN_BYTES = 12  # the status link: 96 bits, 16 URL-safe characters
 _ALLOWED_CONTROLS = frozenset("\n\t")
-
-
-class PublicReport(SQLModel, table=True):
-    """One press of "alert the office" (whether or not the code was a live tag)."""
-
-    __tablename__ = "public_report"
-
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
-    tag_key: str = Field(max_length=64, index=True)
-    addr_key: str = Field(max_length=64, index=True)
-    incident_id: uuid.UUID | None = Field(
-        default=None, foreign_key="incident.id", ondelete="SET NULL"
-    )
-    # The SHA-256 of the finder's status link token (None: a report from before the links).
-    token_hash: str | None = Field(default=None, max_length=64, unique=True, index=True)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ LINK_DAYS = 7
 VERIFIED_FOR = dt.timedelta(days=365)
 _PURPOSE = b"welfare-contact-test-v1:"
 # Audit actions ("contact.test", "contact.verified", "contact.unverified_list") each have words
-# on the console (api/pages/console/admin.py ACTION_LABELS).
+# on the console (api/pages/console/audit.py ACTION_LABELS).
 
 
 def request_key(contact_id: uuid.UUID, channel: ChannelKind, request_id: str) -> str:

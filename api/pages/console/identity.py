@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from api.deps import SessionDep, SettingsDep
-from api.pages.console.admin import _all_sites, _parse_ids
+from api.pages.console.fields import all_sites, parse_site_ids
 from api.pages.console.frame import ConsoleUserDep, CsrfField, console_render
 from api.pages.deps import PageUser, check_form_csrf
 from api.pages.form_errors import FormError, PageRoute
@@ -54,7 +54,7 @@ def _list_page(
     status_code: int = 200,
 ) -> Response:
     rows, _ = identity.list_providers(session=session, actor=page_user.actor, limit=200, offset=0)
-    site_list = _all_sites(session, page_user)
+    site_list = all_sites(session, page_user)
     names = {s.id: s.name for s in site_list}
     return console_render(
         request,
@@ -123,7 +123,7 @@ def provider_create(
                 client_id=client_id,
                 client_secret=client_secret,
                 allowed_domains=_domains(allowed_domains),
-                site_ids=_parse_ids(site_ids),
+                site_ids=parse_site_ids(site_ids),
                 enforces_two_factor=enforces_two_factor,
                 is_active=is_active,
             ),
@@ -167,7 +167,7 @@ def _provider_page(
             "secret_readable": identity.secret_readable(settings, provider),
             "form": form or current,
             "errors": errors or [],
-            "sites": _all_sites(session, page_user),
+            "sites": all_sites(session, page_user),
         },
         status_code=status_code,
         section=SECTION,
@@ -225,7 +225,7 @@ def provider_update(
                 # Left blank: keep the stored secret (the page never shows it).
                 client_secret=client_secret or None,
                 allowed_domains=_domains(allowed_domains),
-                site_ids=_parse_ids(site_ids),
+                site_ids=parse_site_ids(site_ids),
                 enforces_two_factor=enforces_two_factor,
                 is_active=is_active,
             ),
