@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -156,33 +157,28 @@ async def drive(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--postgres-url", required=False, default=os.environ.get("WELFARE_BENCH_POSTGRES_URL")
-    )
-    parser.add_argument("--residents", type=int, default=20_000)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve_bare:
-        import uvicorn
+@dataclass
+class Load:
+    """Per scenario (baseline, lookup, found): requests, errors, rps, p50 and p99 in ms."""
 
-        uvicorn.run(
-            bare_app(os.environ["WELFARE_DATABASE_URL"]),
-            port=args.serve_bare,
-            log_level="warning",
-            access_log=False,
-        )
-        return
-    if not args.postgres_url:
-        raise SystemExit(
-            "give --postgres-url postgresql+psycopg://user@host/db "
-            "(a scratch database is made beside it)"
-        )
+    residents: int
+    seconds: float
+    concurrency: int
+    seed_seconds: float
+    scenarios: dict[str, dict[str, float]]
 
-    url, admin_url = scratch_database(args.postgres_url)
+    def p99_ratio(self, name: str) -> float:
+        return self.scenarios[name]["p99"] / self.scenarios["baseline"]["p99"]
+
+    def throughput_ratio(self, name: str) -> float:
+        """How many times lower the scenario's throughput is than the baseline's."""
+        return self.scenarios["baseline"]["rps"] / self.scenarios[name]["rps"]
+
+
+def measure(postgres_url: str, residents: int, seconds: float, concurrency: int) -> Load:
+    """Seed a scratch database beside `postgres_url`, start the processes, drive each scenario
+    (after a one-second warm-up) and drop it all again."""
+    url, admin_url = scratch_database(postgres_url)
     processes: list[subprocess.Popen[bytes]] = []
     try:
         upgrade_database(url)
@@ -190,7 +186,7 @@ def main() -> None:
         factory = make_sessionmaker(engine)
         started = time.perf_counter()
         with session_scope(factory) as session:
-            site = seed_residents(session, args.residents)
+            site = seed_residents(session, residents)
             guard = users.create_user(
                 session=session,
                 actor=Actor.system(),
@@ -207,9 +203,11 @@ def main() -> None:
             units = [
                 row[0] for row in connection.execute(text("SELECT unit FROM household LIMIT 2000"))
             ]
-            residents = [str(row[0]) for row in connection.execute(text("SELECT id FROM resident"))]
+            resident_ids = [
+                str(row[0]) for row in connection.execute(text("SELECT id FROM resident"))
+            ]
         engine.dispose()
-        print(f"seeded {args.residents} residents in {time.perf_counter() - started:.1f} s")
+        seed_seconds = time.perf_counter() - started
 
         env = {
             **os.environ,
@@ -242,7 +240,7 @@ def main() -> None:
         ).json()["access_token"]
         auth = {"Authorization": f"Bearer {token}"}
         rng = random.Random(1609)
-        rng.shuffle(residents)
+        rng.shuffle(resident_ids)
 
         def bare_request(_n: int) -> tuple[str, str, None]:
             return "GET", f"/bare?unit={rng.choice(units)}", None
@@ -253,7 +251,7 @@ def main() -> None:
         def found_request(n: int) -> tuple[str, str, dict[str, str]]:
             body = {
                 "kind": "found",
-                "resident_id": residents[n % len(residents)],
+                "resident_id": resident_ids[n % len(resident_ids)],
                 "location": "main gate",
                 "client_request_id": uuid.uuid4().hex,
             }
@@ -272,7 +270,7 @@ def main() -> None:
                     make_request,
                     bases,
                     seconds=1.0,
-                    concurrency=args.concurrency,
+                    concurrency=concurrency,
                     headers=headers,
                 )
             )
@@ -281,26 +279,18 @@ def main() -> None:
                     name,
                     make_request,
                     bases,
-                    seconds=args.seconds,
-                    concurrency=args.concurrency,
+                    seconds=seconds,
+                    concurrency=concurrency,
                     headers=headers,
                 )
             )
-
-        base = figures["baseline"]
-        print(
-            f"\n{args.residents} residents, 2 API processes, concurrency {args.concurrency}, "
-            f"{args.seconds:.0f} s per scenario"
+        return Load(
+            residents=residents,
+            seconds=seconds,
+            concurrency=concurrency,
+            seed_seconds=seed_seconds,
+            scenarios=figures,
         )
-        columns = ("requests", "errors", "req/s", "p50 ms", "p99 ms", "p99 ratio", "req/s ratio")
-        print(f"{'scenario':<10}" + "".join(f"{c:>12}" for c in columns))
-        for name, row in figures.items():
-            print(
-                f"{name:<10}{row['requests']:>12.0f}{row['errors']:>12.0f}{row['rps']:>12.1f}"
-                f"{row['p50']:>12.1f}{row['p99']:>12.1f}{row['p99'] / base['p99']:>12.2f}"
-                f"{base['rps'] / row['rps']:>12.2f}"
-            )
-        print("ratios are against the baseline (target: at most 2)")
     finally:
         for process in processes:
             process.terminate()
@@ -310,6 +300,48 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
         drop_database(admin_url, url)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--postgres-url", required=False, default=os.environ.get("WELFARE_BENCH_POSTGRES_URL")
+    )
+    parser.add_argument("--residents", type=int, default=20_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_bare:
+        import uvicorn
+
+        uvicorn.run(
+            bare_app(os.environ["WELFARE_DATABASE_URL"]),
+            port=args.serve_bare,
+            log_level="warning",
+            access_log=False,
+        )
+        return
+    if not args.postgres_url:
+        raise SystemExit(
+            "give --postgres-url postgresql+psycopg://user@host/db "
+            "(a scratch database is made beside it)"
+        )
+    load = measure(args.postgres_url, args.residents, args.seconds, args.concurrency)
+    print(f"seeded {args.residents} residents in {load.seed_seconds:.1f} s")
+    print(
+        f"\n{args.residents} residents, 2 API processes, concurrency {args.concurrency}, "
+        f"{args.seconds:.0f} s per scenario"
+    )
+    columns = ("requests", "errors", "req/s", "p50 ms", "p99 ms", "p99 ratio", "req/s ratio")
+    print(f"{'scenario':<10}" + "".join(f"{c:>12}" for c in columns))
+    for name, row in load.scenarios.items():
+        print(
+            f"{name:<10}{row['requests']:>12.0f}{row['errors']:>12.0f}{row['rps']:>12.1f}"
+            f"{row['p50']:>12.1f}{row['p99']:>12.1f}{load.p99_ratio(name):>12.2f}"
+            f"{load.throughput_ratio(name):>12.2f}"
+        )
+    print("ratios are against the baseline (target: at most 2)")
 
 
 if __name__ == "__main__":

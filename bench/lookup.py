@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -184,27 +185,46 @@ def bulk_load(engine: Engine) -> Iterator[None]:
                 connection.execute(text(definition))
 
 
-def bench(url: str, residents: int, count: int, http: bool, reuse: bool = False) -> None:
+@dataclass
+class Figures:
+    """One database's lookup times in milliseconds, per kind of query, and the LIKE scan's."""
+
+    backend: str
+    residents: int
+    reused: bool
+    seed_seconds: float
+    checkpointed: bool  # False on PostgreSQL when the user may not run CHECKPOINT
+    kinds: dict[str, list[float]]
+    baseline: list[float]
+    http: list[float] = field(default_factory=list)
+
+    def ratio(self, kind: str) -> float:
+        """How many times faster the kind's p99 is than the LIKE scan's p99."""
+        return percentile(self.baseline, 0.99) / percentile(self.kinds[kind], 0.99)
+
+
+def measure(url: str, residents: int, count: int, http: bool, reuse: bool = False) -> Figures:
+    """Seed `residents` (or reuse the benchmark site) in the database at `url` and time
+    `count` lookups per kind, the LIKE scan, and (if `http`) the lookup through the app."""
     upgrade_database(url)
     engine = make_engine(url)
     factory = make_sessionmaker(engine)
+    seed_seconds = 0.0
     if reuse:
         with session_scope(factory) as session:
             site = session.exec(select(Site).where(Site.name == BENCH_SITE_NAME)).one()
             residents = session.exec(
                 select(func.count()).select_from(Resident).where(Resident.site_id == site.id)
             ).one()
-        print(f"\n== {make_url(url).get_backend_name()} with {residents:,} residents (reused)")
     else:
-        print(f"\n== {make_url(url).get_backend_name()} with {residents:,} residents")
         started = time.perf_counter()
         postgres = engine.dialect.name == "postgresql"
         with bulk_load(engine) if postgres else nullcontext(), session_scope(factory) as session:
             site = seed_residents(session, residents)
-        how = " (COPY, GIN indexes built after)" if postgres else ""
-        print(f"  seeded and indexed in {time.perf_counter() - started:.1f} s{how}")
+        seed_seconds = time.perf_counter() - started
     # Start from a steady state, as a registry in use is: not a log full of seeding for the
     # checkpointer (and, on PostgreSQL, autovacuum) to work through while the lookups are timed.
+    checkpointed = True
     if engine.dialect.name == "sqlite":
         raw = engine.raw_connection()  # outside a transaction, as a checkpoint must be
         try:
@@ -219,7 +239,7 @@ def bench(url: str, residents: int, count: int, http: bool, reuse: bool = False)
             try:
                 connection.exec_driver_sql("CHECKPOINT")
             except DBAPIError:  # not a superuser (nor pg_checkpoint): the figures may be noisier
-                print("  (no CHECKPOINT: the database user may not run one)")
+                checkpointed = False
     guard = Actor(user_id=uuid.uuid4(), role=Role.guard, site_ids=frozenset({site.id}))
     rng = random.Random(1609)
     with factory() as session:
@@ -240,27 +260,53 @@ def bench(url: str, residents: int, count: int, http: bool, reuse: bool = False)
 
     scan()
     baseline = timed(scan, max(20, count // 5))
-    base_p99 = percentile(baseline, 0.99)
-    print("  lookup() (audit entry and commit included):")
     # As in the app: SQLite's log is checkpointed by a thread of its own, not by a lookup.
     checkpointer = WalCheckpointer(engine).start() if engine.dialect.name == "sqlite" else None
-    everything: list[float] = []
+    kinds: dict[str, list[float]] = {}
     for kind, qs in sets.items():
         samples = []
         for q in qs:
             samples += timed(lambda q=q: call(q), 1)
+        kinds[kind] = samples
+    if checkpointer is not None:
+        checkpointer.close()
+    figures = Figures(
+        backend=make_url(url).get_backend_name(),
+        residents=residents,
+        reused=reuse,
+        seed_seconds=seed_seconds,
+        checkpointed=checkpointed,
+        kinds=kinds,
+        baseline=baseline,
+    )
+    if http:
+        figures.http = http_bench(url, site.id, sets, count)
+    engine.dispose()
+    return figures
+
+
+def bench(url: str, residents: int, count: int, http: bool, reuse: bool = False) -> None:
+    figures = measure(url, residents, count, http, reuse)
+    reused = " (reused)" if reuse else ""
+    print(f"\n== {figures.backend} with {figures.residents:,} residents{reused}")
+    if not reuse:
+        how = " (COPY, GIN indexes built after)" if figures.backend == "postgresql" else ""
+        print(f"  seeded and indexed in {figures.seed_seconds:.1f} s{how}")
+    if not figures.checkpointed:
+        print("  (no CHECKPOINT: the database user may not run one)")
+    base_p99 = percentile(figures.baseline, 0.99)
+    print("  lookup() (audit entry and commit included):")
+    everything: list[float] = []
+    for kind, samples in figures.kinds.items():
         everything += samples
         report(kind, samples, base_p99)
     report("all kinds", everything, base_p99)
-    if checkpointer is not None:
-        checkpointer.close()
-    report("baseline LIKE '%1609%'", baseline)
-    if http:
-        http_bench(url, site.id, sets, count)
-    engine.dispose()
+    report("baseline LIKE '%1609%'", figures.baseline)
+    if figures.http:
+        report("HTTP GET /api/v1/lookup", figures.http)
 
 
-def http_bench(url: str, site_id: uuid.UUID, sets: dict[str, list[str]], count: int) -> None:
+def http_bench(url: str, site_id: uuid.UUID, sets: dict[str, list[str]], count: int) -> list[float]:
     from fastapi.testclient import TestClient
 
     from api.app import create_app
@@ -302,8 +348,8 @@ def http_bench(url: str, site_id: uuid.UUID, sets: dict[str, list[str]], count: 
             samples += timed(
                 lambda q=q: client.get("/api/v1/lookup", params={"q": q}, headers=headers), 1
             )
-        report("HTTP GET /api/v1/lookup", samples)
     app.state.engine.dispose()
+    return samples
 
 
 def postgres_scratch(base: str) -> tuple[str, Callable[[], None]]:

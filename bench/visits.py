@@ -4,34 +4,57 @@ Seeds N residents (default 10,000) with `welfare.seed`, gives each a welfare-vis
 one schedule (a mix of daily, Monday-and-Thursday, fortnightly and monthly rules in the site's
 timezone), then times `welfare.visits.scheduler.generate_ahead()` (the job the scheduler runs)
 over D days (default 90) in one transaction, and once more to show the idempotent re-run.
-Prints seconds and occurrences per second. Never part of the test run.
+Prints seconds and occurrences per second.
 
-PostgreSQL runs in a scratch schema of the given database, dropped afterwards.
+Then, on the visits so made, what issue 19 asks of visits at this size:
+
+- the scheduler's tick a day later: every job of `welfare.visits.scheduler.JOBS`, each in its
+  own transaction as `run_jobs` runs them, with generation keeping the bench's D-day horizon (so
+  every schedule is extended by a day, and the first day's visits fall overdue); and a steady
+  tick 30 seconds after it;
+- a manager's D-day calendar of the site: `welfare.visits.service.list_visits` for the site from
+  now to now + D days, as the page asks it (the calendar's limit of 1,000 rows and the total),
+  p50 and p99 over `--samples` calls (default 50);
+- the 30-day completion report: `welfare.reports.visits.visit_completion` for the site over
+  the 30 days that follow now (when visits fall due), p99 over `--samples` / 5 calls.
+
+Never part of the test run. PostgreSQL runs in a scratch schema of the given database, dropped
+afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import func, insert, text
 from sqlalchemy.engine import make_url
-from sqlmodel import select
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.lookup import postgres_scratch
+from welfare.authz import Actor, Role
 from welfare.consent.models import Consent
 from welfare.db import make_engine, make_sessionmaker, session_scope, upgrade_database, utcnow
+from welfare.reports.visits import visit_completion
 from welfare.residents.models import Resident
 from welfare.seed import seed_residents
 from welfare.visits.models import Visit, VisitSchedule
-from welfare.visits.scheduler import generate_ahead
+from welfare.visits.scheduler import JOBS, generate_ahead
+from welfare.visits.service import list_visits
+
+CALENDAR_LIMIT = 1000  # the rows the manager's week and month calendars ask for at most
 
 RULES = (
     "FREQ=DAILY",
@@ -42,7 +65,8 @@ RULES = (
 KINDS = ("home_visit", "phone_checkin", "home_visit", "phone_checkin")
 
 
-def arrange(url: str, count: int) -> None:
+def arrange(url: str, count: int) -> tuple[uuid.UUID, float]:
+    """The site and its schedules; returns the site's id and the seconds it took."""
     upgrade_database(url)
     engine = make_engine(url)
     factory = make_sessionmaker(engine)
@@ -86,13 +110,63 @@ def arrange(url: str, count: int) -> None:
                 for i, r in enumerate(residents)
             ],
         )
-    print(f"  seeded {count:,} residents and schedules in {time.perf_counter() - started:.1f} s")
+    seconds = time.perf_counter() - started
     engine.dispose()
+    return site.id, seconds
 
 
-def bench(url: str, count: int, days: int) -> None:
-    print(f"\n== {make_url(url).get_backend_name()}: {count:,} schedules over {days} days")
-    arrange(url, count)
+@dataclass
+class Figures:
+    """One database's figures; times in seconds."""
+
+    backend: str
+    schedules: int
+    days: int
+    seed_seconds: float
+    created: int  # by the first run
+    generation_seconds: float
+    rerun_created: int
+    rerun_seconds: float
+    visits: int  # in the table after both runs
+    tick_seconds: float  # the tick a day later: every schedule extended by a day
+    tick_jobs: dict[str, int]  # what each of its jobs did
+    steady_tick_seconds: float  # the next tick, 30 seconds after it
+    calendar: list[float]  # one call each
+    calendar_rows: int
+    calendar_total: int
+    report: list[float]
+    report_due: int
+
+
+def percentile(values: list[float], q: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+def timed(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def scheduler_tick(
+    factory: sessionmaker[Session], now: dt.datetime, horizon: dt.timedelta
+) -> dict[str, int]:
+    """What `welfare.visits.scheduler.run_jobs` does each tick (every job in its own
+    transaction), with generation keeping `horizon` instead of the scheduler's own."""
+    results: dict[str, int] = {}
+    for name, job in JOBS:
+        run = partial(generate_ahead, horizon=horizon) if job is generate_ahead else job
+        with session_scope(factory) as session:
+            results[name] = run(session, now)
+    return results
+
+
+def measure(url: str, count: int, days: int, samples: int = 50) -> Figures:
+    """Seed `count` schedules in the database at `url` (migrated here) and time generation,
+    the tick, the calendar and the report on them."""
+    site_id, seed_seconds = arrange(url, count)
     engine = make_engine(url)
     factory = make_sessionmaker(engine)
     if engine.dialect.name == "postgresql":
@@ -100,36 +174,119 @@ def bench(url: str, count: int, days: int) -> None:
             connection.execute(text("ANALYZE"))
     now = utcnow()
     horizon = dt.timedelta(days=days)
-    for label in ("first run", "re-run"):
+    runs: list[tuple[int, float]] = []
+    for _ in ("first run", "re-run"):
         started = time.perf_counter()
         with session_scope(factory) as session:
             created = generate_ahead(session, now, horizon)
-        seconds = time.perf_counter() - started
+        runs.append((created, time.perf_counter() - started))
+    with factory() as session:
+        total = session.exec(select(func.count()).select_from(Visit)).one()
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(text("ANALYZE"))
+    day_later = now + dt.timedelta(days=1)
+    started = time.perf_counter()
+    tick_jobs = scheduler_tick(factory, day_later, horizon)
+    tick = time.perf_counter() - started
+    steady = timed(lambda: scheduler_tick(factory, day_later + dt.timedelta(seconds=30), horizon))
+
+    manager = Actor(user_id=uuid.uuid4(), role=Role.manager, site_ids=frozenset({site_id}))
+    shown: list[tuple[list[Visit], int]] = []
+
+    def calendar() -> None:
+        with session_scope(factory) as session:
+            shown.append(
+                list_visits(
+                    session=session,
+                    actor=manager,
+                    limit=CALENDAR_LIMIT,
+                    offset=0,
+                    site_id=site_id,
+                    start_from=now,
+                    start_to=now + horizon,
+                )
+            )
+
+    calendar()  # warm the statement caches
+    calendar_times = [timed(calendar) for _ in range(samples)]
+    due: list[int] = []
+
+    def report() -> None:
+        with session_scope(factory) as session:
+            completion = visit_completion(
+                session=session, actor=manager, now=now + dt.timedelta(days=30), site_id=site_id
+            )
+            due.append(completion.total.due)
+
+    report()
+    report_times = [timed(report) for _ in range(max(1, samples // 5))]
+    engine.dispose()
+    return Figures(
+        backend=make_url(url).get_backend_name(),
+        schedules=count,
+        days=days,
+        seed_seconds=seed_seconds,
+        created=runs[0][0],
+        generation_seconds=runs[0][1],
+        rerun_created=runs[1][0],
+        rerun_seconds=runs[1][1],
+        visits=total,
+        tick_seconds=tick,
+        tick_jobs=tick_jobs,
+        steady_tick_seconds=steady,
+        calendar=calendar_times,
+        calendar_rows=len(shown[-1][0]),
+        calendar_total=shown[-1][1],
+        report=report_times,
+        report_due=due[-1],
+    )
+
+
+def bench(url: str, count: int, days: int, samples: int) -> None:
+    print(f"\n== {make_url(url).get_backend_name()}: {count:,} schedules over {days} days")
+    f = measure(url, count, days, samples)
+    print(f"  seeded {count:,} residents and schedules in {f.seed_seconds:.1f} s")
+    for label, created, seconds in (
+        ("first run", f.created, f.generation_seconds),
+        ("re-run", f.rerun_created, f.rerun_seconds),
+    ):
         rate = created / seconds if seconds else 0.0
         print(
             f"  {label:<10} {created:>9,} occurrences in {seconds:7.2f} s"
             f"   = {rate:>10,.0f} occurrences/s"
         )
-    with factory() as session:
-        total = session.exec(select(func.count()).select_from(Visit)).one()
-    print(f"  visits in the table: {total:,}")
-    engine.dispose()
+    print(f"  visits in the table: {f.visits:,}")
+    jobs = ", ".join(f"{name} {n:,}" for name, n in f.tick_jobs.items())
+    print(f"  scheduler tick a day later {f.tick_seconds:7.2f} s ({jobs})")
+    print(f"  the next tick, 30 s later  {f.steady_tick_seconds:7.2f} s")
+    print(
+        f"  {days}-day calendar of the site: p50 {percentile(f.calendar, 0.5) * 1000:7.1f} ms"
+        f"   p99 {percentile(f.calendar, 0.99) * 1000:7.1f} ms"
+        f"   ({f.calendar_rows:,} rows of {f.calendar_total:,}, n={len(f.calendar)})"
+    )
+    print(
+        f"  30-day completion report:   p50 {percentile(f.report, 0.5) * 1000:7.1f} ms"
+        f"   p99 {percentile(f.report, 0.99) * 1000:7.1f} ms"
+        f"   ({f.report_due:,} visits due, n={len(f.report)})"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--schedules", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--samples", type=int, default=50, help="calendar calls (report: / 5)")
     parser.add_argument("--database-url", help="default: a new SQLite file in a temp directory")
     parser.add_argument("--postgres-url", help="also run on PostgreSQL (in a scratch schema)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        bench(url, args.schedules, args.days)
+        bench(url, args.schedules, args.days, args.samples)
         if args.postgres_url:
             pg_url, drop = postgres_scratch(args.postgres_url)
             try:
-                bench(pg_url, args.schedules, args.days)
+                bench(pg_url, args.schedules, args.days, args.samples)
             finally:
                 drop()
 
