@@ -105,6 +105,39 @@ def test_no_two_domain_folders_import_each_other() -> None:
     assert sorted(sorted(pair) for pair in two_way_pairs()) == []
 
 
+def _beside(module: str) -> str | None:
+    """The module beside the folders (welfare/db.py, welfare/erasure.py...) a dotted name is in."""
+    parts = module.split(".")
+    if len(parts) < 2 or parts[0] != "welfare" or _domain(module) is not None:
+        return None
+    return parts[1] if (WELFARE / f"{parts[1]}.py").is_file() else None
+
+
+def flows() -> set[str]:
+    """Modules beside the folders that import a folder: the cross-domain flows (erasure,
+    consents, delivery...) and the entry points. The rest are base modules (db, errors, authz,
+    hooks...), which any folder may use."""
+    return {
+        path.stem
+        for path in WELFARE.glob("*.py")
+        if any(_domain(imported.name) for imported in _imports_of(path))
+    }
+
+
+def test_no_domain_folder_imports_a_flow() -> None:
+    """A flow sits above the folders it calls: a folder that imported one would depend on
+    everything the flow does (and, through it, possibly on itself)."""
+    above = flows()
+    offenders = sorted(
+        f"{path.relative_to(ROOT)} imports {imported.name}"
+        for path in _welfare_files()
+        if _domain(_module_name(path)) is not None
+        for imported in _imports_of(path)
+        if _beside(imported.name) in above
+    )
+    assert offenders == []
+
+
 def test_the_reader_sees_every_kind_of_import() -> None:
     source = """
 import fastapi

@@ -6,8 +6,8 @@ and shares the answer links' token scheme (welfare/incidents/answer_links.py).
 Staff send either from the console or the API (`send_contact_test`). A tapped link
 (`verify_by_link`) or key 1 on the test call (`verify_by_key`) proves the number reaches the
 contact: `contact.verified_at` and `verified_via` are set, with an audit entry. A contact never
-verified, or not for `VERIFIED_FOR` (12 months), is listed by `unverified_contacts`; the consent
-review reminder counts them. A new phone number is unverified again
+verified, or not for 12 months, is listed by `residents/unverified.py`; the consent review
+reminder counts them. A new phone number is unverified again
 (`residents.service.update_contact` clears it and drops the old number's links).
 
 The link: `/v/<token>`, a table of its own (`ContactTestLink`), not a generalised answer link.
@@ -34,13 +34,13 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from welfare import outbox
 from welfare.audit.service import audit_resident
 from welfare.audit.service import record as audit_record
-from welfare.authz import Actor, Permission, require_site
+from welfare.authz import Actor, Permission
 from welfare.channels import ChannelKind
 from welfare.db import insert_unless_conflict, utcnow
 from welfare.errors import Conflict, NotFound
@@ -55,7 +55,6 @@ from welfare.users.service import hash_token
 
 TEMPLATE = "contact_test"
 LINK_DAYS = 7
-VERIFIED_FOR = dt.timedelta(days=365)
 _PURPOSE = b"welfare-contact-test-v1:"
 # Audit actions ("contact.test", "contact.verified", "contact.unverified_list") each have words
 # on the console (api/pages/console/audit.py ACTION_LABELS).
@@ -240,61 +239,3 @@ def _verified(session: Session, contact: Contact, via: VerifiedVia, now: dt.date
         site_id=resident.site_id if resident else None,
         detail={"via": via.value},
     )
-
-
-# --- who is not verified -----------------------------------------------------------------------
-
-
-def _unverified_query(site_id: uuid.UUID, now: dt.datetime):  # type: ignore[no-untyped-def]
-    return (
-        select(Contact, Resident)
-        .join(Resident, col(Resident.id) == col(Contact.resident_id))
-        .where(
-            col(Resident.site_id) == site_id,
-            col(Resident.erased_at).is_(None),
-            col(Contact.consent_to_contact).is_(True),
-            or_(
-                col(Contact.verified_at).is_(None),
-                col(Contact.verified_at) < now - VERIFIED_FOR,
-            ),
-        )
-    )
-
-
-def unverified_contacts(
-    session: Session, site_id: uuid.UUID, now: dt.datetime | None = None
-) -> list[tuple[Contact, Resident]]:
-    """The site's consented contacts never verified, or not in the last 12 months, with their
-    residents: by resident name, then call order. No permission check: see `list_unverified`."""
-    rows = session.exec(
-        _unverified_query(site_id, now or utcnow()).order_by(
-            col(Resident.full_name), col(Resident.id), col(Contact.priority)
-        )
-    ).all()
-    return [(contact, resident) for contact, resident in rows]
-
-
-def count_unverified(session: Session, site_id: uuid.UUID, now: dt.datetime | None = None) -> int:
-    listed = _unverified_query(site_id, now or utcnow()).subquery()
-    return session.exec(select(func.count()).select_from(listed)).one()
-
-
-def list_unverified(
-    session: Session, actor: Actor, site_id: uuid.UUID, now: dt.datetime | None = None
-) -> list[tuple[Contact, Resident]]:
-    """`unverified_contacts` for a signed-in reader of the site's registry, audited (it names
-    people)."""
-    require_site(actor, Permission.registry_read, site_id, "site")
-    if session.get(Site, site_id) is None:
-        raise NotFound("site")
-    rows = unverified_contacts(session, site_id, now)
-    audit_record(
-        session,
-        actor=actor,
-        action="contact.unverified_list",
-        entity="site",
-        entity_id=site_id,
-        site_id=site_id,
-        detail={"contacts": len(rows)},
-    )
-    return rows

@@ -14,6 +14,7 @@ from api.deps import ActorDep, SessionDep, TransactionRoute
 from api.routes.incident_contacts import NotifyBody, NotifyQueued
 from api.schemas import ListResponse
 from welfare import contact_checks
+from welfare.residents import unverified as unverified_contacts
 from welfare.residents.models import VerifiedVia
 
 router = APIRouter(route_class=TransactionRoute, tags=["contacts"])
@@ -59,7 +60,7 @@ def unverified(
 ) -> ListResponse[UnverifiedContact]:
     """The site's family contacts with consent to be contacted who were never verified, or
     not in the last 12 months (staff and up)."""
-    rows = contact_checks.list_unverified(session, actor, site_id)
+    rows = unverified_contacts.list_unverified(session, actor, site_id)
     items = [
         UnverifiedContact(
             contact_id=contact.id,

@@ -32,6 +32,7 @@ from welfare.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from welfare.outbox import reach
 from welfare.outbox.models import OutboxMessage
 from welfare.residents import service as residents
+from welfare.residents import unverified
 from welfare.residents.models import (
     Contact,
     ContactTestLink,
@@ -371,17 +372,17 @@ def test_unverified_lists_consented_contacts_never_or_not_verified_for_12_months
     elsewhere = make_resident(household=make_household(site_=other_site))
     make_contact(elsewhere, name="Elsewhere")
     db.commit()
-    listed = contact_checks.unverified_contacts(db, site.id, now)
+    listed = unverified.unverified_contacts(db, site.id, now)
     assert [c.name for c, _ in listed] == ["Never", "Stale"]
-    assert contact_checks.count_unverified(db, site.id, now) == 2
+    assert unverified.count_unverified(db, site.id, now) == 2
     assert never.id in {c.id for c, _ in listed}
-    rows = contact_checks.list_unverified(db, staff_of(site), site.id, now)
+    rows = unverified.list_unverified(db, staff_of(site), site.id, now)
     db.commit()
     assert len(rows) == 2
     (entry,) = audit_actions(db, "contact.unverified_list")
     assert entry.detail == {"contacts": 2}
     with pytest.raises(NotFound):
-        contact_checks.list_unverified(db, staff_of(other_site), site.id, now)
+        unverified.list_unverified(db, staff_of(other_site), site.id, now)
 
 
 # --- races (PostgreSQL: real connections at once) ----------------------------------------------

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, func, text
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, col, select
 
-from welfare import contact_checks, outbox
+from welfare import outbox
 from welfare.audit.service import record as audit_record
 from welfare.authz import Actor, Role
 from welfare.channels import ChannelKind
@@ -31,6 +31,7 @@ from welfare.consent.models import Consent, ConsentScope
 from welfare.db import session_scope, upsert, utcnow
 from welfare.incidents import timeline
 from welfare.incidents.models import Incident
+from welfare.residents import unverified as unverified_contacts
 from welfare.residents.models import Resident
 from welfare.sites.models import Site
 from welfare.visits import service as visits
@@ -374,7 +375,7 @@ def consent_reviews(session: Session, now: dt.datetime) -> int:
         )
         # The reminder also counts the site's family contacts not verified (no names: its link
         # opens the signed-in list that has them).
-        unverified = contact_checks.count_unverified(session, site_id, now) if staff else 0
+        unverified = unverified_contacts.count_unverified(session, site_id, now) if staff else 0
         for user in staff:
             visits.queue_notice(
                 session,

@@ -30,6 +30,7 @@ from welfare import contact_checks
 from welfare.channels import CONTACT_CHANNELS, ChannelKind
 from welfare.errors import Conflict, InvalidInput
 from welfare.residents import service as residents
+from welfare.residents import unverified
 from welfare.residents.models import Contact, ContactCreate, ContactUpdate
 from welfare.sites.models import Site
 
@@ -339,7 +340,7 @@ def contacts_unverified(
     site_list = visible_sites(session, page_user)
     chosen = chosen_site(site_list, site_id)
     site = session.get(Site, chosen) if chosen else None
-    rows = contact_checks.list_unverified(session, page_user.actor, chosen) if chosen else []
+    rows = unverified.list_unverified(session, page_user.actor, chosen) if chosen else []
     return console_render(
         request,
         page_user,
