@@ -208,3 +208,32 @@ def test_the_demo_needs_no_test_only_package(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "demo ok" in done.stdout
+
+
+# Where a path written as code in docs/architecture.md may be rooted: the repository, or the
+# package or folder the paragraph is about (`incidents/staff_view.py` is under welfare/).
+_PATH_ROOTS = ("", "welfare/", "api/", "api/pages/", "notifications/", "tests/")
+_PATH_SPAN = re.compile(r"^[A-Za-z0-9_./<>{}-]+\.(?:py|html|md)$|^[A-Za-z0-9_/.-]+/$")
+
+
+def code_paths(markdown: str) -> list[str]:
+    """The paths written as code (`welfare/erasure.py`, `api/pages/console/`) in `markdown`,
+    outside fenced blocks; placeholders such as `<area>` are left to the reader."""
+    spans = [m.group(0).strip("`").strip() for m in _CODE_SPAN.finditer(_FENCE.sub("", markdown))]
+    return [s for s in spans if _PATH_SPAN.match(s) and "/" in s and "<" not in s and "{" not in s]
+
+
+def test_the_architecture_names_only_files_that_exist() -> None:
+    document = ROOT / "docs" / "architecture.md"
+    missing = [
+        path
+        for path in code_paths(document.read_text(encoding="utf-8"))
+        if not any((ROOT / root / path).exists() for root in _PATH_ROOTS)
+    ]
+    assert missing == []
+
+
+def test_a_stale_path_in_the_architecture_is_caught() -> None:
+    text = "The board is in `api/pages/console.py`; pages in `console/`; see `<area>/x.py`."
+    assert code_paths(text) == ["api/pages/console.py", "console/"]
+    assert not (ROOT / "api/pages/console.py").exists()
