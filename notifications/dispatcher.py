@@ -6,6 +6,7 @@ holds ids; the texts come from notifications/messages.py in the row's language.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import queue
@@ -16,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from sqlalchemy.orm import sessionmaker
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from notifications import contact_tests, messages, metrics, routes
 from notifications.channels import (
@@ -190,6 +191,20 @@ def render_unbound(session: Session, message: OutboxMessage, settings: Settings)
 VISIT_NOTICES = frozenset(
     {"visit_reminder", "visit_overdue", "visit_missed", "visit_not_home", "visit_concern"}
 )
+
+
+def _sites_for(session: Session, rows: list[tuple[OutboxMessage, Incident | None]]) -> list[Site]:
+    """The sites of these rows (their incident's, else the one in their params), one query."""
+    ids: set[uuid.UUID] = set()
+    for message, incident in rows:
+        if incident is not None:
+            ids.add(incident.site_id)
+        elif message.params.get("site_id"):
+            with contextlib.suppress(ValueError):
+                ids.add(uuid.UUID(str(message.params["site_id"])))
+    if not ids:
+        return []
+    return list(session.exec(select(Site).where(col(Site.id).in_(list(ids)))).all())
 
 
 def render(session: Session, message: OutboxMessage, settings: Settings) -> Content:
@@ -422,6 +437,7 @@ class Dispatcher:
         (welfare/outbox/limits.py) are settled without a send."""
         ready = []
         held_back = False
+        admitted: list[tuple[outbox.Claim, OutboxMessage, Incident | None]] = []
         for claim, opened in zip(claims, outbox.open_sends(session, claims, now=now), strict=True):
             if opened is None:
                 continue
@@ -437,8 +453,17 @@ class Dispatcher:
                 self._look_again_in(wait)
                 continue
             if sender is not None:
-                message.provider = sender.name  # committed with the gate, before the send
+                # Committed with the gate, before the send; set on every row before the first
+                # read below flushes them, so each row is updated once.
+                message.provider = sender.name
                 session.add(message)
+            admitted.append((claim, message, incident))
+        # The sites the texts name, read once for the round and held here while it renders (the
+        # session keeps loaded rows only weakly): an incident's SMS and call share one read.
+        _held_sites = _sites_for(
+            session, [(message, incident) for _, message, incident in admitted]
+        )
+        for claim, message, incident in admitted:
             try:
                 content = render(session, message, self.settings)
             except RenderError as error:
