@@ -7,7 +7,7 @@ import uuid
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from welfare.audit.service import audit_resident
 from welfare.audit.service import record as audit_record
@@ -99,6 +99,20 @@ def effective_policy(
         resident_id=resident.id if resident else None,
         source=source,
         **{**policy.to_json()},
+    )
+
+
+def resident_overrides(
+    *, session: Session, actor: Actor, site_id: uuid.UUID
+) -> list[EscalationPolicy]:
+    """The site's residents who have a policy of their own (the site's policy page lists them)."""
+    site, _ = _scope(session, actor, site_id, None, Permission.registry_read)
+    return list(
+        session.exec(
+            select(EscalationPolicy).where(
+                EscalationPolicy.site_id == site, col(EscalationPolicy.resident_id).is_not(None)
+            )
+        ).all()
     )
 
 

@@ -382,9 +382,11 @@ def visit_filters(
     statuses: list[VisitStatus] | None = None,
     start_from: dt.datetime | None = None,
     start_to: dt.datetime | None = None,
+    unassigned: bool = False,
     permission: Permission = Permission.registry_read,
 ) -> list[Any]:
-    """WHERE conditions on Visit: the actor's sites (checking `permission`) and the filters."""
+    """WHERE conditions on Visit: the actor's sites (checking `permission`) and the filters;
+    `unassigned`: only the visits of the site's staff as a whole (no assignee)."""
     sites = visible_site_ids(actor, permission)
     conditions: list[Any] = []
     if sites is not None:
@@ -393,6 +395,8 @@ def visit_filters(
         conditions.append(col(Visit.site_id) == site_id)
     if assignee_user_id:
         conditions.append(col(Visit.assignee_user_id) == assignee_user_id)
+    if unassigned:
+        conditions.append(col(Visit.assignee_user_id).is_(None))
     if resident_id:
         conditions.append(col(Visit.resident_id) == resident_id)
     if statuses:

@@ -18,10 +18,8 @@ from api.pages.manager.frame import (
 )
 from api.pages.rendering import render, see_other
 from welfare.errors import InvalidInput, NotFound
+from welfare.visits import manager_view
 from welfare.visits import service as visits
-from welfare.visits.models import (
-    CalendarToken,
-)
 
 router = APIRouter(route_class=PageRoute, prefix="/manage", include_in_schema=False)
 
@@ -40,7 +38,7 @@ def _feed_page(
 ) -> Response:
     user_id = page_user.actor.user_id
     assert user_id is not None
-    token = session.get(CalendarToken, user_id)
+    token = manager_view.calendar_token(session, user_id)
     return render(
         request,
         "manager/calendar_feed.html",

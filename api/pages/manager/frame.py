@@ -8,18 +8,15 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import Depends, Form
-from sqlmodel import Session, col, select
 
 from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, t
 from api.pages.forms import FormValueRefused
 from api.pages.i18n import N_
 from api.pages.manager import views
-from welfare.authz import Permission, Role, require, visible_site_ids
+from welfare.authz import Permission, require
 from welfare.errors import InvalidInput, NotFound
-from welfare.residents.models import Resident
 from welfare.sites.models import Site
 from welfare.times import parse_day
-from welfare.users.models import User, UserSite
 from welfare.visits.models import VisitKind, VisitOutcome, VisitStatus
 
 CsrfField = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)]
@@ -79,14 +76,6 @@ def field_error(page_user: PageUser, exc: InvalidInput) -> str:
     return t(page_user, N_("Some of the values are not valid."))
 
 
-def visible_sites(session: Session, page_user: PageUser) -> list[Site]:
-    visible = visible_site_ids(page_user.actor, Permission.registry_read)
-    query = select(Site).order_by(col(Site.name), col(Site.id))
-    if visible is not None:
-        query = query.where(col(Site.id).in_(list(visible)))
-    return list(session.exec(query).all())
-
-
 def parse_uuid(value: str | None) -> uuid.UUID | None:
     if not value:
         return None
@@ -105,42 +94,6 @@ def choose_site(sites: list[Site], requested: str | None) -> Site | None:
         if site.id == wanted:
             return site
     raise NotFound("site")
-
-
-def site_assignees(session: Session, site: Site | None) -> list[User]:
-    if site is None:
-        return []
-    return list(
-        session.exec(
-            select(User)
-            .join(UserSite, col(UserSite.user_id) == User.id)
-            .where(
-                UserSite.site_id == site.id,
-                col(User.role).in_([Role.staff, Role.manager, Role.admin]),
-                col(User.is_active),
-            )
-            .order_by(col(User.display_name), col(User.id))
-        ).all()
-    )
-
-
-def resident_names(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-    if not ids:
-        return {}
-    rows = session.exec(
-        select(Resident.id, Resident.preferred_name, Resident.full_name).where(
-            col(Resident.id).in_(list(ids))
-        )
-    ).all()
-    return {rid: (preferred or full or "—") for rid, preferred, full in rows}
-
-
-def user_names(session: Session, ids: set[uuid.UUID | None]) -> dict[uuid.UUID, str]:
-    wanted = [i for i in ids if i is not None]
-    if not wanted:
-        return {}
-    rows = session.exec(select(User.id, User.display_name).where(col(User.id).in_(wanted))).all()
-    return {user_id: name for user_id, name in rows}
 
 
 def visit_words() -> dict[str, Any]:

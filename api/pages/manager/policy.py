@@ -14,20 +14,20 @@ from annotated_types import Ge, Le
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from api.deps import SessionDep, TransactionRoute
 from api.pages.deps import CSRF_FIELD, PageUser, PageUserDep, check_form_csrf
 from api.pages.i18n import N_, gettext
-from api.pages.manager.frame import choose_site, resident_names, visible_sites
+from api.pages.manager.frame import choose_site
 from api.pages.rendering import render, see_other
-from welfare.authz import Permission, require
+from welfare.authz import Actor, Permission, require
 from welfare.errors import NotFound
 from welfare.incidents import policies
 from welfare.incidents.escalation import Policy, StepKind, plan
-from welfare.incidents.models import EscalationPolicy
 from welfare.incidents.policies import PolicyBody
 from welfare.sites.models import Site
+from welfare.visits import manager_view
 
 router = APIRouter(route_class=TransactionRoute, prefix="/manage", include_in_schema=False)
 
@@ -123,13 +123,9 @@ def _preview(language: str, policy: Policy) -> list[tuple[str, str]]:
     return rows
 
 
-def _overrides(session: Session, language: str, site: Site) -> list[dict[str, Any]]:
-    rows = session.exec(
-        select(EscalationPolicy).where(
-            EscalationPolicy.site_id == site.id, col(EscalationPolicy.resident_id).is_not(None)
-        )
-    ).all()
-    names = resident_names(session, {r.resident_id for r in rows if r.resident_id})
+def _overrides(session: Session, actor: Actor, language: str, site: Site) -> list[dict[str, Any]]:
+    rows = policies.resident_overrides(session=session, actor=actor, site_id=site.id)
+    names = manager_view.resident_names(session, {r.resident_id for r in rows if r.resident_id})
     out = [
         {
             "resident_id": row.resident_id,
@@ -173,7 +169,7 @@ def _policy_page(
             interval_words=_duration(language, saved.contact_interval_seconds),
             manager_words=_duration(language, saved.manager_after_seconds),
             preview=_preview(language, saved),
-            overrides=_overrides(session, language, site),
+            overrides=_overrides(session, page_user.actor, language, site),
             form=form or _form_of(saved),
         )
     return render(request, "manager/policy.html", context, status_code=status_code)
@@ -183,7 +179,7 @@ def _policy_page(
 def policy_page(
     request: Request, session: SessionDep, page_user: ManagerUserDep, site_id: str | None = None
 ) -> Response:
-    sites = visible_sites(session, page_user)
+    sites = manager_view.visible_sites(session, page_user.actor)
     return _policy_page(request, session, page_user, sites=sites, site=choose_site(sites, site_id))
 
 
@@ -202,7 +198,7 @@ def save_policy(
     advance_on_miss: Annotated[bool, Form()] = False,
 ) -> Response:
     check_form_csrf(page_user, csrf_token)
-    sites = visible_sites(session, page_user)
+    sites = manager_view.visible_sites(session, page_user.actor)
     # The form names its site; one that is not the user's is not found (404).
     site = choose_site(sites, site_id) if site_id else None
     if site is None:

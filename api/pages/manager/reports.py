@@ -18,8 +18,6 @@ from api.pages.manager import views
 from api.pages.manager.frame import (
     StaffUserDep,
     choose_site,
-    resident_names,
-    visible_sites,
     visit_words,
 )
 from api.pages.rendering import render
@@ -29,6 +27,7 @@ from welfare.reports import response_times
 from welfare.reports import visits as visit_reports
 from welfare.reports.models import ResponseTimes, TimeSummary, VisitCompletion
 from welfare.sites.models import Site
+from welfare.visits import manager_view
 
 router = APIRouter(route_class=PageRoute, prefix="/manage", include_in_schema=False)
 
@@ -60,7 +59,9 @@ def _completion_bars(
         (row.assignee if row.assignee_user_id else staff_word, row.rate, views.percent(row.rate))
         for row in completion.by_assignee
     ]
-    names = resident_names(session, {row.resident_id for row in completion.by_resident})
+    names = manager_view.resident_names(
+        session, {row.resident_id for row in completion.by_resident}
+    )
     residents = [
         (names.get(row.resident_id, "—"), row.rate, views.percent(row.rate))
         for row in completion.by_resident
@@ -112,7 +113,7 @@ def reports_page(
     days: int = 30,
 ) -> Response:
     require(page_user.actor, Permission.reports_read)
-    sites = visible_sites(session, page_user)
+    sites = manager_view.visible_sites(session, page_user.actor)
     site = choose_site(sites, site_id)
     days = days if days in REPORT_PERIODS else 30
     context: dict[str, Any] = {

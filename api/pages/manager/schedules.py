@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from api.deps import SessionDep
 from api.pages.deps import PageUser, check_form_csrf, t
@@ -22,10 +22,6 @@ from api.pages.manager.frame import (
     StaffUserDep,
     choose_site,
     parse_uuid,
-    resident_names,
-    site_assignees,
-    user_names,
-    visible_sites,
     visit_words,
 )
 from api.pages.manager.schedule_form import (
@@ -37,14 +33,12 @@ from api.pages.rendering import render, see_other
 from welfare.authz import Permission, require
 from welfare.db import utcnow
 from welfare.errors import InvalidInput
-from welfare.residents.models import Resident
 from welfare.sites.models import Site
-from welfare.visits import scheduler
+from welfare.visits import manager_view, scheduler
 from welfare.visits import service as visits
 from welfare.visits.models import (
     ScheduleCreate,
     ScheduleUpdate,
-    Visit,
     VisitKind,
     VisitSchedule,
 )
@@ -62,19 +56,6 @@ PRESET_WORDS = {
 # --- schedules ----------------------------------------------------------------------------------
 
 
-def _schedule_residents(session: Session, site: Site | None) -> list[Resident]:
-    if site is None:
-        return []
-    return list(
-        session.exec(
-            select(Resident)
-            .where(Resident.site_id == site.id, col(Resident.erased_at).is_(None))
-            .order_by(col(Resident.preferred_name), col(Resident.full_name), col(Resident.id))
-            .limit(2000)
-        ).all()
-    )
-
-
 @router.get("/schedules")
 def schedules_page(
     request: Request,
@@ -84,7 +65,7 @@ def schedules_page(
     show: str = "active",
     page: int = 1,
 ) -> Response:
-    sites = visible_sites(session, page_user)
+    sites = manager_view.visible_sites(session, page_user.actor)
     site = choose_site(sites, site_id)
     page = max(1, min(page, 100_000))
     rows: list[VisitSchedule] = []
@@ -110,8 +91,8 @@ def schedules_page(
             "total": total,
             "page": page,
             "pages": max(1, -(-total // PAGE_SIZE)),
-            "residents": resident_names(session, {r.resident_id for r in rows}),
-            "users": user_names(session, {r.assignee_user_id for r in rows}),
+            "residents": manager_view.resident_names(session, {r.resident_id for r in rows}),
+            "users": manager_view.user_names(session, {r.assignee_user_id for r in rows}),
             "rule_text": {r.id: _rule_text(page_user, r.rrule) for r in rows},
             "can_schedule": page_user.actor.can(Permission.visits_schedule),
         },
@@ -159,16 +140,11 @@ def _schedule_form_page(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    coming: list[Visit] = []
-    if schedule is not None:
-        coming = list(
-            session.exec(
-                select(Visit)
-                .where(Visit.schedule_id == schedule.id, col(Visit.window_end) > utcnow())
-                .order_by(col(Visit.window_start))
-                .limit(COMING_VISITS)
-            ).all()
-        )
+    coming = (
+        manager_view.coming_visits(session, schedule.id, utcnow(), COMING_VISITS)
+        if schedule
+        else []
+    )
     return render(
         request,
         "manager/schedule_form.html",
@@ -180,13 +156,15 @@ def _schedule_form_page(
             "timezone": site.timezone if site else "UTC",
             "site": site,
             "sites": sites,
-            "residents": _schedule_residents(session, site),
+            "residents": manager_view.schedule_residents(session, site.id) if site else [],
             "resident_name": (
-                resident_names(session, {schedule.resident_id}).get(schedule.resident_id)
+                manager_view.resident_names(session, {schedule.resident_id}).get(
+                    schedule.resident_id
+                )
                 if schedule
                 else None
             ),
-            "assignees": site_assignees(session, site),
+            "assignees": (manager_view.site_assignees(session, site.id) if site else []),
             "kinds": list(VisitKind),
             "presets": PRESET_WORDS,
             "weekdays": views.WEEKDAYS,
@@ -205,7 +183,7 @@ def new_schedule_page(
     resident_id: str | None = None,
 ) -> Response:
     require(page_user.actor, Permission.visits_schedule)
-    sites = visible_sites(session, page_user)
+    sites = manager_view.visible_sites(session, page_user.actor)
     site = choose_site(sites, site_id)
     return _schedule_form_page(
         request,
@@ -230,7 +208,7 @@ def create_schedule(
 ) -> Response:
     check_form_csrf(page_user, csrf_token)
     require(page_user.actor, Permission.visits_schedule)
-    sites = visible_sites(session, page_user)
+    sites = manager_view.visible_sites(session, page_user.actor)
     site = choose_site(sites, site_id)
     form = {**fields, "resident_id": resident_id}
     try:
@@ -265,7 +243,7 @@ def schedule_page(
 ) -> Response:
     schedule = visits.get_schedule(session=session, actor=page_user.actor, schedule_id=schedule_id)
     require(page_user.actor, Permission.visits_schedule)
-    site = session.get(Site, schedule.site_id)
+    site = manager_view.site_of(session, schedule.site_id)
     form = {
         "resident_id": str(schedule.resident_id),
         "kind": schedule.kind.value,
@@ -315,7 +293,7 @@ def update_schedule(
             page_user,
             form=form,
             schedule=schedule,
-            site=session.get(Site, schedule.site_id),
+            site=manager_view.site_of(session, schedule.site_id),
             sites=[],
         )
         raise FormError(redraw, error=schedule_error(page_user, exc)) from exc

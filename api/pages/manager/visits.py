@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from api.deps import SessionDep
 from api.pages.deps import PageUser, check_form_csrf, t
@@ -27,64 +27,26 @@ from api.pages.manager.frame import (
     field_error,
     parse_date,
     parse_uuid,
-    resident_names,
-    site_assignees,
-    user_names,
-    visible_sites,
     visit_words,
 )
 from api.pages.rendering import render, see_other
 from welfare.authz import Permission
 from welfare.db import utcnow
 from welfare.errors import ConfirmationRequired, Conflict, InvalidInput
-from welfare.pagination import paginate
 from welfare.sites.models import Site
 from welfare.times import zone
+from welfare.visits import manager_view
 from welfare.visits import service as visits
 from welfare.visits.models import (
     Visit,
     VisitOutcome,
     VisitRecord,
-    VisitSchedule,
     VisitStatus,
 )
 
 router = APIRouter(route_class=PageRoute, prefix="/manage", include_in_schema=False)
 
 CALENDAR_LIMIT = 1000
-
-
-def find_visits(
-    session: Session,
-    page_user: PageUser,
-    *,
-    limit: int,
-    offset: int,
-    unassigned: bool,
-    **filters: Any,
-) -> tuple[list[Visit], int]:
-    """The service's list; "site staff" (no assignee) is a filter the API does not offer, so
-    it is added to the service's own conditions (which carry the site check)."""
-    if not unassigned:
-        return visits.list_visits(
-            session=session, actor=page_user.actor, limit=limit, offset=offset, **filters
-        )
-    if (
-        filters["start_from"]
-        and filters["start_to"]
-        and filters["start_to"] <= filters["start_from"]
-    ):
-        raise InvalidInput("start_to", "the range ends before it starts")
-    query = select(Visit).where(
-        *visits.visit_filters(page_user.actor, **filters), col(Visit.assignee_user_id).is_(None)
-    )
-    return paginate(
-        session,
-        query,
-        limit=limit,
-        offset=offset,
-        order_by=[col(Visit.window_start), col(Visit.id)],
-    )
 
 
 @router.get("")
@@ -158,7 +120,7 @@ def _empty_context(
         "sites": sites,
         "site": site,
         "timezone": site.timezone if site else "UTC",
-        "assignees": site_assignees(session, site),
+        "assignees": (manager_view.site_assignees(session, site.id) if site else []),
         "filters": filters,
         "statuses": list(VisitStatus),
         "error": None,
@@ -182,7 +144,7 @@ def visits_page(
     end: str | None = None,
     page: int = 1,
 ) -> Response:
-    sites = visible_sites(session, page_user)
+    sites = manager_view.visible_sites(session, page_user.actor)
     site = choose_site(sites, site_id)
     tz = zone(site.timezone if site else "UTC")
     today = utcnow().astimezone(tz).date()
@@ -202,9 +164,9 @@ def visits_page(
         statuses = [VisitStatus(status)] if status else None
         page = max(1, min(page, 100_000))
         start_from, start_to = _window(view, anchor, start, end, tz)
-        rows, total = find_visits(
-            session,
-            page_user,
+        rows, total = visits.list_visits(
+            session=session,
+            actor=page_user.actor,
             limit=PAGE_SIZE if listed else CALENDAR_LIMIT,
             offset=(page - 1) * PAGE_SIZE if listed else 0,
             unassigned=assignee == "site",
@@ -217,8 +179,8 @@ def visits_page(
     except (InvalidInput, ValueError) as exc:
         context["error"] = _filter_error(page_user, exc)
         return render(request, "manager/visits.html", context, status_code=422)
-    context["residents"] = resident_names(session, {r.resident_id for r in rows})
-    context["users"] = user_names(session, {r.assignee_user_id for r in rows})
+    context["residents"] = manager_view.resident_names(session, {r.resident_id for r in rows})
+    context["users"] = manager_view.user_names(session, {r.assignee_user_id for r in rows})
     context |= {"rows": rows, "total": total, "today": today}
     if listed:
         context |= {"page": page, "pages": max(1, -(-total // PAGE_SIZE))}
@@ -243,9 +205,9 @@ def _visit_page(
     confirm_early: bool = False,
     status_code: int = 200,
 ) -> Response:
-    site = session.get(Site, visit.site_id)
-    schedule = session.get(VisitSchedule, visit.schedule_id)
-    names = resident_names(session, {visit.resident_id})
+    site = manager_view.site_of(session, visit.site_id)
+    schedule = manager_view.schedule_of(session, visit)
+    names = manager_view.resident_names(session, {visit.resident_id})
     return render(
         request,
         "manager/visit.html",
@@ -255,10 +217,10 @@ def _visit_page(
             "schedule": schedule,
             "timezone": site.timezone if site else "UTC",
             "resident_name": names.get(visit.resident_id, "—"),
-            "assignee_name": user_names(session, {visit.assignee_user_id}).get(
+            "assignee_name": manager_view.user_names(session, {visit.assignee_user_id}).get(
                 visit.assignee_user_id  # type: ignore[arg-type]
             ),
-            "recorder_name": user_names(session, {visit.recorded_by}).get(
+            "recorder_name": manager_view.user_names(session, {visit.recorded_by}).get(
                 visit.recorded_by  # type: ignore[arg-type]
             ),
             "outcomes": list(VisitOutcome),
