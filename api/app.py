@@ -13,7 +13,6 @@ from api.errors import install_error_handlers
 from api.logs import install_access_log_filter
 from api.middleware import BodySizeLimit
 from api.observability import RequestContext, app_registry
-from api.pages import account as account_pages
 from api.pages import answer as answer_pages
 from api.pages import company_sign_in as company_sign_in_pages
 from api.pages import contact_test as contact_test_pages
@@ -21,6 +20,10 @@ from api.pages import guard as guard_pages
 from api.pages import guard_pwa as guard_pwa_pages
 from api.pages import public as public_pages
 from api.pages import quick_sign_in as quick_sign_in_pages
+from api.pages.account import passkeys as account_passkey_pages
+from api.pages.account import profile as account_profile_pages
+from api.pages.account import sign_in as sign_in_pages
+from api.pages.account import two_factor as account_two_factor_pages
 from api.pages.console import audit as console_audit_pages
 from api.pages.console import board as console_board_pages
 from api.pages.console import consents as console_consent_pages
@@ -170,7 +173,10 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     add_routes(app, assets.router)
     # Pages: each area is its own router module under api/pages.
     for page_module in (
-        account_pages,
+        sign_in_pages,
+        account_profile_pages,
+        account_two_factor_pages,
+        account_passkey_pages,
         company_sign_in_pages,
         guard_pages,
         guard_pwa_pages,

@@ -11,16 +11,17 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, TransactionRoute, client_addr
+from api.deps import SessionDep, SettingsDep, TransactionRoute, client_addr
 from api.pages.deps import (
-    CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
+    CsrfField,
     PageUser,
     PageUserDep,
     check_form_csrf,
     check_login_csrf,
     new_login_csrf,
     request_language,
+    start_session,
     viewer_timezone,
 )
 from api.pages.i18n import N_, gettext
@@ -38,7 +39,6 @@ router = APIRouter(route_class=TransactionRoute, include_in_schema=False)
 DEVICE_COOKIE = "welfare_device"
 DEVICE_COOKIE_DAYS = 400
 PinText = Annotated[str, Form(max_length=20)]
-CsrfField = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)]
 
 WRONG_PIN = N_("Wrong PIN. %(tries)s more tries, then this PIN stops working.")
 PIN_LOCKED = N_("Too many wrong PINs: this PIN no longer works. Sign in with your password.")
@@ -119,18 +119,7 @@ def pin_sign_in(
         return _pin_page(request, session, error=error, status_code=401, chosen=pin_id)
     except NotAuthenticated:
         return _pin_page(request, session, error=gettext(language, NOT_SET_UP), status_code=401)
-    response = see_other("/guard")
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        httponly=True,
-        samesite="lax",
-        secure=settings.cookie_secure,
-        max_age=settings.session_ttl_hours * 3600,
-        path="/",
-    )
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
-    return response
+    return start_session(see_other("/guard"), settings, token)
 
 
 def _setup_page(
