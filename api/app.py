@@ -16,7 +16,6 @@ from api.observability import RequestContext, app_registry
 from api.pages import answer as answer_pages
 from api.pages import company_sign_in as company_sign_in_pages
 from api.pages import contact_test as contact_test_pages
-from api.pages import guard as guard_pages
 from api.pages import guard_pwa as guard_pwa_pages
 from api.pages import public as public_pages
 from api.pages import quick_sign_in as quick_sign_in_pages
@@ -38,6 +37,10 @@ from api.pages.console import residents as console_resident_pages
 from api.pages.console import sites as console_site_pages
 from api.pages.console import tags as console_tag_pages
 from api.pages.console import users as console_user_pages
+from api.pages.guard import alerts as guard_alert_pages
+from api.pages.guard import home as guard_home_pages
+from api.pages.guard import incident as guard_incident_pages
+from api.pages.guard import reports as guard_report_pages
 from api.pages.manager import calendar as manager_calendar_pages
 from api.pages.manager import policy as manager_policy_pages
 from api.pages.manager import reports as manager_report_pages
@@ -178,7 +181,10 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
         account_two_factor_pages,
         account_passkey_pages,
         company_sign_in_pages,
-        guard_pages,
+        guard_home_pages,
+        guard_report_pages,
+        guard_incident_pages,
+        guard_alert_pages,
         guard_pwa_pages,
         public_pages,
         answer_pages,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import secrets
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
@@ -24,7 +27,7 @@ from api.deps import (
 )
 from api.pages.i18n import gettext, negotiate, ui_language
 from welfare.authz import Actor, Role
-from welfare.errors import NotAuthenticated
+from welfare.errors import NotAuthenticated, NotFound
 from welfare.settings import Settings
 from welfare.sites.models import Site
 from welfare.users import service as users
@@ -149,6 +152,20 @@ def check_form_csrf(page_user: PageUser, submitted: str | None) -> None:
     """Every cookie-authenticated form carries the session's CSRF token."""
     if not csrf_token_matches(submitted, page_user.csrf_secret):
         raise CsrfRefused()
+
+
+def remove_own(
+    session: Session,
+    page_user: PageUser,
+    csrf_token: str | None,
+    remove: Callable[..., object],
+    **which: uuid.UUID,
+) -> None:
+    """A form that removes one of one's own things (a session, a passkey, a PIN): the CSRF token
+    checked, then `remove(session=, actor=, **which)`; one already gone is no error."""
+    check_form_csrf(page_user, csrf_token)
+    with contextlib.suppress(NotFound):
+        remove(session=session, actor=page_user.actor, **which)
 
 
 def new_login_csrf() -> str:

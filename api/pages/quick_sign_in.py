@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from typing import Annotated
 
@@ -20,6 +19,7 @@ from api.pages.deps import (
     check_form_csrf,
     check_login_csrf,
     new_login_csrf,
+    remove_own,
     request_language,
     start_session,
     viewer_timezone,
@@ -27,7 +27,7 @@ from api.pages.deps import (
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import render, see_other
 from welfare.authz import Role
-from welfare.errors import InvalidInput, NotAuthenticated, NotFound, Throttled
+from welfare.errors import InvalidInput, NotAuthenticated, Throttled
 from welfare.settings import Settings
 from welfare.users import quick_sign_in
 from welfare.users.models import PinSetup
@@ -217,7 +217,5 @@ def remove(
     csrf_token: CsrfField = None,
 ) -> Response:
     """Remove one of one's PINs (one already gone is no error here)."""
-    check_form_csrf(page_user, csrf_token)
-    with contextlib.suppress(NotFound):
-        quick_sign_in.revoke_own(session=session, actor=page_user.actor, pin_id=pin_id)
+    remove_own(session, page_user, csrf_token, quick_sign_in.revoke_own, pin_id=pin_id)
     return see_other("/account/quick-sign-in?removed=1")

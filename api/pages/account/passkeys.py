@@ -7,7 +7,6 @@ Their errors come back as `{"detail": ...}` in the reader's language, for the sc
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from typing import Any
 
@@ -23,6 +22,7 @@ from api.pages.deps import (
     check_form_csrf,
     check_login_csrf,
     home_for,
+    remove_own,
     request_language,
     safe_next,
     start_session,
@@ -30,7 +30,7 @@ from api.pages.deps import (
 from api.pages.i18n import N_, gettext, ui_language
 from api.pages.quick_sign_in import TOO_MANY
 from api.pages.rendering import see_other
-from welfare.errors import NotFound, Throttled
+from welfare.errors import Throttled
 from welfare.users import passkeys
 from welfare.users.passkeys import PasskeyRefused
 
@@ -143,9 +143,7 @@ def passkey_remove(
     csrf_token: CsrfField = None,
 ) -> Response:
     """Remove one of one's passkeys (one already gone is no error here)."""
-    check_form_csrf(page_user, csrf_token)
-    with contextlib.suppress(NotFound):
-        passkeys.remove_own_passkey(session=session, actor=page_user.actor, passkey_id=passkey_id)
+    remove_own(session, page_user, csrf_token, passkeys.remove_own_passkey, passkey_id=passkey_id)
     return see_other("/account?saved=passkey-removed#passkeys")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 
 from fastapi import APIRouter, Request
@@ -11,11 +10,18 @@ from sqlmodel import Session
 
 from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, TransactionRoute
 from api.pages.account.sign_in import FormText
-from api.pages.deps import CsrfField, PageUser, PageUserDep, check_form_csrf, viewer_timezone
+from api.pages.deps import (
+    CsrfField,
+    PageUser,
+    PageUserDep,
+    check_form_csrf,
+    remove_own,
+    viewer_timezone,
+)
 from api.pages.i18n import gettext
 from api.pages.quick_sign_in import TOO_MANY
 from api.pages.rendering import render, see_other
-from welfare.errors import InvalidInput, NotFound, Throttled
+from welfare.errors import InvalidInput, Throttled
 from welfare.settings import Settings
 from welfare.users import passkeys, second_factor
 from welfare.users import service as users
@@ -68,9 +74,7 @@ def revoke_session(
     csrf_token: CsrfField = None,
 ) -> Response:
     """Sign one of one's other devices out (a session already gone is no error here)."""
-    check_form_csrf(page_user, csrf_token)
-    with contextlib.suppress(NotFound):
-        users.revoke_own_session(session=session, actor=page_user.actor, session_id=session_id)
+    remove_own(session, page_user, csrf_token, users.revoke_own_session, session_id=session_id)
     if session_id == page_user.actor.session_id:
         response = see_other("/login")
         response.delete_cookie(SESSION_COOKIE, path="/")

@@ -127,6 +127,16 @@ def _code_page(
     return response
 
 
+def _form_language(
+    request: Request, csrf_token: str | None, lang: str | None
+) -> tuple[str | None, str]:
+    """A sign-in form's CSRF token checked; the language chosen on it (if any) and the one to
+    answer in."""
+    check_login_csrf(request, csrf_token)
+    chosen = ui_language(lang)
+    return chosen, chosen or request_language(request)
+
+
 @router.post("/login")
 def login(
     request: Request,
@@ -138,9 +148,7 @@ def login(
     next: NextField = None,
     lang: LangField = None,
 ) -> Response:
-    check_login_csrf(request, csrf_token)
-    chosen = ui_language(lang)
-    language = chosen or request_language(request)
+    chosen, language = _form_language(request, csrf_token, lang)
     try:
         result = users.begin_sign_in(
             session=session,
@@ -180,9 +188,7 @@ def login_code(
     next: NextField = None,
     lang: LangField = None,
 ) -> Response:
-    check_login_csrf(request, csrf_token)
-    chosen = ui_language(lang)
-    language = chosen or request_language(request)
+    chosen, language = _form_language(request, csrf_token, lang)
     recovery = bool(recovery_code and not otp)
     try:
         token, _auth_session, user = users.complete_sign_in(

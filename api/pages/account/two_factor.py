@@ -125,6 +125,19 @@ def _recovery_codes_page(request: Request, page_user: PageUser, codes: list[str]
     return response
 
 
+def _new_recovery_codes(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    page_user: PageUser,
+    form: CodeForm,
+    action: Callable[..., list[str]],
+) -> Response:
+    """Two-factor turned on, or new recovery codes: the codes, shown once."""
+    codes = _with_code(request, session, settings, page_user, form, action)
+    return codes if isinstance(codes, Response) else _recovery_codes_page(request, page_user, codes)
+
+
 @router.get("/account/two-factor")
 def two_factor(
     request: Request, session: SessionDep, settings: SettingsDep, page_user: EnrollingPageUserDep
@@ -155,8 +168,7 @@ def two_factor_confirm(
     form: CodeFormDep,
 ) -> Response:
     action = second_factor.confirm_enrolment
-    codes = _with_code(request, session, settings, page_user, form, action)
-    return codes if isinstance(codes, Response) else _recovery_codes_page(request, page_user, codes)
+    return _new_recovery_codes(request, session, settings, page_user, form, action)
 
 
 @router.post("/account/two-factor/recovery-codes")
@@ -168,8 +180,7 @@ def two_factor_recovery_codes(
     form: CodeFormDep,
 ) -> Response:
     action = second_factor.regenerate_recovery_codes
-    codes = _with_code(request, session, settings, page_user, form, action)
-    return codes if isinstance(codes, Response) else _recovery_codes_page(request, page_user, codes)
+    return _new_recovery_codes(request, session, settings, page_user, form, action)
 
 
 @router.post("/account/two-factor/disable")

@@ -26,7 +26,7 @@ from api.pages.console.words import OUTCOME_LABELS, STATUS_LABELS, label
 from api.pages.deps import PageUser, check_form_csrf
 from api.pages.form_errors import FormError, PageRoute
 from api.pages.forms import refused_words
-from api.pages.guard import language_label
+from api.pages.guard.frame import language_label
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import local_time, see_other
 from notifications.dispatcher import guard_alert_url
