@@ -84,35 +84,38 @@ def _code_error(
 
 @dataclass(frozen=True)
 class CodeForm:
-    """The code typed on the two-factor page (to confirm, renew codes or turn it off)."""
+    """The code typed on the two-factor page (to confirm, renew codes or turn it off), with
+    the request it came in."""
 
+    request: Request
+    settings: Settings
     code: str
     csrf_token: str | None
 
 
 async def _code_form(
-    code: Annotated[str, Form(max_length=20)], csrf_token: CsrfField = None
+    request: Request,
+    settings: SettingsDep,
+    code: Annotated[str, Form(max_length=20)],
+    csrf_token: CsrfField = None,
 ) -> CodeForm:
-    return CodeForm(code=code, csrf_token=csrf_token)
+    return CodeForm(request=request, settings=settings, code=code, csrf_token=csrf_token)
 
 
 CodeFormDep = Annotated[CodeForm, Depends(_code_form)]
 
 
 def _with_code(
-    request: Request,
-    session: Session,
-    settings: Settings,
-    page_user: PageUser,
-    form: CodeForm,
-    action: Callable[..., T],
+    session: Session, page_user: PageUser, form: CodeForm, action: Callable[..., T]
 ) -> T | Response:
     """`action` done with the typed code, or the two-factor page saying what was wrong."""
     check_form_csrf(page_user, form.csrf_token)
     try:
-        return action(session=session, settings=settings, actor=page_user.actor, code=form.code)
+        return action(
+            session=session, settings=form.settings, actor=page_user.actor, code=form.code
+        )
     except (InvalidInput, Throttled, Conflict) as exc:
-        return _code_error(request, session, settings, page_user, exc)
+        return _code_error(form.request, session, form.settings, page_user, exc)
 
 
 def _recovery_codes_page(request: Request, page_user: PageUser, codes: list[str]) -> Response:
@@ -126,16 +129,13 @@ def _recovery_codes_page(request: Request, page_user: PageUser, codes: list[str]
 
 
 def _new_recovery_codes(
-    request: Request,
-    session: Session,
-    settings: Settings,
-    page_user: PageUser,
-    form: CodeForm,
-    action: Callable[..., list[str]],
+    session: Session, page_user: PageUser, form: CodeForm, action: Callable[..., list[str]]
 ) -> Response:
     """Two-factor turned on, or new recovery codes: the codes, shown once."""
-    codes = _with_code(request, session, settings, page_user, form, action)
-    return codes if isinstance(codes, Response) else _recovery_codes_page(request, page_user, codes)
+    codes = _with_code(session, page_user, form, action)
+    if isinstance(codes, Response):
+        return codes
+    return _recovery_codes_page(form.request, page_user, codes)
 
 
 @router.get("/account/two-factor")
@@ -161,35 +161,19 @@ def two_factor_start(
 
 @router.post("/account/two-factor/confirm")
 def two_factor_confirm(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    page_user: EnrollingPageUserDep,
-    form: CodeFormDep,
+    session: SessionDep, page_user: EnrollingPageUserDep, form: CodeFormDep
 ) -> Response:
-    action = second_factor.confirm_enrolment
-    return _new_recovery_codes(request, session, settings, page_user, form, action)
+    return _new_recovery_codes(session, page_user, form, second_factor.confirm_enrolment)
 
 
 @router.post("/account/two-factor/recovery-codes")
 def two_factor_recovery_codes(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    page_user: PageUserDep,
-    form: CodeFormDep,
+    session: SessionDep, page_user: PageUserDep, form: CodeFormDep
 ) -> Response:
-    action = second_factor.regenerate_recovery_codes
-    return _new_recovery_codes(request, session, settings, page_user, form, action)
+    return _new_recovery_codes(session, page_user, form, second_factor.regenerate_recovery_codes)
 
 
 @router.post("/account/two-factor/disable")
-def two_factor_disable(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    page_user: PageUserDep,
-    form: CodeFormDep,
-) -> Response:
-    done = _with_code(request, session, settings, page_user, form, second_factor.disable_own)
+def two_factor_disable(session: SessionDep, page_user: PageUserDep, form: CodeFormDep) -> Response:
+    done = _with_code(session, page_user, form, second_factor.disable_own)
     return done if isinstance(done, Response) else see_other("/account?saved=two-factor-off")
