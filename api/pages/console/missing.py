@@ -21,6 +21,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from api.deps import SessionDep, SettingsDep
+from api.pages.console.fields import RequestId
 from api.pages.console.frame import ConsoleUserDep, CsrfField, console_render, new_request_id
 from api.pages.console.words import OUTCOME_LABELS, STATUS_LABELS, label
 from api.pages.deps import PageUser, check_form_csrf
@@ -159,7 +160,7 @@ def missing_raise(
     session: SessionDep,
     settings: SettingsDep,
     page_user: ConsoleUserDep,
-    request_id: Annotated[str, Form(min_length=8, max_length=64, pattern=r"^[\w-]+$")],
+    request_id: RequestId,
     last_seen: PlaceField = "",
     clothing: PlaceField = "",
     note: NoteField = "",
