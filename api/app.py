@@ -13,14 +13,16 @@ from api.errors import install_error_handlers
 from api.logs import install_access_log_filter
 from api.middleware import BodySizeLimit
 from api.observability import RequestContext, app_registry
-from api.pages import account as account_pages
 from api.pages import answer as answer_pages
 from api.pages import company_sign_in as company_sign_in_pages
 from api.pages import contact_test as contact_test_pages
-from api.pages import guard as guard_pages
 from api.pages import guard_pwa as guard_pwa_pages
 from api.pages import public as public_pages
 from api.pages import quick_sign_in as quick_sign_in_pages
+from api.pages.account import passkeys as account_passkey_pages
+from api.pages.account import profile as account_profile_pages
+from api.pages.account import sign_in as sign_in_pages
+from api.pages.account import two_factor as account_two_factor_pages
 from api.pages.console import audit as console_audit_pages
 from api.pages.console import board as console_board_pages
 from api.pages.console import consents as console_consent_pages
@@ -35,6 +37,10 @@ from api.pages.console import residents as console_resident_pages
 from api.pages.console import sites as console_site_pages
 from api.pages.console import tags as console_tag_pages
 from api.pages.console import users as console_user_pages
+from api.pages.guard import alerts as guard_alert_pages
+from api.pages.guard import home as guard_home_pages
+from api.pages.guard import incident as guard_incident_pages
+from api.pages.guard import reports as guard_report_pages
 from api.pages.manager import calendar as manager_calendar_pages
 from api.pages.manager import policy as manager_policy_pages
 from api.pages.manager import reports as manager_report_pages
@@ -170,9 +176,15 @@ def create_app(settings: Settings | None = None, *, demo: bool = False) -> FastA
     add_routes(app, assets.router)
     # Pages: each area is its own router module under api/pages.
     for page_module in (
-        account_pages,
+        sign_in_pages,
+        account_profile_pages,
+        account_two_factor_pages,
+        account_passkey_pages,
         company_sign_in_pages,
-        guard_pages,
+        guard_home_pages,
+        guard_report_pages,
+        guard_incident_pages,
+        guard_alert_pages,
         guard_pwa_pages,
         public_pages,
         answer_pages,

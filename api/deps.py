@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session
@@ -25,6 +25,19 @@ from welfare.users import service as users
 SESSION_COOKIE = "welfare_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def set_session_cookie(response: Response, settings: Settings, token: str) -> None:
+    """The session cookie of every sign-in (the JSON API's and the pages'), the same for all."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        max_age=settings.session_ttl_hours * 3600,
+        path="/",
+    )
 
 
 # Dependencies that do no I/O are `async def`: FastAPI runs every plain `def` dependency in

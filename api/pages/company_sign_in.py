@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, TransactionRoute, client_addr
+from api.deps import SessionDep, SettingsDep, TransactionRoute, client_addr, set_session_cookie
 from api.pages.deps import home_for, request_language, safe_next
 from api.pages.i18n import N_, gettext, ui_language
 from api.pages.rendering import render
@@ -133,14 +133,6 @@ def callback(
     response = RedirectResponse(
         safe_next(done.next_path) or home_for(done.user.role), status_code=303
     )
-    response.set_cookie(
-        SESSION_COOKIE,
-        done.token,
-        httponly=True,
-        samesite="lax",
-        secure=settings.cookie_secure,
-        max_age=settings.session_ttl_hours * 3600,
-        path="/",
-    )
+    set_session_cookie(response, settings, done.token)
     response.delete_cookie(BROWSER_COOKIE, path=COOKIE_PATH)
     return response

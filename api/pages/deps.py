@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import secrets
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import Depends, Request
+from fastapi import Depends, Form, Request, Response
 from sqlmodel import Session, col, select
 
 from api.deps import (
@@ -20,10 +23,12 @@ from api.deps import (
     csrf_secret_for,
     csrf_token_matches,
     mask_csrf_secret,
+    set_session_cookie,
 )
 from api.pages.i18n import gettext, negotiate, ui_language
 from welfare.authz import Actor, Role
-from welfare.errors import NotAuthenticated
+from welfare.errors import NotAuthenticated, NotFound
+from welfare.settings import Settings
 from welfare.sites.models import Site
 from welfare.users import service as users
 from welfare.users.models import UI_LANGUAGES, User
@@ -31,6 +36,8 @@ from welfare.users.models import UI_LANGUAGES, User
 LANGUAGE_COOKIE = "welfare_lang"
 LOGIN_CSRF_COOKIE = "welfare_login_csrf"
 CSRF_FIELD = "csrf_token"
+# The session's (or, before sign-in, the sign-in page's) CSRF token in a form.
+CsrfField = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)]
 
 
 class LoginRequired(Exception):
@@ -147,6 +154,20 @@ def check_form_csrf(page_user: PageUser, submitted: str | None) -> None:
         raise CsrfRefused()
 
 
+def remove_own(
+    session: Session,
+    page_user: PageUser,
+    csrf_token: str | None,
+    remove: Callable[..., object],
+    **which: uuid.UUID,
+) -> None:
+    """A form that removes one of one's own things (a session, a passkey, a PIN): the CSRF token
+    checked, then `remove(session=, actor=, **which)`; one already gone is no error."""
+    check_form_csrf(page_user, csrf_token)
+    with contextlib.suppress(NotFound):
+        remove(session=session, actor=page_user.actor, **which)
+
+
 def new_login_csrf() -> str:
     return secrets.token_urlsafe(24)
 
@@ -157,6 +178,14 @@ def check_login_csrf(request: Request, submitted: str | None) -> None:
     sent = (submitted or "").encode("latin-1", "replace")
     if not cookie or not hmac.compare_digest(sent, cookie):
         raise CsrfRefused()
+
+
+def start_session(response: Response, settings: Settings, token: str) -> Response:
+    """A page sign-in (a password's, a code's, a PIN's or a passkey's) done: the session cookie
+    set, the sign-in form's CSRF cookie gone."""
+    set_session_cookie(response, settings, token)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
 
 
 def home_for(role: Role) -> str:

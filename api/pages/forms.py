@@ -4,7 +4,7 @@ a 500 from inside the route."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -128,6 +128,13 @@ class FormValueRefused(InvalidInput):
 
     def words(self, language: str) -> str:
         return page_value_problem(language, self.error)
+
+
+def typed_values(given: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+    """A form as typed, to show again: the named fields of a handler's parameters (its
+    `locals()`). The fields stay in each handler's signature, so that FastAPI lists a wrong path
+    id before a wrong field, as it does for every other form."""
+    return {field: given[field] for field in fields}
 
 
 def form_model(model: type[Model], **values: Any) -> Model:

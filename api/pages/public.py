@@ -43,7 +43,8 @@ from api.pages.deps import (
     new_login_csrf,
     request_language,
 )
-from api.pages.guard import CHECK_THE_CODE, card_page
+from api.pages.guard.frame import CHECK_THE_CODE
+from api.pages.guard.home import card_page
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import render
 from welfare.errors import InvalidInput, Throttled

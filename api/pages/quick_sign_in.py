@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from typing import Annotated
 
@@ -11,22 +10,24 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from api.deps import SESSION_COOKIE, SessionDep, SettingsDep, TransactionRoute, client_addr
+from api.deps import SessionDep, SettingsDep, TransactionRoute, client_addr
 from api.pages.deps import (
-    CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
+    CsrfField,
     PageUser,
     PageUserDep,
     check_form_csrf,
     check_login_csrf,
     new_login_csrf,
+    remove_own,
     request_language,
+    start_session,
     viewer_timezone,
 )
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import render, see_other
 from welfare.authz import Role
-from welfare.errors import InvalidInput, NotAuthenticated, NotFound, Throttled
+from welfare.errors import InvalidInput, NotAuthenticated, Throttled
 from welfare.settings import Settings
 from welfare.users import quick_sign_in
 from welfare.users.models import PinSetup
@@ -38,7 +39,6 @@ router = APIRouter(route_class=TransactionRoute, include_in_schema=False)
 DEVICE_COOKIE = "welfare_device"
 DEVICE_COOKIE_DAYS = 400
 PinText = Annotated[str, Form(max_length=20)]
-CsrfField = Annotated[str | None, Form(alias=CSRF_FIELD, max_length=200)]
 
 WRONG_PIN = N_("Wrong PIN. %(tries)s more tries, then this PIN stops working.")
 PIN_LOCKED = N_("Too many wrong PINs: this PIN no longer works. Sign in with your password.")
@@ -119,18 +119,7 @@ def pin_sign_in(
         return _pin_page(request, session, error=error, status_code=401, chosen=pin_id)
     except NotAuthenticated:
         return _pin_page(request, session, error=gettext(language, NOT_SET_UP), status_code=401)
-    response = see_other("/guard")
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        httponly=True,
-        samesite="lax",
-        secure=settings.cookie_secure,
-        max_age=settings.session_ttl_hours * 3600,
-        path="/",
-    )
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
-    return response
+    return start_session(see_other("/guard"), settings, token)
 
 
 def _setup_page(
@@ -228,7 +217,5 @@ def remove(
     csrf_token: CsrfField = None,
 ) -> Response:
     """Remove one of one's PINs (one already gone is no error here)."""
-    check_form_csrf(page_user, csrf_token)
-    with contextlib.suppress(NotFound):
-        quick_sign_in.revoke_own(session=session, actor=page_user.actor, pin_id=pin_id)
+    remove_own(session, page_user, csrf_token, quick_sign_in.revoke_own, pin_id=pin_id)
     return see_other("/account/quick-sign-in?removed=1")

@@ -16,6 +16,7 @@ from api.deps import (
     TransactionRoute,
     client_addr,
     csrf_token_for,
+    set_session_cookie,
 )
 from welfare.users import passkeys, quick_sign_in, second_factor
 from welfare.users import service as users
@@ -60,15 +61,7 @@ def sign_in(
         otp=otp or None,
         recovery_code=recovery_code or None,
     )
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        httponly=True,
-        samesite="lax",
-        secure=settings.cookie_secure,
-        max_age=settings.session_ttl_hours * 3600,
-        path="/",
-    )
+    set_session_cookie(response, settings, token)
     response.headers["X-CSRF-Token"] = csrf_token_for(settings, token)
     response.headers["Cache-Control"] = "no-store"
     return TokenResponse(access_token=token, expires_at=auth_session.expires_at)

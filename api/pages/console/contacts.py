@@ -4,6 +4,7 @@ unverified contacts."""
 from __future__ import annotations
 
 import uuid
+from datetime import time
 from functools import partial
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from sqlmodel import Session
 from api.deps import SessionDep, SettingsDep
 from api.pages.console.fields import (
     CONTACT_LANGUAGES,
+    RequestId,
     Text200,
     chosen_site,
     erased,
@@ -25,6 +27,7 @@ from api.pages.console.frame import ConsoleUserDep, CsrfField, action_error, con
 from api.pages.console.residents import resident_page
 from api.pages.deps import PageUser, check_form_csrf
 from api.pages.form_errors import FormError, PageRoute
+from api.pages.forms import typed_values
 from api.pages.rendering import see_other
 from welfare import contact_checks
 from welfare.channels import CONTACT_CHANNELS, ChannelKind
@@ -37,38 +40,29 @@ from welfare.sites.models import Site
 router = APIRouter(route_class=PageRoute, prefix="/console", include_in_schema=False)
 
 
-def _contact_form_values(
-    name: str,
-    relationship: str,
-    phone: str,
-    secondary_phone: str,
-    language: str,
-    sms: bool,
-    voice: bool,
-    whatsapp: bool,
-    lives_in_household: bool,
-    can_collect: bool,
-    consent_to_contact: bool,
-    quiet_start: str,
-    quiet_end: str,
-    priority: str,
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "relationship": relationship,
-        "phone": phone,
-        "secondary_phone": secondary_phone,
-        "language": language,
-        "sms": sms,
-        "voice": voice,
-        "whatsapp": whatsapp,
-        "lives_in_household": lives_in_household,
-        "can_collect": can_collect,
-        "consent_to_contact": consent_to_contact,
-        "quiet_start": quiet_start,
-        "quiet_end": quiet_end,
-        "priority": priority,
-    }
+# The contact form's fields, in the form's order: what the add and change handlers declare.
+CONTACT_FIELDS = (
+    "name",
+    "relationship",
+    "phone",
+    "secondary_phone",
+    "language",
+    "sms",
+    "voice",
+    "whatsapp",
+    "lives_in_household",
+    "can_collect",
+    "consent_to_contact",
+    "quiet_start",
+    "quiet_end",
+    "priority",
+)
+Relationship = Annotated[str, Form(max_length=100)]
+Phone = Annotated[str, Form(max_length=40)]
+Language = Annotated[str, Form(max_length=35)]
+Flag = Annotated[bool, Form()]
+Clock = Annotated[str, Form(max_length=8)]
+Priority = Annotated[str, Form(max_length=3)]
 
 
 def _contact_data(values: dict[str, Any]) -> dict[str, Any]:
@@ -97,38 +91,23 @@ def contact_create(
     settings: SettingsDep,
     page_user: ConsoleUserDep,
     name: Text200 = "",
-    relationship: Annotated[str, Form(max_length=100)] = "",
-    phone: Annotated[str, Form(max_length=40)] = "",
-    secondary_phone: Annotated[str, Form(max_length=40)] = "",
-    language: Annotated[str, Form(max_length=35)] = "en",
-    sms: Annotated[bool, Form()] = False,
-    voice: Annotated[bool, Form()] = False,
-    whatsapp: Annotated[bool, Form()] = False,
-    lives_in_household: Annotated[bool, Form()] = False,
-    can_collect: Annotated[bool, Form()] = False,
-    consent_to_contact: Annotated[bool, Form()] = False,
-    quiet_start: Annotated[str, Form(max_length=8)] = "",
-    quiet_end: Annotated[str, Form(max_length=8)] = "",
-    priority: Annotated[str, Form(max_length=3)] = "",
+    relationship: Relationship = "",
+    phone: Phone = "",
+    secondary_phone: Phone = "",
+    language: Language = "en",
+    sms: Flag = False,
+    voice: Flag = False,
+    whatsapp: Flag = False,
+    lives_in_household: Flag = False,
+    can_collect: Flag = False,
+    consent_to_contact: Flag = False,
+    quiet_start: Clock = "",
+    quiet_end: Clock = "",
+    priority: Priority = "",
     csrf_token: CsrfField = None,
 ) -> Response:
     check_form_csrf(page_user, csrf_token)
-    values = _contact_form_values(
-        name,
-        relationship,
-        phone,
-        secondary_phone,
-        language,
-        sms,
-        voice,
-        whatsapp,
-        lives_in_household,
-        can_collect,
-        consent_to_contact,
-        quiet_start,
-        quiet_end,
-        priority,
-    )
+    values = typed_values(locals(), CONTACT_FIELDS)
     redraw = partial(resident_page, request, session, settings, page_user, resident_id)
     try:
         residents.create_contact(
@@ -175,22 +154,24 @@ def _contact_edit_page(
 
 
 def _contact_values(contact: Contact) -> dict[str, Any]:
-    return _contact_form_values(
-        contact.name,
-        contact.relationship,
-        contact.phone,
-        contact.secondary_phone or "",
-        contact.language,
-        "sms" in contact.channels,
-        "voice" in contact.channels,
-        "whatsapp" in contact.channels,
-        contact.lives_in_household,
-        contact.can_collect,
-        contact.consent_to_contact,
-        contact.quiet_hours_start.strftime("%H:%M") if contact.quiet_hours_start else "",
-        contact.quiet_hours_end.strftime("%H:%M") if contact.quiet_hours_end else "",
-        str(contact.priority),
-    )
+    return {
+        "name": contact.name,
+        "relationship": contact.relationship,
+        "phone": contact.phone,
+        "secondary_phone": contact.secondary_phone or "",
+        "language": contact.language,
+        **{kind.value: kind.value in contact.channels for kind in CONTACT_CHANNELS},
+        "lives_in_household": contact.lives_in_household,
+        "can_collect": contact.can_collect,
+        "consent_to_contact": contact.consent_to_contact,
+        "quiet_start": _clock(contact.quiet_hours_start),
+        "quiet_end": _clock(contact.quiet_hours_end),
+        "priority": str(contact.priority),
+    }
+
+
+def _clock(value: time | None) -> str:
+    return value.strftime("%H:%M") if value else ""
 
 
 @router.get("/residents/{resident_id}/contacts/{contact_id}")
@@ -240,38 +221,23 @@ def contact_update(
     session: SessionDep,
     page_user: ConsoleUserDep,
     name: Text200 = "",
-    relationship: Annotated[str, Form(max_length=100)] = "",
-    phone: Annotated[str, Form(max_length=40)] = "",
-    secondary_phone: Annotated[str, Form(max_length=40)] = "",
-    language: Annotated[str, Form(max_length=35)] = "en",
-    sms: Annotated[bool, Form()] = False,
-    voice: Annotated[bool, Form()] = False,
-    whatsapp: Annotated[bool, Form()] = False,
-    lives_in_household: Annotated[bool, Form()] = False,
-    can_collect: Annotated[bool, Form()] = False,
-    consent_to_contact: Annotated[bool, Form()] = False,
-    quiet_start: Annotated[str, Form(max_length=8)] = "",
-    quiet_end: Annotated[str, Form(max_length=8)] = "",
-    priority: Annotated[str, Form(max_length=3)] = "",
+    relationship: Relationship = "",
+    phone: Phone = "",
+    secondary_phone: Phone = "",
+    language: Language = "en",
+    sms: Flag = False,
+    voice: Flag = False,
+    whatsapp: Flag = False,
+    lives_in_household: Flag = False,
+    can_collect: Flag = False,
+    consent_to_contact: Flag = False,
+    quiet_start: Clock = "",
+    quiet_end: Clock = "",
+    priority: Priority = "",
     csrf_token: CsrfField = None,
 ) -> Response:
     check_form_csrf(page_user, csrf_token)
-    values = _contact_form_values(
-        name,
-        relationship,
-        phone,
-        secondary_phone,
-        language,
-        sms,
-        voice,
-        whatsapp,
-        lives_in_household,
-        can_collect,
-        consent_to_contact,
-        quiet_start,
-        quiet_end,
-        priority,
-    )
+    values = typed_values(locals(), CONTACT_FIELDS)
     try:
         residents.update_contact(
             session=session,
@@ -312,7 +278,7 @@ def contact_test(
     settings: SettingsDep,
     page_user: ConsoleUserDep,
     channel: Annotated[ChannelKind, Form()],
-    request_id: Annotated[str, Form(min_length=8, max_length=64, pattern=r"^[\w-]+$")],
+    request_id: RequestId,
     csrf_token: CsrfField = None,
 ) -> Response:
     """Send the contact a test SMS (with its link) or a test call (press 1)."""

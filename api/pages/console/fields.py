@@ -30,6 +30,8 @@ from welfare.sites.models import Site
 PAGE_SIZE = 50
 Text200 = Annotated[str, Form(max_length=200)]
 Text2000 = Annotated[str, Form(max_length=2000)]
+# The browser's id of a send (a test message, a manual notification): a resend is sent once.
+RequestId = Annotated[str, Form(min_length=8, max_length=64, pattern=r"^[\w-]+$")]
 
 ROLE_LABELS = {
     "guard": N_("Guard"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ from api.pages.console.fields import all_sites, parse_site_ids
 from api.pages.console.frame import ConsoleUserDep, CsrfField, console_render
 from api.pages.deps import PageUser, check_form_csrf
 from api.pages.form_errors import FormError, PageRoute
-from api.pages.forms import refused_words
+from api.pages.forms import refused_words, typed_values
 from api.pages.i18n import N_
 from api.pages.rendering import see_other
 from welfare.authz import Permission, require
@@ -37,6 +38,39 @@ FIELDS = {
     "site_ids": N_("Choose at least one site."),
 }
 Text = Annotated[str, Form(max_length=2000)]
+
+
+ClientId = Annotated[str, Form(max_length=500)]
+SiteIds = Annotated[list[str] | None, Form(max_length=500)]
+Flag = Annotated[bool, Form()]
+# The provider form's fields as shown again (the secret is never sent back).
+SHOWN_FIELDS = (
+    "display_name",
+    "issuer",
+    "client_id",
+    "allowed_domains",
+    "site_ids",
+    "enforces_two_factor",
+    "is_active",
+)
+
+
+def _typed(given: Mapping[str, Any]) -> dict[str, Any]:
+    typed = typed_values(given, SHOWN_FIELDS)
+    return typed | {"site_ids": typed["site_ids"] or []}
+
+
+def _provider_data(typed: dict[str, Any]) -> dict[str, Any]:
+    """The provider as the form gives it, but for its secret."""
+    return {
+        "display_name": typed["display_name"],
+        "issuer": typed["issuer"],
+        "client_id": typed["client_id"],
+        "allowed_domains": _domains(typed["allowed_domains"]),
+        "site_ids": parse_site_ids(typed["site_ids"]),
+        "enforces_two_factor": typed["enforces_two_factor"],
+        "is_active": typed["is_active"],
+    }
 
 
 def _domains(value: str) -> list[str]:
@@ -93,40 +127,23 @@ def provider_create(
     page_user: ConsoleUserDep,
     display_name: Annotated[str, Form(max_length=200)] = "",
     issuer: Text = "",
-    client_id: Annotated[str, Form(max_length=500)] = "",
+    client_id: ClientId = "",
     client_secret: Text = "",
     allowed_domains: Text = "",
-    site_ids: Annotated[list[str] | None, Form(max_length=500)] = None,
-    enforces_two_factor: Annotated[bool, Form()] = False,
-    is_active: Annotated[bool, Form()] = False,
+    site_ids: SiteIds = None,
+    enforces_two_factor: Flag = False,
+    is_active: Flag = False,
     csrf_token: CsrfField = None,
 ) -> Response:
     check_form_csrf(page_user, csrf_token)
     require(page_user.actor, Permission.users_manage)
-    typed = {  # the secret is never sent back
-        "display_name": display_name,
-        "issuer": issuer,
-        "client_id": client_id,
-        "allowed_domains": allowed_domains,
-        "site_ids": site_ids or [],
-        "enforces_two_factor": enforces_two_factor,
-        "is_active": is_active,
-    }
+    typed = _typed(locals())
     try:
         provider = identity.create_provider(
             session=session,
             settings=settings,
             actor=page_user.actor,
-            data=IdentityProviderCreate(
-                display_name=display_name,
-                issuer=issuer,
-                client_id=client_id,
-                client_secret=client_secret,
-                allowed_domains=_domains(allowed_domains),
-                site_ids=parse_site_ids(site_ids),
-                enforces_two_factor=enforces_two_factor,
-                is_active=is_active,
-            ),
+            data=IdentityProviderCreate(**_provider_data(typed), client_secret=client_secret),
         )
     except (ValidationError, InvalidInput) as exc:
         redraw = partial(_list_page, request, session, settings, page_user, form=typed)
@@ -194,40 +211,25 @@ def provider_update(
     page_user: ConsoleUserDep,
     display_name: Annotated[str, Form(max_length=200)] = "",
     issuer: Text = "",
-    client_id: Annotated[str, Form(max_length=500)] = "",
+    client_id: ClientId = "",
     client_secret: Text = "",
     allowed_domains: Text = "",
-    site_ids: Annotated[list[str] | None, Form(max_length=500)] = None,
-    enforces_two_factor: Annotated[bool, Form()] = False,
-    is_active: Annotated[bool, Form()] = False,
+    site_ids: SiteIds = None,
+    enforces_two_factor: Flag = False,
+    is_active: Flag = False,
     csrf_token: CsrfField = None,
 ) -> Response:
     check_form_csrf(page_user, csrf_token)
-    typed = {
-        "display_name": display_name,
-        "issuer": issuer,
-        "client_id": client_id,
-        "allowed_domains": allowed_domains,
-        "site_ids": site_ids or [],
-        "enforces_two_factor": enforces_two_factor,
-        "is_active": is_active,
-    }
+    typed = _typed(locals())
     try:
         identity.update_provider(
             session=session,
             settings=settings,
             actor=page_user.actor,
             provider_id=provider_id,
+            # Left blank: keep the stored secret (the page never shows it).
             data=IdentityProviderUpdate(
-                display_name=display_name,
-                issuer=issuer,
-                client_id=client_id,
-                # Left blank: keep the stored secret (the page never shows it).
-                client_secret=client_secret or None,
-                allowed_domains=_domains(allowed_domains),
-                site_ids=parse_site_ids(site_ids),
-                enforces_two_factor=enforces_two_factor,
-                is_active=is_active,
+                **_provider_data(typed), client_secret=client_secret or None
             ),
         )
     except (ValidationError, InvalidInput) as exc:

@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 from api.deps import SessionDep
 from api.pages.console.board import POLL_SECONDS
+from api.pages.console.fields import RequestId
 from api.pages.console.frame import (
     ConsoleUserDep,
     CsrfField,
@@ -268,7 +269,7 @@ def incident_notify(
     page_user: ConsoleUserDep,
     contact_id: Annotated[uuid.UUID, Form()],
     channel: Annotated[ChannelKind, Form()],
-    request_id: Annotated[str, Form(min_length=8, max_length=64, pattern=r"^[\w-]+$")],
+    request_id: RequestId,
     csrf_token: CsrfField = None,
 ) -> Response:
     check_form_csrf(page_user, csrf_token)

@@ -21,12 +21,13 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from api.deps import SessionDep, SettingsDep
+from api.pages.console.fields import RequestId
 from api.pages.console.frame import ConsoleUserDep, CsrfField, console_render, new_request_id
 from api.pages.console.words import OUTCOME_LABELS, STATUS_LABELS, label
 from api.pages.deps import PageUser, check_form_csrf
 from api.pages.form_errors import FormError, PageRoute
 from api.pages.forms import refused_words
-from api.pages.guard import language_label
+from api.pages.guard.frame import language_label
 from api.pages.i18n import N_, gettext
 from api.pages.rendering import local_time, see_other
 from notifications.dispatcher import guard_alert_url
@@ -159,7 +160,7 @@ def missing_raise(
     session: SessionDep,
     settings: SettingsDep,
     page_user: ConsoleUserDep,
-    request_id: Annotated[str, Form(min_length=8, max_length=64, pattern=r"^[\w-]+$")],
+    request_id: RequestId,
     last_seen: PlaceField = "",
     clothing: PlaceField = "",
     note: NoteField = "",

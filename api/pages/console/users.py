@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from api.pages.console.fields import PAGE_SIZE, ROLE_LABELS, all_sites, parse_si
 from api.pages.console.frame import ConsoleUserDep, CsrfField, console_render
 from api.pages.deps import PageUser, check_form_csrf, t, viewer_timezone
 from api.pages.form_errors import FormError, PageRoute
-from api.pages.forms import refused_words
+from api.pages.forms import refused_words, typed_values
 from api.pages.i18n import N_
 from api.pages.rendering import see_other
 from welfare.authz import Permission, Role, require
@@ -38,6 +39,42 @@ USER_FIELDS = {
     "site_ids": N_("Choose the sites."),
     "language": N_("Choose a language."),
 }
+
+
+DisplayName = Annotated[str, Form(max_length=200)]
+RoleField = Annotated[str, Form(max_length=20)]
+LanguageField = Annotated[str, Form(max_length=16)]
+PhoneField = Annotated[str, Form(max_length=40)]
+EmailField = Annotated[str, Form(max_length=300)]
+Password = Annotated[str, Form(max_length=256)]
+SiteIds = Annotated[list[str] | None, Form(max_length=500)]
+# What both the new-user form and a user's own form set.
+PROFILE_FIELDS = ("display_name", "role", "language", "phone", "email", "site_ids")
+
+
+def _typed(given: Mapping[str, Any], *fields: str) -> dict[str, Any]:
+    typed = typed_values(given, fields)
+    return typed | {"site_ids": typed["site_ids"] or []}
+
+
+def _profile_data(typed: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "display_name": typed["display_name"].strip(),
+        "role": typed["role"],
+        "language": typed["language"],
+        "phone": typed["phone"].strip() or None,
+        "email": typed["email"].strip() or None,
+        "site_ids": parse_site_ids(typed["site_ids"]),
+    }
+
+
+def _taken(
+    page_user: PageUser, exc: Conflict, redraw: Callable[..., Response], otherwise: str
+) -> FormError:
+    """A refused new or changed user: the e-mail address taken, or `otherwise`."""
+    if exc.extra.get("field") == "email":
+        otherwise = N_("That e-mail address belongs to another user.")
+    return FormError(redraw, errors=[t(page_user, otherwise)], status_code=409)
 
 
 # --- users --------------------------------------------------------------------------------------
@@ -98,51 +135,29 @@ def user_create(
     session: SessionDep,
     page_user: ConsoleUserDep,
     username: Annotated[str, Form(max_length=63)] = "",
-    display_name: Annotated[str, Form(max_length=200)] = "",
-    role: Annotated[str, Form(max_length=20)] = "",
-    language: Annotated[str, Form(max_length=16)] = "en",
-    phone: Annotated[str, Form(max_length=40)] = "",
-    email: Annotated[str, Form(max_length=300)] = "",
-    password: Annotated[str, Form(max_length=256)] = "",
-    site_ids: Annotated[list[str] | None, Form(max_length=500)] = None,
+    display_name: DisplayName = "",
+    role: RoleField = "",
+    language: LanguageField = "en",
+    phone: PhoneField = "",
+    email: EmailField = "",
+    password: Password = "",
+    site_ids: SiteIds = None,
     csrf_token: CsrfField = None,
 ) -> Response:
     check_form_csrf(page_user, csrf_token)
     require(page_user.actor, Permission.users_manage)
-    typed = {
-        "username": username,
-        "display_name": display_name,
-        "role": role,
-        "language": language,
-        "phone": phone,
-        "email": email,
-        "site_ids": site_ids or [],
-    }  # the password is never sent back
+    typed = _typed(locals(), "username", *PROFILE_FIELDS)  # the password is never sent back
     redraw = partial(_users_page, request, session, page_user, form=typed)
     try:
         user = users.create_user(
             session=session,
             actor=page_user.actor,
-            data=UserCreate(
-                username=username.strip(),
-                display_name=display_name.strip(),
-                role=role,  # type: ignore[arg-type]
-                language=language,
-                phone=phone.strip() or None,
-                email=email.strip() or None,
-                password=password,
-                site_ids=parse_site_ids(site_ids),
-            ),
+            data=UserCreate(username=username.strip(), **_profile_data(typed), password=password),
         )
     except (ValidationError, InvalidInput) as exc:
         raise FormError(redraw, errors=refused_words(page_user.language, exc, USER_FIELDS)) from exc
     except Conflict as exc:
-        message = (
-            N_("That e-mail address belongs to another user.")
-            if exc.extra.get("field") == "email"
-            else N_("That username is taken.")
-        )
-        raise FormError(redraw, errors=[t(page_user, message)], status_code=409) from exc
+        raise _taken(page_user, exc, redraw, N_("That username is taken.")) from exc
     return see_other(f"/console/users/{user.id}?done=created")
 
 
@@ -210,50 +225,30 @@ def user_update(
     user_id: uuid.UUID,
     session: SessionDep,
     page_user: ConsoleUserDep,
-    display_name: Annotated[str, Form(max_length=200)] = "",
-    role: Annotated[str, Form(max_length=20)] = "",
-    language: Annotated[str, Form(max_length=16)] = "en",
-    phone: Annotated[str, Form(max_length=40)] = "",
-    email: Annotated[str, Form(max_length=300)] = "",
-    site_ids: Annotated[list[str] | None, Form(max_length=500)] = None,
+    display_name: DisplayName = "",
+    role: RoleField = "",
+    language: LanguageField = "en",
+    phone: PhoneField = "",
+    email: EmailField = "",
+    site_ids: SiteIds = None,
     is_active: Annotated[bool, Form()] = False,
     csrf_token: CsrfField = None,
 ) -> Response:
     check_form_csrf(page_user, csrf_token)
-    typed = {
-        "display_name": display_name,
-        "role": role,
-        "language": language,
-        "phone": phone,
-        "email": email,
-        "site_ids": site_ids or [],
-        "is_active": is_active,
-    }
+    typed = _typed(locals(), *PROFILE_FIELDS, "is_active")
     redraw = partial(_user_page, request, session, page_user, user_id, form=typed)
     try:
         users.update_user(
             session=session,
             actor=page_user.actor,
             user_id=user_id,
-            data=UserUpdate(
-                display_name=display_name.strip(),
-                role=role,  # type: ignore[arg-type]
-                language=language,
-                phone=phone.strip() or None,
-                email=email.strip() or None,
-                site_ids=parse_site_ids(site_ids),
-                is_active=is_active,
-            ),
+            data=UserUpdate(**_profile_data(typed), is_active=is_active),
         )
     except (ValidationError, InvalidInput) as exc:
         raise FormError(redraw, errors=refused_words(page_user.language, exc, USER_FIELDS)) from exc
     except Conflict as exc:
-        message = (
-            N_("That e-mail address belongs to another user.")
-            if exc.extra.get("field") == "email"
-            else N_("You cannot demote or deactivate yourself; ask another admin.")
-        )
-        raise FormError(redraw, errors=[t(page_user, message)], status_code=409) from exc
+        otherwise = N_("You cannot demote or deactivate yourself; ask another admin.")
+        raise _taken(page_user, exc, redraw, otherwise) from exc
     return see_other(f"/console/users/{user_id}?done=saved")
 
 
@@ -263,7 +258,7 @@ def user_password(
     user_id: uuid.UUID,
     session: SessionDep,
     page_user: ConsoleUserDep,
-    password: Annotated[str, Form(max_length=256)] = "",
+    password: Password = "",
     csrf_token: CsrfField = None,
 ) -> Response:
     check_form_csrf(page_user, csrf_token)
