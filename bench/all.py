@@ -1,4 +1,4 @@
-"""Every figure of issue 19 in one table: `python bench/all.py [--postgres-url URL] [--quick]`.
+"""The performance targets in one table: `python bench/all.py [--postgres-url URL] [--quick]`.
 
 Runs each bench briefly, through the function each bench's own command line calls, and prints
 one row per measure: the figure, the baseline measured in the same run where the target is a
@@ -22,7 +22,7 @@ What runs, at which size (`--quick` where it differs):
 - bench/lookup.py: 100,000 residents (the LIKE scan grows with the registry, the lookup should
   not, so the ratio needs the size), 100 queries per kind (50), on each database; no HTTP.
 
-bench/console_board.py has no figure in issue 19's table and is not run. Never part of the
+bench/console_board.py has no target in the table and is not run. Never part of the
 test run. PostgreSQL runs in scratch schemas (bench/load.py: a scratch database) beside the
 given URL's, dropped afterwards.
 """

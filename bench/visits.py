@@ -6,7 +6,7 @@ timezone), then times `welfare.visits.scheduler.generate_ahead()` (the job the s
 over D days (default 90) in one transaction, and once more to show the idempotent re-run.
 Prints seconds and occurrences per second.
 
-Then, on the visits so made, what issue 19 asks of visits at this size:
+Then, on the visits so made, the figures the performance targets name at this size:
 
 - the scheduler's tick a day later: every job of `welfare.visits.scheduler.JOBS`, each in its
   own transaction as `run_jobs` runs them, with generation keeping the bench's D-day horizon (so
