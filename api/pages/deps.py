@@ -12,7 +12,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, Form, Request, Response
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from api.deps import (
     SESSION_COOKIE,
@@ -29,7 +29,7 @@ from api.pages.i18n import gettext, negotiate, ui_language
 from welfare.authz import Actor, Role
 from welfare.errors import NotAuthenticated, NotFound
 from welfare.settings import Settings
-from welfare.sites.models import Site
+from welfare.sites import service as sites
 from welfare.users import service as users
 from welfare.users.models import UI_LANGUAGES, User
 
@@ -195,9 +195,4 @@ def home_for(role: Role) -> str:
 def viewer_timezone(session: Session, page_user: PageUser) -> str | None:
     """The timezone a user reads times in: their site's (the first by name when several), or
     None (UTC) for a user with no site. Sign-in times are shown in it, not in UTC."""
-    site_ids = page_user.actor.site_ids
-    if not site_ids:
-        return None
-    return session.exec(
-        select(Site.timezone).where(col(Site.id).in_(site_ids)).order_by(col(Site.name)).limit(1)
-    ).first()
+    return sites.viewer_timezone(session, page_user.actor)

@@ -256,6 +256,37 @@ def test_completion_report_per_assignee_and_resident(
     assert by_resident[str(one.id)]["due"] == 2 and by_resident[str(two.id)]["completed"] == 1
 
 
+def test_completion_counts_the_windows_that_end_in_the_period_at_its_edges(
+    client: TestClient,
+    db: Session,
+    site: Site,
+    headers_for: Callable[..., dict[str, str]],
+    consenting: Callable[..., Resident],
+) -> None:
+    resident = consenting()
+    schedule_id = client.post(
+        "/api/v1/visit-schedules",
+        headers=headers_for("manager"),
+        json={**BODY, "resident_id": str(resident.id)},
+    ).json()["id"]
+    db.rollback()
+    start = dt.datetime(2026, 11, 2, 0, 0, tzinfo=dt.UTC)
+    end = start + dt.timedelta(days=7)
+    # Begun before the period, ended in it: counted. Ended at its very end, or before it began:
+    # not. Windows are an hour long (_add_visit).
+    _add_visit(db, schedule_id, start - dt.timedelta(minutes=30), status=VisitStatus.completed)
+    _add_visit(db, schedule_id, start - dt.timedelta(minutes=61), status=VisitStatus.completed)
+    _add_visit(db, schedule_id, start + dt.timedelta(days=3), status=VisitStatus.missed)
+    _add_visit(db, schedule_id, end - dt.timedelta(minutes=61), status=VisitStatus.missed)
+    _add_visit(db, schedule_id, end - dt.timedelta(hours=1), status=VisitStatus.missed)
+    report = client.get(
+        "/api/v1/reports/visit-completion",
+        headers=headers_for("manager"),
+        params={"start": start.isoformat(), "end": end.isoformat()},
+    ).json()
+    assert report["total"] == {"due": 3, "completed": 1, "missed": 2, "rate": 0.3333}
+
+
 def test_response_times_median_and_p90_per_month(
     client: TestClient,
     db: Session,

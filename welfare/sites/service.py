@@ -79,6 +79,30 @@ def list_sites(
     return paginate(session, query, limit=limit, offset=offset, order_by=[col(Site.name)])
 
 
+def sites_of(session: Session, actor: Actor) -> list[Site]:
+    """The sites the actor belongs to (an admin's own, not every site), by name."""
+    if not actor.site_ids:
+        return []
+    return list(
+        session.exec(
+            select(Site).where(col(Site.id).in_(actor.site_ids)).order_by(col(Site.name))
+        ).all()
+    )
+
+
+def viewer_timezone(session: Session, actor: Actor) -> str | None:
+    """The timezone a user reads times in: their site's (the first by name when several), or
+    None (UTC) for a user with no site."""
+    if not actor.site_ids:
+        return None
+    return session.exec(
+        select(Site.timezone)
+        .where(col(Site.id).in_(actor.site_ids))
+        .order_by(col(Site.name))
+        .limit(1)
+    ).first()
+
+
 def update_site(*, session: Session, actor: Actor, site_id: uuid.UUID, data: SiteUpdate) -> Site:
     require(actor, Permission.sites_manage)
     site = get_site(session=session, actor=actor, site_id=site_id)

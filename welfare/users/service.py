@@ -58,6 +58,18 @@ def site_ids_of(session: Session, user_id: uuid.UUID) -> list[uuid.UUID]:
     return list(session.exec(select(UserSite.site_id).where(UserSite.user_id == user_id)).all())
 
 
+def usernames(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Each user's username (the access audit names who acted by it)."""
+    if not ids:
+        return {}
+    rows = session.exec(select(User.id, User.username).where(col(User.id).in_(list(ids)))).all()
+    return dict(rows)
+
+
+def find_by_username(session: Session, username: str) -> User | None:
+    return session.exec(select(User).where(User.username == username.strip().lower())).first()
+
+
 def to_public(session: Session, user: User) -> UserPublic:
     return UserPublic.model_validate(
         user,

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from api.deps import SessionDep
 from api.pages.console.fields import PAGE_SIZE, ROLE_LABELS
@@ -21,8 +21,9 @@ from welfare.audit.service import list_entries, verify_chain
 from welfare.authz import Permission, require
 from welfare.residents import service as residents
 from welfare.residents.models import Resident
-from welfare.sites.models import Site
+from welfare.sites import service as sites
 from welfare.times import parse_day, zone
+from welfare.users import service as users
 from welfare.users.models import User
 
 router = APIRouter(route_class=PageRoute, prefix="/console", include_in_schema=False)
@@ -140,11 +141,7 @@ def _action_label(language: str, action: str, detail: dict[str, Any] | None) -> 
 
 def _zone(session: Session, page_user: PageUser) -> ZoneInfo:
     """Dates typed in the filter are days in the user's (first) site's timezone."""
-    for site_id in sorted(page_user.actor.site_ids, key=str):
-        site = session.get(Site, site_id)
-        if site is not None:
-            return zone(site.timezone)
-    return zone("UTC")
+    return zone(sites.viewer_timezone(session, page_user.actor) or "UTC")
 
 
 def _day(value: str, tz: ZoneInfo) -> dt.datetime | None:
@@ -183,7 +180,7 @@ def _filter_user(session: Session, language: str, user: str, errors: list[str]) 
     """The user the filter names by username; a message in `errors` when there is none."""
     user_row: User | None = None
     if user.strip():
-        user_row = session.exec(select(User).where(User.username == user.strip().lower())).first()
+        user_row = users.find_by_username(session, user)
         if user_row is None:
             errors.append(gettext(language, "No user has that username."))
     return user_row
@@ -231,11 +228,7 @@ def _entries(
 def _entry_rows(session: Session, language: str, rows: list[Any]) -> list[dict[str, Any]]:
     """The audit entries as the page shows them: who, what and in which role."""
     actor_ids = {r.actor_id for r in rows if r.actor_id}
-    usernames = (
-        dict(session.exec(select(User.id, User.username).where(col(User.id).in_(actor_ids))).all())
-        if actor_ids
-        else {}
-    )
+    usernames = users.usernames(session, actor_ids)
     return [
         {
             "entry": r,

@@ -35,7 +35,6 @@ from welfare.errors import Conflict, InvalidInput
 from welfare.residents import service as residents
 from welfare.residents import unverified
 from welfare.residents.models import Contact, ContactCreate, ContactUpdate
-from welfare.sites.models import Site
 
 router = APIRouter(route_class=PageRoute, prefix="/console", include_in_schema=False)
 
@@ -305,7 +304,7 @@ def contacts_unverified(
     """The site's family contacts never verified, or not in the last 12 months."""
     site_list = visible_sites(session, page_user)
     chosen = chosen_site(site_list, site_id)
-    site = session.get(Site, chosen) if chosen else None
+    site = next((s for s in site_list if s.id == chosen), None)
     rows = unverified.list_unverified(session, page_user.actor, chosen) if chosen else []
     return console_render(
         request,

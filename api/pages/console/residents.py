@@ -44,7 +44,7 @@ from welfare.residents import service as residents
 from welfare.residents.models import ResidentCreate
 from welfare.settings import Settings
 from welfare.sites import service as sites
-from welfare.sites.models import HouseholdCreate, Site
+from welfare.sites.models import HouseholdCreate
 from welfare.tags import service as tags
 from welfare.tags.sheet import label_reference, qr_svg_data_uri
 
@@ -279,7 +279,7 @@ def _resident_context(
     resident = residents.get_resident(
         session=session, actor=page_user.actor, resident_id=resident_id
     )
-    site = session.get(Site, resident.site_id)
+    site = sites.get_site(session=session, actor=page_user.actor, site_id=resident.site_id)
     erased = resident.erased_at is not None
     consent_list = consents.list_consents(
         session=session, actor=page_user.actor, resident_id=resident.id

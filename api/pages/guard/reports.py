@@ -21,7 +21,7 @@ from welfare.incidents import service as incidents
 from welfare.incidents.models import Condition, IncidentCreate, IncidentKind
 from welfare.lookup.models import LookupCard
 from welfare.settings import Settings
-from welfare.sites.models import Site
+from welfare.sites import service as sites
 
 router = APIRouter(route_class=TransactionRoute, include_in_schema=False)
 
@@ -181,11 +181,6 @@ def _after_report(
 # --- an unknown person: not in the registry, or not found by the search ------------------------
 
 
-def _guard_sites(session: SessionDep, page_user: PageUser) -> list[Site]:
-    found = [session.get(Site, site_id) for site_id in page_user.actor.site_ids]
-    return sorted((s for s in found if s is not None), key=lambda s: s.name)
-
-
 def _unknown_page(
     request: Request,
     session: SessionDep,
@@ -195,11 +190,11 @@ def _unknown_page(
     values: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Response:
-    sites = _guard_sites(session, page_user)
-    site = sites[0] if len(sites) == 1 else None
+    own_sites = sites.sites_of(session, page_user.actor)
+    site = own_sites[0] if len(own_sites) == 1 else None
     context = _report_context(page_user, site.phone_region if site else None, error, values)
     return render(
-        request, "guard/unknown.html", {**context, "sites": sites}, status_code=status_code
+        request, "guard/unknown.html", {**context, "sites": own_sites}, status_code=status_code
     )
 
 
