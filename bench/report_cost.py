@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,6 +43,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
 
 from api.app import create_app  # noqa: E402
+from bench.lookup import postgres_scratch  # noqa: E402
 from notifications import runtime  # noqa: E402
 from notifications.channels import ChannelRegistry  # noqa: E402
 from tests.notifications.fake_channel import FakeChannel  # noqa: E402
@@ -50,7 +51,6 @@ from welfare.authz import Actor, Role  # noqa: E402
 from welfare.db import (  # noqa: E402
     make_engine,
     make_sessionmaker,
-    normalise_url,
     session_scope,
     upgrade_database,
     utcnow,
@@ -94,22 +94,16 @@ class Statements:
 
 @contextmanager
 def database(postgres_url: str | None) -> Iterator[str]:
+    """A new SQLite file, or a scratch schema of the PostgreSQL database (dropped after)."""
     if postgres_url is None:
         with tempfile.TemporaryDirectory() as tmp:
             yield f"sqlite:///{tmp}/bench.db"
         return
-    base = normalise_url(postgres_url)
-    schema = f"bench_cost_{uuid.uuid4().hex[:8]}"
-    engine = make_engine(base)
-    with engine.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    url, drop = postgres_scratch(postgres_url)
     try:
-        yield url.render_as_string(hide_password=False)
+        yield url
     finally:
-        with engine.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
+        drop()
 
 
 def seed(url: str, residents: int) -> tuple[list[uuid.UUID], str]:
