@@ -121,12 +121,12 @@ _PG_APPEND = text(
         head_id=_HEAD_ID,
     )
 )
-# PostgreSQL: the head each engine's last append wrote. The next append first assumes it is
-# still the head: `_PG_APPEND` then moves the head and inserts in one round trip, taking the
-# head row's lock as the UPDATE does. Where it is not (another process or thread appended
-# since, or that transaction rolled back), the statement changes nothing and the append locks
-# and reads the head as usual. The head row stays the only truth: a wrong guess costs a round
-# trip, never a wrong link.
+# The head each engine's last append wrote. The next append first assumes it is still the
+# head: on PostgreSQL `_PG_APPEND` then moves the head and inserts in one round trip, taking
+# the head row's lock as the UPDATE does; on SQLite a conditional UPDATE and the INSERT. Where
+# it is not (another process or thread appended since, or that transaction rolled back), the
+# UPDATE changes nothing and the append locks and reads the head as usual. The head row stays
+# the only truth: a wrong guess costs a round trip, never a wrong link.
 _last_head: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
 
 
@@ -152,10 +152,27 @@ def _append(session: Session, rows: list[dict[str, Any]]) -> None:
         if not appended and not _pg_append(connection, _lock_and_head(session), rows):
             raise RuntimeError("the audit head moved while this transaction held its lock")
         return
-    connection.execute(insert(AuditEntry), _chain(_lock_and_head(session), rows))
-    connection.execute(
-        update(AuditHead).where(col(AuditHead.id) == _HEAD_ID).values(hash=rows[-1]["hash"])
+    # SQLite: the same guess, in two statements (BEGIN IMMEDIATE already made this transaction
+    # the only writer, so nothing moves the head between them).
+    guess = _last_head.get(connection.engine)
+    appended = guess is not None and _sqlite_append(connection, guess, rows)
+    if not appended and not _sqlite_append(connection, _lock_and_head(session), rows):
+        raise RuntimeError("the audit head moved while this transaction held the write lock")
+
+
+def _sqlite_append(connection: Connection, prev_hash: str, rows: list[dict[str, Any]]) -> bool:
+    """Chain the rows to `prev_hash` and append them if that is still the head."""
+    _chain(prev_hash, rows)
+    moved = connection.execute(
+        update(AuditHead)
+        .where(col(AuditHead.id) == _HEAD_ID, col(AuditHead.hash) == prev_hash)
+        .values(hash=rows[-1]["hash"])
     )
+    if moved.rowcount != 1:
+        return False
+    connection.execute(insert(AuditEntry), rows)
+    _last_head[connection.engine] = rows[-1]["hash"]
+    return True
 
 
 def _unchained(
