@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, TiffImagePlugin
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.app import create_app
 from tests.conftest import SYSTEM
@@ -116,7 +116,8 @@ def _stored(settings: Settings) -> set[str]:
 
 def _audits(db: Session, action: str) -> list[AuditEntry]:
     db.expire_all()
-    rows = list(db.exec(select(AuditEntry).where(AuditEntry.action == action)).all())
+    query = select(AuditEntry).where(AuditEntry.action == action).order_by(col(AuditEntry.id))
+    rows = list(db.exec(query).all())
     db.rollback()
     return rows
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy.orm import sessionmaker
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from notifications.console_channel import ConsoleChannel
 from notifications.dispatcher import Dispatcher
@@ -104,7 +104,8 @@ def fresh(db: Session, contact_id: uuid.UUID) -> Contact:
 
 def audit_actions(db: Session, action: str) -> list[AuditEntry]:
     db.rollback()
-    rows = list(db.exec(select(AuditEntry).where(AuditEntry.action == action)).all())
+    query = select(AuditEntry).where(AuditEntry.action == action).order_by(col(AuditEntry.id))
+    rows = list(db.exec(query).all())
     db.rollback()
     return rows
 
