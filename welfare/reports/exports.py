@@ -14,9 +14,9 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from welfare.audit.service import record as audit_record
-from welfare.authz import Actor, Permission, visible_site_ids
+from welfare.authz import Actor, Permission
 from welfare.incidents.models import Incident
-from welfare.reports.periods import report_range
+from welfare.reports.periods import incidents_opened, report_range
 from welfare.residents.models import Resident
 from welfare.sites.models import Household, Site
 from welfare.times import zone
@@ -190,12 +190,7 @@ def incidents_csv(
     """Incidents opened in [start, end) (default: the last 365 days): times and outcomes only,
     no notes, descriptions, places, condition or who it was handed to. Audited as an export."""
     start, end = report_range(start, end, now, 365)
-    sites = visible_site_ids(actor, Permission.reports_read)
-    query = select(Incident).where(col(Incident.opened_at) >= start, col(Incident.opened_at) < end)
-    if sites is not None:
-        query = query.where(col(Incident.site_id).in_(sites))
-    if site_id:
-        query = query.where(Incident.site_id == site_id)
+    query = select(Incident).where(*incidents_opened(actor, site_id=site_id, start=start, end=end))
     incidents = session.exec(
         query.order_by(col(Incident.opened_at), col(Incident.id)).limit(MAX_EXPORT_ROWS)
     ).all()

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from typing import Any
 
+from sqlmodel import col
+
+from welfare.authz import Actor, Permission, visible_site_ids
 from welfare.errors import InvalidInput
+from welfare.incidents.models import Incident
 
 MAX_DAYS = 800
 
@@ -28,3 +34,17 @@ def report_range(
 def completion_rate(done: int, due: int) -> float | None:
     """done / due to four places; None when nothing was due."""
     return round(done / due, 4) if due else None
+
+
+def incidents_opened(
+    actor: Actor, *, site_id: uuid.UUID | None, start: dt.datetime, end: dt.datetime
+) -> list[Any]:
+    """WHERE conditions on Incident: opened in [start, end), at the sites whose reports the
+    actor may read (and at `site_id` when given), as `visit_filters` is for visits."""
+    conditions: list[Any] = [col(Incident.opened_at) >= start, col(Incident.opened_at) < end]
+    sites = visible_site_ids(actor, Permission.reports_read)
+    if sites is not None:
+        conditions.append(col(Incident.site_id).in_(sites))
+    if site_id:
+        conditions.append(Incident.site_id == site_id)
+    return conditions

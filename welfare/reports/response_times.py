@@ -8,13 +8,13 @@ import math
 import uuid
 from collections import defaultdict
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from welfare.authz import Actor, Permission, visible_site_ids
+from welfare.authz import Actor
 from welfare.errors import InvalidInput
 from welfare.incidents.models import Incident
 from welfare.reports.models import MonthResponseTimes, ResponseTimes, TimeSummary
-from welfare.reports.periods import report_range
+from welfare.reports.periods import incidents_opened, report_range
 from welfare.times import check_timezone, zone
 
 
@@ -54,14 +54,9 @@ def response_times(
         tz = zone(check_timezone(timezone))
     except ValueError as exc:
         raise InvalidInput("timezone", str(exc)) from None
-    sites = visible_site_ids(actor, Permission.reports_read)
     query = select(
         Incident.opened_at, Incident.first_sent_at, Incident.confirmed_at, Incident.handed_over_at
-    ).where(col(Incident.opened_at) >= start, col(Incident.opened_at) < end)
-    if sites is not None:
-        query = query.where(col(Incident.site_id).in_(sites))
-    if site_id:
-        query = query.where(Incident.site_id == site_id)
+    ).where(*incidents_opened(actor, site_id=site_id, start=start, end=end))
     months: dict[str, dict[str, list[float]]] = defaultdict(
         lambda: {"first_sent": [], "confirmed": [], "handed_over": [], "_n": []}
     )
