@@ -21,7 +21,6 @@ PostgreSQL runs in a scratch schema of the given database, dropped afterwards.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import secrets
 import statistics
 import sys
@@ -33,33 +32,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text, update
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fastapi.testclient import TestClient  # noqa: E402
-from sqlmodel import col, select  # noqa: E402
 
 from api.app import create_app  # noqa: E402
+from bench import response as response_bench  # noqa: E402
 from bench.lookup import postgres_scratch  # noqa: E402
 from notifications import runtime  # noqa: E402
 from notifications.channels import ChannelRegistry  # noqa: E402
 from tests.notifications.fake_channel import FakeChannel  # noqa: E402
-from welfare.authz import Actor, Role  # noqa: E402
 from welfare.db import (  # noqa: E402
     make_engine,
     make_sessionmaker,
-    session_scope,
-    upgrade_database,
-    utcnow,
 )
-from welfare.residents.models import Contact, Resident  # noqa: E402
-from welfare.seed import seed_residents  # noqa: E402
 from welfare.settings import Settings  # noqa: E402
-from welfare.users import service as users  # noqa: E402
-from welfare.users.models import AuthSession, UserCreate  # noqa: E402
 
 SECRET = secrets.token_urlsafe(48)
 BASE = "https://welfare.bench"
@@ -104,41 +95,6 @@ def database(postgres_url: str | None) -> Iterator[str]:
         yield url
     finally:
         drop()
-
-
-def seed(url: str, residents: int) -> tuple[list[uuid.UUID], str]:
-    """Residents with a consenting contact each, and a guard's bearer token."""
-    upgrade_database(url)
-    engine = make_engine(url)
-    with session_scope(make_sessionmaker(engine)) as session:
-        site = seed_residents(session, residents)
-        ids = list(session.exec(select(Resident.id).order_by(col(Resident.id))).all())
-        # A number each: the limits per recipient would hold back a shared one's messages.
-        for n, contact_id in enumerate(session.exec(select(Contact.id)).all()):
-            session.exec(  # type: ignore[call-overload]
-                update(Contact).where(col(Contact.id) == contact_id).values(phone=f"+8529{n:07d}")
-            )
-        guard = users.create_user(
-            session=session,
-            actor=Actor.system(),
-            data=UserCreate(
-                username="bench-guard",
-                display_name="guard",
-                role=Role.guard,
-                password=secrets.token_urlsafe(16),
-                site_ids=[site.id],
-            ),
-        )
-        token = secrets.token_urlsafe(32)
-        session.add(
-            AuthSession(
-                user_id=guard.id,
-                token_hash=users.hash_token(token),
-                expires_at=utcnow() + dt.timedelta(hours=2),
-            )
-        )
-    engine.dispose()
-    return ids, token
 
 
 def baseline_cpu(url: str, runs: int) -> list[float]:
@@ -232,7 +188,10 @@ def report_cost(url: str, ids: list[uuid.UUID], token: str, runs: int) -> dict[s
 
 def measure(postgres_url: str | None, runs: int) -> dict[str, Any]:
     with database(postgres_url) as url:
-        ids, token = seed(url, runs + 5)
+        # Residents with a consenting contact each (a number of their own, or the limits per
+        # recipient would hold messages back) and a guard's bearer token.
+        world = response_bench.seed(url, runs + 5, guards=1)
+        ids, token = [resident for resident, _ in world.residents], world.tokens[0]
         baseline = baseline_cpu(url, runs)
         cost = report_cost(url, ids, token, runs)
     per_report = [a + b for a, b in zip(cost["request_cpu"], cost["worker_cpu"], strict=True)]
