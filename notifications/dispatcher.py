@@ -6,7 +6,6 @@ holds ids; the texts come from notifications/messages.py in the row's language.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import queue
@@ -195,13 +194,10 @@ VISIT_NOTICES = frozenset(
 
 def _sites_for(session: Session, rows: list[tuple[OutboxMessage, Incident | None]]) -> list[Site]:
     """The sites of these rows (their incident's, else the one in their params), one query."""
-    ids: set[uuid.UUID] = set()
-    for message, incident in rows:
-        if incident is not None:
-            ids.add(incident.site_id)
-        elif message.params.get("site_id"):
-            with contextlib.suppress(ValueError):
-                ids.add(uuid.UUID(str(message.params["site_id"])))
+    ids = {
+        incident.site_id if incident else outbox.site_id_of(message) for message, incident in rows
+    }
+    ids.discard(None)
     if not ids:
         return []
     return list(session.exec(select(Site).where(col(Site.id).in_(list(ids)))).all())

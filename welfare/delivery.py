@@ -178,12 +178,13 @@ def hold_back(
             action="message.held_back",
             entity="outbox_message",
             entity_id=message.id,
-            site_id=_site_of(message),
+            site_id=site_id_of(message),
             detail={**detail, "template": message.template},
         )
 
 
-def _site_of(message: OutboxMessage) -> uuid.UUID | None:
+def site_id_of(message: OutboxMessage) -> uuid.UUID | None:
+    """The site a row not about an incident names in its params (None: none, or not an id)."""
     try:
         return uuid.UUID(str(message.params["site_id"]))
     except (KeyError, ValueError):
