@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from functools import lru_cache
 
+from dateutil.relativedelta import relativedelta
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
 
 from welfare.errors import InvalidInput
@@ -36,7 +38,7 @@ def validate_rule(raw: str) -> str:
     if any(part in rule for part in ("BYHOUR", "BYMINUTE", "BYSECOND")):
         raise InvalidInput("rrule", "the time of day comes from window_start, not the rule")
     try:
-        parsed = _parse(rule, dt.datetime(2000, 1, 1))
+        parsed = _parsed(rule)
     except (ValueError, TypeError) as exc:
         raise InvalidInput("rrule", f"not an RFC 5545 recurrence rule: {exc}") from exc
     if not isinstance(parsed, rrule) or parsed._freq not in ALLOWED_FREQUENCIES:
@@ -45,7 +47,14 @@ def validate_rule(raw: str) -> str:
 
 
 def _parse(rule: str, dtstart: dt.datetime) -> rrule:
-    return rrulestr(rule, dtstart=dtstart)  # type: ignore[return-value]
+    return _parsed(rule).replace(dtstart=dtstart)
+
+
+@lru_cache(maxsize=4096)
+def _parsed(rule: str) -> rrule:
+    """The rule's text parsed once (half the cost of expanding it); `replace` then gives it a
+    schedule's own DTSTART, from which it takes whatever the rule leaves implicit."""
+    return rrulestr(rule, dtstart=dt.datetime(2000, 1, 1))  # type: ignore[return-value]
 
 
 def to_utc(local: dt.datetime, tz: zoneinfo.ZoneInfo) -> dt.datetime:
@@ -77,8 +86,42 @@ def occurrences(
         return []
     length = dt.datetime.combine(start_date, window_end) - dtstart
     out = []
-    for local in _parse(rule, dtstart).between(local_after, local_before, inc=True):
+    for local in _rule_near(rule, dtstart, local_after).between(
+        local_after, local_before, inc=True
+    ):
         start = to_utc(local, tz)
         if after <= start < before:
             out.append((start, to_utc(local + length, tz)))
     return out
+
+
+def _rule_near(rule: str, dtstart: dt.datetime, near: dt.datetime) -> rrule:
+    """The rule with its DTSTART moved forward by whole periods to just before `near`, so
+    dateutil (which walks every occurrence from DTSTART) does not walk a years-old schedule's
+    past each time. Whole multiples of INTERVAL keep the periods aligned, and so every
+    occurrence from the new start is the same; a COUNT counts from DTSTART, and a start on a
+    day that shifting by months or years would change (the 29th-31st, 29 February) would
+    change what the rule means, so those keep theirs."""
+    parsed = _parsed(rule)
+    if parsed._count is not None or near <= dtstart:
+        return _parse(rule, dtstart)
+    interval = parsed._interval
+    days = (near.date() - dtstart.date()).days
+    if parsed._freq == DAILY:
+        step = relativedelta(days=interval)
+        periods = days // interval
+    elif parsed._freq == WEEKLY:
+        step = relativedelta(weeks=interval)
+        periods = days // 7 // interval
+    elif parsed._freq == MONTHLY and dtstart.day <= 28:
+        step = relativedelta(months=interval)
+        periods = ((near.year - dtstart.year) * 12 + near.month - dtstart.month) // interval
+    elif parsed._freq == YEARLY and (dtstart.month, dtstart.day) != (2, 29):
+        step = relativedelta(years=interval)
+        periods = (near.year - dtstart.year) // interval
+    else:
+        return _parse(rule, dtstart)
+    # One period short of `near`, so no occurrence on or after it is left out.
+    if periods < 2:
+        return _parse(rule, dtstart)
+    return _parse(rule, dtstart + step * (periods - 1))
