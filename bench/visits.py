@@ -1,22 +1,25 @@
-"""Visit generation: `python bench/visits.py [--schedules N] [--days D] [--postgres-url URL]`.
+"""Visits at scale: `python bench/visits.py [--schedules N] [--days D] [--postgres-url URL]`.
 
 Seeds N residents (default 10,000) with `welfare.seed`, gives each a welfare-visits consent and
 one schedule (a mix of daily, Monday-and-Thursday, fortnightly and monthly rules in the site's
 timezone), then times `welfare.visits.scheduler.generate_ahead()` (the job the scheduler runs)
-over D days (default 90) in one transaction, and once more to show the idempotent re-run.
-Prints seconds and occurrences per second.
+over the scheduler's rolling window (`scheduler.HORIZON`, 14 days: visit rows exist only that
+far ahead), in one transaction, and once more to show the idempotent re-run. Prints seconds and
+occurrences per second.
 
 Then, on the visits so made, the figures the performance targets name at this size:
 
 - the scheduler's tick a day later: every job of `welfare.visits.scheduler.JOBS`, each in its
-  own transaction as `run_jobs` runs them, with generation keeping the bench's D-day horizon (so
-  every schedule is extended by a day, and the first day's visits fall overdue); and a steady
-  tick 30 seconds after it;
-- a manager's D-day calendar of the site: `welfare.visits.service.list_visits` for the site from
-  now to now + D days, as the page asks it (the calendar's limit of 1,000 rows and the total),
-  p50 and p99 over `--samples` calls (default 50);
+  own transaction as `run_jobs` runs them (so every schedule is extended by a day, and the first
+  day's visits fall overdue); and a steady tick 30 seconds after it;
+- a manager's D-day calendar of the site (default 90): `welfare.visits.calendar_view.
+  calendar_entries` for the site from now to now + D days, as the week and month pages ask it
+  (the calendar's limit of 1,000 entries: visit rows, then the schedules' planned occurrences
+  past the window), p50 and p99 over `--samples` calls (default 50); and a month that lies
+  wholly past the window (from now + 60 days), where every entry is a planned occurrence;
 - the 30-day completion report: `welfare.reports.visits.visit_completion` for the site over
-  the 30 days that follow now (when visits fall due), p99 over `--samples` / 5 calls.
+  the 30 days that follow now (when visits fall due), p99 over `--samples` / 5 calls, after
+  generation has carried on for those 30 days (the rows a month of ticks leaves; not timed).
 
 Never part of the test run. PostgreSQL runs in a scratch schema of the given database, dropped
 afterwards.
@@ -36,7 +39,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import func, insert, text
+from sqlalchemy import Engine, func, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, select
@@ -50,11 +53,12 @@ from welfare.db import make_engine, make_sessionmaker, session_scope, upgrade_da
 from welfare.reports.visits import visit_completion
 from welfare.residents.models import Resident
 from welfare.seed import seed_residents
+from welfare.visits.calendar_view import calendar_entries
 from welfare.visits.models import Visit, VisitSchedule
-from welfare.visits.scheduler import JOBS, generate_ahead
-from welfare.visits.service import list_visits
+from welfare.visits.scheduler import HORIZON, JOBS, generate_ahead
 
-CALENDAR_LIMIT = 1000  # the rows the manager's week and month calendars ask for at most
+CALENDAR_LIMIT = 1000  # the entries the manager's week and month calendars ask for at most
+FAR_MONTH = (dt.timedelta(days=60), dt.timedelta(days=90))  # wholly past the rolling window
 
 RULES = (
     "FREQ=DAILY",
@@ -123,7 +127,7 @@ class Figures:
     schedules: int
     days: int
     seed_seconds: float
-    created: int  # by the first run
+    created: int  # by the first run, over the scheduler's window
     generation_seconds: float
     rerun_created: int
     rerun_seconds: float
@@ -132,8 +136,10 @@ class Figures:
     tick_jobs: dict[str, int]  # what each of its jobs did
     steady_tick_seconds: float  # the next tick, 30 seconds after it
     calendar: list[float]  # one call each
-    calendar_rows: int
-    calendar_total: int
+    calendar_rows: int  # visit rows among the entries
+    calendar_planned: int  # planned occurrences among them
+    far_calendar: list[float]  # a month wholly past the window
+    far_planned: int
     report: list[float]
     report_due: int
 
@@ -150,66 +156,68 @@ def timed(work: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def scheduler_tick(
-    factory: sessionmaker[Session], now: dt.datetime, horizon: dt.timedelta
-) -> dict[str, int]:
-    """What `welfare.visits.scheduler.run_jobs` does each tick (every job in its own
-    transaction), with generation keeping `horizon` instead of the scheduler's own."""
+def scheduler_tick(factory: sessionmaker[Session], now: dt.datetime) -> dict[str, int]:
+    """What `welfare.visits.scheduler.run_jobs` does each tick: every job in its own
+    transaction."""
     results: dict[str, int] = {}
     for name, job in JOBS:
-        run = partial(generate_ahead, horizon=horizon) if job is generate_ahead else job
         with session_scope(factory) as session:
-            results[name] = run(session, now)
+            results[name] = job(session, now)
     return results
 
 
 def measure(url: str, count: int, days: int, samples: int = 50) -> Figures:
     """Seed `count` schedules in the database at `url` (migrated here) and time generation,
-    the tick, the calendar and the report on them."""
+    the tick, the calendars and the report on them."""
     site_id, seed_seconds = arrange(url, count)
     engine = make_engine(url)
     factory = make_sessionmaker(engine)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as connection:
-            connection.execute(text("ANALYZE"))
+    analyze(engine)
     now = utcnow()
-    horizon = dt.timedelta(days=days)
     runs: list[tuple[int, float]] = []
     for _ in ("first run", "re-run"):
         started = time.perf_counter()
         with session_scope(factory) as session:
-            created = generate_ahead(session, now, horizon)
+            created = generate_ahead(session, now)
         runs.append((created, time.perf_counter() - started))
     with factory() as session:
         total = session.exec(select(func.count()).select_from(Visit)).one()
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as connection:
-            connection.execute(text("ANALYZE"))
+    analyze(engine)
     day_later = now + dt.timedelta(days=1)
     started = time.perf_counter()
-    tick_jobs = scheduler_tick(factory, day_later, horizon)
+    tick_jobs = scheduler_tick(factory, day_later)
     tick = time.perf_counter() - started
-    steady = timed(lambda: scheduler_tick(factory, day_later + dt.timedelta(seconds=30), horizon))
+    steady = timed(lambda: scheduler_tick(factory, day_later + dt.timedelta(seconds=30)))
 
     manager = Actor(user_id=uuid.uuid4(), role=Role.manager, site_ids=frozenset({site_id}))
-    shown: list[tuple[list[Visit], int]] = []
+    shown: list[list[object]] = []
 
-    def calendar() -> None:
+    def calendar(start: dt.datetime, end: dt.datetime) -> None:
         with session_scope(factory) as session:
-            shown.append(
-                list_visits(
-                    session=session,
-                    actor=manager,
-                    limit=CALENDAR_LIMIT,
-                    offset=0,
-                    site_id=site_id,
-                    start_from=now,
-                    start_to=now + horizon,
-                )
+            entries = calendar_entries(
+                session=session,
+                actor=manager,
+                limit=CALENDAR_LIMIT,
+                start_from=start,
+                start_to=end,
+                now=day_later,
+                site_id=site_id,
             )
+            shown.append(list(entries.entries))
 
-    calendar()  # warm the statement caches
-    calendar_times = [timed(calendar) for _ in range(samples)]
+    near = partial(calendar, day_later, day_later + dt.timedelta(days=days))
+    far = partial(calendar, day_later + FAR_MONTH[0], day_later + FAR_MONTH[1])
+    near()  # warm the statement caches
+    calendar_times = [timed(near) for _ in range(samples)]
+    calendar_rows = sum(isinstance(e, Visit) for e in shown[-1])
+    calendar_planned = len(shown[-1]) - calendar_rows
+    far_times = [timed(far) for _ in range(max(1, samples // 5))]
+    far_planned = sum(not isinstance(e, Visit) for e in shown[-1])
+
+    # A month of ticks: the rows the report reads (not timed).
+    with session_scope(factory) as session:
+        generate_ahead(session, day_later, dt.timedelta(days=30) + HORIZON)
+    analyze(engine)
     due: list[int] = []
 
     def report() -> None:
@@ -236,24 +244,33 @@ def measure(url: str, count: int, days: int, samples: int = 50) -> Figures:
         tick_jobs=tick_jobs,
         steady_tick_seconds=steady,
         calendar=calendar_times,
-        calendar_rows=len(shown[-1][0]),
-        calendar_total=shown[-1][1],
+        calendar_rows=calendar_rows,
+        calendar_planned=calendar_planned,
+        far_calendar=far_times,
+        far_planned=far_planned,
         report=report_times,
         report_due=due[-1],
     )
 
 
+def analyze(engine: Engine) -> None:
+    """PostgreSQL plans from fresh statistics after a bulk change, as autovacuum would soon."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(text("ANALYZE"))
+
+
 def bench(url: str, count: int, days: int, samples: int) -> None:
-    print(f"\n== {make_url(url).get_backend_name()}: {count:,} schedules over {days} days")
+    print(f"\n== {make_url(url).get_backend_name()}: {count:,} schedules")
     f = measure(url, count, days, samples)
     print(f"  seeded {count:,} residents and schedules in {f.seed_seconds:.1f} s")
     for label, created, seconds in (
-        ("first run", f.created, f.generation_seconds),
+        (f"first run ({HORIZON.days} days)", f.created, f.generation_seconds),
         ("re-run", f.rerun_created, f.rerun_seconds),
     ):
         rate = created / seconds if seconds else 0.0
         print(
-            f"  {label:<10} {created:>9,} occurrences in {seconds:7.2f} s"
+            f"  {label:<20} {created:>9,} occurrences in {seconds:7.2f} s"
             f"   = {rate:>10,.0f} occurrences/s"
         )
     print(f"  visits in the table: {f.visits:,}")
@@ -263,7 +280,12 @@ def bench(url: str, count: int, days: int, samples: int) -> None:
     print(
         f"  {days}-day calendar of the site: p50 {percentile(f.calendar, 0.5) * 1000:7.1f} ms"
         f"   p99 {percentile(f.calendar, 0.99) * 1000:7.1f} ms"
-        f"   ({f.calendar_rows:,} rows of {f.calendar_total:,}, n={len(f.calendar)})"
+        f"   ({f.calendar_rows:,} visits and {f.calendar_planned:,} planned, n={len(f.calendar)})"
+    )
+    print(
+        f"  a month past the window:   p50 {percentile(f.far_calendar, 0.5) * 1000:7.1f} ms"
+        f"   p99 {percentile(f.far_calendar, 0.99) * 1000:7.1f} ms"
+        f"   ({f.far_planned:,} planned, n={len(f.far_calendar)})"
     )
     print(
         f"  30-day completion report:   p50 {percentile(f.report, 0.5) * 1000:7.1f} ms"

@@ -23,6 +23,7 @@ from welfare.incidents.models import Incident
 from welfare.residents.models import Resident
 from welfare.sites.models import Site
 from welfare.users.models import User
+from welfare.visits import scheduler
 from welfare.visits import service as visits
 from welfare.visits.models import (
     CalendarToken,
@@ -874,6 +875,32 @@ def test_a_user_issues_reissues_and_revokes_their_own_feed(
     assert db.get(CalendarToken, staff.id) is None
     bad = client.post("/manage/calendar-feed", data={"csrf_token": csrf, "action": "steal"})
     assert bad.status_code == 422
+
+
+def test_months_past_the_rolling_window_show_the_schedules_planned_visits(
+    client: TestClient,
+    db: Session,
+    site: Site,
+    make_user: Callable[..., User],
+    page_login: PagesLogin,
+    consenting: Callable[..., Resident],
+) -> None:
+    schedule = _schedule(db, consenting())
+    scheduler.generate_ahead(db, utcnow())
+    db.commit()
+    page_login(make_user("manager", [site]))
+    later = (utcnow() + dt.timedelta(days=75)).date()
+    month = client.get(f"/manage/visits?view=month&date={later.isoformat()}", headers=HTML)
+    assert month.status_code == 200
+    # Mondays and Thursdays of a month two and a half months ahead: no visit rows yet, each
+    # occurrence planned and linked to its schedule.
+    planned = month.text.count(f'class="status-planned" href="/manage/schedules/{schedule.id}"')
+    assert planned >= 8
+    assert "/manage/visits/" not in month.text.split('class="month"')[1]
+    assert "each becomes a visit to record 14 days before it" in month.text
+    week = client.get(f"/manage/visits?view=week&date={later.isoformat()}", headers=HTML)
+    assert week.text.count("Planned</span>") == 2
+    _assert_no_inline_code(week.text)
 
 
 def test_a_schedule_saved_on_the_page_shows_its_coming_visits_at_once(

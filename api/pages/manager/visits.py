@@ -35,7 +35,7 @@ from welfare.db import utcnow
 from welfare.errors import ConfirmationRequired, Conflict, InvalidInput
 from welfare.sites.models import Site
 from welfare.times import zone
-from welfare.visits import manager_view
+from welfare.visits import calendar_view, manager_view
 from welfare.visits import service as visits
 from welfare.visits.models import (
     Visit,
@@ -43,6 +43,7 @@ from welfare.visits.models import (
     VisitRecord,
     VisitStatus,
 )
+from welfare.visits.scheduler import HORIZON
 
 router = APIRouter(route_class=PageRoute, prefix="/manage", include_in_schema=False)
 
@@ -77,7 +78,11 @@ def _window(
 
 
 def _view_context(
-    view: str, anchor: dt.date, rows: list[Visit], tz: ZoneInfo, today: dt.date
+    view: str,
+    anchor: dt.date,
+    rows: list[Visit | calendar_view.PlannedVisit],
+    tz: ZoneInfo,
+    today: dt.date,
 ) -> dict[str, Any]:
     """What the week and month calendars draw: the days with their visits, and the links to
     the weeks or months before and after."""
@@ -127,6 +132,7 @@ def _empty_context(
         "days": [],
         "rows": [],
         "total": 0,
+        "more": False,
     }
 
 
@@ -164,27 +170,43 @@ def visits_page(
         statuses = [VisitStatus(status)] if status else None
         page = max(1, min(page, 100_000))
         start_from, start_to = _window(view, anchor, start, end, tz)
-        rows, total = visits.list_visits(
-            session=session,
-            actor=page_user.actor,
-            limit=PAGE_SIZE if listed else CALENDAR_LIMIT,
-            offset=(page - 1) * PAGE_SIZE if listed else 0,
-            unassigned=assignee == "site",
-            site_id=site.id,
-            assignee_user_id=assignee_id,
-            statuses=statuses,
-            start_from=start_from,
-            start_to=start_to,
-        )
+        chosen: dict[str, Any] = {
+            "site_id": site.id,
+            "assignee_user_id": assignee_id,
+            "unassigned": assignee == "site",
+            "statuses": statuses,
+        }
+        if listed:
+            rows, total = visits.list_visits(
+                session=session,
+                actor=page_user.actor,
+                limit=PAGE_SIZE,
+                offset=(page - 1) * PAGE_SIZE,
+                start_from=start_from,
+                start_to=start_to,
+                **chosen,
+            )
+            context |= {"page": page, "pages": max(1, -(-total // PAGE_SIZE)), "total": total}
+        else:
+            assert start_from is not None and start_to is not None  # the views' own ranges
+            shown = calendar_view.calendar_entries(
+                session=session,
+                actor=page_user.actor,
+                limit=CALENDAR_LIMIT,
+                start_from=start_from,
+                start_to=start_to,
+                now=utcnow(),
+                **chosen,
+            )
+            rows, context["more"] = shown.entries, shown.more
+            context |= {"calendar_limit": CALENDAR_LIMIT, "horizon_days": HORIZON.days}
     except (InvalidInput, ValueError) as exc:
         context["error"] = _filter_error(page_user, exc)
         return render(request, "manager/visits.html", context, status_code=422)
     context["residents"] = manager_view.resident_names(session, {r.resident_id for r in rows})
     context["users"] = manager_view.user_names(session, {r.assignee_user_id for r in rows})
-    context |= {"rows": rows, "total": total, "today": today}
-    if listed:
-        context |= {"page": page, "pages": max(1, -(-total // PAGE_SIZE))}
-    else:
+    context |= {"rows": rows, "today": today}
+    if not listed:
         context |= _view_context(view, anchor, rows, tz, today)
 
     context["link"] = partial(_link, filters)
