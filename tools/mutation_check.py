@@ -125,7 +125,7 @@ MUTATIONS: list[M] = [
     M("recurrence: a month-end start moved by months", "welfare/visits/recurrence.py", "elif parsed._freq == MONTHLY and dtstart.day <= 28:", "elif parsed._freq == MONTHLY:", ("tests/welfare/test_recurrence.py",)),  # noqa: E501
     M("recurrence: a COUNT rule moved", "welfare/visits/recurrence.py", "if parsed._count is not None or near <= dtstart:", "if near <= dtstart:", ("tests/welfare/test_recurrence.py",)),  # noqa: E501
     # The calendar's planned occurrences past the rolling window (19).
-    M("calendar: planned for a withdrawn consent", "welfare/visits/calendar_view.py", "        if schedule.resident_id not in consenting:\n            continue\n", "", ("tests/welfare/test_visit_calendar.py",)),  # noqa: E501
+    M("calendar: planned for a withdrawn consent", "welfare/visits/calendar_view.py", "                col(Consent.withdrawn_at).is_(None),\n                scopes.c.value", "                scopes.c.value", ("tests/welfare/test_visit_calendar.py",)),  # noqa: E501
     M("calendar: planned under another status", "welfare/visits/calendar_view.py", "if statuses and VisitStatus.scheduled not in statuses:", "if False:", ("tests/welfare/test_visit_calendar.py",)),  # noqa: E501
 ]
 # fmt: on

@@ -54,6 +54,12 @@ def _schedule(db: Session, resident: Resident, **overrides: Any) -> VisitSchedul
     return schedule
 
 
+def schedule_site_timezone(db: Session, schedule: VisitSchedule) -> str:
+    site = db.get(Site, schedule.site_id)
+    assert site is not None
+    return site.timezone
+
+
 def _entries(db: Session, actor: Actor = SYSTEM, **filters: Any) -> Any:
     return calendar_entries(
         session=db,
@@ -96,15 +102,25 @@ def test_past_the_rolling_window_the_calendar_shows_the_schedules_planned_occurr
 def test_a_full_page_of_rows_needs_no_planned_occurrence_and_says_there_is_more(
     db: Session, resident_with_consent: Callable[..., Resident]
 ) -> None:
-    _schedule(db, resident_with_consent(), rrule="FREQ=DAILY")
+    schedule = _schedule(db, resident_with_consent(), rrule="FREQ=DAILY")
     shown = _entries(db, limit=5)
     assert len(shown.entries) == 5 and shown.more is True
     assert all(isinstance(e, Visit) for e in shown.entries)
     # Past the rows, the page fills with planned ones, and still says there is more.
     later = _entries(db, limit=5, start_from=NOW + dt.timedelta(days=30))
     assert [type(e) for e in later.entries] == [PlannedVisit] * 5 and later.more is True
-    starts = [e.window_start for e in later.entries]
-    assert starts == sorted(starts) and starts[0] >= NOW + dt.timedelta(days=30)
+    # Expanded over growing spans: the first five of the range, none skipped.
+    expected = recurrence.occurrences(
+        rule="FREQ=DAILY",
+        timezone=schedule_site_timezone(db, schedule),
+        start_date=schedule.start_date,
+        end_date=None,
+        window_start=schedule.window_start,
+        window_end=schedule.window_end,
+        after=NOW + dt.timedelta(days=30),
+        before=NOW + dt.timedelta(days=60),
+    )[:5]
+    assert [(e.window_start, e.window_end) for e in later.entries] == expected
 
 
 def test_a_status_other_than_scheduled_shows_no_planned_occurrence(

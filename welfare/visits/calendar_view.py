@@ -14,10 +14,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import exists, literal, true
 from sqlmodel import Session, col, select
 
 from welfare.authz import Actor, Permission, visible_site_ids
 from welfare.consent.models import Consent, ConsentScope
+from welfare.db import json_array_elements
 from welfare.errors import InvalidInput
 from welfare.sites.models import Site
 from welfare.visits.models import Visit, VisitKind, VisitSchedule, VisitStatus
@@ -91,29 +93,54 @@ def calendar_entries(
         if visits[limit:]
         else start_to
     )
-    planned = _planned(session, actor, max(start_from, now), until, filters)
+    schedules = _schedules_to_expand(session, actor, until, filters)
     seen = {(v.schedule_id, v.window_start) for v in visits}
+    # Expanded over a growing span until the page is full: a month past the window of a large
+    # site is full within its first day, and the rest need not be expanded at all.
+    low, span = max(start_from, now), FIRST_SPAN
     merged: list[Visit | PlannedVisit] = [*visits]
-    merged += [p for p in planned if (p.schedule_id, p.window_start) not in seen]
+    while low < until:
+        high = min(until, low + span)
+        merged += [
+            p for p in _expand(schedules, low, high) if (p.schedule_id, p.window_start) not in seen
+        ]
+        if sum(entry.window_start < high for entry in merged) > limit:
+            break
+        low, span = high, span * 2
     merged.sort(key=lambda entry: entry.window_start)
     return CalendarEntries(entries=merged[:limit], more=len(merged) > limit)
 
 
-def _planned(
-    session: Session,
-    actor: Actor,
-    start_from: dt.datetime,
-    start_to: dt.datetime,
-    filters: dict[str, Any],
-) -> list[PlannedVisit]:
-    """The occurrences in [start_from, start_to) of the active schedules whose generated
-    visits end before `start_to`, for residents whose welfare-visits consent still holds."""
-    if start_to <= start_from:
-        return []
+FIRST_SPAN = dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """What expanding a schedule needs, read as plain columns (a large site has thousands)."""
+
+    id: uuid.UUID
+    site_id: uuid.UUID
+    resident_id: uuid.UUID
+    kind: VisitKind
+    assignee_user_id: uuid.UUID | None
+    rrule: str
+    start_date: dt.date
+    end_date: dt.date | None
+    window_start: dt.time
+    window_end: dt.time
+    generated_until: dt.datetime | None
+    timezone: str
+
+
+def _schedules_to_expand(
+    session: Session, actor: Actor, before: dt.datetime, filters: dict[str, Any]
+) -> list[_Schedule]:
+    """The active schedules whose generated visits end before `before`, for residents whose
+    welfare-visits consent still holds."""
     conditions: list[Any] = [
         col(VisitSchedule.active),
         (col(VisitSchedule.generated_until).is_(None))
-        | (col(VisitSchedule.generated_until) < start_to),
+        | (col(VisitSchedule.generated_until) < before),
     ]
     sites = visible_site_ids(actor, Permission.registry_read)
     if sites is not None:
@@ -124,45 +151,51 @@ def _planned(
         conditions.append(col(VisitSchedule.assignee_user_id) == filters["assignee_user_id"])
     if filters["unassigned"]:
         conditions.append(col(VisitSchedule.assignee_user_id).is_(None))
-    schedules = list(session.exec(select(VisitSchedule).where(*conditions)).all())
-    if not schedules:
-        return []
     # Withdrawing consent stops a schedule only at the scheduler's next generation; the
     # calendar shows nothing planned for a resident whose consent went before then.
-    live = session.exec(
-        select(Consent.resident_id, Consent.scopes)
-        .join(VisitSchedule, col(VisitSchedule.resident_id) == col(Consent.resident_id))
-        .where(*conditions, col(Consent.withdrawn_at).is_(None))
-    ).all()
-    consenting = {rid for rid, scopes in live if ConsentScope.welfare_visits.value in scopes}
-    timezones = dict(
-        session.exec(
-            select(Site.id, Site.timezone).where(col(Site.id).in_({s.site_id for s in schedules}))
-        ).all()
-    )
-    planned = []
-    for schedule in schedules:
-        if schedule.resident_id not in consenting:
-            continue
-        for start, end in occurrences(
-            rule=schedule.rrule,
-            timezone=timezones[schedule.site_id],
-            start_date=schedule.start_date,
-            end_date=schedule.end_date,
-            window_start=schedule.window_start,
-            window_end=schedule.window_end,
-            after=max(start_from, schedule.generated_until or start_from),
-            before=start_to,
-        ):
-            planned.append(
-                PlannedVisit(
-                    schedule_id=schedule.id,
-                    site_id=schedule.site_id,
-                    resident_id=schedule.resident_id,
-                    kind=schedule.kind,
-                    assignee_user_id=schedule.assignee_user_id,
-                    window_start=start,
-                    window_end=end,
-                )
+    scopes = json_array_elements(session, col(Consent.scopes))
+    conditions.append(
+        exists(
+            select(literal(1))
+            .select_from(Consent)
+            .join(scopes, true())  # the function of the consent's own column: a lateral join
+            .where(
+                col(Consent.resident_id) == col(VisitSchedule.resident_id),
+                col(Consent.withdrawn_at).is_(None),
+                scopes.c.value == ConsentScope.welfare_visits.value,
             )
-    return planned
+        )
+    )
+    columns = [getattr(VisitSchedule, name) for name in list(_Schedule.__dataclass_fields__)[:-1]]
+    rows = session.exec(
+        select(*columns, Site.timezone)  # type: ignore[call-overload]
+        .join(Site, col(Site.id) == col(VisitSchedule.site_id))
+        .where(*conditions)
+    ).all()
+    return [_Schedule(*row) for row in rows]
+
+
+def _expand(schedules: list[_Schedule], low: dt.datetime, high: dt.datetime) -> list[PlannedVisit]:
+    """Each schedule's occurrences in [low, high), from where its generated visits end."""
+    return [
+        PlannedVisit(
+            schedule_id=s.id,
+            site_id=s.site_id,
+            resident_id=s.resident_id,
+            kind=s.kind,
+            assignee_user_id=s.assignee_user_id,
+            window_start=start,
+            window_end=end,
+        )
+        for s in schedules
+        for start, end in occurrences(
+            rule=s.rrule,
+            timezone=s.timezone,
+            start_date=s.start_date,
+            end_date=s.end_date,
+            window_start=s.window_start,
+            window_end=s.window_end,
+            after=max(low, s.generated_until or low),
+            before=high,
+        )
+    ]

@@ -126,7 +126,16 @@ class Visit(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("schedule_id", "window_start"),
         Index("ix_visit_status_window", "status", "window_start"),
-        Index("ix_visit_site_window", "site_id", "window_start"),
+        # Covers the completion report's count (alembic 0030); the calendar reads its order.
+        Index(
+            "ix_visit_site_window",
+            "site_id",
+            "window_start",
+            "window_end",
+            "status",
+            "assignee_user_id",
+            "resident_id",
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
