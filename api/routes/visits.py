@@ -13,7 +13,7 @@ from api.schemas import ListResponse
 from welfare.db import utcnow
 from welfare.errors import NotFound
 from welfare.times import Instant
-from welfare.visits import calendar, scheduler
+from welfare.visits import calendar, calendar_view, scheduler
 from welfare.visits import service as visits
 from welfare.visits.models import (
     ScheduleCreate,
@@ -185,11 +185,12 @@ def revoke_calendar_token(user_id: uuid.UUID, session: SessionDep, actor: ActorD
     responses={200: {"content": {"text/calendar": {}}}, 404: {"description": "unknown token"}},
 )
 def calendar_feed(token: str, session: SessionDep, settings: SettingsDep) -> Response:
-    """Public with the secret token: the assignee's visits, a week back to 60 days ahead."""
+    """Public with the secret token: the assignee's visits, a week back to 60 days ahead (past
+    the scheduler's window, the occurrences their schedules will bring)."""
     if len(token) > 100:
         raise NotFound("calendar")
     now = utcnow()
-    found = visits.calendar_visits(session, token, now)
+    found = calendar_view.feed_entries(session, token, now)
     if found is None:
         raise NotFound("calendar")
     user, rows = found

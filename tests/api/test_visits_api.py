@@ -414,9 +414,14 @@ def test_calendar_feed_behind_a_revocable_secret(
     feed = client.get(f"/calendar/{token}.ics")
     assert feed.status_code == 200 and feed.headers["content-type"].startswith("text/calendar")
     assert "Kim" not in feed.text
-    events = [c for c in Calendar.from_ical(feed.content).walk("VEVENT")]
-    assert [str(e["uid"]) for e in events] == [f"{visit.id}@welfare"]
-    assert events[0].decoded("dtstart") == visit.window_start.replace(microsecond=0)
+    # The schedule starts 60 days ahead: whatever it plans by then is tentative.
+    events = [
+        c for c in Calendar.from_ical(feed.content).walk("VEVENT") if c["status"] != "TENTATIVE"
+    ]
+    start = visit.window_start
+    assert [str(e["uid"]) for e in events] == [f"{schedule}-{start:%Y%m%dT%H%M%SZ}@welfare"]
+    assert events[0].decoded("dtstart") == start.replace(microsecond=0)
+    assert str(events[0]["url"]).endswith(f"/api/v1/visits/{visit.id}")
 
     # Re-issuing revokes the old URL; revoking ends the new one.
     newer = client.post(f"/api/v1/users/{visitor.id}/calendar-token", headers=mine).json()
@@ -427,6 +432,41 @@ def test_calendar_feed_behind_a_revocable_secret(
     )
     assert client.get(f"/calendar/{newer['token']}.ics").status_code == 404
     assert client.get("/calendar/guess.ics").status_code == 404
+
+
+def test_the_feed_carries_on_past_the_window_with_the_schedules_planned_visits(
+    client: TestClient,
+    db: Session,
+    site: Site,
+    make_user: Callable[..., User],
+    login: Callable[..., dict[str, str]],
+    headers_for: Callable[..., dict[str, str]],
+    consenting: Callable[..., Resident],
+) -> None:
+    visitor = make_user("staff", [site])
+    resident = consenting()
+    today = dt.date.today().isoformat()
+    schedule = client.post(
+        "/api/v1/visit-schedules",
+        headers=headers_for("manager"),
+        json={**BODY, "start_date": today, "resident_id": str(resident.id)},
+    ).json()["id"]
+    mine = login(visitor)
+    token = client.post(f"/api/v1/users/{visitor.id}/calendar-token", headers=mine).json()
+    feed = client.get(f"/calendar/{token['token']}.ics")
+    events = list(Calendar.from_ical(feed.content).walk("VEVENT"))
+    db.rollback()
+    rows = db.exec(select(Visit).where(Visit.schedule_id == uuid.UUID(schedule))).all()
+    # Unassigned: the site's staff see it. Two weeks of visits, then what the rule plans, up
+    # to 60 days ahead, each occurrence once.
+    confirmed = [e for e in events if e["status"] == "CONFIRMED"]
+    planned = [e for e in events if e["status"] == "TENTATIVE"]
+    assert len(confirmed) == len(rows) >= 3
+    assert len(planned) >= 10
+    assert max(e.decoded("dtstart") for e in confirmed) < min(e.decoded("dtstart") for e in planned)
+    assert len({str(e["uid"]) for e in events}) == len(events)
+    assert all(str(e["url"]).endswith(f"/api/v1/visit-schedules/{schedule}") for e in planned)
+    assert all(e.decoded("dtstart") < utcnow() + dt.timedelta(days=60) for e in planned)
 
 
 def test_ending_a_schedule_keeps_recorded_visits(

@@ -17,12 +17,14 @@ from typing import Any
 from sqlalchemy import exists, literal, true
 from sqlmodel import Session, col, select
 
-from welfare.authz import Actor, Permission, visible_site_ids
+from welfare.authz import Actor, Permission, Role, visible_site_ids
 from welfare.consent.models import Consent, ConsentScope
 from welfare.db import json_array_elements
 from welfare.errors import InvalidInput
 from welfare.sites.models import Site
-from welfare.visits.models import Visit, VisitKind, VisitSchedule, VisitStatus
+from welfare.users.models import User, UserSite
+from welfare.users.service import hash_token
+from welfare.visits.models import CalendarToken, Visit, VisitKind, VisitSchedule, VisitStatus
 from welfare.visits.recurrence import occurrences
 from welfare.visits.service import visit_filters
 
@@ -87,17 +89,69 @@ def calendar_entries(
     # A planned occurrence is a visit still to be scheduled: none under another status filter.
     if statuses and VisitStatus.scheduled not in statuses:
         return CalendarEntries(entries=list(visits[:limit]), more=len(visits) > limit)
+    conditions = _schedule_conditions(actor, **filters)
+    return _with_planned(session, visits, conditions, max(start_from, now), start_to, limit)
+
+
+def feed_entries(
+    session: Session, token: str, now: dt.datetime
+) -> tuple[User, list[Visit | PlannedVisit]] | None:
+    """The calendar feed's owner and their visits and planned occurrences (assigned to them,
+    or, for staff, to their sites' staff as a whole) from a week back to FEED_AHEAD ahead;
+    None for an unknown or revoked token."""
+    row = session.exec(
+        select(CalendarToken).where(CalendarToken.token_hash == hash_token(token))
+    ).first()
+    user = session.get(User, row.user_id) if row else None
+    if user is None or not user.is_active:
+        return None
+    sites = list(session.exec(select(UserSite.site_id).where(UserSite.user_id == user.id)).all())
+    visits_of, schedules_of = (
+        col(Visit.assignee_user_id) == user.id,
+        col(VisitSchedule.assignee_user_id) == user.id,
+    )
+    if user.role == Role.staff and sites:
+        visits_of |= col(Visit.assignee_user_id).is_(None) & col(Visit.site_id).in_(sites)
+        schedules_of |= col(VisitSchedule.assignee_user_id).is_(None) & col(
+            VisitSchedule.site_id
+        ).in_(sites)
+    start, end = now - dt.timedelta(days=7), now + FEED_AHEAD
+    visits = list(
+        session.exec(
+            select(Visit)
+            .where(visits_of, col(Visit.window_start) >= start, col(Visit.window_start) < end)
+            .order_by(col(Visit.window_start), col(Visit.id))
+            .limit(FEED_LIMIT + 1)
+        ).all()
+    )
+    return user, _with_planned(session, visits, [schedules_of], now, end, FEED_LIMIT).entries
+
+
+FEED_AHEAD = dt.timedelta(days=60)
+FEED_LIMIT = 2000
+
+
+def _with_planned(
+    session: Session,
+    visits: list[Visit],
+    conditions: list[Any],
+    start_from: dt.datetime,
+    start_to: dt.datetime,
+    limit: int,
+) -> CalendarEntries:
+    """`visits` (the first `limit` + 1 rows of the range, in time order) and the planned
+    occurrences from `start_from` of the schedules meeting `conditions`: the first `limit`."""
     # Past the last row a full page holds, no planned occurrence could make the page.
     until = (
         visits[limit - 1].window_start + dt.timedelta(microseconds=1)
         if visits[limit:]
         else start_to
     )
-    schedules = _schedules_to_expand(session, actor, until, filters)
+    schedules = _schedules_to_expand(session, until, conditions)
     seen = {(v.schedule_id, v.window_start) for v in visits}
     # Expanded over a growing span until the page is full: a month past the window of a large
     # site is full within its first day, and the rest need not be expanded at all.
-    low, span = max(start_from, now), FIRST_SPAN
+    low, span = start_from, FIRST_SPAN
     merged: list[Visit | PlannedVisit] = [*visits]
     while low < until:
         high = min(until, low + span)
@@ -109,6 +163,27 @@ def calendar_entries(
         low, span = high, span * 2
     merged.sort(key=lambda entry: entry.window_start)
     return CalendarEntries(entries=merged[:limit], more=len(merged) > limit)
+
+
+def _schedule_conditions(
+    actor: Actor,
+    *,
+    site_id: uuid.UUID | None,
+    assignee_user_id: uuid.UUID | None,
+    unassigned: bool,
+) -> list[Any]:
+    """The calendar's filters (as `visit_filters` applies them to visits) on schedules."""
+    conditions: list[Any] = []
+    sites = visible_site_ids(actor, Permission.registry_read)
+    if sites is not None:
+        conditions.append(col(VisitSchedule.site_id).in_(sites))
+    if site_id:
+        conditions.append(col(VisitSchedule.site_id) == site_id)
+    if assignee_user_id:
+        conditions.append(col(VisitSchedule.assignee_user_id) == assignee_user_id)
+    if unassigned:
+        conditions.append(col(VisitSchedule.assignee_user_id).is_(None))
+    return conditions
 
 
 FIRST_SPAN = dt.timedelta(days=1)
@@ -133,24 +208,16 @@ class _Schedule:
 
 
 def _schedules_to_expand(
-    session: Session, actor: Actor, before: dt.datetime, filters: dict[str, Any]
+    session: Session, before: dt.datetime, chosen: list[Any]
 ) -> list[_Schedule]:
-    """The active schedules whose generated visits end before `before`, for residents whose
-    welfare-visits consent still holds."""
+    """The active schedules meeting `chosen` whose generated visits end before `before`, for
+    residents whose welfare-visits consent still holds."""
     conditions: list[Any] = [
+        *chosen,
         col(VisitSchedule.active),
         (col(VisitSchedule.generated_until).is_(None))
         | (col(VisitSchedule.generated_until) < before),
     ]
-    sites = visible_site_ids(actor, Permission.registry_read)
-    if sites is not None:
-        conditions.append(col(VisitSchedule.site_id).in_(sites))
-    if filters["site_id"]:
-        conditions.append(col(VisitSchedule.site_id) == filters["site_id"])
-    if filters["assignee_user_id"]:
-        conditions.append(col(VisitSchedule.assignee_user_id) == filters["assignee_user_id"])
-    if filters["unassigned"]:
-        conditions.append(col(VisitSchedule.assignee_user_id).is_(None))
     # Withdrawing consent stops a schedule only at the scheduler's next generation; the
     # calendar shows nothing planned for a resident whose consent went before then.
     scopes = json_array_elements(session, col(Consent.scopes))

@@ -626,32 +626,3 @@ def _calendar_owner(session: Session, actor: Actor, user_id: uuid.UUID) -> User:
     if not actor.is_system and not (sites & actor.site_ids):
         raise NotFound("user")
     return user
-
-
-def calendar_visits(
-    session: Session, token: str, now: dt.datetime | None = None
-) -> tuple[User, list[Visit]] | None:
-    """The feed's owner and their visits (assigned to them, or to their sites' staff) from a
-    week back to 60 days ahead; None for an unknown or revoked token."""
-    now = now or utcnow()
-    row = session.exec(
-        select(CalendarToken).where(CalendarToken.token_hash == hash_token(token))
-    ).first()
-    user = session.get(User, row.user_id) if row else None
-    if user is None or not user.is_active:
-        return None
-    sites = list(session.exec(select(UserSite.site_id).where(UserSite.user_id == user.id)).all())
-    mine = col(Visit.assignee_user_id) == user.id
-    if user.role == Role.staff and sites:
-        mine = mine | (col(Visit.assignee_user_id).is_(None) & col(Visit.site_id).in_(sites))
-    visits = session.exec(
-        select(Visit)
-        .where(
-            mine,
-            col(Visit.window_start) >= now - dt.timedelta(days=7),
-            col(Visit.window_start) < now + dt.timedelta(days=60),
-        )
-        .order_by(col(Visit.window_start))
-        .limit(2000)
-    ).all()
-    return user, list(visits)
