@@ -50,6 +50,7 @@ from bench.lookup import postgres_scratch
 from welfare.authz import Actor, Role
 from welfare.consent.models import Consent
 from welfare.db import make_engine, make_sessionmaker, session_scope, upgrade_database, utcnow
+from welfare.process import freeze_startup_objects
 from welfare.reports.visits import visit_completion
 from welfare.residents.models import Resident
 from welfare.seed import seed_residents
@@ -191,6 +192,7 @@ def measure(url: str, count: int, days: int, samples: int = 50) -> Figures:
 
     manager = Actor(user_id=uuid.uuid4(), role=Role.manager, site_ids=frozenset({site_id}))
     shown: list[list[object]] = []
+    freeze_startup_objects()  # as `welfare serve` does before it takes requests
 
     def calendar(start: dt.datetime, end: dt.datetime) -> None:
         with session_scope(factory) as session:

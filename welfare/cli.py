@@ -16,6 +16,7 @@ from welfare.authz import Actor, Role
 from welfare.db import make_engine, make_sessionmaker, session_scope, upgrade_database
 from welfare.errors import DomainError
 from welfare.logs import configure_json_logging, logging_config
+from welfare.process import freeze_startup_objects
 from welfare.settings import Settings, UnsafeSettingsError, get_settings
 from welfare.sites.models import Site
 from welfare.users import service as users
@@ -56,6 +57,7 @@ def _serve(settings: Settings, host: str, port: int, *, demo: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     # JSON lines with the request id; the demo keeps uvicorn's readable console output.
     log_config = None if demo else logging_config(settings.log_level.upper())
+    freeze_startup_objects()
     uvicorn.run(
         app,
         host=host,
@@ -133,6 +135,7 @@ def worker() -> None:
     try:
         factory = _sessions(settings)
         dispatch_round, on_stop = worker_jobs(settings, factory)
+        freeze_startup_objects()
         run_worker(settings, factory, stop, dispatch_round, on_stop=on_stop)
     except KeyboardInterrupt:
         stop.set()
