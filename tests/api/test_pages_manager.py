@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from api.pages.manager import visits as manager_visits
 from api.pages.rendering import STATIC_DIR
 from tests.conftest import SYSTEM
 from welfare.db import utcnow
@@ -878,6 +879,7 @@ def test_a_user_issues_reissues_and_revokes_their_own_feed(
 
 
 def test_months_past_the_rolling_window_show_the_schedules_planned_visits(
+    monkeypatch: pytest.MonkeyPatch,
     client: TestClient,
     db: Session,
     site: Site,
@@ -900,7 +902,13 @@ def test_months_past_the_rolling_window_show_the_schedules_planned_visits(
     assert "each becomes a visit to record 14 days before it" in month.text
     week = client.get(f"/manage/visits?view=week&date={later.isoformat()}", headers=HTML)
     assert week.text.count("Planned</span>") == 2
+    assert "the calendar shows the first" not in week.text
     _assert_no_inline_code(week.text)
+    # More than the calendar holds: it shows the first ones and says so.
+    monkeypatch.setattr(manager_visits, "CALENDAR_LIMIT", 1)
+    crowded = client.get(f"/manage/visits?view=week&date={later.isoformat()}", headers=HTML)
+    assert crowded.text.count("Planned</span>") == 1
+    assert "This range has more than 1 visits: the calendar shows the first 1." in crowded.text
 
 
 def test_a_schedule_saved_on_the_page_shows_its_coming_visits_at_once(
