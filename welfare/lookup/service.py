@@ -96,33 +96,54 @@ def lookup(
     entry per resident shown (with the kind of query and the card's rank), never the query (it
     may be a name)."""
     sites = visible_site_ids(actor, Permission.guard_ops)
+    limit = max(1, min(limit, MAX_LIMIT))
+    hits, kind = find(session=session, sites=sites, q=q, tag=tag, limit=limit)
+    shown = cards(session=session, actor=actor, hits=hits, limit=limit)
+    audit_lookup(session=session, actor=actor, by_tag=tag is not None, kind=kind, shown=shown)
+    return shown
+
+
+# The three parts of a lookup, apart so that bench/lookup.py can time each on its own.
+
+
+def find(
+    *,
+    session: Session,
+    sites: frozenset[uuid.UUID] | None,
+    q: str | None = None,
+    tag: str | None = None,
+    limit: int = 10,
+) -> tuple[list[_Hit], str]:
+    """The candidates (from the search tables only) and the kind of query they answer."""
     if (q is None) == (tag is None):
         raise InvalidInput("q", "give either q (flat, name or description) or tag, not both")
-    limit = max(1, min(limit, MAX_LIMIT))
     if tag is not None:
         code = codes.read_typed(tag)
         if not code.forms:
             raise InvalidInput("tag", "a tag code is 1 to 64 characters")
-        hits, kind = _by_tag(session, code, sites), "tag"
+        hits = _by_tag(session, code, sites)
         if not hits and code.mistyped:
             raise codes.MistypedCode()
-    else:
-        assert q is not None
-        if not q.strip():
-            raise InvalidInput("q", "type a flat, a name or a few words of description")
-        if len(q) > MAX_QUERY:
-            raise InvalidInput("q", f"at most {MAX_QUERY} characters")
-        hits, kind = _by_query(session, q.strip(), sites, limit)
-    cards = _cards(session, actor, hits, limit)
-    if cards and tag is None:
-        kind = cards[0].matched
-    # One entry per card shown, all with the lookup's own id as entity_id, so that "who was
-    # shown this resident" is a filter on resident_id; a lookup that showed nobody still leaves
-    # one entry.
-    shown = len(cards)
+        return hits, "tag"
+    assert q is not None
+    if not q.strip():
+        raise InvalidInput("q", "type a flat, a name or a few words of description")
+    if len(q) > MAX_QUERY:
+        raise InvalidInput("q", f"at most {MAX_QUERY} characters")
+    return _by_query(session, q.strip(), sites, limit)
+
+
+def audit_lookup(
+    *, session: Session, actor: Actor, by_tag: bool, kind: str, shown: list[LookupCard]
+) -> None:
+    """One entry per card shown, all with the lookup's own id as entity_id, so that "who was
+    shown this resident" is a filter on resident_id; a lookup that showed nobody still leaves
+    one entry. A query's kind is its best card's (a tag lookup's is always "tag")."""
+    if shown and not by_tag:
+        kind = shown[0].matched
     subjects = [
-        AuditSubject(c.resident_id, c.site_id, {"kind": kind, "rank": rank, "shown": shown})
-        for rank, c in enumerate(cards, start=1)
+        AuditSubject(c.resident_id, c.site_id, {"kind": kind, "rank": rank, "shown": len(shown)})
+        for rank, c in enumerate(shown, start=1)
     ] or [
         AuditSubject(
             None,
@@ -133,12 +154,11 @@ def lookup(
     audit_record_many(
         session,
         actor=actor,
-        action="lookup.tag" if tag is not None else "lookup.search",
+        action="lookup.tag" if by_tag else "lookup.search",
         entity="lookup",
         entity_id=uuid.uuid4(),
         subjects=subjects,
     )
-    return cards
 
 
 # --- candidates ---------------------------------------------------------------------------------
@@ -461,7 +481,8 @@ _CARD_QUERY = (
 )
 
 
-def _cards(session: Session, actor: Actor, hits: list[_Hit], limit: int) -> list[LookupCard]:
+def cards(*, session: Session, actor: Actor, hits: list[_Hit], limit: int) -> list[LookupCard]:
+    """The best `limit` candidates' cards, checked against the registry and the consents."""
     ranked = _rank(hits, limit)
     if not ranked:
         return []
@@ -472,7 +493,7 @@ def _cards(session: Session, actor: Actor, hits: list[_Hit], limit: int) -> list
         people[row.id] = row
         consents[row.id].append(row)
     now = utcnow()
-    cards = []
+    out = []
     for hit in ranked:
         resident = people.get(hit.entry.resident_id)
         # The index decides who is a candidate; the registry and the consents decide what shows.
@@ -488,7 +509,7 @@ def _cards(session: Session, actor: Actor, hits: list[_Hit], limit: int) -> list
             continue
         state = derive_state(own, now)
         has_photo = bool(resident.thumbnail_file) and ConsentScope.photo in scopes
-        cards.append(
+        out.append(
             LookupCard(
                 resident_id=resident.id,
                 site_id=resident.site_id,
@@ -512,7 +533,7 @@ def _cards(session: Session, actor: Actor, hits: list[_Hit], limit: int) -> list
                 matched_terms=list(hit.terms),
             )
         )
-    return cards
+    return out
 
 
 def lookup_photo(
