@@ -36,7 +36,7 @@ from sqlmodel import Session, func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from welfare.authz import Actor, Role
+from welfare.authz import Actor, Permission, Role, visible_site_ids
 from welfare.db import (
     WalCheckpointer,
     make_engine,
@@ -45,6 +45,7 @@ from welfare.db import (
     session_scope,
     upgrade_database,
 )
+from welfare.lookup import service
 from welfare.lookup.index import TRIGRAM_INDEXES
 from welfare.lookup.service import lookup
 from welfare.residents.models import Resident
@@ -186,6 +187,20 @@ def bulk_load(engine: Engine) -> Iterator[None]:
 
 
 @dataclass
+class Parts:
+    """One kind's lookups timed part by part (milliseconds), each part on its own: `search` the
+    candidate statements and their ranking (`service.find`), `cards` the cards' statement and
+    checks (`service.cards`), `fixed` what every lookup pays whatever it finds: a transaction
+    of its own holding only the lookup's audit entries, from taking the connection to the
+    commit. `statements` is how many statements a whole lookup sends, commit included."""
+
+    search: list[float] = field(default_factory=list)
+    cards: list[float] = field(default_factory=list)
+    fixed: list[float] = field(default_factory=list)
+    statements: list[int] = field(default_factory=list)
+
+
+@dataclass
 class Figures:
     """One database's lookup times in milliseconds, per kind of query, and the LIKE scan's."""
 
@@ -197,10 +212,47 @@ class Figures:
     kinds: dict[str, list[float]]
     baseline: list[float]
     http: list[float] = field(default_factory=list)
+    parts: dict[str, Parts] = field(default_factory=dict)
 
     def ratio(self, kind: str) -> float:
         """How many times faster the kind's p99 is than the LIKE scan's p99."""
         return percentile(self.baseline, 0.99) / percentile(self.kinds[kind], 0.99)
+
+
+def time_parts(engine: Engine, factory: Any, guard: Actor, qs: list[str]) -> Parts:
+    """The lookups of `qs` again, part by part (see `Parts`), after a whole lookup of each
+    that counts its statements (a commit is one round trip too)."""
+    sent = [0]
+
+    def count(*_: Any) -> None:
+        sent[0] += 1
+
+    parts = Parts()
+    sites = visible_site_ids(guard, Permission.guard_ops)
+    for q in qs:
+        sent[0] = 0
+        event.listen(engine, "before_cursor_execute", count)
+        event.listen(engine, "commit", count)
+        try:
+            with session_scope(factory) as session:
+                lookup(session=session, actor=guard, q=q)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+            event.remove(engine, "commit", count)
+        parts.statements.append(sent[0])
+        with factory() as session:  # read only: rolled back at close, nothing to commit
+            started = time.perf_counter()
+            hits, kind = service.find(session=session, sites=sites, q=q)
+            found = time.perf_counter()
+            cards = service.cards(session=session, actor=guard, hits=hits, limit=10)
+            shown = time.perf_counter()
+        parts.search.append((found - started) * 1000)
+        parts.cards.append((shown - found) * 1000)
+        started = time.perf_counter()
+        with session_scope(factory) as session:
+            service.audit_lookup(session=session, actor=guard, by_tag=False, kind=kind, shown=cards)
+        parts.fixed.append((time.perf_counter() - started) * 1000)
+    return parts
 
 
 def measure(url: str, residents: int, count: int, http: bool, reuse: bool = False) -> Figures:
@@ -268,6 +320,7 @@ def measure(url: str, residents: int, count: int, http: bool, reuse: bool = Fals
         for q in qs:
             samples += timed(lambda q=q: call(q), 1)
         kinds[kind] = samples
+    parts = {kind: time_parts(engine, factory, guard, qs) for kind, qs in sets.items()}
     if checkpointer is not None:
         checkpointer.close()
     figures = Figures(
@@ -278,6 +331,7 @@ def measure(url: str, residents: int, count: int, http: bool, reuse: bool = Fals
         checkpointed=checkpointed,
         kinds=kinds,
         baseline=baseline,
+        parts=parts,
     )
     if http:
         figures.http = http_bench(url, site.id, sets, count)
@@ -302,6 +356,22 @@ def bench(url: str, residents: int, count: int, http: bool, reuse: bool = False)
         report(kind, samples, base_p99)
     report("all kinds", everything, base_p99)
     report("baseline LIKE '%1609%'", figures.baseline)
+    print(
+        f"  where a lookup's time goes (each part timed on its own; LIKE p99 / 10 = "
+        f"{base_p99 / 10:.2f} ms):"
+    )
+    for kind, parts in figures.parts.items():
+        statements = sum(parts.statements) / len(parts.statements)
+        print(f"  {kind} ({statements:.1f} statements a lookup, commit included)")
+        report("  search (find)", parts.search)
+        report("  cards", parts.cards)
+        report("  audit entry + commit", parts.fixed)
+    fixed_p99 = percentile([t for p in figures.parts.values() for t in p.fixed], 0.99)
+    if fixed_p99 > base_p99 / 10:
+        print(
+            f"  the fixed cost alone (audit entry + commit, p99 {fixed_p99:.2f} ms) exceeds "
+            f"LIKE p99 / 10 ({base_p99 / 10:.2f} ms): no lookup can be 10x faster here"
+        )
     if figures.http:
         report("HTTP GET /api/v1/lookup", figures.http)
 
