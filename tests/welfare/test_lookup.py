@@ -25,6 +25,7 @@ from welfare.authz import Actor, Role
 from welfare.consent.models import Consent, ConsentCreate
 from welfare.db import UTCDateTime, alembic_config, make_engine, upgrade_database, utcnow
 from welfare.errors import InvalidInput, PermissionDenied
+from welfare.lookup import pg_trigram
 from welfare.lookup import text as lookup_text
 from welfare.lookup.models import LookupCard, LookupEntry, LookupToken, LookupVariant, LookupWord
 from welfare.lookup.service import lookup
@@ -272,6 +273,37 @@ def test_postgres_word_statements_are_planned_with_their_words(
     statements = [row[0] for row in prepared]
     assert any("audit_entry" in s for s in statements)  # psycopg does prepare the others
     assert not [s for s in statements if "FROM lookup_token" in s or "&&" in s]
+
+
+@pytest.mark.parametrize("window_pages", [0, 1000])
+def test_postgres_common_words_give_the_same_cards_from_the_window_or_the_index(
+    db: Session,
+    guard: Actor,
+    findable: Callable[..., Resident],
+    monkeypatch: pytest.MonkeyPatch,
+    window_pages: int,
+) -> None:
+    """Words common enough (`DENSE`) are looked for by LIKE in the table's first pages before
+    the GIN index; with every group counted as common, an empty window (the index alone) and
+    one holding the whole table (LIKE alone) give the cards the vocabulary's words give."""
+    if db.get_bind().dialect.name != "postgresql":
+        pytest.skip("the window is PostgreSQL's word match")
+    monkeypatch.setattr(pg_trigram, "DENSE", 1)
+    monkeypatch.setattr(pg_trigram, "WINDOW_PAGES", window_pages)
+    grey = findable(full_name="Li Fang", clothing="Long grey coat, brown shoes", hair="white")
+    rain = findable(full_name="Ho Wing", clothing="grey raincoat", distinguishing_marks="limp")
+    ng = findable(full_name="Ng Siu-ming", preferred_name=None)
+    fang = findable(full_name="Fang Siu-ming", preferred_name=None)
+    wang = findable(full_name="Wang Mei", preferred_name=None, aliases=["Ah Mei"])
+    assert set(ids(find(db, guard, q="grey coat"))) == {grey.id, rain.id}
+    assert ids(find(db, guard, q="grey coat"))[0] == grey.id  # a whole word ranks first
+    assert ids(find(db, guard, q="white grey")) == [grey.id]
+    assert find(db, guard, q="white hair grey") == []
+    assert ids(find(db, guard, q="limp")) == [rain.id]
+    assert set(ids(find(db, guard, q="Ng Siu-minng"))) == {ng.id, fang.id}
+    assert ids(find(db, guard, q="ho")) == [rain.id]  # a short word: at a word's edge (not "shoes")
+    assert find(db, guard, q="Ng Mei siu") == []
+    assert ids(find(db, guard, q="ah mei")) == [wang.id]
 
 
 def test_an_alias_finds_the_resident(

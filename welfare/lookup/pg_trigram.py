@@ -29,6 +29,14 @@ TRIGRAM_INDEXES = (
 )
 TOKEN_FIELDS = ("names", "description")
 SELECTIVE = 4  # a word group this many times commoner than the rarest is not an index condition
+# Groups this common (entries carrying one of their words, every group) are looked for first in
+# the table's first WINDOW_PAGES pages by plain LIKE, at 0.2 us an entry: the GIN index's
+# bitmap costs as much as its posting lists are long (2 ms for two words of 10,000 entries of
+# 100,000, however few carry both). Measured at 100,000 entries (about 67 a page): two or
+# three common words are found in 0.6-1.4 ms instead of 1.6-2.2; words that are common apart
+# but rare together pay the window on top of the index, 2.3 ms instead of 1.1.
+DENSE = 2000
+WINDOW_PAGES = 100
 
 
 def words_array_sql(column: str) -> str:
@@ -145,7 +153,8 @@ def _word_match(
     index. Only the selective groups (within `SELECTIVE` times the rarest one's count) are
     index conditions; the common ones (a short word such as "ng" finds every "-ng" name) are
     checked on the rows the index returns (`IS TRUE` keeps them out of the index, whose work
-    grows with every posting list it has to merge)."""
+    grows with every posting list it has to merge). When every group is common (`DENSE`),
+    the table's first pages are read by LIKE before the index, in the same statement."""
     found = [vocabulary.words(column, group) for group in groups]
     if not all(found):
         return []  # a group no indexed word matches: nothing can match every group
@@ -158,11 +167,32 @@ def _word_match(
         overlap = f"{words} && %s::text[]"
         conditions.append(overlap if count <= SELECTIVE * rarest else f"({overlap}) IS TRUE")
         params.append(sorted(tokens))
-    if sites is not None:
+    in_sites = [list(sites)] if sites is not None else []
+    if in_sites:
         conditions.append("site_id = ANY(%s::uuid[])")
-        params.append(list(sites))
-    sql = f"SELECT {_ENTRY_COLUMNS} FROM lookup_entry WHERE {' AND '.join(conditions)} LIMIT %s"
-    return [Entry._make(row) for row in _driver_rows(session, sql, [*params, CANDIDATES])]
+    sql = f"SELECT {_ENTRY_COLUMNS} FROM lookup_entry WHERE {' AND '.join(conditions)}"
+    if rarest < DENSE:
+        rows = _driver_rows(session, f"{sql} LIMIT %s", [*params, *in_sites, CANDIDATES])
+        return [Entry._make(row) for row in rows]
+    # The window first, the index only past it and only if the window came up short (an Append
+    # runs its branches in turn, under the LIMIT). Both give rows in the table's order, as the
+    # index's bitmap scan does, so the candidates are those the index alone would have given.
+    # The rarest group's LIKE first: most rows fail it, and AND stops at the first that fails.
+    by_count = [g for _, g in sorted(zip(counts, groups, strict=True), key=lambda cg: cg[0])]
+    contains = [f"lookup_entry.{column} LIKE ANY(%s::text[])"] * len(groups)
+    if in_sites:
+        contains.append("site_id = ANY(%s::uuid[])")
+    window = f"'({WINDOW_PAGES},0)'::tid"
+    sql = (
+        f"SELECT {_ENTRY_COLUMNS} FROM ("
+        f"(SELECT {_ENTRY_COLUMNS} FROM lookup_entry WHERE ctid < {window} AND "
+        f"{' AND '.join(contains)}) UNION ALL ({sql} AND ctid >= {window})"
+        ") AS candidates LIMIT %s"
+    )
+    # "Contains the phrase", as the vocabulary's patterns mean it (`_pattern`).
+    patterns = [["%" + phrase + "%" for phrase in group] for group in by_count]
+    rows = _driver_rows(session, sql, [*patterns, *in_sites, *params, *in_sites, CANDIDATES])
+    return [Entry._make(row) for row in rows]
 
 
 class TrigramSearch:
