@@ -81,7 +81,14 @@ class _Hit:
     entry: Entry
     score: int
     matched: str
-    terms: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()  # the query's words, to look for in the field that matched
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        """The query's words found in the field that matched; asked of the cards shown only,
+        not of every candidate ranked."""
+        field = self.entry.description if self.matched == "description" else self.entry.names
+        return _found_terms(field, self.words)
 
 
 def lookup(
@@ -252,15 +259,16 @@ def _by_query(
     described = _description_words(folded)
     search.want("description", [p for w in described for p in _phrases(w)])
     hits = _by_name(folded, words, probe, sites, limit, search)
+    name_words = tuple(words)
     for hit in hits:
-        hit.terms = _found_terms(hit.entry.names, words)
+        hit.words = name_words
     if len({h.entry.resident_id for h in hits}) < limit:
         # Descriptions rank below every name match: look only when names leave room.
         hits += _by_description(described, sites, search)
     return hits, "name"
 
 
-def _found_terms(field: str, words: list[str]) -> tuple[str, ...]:
+def _found_terms(field: str, words: tuple[str, ...]) -> tuple[str, ...]:
     """The query's words that occur in a names or description field (a typo does not)."""
     return tuple(w for w in dict.fromkeys(words) if w in field)
 
@@ -378,8 +386,13 @@ def _scored(
     rows: list[Entry], folded: str, words: list[str], near: dict[str, dict[str, int]]
 ) -> list[_Hit]:
     hits = []
+    # Entries sharing a names field (namesakes) are scored once.
+    scores: dict[str, int | None] = {}
     for entry in rows:
-        score = _name_score(entry.names, folded, words, near)
+        if entry.names in scores:
+            score = scores[entry.names]
+        else:
+            score = scores[entry.names] = _name_score(entry.names, folded, words, near)
         if score is not None:
             hits.append(_Hit(entry, score, "name"))
     return hits
@@ -388,9 +401,10 @@ def _scored(
 def _name_score(
     names: str, folded: str, words: list[str], near: dict[str, dict[str, int]]
 ) -> int | None:
-    if folded in split_names(names):
+    each = split_names(names)
+    if folded in each:
         return SCORE_EXACT_NAME
-    tokens = {t for n in split_names(names) for t in n.split()}
+    tokens = {t for n in each for t in n.split()}
     whole = 0
     distance = 0
     for w in words:
@@ -423,11 +437,16 @@ def _by_description(
 ) -> list[_Hit]:
     hits = []
     groups = [_phrases(w) for w in words]
+    described = tuple(words)
+    # Common descriptions recur among the candidates ("grey coat"): each is scored once.
+    scores: dict[str, int] = {}
     for entry in search.match("description", groups, sites):
-        tokens = set(entry.description.replace(NAME_SEPARATOR, " ").split())
-        whole = sum(1 for w in words if w in tokens)
-        score = SCORE_DESCRIPTION + round(50 * whole / len(words))
-        hits.append(_Hit(entry, score, "description", _found_terms(entry.description, words)))
+        score = scores.get(entry.description)
+        if score is None:
+            tokens = set(entry.description.replace(NAME_SEPARATOR, " ").split())
+            whole = sum(1 for w in words if w in tokens)
+            score = scores[entry.description] = SCORE_DESCRIPTION + round(50 * whole / len(words))
+        hits.append(_Hit(entry, score, "description", described))
     return hits
 
 
