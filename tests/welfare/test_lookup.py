@@ -290,6 +290,7 @@ def test_postgres_common_words_give_the_same_cards_from_the_window_or_the_index(
         pytest.skip("the window is PostgreSQL's word match")
     monkeypatch.setattr(pg_trigram, "DENSE", 1)
     monkeypatch.setattr(pg_trigram, "WINDOW_PAGES", window_pages)
+    monkeypatch.setattr(pg_trigram, "WINDOW_COLUMNS", pg_trigram.TOKEN_FIELDS)
     grey = findable(full_name="Li Fang", clothing="Long grey coat, brown shoes", hair="white")
     rain = findable(full_name="Ho Wing", clothing="grey raincoat", distinguishing_marks="limp")
     ng = findable(full_name="Ng Siu-ming", preferred_name=None)
