@@ -188,11 +188,12 @@ def bulk_load(engine: Engine) -> Iterator[None]:
 
 @dataclass
 class Parts:
-    """One kind's lookups timed part by part (milliseconds), each part on its own: `search` the
-    candidate statements and their ranking (`service.find`), `cards` the cards' statement and
-    checks (`service.cards`), `fixed` what every lookup pays whatever it finds: a transaction
-    of its own holding only the lookup's audit entries, from taking the connection to the
-    commit. `statements` is how many statements a whole lookup sends, commit included."""
+    """One kind's lookups timed part by part (milliseconds), each part on its own: `search`
+    the candidate statements and their ranking (`service.find`), `cards` the cards' statement
+    and checks (`service._cards`, which the card page shares), `fixed` what every lookup pays
+    whatever it finds: a transaction of its own holding only the lookup's audit entries, from
+    taking the connection to the commit. `statements` is how many statements a whole lookup
+    sends, commit included."""
 
     search: list[float] = field(default_factory=list)
     cards: list[float] = field(default_factory=list)
@@ -244,7 +245,7 @@ def time_parts(engine: Engine, factory: Any, guard: Actor, qs: list[str]) -> Par
             started = time.perf_counter()
             hits, kind = service.find(session=session, sites=sites, q=q)
             found = time.perf_counter()
-            cards = service.cards(session=session, actor=guard, hits=hits, limit=10)
+            cards = service._cards(session, guard, hits, 10)
             shown = time.perf_counter()
         parts.search.append((found - started) * 1000)
         parts.cards.append((shown - found) * 1000)

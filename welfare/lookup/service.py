@@ -105,7 +105,7 @@ def lookup(
     sites = visible_site_ids(actor, Permission.guard_ops)
     limit = max(1, min(limit, MAX_LIMIT))
     hits, kind = find(session=session, sites=sites, q=q, tag=tag, limit=limit)
-    shown = cards(session=session, actor=actor, hits=hits, limit=limit)
+    shown = _cards(session, actor, hits, limit)
     audit_lookup(session=session, actor=actor, by_tag=tag is not None, kind=kind, shown=shown)
     return shown
 
@@ -500,7 +500,7 @@ _CARD_QUERY = (
 )
 
 
-def cards(*, session: Session, actor: Actor, hits: list[_Hit], limit: int) -> list[LookupCard]:
+def _cards(session: Session, actor: Actor, hits: list[_Hit], limit: int) -> list[LookupCard]:
     """The best `limit` candidates' cards, checked against the registry and the consents."""
     ranked = _rank(hits, limit)
     if not ranked:
