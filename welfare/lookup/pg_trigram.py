@@ -32,8 +32,8 @@ SELECTIVE = 4  # a word group this many times commoner than the rarest is not an
 # Groups this common (entries carrying one of their words, every group) are looked for first in
 # the table's first WINDOW_PAGES pages by plain LIKE, at 0.2 us an entry: the GIN index's
 # bitmap costs as much as its posting lists are long (2 ms for two words of 10,000 entries of
-# 100,000, however few carry both). Measured at 100,000 entries (about 67 a page): two or
-# three common words are found in 0.6-1.4 ms instead of 1.6-2.2; words that are common apart
+# 100,000, however few carry both). Measured at 100,000 entries (about 67 a page), a round
+# trip included: the bench's descriptions in 0.5-1.4 ms instead of 0.8-2.2; words common apart
 # but rare together pay the window on top of the index, 2.3 ms instead of 1.1.
 # Descriptions only: their words come in phrases ("grey coat"), so common words are common
 # together. Name words combine freely, two common ones are rarely common together, and the
