@@ -121,7 +121,8 @@ def find(
     tag: str | None = None,
     limit: int = 10,
 ) -> tuple[list[_Hit], str]:
-    """The candidates (from the search tables only) and the kind of query they answer."""
+    """The candidates (from the search tables only) and the kind of query they answer; `limit`
+    is the number of cards to come (1 to MAX_LIMIT), which decides the tiers that have room."""
     if (q is None) == (tag is None):
         raise InvalidInput("q", "give either q (flat, name or description) or tag, not both")
     if tag is not None:
