@@ -54,11 +54,10 @@ from welfare.process import freeze_startup_objects
 from welfare.reports.visits import visit_completion
 from welfare.residents.models import Resident
 from welfare.seed import seed_residents
-from welfare.visits.calendar_view import calendar_entries
+from welfare.visits.calendar_view import CALENDAR_LIMIT, calendar_entries
 from welfare.visits.models import Visit, VisitSchedule
 from welfare.visits.scheduler import HORIZON, JOBS, generate_ahead
 
-CALENDAR_LIMIT = 1000  # the entries the manager's week and month calendars ask for at most
 FAR_MONTH = (dt.timedelta(days=60), dt.timedelta(days=90))  # wholly past the rolling window
 
 RULES = (
@@ -199,7 +198,7 @@ def measure(url: str, count: int, days: int, samples: int = 50) -> Figures:
             entries = calendar_entries(
                 session=session,
                 actor=manager,
-                limit=CALENDAR_LIMIT,
+                limit=CALENDAR_LIMIT,  # as the week and month pages ask
                 start_from=start,
                 start_to=end,
                 now=day_later,

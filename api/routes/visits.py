@@ -16,6 +16,7 @@ from welfare.times import Instant
 from welfare.visits import calendar, calendar_view, scheduler
 from welfare.visits import service as visits
 from welfare.visits.models import (
+    CalendarEntryPublic,
     ScheduleCreate,
     SchedulePublic,
     ScheduleUpdate,
@@ -135,6 +136,61 @@ def list_visits(
         total=total,
         limit=page.limit,
         offset=page.offset,
+    )
+
+
+class CalendarResponse(BaseModel):
+    items: list[CalendarEntryPublic]
+    more: bool  # the range holds more than `limit` entries: these are its first
+
+
+@router.get("/api/v1/visits/calendar", response_model=CalendarResponse)
+def visit_calendar(
+    session: SessionDep,
+    actor: ActorDep,
+    start_from: Instant,
+    start_to: Instant,
+    site_id: uuid.UUID | None = None,
+    assignee_user_id: uuid.UUID | None = None,
+    unassigned: bool = False,
+    status_: Annotated[list[VisitStatus] | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=calendar_view.CALENDAR_LIMIT)] = (
+        calendar_view.CALENDAR_LIMIT
+    ),
+) -> CalendarResponse:
+    """What the week and month calendars show: the visits whose window starts in the range and,
+    past the scheduler's two weeks of visits, the occurrences each schedule will bring
+    (`planned`), the first `limit` in time order; `unassigned`: only the site staff's."""
+    shown = calendar_view.calendar_entries(
+        session=session,
+        actor=actor,
+        limit=limit,
+        start_from=start_from,
+        start_to=start_to,
+        now=utcnow(),
+        site_id=site_id,
+        assignee_user_id=assignee_user_id,
+        unassigned=unassigned,
+        statuses=status_,
+    )
+    return CalendarResponse(
+        items=[
+            CalendarEntryPublic(
+                planned=e.id is None,
+                visit_id=e.id,
+                schedule_id=e.schedule_id,
+                site_id=e.site_id,
+                resident_id=e.resident_id,
+                kind=e.kind,
+                assignee_user_id=e.assignee_user_id,
+                window_start=e.window_start,
+                window_end=e.window_end,
+                status=e.status,
+                outcome=e.outcome,
+            )
+            for e in shown.entries
+        ],
+        more=shown.more,
     )
 
 

@@ -911,6 +911,15 @@ CASES += [
         params=_schedule_params,
     ),
     Case("GET", "/api/v1/visits", (401, 403, 200, 200, 200, 200)),
+    Case(
+        "GET",
+        "/api/v1/visits/calendar",
+        (401, 403, 200, 200, 200, 200),
+        query=lambda w: {
+            "start_from": "2026-11-02T00:00:00Z",
+            "start_to": "2026-12-07T00:00:00Z",
+        },
+    ),
     Case("GET", "/api/v1/visits/{visit_id}", (401, 403, 200, 200, 200, 404), params=_visit_params),
     Case(
         "POST",

@@ -469,6 +469,56 @@ def test_the_feed_carries_on_past_the_window_with_the_schedules_planned_visits(
     assert all(e.decoded("dtstart") < utcnow() + dt.timedelta(days=60) for e in planned)
 
 
+def test_the_calendar_lists_visits_then_the_schedules_planned_occurrences(
+    client: TestClient,
+    db: Session,
+    site: Site,
+    headers_for: Callable[..., dict[str, str]],
+    consenting: Callable[..., Resident],
+) -> None:
+    manager = headers_for("manager")
+    resident = consenting()
+    today = dt.date.today().isoformat()
+    schedule = client.post(
+        "/api/v1/visit-schedules",
+        headers=manager,
+        json={**BODY, "start_date": today, "resident_id": str(resident.id)},
+    ).json()["id"]
+    now = utcnow()
+    span = {"start_from": now.isoformat(), "start_to": (now + dt.timedelta(days=60)).isoformat()}
+    answer = client.get("/api/v1/visits/calendar", params=span, headers=manager)
+    assert answer.status_code == 200, answer.text
+    items, more = answer.json()["items"], answer.json()["more"]
+    db.rollback()
+    rows = db.exec(select(Visit).where(Visit.schedule_id == uuid.UUID(schedule))).all()
+    visits = [i for i in items if not i["planned"]]
+    planned = [i for i in items if i["planned"]]
+    assert {i["visit_id"] for i in visits} == {str(r.id) for r in rows} and not more
+    assert all(i["status"] == "scheduled" for i in visits)
+    assert planned and all(i["visit_id"] is None and i["status"] is None for i in planned)
+    assert all(i["schedule_id"] == schedule for i in items)
+    starts = [i["window_start"] for i in items]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)
+    assert max(i["window_start"] for i in visits) < min(i["window_start"] for i in planned)
+
+    first = client.get("/api/v1/visits/calendar", params={**span, "limit": 2}, headers=manager)
+    assert [i["window_start"] for i in first.json()["items"]] == starts[:2]
+    assert first.json()["more"] is True
+    completed = client.get(
+        "/api/v1/visits/calendar", params={**span, "status": "completed"}, headers=manager
+    )
+    assert completed.json() == {"items": [], "more": False}
+    # Bad ranges are refused, saying why.
+    for bad in (
+        {"start_from": span["start_to"], "start_to": span["start_from"]},
+        {**span, "start_to": (now + dt.timedelta(days=500)).isoformat()},
+        {"start_from": span["start_from"]},
+        {**span, "limit": 1001},
+    ):
+        refused = client.get("/api/v1/visits/calendar", params=bad, headers=manager)
+        assert refused.status_code == 422, bad
+
+
 def test_ending_a_schedule_keeps_recorded_visits(
     client: TestClient,
     db: Session,

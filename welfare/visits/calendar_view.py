@@ -28,6 +28,9 @@ from welfare.visits.models import CalendarToken, Visit, VisitKind, VisitSchedule
 from welfare.visits.recurrence import occurrences
 from welfare.visits.service import visit_filters
 
+CALENDAR_LIMIT = 1000  # entries a calendar shows at most
+LONGEST_RANGE = dt.timedelta(days=400)  # a year's view and its edges
+
 
 @dataclass(frozen=True)
 class PlannedVisit:
@@ -69,6 +72,8 @@ def calendar_entries(
 ) -> CalendarEntries:
     if start_to <= start_from:
         raise InvalidInput("start_to", "the range ends before it starts")
+    if start_to - start_from > LONGEST_RANGE:
+        raise InvalidInput("start_to", f"a calendar covers at most {LONGEST_RANGE.days} days")
     filters: dict[str, Any] = {
         "site_id": site_id,
         "assignee_user_id": assignee_user_id,

@@ -187,6 +187,23 @@ class VisitPublic(SQLModel):
     incident_id: uuid.UUID | None
 
 
+class CalendarEntryPublic(SQLModel):
+    """A calendar's entry: a visit (`visit_id` set), or past the scheduler's window an
+    occurrence its schedule will bring (`planned`, nothing to record yet)."""
+
+    planned: bool
+    visit_id: uuid.UUID | None
+    schedule_id: uuid.UUID
+    site_id: uuid.UUID
+    resident_id: uuid.UUID
+    kind: VisitKind
+    assignee_user_id: uuid.UUID | None
+    window_start: dt.datetime
+    window_end: dt.datetime
+    status: VisitStatus | None
+    outcome: VisitOutcome | None
+
+
 class VisitRecord(SQLModel):
     outcome: VisitOutcome
     notes: str | None = Field(default=None, max_length=4000)

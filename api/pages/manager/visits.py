@@ -47,7 +47,7 @@ from welfare.visits.scheduler import HORIZON
 
 router = APIRouter(route_class=PageRoute, prefix="/manage", include_in_schema=False)
 
-CALENDAR_LIMIT = 1000
+CALENDAR_LIMIT = calendar_view.CALENDAR_LIMIT
 
 
 @router.get("")
