@@ -1,10 +1,10 @@
 """Found report -> the family's phones: `python bench/response.py [--postgres-url URL]`.
 
-Starts the real server (uvicorn, the app factory) and worker (in-process on SQLite, a separate
-`welfare worker` process on PostgreSQL, woken across processes by NOTIFY) against a local
-Twilio-compatible fake (tests/notifications/fake_twilio.py over HTTP) that answers after
-`--latency` seconds (default 0.15) and records when each request reached it: the hand-over.
-The real Twilio SDK path runs in between.
+Starts the real server (as `welfare serve` does: the app factory, then uvicorn) and worker
+(in-process on SQLite, a separate `welfare worker` process on PostgreSQL, woken across
+processes by NOTIFY) against a local Twilio-compatible fake (tests/notifications/fake_twilio.py
+over HTTP) that answers after `--latency` seconds (default 0.15) and records when each request
+reached it: the hand-over. The real Twilio SDK path runs in between.
 
 For each N in `--incidents` (default 1,20,100), N guards report N different residents found at
 the same moment (repeated in rounds until at least `--samples` reports were made), and the bench
@@ -243,6 +243,17 @@ def wait_ready(base: str, path: str = "/healthz", timeout: float = 60) -> None:
     raise RuntimeError(f"{base} did not come up")
 
 
+SERVE = """
+import uvicorn
+from api.app import create_app
+from welfare.process import freeze_startup_objects
+
+app = create_app()
+freeze_startup_objects()
+uvicorn.run(app, host="127.0.0.1", port={port}, log_level="warning", timeout_keep_alive=300)
+"""
+
+
 @contextmanager
 def server(url: str, fake: TimedTwilio, port: int) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
@@ -260,10 +271,10 @@ def server(url: str, fake: TimedTwilio, port: int) -> Iterator[str]:
         "WELFARE_OUTBOX_MAX_PER_SECOND": str(SENDER_RATE),
         "PYTHONPATH": str(ROOT),
     }
-    uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app"]
-    flags = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    flags += ["--timeout-keep-alive", "300"]  # clients sit idle between rounds
-    procs = [subprocess.Popen([*uvicorn, *flags], env=env, cwd=ROOT)]
+    # As `welfare serve` starts (the app, its startup objects frozen, uvicorn), with a long
+    # keep-alive: the clients sit idle between rounds.
+    serve = SERVE.format(port=port)
+    procs = [subprocess.Popen([sys.executable, "-c", serve], env=env, cwd=ROOT)]
     if not url.startswith("sqlite"):
         worker = [sys.executable, "-c", "from welfare.cli import main; main()", "worker"]
         procs.append(subprocess.Popen(worker, env=env, cwd=ROOT, stderr=subprocess.DEVNULL))
